@@ -1,0 +1,141 @@
+/*
+ * engine.h: the tun2sock engine. It terminates the TCP, UDP and ICMP traffic that enters the
+ * device in its own stack and carries every flow to the proxy through the upstream connector.
+ *
+ * Sans-I/O: the engine makes no system call and reads no clock. Every entry point takes `now`.
+ * Packets toward the clients go out through the device's send op; bytes toward the proxy
+ * through the upstream connector's ops. "When must I be called next?" is
+ * t2s_engine_get_expiry(); the caller then calls t2s_engine_handle_expiry().
+ * No global state: several engines may live in one process.
+ */
+#ifndef T2S_ENGINE_H
+#define T2S_ENGINE_H
+
+#include "common.h"
+#include "drop.h"
+#include "iface.h"
+
+typedef struct t2s_engine t2s_engine;
+
+typedef enum t2s_proxy_kind {
+  T2S_PROXY_NONE = 0, /* streams go to the original destination itself (simulator, tests) */
+  T2S_PROXY_SOCKS5 = 1,
+} t2s_proxy_kind;
+
+typedef struct t2s_engine_config {
+  uint64_t seed; /* seeds ISNs and hash keys; same seed, same run */
+  uint32_t mtu;  /* device MTU; 0 = ask the device */
+  t2s_proxy_kind proxy_kind;
+  t2s_addr proxy;       /* the SOCKS5 server */
+  const char *username; /* RFC 1929; NULL = no authentication offered */
+  const char *password;
+  t2s_egress egress; /* where upstream sockets leave from (set by the runner / policy) */
+
+  /* TCP */
+  t2s_tstamp tcp_connect_timeout; /* SYN held at most this long for the upstream (def. 10 s) */
+  uint32_t tcp_sndbuf;            /* bytes buffered toward a client (def. 256 KiB) */
+  uint32_t tcp_rcvbuf;            /* bytes buffered from a client (def. 256 KiB) */
+  uint32_t max_tcp_flows;         /* def. 16384 */
+  uint32_t max_pending_syn;       /* def. 1024 */
+  t2s_tstamp tcp_time_wait;       /* def. 2 s (short, bounded) */
+  uint32_t tcp_max_retries;       /* retransmissions before giving up (def. 12) */
+  t2s_tstamp tcp_keepalive_idle;  /* 0 = off */
+
+  /* UDP */
+  t2s_tstamp udp_timeout;    /* def. 60 s */
+  t2s_tstamp dns_timeout;    /* def. 10 s */
+  uint32_t max_udp_sessions; /* def. 4096 */
+
+  /* ICMP */
+  bool icmp_echo_reply;        /* answer echo requests locally (def. true) */
+  bool icmp_unreach_on_refuse; /* REP 3/4 => ICMP unreachable instead of RST */
+} t2s_engine_config;
+
+/* Fills *cfg with the defaults documented above. */
+void t2s_engine_config_default(t2s_engine_config *cfg);
+
+/* What the engine tells its host about (the simulator's event log, the binary's log). */
+typedef enum t2s_engine_event_type {
+  T2S_EV_DROP = 1,        /* a packet dropped: reason */
+  T2S_EV_ICMP_ECHO,       /* an echo request answered */
+  T2S_EV_TCP_SYN,         /* a new connection attempt (SYN held) */
+  T2S_EV_TCP_ESTABLISHED, /* handshake completed with the client */
+  T2S_EV_TCP_REFUSED,     /* upstream failed: err; RST/ICMP sent */
+  T2S_EV_TCP_CLOSED,      /* connection finished cleanly */
+  T2S_EV_TCP_RESET,       /* connection reset (by whom: err) */
+  T2S_EV_UDP_OPEN,
+  T2S_EV_UDP_CLOSED,
+} t2s_engine_event_type;
+
+typedef struct t2s_engine_event {
+  t2s_engine_event_type type;
+  t2s_tstamp now;
+  uint64_t flow_id;
+  t2s_addr src; /* client side */
+  t2s_addr dst; /* original destination */
+  int reason;   /* drop reason (T2S_DROP_*) or error (T2S_ERR_*) */
+  uint64_t bytes_up, bytes_down;
+} t2s_engine_event;
+
+typedef struct t2s_engine_hooks {
+  void (*on_event)(void *arg, const t2s_engine_event *ev); /* may be NULL */
+  void *arg;
+} t2s_engine_hooks;
+
+typedef struct t2s_engine_stats {
+  uint64_t packets_in, packets_out;
+  uint64_t bytes_up;   /* payload bytes handed to the upstream */
+  uint64_t bytes_down; /* payload bytes sent to clients (first transmissions) */
+  uint64_t drops[T2S_DROP_MAX];
+  uint64_t tcp_flows_active;
+  uint64_t tcp_pending_syn;
+  uint64_t tcp_flows_total;
+  uint64_t tcp_resets_sent;
+  uint64_t tcp_retransmits;
+  uint64_t udp_sessions_active;
+  uint64_t icmp_echo_replies;
+  uint64_t upstream_errors;
+  uint64_t flows_reset; /* by the network-change policy */
+} t2s_engine_stats;
+
+/* Creates an engine. dev and up are borrowed for the engine's life; hooks may be NULL.
+ * Returns 0, T2S_ERR_INVALID_ARGUMENT or T2S_ERR_NOMEM. */
+int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s_device *dev,
+                   const t2s_upstream *up, const t2s_engine_hooks *hooks);
+/* Frees the engine and everything it holds, closing upstreams through the connector. */
+void t2s_engine_del(t2s_engine *engine);
+
+/* Feeds one IP packet from the device. Never fails on bad input (drops are counted); returns
+ * 0, or a fatal error. */
+int t2s_engine_input(t2s_engine *engine, const uint8_t *pkt, size_t len, t2s_tstamp now);
+
+/* The earliest time at which t2s_engine_handle_expiry() must be called (T2S_TSTAMP_MAX: none). */
+t2s_tstamp t2s_engine_get_expiry(const t2s_engine *engine);
+/* Runs every timer due at or before now. Returns 0 or a fatal error. */
+int t2s_engine_handle_expiry(t2s_engine *engine, t2s_tstamp now);
+
+/* ---- completions from the upstream connector (see iface.h) ---- */
+
+/* The connect for stream id finished: err 0 = connected, otherwise why it failed. */
+void t2s_engine_stream_opened(t2s_engine *engine, uint64_t id, int err, t2s_tstamp now);
+/* How many bytes the engine can take now for stream id (the connector reads at most this). */
+size_t t2s_engine_stream_recv_space(const t2s_engine *engine, uint64_t id);
+/* Bytes arrived on stream id. Returns how many were taken (all, when len <= recv_space). */
+size_t t2s_engine_stream_recv(t2s_engine *engine, uint64_t id, const uint8_t *data, size_t len,
+                              t2s_tstamp now);
+/* The peer closed its side (EOF). */
+void t2s_engine_stream_eof(t2s_engine *engine, uint64_t id, t2s_tstamp now);
+/* The socket can take more bytes after a short write. */
+void t2s_engine_stream_writable(t2s_engine *engine, uint64_t id, t2s_tstamp now);
+/* The stream failed (reset, timeout, ...): err says why. The connector forgets id. */
+void t2s_engine_stream_error(t2s_engine *engine, uint64_t id, int err, t2s_tstamp now);
+/* A datagram arrived on datagram socket id (from the relay). */
+void t2s_engine_dgram_recv(t2s_engine *engine, uint64_t id, const uint8_t *data, size_t len,
+                           t2s_tstamp now);
+/* The datagram socket failed. */
+void t2s_engine_dgram_error(t2s_engine *engine, uint64_t id, int err, t2s_tstamp now);
+
+/* Copies the counters. */
+void t2s_engine_get_stats(const t2s_engine *engine, t2s_engine_stats *stats);
+
+#endif

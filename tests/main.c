@@ -1,0 +1,34 @@
+/* main.c: the CUnit runner. Each test file exposes one t2s_test_register_<area>() that adds
+ * its suite; the list below is the whole unit-test inventory. */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+
+#include "test_util.h"
+
+typedef int (*register_fn)(void);
+
+static const struct {
+  const char *name;
+  register_fn fn;
+} suites[] = {
+    {"common", t2s_test_register_common},
+};
+
+int main(int argc, char **argv) {
+  (void)argv;
+  if (CU_initialize_registry() != CUE_SUCCESS) {
+    return 2;
+  }
+  for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+    if (suites[i].fn() != 0) {
+      fprintf(stderr, "cannot register suite %s\n", suites[i].name);
+      CU_cleanup_registry();
+      return 2;
+    }
+  }
+  CU_basic_set_mode(argc > 1 ? CU_BRM_VERBOSE : CU_BRM_NORMAL);
+  CU_basic_run_tests();
+  unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
+  CU_cleanup_registry();
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,10 @@
+/* test_util.h: the suite registration functions, one per test file, and shared helpers. */
+#ifndef T2S_TEST_UTIL_H
+#define T2S_TEST_UTIL_H
+
+#include <CUnit/CUnit.h>
+
+/* Each returns 0 on success. Add yours here and in the list in main.c. */
+int t2s_test_register_common(void);
+
+#endif
