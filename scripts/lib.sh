@@ -30,12 +30,13 @@ t2s_install_deps() {
   "$T2S_ROOT/scripts/install-deps"
 }
 
-# Configures and builds one build tree: t2s_build DIR [extra cmake arguments].
+# Configures and builds one build tree: t2s_build DIR [extra cmake arguments] (DIR relative
+# to the current directory, or absolute).
 t2s_build() {
   local dir=$1
   shift
-  cmake -S "$T2S_ROOT" -B "$T2S_ROOT/$dir" "$@" &&
-    cmake --build "$T2S_ROOT/$dir" -j "$(nproc)"
+  cmake -S "$T2S_ROOT" -B "$dir" "$@" &&
+    cmake --build "$dir" -j "$(nproc)"
 }
 
 # Step recorder: every step prints a banner, runs, and is remembered with its result and time.
