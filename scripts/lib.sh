@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/test, scripts/demo and friends. Source it; do not run it.
 #   . "$(dirname "$0")/lib.sh"
 # Sets T2S_ROOT (the repository root) and offers: t2s_log, t2s_die, t2s_need_root,
