@@ -12,6 +12,8 @@ static const struct {
   register_fn fn;
 } suites[] = {
     {"common", t2s_test_register_common},
+    {"packet", t2s_test_register_packet},
+    {"corpus", t2s_test_register_corpus},
 };
 
 int main(int argc, char **argv) {

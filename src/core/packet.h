@@ -120,7 +120,10 @@ t2s_ssize t2s_tcp_opts_write(const t2s_tcp_opts *opts, uint8_t *buf, size_t bufl
 
 /* ---- checksums (RFC 1071, incremental per RFC 1624) ---- */
 
-/* Adds len bytes at data to the 32-bit one's-complement accumulator sum (not folded). */
+/* Adds len bytes at data to the 32-bit one's-complement accumulator sum (not folded; the
+ * result is <= 0xffff, so any number of calls can be chained). An odd length is padded with a
+ * zero byte, so when a checksummed area is summed in several chunks, every chunk but the last
+ * must have an even length (each chunk must start at an even offset of the area). */
 uint32_t t2s_csum_add(uint32_t sum, const void *data, size_t len);
 /* Folds and complements an accumulator into the 16-bit checksum value (network order value as
  * a host integer: store it with t2s_put16). */
