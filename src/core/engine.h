@@ -29,7 +29,8 @@ typedef struct t2s_engine_config {
   t2s_addr proxy;       /* the SOCKS5 server */
   const char *username; /* RFC 1929; NULL = no authentication offered */
   const char *password;
-  t2s_egress egress; /* where upstream sockets leave from (set by the runner / policy) */
+  t2s_egress egress;     /* where upstream sockets leave from (set by the runner / policy) */
+  bool socks5_pipelined; /* greeting, auth and CONNECT in one write (def. false) */
 
   /* TCP */
   t2s_tstamp tcp_connect_timeout; /* SYN held at most this long for the upstream (def. 10 s) */

@@ -116,7 +116,7 @@ size_t t2s_tcp_send_space(const t2s_tcp_conn *c);
 /* Bytes queued but not yet acknowledged by the peer. */
 size_t t2s_tcp_send_queued(const t2s_tcp_conn *c);
 
-/* Points *p1/*len1 and *p2/*len2 at the readable in-order bytes (two pieces when the ring
+/* Points p1/len1 and p2/len2 at the readable in-order bytes (two pieces when the ring
  * wraps). Returns the total. Nothing is consumed. */
 size_t t2s_tcp_recv_peek(const t2s_tcp_conn *c, const uint8_t **p1, size_t *len1,
                          const uint8_t **p2, size_t *len2);

@@ -1,0 +1,437 @@
+/*
+ * engine_tcp.c: TCP sessions. A SYN from a client becomes a held connection; the engine opens
+ * an upstream stream (to the proxy, then SOCKS5 CONNECT to the original destination, or to the
+ * destination itself when no proxy is configured) and only then completes the handshake, or
+ * refuses it with a RST. Then bytes are spliced both ways with backpressure and half-close.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "socks5.h"
+
+typedef enum session_phase {
+  PHASE_CONNECTING = 0, /* upstream connect in progress, SYN held */
+  PHASE_HANDSHAKE,      /* SOCKS5 negotiation in progress, SYN held */
+  PHASE_SPLICE,         /* bytes flow both ways */
+  PHASE_DONE,           /* TCP side finished; waiting to be freed */
+} session_phase;
+
+typedef struct t2s_session {
+  uint64_t id;
+  t2s_engine *engine;
+  t2s_tcp_conn *conn; /* NULL once the TCP side is closed */
+  session_phase phase;
+  t2s_addr client;         /* the client's address (remote of the TCP connection) */
+  t2s_addr dst;            /* the original destination (local of the TCP connection) */
+  bool up_open;            /* the upstream stream exists (must be closed) */
+  bool up_paused;          /* we asked the connector to pause reading */
+  bool up_blocked;         /* a short write: waiting for stream_writable */
+  bool up_shut;            /* we half-closed the upstream */
+  bool up_eof;             /* the upstream sent EOF */
+  bool client_fin;         /* the client's FIN arrived */
+  t2s_socks5_client socks; /* the SOCKS5 handshake (PHASE_HANDSHAKE) */
+  uint64_t bytes_up, bytes_down;
+  struct t2s_session *next_dead;
+} t2s_session;
+
+static t2s_session *session_get(const t2s_engine *e, uint64_t id) {
+  return t2s_idmap_get(&e->sessions, id);
+}
+
+/* Ends the upstream side of a session (once). */
+static void session_close_upstream(t2s_session *s, bool abort) {
+  if (!s->up_open) {
+    return;
+  }
+  s->up_open = false;
+  s->engine->up.ops->stream_close(s->engine->up.self, s->id, abort);
+}
+
+/* Schedules a session to be freed at the next safe point. */
+static void session_kill(t2s_session *s) {
+  if (s->phase == PHASE_DONE) {
+    return;
+  }
+  s->phase = PHASE_DONE;
+  t2s_idmap_del(&s->engine->sessions, s->id);
+  s->next_dead = s->engine->dead;
+  s->engine->dead = s;
+}
+
+void t2s_engine_reap(t2s_engine *e) {
+  while (e->dead) {
+    t2s_session *s = e->dead;
+    e->dead = s->next_dead;
+    free(s);
+  }
+}
+
+/* Writes what the client sent to the upstream, as far as the upstream takes it, and passes a
+ * client FIN on once every byte is out. */
+static void pump_up(t2s_session *s, t2s_tstamp now) {
+  t2s_engine *e = s->engine;
+  if (s->conn == NULL || s->phase != PHASE_SPLICE || !s->up_open) {
+    return;
+  }
+  while (!s->up_blocked) {
+    const uint8_t *p1, *p2;
+    size_t l1, l2;
+    size_t total = t2s_tcp_recv_peek(s->conn, &p1, &l1, &p2, &l2);
+    if (total == 0) {
+      break;
+    }
+    t2s_ssize n = e->up.ops->stream_write(e->up.self, s->id, p1, l1);
+    if (n < 0) {
+      e->stats.upstream_errors++;
+      t2s_tcp_abort(s->conn, now);
+      return;
+    }
+    if ((size_t)n > 0) {
+      s->bytes_up += (uint64_t)n;
+      e->stats.bytes_up += (uint64_t)n;
+      t2s_tcp_consume(s->conn, (size_t)n, now);
+      if (s->conn == NULL) {
+        return;
+      }
+    }
+    if ((size_t)n < l1) {
+      s->up_blocked = true;
+    }
+  }
+  if (s->client_fin && !s->up_shut && !s->up_blocked) {
+    const uint8_t *p1, *p2;
+    size_t l1, l2;
+    if (t2s_tcp_recv_peek(s->conn, &p1, &l1, &p2, &l2) == 0) {
+      s->up_shut = true;
+      e->up.ops->stream_shutdown_write(e->up.self, s->id);
+    }
+  }
+}
+
+/* Resumes upstream reads when the client side has room again. */
+static void maybe_resume_down(t2s_session *s) {
+  if (s->up_paused && s->up_open && s->conn && t2s_tcp_send_space(s->conn) > 0) {
+    s->up_paused = false;
+    s->engine->up.ops->stream_pause_read(s->engine->up.self, s->id, false);
+  }
+}
+
+/* The upstream is ready for data: complete the client's handshake. */
+static void session_go_splice(t2s_session *s, t2s_tstamp now) {
+  s->phase = PHASE_SPLICE;
+  if (t2s_tcp_accept(s->conn, now) != 0) {
+    t2s_tcp_abort(s->conn, now);
+  }
+}
+
+/* ---- TCP stack callbacks ---- */
+
+static int on_syn(void *arg, t2s_tcp_conn *c) {
+  t2s_engine *e = arg;
+  t2s_session *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  s->id = e->next_id++;
+  s->engine = e;
+  s->conn = c;
+  s->client = *t2s_tcp_conn_remote(c);
+  s->dst = *t2s_tcp_conn_local(c);
+  if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
+    free(s);
+    return T2S_ERR_NOMEM;
+  }
+  t2s_tcp_conn_set_user(c, s);
+  e->stats.tcp_flows_total++;
+  t2s_engine_emit(e, T2S_EV_TCP_SYN, e->now, s->id, &s->client, &s->dst, 0);
+  const t2s_addr *target = e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? &e->cfg.proxy : &s->dst;
+  int rv = e->up.ops->stream_open(e->up.self, s->id, target, &e->cfg.egress);
+  if (rv != 0) {
+    e->stats.upstream_errors++;
+    t2s_idmap_del(&e->sessions, s->id);
+    t2s_tcp_conn_set_user(c, NULL);
+    free(s);
+    return rv;
+  }
+  s->up_open = true;
+  return 0;
+}
+
+static void on_established(void *arg, t2s_tcp_conn *c) {
+  t2s_engine *e = arg;
+  t2s_session *s = t2s_tcp_conn_get_user(c);
+  if (s) {
+    t2s_engine_emit(e, T2S_EV_TCP_ESTABLISHED, e->now, s->id, &s->client, &s->dst, 0);
+  }
+}
+
+static void on_recv(void *arg, t2s_tcp_conn *c) {
+  (void)arg;
+  t2s_session *s = t2s_tcp_conn_get_user(c);
+  if (s) {
+    pump_up(s, s->engine->now);
+  }
+}
+
+static void on_sendable(void *arg, t2s_tcp_conn *c) {
+  (void)arg;
+  t2s_session *s = t2s_tcp_conn_get_user(c);
+  if (s) {
+    maybe_resume_down(s);
+  }
+}
+
+static void on_fin(void *arg, t2s_tcp_conn *c) {
+  (void)arg;
+  t2s_session *s = t2s_tcp_conn_get_user(c);
+  if (s) {
+    s->client_fin = true;
+    pump_up(s, s->engine->now);
+  }
+}
+
+static void on_closed(void *arg, t2s_tcp_conn *c, int err) {
+  t2s_engine *e = arg;
+  t2s_session *s = t2s_tcp_conn_get_user(c);
+  if (s == NULL) {
+    return;
+  }
+  t2s_tcp_conn_set_user(c, NULL);
+  s->conn = NULL;
+  bool clean = err == 0;
+  t2s_engine_event_type type = clean ? T2S_EV_TCP_CLOSED : T2S_EV_TCP_RESET;
+  if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE) {
+    type = T2S_EV_TCP_REFUSED;
+  }
+  t2s_engine_emit(e, type, e->now, s->id, &s->client, &s->dst, err);
+  /* A clean close means both FINs were exchanged: the upstream got its shutdown and gave EOF;
+   * anything else resets the upstream too. */
+  session_close_upstream(s, !(clean && s->up_eof && s->up_shut));
+  session_kill(s);
+}
+
+void t2s_engine_tcp_callbacks(t2s_tcp_callbacks *cbs) {
+  memset(cbs, 0, sizeof(*cbs));
+  cbs->on_syn = on_syn;
+  cbs->on_established = on_established;
+  cbs->on_recv = on_recv;
+  cbs->on_sendable = on_sendable;
+  cbs->on_fin = on_fin;
+  cbs->on_closed = on_closed;
+}
+
+void t2s_engine_sessions_close_all(t2s_engine *e) {
+  for (size_t i = 0; i < e->sessions.cap; i++) {
+    uint64_t k = e->sessions.keys[i];
+    if (k == 0 || k == UINT64_MAX) {
+      continue;
+    }
+    t2s_session *s = e->sessions.vals[i];
+    session_close_upstream(s, true);
+    if (s->conn) {
+      t2s_tcp_conn_set_user(s->conn, NULL);
+      s->conn = NULL;
+    }
+    s->phase = PHASE_DONE;
+    s->next_dead = e->dead;
+    e->dead = s;
+  }
+  t2s_engine_reap(e);
+}
+
+/* ---- completions from the upstream connector ---- */
+
+/* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
+static void session_refuse(t2s_session *s, int err, t2s_tstamp now) {
+  t2s_engine *e = s->engine;
+  e->stats.upstream_errors++;
+  session_close_upstream(s, true);
+  if (s->conn) {
+    t2s_tcp_refuse(s->conn, now);
+  } else {
+    session_kill(s);
+  }
+  (void)err;
+}
+
+/* Writes pending SOCKS5 output to the upstream. Returns 0 or an error. */
+static int socks_flush(t2s_session *s) {
+  t2s_engine *e = s->engine;
+  const uint8_t *p;
+  size_t len;
+  for (;;) {
+    t2s_socks5_client_pending_output(&s->socks, &p, &len);
+    if (len == 0) {
+      break;
+    }
+    t2s_ssize n = e->up.ops->stream_write(e->up.self, s->id, p, len);
+    if (n < 0) {
+      return (int)n;
+    }
+    t2s_socks5_client_output_consumed(&s->socks, (size_t)n);
+    if ((size_t)n < len) {
+      s->up_blocked = true;
+      break;
+    }
+  }
+  return 0;
+}
+
+void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  e->now = now;
+  t2s_session *s = session_get(e, id);
+  if (s == NULL || s->phase != PHASE_CONNECTING) {
+    return;
+  }
+  if (err != 0) {
+    s->up_open = false; /* the connector forgot it */
+    session_refuse(s, err, now);
+    t2s_engine_reap(e);
+    return;
+  }
+  if (e->cfg.proxy_kind == T2S_PROXY_SOCKS5) {
+    s->phase = PHASE_HANDSHAKE;
+    int rv = t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_CONNECT, &s->dst,
+                                         e->cfg.username, e->cfg.password, e->cfg.socks5_pipelined);
+    if (rv == 0) {
+      rv = socks_flush(s);
+    }
+    if (rv != 0) {
+      session_refuse(s, rv, now);
+    }
+  } else {
+    session_go_splice(s, now);
+  }
+  t2s_engine_reap(e);
+}
+
+size_t t2s_engine_stream_recv_space(const t2s_engine *e, uint64_t id) {
+  t2s_session *s = session_get(e, id);
+  if (s == NULL || s->conn == NULL) {
+    return 0;
+  }
+  if (s->phase == PHASE_HANDSHAKE) {
+    return 512; /* a SOCKS5 reply is at most 262 bytes */
+  }
+  if (s->phase != PHASE_SPLICE) {
+    return 0;
+  }
+  return t2s_tcp_send_space(s->conn);
+}
+
+static size_t splice_down(t2s_session *s, const uint8_t *data, size_t len, t2s_tstamp now) {
+  t2s_engine *e = s->engine;
+  t2s_ssize n = t2s_tcp_send(s->conn, data, len, now);
+  if (n < 0) {
+    return 0;
+  }
+  s->bytes_down += (uint64_t)n;
+  e->stats.bytes_down += (uint64_t)n;
+  if (s->conn && t2s_tcp_send_space(s->conn) == 0 && !s->up_paused && s->up_open) {
+    s->up_paused = true;
+    e->up.ops->stream_pause_read(e->up.self, s->id, true);
+  }
+  return (size_t)n;
+}
+
+size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                              t2s_tstamp now) {
+  e->now = now;
+  t2s_session *s = session_get(e, id);
+  if (s == NULL || s->conn == NULL) {
+    return 0;
+  }
+  size_t taken = 0;
+  if (s->phase == PHASE_HANDSHAKE) {
+    size_t used = 0;
+    int rv = t2s_socks5_client_feed(&s->socks, data, len, &used);
+    taken = used;
+    if (rv < 0) {
+      session_refuse(s, rv, now);
+      t2s_engine_reap(e);
+      return len;
+    }
+    if (rv == T2S_SOCKS5_NEED_MORE) {
+      rv = socks_flush(s);
+      if (rv != 0) {
+        session_refuse(s, rv, now);
+      }
+      t2s_engine_reap(e);
+      return len;
+    }
+    /* DONE: the rest (if any) is data from the destination. */
+    session_go_splice(s, now);
+  }
+  if (s->phase == PHASE_SPLICE && s->conn && taken < len) {
+    taken += splice_down(s, data + taken, len - taken, now);
+  }
+  t2s_engine_reap(e);
+  return taken;
+}
+
+void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  e->now = now;
+  t2s_session *s = session_get(e, id);
+  if (s == NULL) {
+    return;
+  }
+  s->up_eof = true;
+  if (s->phase != PHASE_SPLICE) {
+    session_refuse(s, T2S_ERR_CLOSED, now);
+  } else if (s->conn) {
+    t2s_tcp_shutdown(s->conn, now);
+  }
+  t2s_engine_reap(e);
+}
+
+void t2s_engine_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  e->now = now;
+  t2s_session *s = session_get(e, id);
+  if (s == NULL) {
+    return;
+  }
+  s->up_blocked = false;
+  if (s->phase == PHASE_HANDSHAKE) {
+    if (socks_flush(s) != 0) {
+      session_refuse(s, T2S_ERR_CLOSED, now);
+    }
+  } else {
+    pump_up(s, now);
+  }
+  t2s_engine_reap(e);
+}
+
+void t2s_engine_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  e->now = now;
+  t2s_session *s = session_get(e, id);
+  if (s == NULL) {
+    return;
+  }
+  s->up_open = false; /* the connector forgot it */
+  e->stats.upstream_errors++;
+  if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE) {
+    session_refuse(s, err, now);
+  } else if (s->conn) {
+    t2s_tcp_abort(s->conn, now);
+  } else {
+    session_kill(s);
+  }
+  t2s_engine_reap(e);
+}
+
+void t2s_engine_dgram_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                           t2s_tstamp now) {
+  (void)e;
+  (void)id;
+  (void)data;
+  (void)len;
+  (void)now;
+}
+
+void t2s_engine_dgram_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  (void)e;
+  (void)id;
+  (void)err;
+  (void)now;
+}

@@ -1,0 +1,469 @@
+/*
+ * tcp.c: the TCP stack's table of connections, its public API and demultiplexing.
+ * Input processing is in tcp_in.c, output in tcp_out.c, deadlines in tcp_timer.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcp_internal.h"
+
+static const char *const state_names[] = {
+    "CLOSED",     "LISTEN",     "SYN-PENDING", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED",
+    "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT",  "CLOSING",  "LAST-ACK",     "TIME-WAIT",
+};
+
+const char *t2s_tcp_state_name(t2s_tcp_state s) {
+  if ((size_t)s >= T2S_ARRAY_LEN(state_names)) {
+    return "?";
+  }
+  return state_names[s];
+}
+
+void t2s_tcp_config_default(t2s_tcp_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->mtu = 1500;
+  cfg->sndbuf = 256 * 1024;
+  cfg->rcvbuf = 256 * 1024;
+  cfg->max_conns = 16384;
+  cfg->max_pending = 1024;
+  cfg->pending_timeout = 10 * T2S_SECONDS;
+  cfg->time_wait = 2 * T2S_SECONDS;
+  cfg->max_retries = 12;
+  cfg->keepalive_idle = 0;
+  cfg->wscale = true;
+  cfg->timestamps = true;
+  cfg->sack = true;
+}
+
+int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
+                      const t2s_tcp_callbacks *cbs, void *arg, t2s_rand *rand) {
+  if (pstack == NULL || cfg == NULL || cbs == NULL || cbs->output == NULL || rand == NULL) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  t2s_tcp_stack *st = calloc(1, sizeof(*st));
+  if (st == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  st->cfg = *cfg;
+  if (st->cfg.mtu < 576) {
+    st->cfg.mtu = 576;
+  }
+  if (st->cfg.mtu > 65535) {
+    st->cfg.mtu = 65535;
+  }
+  if (st->cfg.sndbuf < 4096) {
+    st->cfg.sndbuf = 4096;
+  }
+  if (st->cfg.rcvbuf < 4096) {
+    st->cfg.rcvbuf = 4096;
+  }
+  if (st->cfg.rcvbuf > (1u << 30)) {
+    st->cfg.rcvbuf = 1u << 30;
+  }
+  st->cbs = *cbs;
+  st->arg = arg;
+  st->rand = rand;
+  st->hash_seed = t2s_rand_u64(rand);
+  st->table_size = TCP_HASH_MIN;
+  while (st->table_size < st->cfg.max_conns && st->table_size < (1u << 20)) {
+    st->table_size <<= 1;
+  }
+  st->table = calloc(st->table_size, sizeof(*st->table));
+  if (st->table == NULL) {
+    free(st);
+    return T2S_ERR_NOMEM;
+  }
+  *pstack = st;
+  return 0;
+}
+
+static void conn_free(t2s_tcp_conn *c) {
+  free(c->sbuf.buf);
+  free(c->rbuf.buf);
+  free(c);
+}
+
+void t2s_tcp_stack_del(t2s_tcp_stack *st) {
+  if (st == NULL) {
+    return;
+  }
+  for (size_t i = 0; i < st->table_size; i++) {
+    t2s_tcp_conn *c = st->table[i];
+    while (c) {
+      t2s_tcp_conn *n = c->hnext;
+      conn_free(c);
+      c = n;
+    }
+  }
+  while (st->reap) {
+    t2s_tcp_conn *c = st->reap;
+    st->reap = c->rnext;
+    conn_free(c);
+  }
+  free(st->table);
+  free(st->heap);
+  free(st);
+}
+
+static size_t bucket_of(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
+  uint64_t h = t2s_addr_hash(local, st->hash_seed) ^ (t2s_addr_hash(remote, ~st->hash_seed) * 3);
+  return (size_t)(h & (st->table_size - 1));
+}
+
+t2s_tcp_conn *tcp_lookup(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
+  for (t2s_tcp_conn *c = st->table[bucket_of(st, local, remote)]; c; c = c->hnext) {
+    if (t2s_addr_eq(&c->local, local) && t2s_addr_eq(&c->remote, remote)) {
+      return c;
+    }
+  }
+  return NULL;
+}
+
+static uint8_t wscale_for(uint32_t buf) {
+  uint8_t s = 0;
+  while (s < 14 && (buf >> s) > 65535) {
+    s++;
+  }
+  return s;
+}
+
+t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
+  if (st->nconns >= st->cfg.max_conns) {
+    return NULL;
+  }
+  t2s_tcp_conn *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    return NULL;
+  }
+  /* The receive ring has a little slack: a window rounded up by scaling may exceed the free
+   * space by less than 1 << wscale bytes. */
+  c->rcv.wscale = wscale_for(st->cfg.rcvbuf);
+  c->sbuf.cap = st->cfg.sndbuf;
+  c->rbuf.cap = st->cfg.rcvbuf + (1u << c->rcv.wscale);
+  c->sbuf.buf = malloc(c->sbuf.cap);
+  c->rbuf.buf = malloc(c->rbuf.cap);
+  if (c->sbuf.buf == NULL || c->rbuf.buf == NULL) {
+    conn_free(c);
+    return NULL;
+  }
+  c->stack = st;
+  c->local = *local;
+  c->remote = *remote;
+  c->heap_idx = SIZE_MAX;
+  c->deadline = T2S_TSTAMP_MAX;
+  c->rto_at = c->persist_at = c->pending_at = c->timewait_at = c->keepalive_at = T2S_TSTAMP_MAX;
+  c->rto = TCP_RTO_INITIAL;
+  c->ts_offset = t2s_rand_u32(st->rand);
+  size_t b = bucket_of(st, local, remote);
+  c->hnext = st->table[b];
+  st->table[b] = c;
+  st->nconns++;
+  return c;
+}
+
+static void table_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
+  t2s_tcp_conn **pp = &st->table[bucket_of(st, &c->local, &c->remote)];
+  while (*pp) {
+    if (*pp == c) {
+      *pp = c->hnext;
+      st->nconns--;
+      return;
+    }
+    pp = &(*pp)->hnext;
+  }
+}
+
+void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
+  t2s_tcp_stack *st = c->stack;
+  if (c->dead) {
+    return;
+  }
+  if (send_rst && c->state != T2S_TCP_SYN_PENDING && c->state != T2S_TCP_CLOSED) {
+    tcp_send_ctl(c, c->snd.nxt, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+  }
+  if (c->state == T2S_TCP_SYN_PENDING) {
+    st->npending--;
+    if (send_rst) {
+      /* RST for a SYN we never answered: ack the SYN. */
+      tcp_send_ctl(c, 0, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+    }
+  }
+  c->state = T2S_TCP_CLOSED;
+  c->dead = true;
+  table_remove(st, c);
+  tcp_heap_remove(st, c);
+  c->rnext = st->reap;
+  st->reap = c;
+  if (!c->closed_notified) {
+    c->closed_notified = true;
+    if (st->cbs.on_closed) {
+      st->cbs.on_closed(st->arg, c, err);
+    }
+  }
+}
+
+void tcp_enter(t2s_tcp_stack *st) {
+  st->depth++;
+}
+
+void tcp_leave(t2s_tcp_stack *st) {
+  if (--st->depth > 0) {
+    return;
+  }
+  while (st->reap) {
+    t2s_tcp_conn *c = st->reap;
+    st->reap = c->rnext;
+    conn_free(c);
+  }
+}
+
+size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len) {
+  uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
+  size_t first = T2S_MIN(len, (size_t)(r->cap - pos));
+  memcpy(r->buf + pos, data, first);
+  if (len > first) {
+    memcpy(r->buf, data + first, len - first);
+  }
+  return len;
+}
+
+void tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
+                   const uint8_t **p2, size_t *l2) {
+  uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
+  size_t first = T2S_MIN(len, (size_t)(r->cap - pos));
+  *p1 = r->buf + pos;
+  *l1 = first;
+  *p2 = r->buf;
+  *l2 = len - first;
+}
+
+t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp now) {
+  st->now = now;
+  st->stats.segs_in++;
+  /* Our local endpoint is the packet's destination. */
+  t2s_tcp_conn *c = tcp_lookup(st, &pkt->dst, &pkt->src);
+  const t2s_tcp_hdr *th = &pkt->l4.tcp;
+  t2s_drop_reason r = T2S_DROP_NONE;
+  tcp_enter(st);
+  if (c != NULL) {
+    r = tcp_input_conn(c, pkt, now);
+  } else if ((th->flags & (T2S_TCP_SYN | T2S_TCP_ACK | T2S_TCP_RST)) == T2S_TCP_SYN) {
+    if (st->npending >= st->cfg.max_pending) {
+      tcp_send_reset_for(st, pkt);
+      r = T2S_DROP_TCP_SYN_LIMIT;
+    } else if ((c = tcp_conn_new(st, &pkt->dst, &pkt->src)) == NULL) {
+      tcp_send_reset_for(st, pkt);
+      r = T2S_DROP_TCP_FLOW_LIMIT;
+    } else {
+      c->state = T2S_TCP_SYN_PENDING;
+      st->npending++;
+      r = tcp_input_conn(c, pkt, now);
+      if (!c->dead) {
+        c->pending_at = now + st->cfg.pending_timeout;
+        tcp_timer_update(c);
+        int rv = st->cbs.on_syn ? st->cbs.on_syn(st->arg, c) : 0;
+        if (rv != 0) {
+          if (!c->dead) {
+            tcp_conn_finish(c, T2S_ERR_REFUSED, true);
+          }
+        } else if (st->cbs.on_syn == NULL && !c->dead) {
+          t2s_tcp_accept(c, now);
+        }
+      }
+    }
+  } else {
+    if (!(th->flags & T2S_TCP_RST)) {
+      tcp_send_reset_for(st, pkt);
+    }
+    r = T2S_DROP_TCP_NO_CONNECTION;
+  }
+  tcp_leave(st);
+  return r;
+}
+
+t2s_tstamp t2s_tcp_get_expiry(const t2s_tcp_stack *st) {
+  return st->heap_len ? st->heap[0]->deadline : T2S_TSTAMP_MAX;
+}
+
+int t2s_tcp_accept(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  if (c->state != T2S_TCP_SYN_PENDING || c->dead) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  st->now = now;
+  tcp_enter(st);
+  st->npending--;
+  c->pending_at = T2S_TSTAMP_MAX;
+  c->state = T2S_TCP_SYN_RECEIVED;
+  c->snd.iss = t2s_rand_u32(st->rand);
+  c->snd.una = c->snd.iss;
+  c->snd.nxt = c->snd.iss + 1;
+  c->snd.max = c->snd.nxt;
+  tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
+  c->retries = 0;
+  tcp_rto_arm(c, now);
+  tcp_leave(st);
+  return 0;
+}
+
+int t2s_tcp_refuse(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  if (c->dead) {
+    return T2S_ERR_CLOSED;
+  }
+  st->now = now;
+  tcp_enter(st);
+  tcp_conn_finish(c, T2S_ERR_REFUSED, true);
+  tcp_leave(st);
+  return 0;
+}
+
+int t2s_tcp_connect(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote,
+                    t2s_tstamp now, t2s_tcp_conn **pconn) {
+  if (local->family != remote->family || local->family == 0) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  if (tcp_lookup(st, local, remote)) {
+    return T2S_ERR_EXISTS;
+  }
+  st->now = now;
+  t2s_tcp_conn *c = tcp_conn_new(st, local, remote);
+  if (c == NULL) {
+    return T2S_ERR_LIMIT;
+  }
+  tcp_enter(st);
+  c->state = T2S_TCP_SYN_SENT;
+  c->snd.iss = t2s_rand_u32(st->rand);
+  c->snd.una = c->snd.iss;
+  c->snd.nxt = c->snd.iss + 1;
+  c->snd.max = c->snd.nxt;
+  c->last_activity = now;
+  tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
+  tcp_rto_arm(c, now);
+  *pconn = c;
+  tcp_leave(st);
+  return 0;
+}
+
+t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tstamp now) {
+  if (c->dead || c->fin_queued) {
+    return T2S_ERR_CLOSED;
+  }
+  t2s_tcp_stack *st = c->stack;
+  uint32_t space = tcp_sbuf_space(c);
+  size_t n = T2S_MIN(len, (size_t)space);
+  if (n < len) {
+    c->sbuf_was_full = true;
+  }
+  if (n == 0) {
+    return 0;
+  }
+  tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
+  c->sbuf_len += (uint32_t)n;
+  st->now = now;
+  if (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_CLOSE_WAIT) {
+    tcp_enter(st);
+    tcp_output(c, now);
+    tcp_leave(st);
+  }
+  return (t2s_ssize)n;
+}
+
+size_t t2s_tcp_send_space(const t2s_tcp_conn *c) {
+  if (c->dead || c->fin_queued) {
+    return 0;
+  }
+  return tcp_sbuf_space(c);
+}
+
+size_t t2s_tcp_send_queued(const t2s_tcp_conn *c) {
+  return c->sbuf_len;
+}
+
+size_t t2s_tcp_recv_peek(const t2s_tcp_conn *c, const uint8_t **p1, size_t *len1,
+                         const uint8_t **p2, size_t *len2) {
+  tcp_ring_read(&c->rbuf, 0, c->rbuf_ready, p1, len1, p2, len2);
+  return c->rbuf_ready;
+}
+
+void t2s_tcp_consume(t2s_tcp_conn *c, size_t n, t2s_tstamp now) {
+  if (n > c->rbuf_ready) {
+    n = c->rbuf_ready;
+  }
+  if (n == 0 || c->dead) {
+    return;
+  }
+  t2s_tcp_stack *st = c->stack;
+  c->rbuf.head = (uint32_t)(((uint64_t)c->rbuf.head + n) % c->rbuf.cap);
+  c->rbuf_ready -= (uint32_t)n;
+  /* Send a window update when the window grew enough to matter (receiver SWS avoidance,
+   * RFC 9293 3.8.6.2.2): by a full segment or a quarter of the buffer since the last one. */
+  uint32_t wnd = tcp_rcv_window(c);
+  uint32_t old = c->rcv.adv - c->rcv.nxt;
+  uint32_t thresh = T2S_MIN((uint32_t)c->mss, st->cfg.rcvbuf / 4);
+  if (c->state >= T2S_TCP_ESTABLISHED && !c->fin_rcvd &&
+      (wnd >= old + thresh || (old < c->mss && wnd >= c->mss))) {
+    c->need_ack = true;
+    st->now = now;
+    tcp_enter(st);
+    tcp_output(c, now);
+    tcp_leave(st);
+  }
+}
+
+int t2s_tcp_shutdown(t2s_tcp_conn *c, t2s_tstamp now) {
+  if (c->dead) {
+    return T2S_ERR_CLOSED;
+  }
+  if (c->fin_queued) {
+    return 0;
+  }
+  t2s_tcp_stack *st = c->stack;
+  st->now = now;
+  c->fin_queued = true;
+  tcp_enter(st);
+  if (c->state == T2S_TCP_SYN_PENDING || c->state == T2S_TCP_SYN_SENT) {
+    tcp_conn_finish(c, T2S_ERR_CLOSED, true);
+  } else if (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_CLOSE_WAIT) {
+    tcp_output(c, now);
+  }
+  tcp_leave(st);
+  return 0;
+}
+
+void t2s_tcp_abort(t2s_tcp_conn *c, t2s_tstamp now) {
+  if (c->dead) {
+    return;
+  }
+  t2s_tcp_stack *st = c->stack;
+  st->now = now;
+  tcp_enter(st);
+  tcp_conn_finish(c, T2S_ERR_CLOSED, true);
+  tcp_leave(st);
+}
+
+t2s_tcp_state t2s_tcp_conn_state(const t2s_tcp_conn *c) {
+  return c->state;
+}
+
+const t2s_addr *t2s_tcp_conn_local(const t2s_tcp_conn *c) {
+  return &c->local;
+}
+
+const t2s_addr *t2s_tcp_conn_remote(const t2s_tcp_conn *c) {
+  return &c->remote;
+}
+
+void t2s_tcp_conn_set_user(t2s_tcp_conn *c, void *user) {
+  c->user = user;
+}
+
+void *t2s_tcp_conn_get_user(const t2s_tcp_conn *c) {
+  return c->user;
+}
+
+void t2s_tcp_get_stats(const t2s_tcp_stack *st, t2s_tcp_stats *out) {
+  *out = st->stats;
+  out->conns_active = st->nconns - st->npending;
+  out->conns_pending = st->npending;
+}

@@ -1,0 +1,588 @@
+/*
+ * tcp_in.c: TCP input for one connection (RFC 9293 3.10.7), with PAWS (RFC 7323), SACK
+ * (RFC 2018), challenge ACKs (RFC 5961) and NewReno fast retransmit/recovery (RFC 5681/6582).
+ */
+#include <string.h>
+
+#include "tcp_internal.h"
+
+bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now);
+
+/* Negotiates options from the peer's SYN (passive) or SYN-ACK (active). */
+static void negotiate(t2s_tcp_conn *c, const t2s_tcp_opts *o, bool active) {
+  t2s_tcp_stack *st = c->stack;
+  uint16_t def_mss = c->local.family == T2S_AF_INET ? 536 : 1220;
+  c->peer_mss = o->has_mss && o->mss > 0 ? o->mss : def_mss;
+  c->ws_ok = st->cfg.wscale && o->has_wscale;
+  c->snd.wscale = c->ws_ok ? (uint8_t)T2S_MIN(o->wscale, 14) : 0;
+  if (!c->ws_ok) {
+    c->rcv.wscale = 0;
+  }
+  c->sack_ok = st->cfg.sack && o->sack_permitted;
+  c->ts_ok = st->cfg.timestamps && o->has_ts;
+  if (c->ts_ok) {
+    c->ts_recent = o->ts_val;
+    c->ts_recent_at = st->now;
+  }
+  uint32_t ours = st->cfg.mtu - (uint32_t)t2s_ip_hdrlen(c->local.family) - 20;
+  uint32_t mss = T2S_MIN((uint32_t)c->peer_mss, ours);
+  if (c->ts_ok) {
+    mss -= 12;
+  }
+  c->mss = (uint16_t)T2S_MAX(mss, 64u);
+  (void)active;
+}
+
+static void cc_init(t2s_tcp_conn *c) {
+  /* RFC 6928: IW = min(10 * MSS, max(2 * MSS, 14600)). */
+  c->cwnd = T2S_MIN(TCP_INITIAL_WINDOW * (uint32_t)c->mss, T2S_MAX(2u * c->mss, 14600u));
+  c->ssthresh = UINT32_MAX / 2;
+}
+
+static void enter_time_wait(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  c->state = T2S_TCP_TIME_WAIT;
+  c->rto_at = c->persist_at = c->keepalive_at = T2S_TSTAMP_MAX;
+  c->timewait_at = now + st->cfg.time_wait;
+  tcp_timer_update(c);
+  if (!c->closed_notified) {
+    c->closed_notified = true;
+    if (st->cbs.on_closed) {
+      st->cbs.on_closed(st->arg, c, 0);
+    }
+  }
+}
+
+static void challenge_ack(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  if (now - st->challenge_window_start >= T2S_SECONDS || now < st->challenge_window_start) {
+    st->challenge_window_start = now;
+    st->challenge_count = 0;
+  }
+  if (st->challenge_count >= TCP_CHALLENGE_ACK_LIMIT) {
+    return;
+  }
+  st->challenge_count++;
+  st->stats.challenge_acks++;
+  tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
+}
+
+/* Records SACK blocks from the peer in the scoreboard. */
+static void sack_update(t2s_tcp_conn *c, const t2s_tcp_opts *o) {
+  for (uint8_t b = 0; b < o->nsack; b++) {
+    uint32_t l = o->sack[b].left, r = o->sack[b].right;
+    if (!t2s_seq_lt(l, r) || t2s_seq_leq(r, c->snd.una) || t2s_seq_gt(r, c->snd.max)) {
+      continue;
+    }
+    l = t2s_seq_max(l, c->snd.una);
+    /* Merge with every overlapping or adjacent range. */
+    for (uint8_t i = 0; i < c->nsacked;) {
+      tcp_range *x = &c->sacked[i];
+      if (t2s_seq_leq(x->left, r) && t2s_seq_leq(l, x->right)) {
+        l = t2s_seq_min(l, x->left);
+        r = t2s_seq_max(r, x->right);
+        c->sacked[i] = c->sacked[--c->nsacked];
+        continue;
+      }
+      i++;
+    }
+    if (c->nsacked < TCP_MAX_SACKED) {
+      c->sacked[c->nsacked].left = l;
+      c->sacked[c->nsacked].right = r;
+      c->nsacked++;
+    }
+  }
+}
+
+static void sack_prune(t2s_tcp_conn *c) {
+  for (uint8_t i = 0; i < c->nsacked;) {
+    tcp_range *x = &c->sacked[i];
+    if (t2s_seq_leq(x->right, c->snd.una)) {
+      c->sacked[i] = c->sacked[--c->nsacked];
+      continue;
+    }
+    x->left = t2s_seq_max(x->left, c->snd.una);
+    i++;
+  }
+}
+
+static uint32_t sacked_bytes(const t2s_tcp_conn *c) {
+  uint32_t n = 0;
+  for (uint8_t i = 0; i < c->nsacked; i++) {
+    n += c->sacked[i].right - c->sacked[i].left;
+  }
+  return n;
+}
+
+/* Processes the ACK field of an acceptable segment in a synchronized state. Returns false when
+ * the segment must be dropped. Sets *freed when send-buffer space was released. */
+static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, bool *freed) {
+  const t2s_tcp_hdr *th = &pkt->l4.tcp;
+  uint32_t ack = th->ack;
+  uint32_t wnd = c->ws_ok ? (uint32_t)th->wnd << c->snd.wscale : th->wnd;
+  if (t2s_seq_gt(ack, c->snd.max)) {
+    /* Acks something not yet sent: ACK and drop (RFC 9293). */
+    c->need_ack = true;
+    return false;
+  }
+  if (c->sack_ok && th->opts.nsack > 0) {
+    sack_update(c, &th->opts);
+  }
+  bool is_dup = false;
+  if (t2s_seq_gt(ack, c->snd.una)) {
+    uint32_t acked = ack - c->snd.una;
+    uint32_t data_acked = T2S_MIN(acked, c->sbuf_len);
+    c->sbuf.head = (uint32_t)(((uint64_t)c->sbuf.head + data_acked) % c->sbuf.cap);
+    c->sbuf_len -= data_acked;
+    c->snd.una = ack;
+    if (t2s_seq_lt(c->snd.nxt, ack)) {
+      c->snd.nxt = ack;
+    }
+    if (data_acked > 0) {
+      *freed = true;
+    }
+    /* RTT sample: from the echoed timestamp, or the timed segment (Karn: never a
+     * retransmitted one, since timing stops on a retransmission timeout). */
+    if (c->ts_ok && th->opts.has_ts && th->opts.ts_ecr != 0) {
+      uint32_t ms = tcp_now_ts(c, now) - th->opts.ts_ecr;
+      if (ms < 60000) {
+        tcp_rtt_sample(c, (t2s_tstamp)ms * T2S_MILLISECONDS + T2S_MILLISECONDS / 2);
+      }
+    } else if (c->rtt_timing && t2s_seq_gt(ack, c->rtt_seq)) {
+      c->rtt_timing = false;
+      tcp_rtt_sample(c, now - c->rtt_start);
+    }
+    c->retries = 0;
+    c->persist_backoff = 0;
+    sack_prune(c);
+    /* Congestion control. */
+    if (c->in_recovery) {
+      if (t2s_seq_geq(ack, c->recover)) {
+        c->in_recovery = false; /* full ACK: deflate (RFC 6582) */
+        c->cwnd = c->ssthresh;
+      } else {
+        /* Partial ACK: retransmit the next hole, deflate by what was acked. */
+        c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->mss : c->mss;
+        tcp_retransmit_hole(c, now);
+      }
+    } else if (c->cwnd < c->ssthresh) {
+      c->cwnd += T2S_MIN(acked, 2u * c->mss); /* slow start, RFC 3465 L = 2 */
+    } else {
+      uint32_t inc = (uint32_t)((uint64_t)c->mss * c->mss / T2S_MAX(c->cwnd, 1u));
+      c->cwnd += T2S_MAX(inc, 1u);
+    }
+    c->dupacks = 0;
+    if (c->snd.una == c->snd.max) {
+      c->rto_at = T2S_TSTAMP_MAX;
+      tcp_timer_update(c);
+    } else {
+      tcp_rto_arm(c, now);
+    }
+  } else if (ack == c->snd.una && pkt->payload_len == 0 &&
+             !(th->flags & (T2S_TCP_SYN | T2S_TCP_FIN)) && c->snd.una != c->snd.max &&
+             (wnd == c->snd.wnd || th->opts.nsack > 0)) {
+    is_dup = true;
+  }
+  /* Window update (RFC 9293: SND.WL1 < SEG.SEQ or (WL1 = SEQ and WL2 =< SEG.ACK)). */
+  if (t2s_seq_lt(c->snd.wl1, th->seq) || (c->snd.wl1 == th->seq && t2s_seq_leq(c->snd.wl2, ack))) {
+    c->snd.wnd = wnd;
+    c->snd.wl1 = th->seq;
+    c->snd.wl2 = ack;
+    if (wnd > 0 && c->persist_at != T2S_TSTAMP_MAX) {
+      c->persist_at = T2S_TSTAMP_MAX;
+      c->persist_backoff = 0;
+      tcp_timer_update(c);
+    }
+  }
+  if (is_dup) {
+    c->dupacks++;
+    uint32_t flight = c->snd.max - c->snd.una;
+    if (!c->in_recovery && (c->dupacks >= TCP_DUPACK_THRESH ||
+                            (c->sack_ok && sacked_bytes(c) >= TCP_DUPACK_THRESH * c->mss))) {
+      /* Fast retransmit (RFC 5681 3.2). */
+      c->in_recovery = true;
+      c->recover = c->snd.max;
+      c->ssthresh = T2S_MAX(flight / 2, 2u * c->mss);
+      c->cwnd = c->ssthresh + TCP_DUPACK_THRESH * c->mss;
+      c->rtx_next = c->snd.una;
+      c->rtt_timing = false;
+      tcp_retransmit_hole(c, now);
+    } else if (c->in_recovery) {
+      c->cwnd += c->mss; /* inflation */
+      tcp_retransmit_hole(c, now);
+    }
+  }
+  return true;
+}
+
+/* Inserts out-of-order range [l, r) into the receiver's list. Returns false if it is full. */
+static bool ooo_insert(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
+  for (uint8_t i = 0; i < c->nooo;) {
+    tcp_range *x = &c->ooo[i];
+    if (t2s_seq_leq(x->left, r) && t2s_seq_leq(l, x->right)) {
+      l = t2s_seq_min(l, x->left);
+      r = t2s_seq_max(r, x->right);
+      c->ooo[i] = c->ooo[--c->nooo];
+      continue;
+    }
+    i++;
+  }
+  if (c->nooo >= TCP_MAX_OOO) {
+    return false;
+  }
+  c->ooo[c->nooo].left = l;
+  c->ooo[c->nooo].right = r;
+  c->ooo_last = c->nooo;
+  c->nooo++;
+  return true;
+}
+
+/* Moves out-of-order data that now continues the in-order stream into it. */
+static void ooo_advance(t2s_tcp_conn *c) {
+  bool moved = true;
+  while (moved) {
+    moved = false;
+    for (uint8_t i = 0; i < c->nooo; i++) {
+      tcp_range *x = &c->ooo[i];
+      if (t2s_seq_leq(x->left, c->rcv.nxt)) {
+        if (t2s_seq_gt(x->right, c->rcv.nxt)) {
+          uint32_t adv = x->right - c->rcv.nxt;
+          c->rbuf_ready += adv;
+          c->rcv.nxt = x->right;
+        }
+        c->ooo[i] = c->ooo[--c->nooo];
+        if (c->ooo_last >= c->nooo) {
+          c->ooo_last = 0;
+        }
+        moved = true;
+        break;
+      }
+    }
+  }
+}
+
+/* Takes the payload of an acceptable segment. Returns true if in-order data was added. */
+static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *drop) {
+  uint32_t seq = pkt->l4.tcp.seq;
+  const uint8_t *data = pkt->payload;
+  uint32_t len = (uint32_t)pkt->payload_len;
+  if (t2s_seq_lt(seq, c->rcv.nxt)) {
+    uint32_t skip = c->rcv.nxt - seq;
+    if (skip >= len) {
+      c->need_ack = true;
+      return false;
+    }
+    seq += skip;
+    data += skip;
+    len -= skip;
+  }
+  uint32_t wnd = tcp_rcv_window(c);
+  uint32_t off = seq - c->rcv.nxt;
+  if (off >= wnd) {
+    c->need_ack = true;
+    *drop = T2S_DROP_TCP_RCVBUF_FULL;
+    return false;
+  }
+  len = T2S_MIN(len, wnd - off);
+  /* Physical room in the ring after the readable bytes. */
+  uint32_t room = c->rbuf.cap - c->rbuf_ready;
+  if (off >= room) {
+    c->need_ack = true;
+    *drop = T2S_DROP_TCP_RCVBUF_FULL;
+    return false;
+  }
+  len = T2S_MIN(len, room - off);
+  c->need_ack = true;
+  if (off == 0) {
+    tcp_ring_write(&c->rbuf, c->rbuf_ready, data, len);
+    c->rbuf_ready += len;
+    c->rcv.nxt += len;
+    if (c->nooo) {
+      ooo_advance(c);
+    }
+    return true;
+  }
+  if (!ooo_insert(c, seq, seq + len)) {
+    *drop = T2S_DROP_TCP_RCVBUF_FULL;
+    return false;
+  }
+  tcp_ring_write(&c->rbuf, c->rbuf_ready + off, data, len);
+  return false;
+}
+
+static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
+  const t2s_tcp_hdr *th = &pkt->l4.tcp;
+  if (th->flags & T2S_TCP_RST) {
+    tcp_conn_finish(c, T2S_ERR_RESET, false);
+    return T2S_DROP_NONE;
+  }
+  if ((th->flags & (T2S_TCP_SYN | T2S_TCP_ACK)) != T2S_TCP_SYN) {
+    return T2S_DROP_TCP_OUT_OF_WINDOW;
+  }
+  if (c->rcv.nxt == 0 && c->rcv.irs == 0 && c->peer_mss == 0) {
+    /* The first SYN. */
+    c->rcv.irs = th->seq;
+    c->rcv.nxt = th->seq + 1;
+    c->snd.wnd = th->wnd; /* never scaled in a SYN */
+    c->snd.wl1 = th->seq;
+    negotiate(c, &th->opts, false);
+    return T2S_DROP_NONE;
+  }
+  /* A retransmitted SYN while the upstream is being opened: absorbed. A SYN with another ISN
+   * replaces the attempt's sequence numbers. */
+  if (th->seq != c->rcv.irs) {
+    c->rcv.irs = th->seq;
+    c->rcv.nxt = th->seq + 1;
+    c->snd.wl1 = th->seq;
+    negotiate(c, &th->opts, false);
+  }
+  return T2S_DROP_NONE;
+}
+
+static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  const t2s_tcp_hdr *th = &pkt->l4.tcp;
+  bool ack_ok = false;
+  if (th->flags & T2S_TCP_ACK) {
+    if (t2s_seq_leq(th->ack, c->snd.iss) || t2s_seq_gt(th->ack, c->snd.max)) {
+      if (!(th->flags & T2S_TCP_RST)) {
+        tcp_send_reset_for(st, pkt);
+      }
+      return T2S_DROP_TCP_OUT_OF_WINDOW;
+    }
+    ack_ok = true;
+  }
+  if (th->flags & T2S_TCP_RST) {
+    if (ack_ok) {
+      tcp_conn_finish(c, T2S_ERR_REFUSED, false);
+    }
+    return T2S_DROP_NONE;
+  }
+  if (!(th->flags & T2S_TCP_SYN) || !ack_ok) {
+    return T2S_DROP_TCP_OUT_OF_WINDOW; /* simultaneous open is not supported */
+  }
+  c->rcv.irs = th->seq;
+  c->rcv.nxt = th->seq + 1;
+  negotiate(c, &th->opts, true);
+  c->snd.una = th->ack;
+  c->snd.wnd = th->wnd;
+  c->snd.wl1 = th->seq;
+  c->snd.wl2 = th->ack;
+  cc_init(c);
+  c->state = T2S_TCP_ESTABLISHED;
+  if (c->retries == 0) {
+    tcp_rtt_sample(c, now - c->last_activity);
+  }
+  c->retries = 0;
+  c->rto_at = T2S_TSTAMP_MAX;
+  tcp_timer_update(c);
+  c->last_activity = now;
+  c->need_ack = true;
+  tcp_output(c, now);
+  if (st->cbs.on_established) {
+    st->cbs.on_established(st->arg, c);
+  }
+  if (!c->dead) {
+    tcp_output(c, now);
+  }
+  return T2S_DROP_NONE;
+}
+
+/* The RFC 9293 acceptability test. */
+static bool acceptable(const t2s_tcp_conn *c, uint32_t seq, uint32_t seglen, uint32_t wnd) {
+  if (seglen == 0) {
+    if (wnd == 0) {
+      return seq == c->rcv.nxt;
+    }
+    return t2s_seq_leq(c->rcv.nxt, seq) && t2s_seq_lt(seq, c->rcv.nxt + wnd);
+  }
+  if (wnd == 0) {
+    return seq == c->rcv.nxt; /* ACK, RST and FIN fields still count; data is dropped */
+  }
+  uint32_t last = seq + seglen - 1;
+  return (t2s_seq_leq(c->rcv.nxt, seq) && t2s_seq_lt(seq, c->rcv.nxt + wnd)) ||
+         (t2s_seq_leq(c->rcv.nxt, last) && t2s_seq_lt(last, c->rcv.nxt + wnd));
+}
+
+t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  const t2s_tcp_hdr *th = &pkt->l4.tcp;
+  if (c->state == T2S_TCP_SYN_PENDING) {
+    return input_pending(c, pkt);
+  }
+  if (c->state == T2S_TCP_SYN_SENT) {
+    return input_syn_sent(c, pkt, now);
+  }
+  uint32_t seglen = (uint32_t)pkt->payload_len + ((th->flags & T2S_TCP_SYN) ? 1 : 0) +
+                    ((th->flags & T2S_TCP_FIN) ? 1 : 0);
+  /* PAWS (RFC 7323 5.3): a segment whose timestamp is older than TS.Recent is a duplicate
+   * from an earlier wrap of the sequence space. */
+  if (c->ts_ok && th->opts.has_ts && !(th->flags & T2S_TCP_RST) &&
+      t2s_seq_lt(th->opts.ts_val, c->ts_recent) &&
+      now - c->ts_recent_at < 24ULL * 24 * 3600 * T2S_SECONDS) {
+    c->need_ack = true;
+    tcp_output(c, now);
+    return T2S_DROP_TCP_PAWS;
+  }
+  uint32_t wnd = tcp_rcv_window(c);
+  if (c->state == T2S_TCP_SYN_RECEIVED && (th->flags & T2S_TCP_SYN) && !(th->flags & T2S_TCP_ACK) &&
+      th->seq == c->rcv.irs) {
+    /* The client retransmitted its SYN: our SYN-ACK was lost. */
+    tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
+    return T2S_DROP_NONE;
+  }
+  if (!acceptable(c, th->seq, seglen, wnd)) {
+    if (!(th->flags & T2S_TCP_RST)) {
+      c->need_ack = true;
+      tcp_output(c, now);
+    }
+    return T2S_DROP_TCP_OUT_OF_WINDOW;
+  }
+  /* RST (RFC 5961 3.2): only an exact match resets; an in-window one gets a challenge ACK. */
+  if (th->flags & T2S_TCP_RST) {
+    if (th->seq == c->rcv.nxt) {
+      if (c->state == T2S_TCP_TIME_WAIT) {
+        tcp_conn_finish(c, 0, false);
+      } else {
+        tcp_conn_finish(c, T2S_ERR_RESET, false);
+      }
+    } else {
+      challenge_ack(c, now);
+    }
+    return T2S_DROP_NONE;
+  }
+  /* SYN in a synchronized state (RFC 5961 4.2): challenge ACK. */
+  if (th->flags & T2S_TCP_SYN) {
+    challenge_ack(c, now);
+    return T2S_DROP_NONE;
+  }
+  if (!(th->flags & T2S_TCP_ACK)) {
+    return T2S_DROP_TCP_BAD_FLAGS;
+  }
+  /* Update TS.Recent (RFC 7323 4.3): when the segment covers the last ACK we sent. */
+  if (c->ts_ok && th->opts.has_ts && t2s_seq_leq(th->seq, c->last_ack_sent) &&
+      t2s_seq_leq(c->last_ack_sent, th->seq + seglen)) {
+    c->ts_recent = th->opts.ts_val;
+    c->ts_recent_at = now;
+  }
+  c->last_activity = now;
+  bool established_now = false;
+  if (c->state == T2S_TCP_SYN_RECEIVED) {
+    if (t2s_seq_leq(th->ack, c->snd.una) || t2s_seq_gt(th->ack, c->snd.max)) {
+      tcp_send_reset_for(st, pkt);
+      return T2S_DROP_TCP_OUT_OF_WINDOW;
+    }
+    c->state = T2S_TCP_ESTABLISHED;
+    c->snd.wl1 = th->seq - 1; /* force the window update below */
+    cc_init(c);
+    if (c->retries == 0 && c->rto_at != T2S_TSTAMP_MAX) {
+      t2s_tstamp sent_at = c->rto_at - c->rto;
+      if (now >= sent_at) {
+        tcp_rtt_sample(c, now - sent_at);
+      }
+    }
+    established_now = true;
+  }
+  bool freed = false;
+  if (!process_ack(c, pkt, now, &freed)) {
+    tcp_output(c, now);
+    return T2S_DROP_TCP_OUT_OF_WINDOW;
+  }
+  if (established_now && st->cbs.on_established) {
+    st->cbs.on_established(st->arg, c);
+    if (c->dead) {
+      return T2S_DROP_NONE;
+    }
+  }
+  bool fin_acked = c->fin_sent && c->snd.una == c->snd.max && c->sbuf_len == 0;
+  switch (c->state) {
+  case T2S_TCP_FIN_WAIT_1:
+    if (fin_acked) {
+      c->state = T2S_TCP_FIN_WAIT_2;
+    }
+    break;
+  case T2S_TCP_CLOSING:
+    if (fin_acked) {
+      enter_time_wait(c, now);
+    }
+    break;
+  case T2S_TCP_LAST_ACK:
+    if (fin_acked) {
+      tcp_conn_finish(c, 0, false);
+      return T2S_DROP_NONE;
+    }
+    break;
+  case T2S_TCP_TIME_WAIT:
+    if (th->flags & T2S_TCP_FIN) {
+      c->need_ack = true;
+      c->timewait_at = now + st->cfg.time_wait;
+      tcp_timer_update(c);
+      tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
+    }
+    return T2S_DROP_NONE;
+  default:
+    break;
+  }
+  /* Data. */
+  t2s_drop_reason drop = T2S_DROP_NONE;
+  bool delivered = false;
+  bool fin_now = false;
+  if (!c->fin_rcvd && (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_FIN_WAIT_1 ||
+                       c->state == T2S_TCP_FIN_WAIT_2)) {
+    if (pkt->payload_len > 0) {
+      delivered = process_data(c, pkt, &drop);
+    }
+    if (th->flags & T2S_TCP_FIN) {
+      c->fin_seq = th->seq + (uint32_t)pkt->payload_len;
+      c->need_ack = true;
+      if (c->fin_seq == c->rcv.nxt) {
+        fin_now = true;
+      } else if (t2s_seq_gt(c->fin_seq, c->rcv.nxt)) {
+        /* An out-of-order FIN: remember where it sits. */
+        c->fin_rcvd = false;
+        if (c->nooo < TCP_MAX_OOO || c->nooo > 0) {
+          c->fin_seq = th->seq + (uint32_t)pkt->payload_len;
+        }
+      }
+    } else if (c->fin_seq != 0 && c->fin_seq == c->rcv.nxt && delivered) {
+      fin_now = true; /* data filled the gap before an earlier out-of-order FIN */
+    }
+  }
+  if (fin_now) {
+    c->fin_rcvd = true;
+    c->rcv.nxt++;
+    c->need_ack = true;
+    if (c->state == T2S_TCP_ESTABLISHED) {
+      c->state = T2S_TCP_CLOSE_WAIT;
+    } else if (c->state == T2S_TCP_FIN_WAIT_1) {
+      c->state = fin_acked ? T2S_TCP_TIME_WAIT : T2S_TCP_CLOSING;
+    } else if (c->state == T2S_TCP_FIN_WAIT_2) {
+      c->state = T2S_TCP_TIME_WAIT;
+    }
+  }
+  if (c->need_ack && (fin_now || c->nooo > 0 || drop != T2S_DROP_NONE)) {
+    /* Out-of-order data, a FIN or a drop: acknowledge at once. */
+    tcp_output(c, now);
+  }
+  if (delivered && st->cbs.on_recv) {
+    st->cbs.on_recv(st->arg, c);
+  }
+  if (!c->dead && fin_now && st->cbs.on_fin) {
+    st->cbs.on_fin(st->arg, c);
+  }
+  if (!c->dead && c->state == T2S_TCP_TIME_WAIT && c->timewait_at == T2S_TSTAMP_MAX) {
+    tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
+    enter_time_wait(c, now);
+    return drop;
+  }
+  if (!c->dead && freed && c->sbuf_was_full && tcp_sbuf_space(c) > 0) {
+    c->sbuf_was_full = false;
+    if (st->cbs.on_sendable) {
+      st->cbs.on_sendable(st->arg, c);
+    }
+  }
+  if (!c->dead) {
+    tcp_output(c, now);
+  }
+  return drop;
+}

@@ -1,0 +1,190 @@
+/*
+ * tcp_internal.h: the TCP stack's private state, shared by tcp.c (stack, table, API),
+ * tcp_in.c (input), tcp_out.c (output) and tcp_timer.c (deadlines, RTT/RTO).
+ */
+#ifndef T2S_TCP_INTERNAL_H
+#define T2S_TCP_INTERNAL_H
+
+#include "tcp.h"
+
+/* RFC 6298 constants (with a lower minimum RTO suited to a local TUN, as Linux uses). */
+#define TCP_RTO_INITIAL (1 * T2S_SECONDS)
+#define TCP_RTO_MIN (200 * T2S_MILLISECONDS)
+#define TCP_RTO_MAX (60 * T2S_SECONDS)
+#define TCP_PERSIST_MIN (200 * T2S_MILLISECONDS)
+#define TCP_PERSIST_MAX (60 * T2S_SECONDS)
+#define TCP_SYN_RETRIES 6           /* SYN-ACK / SYN retransmissions before giving up */
+#define TCP_DUPACK_THRESH 3         /* RFC 5681 */
+#define TCP_INITIAL_WINDOW 10       /* segments, RFC 6928 */
+#define TCP_MAX_OOO 16              /* out-of-order ranges held by a receiver */
+#define TCP_MAX_SACKED 16           /* SACK scoreboard ranges held by a sender */
+#define TCP_CHALLENGE_ACK_LIMIT 100 /* per second, per stack (RFC 5961 section 7) */
+#define TCP_HASH_MIN 1024
+
+static inline bool t2s_seq_lt(uint32_t a, uint32_t b) {
+  return (int32_t)(a - b) < 0;
+}
+static inline bool t2s_seq_leq(uint32_t a, uint32_t b) {
+  return (int32_t)(a - b) <= 0;
+}
+static inline bool t2s_seq_gt(uint32_t a, uint32_t b) {
+  return (int32_t)(a - b) > 0;
+}
+static inline bool t2s_seq_geq(uint32_t a, uint32_t b) {
+  return (int32_t)(a - b) >= 0;
+}
+static inline uint32_t t2s_seq_max(uint32_t a, uint32_t b) {
+  return t2s_seq_gt(a, b) ? a : b;
+}
+static inline uint32_t t2s_seq_min(uint32_t a, uint32_t b) {
+  return t2s_seq_lt(a, b) ? a : b;
+}
+
+typedef struct tcp_range {
+  uint32_t left, right; /* [left, right) in sequence space */
+} tcp_range;
+
+/* A ring buffer of bytes. */
+typedef struct tcp_ring {
+  uint8_t *buf;
+  uint32_t cap;
+  uint32_t head; /* index of the first byte */
+} tcp_ring;
+
+struct t2s_tcp_conn {
+  t2s_tcp_stack *stack;
+  t2s_tcp_state state;
+  t2s_addr local, remote;
+  struct t2s_tcp_conn *hnext; /* hash chain */
+  struct t2s_tcp_conn *rnext; /* reap list */
+  void *user;
+  size_t heap_idx;     /* position in the deadline heap, SIZE_MAX when not in it */
+  t2s_tstamp deadline; /* the minimum of the timers below */
+
+  struct {
+    uint32_t una, nxt, max; /* max: highest sequence ever sent + 1 */
+    uint32_t wnd;           /* peer's window in bytes (scaled) */
+    uint32_t wl1, wl2;
+    uint32_t iss;
+    uint8_t wscale; /* the peer's shift, applied to windows it sends */
+  } snd;
+  struct {
+    uint32_t nxt;
+    uint32_t irs;
+    uint32_t adv;   /* right edge of the window last advertised */
+    uint8_t wscale; /* our shift */
+  } rcv;
+
+  uint16_t mss;      /* payload bytes per segment we send (options accounted for) */
+  uint16_t peer_mss; /* as the peer announced it */
+  bool ws_ok, ts_ok, sack_ok;
+  uint32_t ts_recent; /* RFC 7323 TS.Recent */
+  t2s_tstamp ts_recent_at;
+  uint32_t ts_offset; /* random per-connection offset of our TSval */
+  uint32_t last_ack_sent;
+
+  /* Send buffer: bytes from snd.una onward; FIN after them when fin_queued. */
+  tcp_ring sbuf;
+  uint32_t sbuf_len; /* bytes queued, acknowledged ones removed */
+  bool fin_queued;   /* the owner shut down writes */
+  bool fin_sent;
+  bool sbuf_was_full;
+
+  /* Receive buffer: rbuf_ready in-order bytes for the owner, then out-of-order data placed at
+   * its offset from rcv.nxt. */
+  tcp_ring rbuf;
+  uint32_t rbuf_ready;
+  tcp_range ooo[TCP_MAX_OOO];
+  uint8_t nooo;
+  uint8_t ooo_last; /* the range most recently changed (reported first in SACK) */
+  bool fin_rcvd;
+  uint32_t fin_seq; /* sequence of the peer's FIN (valid when fin_rcvd) */
+
+  /* Congestion control (RFC 5681 NewReno, RFC 6675-style hole filling with SACK). */
+  uint32_t cwnd, ssthresh;
+  uint32_t dupacks;
+  bool in_recovery;
+  uint32_t recover;
+  uint32_t rtx_next; /* next hole to fill during recovery */
+  tcp_range sacked[TCP_MAX_SACKED];
+  uint8_t nsacked;
+
+  /* RTT (RFC 6298). */
+  t2s_tstamp srtt, rttvar, rto;
+  bool rtt_timing;
+  uint32_t rtt_seq;
+  t2s_tstamp rtt_start;
+
+  /* Timers (T2S_TSTAMP_MAX = off). */
+  t2s_tstamp rto_at;
+  t2s_tstamp persist_at;
+  t2s_tstamp pending_at; /* a held SYN */
+  t2s_tstamp timewait_at;
+  t2s_tstamp keepalive_at;
+  uint32_t retries;
+  t2s_tstamp persist_backoff;
+  t2s_tstamp last_activity;
+
+  bool need_ack;
+  bool closed_notified; /* on_closed was called */
+  bool dead;            /* in the reap list */
+};
+
+struct t2s_tcp_stack {
+  t2s_tcp_config cfg;
+  t2s_tcp_callbacks cbs;
+  void *arg;
+  t2s_rand *rand;
+  uint64_t hash_seed;
+  t2s_tcp_conn **table;
+  size_t table_size; /* power of two */
+  size_t nconns;
+  size_t npending;
+  t2s_tcp_conn **heap;
+  size_t heap_len, heap_cap;
+  t2s_tcp_conn *reap;
+  int depth; /* nesting of public calls; reaping happens at depth 0 */
+  t2s_tstamp now;
+  t2s_tstamp challenge_window_start;
+  uint32_t challenge_count;
+  t2s_tcp_stats stats;
+  uint8_t outbuf[65536 + 128];
+};
+
+/* tcp.c */
+t2s_tcp_conn *tcp_lookup(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote);
+t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote);
+/* Ends a connection: calls on_closed(err) once, removes it from the table and heap, and queues
+ * it for freeing. send_rst sends a RST first. */
+void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst);
+void tcp_enter(t2s_tcp_stack *st);
+void tcp_leave(t2s_tcp_stack *st);
+size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len);
+void tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
+                   const uint8_t **p2, size_t *l2);
+
+/* tcp_out.c */
+/* Sends what the windows allow (data, FIN) and an ACK when one is owed. */
+void tcp_output(t2s_tcp_conn *c, t2s_tstamp now);
+/* Sends one segment with no data (SYN, SYN-ACK, ACK, FIN, RST variants). */
+void tcp_send_ctl(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, t2s_tstamp now);
+/* Sends a RST for a segment that belongs to no connection (RFC 9293 3.10.7.1). */
+void tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt);
+/* Retransmits starting at snd.una after an RTO. */
+void tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now);
+/* The receive window to advertise now (bytes, before scaling). */
+uint32_t tcp_rcv_window(const t2s_tcp_conn *c);
+/* Free bytes in the send buffer. */
+uint32_t tcp_sbuf_space(const t2s_tcp_conn *c);
+
+/* tcp_in.c */
+t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now);
+
+/* tcp_timer.c */
+void tcp_timer_update(t2s_tcp_conn *c);
+void tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c);
+void tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt);
+void tcp_rto_arm(t2s_tcp_conn *c, t2s_tstamp now);
+uint32_t tcp_now_ts(const t2s_tcp_conn *c, t2s_tstamp now);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * tcp_out.c: TCP output. Writing only enqueues (tcp.c); tcp_output() sends what the peer's
+ * window and the congestion window allow, a FIN after the last byte, and an ACK when one is
+ * owed. No Nagle; sender-side silly-window avoidance; hole filling during SACK recovery.
+ */
+#include <string.h>
+
+#include "tcp_internal.h"
+
+uint32_t tcp_sbuf_space(const t2s_tcp_conn *c) {
+  return c->sbuf.cap - c->sbuf_len;
+}
+
+uint32_t tcp_rcv_window(const t2s_tcp_conn *c) {
+  uint32_t cfgbuf = c->stack->cfg.rcvbuf;
+  uint32_t free_bytes = cfgbuf > c->rbuf_ready ? cfgbuf - c->rbuf_ready : 0;
+  /* Never move the right edge to the left (RFC 9293 3.8.6.2.2). */
+  if (t2s_seq_gt(c->rcv.adv, c->rcv.nxt)) {
+    free_bytes = T2S_MAX(free_bytes, c->rcv.adv - c->rcv.nxt);
+  }
+  return free_bytes;
+}
+
+static void fill_opts(t2s_tcp_conn *c, uint8_t flags, t2s_tstamp now, t2s_tcp_opts *o) {
+  t2s_tcp_stack *st = c->stack;
+  memset(o, 0, sizeof(*o));
+  bool syn = flags & T2S_TCP_SYN;
+  bool synack = syn && (flags & T2S_TCP_ACK);
+  if (syn) {
+    o->has_mss = true;
+    o->mss = (uint16_t)(st->cfg.mtu - t2s_ip_hdrlen(c->local.family) - 20);
+    if (synack ? c->ws_ok : st->cfg.wscale) {
+      o->has_wscale = true;
+      o->wscale = c->rcv.wscale;
+    }
+    if (synack ? c->sack_ok : st->cfg.sack) {
+      o->sack_permitted = true;
+    }
+    if (synack ? c->ts_ok : st->cfg.timestamps) {
+      o->has_ts = true;
+      o->ts_val = tcp_now_ts(c, now);
+      o->ts_ecr = synack ? c->ts_recent : 0;
+    }
+    return;
+  }
+  if (c->ts_ok) {
+    o->has_ts = true;
+    o->ts_val = tcp_now_ts(c, now);
+    o->ts_ecr = c->ts_recent;
+  }
+  if (c->sack_ok && c->nooo > 0 && !(flags & T2S_TCP_RST)) {
+    uint8_t max = c->ts_ok ? 3 : 4;
+    uint8_t idx = c->ooo_last < c->nooo ? c->ooo_last : 0;
+    o->sack[o->nsack].left = c->ooo[idx].left;
+    o->sack[o->nsack].right = c->ooo[idx].right;
+    o->nsack++;
+    for (uint8_t i = 0; i < c->nooo && o->nsack < max; i++) {
+      if (i == idx) {
+        continue;
+      }
+      o->sack[o->nsack].left = c->ooo[i].left;
+      o->sack[o->nsack].right = c->ooo[i].right;
+      o->nsack++;
+    }
+  }
+}
+
+/* Sends one segment: seq, flags, and len payload bytes taken from the send buffer at offset
+ * off from snd.una. */
+static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
+                         t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  t2s_tcp_opts opts;
+  fill_opts(c, flags, now, &opts);
+  uint32_t ack = 0;
+  uint16_t wnd16 = 0;
+  if (flags & T2S_TCP_ACK) {
+    ack = c->rcv.nxt;
+    uint32_t wnd = tcp_rcv_window(c);
+    if (flags & T2S_TCP_SYN) {
+      wnd16 = (uint16_t)T2S_MIN(wnd, 65535u);
+      c->rcv.adv = c->rcv.nxt + wnd16;
+    } else {
+      uint32_t scaled = (wnd + (1u << c->rcv.wscale) - 1) >> c->rcv.wscale;
+      if (!c->ws_ok) {
+        scaled = T2S_MIN(wnd, 65535u);
+      }
+      wnd16 = (uint16_t)T2S_MIN(scaled, 65535u);
+      uint32_t advbytes = c->ws_ok ? (uint32_t)wnd16 << c->rcv.wscale : wnd16;
+      if (t2s_seq_gt(c->rcv.nxt + advbytes, c->rcv.adv) || !(flags & T2S_TCP_RST)) {
+        c->rcv.adv = c->rcv.nxt + advbytes;
+      }
+    }
+    c->last_ack_sent = ack;
+    c->need_ack = false;
+  }
+  const uint8_t *p1 = NULL, *p2 = NULL;
+  size_t l1 = 0, l2 = 0;
+  if (len > 0) {
+    tcp_ring_read(&c->sbuf, off, len, &p1, &l1, &p2, &l2);
+  }
+  t2s_ssize n = t2s_build_tcp(st->outbuf, sizeof(st->outbuf), &c->local, &c->remote, seq, ack,
+                              flags, wnd16, &opts, p1, l1, p2, l2);
+  if (n < 0) {
+    return;
+  }
+  st->stats.segs_out++;
+  if (flags & T2S_TCP_RST) {
+    st->stats.rsts_sent++;
+  }
+  st->cbs.output(st->arg, st->outbuf, (size_t)n);
+}
+
+void tcp_send_ctl(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, t2s_tstamp now) {
+  send_segment(c, seq, flags, 0, 0, now);
+}
+
+void tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt) {
+  const t2s_tcp_hdr *th = &pkt->l4.tcp;
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = T2S_TCP_RST;
+  if (th->flags & T2S_TCP_ACK) {
+    seq = th->ack;
+  } else {
+    ack = th->seq + (uint32_t)pkt->payload_len + ((th->flags & T2S_TCP_SYN) ? 1 : 0) +
+          ((th->flags & T2S_TCP_FIN) ? 1 : 0);
+    flags |= T2S_TCP_ACK;
+  }
+  t2s_ssize n = t2s_build_tcp(st->outbuf, sizeof(st->outbuf), &pkt->dst, &pkt->src, seq, ack, flags,
+                              0, NULL, NULL, 0, NULL, 0);
+  if (n < 0) {
+    return;
+  }
+  st->stats.segs_out++;
+  st->stats.rsts_sent++;
+  st->cbs.output(st->arg, st->outbuf, (size_t)n);
+}
+
+/* True when seq lies inside a range the peer has SACKed; *skip_to is that range's end. */
+static bool is_sacked(const t2s_tcp_conn *c, uint32_t seq, uint32_t *skip_to) {
+  for (uint8_t i = 0; i < c->nsacked; i++) {
+    if (t2s_seq_geq(seq, c->sacked[i].left) && t2s_seq_lt(seq, c->sacked[i].right)) {
+      *skip_to = c->sacked[i].right;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* During recovery: retransmits the next segment the peer is missing. Returns true if sent. */
+bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now);
+bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now) {
+  uint32_t seq = t2s_seq_max(c->rtx_next, c->snd.una);
+  uint32_t data_end = c->snd.una + c->sbuf_len;
+  uint32_t limit = t2s_seq_min(c->snd.max, data_end);
+  /* Without SACK information only the segment at snd.una is known to be missing. */
+  uint32_t high_sacked = c->snd.una;
+  for (uint8_t i = 0; i < c->nsacked; i++) {
+    high_sacked = t2s_seq_max(high_sacked, c->sacked[i].right);
+  }
+  if (c->nsacked == 0) {
+    if (t2s_seq_gt(seq, c->snd.una)) {
+      return false;
+    }
+    high_sacked = t2s_seq_min(c->snd.una + c->mss, limit);
+  }
+  for (int guard = 0; guard < TCP_MAX_SACKED + 2; guard++) {
+    uint32_t skip;
+    if (!is_sacked(c, seq, &skip)) {
+      break;
+    }
+    seq = skip;
+  }
+  if (!t2s_seq_lt(seq, high_sacked) || !t2s_seq_lt(seq, limit)) {
+    return false;
+  }
+  uint32_t len = T2S_MIN((uint32_t)c->mss, limit - seq);
+  /* Stop at the next SACKed range. */
+  for (uint8_t i = 0; i < c->nsacked; i++) {
+    if (t2s_seq_gt(c->sacked[i].left, seq) && t2s_seq_lt(c->sacked[i].left, seq + len)) {
+      len = c->sacked[i].left - seq;
+    }
+  }
+  if (len == 0) {
+    return false;
+  }
+  send_segment(c, seq, T2S_TCP_ACK, seq - c->snd.una, len, now);
+  c->stack->stats.retransmits++;
+  c->rtx_next = seq + len;
+  if (c->rto_at == T2S_TSTAMP_MAX) {
+    tcp_rto_arm(c, now);
+  }
+  return true;
+}
+
+static bool can_send_data(const t2s_tcp_conn *c) {
+  switch (c->state) {
+  case T2S_TCP_ESTABLISHED:
+  case T2S_TCP_CLOSE_WAIT:
+  case T2S_TCP_FIN_WAIT_1:
+  case T2S_TCP_CLOSING:
+  case T2S_TCP_LAST_ACK:
+    return true;
+  default:
+    return false;
+  }
+}
+
+void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
+  if (c->dead) {
+    return;
+  }
+  bool sent = false;
+  if (can_send_data(c)) {
+    uint32_t data_end = c->snd.una + c->sbuf_len;
+    for (int guard = 0; guard < 4096; guard++) {
+      if (!t2s_seq_lt(c->snd.nxt, data_end)) {
+        break;
+      }
+      uint32_t off = c->snd.nxt - c->snd.una;
+      uint32_t avail = c->sbuf_len - off;
+      uint32_t in_flight = c->snd.nxt - c->snd.una;
+      uint32_t wnd = T2S_MIN(c->snd.wnd, c->cwnd);
+      uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
+      uint32_t len = T2S_MIN(avail, (uint32_t)c->mss);
+      len = T2S_MIN(len, usable);
+      if (len == 0) {
+        break;
+      }
+      /* Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment only when it is all we
+       * have, or nothing is in flight. */
+      if (len < c->mss && len < avail && in_flight > 0) {
+        break;
+      }
+      uint8_t flags = T2S_TCP_ACK | (len == avail ? T2S_TCP_PSH : 0);
+      if (!c->ts_ok && !c->rtt_timing && c->snd.nxt == c->snd.max) {
+        c->rtt_timing = true;
+        c->rtt_seq = c->snd.nxt;
+        c->rtt_start = now;
+      }
+      bool is_rtx = t2s_seq_lt(c->snd.nxt, c->snd.max);
+      send_segment(c, c->snd.nxt, flags, off, len, now);
+      if (is_rtx) {
+        c->stack->stats.retransmits++;
+      }
+      sent = true;
+      c->snd.nxt += len;
+      c->snd.max = t2s_seq_max(c->snd.max, c->snd.nxt);
+      if (c->rto_at == T2S_TSTAMP_MAX) {
+        tcp_rto_arm(c, now);
+      }
+    }
+    /* FIN after the last byte; it needs no window. */
+    if (c->fin_queued && c->snd.nxt == data_end) {
+      send_segment(c, c->snd.nxt, T2S_TCP_FIN | T2S_TCP_ACK, 0, 0, now);
+      sent = true;
+      c->snd.nxt++;
+      c->snd.max = t2s_seq_max(c->snd.max, c->snd.nxt);
+      c->fin_sent = true;
+      if (c->state == T2S_TCP_ESTABLISHED) {
+        c->state = T2S_TCP_FIN_WAIT_1;
+      } else if (c->state == T2S_TCP_CLOSE_WAIT) {
+        c->state = T2S_TCP_LAST_ACK;
+      }
+      if (c->rto_at == T2S_TSTAMP_MAX) {
+        tcp_rto_arm(c, now);
+      }
+    }
+    /* Zero window with data waiting and nothing in flight: probe (persist timer). */
+    if (c->snd.wnd == 0 && c->snd.nxt == c->snd.una && t2s_seq_lt(c->snd.nxt, data_end)) {
+      if (c->persist_at == T2S_TSTAMP_MAX) {
+        c->rto_at = T2S_TSTAMP_MAX;
+        if (c->persist_backoff == 0) {
+          c->persist_backoff = T2S_MAX(c->rto, TCP_PERSIST_MIN);
+        }
+        c->persist_at = now + c->persist_backoff;
+        tcp_timer_update(c);
+      }
+    }
+  }
+  if (c->need_ack && !sent && c->state != T2S_TCP_SYN_PENDING && c->state != T2S_TCP_SYN_SENT) {
+    send_segment(c, c->snd.nxt, T2S_TCP_ACK, 0, 0, now);
+  }
+}
+
+void tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now) {
+  uint32_t flight = c->snd.max - c->snd.una;
+  if (flight == 0) {
+    tcp_timer_update(c);
+    return;
+  }
+  /* RFC 5681 (4): ssthresh = max(FlightSize / 2, 2 * SMSS); cwnd = 1 segment. */
+  c->ssthresh = T2S_MAX(flight / 2, 2u * c->mss);
+  c->cwnd = c->mss;
+  c->in_recovery = false;
+  c->dupacks = 0;
+  c->nsacked = 0; /* the receiver may have reneged (RFC 2018) */
+  c->rtt_timing = false;
+  c->snd.nxt = c->snd.una;
+  tcp_output(c, now);
+  tcp_rto_arm(c, now);
+}

@@ -1,0 +1,223 @@
+/*
+ * tcp_timer.c: deadlines and RTT. Each connection keeps its timers (retransmission, persist,
+ * held SYN, TIME-WAIT, keepalive); its deadline is their minimum and the stack keeps the
+ * connections in a binary min-heap by deadline, so the stack's expiry is the heap's top.
+ * RTT estimation and RTO follow RFC 6298.
+ */
+#include <stdlib.h>
+
+#include "tcp_internal.h"
+
+static void heap_swap(t2s_tcp_stack *st, size_t a, size_t b) {
+  t2s_tcp_conn *t = st->heap[a];
+  st->heap[a] = st->heap[b];
+  st->heap[b] = t;
+  st->heap[a]->heap_idx = a;
+  st->heap[b]->heap_idx = b;
+}
+
+static void sift_up(t2s_tcp_stack *st, size_t i) {
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (st->heap[p]->deadline <= st->heap[i]->deadline) {
+      break;
+    }
+    heap_swap(st, p, i);
+    i = p;
+  }
+}
+
+static void sift_down(t2s_tcp_stack *st, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < st->heap_len && st->heap[l]->deadline < st->heap[m]->deadline) {
+      m = l;
+    }
+    if (r < st->heap_len && st->heap[r]->deadline < st->heap[m]->deadline) {
+      m = r;
+    }
+    if (m == i) {
+      return;
+    }
+    heap_swap(st, i, m);
+    i = m;
+  }
+}
+
+void tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
+  size_t i = c->heap_idx;
+  if (i == SIZE_MAX) {
+    return;
+  }
+  c->heap_idx = SIZE_MAX;
+  st->heap_len--;
+  if (i == st->heap_len) {
+    return;
+  }
+  st->heap[i] = st->heap[st->heap_len];
+  st->heap[i]->heap_idx = i;
+  sift_up(st, i);
+  sift_down(st, st->heap[i]->heap_idx);
+}
+
+static bool heap_insert(t2s_tcp_stack *st, t2s_tcp_conn *c) {
+  if (st->heap_len == st->heap_cap) {
+    size_t ncap = st->heap_cap ? st->heap_cap * 2 : 64;
+    t2s_tcp_conn **nh = realloc(st->heap, ncap * sizeof(*nh));
+    if (nh == NULL) {
+      return false;
+    }
+    st->heap = nh;
+    st->heap_cap = ncap;
+  }
+  c->heap_idx = st->heap_len;
+  st->heap[st->heap_len++] = c;
+  sift_up(st, c->heap_idx);
+  return true;
+}
+
+void tcp_timer_update(t2s_tcp_conn *c) {
+  t2s_tcp_stack *st = c->stack;
+  t2s_tstamp d = c->rto_at;
+  d = T2S_MIN(d, c->persist_at);
+  d = T2S_MIN(d, c->pending_at);
+  d = T2S_MIN(d, c->timewait_at);
+  d = T2S_MIN(d, c->keepalive_at);
+  if (c->dead) {
+    d = T2S_TSTAMP_MAX;
+  }
+  c->deadline = d;
+  if (d == T2S_TSTAMP_MAX) {
+    tcp_heap_remove(st, c);
+    return;
+  }
+  if (c->heap_idx == SIZE_MAX) {
+    if (!heap_insert(st, c)) {
+      /* Out of memory for the heap: the connection cannot keep time; end it. */
+      tcp_conn_finish(c, T2S_ERR_NOMEM, true);
+    }
+    return;
+  }
+  sift_up(st, c->heap_idx);
+  sift_down(st, c->heap_idx);
+}
+
+void tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt) {
+  if (c->srtt == 0) {
+    c->srtt = rtt;
+    c->rttvar = rtt / 2;
+  } else {
+    t2s_tstamp diff = c->srtt > rtt ? c->srtt - rtt : rtt - c->srtt;
+    c->rttvar = (3 * c->rttvar + diff) / 4; /* beta = 1/4 */
+    c->srtt = (7 * c->srtt + rtt) / 8;      /* alpha = 1/8 */
+  }
+  t2s_tstamp rto = c->srtt + T2S_MAX(4 * c->rttvar, T2S_MILLISECONDS);
+  c->rto = T2S_MIN(T2S_MAX(rto, TCP_RTO_MIN), TCP_RTO_MAX);
+}
+
+void tcp_rto_arm(t2s_tcp_conn *c, t2s_tstamp now) {
+  c->rto_at = now + c->rto;
+  tcp_timer_update(c);
+}
+
+uint32_t tcp_now_ts(const t2s_tcp_conn *c, t2s_tstamp now) {
+  return (uint32_t)(now / T2S_MILLISECONDS) + c->ts_offset;
+}
+
+static void on_rto(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  c->rto_at = T2S_TSTAMP_MAX;
+  uint32_t limit = (c->state == T2S_TCP_SYN_SENT || c->state == T2S_TCP_SYN_RECEIVED)
+                       ? TCP_SYN_RETRIES
+                       : st->cfg.max_retries;
+  if (c->retries >= limit) {
+    tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
+    return;
+  }
+  c->retries++;
+  c->rto = T2S_MIN(c->rto * 2, TCP_RTO_MAX); /* RFC 6298 5.5 */
+  st->stats.retransmits++;
+  switch (c->state) {
+  case T2S_TCP_SYN_SENT:
+    tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
+    tcp_rto_arm(c, now);
+    break;
+  case T2S_TCP_SYN_RECEIVED:
+    tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
+    tcp_rto_arm(c, now);
+    break;
+  default:
+    tcp_retransmit_timeout(c, now);
+    break;
+  }
+}
+
+static void on_persist(t2s_tcp_conn *c, t2s_tstamp now) {
+  c->persist_at = T2S_TSTAMP_MAX;
+  if (c->snd.wnd != 0 || (c->sbuf_len == 0 && !c->fin_queued)) {
+    tcp_timer_update(c);
+    return;
+  }
+  /* Zero-window probe: a segment one below snd.una elicits an ACK with the current window. */
+  tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
+  c->persist_backoff = T2S_MIN(c->persist_backoff * 2, TCP_PERSIST_MAX);
+  c->persist_at = now + c->persist_backoff;
+  tcp_timer_update(c);
+}
+
+static void on_keepalive(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  c->keepalive_at = T2S_TSTAMP_MAX;
+  if (st->cfg.keepalive_idle == 0 || c->state != T2S_TCP_ESTABLISHED) {
+    tcp_timer_update(c);
+    return;
+  }
+  t2s_tstamp idle_until = c->last_activity + st->cfg.keepalive_idle;
+  if (now < idle_until) {
+    c->keepalive_at = idle_until;
+  } else {
+    /* Probes every idle/4; after 9 unanswered probes the peer is gone. */
+    t2s_tstamp interval = T2S_MAX(st->cfg.keepalive_idle / 4, T2S_SECONDS);
+    if (now >= idle_until + 9 * interval) {
+      tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
+      return;
+    }
+    tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
+    c->keepalive_at = now + interval;
+  }
+  tcp_timer_update(c);
+}
+
+void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
+  st->now = now;
+  tcp_enter(st);
+  /* Bounded: each connection is handled at most once per call for each timer kind. */
+  size_t budget = st->heap_len * 5 + 16;
+  while (st->heap_len && st->heap[0]->deadline <= now && budget-- > 0) {
+    t2s_tcp_conn *c = st->heap[0];
+    if (c->pending_at <= now) {
+      c->pending_at = T2S_TSTAMP_MAX;
+      tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
+      continue;
+    }
+    if (c->timewait_at <= now) {
+      c->timewait_at = T2S_TSTAMP_MAX;
+      tcp_conn_finish(c, 0, false);
+      continue;
+    }
+    if (c->rto_at <= now) {
+      on_rto(c, now);
+      continue;
+    }
+    if (c->persist_at <= now) {
+      on_persist(c, now);
+      continue;
+    }
+    if (c->keepalive_at <= now) {
+      on_keepalive(c, now);
+      continue;
+    }
+    tcp_timer_update(c); /* stale deadline */
+  }
+  tcp_leave(st);
+}
