@@ -1,7 +1,158 @@
-/* main.c: the tun2sock binary (placeholder until the binary issue lands). */
+/* main.c: the tun2sock binary: options, proxy address, privileges, then the runner. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void) {
-  fprintf(stderr, "tun2sock: not implemented yet\n");
-  return 1;
+#include "caps_linux.h"
+#include "cli.h"
+#include "log.h"
+#include "runner.h"
+
+/* Reads the first line of path into out (without the line end). Returns 0 or -errno. */
+static int read_password_file(const char *path, char *out, size_t outlen) {
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    return -errno;
+  }
+  char line[T2S_PROXY_FIELD_MAX + 2];
+  int rv = 0;
+  if (!fgets(line, sizeof(line), f)) {
+    line[0] = '\0';
+  }
+  size_t n = strcspn(line, "\r\n");
+  if (n >= outlen || (n == strlen(line) && !feof(f) && n == sizeof(line) - 1)) {
+    rv = -E2BIG;
+  } else {
+    memcpy(out, line, n);
+    out[n] = '\0';
+  }
+  explicit_bzero(line, sizeof(line));
+  fclose(f);
+  return rv;
+}
+
+/* Resolves the proxy host (a literal or a name) to one address. */
+static int resolve_proxy(const t2s_proxy_url *u, t2s_addr *out) {
+  memset(out, 0, sizeof(*out));
+  out->port = u->port;
+  if (inet_pton(AF_INET, u->host, out->ip) == 1) {
+    out->family = T2S_AF_INET;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, u->host, out->ip) == 1) {
+    out->family = T2S_AF_INET6;
+    return 0;
+  }
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  int rv = getaddrinfo(u->host, NULL, &hints, &res);
+  if (rv != 0) {
+    T2S_ERROR("--proxy: cannot resolve '%s': %s", u->host, gai_strerror(rv));
+    return -1;
+  }
+  int found = -1;
+  for (struct addrinfo *ai = res; ai && found != 0; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET) {
+      out->family = T2S_AF_INET;
+      memcpy(out->ip, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+      found = 0;
+    } else if (ai->ai_family == AF_INET6) {
+      out->family = T2S_AF_INET6;
+      memcpy(out->ip, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+      found = 0;
+    }
+  }
+  freeaddrinfo(res);
+  if (found != 0) {
+    T2S_ERROR("--proxy: '%s' has no IPv4 or IPv6 address", u->host);
+    return -1;
+  }
+  char buf[64];
+  T2S_INFO("proxy %s resolved to %s", u->host, t2s_addr_format(out, false, buf, sizeof(buf)));
+  return 0;
+}
+
+/* Keeps only the capabilities the running loop still needs. */
+static void drop_capabilities(const t2s_runner *r) {
+  uint64_t keep = 0;
+  if (t2s_runner_needs_net_admin(r)) {
+    keep |= 1ull << CAP_NET_ADMIN;
+  }
+  /* SO_BINDTODEVICE on a fresh socket needs CAP_NET_RAW only before Linux 5.7. */
+  if (t2s_kernel_older_than(5, 7)) {
+    keep |= 1ull << CAP_NET_RAW;
+  }
+  int rv = t2s_caps_restrict(keep);
+  if (rv < 0) {
+    T2S_WARN("cannot drop capabilities: %s", strerror(-rv));
+  } else {
+    T2S_DEBUG("capabilities after setup:%s%s", (keep >> CAP_NET_ADMIN) & 1 ? " CAP_NET_ADMIN" : "",
+              (keep >> CAP_NET_RAW) & 1 ? " CAP_NET_RAW" : "");
+  }
+}
+
+int main(int argc, char **argv) {
+  t2s_cli_opts opts;
+  switch (t2s_cli_parse(argc, argv, &opts, stdout, stderr)) {
+  case T2S_CLI_EXIT:
+    return T2S_EXIT_OK;
+  case T2S_CLI_BAD:
+    return T2S_EXIT_USAGE;
+  case T2S_CLI_RUN:
+    break;
+  }
+  t2s_log_set_level(opts.log_level);
+
+  /* The password: --proxy-password-file, then TUN2SOCK_PROXY_PASSWORD, then the URL. */
+  char password[T2S_PROXY_FIELD_MAX];
+  snprintf(password, sizeof(password), "%s", opts.proxy.has_pass ? opts.proxy.pass : "");
+  if (opts.password_file[0]) {
+    if (!opts.proxy.has_user) {
+      fprintf(stderr, "tun2sock: --proxy-password-file needs a user name in --proxy "
+                      "(socks5://USER@HOST:PORT)\n");
+      return T2S_EXIT_USAGE;
+    }
+    int rv = read_password_file(opts.password_file, password, sizeof(password));
+    if (rv < 0) {
+      fprintf(stderr, "tun2sock: --proxy-password-file '%s': %s\n", opts.password_file,
+              rv == -E2BIG ? "password longer than 255 bytes" : strerror(-rv));
+      return T2S_EXIT_USAGE;
+    }
+  } else if (getenv("TUN2SOCK_PROXY_PASSWORD") && opts.proxy.has_user) {
+    const char *env = getenv("TUN2SOCK_PROXY_PASSWORD");
+    if (strlen(env) >= sizeof(password)) {
+      fprintf(stderr, "tun2sock: TUN2SOCK_PROXY_PASSWORD: longer than 255 bytes\n");
+      return T2S_EXIT_USAGE;
+    }
+    snprintf(password, sizeof(password), "%s", env);
+  }
+  explicit_bzero(opts.proxy.pass, sizeof(opts.proxy.pass));
+
+  t2s_runner_config cfg = {
+      .opts = &opts,
+      .username = opts.proxy.has_user ? opts.proxy.user : NULL,
+      .password = password,
+      .handle_signals = true,
+      .owns_fd = true,
+  };
+  if (resolve_proxy(&opts.proxy, &cfg.proxy) != 0) {
+    return T2S_EXIT_FAILURE;
+  }
+  t2s_runner *r = NULL;
+  int code = t2s_runner_new(&r, &cfg);
+  explicit_bzero(password, sizeof(password));
+  if (code != 0) {
+    return code;
+  }
+  drop_capabilities(r);
+  code = t2s_runner_run(r);
+  t2s_runner_del(r);
+  return code;
 }

@@ -1,0 +1,307 @@
+/* cli.c: option parsing for the tun2sock binary (see cli.h and docs/cli.md). */
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+#ifndef T2S_VERSION
+#define T2S_VERSION "0.0.0"
+#endif
+
+enum {
+  OPT_DEVICE = 256,
+  OPT_PROXY,
+  OPT_ADDRESS,
+  OPT_MTU,
+  OPT_INTERFACE,
+  OPT_FWMARK,
+  OPT_TCP_CONNECT_TIMEOUT,
+  OPT_UDP_TIMEOUT,
+  OPT_DNS_TIMEOUT,
+  OPT_LOG_LEVEL,
+  OPT_METRICS,
+  OPT_PASSWORD_FILE,
+  OPT_HELP,
+  OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"proxy", required_argument, NULL, OPT_PROXY},
+    {"address", required_argument, NULL, OPT_ADDRESS},
+    {"mtu", required_argument, NULL, OPT_MTU},
+    {"interface", required_argument, NULL, OPT_INTERFACE},
+    {"fwmark", required_argument, NULL, OPT_FWMARK},
+    {"tcp-connect-timeout", required_argument, NULL, OPT_TCP_CONNECT_TIMEOUT},
+    {"udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT},
+    {"dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"loglevel", required_argument, NULL, OPT_LOG_LEVEL}, /* xjasonlyu/tun2socks spelling */
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"proxy-password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+void t2s_cli_usage(FILE *out, const char *prog) {
+  fprintf(out,
+          "Usage: %s --device DEV --proxy socks5://[USER[:PASS]@]HOST[:PORT] [options]\n"
+          "\n"
+          "Carries every TCP, UDP and ICMP flow that enters a TUN device through a SOCKS5 "
+          "proxy.\n"
+          "\n"
+          "Options:\n"
+          "  --device DEV                 TUN device: NAME (created or attached), tun://NAME,\n"
+          "                               or fd://N (an open TUN file descriptor)\n"
+          "  --proxy URL                  socks5://[USER[:PASS]@]HOST[:PORT] (port 1080 by\n"
+          "                               default; HOST may be a name, IPv4 or [IPv6])\n"
+          "  --address CIDR               address to put on the TUN (repeatable, IPv4 and\n"
+          "                               IPv6), e.g. 198.18.0.1/15 or fd00:18::1/64\n"
+          "  --mtu N                      TUN MTU (default 1500; 576..65535)\n"
+          "  --interface IFNAME           pin upstream sockets to this interface (default:\n"
+          "                               the interface of the route to the proxy)\n"
+          "  --fwmark N                   SO_MARK for upstream sockets (decimal or 0x hex)\n"
+          "  --tcp-connect-timeout DUR    how long a new TCP flow waits for the proxy "
+          "(default 10s)\n"
+          "  --udp-timeout DUR            idle timeout of a UDP session (default 60s)\n"
+          "  --dns-timeout DUR            idle timeout of a DNS (port 53) session (default "
+          "10s)\n"
+          "  --log-level LEVEL            debug, info, warn or error (default info)\n"
+          "  --metrics HOST:PORT          serve Prometheus text at /metrics and JSON at "
+          "/stats\n"
+          "  --proxy-password-file FILE   read the proxy password from FILE (first line)\n"
+          "  --help                       print this help and exit\n"
+          "  --version                    print the version and exit\n"
+          "\n"
+          "Durations take a unit: 500ms, 10s, 2m, 1h (a bare number is seconds).\n"
+          "The proxy password may also come from the environment variable\n"
+          "TUN2SOCK_PROXY_PASSWORD (the file wins over the variable, both over the URL).\n"
+          "Signals: SIGINT/SIGTERM stop cleanly, SIGUSR1 logs the counters.\n"
+          "Exit status: 0 stopped cleanly, 1 runtime failure or missing privilege, 2 bad "
+          "usage.\n",
+          prog);
+}
+
+void t2s_cli_defaults(t2s_cli_opts *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->device_fd = -1;
+  opts->mtu = 1500;
+  opts->tcp_connect_timeout_ns = 10 * T2S_SECONDS;
+  opts->udp_timeout_ns = 60 * T2S_SECONDS;
+  opts->dns_timeout_ns = 10 * T2S_SECONDS;
+  opts->log_level = T2S_LOG_INFO;
+}
+
+static t2s_cli_result bad(FILE *err, const char *prog, const char *opt, const char *value,
+                          const char *why) {
+  if (value) {
+    fprintf(err, "%s: --%s '%s': %s\n", prog, opt, value, why);
+  } else {
+    fprintf(err, "%s: --%s: %s\n", prog, opt, why);
+  }
+  fprintf(err, "Try '%s --help' for more information.\n", prog);
+  return T2S_CLI_BAD;
+}
+
+static bool valid_ifname(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n >= T2S_CLI_IFNAMSIZ || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '/' || s[i] == ':' || (unsigned char)s[i] <= ' ') {
+      return false;
+    }
+  }
+  return true;
+}
+
+static t2s_cli_result parse_device(const char *v, t2s_cli_opts *o, FILE *err, const char *prog) {
+  if (strncmp(v, "fd://", 5) == 0) {
+    uint64_t fd;
+    const char *why = NULL;
+    if (t2s_parse_uint(v + 5, 0, 1u << 30, &fd, &why) != 0) {
+      return bad(err, prog, "device", v, "fd://N needs a file descriptor number");
+    }
+    o->device_fd = (int)fd;
+    o->ifname[0] = '\0';
+    return T2S_CLI_RUN;
+  }
+  const char *name = v;
+  if (strncmp(v, "tun://", 6) == 0) {
+    name = v + 6;
+  } else if (strstr(v, "://")) {
+    return bad(err, prog, "device", v, "unsupported scheme (use NAME, tun://NAME or fd://N)");
+  }
+  if (!valid_ifname(name)) {
+    return bad(err, prog, "device", v, "not a valid interface name (1..15 characters, no '/')");
+  }
+  strcpy(o->ifname, name);
+  o->device_fd = -1;
+  return T2S_CLI_RUN;
+}
+
+static t2s_cli_result parse_timeout(const char *opt, const char *v, uint64_t *pns, FILE *err,
+                                    const char *prog) {
+  const char *why = NULL;
+  uint64_t ns;
+  if (t2s_parse_duration(v, &ns, &why) != 0) {
+    return bad(err, prog, opt, v, why);
+  }
+  if (ns < T2S_MILLISECONDS) {
+    return bad(err, prog, opt, v, "must be at least 1ms");
+  }
+  if (ns > 24 * 3600 * T2S_SECONDS) {
+    return bad(err, prog, opt, v, "must be at most 24h");
+  }
+  *pns = ns;
+  return T2S_CLI_RUN;
+}
+
+t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, FILE *err) {
+  const char *prog = "tun2sock";
+  bool have_device = false, have_proxy = false;
+  t2s_cli_defaults(o);
+  optind = 0; /* glibc: full reinitialisation, so the parser can run more than once */
+  opterr = 0; /* we print our own messages */
+  for (;;) {
+    int idx = -1;
+    int c = getopt_long_only(argc, argv, ":hV", long_options, &idx);
+    if (c == -1) {
+      break;
+    }
+    const char *v = optarg;
+    const char *why = NULL;
+    switch (c) {
+    case OPT_DEVICE:
+      if (parse_device(v, o, err, prog) != T2S_CLI_RUN) {
+        return T2S_CLI_BAD;
+      }
+      have_device = true;
+      break;
+    case OPT_PROXY:
+      if (t2s_parse_proxy_url(v, &o->proxy, &why) != 0) {
+        return bad(err, prog, "proxy", v, why);
+      }
+      have_proxy = true;
+      break;
+    case OPT_ADDRESS:
+      if (o->naddresses == T2S_CLI_MAX_ADDRESSES) {
+        return bad(err, prog, "address", v, "too many addresses (at most 8)");
+      }
+      if (t2s_parse_cidr(v, &o->addresses[o->naddresses], &why) != 0) {
+        return bad(err, prog, "address", v, why);
+      }
+      o->naddresses++;
+      break;
+    case OPT_MTU: {
+      uint64_t mtu;
+      if (t2s_parse_uint(v, 576, 65535, &mtu, &why) != 0) {
+        return bad(err, prog, "mtu", v, "must be a number in 576..65535");
+      }
+      o->mtu = (uint32_t)mtu;
+      break;
+    }
+    case OPT_INTERFACE:
+      if (!valid_ifname(v)) {
+        return bad(err, prog, "interface", v, "not a valid interface name (1..15 characters)");
+      }
+      strcpy(o->interface, v);
+      break;
+    case OPT_FWMARK: {
+      uint64_t mark;
+      if (t2s_parse_uint(v, 0, UINT32_MAX, &mark, &why) != 0) {
+        return bad(err, prog, "fwmark", v, "must be a 32-bit number (decimal or 0x hex)");
+      }
+      o->fwmark = (uint32_t)mark;
+      break;
+    }
+    case OPT_TCP_CONNECT_TIMEOUT:
+      if (parse_timeout("tcp-connect-timeout", v, &o->tcp_connect_timeout_ns, err, prog) !=
+          T2S_CLI_RUN) {
+        return T2S_CLI_BAD;
+      }
+      break;
+    case OPT_UDP_TIMEOUT:
+      if (parse_timeout("udp-timeout", v, &o->udp_timeout_ns, err, prog) != T2S_CLI_RUN) {
+        return T2S_CLI_BAD;
+      }
+      break;
+    case OPT_DNS_TIMEOUT:
+      if (parse_timeout("dns-timeout", v, &o->dns_timeout_ns, err, prog) != T2S_CLI_RUN) {
+        return T2S_CLI_BAD;
+      }
+      break;
+    case OPT_LOG_LEVEL:
+      if (strcmp(v, "debug") == 0) {
+        o->log_level = T2S_LOG_DEBUG;
+      } else if (strcmp(v, "info") == 0) {
+        o->log_level = T2S_LOG_INFO;
+      } else if (strcmp(v, "warn") == 0 || strcmp(v, "warning") == 0) {
+        o->log_level = T2S_LOG_WARN;
+      } else if (strcmp(v, "error") == 0) {
+        o->log_level = T2S_LOG_ERROR;
+      } else {
+        return bad(err, prog, "log-level", v, "must be debug, info, warn or error");
+      }
+      break;
+    case OPT_METRICS:
+      if (t2s_parse_hostport(v, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port, &why) !=
+          0) {
+        return bad(err, prog, "metrics", v, why);
+      }
+      o->metrics = true;
+      break;
+    case OPT_PASSWORD_FILE:
+      if (!*v || strlen(v) >= sizeof(o->password_file)) {
+        return bad(err, prog, "proxy-password-file", v, "needs a file name");
+      }
+      strcpy(o->password_file, v);
+      break;
+    case OPT_HELP:
+    case 'h':
+      t2s_cli_usage(out, prog);
+      return T2S_CLI_EXIT;
+    case OPT_VERSION:
+    case 'V':
+      fprintf(out, "tun2sock %s\n", T2S_VERSION);
+      return T2S_CLI_EXIT;
+    case ':': {
+      /* A missing argument: name the option as the user wrote it. */
+      const char *arg = argv[optind - 1];
+      while (*arg == '-') {
+        arg++;
+      }
+      return bad(err, prog, arg, NULL, "needs a value");
+    }
+    default: {
+      const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+      fprintf(err, "%s: unknown option '%s'\n", prog, arg);
+      fprintf(err, "Try '%s --help' for more information.\n", prog);
+      return T2S_CLI_BAD;
+    }
+    }
+  }
+  if (optind < argc) {
+    fprintf(err, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+    fprintf(err, "Try '%s --help' for more information.\n", prog);
+    return T2S_CLI_BAD;
+  }
+  if (!have_device) {
+    return bad(err, prog, "device", NULL, "is required (e.g. --device tun0)");
+  }
+  if (!have_proxy) {
+    return bad(err, prog, "proxy", NULL, "is required (e.g. --proxy socks5://127.0.0.1:1080)");
+  }
+  for (size_t i = 0; i < o->naddresses; i++) {
+    if (o->addresses[i].addr.family == T2S_AF_INET6 && o->mtu < 1280) {
+      return bad(err, prog, "mtu", NULL, "an IPv6 --address needs an MTU of at least 1280");
+    }
+  }
+  if (o->interface[0] && o->ifname[0] && strcmp(o->interface, o->ifname) == 0) {
+    return bad(err, prog, "interface", o->interface,
+               "is the TUN device itself (upstream traffic would loop)");
+  }
+  return T2S_CLI_RUN;
+}

@@ -1,0 +1,60 @@
+/*
+ * cli.h: the command line of the tun2sock binary (long options in the conventions of
+ * xjasonlyu/tun2socks; a single dash works too: -device tun0). See docs/cli.md.
+ */
+#ifndef T2S_CLI_H
+#define T2S_CLI_H
+
+#include <stdio.h>
+
+#include "cli_parse.h"
+#include "log.h"
+
+#define T2S_CLI_MAX_ADDRESSES 8
+#define T2S_CLI_IFNAMSIZ 16
+
+/* Exit codes of the binary. */
+enum {
+  T2S_EXIT_OK = 0,
+  T2S_EXIT_FAILURE = 1, /* runtime failure, missing privilege */
+  T2S_EXIT_USAGE = 2,   /* a bad or missing option */
+};
+
+typedef struct t2s_cli_opts {
+  /* --device: "tun0", "tun://tun0" or "fd://N" */
+  char ifname[T2S_CLI_IFNAMSIZ];             /* the TUN to create or attach; "" with fd:// */
+  int device_fd;                             /* >= 0 with fd://N, else -1 */
+  t2s_proxy_url proxy;                       /* --proxy */
+  t2s_cidr addresses[T2S_CLI_MAX_ADDRESSES]; /* --address (repeatable) */
+  size_t naddresses;
+  uint32_t mtu;                     /* --mtu, default 1500 */
+  char interface[T2S_CLI_IFNAMSIZ]; /* --interface: pinned egress; "" = route to the proxy */
+  uint32_t fwmark;                  /* --fwmark, 0 = none */
+  uint64_t tcp_connect_timeout_ns;  /* --tcp-connect-timeout, default 10 s */
+  uint64_t udp_timeout_ns;          /* --udp-timeout, default 60 s */
+  uint64_t dns_timeout_ns;          /* --dns-timeout, default 10 s */
+  t2s_log_level log_level;          /* --log-level, default info */
+  bool metrics;                     /* --metrics given */
+  char metrics_host[256];           /* "" = every address */
+  uint16_t metrics_port;
+  char password_file[4096]; /* --proxy-password-file, "" = none */
+} t2s_cli_opts;
+
+/* Fills *opts with the defaults (no device, no proxy). */
+void t2s_cli_defaults(t2s_cli_opts *opts);
+
+/* What t2s_cli_parse decided. */
+typedef enum t2s_cli_result {
+  T2S_CLI_RUN = 0,  /* options valid: run */
+  T2S_CLI_EXIT = 1, /* --help or --version printed to out: exit 0 */
+  T2S_CLI_BAD = 2,  /* a message naming the bad option was printed to err: exit 2 */
+} t2s_cli_result;
+
+/* Parses argv (getopt_long_only; resets getopt's state first, so it can be called again).
+ * Help and version go to out, errors to err. Does not read files or the environment. */
+t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *opts, FILE *out, FILE *err);
+
+/* Prints the --help text. */
+void t2s_cli_usage(FILE *out, const char *prog);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * metrics.h: the --metrics HTTP endpoint (libevent evhttp): Prometheus text at /metrics,
+ * JSON at /stats. The numbers come from a snapshot the host fills on each request.
+ */
+#ifndef T2S_METRICS_H
+#define T2S_METRICS_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "engine.h"
+
+#define T2S_METRICS_MAX_ERROR_KINDS 32
+
+typedef struct t2s_metrics_snapshot {
+  t2s_engine_stats engine;
+  size_t nerror_kinds; /* upstream socket errors by errno name */
+  const char *error_names[T2S_METRICS_MAX_ERROR_KINDS];
+  uint64_t error_counts[T2S_METRICS_MAX_ERROR_KINDS];
+  uint64_t network_changes; /* network events that changed the egress */
+  uint64_t route_updates;   /* route queries answered after a change */
+  uint64_t tun_rx_packets, tun_tx_packets, tun_tx_errors;
+  uint64_t upstream_streams, upstream_dgrams; /* sockets open now */
+  double uptime_seconds;
+} t2s_metrics_snapshot;
+
+typedef void (*t2s_metrics_collect_fn)(void *arg, t2s_metrics_snapshot *snap);
+
+typedef struct t2s_metrics t2s_metrics;
+
+/* Listens on host:port (host "" = every address) on base. Returns 0, or a negative errno when
+ * the address cannot be bound. */
+int t2s_metrics_new(t2s_metrics **pm, struct event_base *base, const char *host, uint16_t port,
+                    t2s_metrics_collect_fn collect, void *arg);
+/* Stops listening and frees. */
+void t2s_metrics_del(t2s_metrics *m);
+
+/* Renders the Prometheus text exposition of snap into out. */
+void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *snap, struct evbuffer *out);
+/* Renders snap as one JSON object into out. */
+void t2s_metrics_render_json(const t2s_metrics_snapshot *snap, struct evbuffer *out);
+
+#endif

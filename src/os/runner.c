@@ -1,0 +1,504 @@
+/* runner.c: the libevent loop around the engine (see runner.h). */
+#include "runner.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "clock_linux.h"
+#include "log.h"
+#include "metrics.h"
+#include "route_linux.h"
+#include "tun_linux.h"
+#include "upstream_sock.h"
+
+struct t2s_runner {
+  t2s_cli_opts opts;
+  t2s_addr proxy;
+  char username[T2S_PROXY_FIELD_MAX];
+  char password[T2S_PROXY_FIELD_MAX];
+  bool have_auth;
+  struct event_base *base;
+  t2s_tun tun;
+  t2s_device dev;
+  t2s_clock_linux clk;
+  bool clk_ready;
+  t2s_upstream_sock *up;
+  t2s_upstream upops;
+  t2s_engine *engine;
+  t2s_egress_choice egress;
+  t2s_metrics *metrics;
+  struct event *tun_ev;
+  struct event *sig_ev[3];
+  int stop_fd; /* eventfd written by t2s_runner_stop */
+  struct event *stop_ev;
+  int exit_code;
+  bool stopping;
+  uint64_t network_changes, route_updates;
+  t2s_tstamp started;
+  uint8_t pkt[65536];
+};
+
+/* ---------------- after every callback ---------------- */
+
+static void rearm(t2s_runner *r) {
+  if (!r->engine) {
+    return;
+  }
+  t2s_upstream_sock_poll(r->up);
+  t2s_clock_linux_arm(&r->clk, t2s_engine_get_expiry(r->engine));
+}
+
+static void after_cb(void *arg) {
+  rearm(arg);
+}
+
+static void fatal(t2s_runner *r, const char *what, int err) {
+  T2S_ERROR("%s: %s; stopping", what, t2s_strerror(err));
+  r->exit_code = T2S_EXIT_FAILURE;
+  event_base_loopbreak(r->base);
+}
+
+static void timer_fired(void *arg, t2s_tstamp now) {
+  t2s_runner *r = arg;
+  int rv = t2s_engine_handle_expiry(r->engine, now);
+  if (t2s_err_is_fatal(rv)) {
+    fatal(r, "engine timers", rv);
+    return;
+  }
+  rearm(r);
+}
+
+static void tun_readable(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  t2s_runner *r = arg;
+  for (int i = 0; i < T2S_RUNNER_BATCH; i++) {
+    t2s_ssize n = r->dev.ops->recv(r->dev.self, r->pkt, sizeof(r->pkt));
+    if (n == T2S_ERR_WOULDBLOCK) {
+      break;
+    }
+    if (n < 0) {
+      if (t2s_err_is_fatal((int)n)) {
+        fatal(r, "reading the TUN", (int)n);
+        return;
+      }
+      T2S_WARN("reading the TUN %s: %s", r->tun.ifname, strerror(errno));
+      break;
+    }
+    int rv = t2s_engine_input(r->engine, r->pkt, (size_t)n, t2s_clock_monotonic_ns());
+    if (t2s_err_is_fatal(rv)) {
+      fatal(r, "engine input", rv);
+      return;
+    }
+  }
+  rearm(r);
+}
+
+/* ---------------- log lines ---------------- */
+
+static void log_stats(t2s_runner *r) {
+  t2s_engine_stats st;
+  t2s_engine_get_stats(r->engine, &st);
+  uint64_t drops = 0;
+  for (int i = 1; i < T2S_DROP_MAX; i++) {
+    drops += st.drops[i];
+  }
+  T2S_INFO("stats: packets in %llu out %llu, bytes up %llu down %llu, tcp active %llu "
+           "(total %llu, pending %llu), udp active %llu, icmp echo replies %llu, drops %llu, "
+           "upstream errors %llu, flows reset %llu",
+           (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
+           (unsigned long long)st.bytes_up, (unsigned long long)st.bytes_down,
+           (unsigned long long)st.tcp_flows_active, (unsigned long long)st.tcp_flows_total,
+           (unsigned long long)st.tcp_pending_syn, (unsigned long long)st.udp_sessions_active,
+           (unsigned long long)st.icmp_echo_replies, (unsigned long long)drops,
+           (unsigned long long)st.upstream_errors, (unsigned long long)st.flows_reset);
+  for (int i = 1; i < T2S_DROP_MAX; i++) {
+    if (st.drops[i]) {
+      T2S_INFO("stats: dropped %s %llu", t2s_drop_name(i), (unsigned long long)st.drops[i]);
+    }
+  }
+  for (size_t i = 0; i < t2s_upstream_sock_error_kinds(); i++) {
+    uint64_t c = t2s_upstream_sock_error_count(r->up, i);
+    if (c) {
+      T2S_INFO("stats: upstream error %s %llu", t2s_upstream_sock_error_name(i),
+               (unsigned long long)c);
+    }
+  }
+}
+
+static const char *event_name(t2s_engine_event_type t) {
+  switch (t) {
+  case T2S_EV_DROP:
+    return "drop";
+  case T2S_EV_ICMP_ECHO:
+    return "icmp-echo";
+  case T2S_EV_TCP_SYN:
+    return "tcp-syn";
+  case T2S_EV_TCP_ESTABLISHED:
+    return "tcp-established";
+  case T2S_EV_TCP_REFUSED:
+    return "tcp-refused";
+  case T2S_EV_TCP_CLOSED:
+    return "tcp-closed";
+  case T2S_EV_TCP_RESET:
+    return "tcp-reset";
+  case T2S_EV_UDP_OPEN:
+    return "udp-open";
+  case T2S_EV_UDP_CLOSED:
+    return "udp-closed";
+  }
+  return "event";
+}
+
+static void on_engine_event(void *arg, const t2s_engine_event *ev) {
+  (void)arg;
+  if (!t2s_log_enabled(T2S_LOG_DEBUG)) {
+    return;
+  }
+  char s[64], d[64];
+  t2s_addr_format(&ev->src, true, s, sizeof(s));
+  t2s_addr_format(&ev->dst, true, d, sizeof(d));
+  if (ev->type == T2S_EV_DROP) {
+    T2S_DEBUG("drop %s %s -> %s", t2s_drop_name(ev->reason), ev->src.family ? s : "-",
+              ev->dst.family ? d : "-");
+  } else if (ev->type == T2S_EV_TCP_REFUSED || ev->type == T2S_EV_TCP_RESET) {
+    T2S_DEBUG("%s flow %llu %s -> %s: %s", event_name(ev->type), (unsigned long long)ev->flow_id, s,
+              d, t2s_strerror(ev->reason));
+  } else {
+    T2S_DEBUG("%s flow %llu %s -> %s (up %llu, down %llu bytes)", event_name(ev->type),
+              (unsigned long long)ev->flow_id, s, d, (unsigned long long)ev->bytes_up,
+              (unsigned long long)ev->bytes_down);
+  }
+}
+
+/* ---------------- signals and stop ---------------- */
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg) {
+  (void)what;
+  t2s_runner *r = arg;
+  if (sig == SIGUSR1) {
+    log_stats(r);
+    return;
+  }
+  T2S_INFO("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  r->stopping = true;
+  event_base_loopbreak(r->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  t2s_runner *r = arg;
+  uint64_t v;
+  if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+    T2S_DEBUG("stop eventfd: %s", strerror(errno));
+  }
+  r->stopping = true;
+  event_base_loopbreak(r->base);
+}
+
+void t2s_runner_stop(t2s_runner *r) {
+  uint64_t one = 1;
+  ssize_t n = write(r->stop_fd, &one, sizeof(one));
+  (void)n;
+}
+
+/* ---------------- metrics ---------------- */
+
+static void collect(void *arg, t2s_metrics_snapshot *snap) {
+  t2s_runner *r = arg;
+  memset(snap, 0, sizeof(*snap));
+  t2s_engine_get_stats(r->engine, &snap->engine);
+  size_t n = t2s_upstream_sock_error_kinds();
+  if (n > T2S_METRICS_MAX_ERROR_KINDS) {
+    n = T2S_METRICS_MAX_ERROR_KINDS;
+  }
+  snap->nerror_kinds = n;
+  for (size_t i = 0; i < n; i++) {
+    snap->error_names[i] = t2s_upstream_sock_error_name(i);
+    snap->error_counts[i] = t2s_upstream_sock_error_count(r->up, i);
+  }
+  snap->network_changes = r->network_changes;
+  snap->route_updates = r->route_updates;
+  snap->tun_rx_packets = r->tun.rx_packets;
+  snap->tun_tx_packets = r->tun.tx_packets;
+  snap->tun_tx_errors = r->tun.tx_errors;
+  t2s_upstream_sock_counts(r->up, &snap->upstream_streams, &snap->upstream_dgrams);
+  snap->uptime_seconds = (double)(t2s_clock_monotonic_ns() - r->started) / 1e9;
+}
+
+/* ---------------- setup ---------------- */
+
+static int tun_failure_message(const t2s_runner *r, t2s_tun_failure fail, int err) {
+  const char *dev = r->opts.ifname[0] ? r->opts.ifname : "the TUN";
+  switch (fail) {
+  case T2S_TUN_FAIL_NODEV:
+    T2S_ERROR("cannot open /dev/net/tun: %s. Load the tun module (modprobe tun) or create the "
+              "node (mknod /dev/net/tun c 10 200); in a container, pass the device in.",
+              strerror(err));
+    return T2S_EXIT_FAILURE;
+  case T2S_TUN_FAIL_PRIVILEGE:
+    T2S_ERROR("cannot create or attach %s: %s. tun2sock needs CAP_NET_ADMIN: run it as root, "
+              "or grant the capability (setcap cap_net_admin,cap_net_raw+ep tun2sock, or "
+              "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW in its systemd unit), or create "
+              "a persistent TUN owned by this user (ip tuntap add dev %s mode tun user USER).",
+              dev, strerror(err), dev);
+    return T2S_EXIT_FAILURE;
+  case T2S_TUN_FAIL_BUSY:
+    T2S_ERROR("cannot attach %s: %s (another process holds it, or it is not a TUN with the "
+              "same flags)",
+              dev, strerror(err));
+    return T2S_EXIT_FAILURE;
+  case T2S_TUN_FAIL_BADFD:
+    T2S_ERROR("--device fd://%d: not an open TUN file descriptor opened with IFF_TUN|IFF_NO_PI "
+              "(%s)",
+              r->opts.device_fd, strerror(err));
+    return T2S_EXIT_USAGE;
+  default:
+    T2S_ERROR("cannot open %s: %s", dev, strerror(err));
+    return T2S_EXIT_FAILURE;
+  }
+}
+
+static uint64_t random_seed(void) {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+    seed = t2s_clock_monotonic_ns() ^ ((uint64_t)getpid() << 32);
+  }
+  return seed;
+}
+
+int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
+  t2s_runner *r = calloc(1, sizeof(*r));
+  if (!r) {
+    T2S_ERROR("out of memory");
+    return T2S_EXIT_FAILURE;
+  }
+  r->opts = *cfg->opts;
+  r->proxy = cfg->proxy;
+  r->stop_fd = -1;
+  r->tun.fd = -1;
+  r->started = t2s_clock_monotonic_ns();
+  if (cfg->username && cfg->username[0]) {
+    snprintf(r->username, sizeof(r->username), "%s", cfg->username);
+    snprintf(r->password, sizeof(r->password), "%s", cfg->password ? cfg->password : "");
+    r->have_auth = true;
+  }
+  int code = T2S_EXIT_FAILURE;
+
+  /* The event base: precise timers (the engine's deadlines are in nanoseconds). */
+  struct event_config *ec = event_config_new();
+  if (ec) {
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    r->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+  }
+  if (!r->base) {
+    T2S_ERROR("cannot create the event loop");
+    goto fail;
+  }
+
+  /* The TUN. */
+  t2s_tun_failure tfail;
+  int terr;
+  if (t2s_tun_open(&r->tun, r->opts.ifname, r->opts.device_fd, cfg->owns_fd, &tfail, &terr) != 0) {
+    code = tun_failure_message(r, tfail, terr);
+    goto fail;
+  }
+  const char *step = "";
+  int rv = t2s_tun_configure(&r->tun, r->opts.mtu, r->opts.addresses, r->opts.naddresses, &step);
+  if (rv < 0) {
+    if (rv == -EPERM || rv == -EACCES) {
+      T2S_ERROR("%s on %s: %s. Configuring the TUN needs CAP_NET_ADMIN (run as root or grant "
+                "the capability), or configure it beforehand and start without --address "
+                "and --mtu.",
+                step, r->tun.ifname, strerror(-rv));
+    } else {
+      T2S_ERROR("%s on %s: %s", step, r->tun.ifname, strerror(-rv));
+    }
+    goto fail;
+  }
+  t2s_tun_device(&r->tun, &r->dev);
+
+  /* Where upstream sockets leave from. */
+  char why[256];
+  rv = t2s_egress_select(&r->proxy, r->opts.fwmark, r->opts.interface, r->tun.ifindex, &r->egress,
+                         why, sizeof(why));
+  if (rv != 0) {
+    T2S_ERROR("%s", why);
+    code = rv == T2S_ERR_NOT_FOUND ? T2S_EXIT_USAGE : T2S_EXIT_FAILURE;
+    goto fail;
+  }
+  T2S_INFO("egress: %s%s%s", why, r->egress.egress.ifindex ? ": upstream sockets bound to " : "",
+           r->egress.egress.ifindex ? r->egress.egress.ifname : "");
+  if (r->egress.no_route) {
+    T2S_WARN("%s", why);
+  }
+
+  /* Clock, connector, engine. */
+  if (t2s_clock_linux_init(&r->clk, r->base, timer_fired, r) != 0) {
+    T2S_ERROR("cannot create the timer");
+    goto fail;
+  }
+  r->clk_ready = true;
+  t2s_upstream_sock_config ucfg;
+  t2s_upstream_sock_config_default(&ucfg);
+  if (t2s_upstream_sock_new(&r->up, r->base, &ucfg) != 0) {
+    T2S_ERROR("out of memory");
+    goto fail;
+  }
+  t2s_upstream_sock_ops(r->up, &r->upops);
+
+  t2s_engine_config ecfg;
+  t2s_engine_config_default(&ecfg);
+  ecfg.seed = random_seed();
+  ecfg.mtu = r->tun.mtu;
+  ecfg.proxy_kind = T2S_PROXY_SOCKS5;
+  ecfg.proxy = r->proxy;
+  ecfg.username = r->have_auth ? r->username : NULL;
+  ecfg.password = r->have_auth ? r->password : NULL;
+  ecfg.egress = r->egress.egress;
+  ecfg.tcp_connect_timeout = r->opts.tcp_connect_timeout_ns;
+  ecfg.udp_timeout = r->opts.udp_timeout_ns;
+  ecfg.dns_timeout = r->opts.dns_timeout_ns;
+  t2s_engine_hooks hooks = {.on_event = on_engine_event, .arg = r};
+  rv = t2s_engine_new(&r->engine, &ecfg, &r->dev, &r->upops, &hooks);
+  if (rv != 0) {
+    T2S_ERROR("cannot create the engine: %s", t2s_strerror(rv));
+    r->engine = NULL;
+    goto fail;
+  }
+  t2s_upstream_sock_set_engine(r->up, r->engine, after_cb, r);
+
+  /* Events. */
+  r->tun_ev = event_new(r->base, r->tun.fd, EV_READ | EV_PERSIST, tun_readable, r);
+  r->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!r->tun_ev || r->stop_fd < 0) {
+    T2S_ERROR("cannot create the loop's events: %s", strerror(errno));
+    goto fail;
+  }
+  r->stop_ev = event_new(r->base, r->stop_fd, EV_READ | EV_PERSIST, stop_cb, r);
+  if (!r->stop_ev || event_add(r->tun_ev, NULL) != 0 || event_add(r->stop_ev, NULL) != 0) {
+    T2S_ERROR("cannot register the loop's events");
+    goto fail;
+  }
+  if (cfg->handle_signals) {
+    static const int sigs[3] = {SIGINT, SIGTERM, SIGUSR1};
+    for (int i = 0; i < 3; i++) {
+      r->sig_ev[i] = evsignal_new(r->base, sigs[i], signal_cb, r);
+      if (!r->sig_ev[i] || event_add(r->sig_ev[i], NULL) != 0) {
+        T2S_ERROR("cannot install the signal handlers");
+        goto fail;
+      }
+    }
+    signal(SIGPIPE, SIG_IGN);
+  }
+
+  /* Metrics. */
+  if (r->opts.metrics) {
+    rv = t2s_metrics_new(&r->metrics, r->base, r->opts.metrics_host, r->opts.metrics_port, collect,
+                         r);
+    if (rv != 0) {
+      T2S_ERROR("--metrics %s:%u: cannot listen: %s", r->opts.metrics_host, r->opts.metrics_port,
+                strerror(-rv));
+      goto fail;
+    }
+    T2S_INFO("metrics on http://%s%s%s:%u/metrics and /stats",
+             strchr(r->opts.metrics_host, ':') ? "[" : "",
+             r->opts.metrics_host[0] ? r->opts.metrics_host : "0.0.0.0",
+             strchr(r->opts.metrics_host, ':') ? "]" : "", r->opts.metrics_port);
+  }
+
+  char pbuf[64];
+  T2S_INFO("tun2sock running: %s (ifindex %u, mtu %u, %s) -> socks5 %s%s", r->tun.ifname,
+           r->tun.ifindex, r->tun.mtu, r->tun.created ? "created" : "attached",
+           t2s_addr_format(&r->proxy, true, pbuf, sizeof(pbuf)),
+           r->have_auth ? " with user/password" : "");
+  *prunner = r;
+  return 0;
+
+fail:
+  t2s_runner_del(r);
+  return code;
+}
+
+int t2s_runner_run(t2s_runner *r) {
+  r->exit_code = T2S_EXIT_OK;
+  rearm(r);
+  /* Bounded by the loop's own life: it returns on loopbreak (stop, signal, fatal error). */
+  while (!r->stopping && r->exit_code == T2S_EXIT_OK) {
+    int rv = event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (rv < 0) {
+      T2S_ERROR("event loop failed");
+      r->exit_code = T2S_EXIT_FAILURE;
+      break;
+    }
+    if (event_base_got_break(r->base) || rv == 1) {
+      break;
+    }
+  }
+  return r->exit_code;
+}
+
+void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats) {
+  t2s_engine_get_stats(r->engine, stats);
+}
+
+uint32_t t2s_runner_tun_ifindex(const t2s_runner *r) {
+  return r->tun.ifindex;
+}
+
+bool t2s_runner_needs_net_admin(const t2s_runner *r) {
+  bool tun_outlives = !r->tun.created || !r->tun.owns_fd;
+  return r->egress.egress.mark != 0 || (tun_outlives && r->tun.nadded > 0);
+}
+
+void t2s_runner_del(t2s_runner *r) {
+  if (!r) {
+    return;
+  }
+  if (r->engine) {
+    log_stats(r);
+  }
+  if (r->metrics) {
+    t2s_metrics_del(r->metrics);
+  }
+  if (r->engine) {
+    t2s_engine_del(r->engine); /* closes every flow through the connector */
+    r->engine = NULL;
+  }
+  if (r->up) {
+    t2s_upstream_sock_del(r->up);
+  }
+  for (int i = 0; i < 3; i++) {
+    if (r->sig_ev[i]) {
+      event_free(r->sig_ev[i]);
+    }
+  }
+  if (r->tun_ev) {
+    event_free(r->tun_ev);
+  }
+  if (r->stop_ev) {
+    event_free(r->stop_ev);
+  }
+  if (r->stop_fd >= 0) {
+    close(r->stop_fd);
+  }
+  if (r->clk_ready) {
+    t2s_clock_linux_free(&r->clk);
+  }
+  if (r->tun.fd >= 0) {
+    bool created = r->tun.created && r->tun.owns_fd;
+    t2s_tun_close(&r->tun);
+    T2S_INFO("%s %s", created ? "deleted the TUN" : "released the TUN", r->tun.ifname);
+  }
+  if (r->base) {
+    event_base_free(r->base);
+  }
+  explicit_bzero(r->password, sizeof(r->password));
+  free(r);
+}

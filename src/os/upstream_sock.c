@@ -1,0 +1,819 @@
+/* upstream_sock.c: non-blocking upstream sockets on libevent (see upstream_sock.h). */
+#include "upstream_sock.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock_linux.h"
+#include "log.h"
+
+#define UPSTREAM_ERRNOS(X)                                                                         \
+  X(ECONNREFUSED)                                                                                  \
+  X(ENETUNREACH)                                                                                   \
+  X(EHOSTUNREACH)                                                                                  \
+  X(ETIMEDOUT)                                                                                     \
+  X(ECONNRESET)                                                                                    \
+  X(ECONNABORTED)                                                                                  \
+  X(EPIPE)                                                                                         \
+  X(ENETDOWN)                                                                                      \
+  X(EHOSTDOWN)                                                                                     \
+  X(EADDRNOTAVAIL)                                                                                 \
+  X(EADDRINUSE)                                                                                    \
+  X(ENODEV)                                                                                        \
+  X(EACCES)                                                                                        \
+  X(EPERM)                                                                                         \
+  X(EMFILE)                                                                                        \
+  X(ENFILE)                                                                                        \
+  X(ENOBUFS)                                                                                       \
+  X(ENOMEM)                                                                                        \
+  X(EMSGSIZE)
+
+static const struct {
+  int err;
+  const char *name;
+} error_kinds[] = {
+#define X(e) {e, #e},
+    UPSTREAM_ERRNOS(X)
+#undef X
+        {0, "other"},
+};
+#define N_ERROR_KINDS T2S_ARRAY_LEN(error_kinds)
+
+/* Bytes read from one socket per callback at most, and reads per callback. */
+#define READ_CHUNK 65536
+#define READS_PER_CALLBACK 8
+#define DGRAMS_PER_CALLBACK 32
+
+typedef enum usock_kind { USOCK_STREAM, USOCK_DGRAM } usock_kind;
+
+typedef struct usock {
+  uint64_t id;
+  usock_kind kind;
+  int fd;
+  struct event *rev; /* EV_READ | EV_PERSIST */
+  struct event *wev; /* EV_WRITE | EV_PERSIST: connect completion and writability */
+  t2s_upstream_sock *up;
+  bool connecting;
+  bool paused;     /* the engine asked (stream_pause_read) */
+  bool starved;    /* the engine had no room: on the starved list */
+  bool eof;        /* EOF seen: no more reads */
+  bool want_write; /* a short write: report writable */
+  bool shut_after_connect;
+  bool reading;                 /* rev is added */
+  bool writing;                 /* wev is added */
+  bool dead;                    /* forgotten: on the graveyard, freed at the next poll */
+  struct usock *hnext;          /* hash chain */
+  struct usock *lnext, **lprev; /* starved list or graveyard */
+} usock;
+
+typedef struct usock_map {
+  usock **buckets;
+  size_t nbuckets; /* power of two */
+  size_t count;
+} usock_map;
+
+struct t2s_upstream_sock {
+  struct event_base *base;
+  t2s_upstream_sock_config cfg;
+  t2s_engine *engine;
+  void (*after)(void *arg);
+  void *after_arg;
+  usock_map streams, dgrams;
+  usock *starved;   /* streams waiting for room in the engine */
+  usock *graveyard; /* closed, freed at the next poll */
+  uint64_t errors[N_ERROR_KINDS];
+  bool warned_mark; /* the SO_MARK privilege warning was logged */
+  uint8_t buf[READ_CHUNK];
+};
+
+/* ---------------- small helpers ---------------- */
+
+size_t t2s_upstream_sock_error_kinds(void) {
+  return N_ERROR_KINDS;
+}
+
+const char *t2s_upstream_sock_error_name(size_t i) {
+  return i < N_ERROR_KINDS ? error_kinds[i].name : "unknown";
+}
+
+uint64_t t2s_upstream_sock_error_count(const t2s_upstream_sock *up, size_t i) {
+  return i < N_ERROR_KINDS ? up->errors[i] : 0;
+}
+
+void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, uint64_t *pdgrams) {
+  *pstreams = up->streams.count;
+  *pdgrams = up->dgrams.count;
+}
+
+int t2s_upstream_map_errno(int err) {
+  switch (err) {
+  case ECONNREFUSED:
+    return T2S_ERR_REFUSED;
+  case ENETUNREACH:
+  case EHOSTUNREACH:
+  case ENETDOWN:
+  case EHOSTDOWN:
+  case EADDRNOTAVAIL:
+  case ENODEV:
+  case EACCES:
+  case EPERM:
+    return T2S_ERR_UNREACHABLE;
+  case ETIMEDOUT:
+    return T2S_ERR_TIMEOUT;
+  case ECONNRESET:
+  case ECONNABORTED:
+  case EPIPE:
+    return T2S_ERR_RESET;
+  case EMFILE:
+  case ENFILE:
+  case ENOBUFS:
+  case ENOMEM:
+  case EADDRINUSE:
+  case EMSGSIZE:
+    return T2S_ERR_LIMIT;
+  default:
+    return T2S_ERR_CLOSED;
+  }
+}
+
+/* Counts err by name and returns its T2S_ERR_* mapping. */
+static int count_error(t2s_upstream_sock *up, int err) {
+  size_t i;
+  for (i = 0; i + 1 < N_ERROR_KINDS; i++) {
+    if (error_kinds[i].err == err) {
+      break;
+    }
+  }
+  up->errors[i]++;
+  return t2s_upstream_map_errno(err);
+}
+
+static uint64_t hash_id(uint64_t id) {
+  id ^= id >> 33;
+  id *= 0xff51afd7ed558ccdull;
+  id ^= id >> 33;
+  return id;
+}
+
+static usock *map_find(const usock_map *m, uint64_t id) {
+  if (!m->nbuckets) {
+    return NULL;
+  }
+  for (usock *s = m->buckets[hash_id(id) & (m->nbuckets - 1)]; s; s = s->hnext) {
+    if (s->id == id) {
+      return s;
+    }
+  }
+  return NULL;
+}
+
+static int map_grow(usock_map *m) {
+  size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
+  usock **b = calloc(n, sizeof(*b));
+  if (!b) {
+    return T2S_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    usock *s = m->buckets[i];
+    while (s) {
+      usock *next = s->hnext;
+      size_t j = hash_id(s->id) & (n - 1);
+      s->hnext = b[j];
+      b[j] = s;
+      s = next;
+    }
+  }
+  free(m->buckets);
+  m->buckets = b;
+  m->nbuckets = n;
+  return 0;
+}
+
+static int map_insert(usock_map *m, usock *s) {
+  if (m->count + 1 > m->nbuckets) {
+    int rv = map_grow(m);
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  size_t j = hash_id(s->id) & (m->nbuckets - 1);
+  s->hnext = m->buckets[j];
+  m->buckets[j] = s;
+  m->count++;
+  return 0;
+}
+
+static void map_remove(usock_map *m, usock *s) {
+  if (!m->nbuckets) {
+    return;
+  }
+  usock **pp = &m->buckets[hash_id(s->id) & (m->nbuckets - 1)];
+  for (; *pp; pp = &(*pp)->hnext) {
+    if (*pp == s) {
+      *pp = s->hnext;
+      s->hnext = NULL;
+      m->count--;
+      return;
+    }
+  }
+}
+
+static void list_push(usock **head, usock *s) {
+  s->lnext = *head;
+  if (*head) {
+    (*head)->lprev = &s->lnext;
+  }
+  *head = s;
+  s->lprev = head;
+}
+
+static void list_unlink(usock *s) {
+  if (!s->lprev) {
+    return;
+  }
+  *s->lprev = s->lnext;
+  if (s->lnext) {
+    s->lnext->lprev = s->lprev;
+  }
+  s->lnext = NULL;
+  s->lprev = NULL;
+}
+
+static void set_reading(usock *s, bool on) {
+  if (on == s->reading) {
+    return;
+  }
+  if (on) {
+    event_add(s->rev, NULL);
+  } else {
+    event_del(s->rev);
+  }
+  s->reading = on;
+}
+
+static void set_writing(usock *s, bool on) {
+  if (on == s->writing) {
+    return;
+  }
+  if (on) {
+    event_add(s->wev, NULL);
+  } else {
+    event_del(s->wev);
+  }
+  s->writing = on;
+}
+
+static void update_read(usock *s) {
+  set_reading(s, !s->dead && !s->connecting && !s->paused && !s->starved && !s->eof);
+}
+
+/* Forgets s: out of its map and lists, fd closed (with RST when abort), events stopped. The
+ * memory stays on the graveyard until the next poll, so a callback still holding s is safe. */
+static void forget(usock *s, bool abort) {
+  if (s->dead) {
+    return;
+  }
+  t2s_upstream_sock *up = s->up;
+  map_remove(s->kind == USOCK_STREAM ? &up->streams : &up->dgrams, s);
+  list_unlink(s);
+  set_reading(s, false);
+  set_writing(s, false);
+  if (s->fd >= 0) {
+    if (abort && s->kind == USOCK_STREAM) {
+      struct linger lg = {.l_onoff = 1, .l_linger = 0};
+      setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(s->fd);
+    s->fd = -1;
+  }
+  s->dead = true;
+  list_push(&up->graveyard, s);
+}
+
+static void free_usock(usock *s) {
+  if (s->rev) {
+    event_free(s->rev);
+  }
+  if (s->wev) {
+    event_free(s->wev);
+  }
+  free(s);
+}
+
+static void after(t2s_upstream_sock *up) {
+  if (up->after) {
+    up->after(up->after_arg);
+  }
+}
+
+/* ---------------- socket setup ---------------- */
+
+static int to_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t *plen) {
+  memset(ss, 0, sizeof(*ss));
+  if (a->family == T2S_AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(a->port);
+    memcpy(&sin->sin_addr, a->ip, 4);
+    *plen = sizeof(*sin);
+    return 0;
+  }
+  if (a->family == T2S_AF_INET6) {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(a->port);
+    memcpy(&sin6->sin6_addr, a->ip, 16);
+    *plen = sizeof(*sin6);
+    return 0;
+  }
+  return T2S_ERR_INVALID_ARGUMENT;
+}
+
+/* Applies the egress (mark, device, source) to fd. Returns 0 or a negative errno. */
+static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
+  if (!eg) {
+    return 0;
+  }
+  if (eg->mark) {
+    int mark = (int)eg->mark;
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
+      return -errno;
+    }
+  }
+  if (eg->ifindex) {
+    int idx = (int)eg->ifindex;
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof(idx)) < 0) {
+      if (errno != ENOPROTOOPT || !eg->ifname[0]) {
+        return -errno;
+      }
+      /* Kernels before 5.0: by name. */
+      if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, eg->ifname, (socklen_t)strlen(eg->ifname)) <
+          0) {
+        return -errno;
+      }
+    }
+  }
+  if (eg->src.family && eg->src.family == dst->family) {
+    t2s_addr src = eg->src;
+    src.port = 0;
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (to_sockaddr(&src, &ss, &len) != 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
+      return -errno;
+    }
+  }
+  return 0;
+}
+
+static void stream_read_cb(evutil_socket_t fd, short what, void *arg);
+static void stream_write_cb(evutil_socket_t fd, short what, void *arg);
+static void dgram_read_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Creates the socket and its events for a new usock. Returns it or NULL with *perr set. */
+static usock *usock_new(t2s_upstream_sock *up, uint64_t id, usock_kind kind, const t2s_addr *dst,
+                        const t2s_egress *eg, int *perr) {
+  usock *s = calloc(1, sizeof(*s));
+  if (!s) {
+    *perr = T2S_ERR_LIMIT;
+    return NULL;
+  }
+  s->id = id;
+  s->kind = kind;
+  s->up = up;
+  int af = dst->family == T2S_AF_INET ? AF_INET : AF_INET6;
+  s->fd = socket(
+      af, (kind == USOCK_STREAM ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s->fd < 0) {
+    *perr = count_error(up, errno);
+    free(s);
+    return NULL;
+  }
+  int rv = apply_egress(s->fd, dst, eg);
+  if (rv < 0) {
+    if (rv == -EPERM && eg->mark && !up->warned_mark) {
+      up->warned_mark = true;
+      T2S_WARN("cannot set SO_MARK %u on upstream sockets: CAP_NET_ADMIN needed", eg->mark);
+    }
+    *perr = count_error(up, -rv);
+    close(s->fd);
+    free(s);
+    return NULL;
+  }
+  if (kind == USOCK_STREAM) {
+    const t2s_upstream_sock_config *c = &up->cfg;
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->keepalive_idle_s) {
+      int idle = (int)c->keepalive_idle_s, intvl = (int)c->keepalive_intvl_s,
+          cnt = (int)c->keepalive_cnt;
+      setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+      setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+      if (intvl) {
+        setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+      }
+      if (cnt) {
+        setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+      }
+    }
+    if (c->user_timeout_ms) {
+      unsigned ut = c->user_timeout_ms;
+      setsockopt(s->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+    }
+    s->rev = event_new(up->base, s->fd, EV_READ | EV_PERSIST, stream_read_cb, s);
+    s->wev = event_new(up->base, s->fd, EV_WRITE | EV_PERSIST, stream_write_cb, s);
+  } else {
+    s->rev = event_new(up->base, s->fd, EV_READ | EV_PERSIST, dgram_read_cb, s);
+  }
+  if (!s->rev || (kind == USOCK_STREAM && !s->wev)) {
+    *perr = T2S_ERR_LIMIT;
+    close(s->fd);
+    free_usock(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* ---------------- stream callbacks (from libevent) ---------------- */
+
+static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  usock *s = arg;
+  t2s_upstream_sock *up = s->up;
+  for (int i = 0; i < READS_PER_CALLBACK && !s->dead && s->reading; i++) {
+    size_t space = t2s_engine_stream_recv_space(up->engine, s->id);
+    if (space == 0) {
+      /* No room in the engine: stop reading until poll sees room again. */
+      s->starved = true;
+      list_push(&up->starved, s);
+      update_read(s);
+      break;
+    }
+    size_t want = T2S_MIN(space, sizeof(up->buf));
+    ssize_t n = recv(s->fd, up->buf, want, MSG_DONTWAIT);
+    if (n > 0) {
+      size_t took =
+          t2s_engine_stream_recv(up->engine, s->id, up->buf, (size_t)n, t2s_clock_monotonic_ns());
+      if (took < (size_t)n && !s->dead) {
+        T2S_WARN("upstream stream %llu: engine took %zu of %zd bytes within its room",
+                 (unsigned long long)s->id, took, n);
+      }
+      if ((size_t)n < want) {
+        break; /* the socket is drained */
+      }
+    } else if (n == 0) {
+      s->eof = true;
+      update_read(s);
+      t2s_engine_stream_eof(up->engine, s->id, t2s_clock_monotonic_ns());
+      break;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    } else {
+      int err = count_error(up, errno);
+      uint64_t id = s->id;
+      forget(s, false);
+      t2s_engine_stream_error(up->engine, id, err, t2s_clock_monotonic_ns());
+      break;
+    }
+  }
+  after(up);
+}
+
+static void stream_write_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  usock *s = arg;
+  t2s_upstream_sock *up = s->up;
+  if (s->dead) {
+    return;
+  }
+  if (s->connecting) {
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) {
+      soerr = errno;
+    }
+    if (soerr == EINPROGRESS || soerr == EALREADY) {
+      return; /* spurious wakeup */
+    }
+    s->connecting = false;
+    uint64_t id = s->id;
+    if (soerr != 0) {
+      int err = count_error(up, soerr);
+      forget(s, false);
+      t2s_engine_stream_opened(up->engine, id, err, t2s_clock_monotonic_ns());
+      after(up);
+      return;
+    }
+    set_writing(s, s->want_write);
+    if (s->shut_after_connect) {
+      shutdown(s->fd, SHUT_WR);
+    }
+    update_read(s);
+    t2s_engine_stream_opened(up->engine, id, 0, t2s_clock_monotonic_ns());
+    if (!s->dead && s->want_write) {
+      s->want_write = false;
+      set_writing(s, false);
+      t2s_engine_stream_writable(up->engine, id, t2s_clock_monotonic_ns());
+    }
+    after(up);
+    return;
+  }
+  s->want_write = false;
+  set_writing(s, false);
+  t2s_engine_stream_writable(up->engine, s->id, t2s_clock_monotonic_ns());
+  after(up);
+}
+
+/* ---------------- datagram callback ---------------- */
+
+static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  usock *s = arg;
+  t2s_upstream_sock *up = s->up;
+  for (int i = 0; i < DGRAMS_PER_CALLBACK && !s->dead; i++) {
+    ssize_t n = recv(s->fd, up->buf, sizeof(up->buf), MSG_DONTWAIT);
+    if (n >= 0) {
+      t2s_engine_dgram_recv(up->engine, s->id, up->buf, (size_t)n, t2s_clock_monotonic_ns());
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      break;
+    } else {
+      int err = count_error(up, errno);
+      uint64_t id = s->id;
+      forget(s, false);
+      t2s_engine_dgram_error(up->engine, id, err, t2s_clock_monotonic_ns());
+      break;
+    }
+  }
+  after(up);
+}
+
+/* ---------------- ops (called by the engine: never call it back) ---------------- */
+
+static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
+  t2s_upstream_sock *up = self;
+  if (id == 0 || map_find(&up->streams, id)) {
+    return T2S_ERR_EXISTS;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (to_sockaddr(dst, &ss, &sslen) != 0) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  int err = 0;
+  usock *s = usock_new(up, id, USOCK_STREAM, dst, egress, &err);
+  if (!s) {
+    return err;
+  }
+  if (map_insert(&up->streams, s) != 0) {
+    close(s->fd);
+    free_usock(s);
+    return T2S_ERR_LIMIT;
+  }
+  s->connecting = true;
+  int rv = connect(s->fd, (struct sockaddr *)&ss, sslen);
+  if (rv < 0 && errno != EINPROGRESS) {
+    err = count_error(up, errno);
+    forget(s, false);
+    return err;
+  }
+  set_writing(s, true);
+  if (rv == 0) {
+    event_active(s->wev, EV_WRITE, 0); /* connected at once: report from the loop */
+  }
+  return 0;
+}
+
+static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
+  t2s_upstream_sock *up = self;
+  usock *s = map_find(&up->streams, id);
+  if (!s) {
+    return T2S_ERR_CLOSED;
+  }
+  if (s->connecting) {
+    s->want_write = true;
+    return 0;
+  }
+  if (len == 0) {
+    return 0;
+  }
+  for (int tries = 0; tries < 4; tries++) {
+    ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      if ((size_t)n < len) {
+        s->want_write = true;
+        set_writing(s, true);
+      }
+      return (t2s_ssize)n;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->want_write = true;
+      set_writing(s, true);
+      return 0;
+    }
+    return count_error(up, errno);
+  }
+  return 0;
+}
+
+static int op_stream_shutdown_write(void *self, uint64_t id) {
+  t2s_upstream_sock *up = self;
+  usock *s = map_find(&up->streams, id);
+  if (!s) {
+    return T2S_ERR_CLOSED;
+  }
+  if (s->connecting) {
+    s->shut_after_connect = true;
+    return 0;
+  }
+  if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+    return count_error(up, errno);
+  }
+  return 0;
+}
+
+static void op_stream_pause_read(void *self, uint64_t id, bool paused) {
+  t2s_upstream_sock *up = self;
+  usock *s = map_find(&up->streams, id);
+  if (!s) {
+    return;
+  }
+  s->paused = paused;
+  if (!paused && s->starved) {
+    s->starved = false; /* the read callback finds out again if there is still no room */
+    list_unlink(s);
+  }
+  update_read(s);
+}
+
+static void op_stream_close(void *self, uint64_t id, bool abort) {
+  t2s_upstream_sock *up = self;
+  usock *s = map_find(&up->streams, id);
+  if (s) {
+    forget(s, abort);
+  }
+}
+
+static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
+  t2s_upstream_sock *up = self;
+  if (id == 0 || map_find(&up->dgrams, id)) {
+    return T2S_ERR_EXISTS;
+  }
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  if (to_sockaddr(relay, &ss, &sslen) != 0) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  int err = 0;
+  usock *s = usock_new(up, id, USOCK_DGRAM, relay, egress, &err);
+  if (!s) {
+    return err;
+  }
+  if (map_insert(&up->dgrams, s) != 0) {
+    close(s->fd);
+    free_usock(s);
+    return T2S_ERR_LIMIT;
+  }
+  /* Connected: the kernel delivers only the relay's datagrams and reports ICMP errors. */
+  if (connect(s->fd, (struct sockaddr *)&ss, sslen) < 0) {
+    err = count_error(up, errno);
+    forget(s, false);
+    return err;
+  }
+  set_reading(s, true);
+  return 0;
+}
+
+static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
+  t2s_upstream_sock *up = self;
+  usock *s = map_find(&up->dgrams, id);
+  if (!s) {
+    return T2S_ERR_CLOSED;
+  }
+  for (int tries = 0; tries < 4; tries++) {
+    ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      return 0;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      return T2S_ERR_WOULDBLOCK;
+    }
+    return count_error(up, errno);
+  }
+  return T2S_ERR_WOULDBLOCK;
+}
+
+static void op_dgram_close(void *self, uint64_t id) {
+  t2s_upstream_sock *up = self;
+  usock *s = map_find(&up->dgrams, id);
+  if (s) {
+    forget(s, false);
+  }
+}
+
+static const t2s_upstream_ops upstream_ops = {
+    .stream_open = op_stream_open,
+    .stream_write = op_stream_write,
+    .stream_shutdown_write = op_stream_shutdown_write,
+    .stream_pause_read = op_stream_pause_read,
+    .stream_close = op_stream_close,
+    .dgram_open = op_dgram_open,
+    .dgram_send = op_dgram_send,
+    .dgram_close = op_dgram_close,
+};
+
+/* ---------------- lifecycle ---------------- */
+
+void t2s_upstream_sock_config_default(t2s_upstream_sock_config *cfg) {
+  cfg->keepalive_idle_s = 30;
+  cfg->keepalive_intvl_s = 10;
+  cfg->keepalive_cnt = 3;
+  cfg->user_timeout_ms = 30000;
+}
+
+int t2s_upstream_sock_new(t2s_upstream_sock **pup, struct event_base *base,
+                          const t2s_upstream_sock_config *cfg) {
+  t2s_upstream_sock *up = calloc(1, sizeof(*up));
+  if (!up) {
+    return T2S_ERR_NOMEM;
+  }
+  up->base = base;
+  if (cfg) {
+    up->cfg = *cfg;
+  } else {
+    t2s_upstream_sock_config_default(&up->cfg);
+  }
+  *pup = up;
+  return 0;
+}
+
+void t2s_upstream_sock_ops(t2s_upstream_sock *up, t2s_upstream *out) {
+  out->ops = &upstream_ops;
+  out->self = up;
+}
+
+void t2s_upstream_sock_set_engine(t2s_upstream_sock *up, t2s_engine *engine,
+                                  void (*after_cb)(void *arg), void *arg) {
+  up->engine = engine;
+  up->after = after_cb;
+  up->after_arg = arg;
+}
+
+void t2s_upstream_sock_poll(t2s_upstream_sock *up) {
+  usock *s = up->starved;
+  while (s) {
+    usock *next = s->lnext;
+    if (t2s_engine_stream_recv_space(up->engine, s->id) > 0) {
+      s->starved = false;
+      list_unlink(s);
+      update_read(s);
+    }
+    s = next;
+  }
+  while (up->graveyard) {
+    usock *g = up->graveyard;
+    list_unlink(g);
+    free_usock(g);
+  }
+}
+
+static void close_all(t2s_upstream_sock *up, usock_map *m) {
+  for (size_t i = 0; i < m->nbuckets; i++) {
+    while (m->buckets[i]) {
+      forget(m->buckets[i], true);
+    }
+  }
+  free(m->buckets);
+  m->buckets = NULL;
+  m->nbuckets = 0;
+  (void)up;
+}
+
+void t2s_upstream_sock_del(t2s_upstream_sock *up) {
+  if (!up) {
+    return;
+  }
+  close_all(up, &up->streams);
+  close_all(up, &up->dgrams);
+  while (up->graveyard) {
+    usock *g = up->graveyard;
+    list_unlink(g);
+    free_usock(g);
+  }
+  free(up);
+}

@@ -1,0 +1,62 @@
+/*
+ * upstream_sock.h: the t2s_upstream of the binary: non-blocking TCP streams to the proxy and
+ * UDP sockets to its relays, driven by libevent.
+ *
+ * Streams: TCP_NODELAY, keepalive, TCP_USER_TIMEOUT, SO_MARK when the egress has a mark,
+ * SO_BINDTODEVICE when the egress names an interface (ifindex != 0). Reads stop while the
+ * engine has no room (t2s_engine_stream_recv_space() == 0) or asked for a pause, and never
+ * read more than that room. Half-close is shutdown(SHUT_WR); abort is SO_LINGER 0 (RST).
+ *
+ * Re-entrancy (iface.h): ops never call the engine; completions come from libevent callbacks.
+ * After every callback that called the engine, the connector calls the host's `after` hook
+ * (the runner re-arms its timer there) and the host must then call t2s_upstream_sock_poll().
+ *
+ * Socket errors are counted by errno name (t2s_upstream_sock_errors) and mapped to T2S_ERR_*.
+ */
+#ifndef T2S_UPSTREAM_SOCK_H
+#define T2S_UPSTREAM_SOCK_H
+
+#include <event2/event.h>
+
+#include "engine.h"
+
+typedef struct t2s_upstream_sock t2s_upstream_sock;
+
+typedef struct t2s_upstream_sock_config {
+  uint32_t keepalive_idle_s;  /* TCP_KEEPIDLE (default 30) */
+  uint32_t keepalive_intvl_s; /* TCP_KEEPINTVL (default 10) */
+  uint32_t keepalive_cnt;     /* TCP_KEEPCNT (default 3) */
+  uint32_t user_timeout_ms;   /* TCP_USER_TIMEOUT (default 30000; 0 = kernel default) */
+} t2s_upstream_sock_config;
+
+/* Fills *cfg with the defaults above. */
+void t2s_upstream_sock_config_default(t2s_upstream_sock_config *cfg);
+
+/* Creates a connector on base. Returns 0 or T2S_ERR_NOMEM. */
+int t2s_upstream_sock_new(t2s_upstream_sock **pup, struct event_base *base,
+                          const t2s_upstream_sock_config *cfg);
+/* Closes every socket still open (no callbacks) and frees the connector. */
+void t2s_upstream_sock_del(t2s_upstream_sock *up);
+/* A t2s_upstream over up (borrowed). */
+void t2s_upstream_sock_ops(t2s_upstream_sock *up, t2s_upstream *out);
+/* Tells the connector which engine to report to, and the hook to run after every callback
+ * that called the engine. Must be set before the engine opens anything. */
+void t2s_upstream_sock_set_engine(t2s_upstream_sock *up, t2s_engine *engine,
+                                  void (*after)(void *arg), void *arg);
+/* Housekeeping at a safe point (outside any engine call): resumes reads of streams whose
+ * engine-side room reopened, frees closed sockets. Bounded by the number of such sockets. */
+void t2s_upstream_sock_poll(t2s_upstream_sock *up);
+
+/* Number of error names; each index below it has a name and a count. */
+size_t t2s_upstream_sock_error_kinds(void);
+/* The name of error kind i ("ECONNREFUSED", ..., "other"). */
+const char *t2s_upstream_sock_error_name(size_t i);
+/* How many socket errors of kind i were seen. */
+uint64_t t2s_upstream_sock_error_count(const t2s_upstream_sock *up, size_t i);
+/* Streams and datagram sockets open now. */
+void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, uint64_t *pdgrams);
+
+/* Maps an errno to the T2S_ERR_* the engine gets (never in the fatal band). */
+int t2s_upstream_map_errno(int err);
+
+#endif
