@@ -1,0 +1,279 @@
+/* test_cli.c: the binary's pure command-line parsers (src/os/cli_parse.c) and the option
+ * parser (src/os/cli.c): durations, numbers, CIDR prefixes, proxy URLs, HOST:PORT, options. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_parse.h"
+#include "test_util.h"
+
+static void test_duration_units(void) {
+  uint64_t ns = 0;
+  CU_ASSERT_EQUAL(t2s_parse_duration("500ms", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 500 * T2S_MILLISECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("10s", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 10 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("2m", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 120 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("1h", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 3600 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("1m30s", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 90 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("250us", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 250 * T2S_MICROSECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("7ns", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 7);
+  CU_ASSERT_EQUAL(t2s_parse_duration("1.5s", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 1500 * T2S_MILLISECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("0.25m", &ns, NULL), 0);
+  CU_ASSERT_EQUAL(ns, 15 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_parse_duration("30", &ns, NULL), 0); /* bare: seconds */
+  CU_ASSERT_EQUAL(ns, 30 * T2S_SECONDS);
+}
+
+static void test_duration_errors(void) {
+  uint64_t ns = 77;
+  const char *why = NULL;
+  CU_ASSERT_EQUAL(t2s_parse_duration("", &ns, &why), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_duration("10x", &ns, &why), T2S_ERR_MALFORMED);
+  CU_ASSERT_PTR_NOT_NULL(why);
+  CU_ASSERT_PTR_NOT_NULL(strstr(why, "unit"));
+  CU_ASSERT_EQUAL(t2s_parse_duration("s", &ns, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_duration("-1s", &ns, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_duration("1m30", &ns, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_duration(".s", &ns, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_duration("99999999999999999999h", &ns, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_duration("6000000h", &ns, NULL), T2S_ERR_MALFORMED); /* > 2^64 ns */
+  CU_ASSERT_EQUAL(ns, 77); /* untouched on error */
+}
+
+static void test_format_duration(void) {
+  char buf[32];
+  CU_ASSERT_STRING_EQUAL(t2s_format_duration(10 * T2S_SECONDS, buf, sizeof(buf)), "10s");
+  CU_ASSERT_STRING_EQUAL(t2s_format_duration(500 * T2S_MILLISECONDS, buf, sizeof(buf)), "500ms");
+  CU_ASSERT_STRING_EQUAL(t2s_format_duration(120 * T2S_SECONDS, buf, sizeof(buf)), "2m");
+  CU_ASSERT_STRING_EQUAL(t2s_format_duration(0, buf, sizeof(buf)), "0s");
+}
+
+static void test_uint(void) {
+  uint64_t v = 0;
+  CU_ASSERT_EQUAL(t2s_parse_uint("1500", 576, 65535, &v, NULL), 0);
+  CU_ASSERT_EQUAL(v, 1500);
+  CU_ASSERT_EQUAL(t2s_parse_uint("0x1f", 0, UINT32_MAX, &v, NULL), 0);
+  CU_ASSERT_EQUAL(v, 31);
+  CU_ASSERT_EQUAL(t2s_parse_uint("4294967295", 0, UINT32_MAX, &v, NULL), 0);
+  CU_ASSERT_EQUAL(t2s_parse_uint("4294967296", 0, UINT32_MAX, &v, NULL), T2S_ERR_INVALID_ARGUMENT);
+  CU_ASSERT_EQUAL(t2s_parse_uint("100", 576, 65535, &v, NULL), T2S_ERR_INVALID_ARGUMENT);
+  CU_ASSERT_EQUAL(t2s_parse_uint("12a", 0, 100, &v, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_uint("0x", 0, 100, &v, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_uint("", 0, 100, &v, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_uint("99999999999999999999999", 0, UINT64_MAX, &v, NULL),
+                  T2S_ERR_MALFORMED);
+}
+
+static void test_cidr(void) {
+  t2s_cidr c;
+  CU_ASSERT_EQUAL(t2s_parse_cidr("198.18.0.1/15", &c, NULL), 0);
+  CU_ASSERT_EQUAL(c.addr.family, T2S_AF_INET);
+  CU_ASSERT_EQUAL(c.prefixlen, 15);
+  CU_ASSERT_EQUAL(c.addr.ip[0], 198);
+  CU_ASSERT_EQUAL(c.addr.ip[3], 1);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("fd00:18::1/64", &c, NULL), 0);
+  CU_ASSERT_EQUAL(c.addr.family, T2S_AF_INET6);
+  CU_ASSERT_EQUAL(c.prefixlen, 64);
+  CU_ASSERT_EQUAL(c.addr.ip[0], 0xfd);
+  CU_ASSERT_EQUAL(c.addr.ip[15], 1);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("192.0.2.7", &c, NULL), 0);
+  CU_ASSERT_EQUAL(c.prefixlen, 32);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("2001:db8::7", &c, NULL), 0);
+  CU_ASSERT_EQUAL(c.prefixlen, 128);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("198.18.0.1/33", &c, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("fd00::1/129", &c, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("198.18.0.1/", &c, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("198.18.0/16", &c, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("[fd00::1]/64", &c, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_cidr("", &c, NULL), T2S_ERR_MALFORMED);
+}
+
+static void test_proxy_url(void) {
+  t2s_proxy_url u;
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://127.0.0.1:1080", &u, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(u.scheme, "socks5");
+  CU_ASSERT_STRING_EQUAL(u.host, "127.0.0.1");
+  CU_ASSERT_EQUAL(u.port, 1080);
+  CU_ASSERT_FALSE(u.has_user);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://[::1]:9050", &u, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(u.host, "::1");
+  CU_ASSERT_EQUAL(u.port, 9050);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("SOCKS5://proxy.example:1081/", &u, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(u.host, "proxy.example");
+  CU_ASSERT_EQUAL(u.port, 1081);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5h://proxy.example", &u, NULL), 0);
+  CU_ASSERT_EQUAL(u.port, 1080); /* default */
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://alice:s3cr%40t:x@[2001:db8::1]:1080", &u, NULL), 0);
+  CU_ASSERT_TRUE(u.has_user);
+  CU_ASSERT_TRUE(u.has_pass);
+  CU_ASSERT_STRING_EQUAL(u.user, "alice");
+  CU_ASSERT_STRING_EQUAL(u.pass, "s3cr@t:x");
+  CU_ASSERT_STRING_EQUAL(u.host, "2001:db8::1");
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://bob@192.0.2.1:1080", &u, NULL), 0);
+  CU_ASSERT_TRUE(u.has_user);
+  CU_ASSERT_FALSE(u.has_pass);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://a:p@ss@192.0.2.1", &u, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(u.pass, "p@ss"); /* the userinfo ends at the last '@' */
+}
+
+static void test_proxy_url_errors(void) {
+  t2s_proxy_url u;
+  const char *why = NULL;
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("http://127.0.0.1:3128", &u, &why), T2S_ERR_MALFORMED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(why, "scheme"));
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("127.0.0.1:1080", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://:1080", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://::1:1080", &u, &why), T2S_ERR_MALFORMED);
+  CU_ASSERT_PTR_NOT_NULL(strstr(why, "brackets"));
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://[::1:1080", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://[example]:1080", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://h:0", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://h:65536", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://h:12ab", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://h:1080/path", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://@h:1080", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://a%zz@h", &u, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url("socks5://a%00@h", &u, NULL), T2S_ERR_MALFORMED);
+  char longuser[400];
+  memset(longuser, 'u', sizeof(longuser));
+  memcpy(longuser, "socks5://", 9);
+  strcpy(longuser + 300, "@h:1");
+  CU_ASSERT_EQUAL(t2s_parse_proxy_url(longuser, &u, NULL), T2S_ERR_MALFORMED);
+}
+
+static void test_hostport(void) {
+  char host[64];
+  uint16_t port = 0;
+  CU_ASSERT_EQUAL(t2s_parse_hostport("127.0.0.1:9100", host, sizeof(host), &port, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+  CU_ASSERT_EQUAL(port, 9100);
+  CU_ASSERT_EQUAL(t2s_parse_hostport("[::1]:9100", host, sizeof(host), &port, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(host, "::1");
+  CU_ASSERT_EQUAL(t2s_parse_hostport(":9100", host, sizeof(host), &port, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(host, "");
+  CU_ASSERT_EQUAL(t2s_parse_hostport("localhost:1", host, sizeof(host), &port, NULL), 0);
+  CU_ASSERT_EQUAL(t2s_parse_hostport("127.0.0.1", host, sizeof(host), &port, NULL),
+                  T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_hostport("h:", host, sizeof(host), &port, NULL), T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_hostport("[::1]9100", host, sizeof(host), &port, NULL),
+                  T2S_ERR_MALFORMED);
+  CU_ASSERT_EQUAL(t2s_parse_hostport("", host, sizeof(host), &port, NULL), T2S_ERR_MALFORMED);
+}
+
+/* Runs the option parser on a NULL-terminated list; err/out go to a scratch buffer. */
+static t2s_cli_result parse(t2s_cli_opts *o, char *errbuf, size_t errlen, ...) {
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = "tun2sock";
+  va_list ap;
+  va_start(ap, errlen);
+  for (char *a; argc < 31 && (a = va_arg(ap, char *)) != NULL;) {
+    argv[argc++] = a;
+  }
+  va_end(ap);
+  argv[argc] = NULL;
+  memset(errbuf, 0, errlen);
+  FILE *err = fmemopen(errbuf, errlen, "w");
+  FILE *out = fopen("/dev/null", "w");
+  t2s_cli_result r = t2s_cli_parse(argc, argv, o, out, err);
+  fclose(err);
+  fclose(out);
+  return r;
+}
+
+static void test_options(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "tun7", "--proxy",
+                        "socks5://u:p@[2001:db8::2]:1085", "--address", "198.18.0.1/15",
+                        "--address", "fd00:18::1/64", "--mtu", "9000", "--interface", "eth1",
+                        "--fwmark", "0x20", "--tcp-connect-timeout", "3s", "--udp-timeout", "2m",
+                        "--dns-timeout", "500ms", "--log-level", "debug", "--metrics", "[::1]:9100",
+                        "--proxy-password-file", "/run/pw", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_STRING_EQUAL(o.ifname, "tun7");
+  CU_ASSERT_EQUAL(o.device_fd, -1);
+  CU_ASSERT_STRING_EQUAL(o.proxy.host, "2001:db8::2");
+  CU_ASSERT_EQUAL(o.proxy.port, 1085);
+  CU_ASSERT_EQUAL(o.naddresses, 2);
+  CU_ASSERT_EQUAL(o.mtu, 9000);
+  CU_ASSERT_STRING_EQUAL(o.interface, "eth1");
+  CU_ASSERT_EQUAL(o.fwmark, 0x20);
+  CU_ASSERT_EQUAL(o.tcp_connect_timeout_ns, 3 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(o.udp_timeout_ns, 120 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(o.dns_timeout_ns, 500 * T2S_MILLISECONDS);
+  CU_ASSERT_EQUAL(o.log_level, T2S_LOG_DEBUG);
+  CU_ASSERT_TRUE(o.metrics);
+  CU_ASSERT_STRING_EQUAL(o.metrics_host, "::1");
+  CU_ASSERT_EQUAL(o.metrics_port, 9100);
+  CU_ASSERT_STRING_EQUAL(o.password_file, "/run/pw");
+
+  /* Defaults, fd://, tun://, the single-dash spelling of xjasonlyu/tun2socks. */
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "-device", "fd://3", "-proxy", "socks5://h", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.device_fd, 3);
+  CU_ASSERT_EQUAL(o.mtu, 1500);
+  CU_ASSERT_EQUAL(o.tcp_connect_timeout_ns, 10 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(o.udp_timeout_ns, 60 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(o.dns_timeout_ns, 10 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(o.log_level, T2S_LOG_INFO);
+  CU_ASSERT_FALSE(o.metrics);
+  CU_ASSERT_EQUAL(
+      parse(&o, err, sizeof(err), "--device", "tun://t9", "--proxy", "socks5://h", NULL),
+      T2S_CLI_RUN);
+  CU_ASSERT_STRING_EQUAL(o.ifname, "t9");
+}
+
+static void test_option_errors_name_the_option(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--proxy", "socks5://h", NULL), T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--device"));
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", NULL), T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--proxy"));
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--udp-timeout", "1y", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--udp-timeout"));
+  CU_ASSERT_EQUAL(
+      parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--nope", NULL),
+      T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--nope"));
+  CU_ASSERT_EQUAL(
+      parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--mtu", NULL),
+      T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "mtu"));
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--interface", "t0", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--interface"));
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--help", NULL), T2S_CLI_EXIT);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--version", NULL), T2S_CLI_EXIT);
+}
+
+int t2s_test_register_cli(void) {
+  CU_pSuite s = CU_add_suite("cli", NULL, NULL);
+  if (s == NULL) {
+    return -1;
+  }
+  if (!CU_add_test(s, "duration units", test_duration_units) ||
+      !CU_add_test(s, "duration errors", test_duration_errors) ||
+      !CU_add_test(s, "format duration", test_format_duration) ||
+      !CU_add_test(s, "unsigned numbers", test_uint) || !CU_add_test(s, "cidr", test_cidr) ||
+      !CU_add_test(s, "proxy url", test_proxy_url) ||
+      !CU_add_test(s, "proxy url errors", test_proxy_url_errors) ||
+      !CU_add_test(s, "host:port", test_hostport) || !CU_add_test(s, "options", test_options) ||
+      !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option)) {
+    return -1;
+  }
+  return 0;
+}
