@@ -1,2 +1,0 @@
-/* sim_placeholder.c: keeps the simulator library non-empty. */
-int t2s_sim_placeholder;

@@ -1,0 +1,1524 @@
+/* sim_scenario.c: parser and executor of the scenario language (docs/scenarios.md). */
+#include "sim_scenario.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drop.h"
+#include "sim_client.h"
+#include "sim_pcap.h"
+
+#define MAX_TOKENS 64
+#define MAX_LINE 4096
+#define MAX_ECHO_COUNT 1000000
+#define MAX_NAME 31
+
+/* ---------------- the parsed scenario ---------------- */
+
+typedef enum act_type { ACT_REPLAY = 0, ACT_INJECT_ECHO, ACT_CLIENT } act_type;
+
+typedef struct action {
+  int line;
+  t2s_tstamp at;
+  act_type type;
+  char *path; /* REPLAY: resolved file name */
+  /* INJECT_ECHO */
+  t2s_addr src, dst;
+  uint64_t size;
+  bool has_id;
+  uint16_t id, seq;
+  uint64_t count;
+  t2s_tstamp interval;
+  /* CLIENT */
+  sim_client_spec client;
+  uint8_t *text;
+} action;
+
+typedef enum exp_type {
+  EXP_COUNTER = 0, /* a counter compared with a number */
+  EXP_CLIENT,      /* a client ended in a state (before a time) */
+  EXP_UP_RECEIVED, /* bytes an upstream destination received (intact) */
+  EXP_UP_STREAMS,  /* streams opened toward an upstream destination */
+} exp_type;
+
+typedef enum counter {
+  C_PACKETS_OUT = 0,
+  C_PACKETS_IN,
+  C_ECHO_REPLIES,
+  C_DROPS,
+  C_DROPS_TOTAL,
+  C_STAT,
+  C_UP_OPEN,
+  C_CLIENTS_UNFINISHED,
+  C_INVARIANTS,
+} counter;
+
+typedef enum cmp_op { OP_EQ = 0, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE } cmp_op;
+
+typedef struct expect {
+  int line;
+  char *text;
+  exp_type type;
+  counter ctr;
+  int drop_reason;
+  size_t stat_off;
+  cmp_op op;
+  uint64_t value;
+  char name[MAX_NAME + 1];
+  sim_client_state want;
+  bool has_before;
+  t2s_tstamp before;
+  t2s_addr dst;
+  bool intact;
+} expect;
+
+typedef struct up_rule {
+  int line;
+  bool is_default;
+  t2s_addr dst;
+  sim_up_behaviour beh;
+} up_rule;
+
+struct sim_scenario {
+  char *name;
+  char *basedir;
+  bool has_seed;
+  uint64_t seed;
+  bool has_until;
+  t2s_tstamp until;
+  bool has_mtu;
+  uint32_t mtu;
+  bool faults_set;
+  sim_faults faults;
+  up_rule *rules;
+  size_t nrules;
+  action *acts;
+  size_t nacts;
+  expect *exps;
+  size_t nexps;
+  sim_world *w; /* set by sim_scenario_schedule */
+};
+
+/* ---------------- parsing helpers ---------------- */
+
+typedef struct tok {
+  char *s;
+  bool quoted;
+} tok;
+
+typedef struct pctx {
+  sim_scenario *scn;
+  int line;
+  char *err;
+  size_t errlen;
+  tok t[MAX_TOKENS];
+  int n;
+} pctx;
+
+__attribute__((format(printf, 2, 3))) static int fail(pctx *p, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  snprintf(p->err, p->errlen, "%s:%d: %s", p->scn->name, p->line, msg);
+  return T2S_ERR_MALFORMED;
+}
+
+static int hexdig(int c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  c = tolower(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Splits one line into tokens: words separated by blanks, "quoted strings" with \" \\ \n
+ * \r \t \xHH escapes, and a # outside quotes starts a comment. The token strings are
+ * written into out (at most MAX_LINE bytes). */
+static int tokenize(pctx *p, const char *line, char *out) {
+  size_t o = 0;
+  p->n = 0;
+  const char *s = line;
+  while (*s) {
+    while (*s == ' ' || *s == '\t' || *s == '\r') {
+      s++;
+    }
+    if (*s == 0 || *s == '#') {
+      break;
+    }
+    if (p->n >= MAX_TOKENS) {
+      return fail(p, "too many words on one line (at most %d)", MAX_TOKENS);
+    }
+    tok *t = &p->t[p->n++];
+    t->s = out + o;
+    t->quoted = false;
+    if (*s == '"') {
+      t->quoted = true;
+      s++;
+      for (;;) {
+        if (*s == 0) {
+          return fail(p, "unterminated string (missing closing \")");
+        }
+        if (*s == '"') {
+          s++;
+          break;
+        }
+        char c = *s++;
+        if (c == '\\') {
+          char e = *s++;
+          switch (e) {
+          case 'n':
+            c = '\n';
+            break;
+          case 'r':
+            c = '\r';
+            break;
+          case 't':
+            c = '\t';
+            break;
+          case '"':
+          case '\\':
+            c = e;
+            break;
+          case 'x': {
+            int h1 = hexdig(s[0]), h2 = h1 >= 0 ? hexdig(s[1]) : -1;
+            if (h1 < 0 || h2 < 0 || (h1 == 0 && h2 == 0)) {
+              return fail(p, "bad \\x escape in string (two hex digits, not 00, expected)");
+            }
+            c = (char)(h1 * 16 + h2);
+            s += 2;
+            break;
+          }
+          default:
+            return fail(p, "unknown escape \\%c in string", e ? e : '0');
+          }
+        }
+        out[o++] = c;
+      }
+      if (*s != 0 && *s != ' ' && *s != '\t' && *s != '\r' && *s != '#') {
+        return fail(p, "a blank is needed after a closing \"");
+      }
+    } else {
+      while (*s && *s != ' ' && *s != '\t' && *s != '\r') {
+        out[o++] = *s++;
+      }
+    }
+    out[o++] = 0;
+  }
+  return 0;
+}
+
+static bool is(const pctx *p, int i, const char *word) {
+  return i < p->n && !p->t[i].quoted && strcmp(p->t[i].s, word) == 0;
+}
+
+static const char *word(const pctx *p, int i) {
+  return i < p->n ? p->t[i].s : "end of line";
+}
+
+static int parse_u64_str(const char *s, uint64_t *v) {
+  uint64_t x = 0;
+  if (*s == 0) {
+    return -1;
+  }
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') {
+      return -1;
+    }
+    if (x > (UINT64_MAX - 9) / 10) {
+      return -1;
+    }
+    x = x * 10 + (uint64_t)(*s - '0');
+  }
+  *v = x;
+  return 0;
+}
+
+/* Parses digits[.digits] at *ps into mantissa and number of fraction digits. */
+static int parse_decimal(const char **ps, uint64_t *mant, int *fracdigits) {
+  const char *s = *ps;
+  uint64_t x = 0;
+  int nd = 0, fd = 0;
+  bool frac = false;
+  for (;; s++) {
+    if (*s >= '0' && *s <= '9') {
+      if (x > (UINT64_MAX - 9) / 10 || fd >= 9) {
+        return -1;
+      }
+      x = x * 10 + (uint64_t)(*s - '0');
+      nd++;
+      if (frac) {
+        fd++;
+      }
+    } else if (*s == '.' && !frac) {
+      frac = true;
+    } else {
+      break;
+    }
+  }
+  if (nd == 0) {
+    return -1;
+  }
+  *ps = s;
+  *mant = x;
+  *fracdigits = fd;
+  return 0;
+}
+
+static uint64_t pow10u(int n) {
+  uint64_t x = 1;
+  while (n-- > 0) {
+    x *= 10;
+  }
+  return x;
+}
+
+/* One duration term: NUMBER UNIT (ns us ms s m h), or 0. */
+static int parse_duration_term(const char *s, t2s_tstamp *out) {
+  uint64_t mant;
+  int fd;
+  const char *q = s;
+  if (parse_decimal(&q, &mant, &fd) != 0) {
+    return -1;
+  }
+  static const struct {
+    const char *unit;
+    t2s_tstamp ns;
+  } units[] = {{"ns", 1},
+               {"us", T2S_MICROSECONDS},
+               {"ms", T2S_MILLISECONDS},
+               {"s", T2S_SECONDS},
+               {"m", 60 * T2S_SECONDS},
+               {"min", 60 * T2S_SECONDS},
+               {"h", 3600 * T2S_SECONDS}};
+  if (*q == 0) {
+    if (mant != 0) {
+      return -1; /* a unit is required except for 0 */
+    }
+    *out = 0;
+    return 0;
+  }
+  for (size_t i = 0; i < T2S_ARRAY_LEN(units); i++) {
+    if (strcmp(q, units[i].unit) == 0) {
+      uint64_t div = pow10u(fd);
+      if (mant > UINT64_MAX / units[i].ns) {
+        return -1;
+      }
+      uint64_t v = mant * units[i].ns;
+      if (v % div != 0) {
+        return -1; /* finer than a nanosecond */
+      }
+      *out = v / div;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* A duration at token *pi: TERM [+ TERM]... (a term may itself hold "+"). Advances *pi. */
+static int parse_duration(pctx *p, int *pi, t2s_tstamp *out, const char *what) {
+  t2s_tstamp total = 0;
+  bool want_term = true;
+  int i = *pi;
+  while (i < p->n) {
+    const char *s = p->t[i].s;
+    if (p->t[i].quoted) {
+      break;
+    }
+    if (!want_term) {
+      if (strcmp(s, "+") != 0) {
+        break;
+      }
+      want_term = true;
+      i++;
+      continue;
+    }
+    /* A token may be "500ms+50ms". */
+    char buf[64];
+    size_t len = strlen(s);
+    if (len >= sizeof(buf)) {
+      return fail(p, "%s: bad duration '%s'", what, s);
+    }
+    memcpy(buf, s, len + 1);
+    char *save = NULL;
+    bool any = false;
+    for (char *part = strtok_r(buf, "+", &save); part; part = strtok_r(NULL, "+", &save)) {
+      t2s_tstamp v;
+      if (parse_duration_term(part, &v) != 0) {
+        return fail(p, "%s: bad duration '%s' (expected a number with a unit: ns, us, ms, s, m, h)",
+                    what, s);
+      }
+      total += v;
+      any = true;
+    }
+    if (!any) {
+      return fail(p, "%s: bad duration '%s'", what, s);
+    }
+    want_term = s[len - 1] == '+';
+    i++;
+  }
+  if (i == *pi || want_term) {
+    return fail(p, "%s: expected a duration (e.g. 500ms, 2s) but found %s", what, word(p, i));
+  }
+  *pi = i;
+  *out = total;
+  return 0;
+}
+
+/* A size: NUMBER[B|KB|KiB|MB|MiB|GB|GiB] (K = 1024). */
+static int parse_size_str(const char *s, uint64_t *out) {
+  uint64_t mant;
+  int fd;
+  const char *q = s;
+  if (parse_decimal(&q, &mant, &fd) != 0) {
+    return -1;
+  }
+  static const struct {
+    const char *unit;
+    uint64_t mul;
+  } units[] = {{"", 1},
+               {"b", 1},
+               {"kb", 1024},
+               {"kib", 1024},
+               {"mb", 1024 * 1024},
+               {"mib", 1024 * 1024},
+               {"gb", 1024ULL * 1024 * 1024},
+               {"gib", 1024ULL * 1024 * 1024}};
+  char unit[8];
+  size_t ul = strlen(q);
+  if (ul >= sizeof(unit)) {
+    return -1;
+  }
+  for (size_t i = 0; i <= ul; i++) {
+    unit[i] = (char)tolower((unsigned char)q[i]);
+  }
+  for (size_t i = 0; i < T2S_ARRAY_LEN(units); i++) {
+    if (strcmp(unit, units[i].unit) == 0) {
+      uint64_t div = pow10u(fd);
+      if (mant > UINT64_MAX / units[i].mul) {
+        return -1;
+      }
+      uint64_t v = mant * units[i].mul;
+      if (v % div != 0) {
+        return -1;
+      }
+      *out = v / div;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int parse_size(pctx *p, int i, uint64_t *out, const char *what) {
+  if (i >= p->n || p->t[i].quoted || parse_size_str(p->t[i].s, out) != 0) {
+    return fail(p, "%s: expected a size (e.g. 1000, 64KB, 10MB) but found %s", what, word(p, i));
+  }
+  return 0;
+}
+
+static int parse_count(pctx *p, int i, uint64_t *out, const char *what) {
+  if (i >= p->n || p->t[i].quoted || parse_u64_str(p->t[i].s, out) != 0) {
+    return fail(p, "%s: expected a whole number but found %s", what, word(p, i));
+  }
+  return 0;
+}
+
+/* A probability "P%" (P may have decimals) as num/den. */
+static int parse_percent(pctx *p, int i, uint32_t *num, uint32_t *den, const char *what) {
+  const char *s = i < p->n ? p->t[i].s : "";
+  uint64_t mant;
+  int fd;
+  const char *q = s;
+  if (i >= p->n || parse_decimal(&q, &mant, &fd) != 0 || strcmp(q, "%") != 0 || fd > 6) {
+    return fail(p, "%s: expected a percentage (e.g. 2%%, 0.5%%) but found %s", what, word(p, i));
+  }
+  uint64_t d = 100 * pow10u(fd);
+  if (mant > d) {
+    return fail(p, "%s: %s is more than 100%%", what, s);
+  }
+  *num = (uint32_t)mant;
+  *den = (uint32_t)d;
+  return 0;
+}
+
+static int parse_addr(pctx *p, int i, t2s_addr *a, bool want_port, const char *what) {
+  if (i >= p->n || t2s_addr_parse(p->t[i].s, a) != 0) {
+    return fail(p, "%s: expected an address%s but found %s", what,
+                want_port ? " with a port (1.2.3.4:80, [2001:db8::1]:80)" : "", word(p, i));
+  }
+  if (want_port && a->port == 0) {
+    return fail(p, "%s: %s needs a port (1.2.3.4:80, [2001:db8::1]:80)", what, p->t[i].s);
+  }
+  if (!want_port && a->port != 0) {
+    return fail(p, "%s: %s must not have a port", what, p->t[i].s);
+  }
+  return 0;
+}
+
+static int parse_op(pctx *p, int *pi, cmp_op *op) {
+  static const struct {
+    const char *s;
+    cmp_op op;
+  } ops[] = {{"==", OP_EQ}, {"=", OP_EQ}, {"!=", OP_NE}, {"<", OP_LT},
+             {"<=", OP_LE}, {">", OP_GT}, {">=", OP_GE}};
+  *op = OP_EQ;
+  for (size_t k = 0; k < T2S_ARRAY_LEN(ops); k++) {
+    if (is(p, *pi, ops[k].s)) {
+      *op = ops[k].op;
+      (*pi)++;
+      return 0;
+    }
+  }
+  (void)p;
+  return 0;
+}
+
+static int expect_end(pctx *p, int i, const char *what) {
+  if (i < p->n) {
+    return fail(p, "%s: unexpected '%s'", what, p->t[i].s);
+  }
+  return 0;
+}
+
+static bool valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > MAX_NAME || !isalpha((unsigned char)s[0])) {
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---------------- engine stats by name ---------------- */
+
+static const struct {
+  const char *name;
+  size_t off;
+} stat_fields[] = {
+#define F(n)                                                                                       \
+  { #n, offsetof(t2s_engine_stats, n) }
+    F(packets_in),       F(packets_out),         F(bytes_up),          F(bytes_down),
+    F(tcp_flows_active), F(tcp_pending_syn),     F(tcp_flows_total),   F(tcp_resets_sent),
+    F(tcp_retransmits),  F(udp_sessions_active), F(icmp_echo_replies), F(upstream_errors),
+    F(flows_reset),
+#undef F
+};
+
+/* ---------------- commands ---------------- */
+
+static int add_action(sim_scenario *scn, const action *a) {
+  action *v = realloc(scn->acts, (scn->nacts + 1) * sizeof(*v));
+  if (v == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  scn->acts = v;
+  scn->acts[scn->nacts++] = *a;
+  return 0;
+}
+
+static char *resolve_path(const sim_scenario *scn, const char *path) {
+  if (path[0] == '/' || scn->basedir[0] == 0) {
+    return strdup(path);
+  }
+  size_t n = strlen(scn->basedir) + strlen(path) + 2;
+  char *s = malloc(n);
+  if (s) {
+    snprintf(s, n, "%s/%s", scn->basedir, path);
+  }
+  return s;
+}
+
+static int cmd_seed(pctx *p) {
+  uint64_t v;
+  int rv = parse_count(p, 1, &v, "seed");
+  if (rv == 0) {
+    rv = expect_end(p, 2, "seed");
+  }
+  if (rv == 0) {
+    p->scn->has_seed = true;
+    p->scn->seed = v;
+  }
+  return rv;
+}
+
+static int cmd_device(pctx *p) {
+  sim_scenario *scn = p->scn;
+  int i = 1;
+  if (i >= p->n) {
+    return fail(p, "device: expected mtu, latency, loss, reorder, duplicate or reorder-window");
+  }
+  while (i < p->n) {
+    int rv = 0;
+    if (is(p, i, "mtu")) {
+      uint64_t v;
+      rv = parse_count(p, i + 1, &v, "device mtu");
+      if (rv == 0 && (v < 576 || v > 65535)) {
+        rv = fail(p, "device mtu: %llu is outside 576..65535", (unsigned long long)v);
+      }
+      scn->has_mtu = true;
+      scn->mtu = (uint32_t)v;
+      i += 2;
+    } else if (is(p, i, "latency")) {
+      i++;
+      rv = parse_duration(p, &i, &scn->faults.latency, "device latency");
+    } else if (is(p, i, "reorder-window")) {
+      i++;
+      rv = parse_duration(p, &i, &scn->faults.reorder_window, "device reorder-window");
+    } else if (is(p, i, "loss")) {
+      rv = parse_percent(p, i + 1, &scn->faults.loss_num, &scn->faults.loss_den, "device loss");
+      i += 2;
+    } else if (is(p, i, "reorder")) {
+      rv = parse_percent(p, i + 1, &scn->faults.reorder_num, &scn->faults.reorder_den,
+                         "device reorder");
+      i += 2;
+    } else if (is(p, i, "duplicate")) {
+      rv = parse_percent(p, i + 1, &scn->faults.dup_num, &scn->faults.dup_den, "device duplicate");
+      i += 2;
+    } else {
+      return fail(p,
+                  "device: unknown setting '%s' (expected mtu, latency, loss, reorder, duplicate "
+                  "or reorder-window)",
+                  p->t[i].s);
+    }
+    if (rv != 0) {
+      return rv;
+    }
+    scn->faults_set = true;
+  }
+  return 0;
+}
+
+static int cmd_upstream(pctx *p) {
+  sim_scenario *scn = p->scn;
+  up_rule r;
+  memset(&r, 0, sizeof(r));
+  r.line = p->line;
+  r.beh.reset_after = UINT64_MAX;
+  r.beh.latency = 1 * T2S_MILLISECONDS;
+  if (is(p, 1, "default")) {
+    r.is_default = true;
+  } else if (p->n < 2 || t2s_addr_parse(p->t[1].s, &r.dst) != 0) {
+    return fail(p, "upstream: expected 'default' or ADDR[:PORT] but found %s", word(p, 1));
+  }
+  int i = 2;
+  int rv = 0;
+  if (is(p, i, "echo")) {
+    r.beh.kind = SIM_UP_ECHO;
+    i++;
+  } else if (is(p, i, "sink")) {
+    r.beh.kind = SIM_UP_SINK;
+    i++;
+  } else if (is(p, i, "source")) {
+    r.beh.kind = SIM_UP_SOURCE;
+    rv = parse_size(p, i + 1, &r.beh.source_len, "upstream source");
+    i += 2;
+  } else if (is(p, i, "refuse")) {
+    r.beh.kind = SIM_UP_REFUSE;
+    i++;
+  } else if (is(p, i, "blackhole")) {
+    r.beh.kind = SIM_UP_BLACKHOLE;
+    i++;
+  } else if (is(p, i, "reset-after")) {
+    r.beh.kind = SIM_UP_ECHO; /* the options loop reads the size */
+  } else {
+    return fail(p,
+                "upstream: expected a behaviour (echo, sink, source N, refuse, blackhole, "
+                "reset-after N) but found %s",
+                word(p, i));
+  }
+  while (rv == 0 && i < p->n) {
+    if (is(p, i, "latency")) {
+      i++;
+      rv = parse_duration(p, &i, &r.beh.latency, "upstream latency");
+    } else if (is(p, i, "reset-after")) {
+      rv = parse_size(p, i + 1, &r.beh.reset_after, "upstream reset-after");
+      i += 2;
+    } else {
+      rv =
+          fail(p, "upstream: unknown option '%s' (expected latency T or reset-after N)", p->t[i].s);
+    }
+  }
+  if (rv != 0) {
+    return rv;
+  }
+  up_rule *v = realloc(scn->rules, (scn->nrules + 1) * sizeof(*v));
+  if (v == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  scn->rules = v;
+  scn->rules[scn->nrules++] = r;
+  return 0;
+}
+
+static int act_replay(pctx *p, action *a, int i) {
+  if (i >= p->n) {
+    return fail(p, "replay: expected a capture file name");
+  }
+  a->type = ACT_REPLAY;
+  a->path = resolve_path(p->scn, p->t[i].s);
+  if (a->path == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  /* Open it now, so that a missing or unreadable file is a parse error naming the line. */
+  sim_pcap_reader *r;
+  char msg[512];
+  if (sim_pcap_reader_open(&r, a->path, msg, sizeof(msg)) != 0) {
+    free(a->path);
+    a->path = NULL;
+    return fail(p, "replay: %s", msg);
+  }
+  sim_pcap_reader_close(r);
+  int rv = expect_end(p, i + 1, "replay");
+  if (rv != 0) {
+    free(a->path);
+    a->path = NULL;
+  }
+  return rv;
+}
+
+static int act_inject_echo(pctx *p, action *a, int i) {
+  a->type = ACT_INJECT_ECHO;
+  a->size = 56;
+  a->count = 1;
+  a->interval = T2S_SECONDS;
+  a->seq = 1;
+  int rv = parse_addr(p, i, &a->src, false, "inject-echo source");
+  if (rv == 0) {
+    rv = parse_addr(p, i + 1, &a->dst, false, "inject-echo destination");
+  }
+  if (rv != 0) {
+    return rv;
+  }
+  if (a->src.family != a->dst.family) {
+    return fail(p, "inject-echo: source and destination are of different families");
+  }
+  i += 2;
+  while (i < p->n) {
+    uint64_t v;
+    if (is(p, i, "size")) {
+      rv = parse_size(p, i + 1, &a->size, "inject-echo size");
+      if (rv == 0 && a->size > 65000) {
+        rv = fail(p, "inject-echo size: at most 65000 bytes");
+      }
+      i += 2;
+    } else if (is(p, i, "id") || is(p, i, "seq")) {
+      bool isid = is(p, i, "id");
+      rv = parse_count(p, i + 1, &v, isid ? "inject-echo id" : "inject-echo seq");
+      if (rv == 0 && v > 65535) {
+        rv = fail(p, "inject-echo: %s %llu is above 65535", isid ? "id" : "seq",
+                  (unsigned long long)v);
+      }
+      if (isid) {
+        a->has_id = true;
+        a->id = (uint16_t)v;
+      } else {
+        a->seq = (uint16_t)v;
+      }
+      i += 2;
+    } else if (is(p, i, "count")) {
+      rv = parse_count(p, i + 1, &a->count, "inject-echo count");
+      if (rv == 0 && (a->count == 0 || a->count > MAX_ECHO_COUNT)) {
+        rv = fail(p, "inject-echo count: 1..%d", MAX_ECHO_COUNT);
+      }
+      i += 2;
+    } else if (is(p, i, "interval")) {
+      i++;
+      rv = parse_duration(p, &i, &a->interval, "inject-echo interval");
+    } else {
+      rv = fail(p, "inject-echo: unknown option '%s' (expected size, id, seq, count, interval)",
+                p->t[i].s);
+    }
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  return 0;
+}
+
+static bool client_name_taken(const sim_scenario *scn, const char *name) {
+  for (size_t k = 0; k < scn->nacts; k++) {
+    if (scn->acts[k].type == ACT_CLIENT && strcmp(scn->acts[k].client.name, name) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static int act_client(pctx *p, action *a, int i) {
+  a->type = ACT_CLIENT;
+  sim_client_spec *c = &a->client;
+  c->line = p->line;
+  if (i >= p->n || !valid_name(p->t[i].s)) {
+    return fail(p,
+                "client: expected a name (a letter, then letters, digits, - or _; at most %d) "
+                "but found %s",
+                MAX_NAME, word(p, i));
+  }
+  if (client_name_taken(p->scn, p->t[i].s)) {
+    return fail(p, "client: the name '%s' is already used", p->t[i].s);
+  }
+  snprintf(c->name, sizeof(c->name), "%s", p->t[i].s);
+  i++;
+  if (is(p, i, "udp") || is(p, i, "ping")) {
+    return fail(p, "client: '%s' clients are not implemented yet (only tcp)", p->t[i].s);
+  }
+  if (!is(p, i, "tcp")) {
+    return fail(p, "client: expected the protocol 'tcp' but found %s", word(p, i));
+  }
+  int rv = parse_addr(p, i + 1, &c->remote, true, "client destination");
+  if (rv != 0) {
+    return rv;
+  }
+  i += 2;
+  bool have_send = false, have_check = false;
+  while (i < p->n) {
+    if (is(p, i, "send")) {
+      if (have_send) {
+        return fail(p, "client: 'send' given twice");
+      }
+      have_send = true;
+      if (i + 1 < p->n && p->t[i + 1].quoted) {
+        const char *s = p->t[i + 1].s;
+        size_t len = strlen(s);
+        a->text = malloc(len ? len : 1);
+        if (a->text == NULL) {
+          return T2S_ERR_NOMEM;
+        }
+        memcpy(a->text, s, len);
+        c->text_len = len;
+      } else {
+        rv = parse_size(p, i + 1, &c->send_len, "client send");
+      }
+      i += 2;
+    } else if (is(p, i, "expect-echo") || is(p, i, "read-all")) {
+      if (have_check) {
+        return fail(p, "client: only one of expect-echo, read-all, expect-bytes");
+      }
+      have_check = true;
+      c->check = is(p, i, "expect-echo") ? SIM_CHECK_ECHO : SIM_CHECK_READ_ALL;
+      i++;
+    } else if (is(p, i, "expect-bytes")) {
+      if (have_check) {
+        return fail(p, "client: only one of expect-echo, read-all, expect-bytes");
+      }
+      have_check = true;
+      c->check = SIM_CHECK_BYTES;
+      rv = parse_size(p, i + 1, &c->expect_len, "client expect-bytes");
+      i += 2;
+    } else if (is(p, i, "from")) {
+      rv = parse_addr(p, i + 1, &c->local, false, "client from");
+      if (rv == 0 && c->local.family != c->remote.family) {
+        rv = fail(p, "client from: the address family differs from the destination's");
+      }
+      i += 2;
+    } else {
+      rv = fail(p,
+                "client: unknown option '%s' (expected send, expect-echo, read-all, "
+                "expect-bytes, from)",
+                p->t[i].s);
+    }
+    if (rv != 0) {
+      return rv;
+    }
+  }
+  return 0;
+}
+
+static int cmd_at(pctx *p) {
+  action a;
+  memset(&a, 0, sizeof(a));
+  a.line = p->line;
+  int i = 1;
+  int rv = parse_duration(p, &i, &a.at, "at");
+  if (rv != 0) {
+    return rv;
+  }
+  if (is(p, i, "replay")) {
+    rv = act_replay(p, &a, i + 1);
+  } else if (is(p, i, "inject-echo")) {
+    rv = act_inject_echo(p, &a, i + 1);
+  } else if (is(p, i, "client")) {
+    rv = act_client(p, &a, i + 1);
+  } else if (is(p, i, "link") || is(p, i, "addr") || is(p, i, "route") || is(p, i, "suspend") ||
+             is(p, i, "resume") || is(p, i, "proxy") || is(p, i, "device") ||
+             is(p, i, "upstream")) {
+    return fail(p, "at: the action '%s' is not implemented yet", p->t[i].s);
+  } else {
+    return fail(p, "at: expected an action (replay, inject-echo, client) but found %s", word(p, i));
+  }
+  if (rv != 0) {
+    free(a.text);
+    return rv;
+  }
+  rv = add_action(p->scn, &a);
+  if (rv != 0) {
+    free(a.text);
+    free(a.path);
+  }
+  return rv;
+}
+
+static int cmd_run(pctx *p) {
+  if (!is(p, 1, "until")) {
+    return fail(p, "run: expected 'until T' but found %s", word(p, 1));
+  }
+  if (p->scn->has_until) {
+    return fail(p, "run until: given twice");
+  }
+  int i = 2;
+  int rv = parse_duration(p, &i, &p->scn->until, "run until");
+  if (rv == 0) {
+    rv = expect_end(p, i, "run until");
+  }
+  p->scn->has_until = rv == 0;
+  return rv;
+}
+
+static int parse_drop_reason(const char *s) {
+  for (int r = 1; r < T2S_DROP_MAX; r++) {
+    if (strcmp(s, t2s_drop_name(r)) == 0) {
+      return r;
+    }
+  }
+  return -1;
+}
+
+static int cmd_expect(pctx *p) {
+  expect e;
+  memset(&e, 0, sizeof(e));
+  e.line = p->line;
+  int i = 2;
+  int rv = 0;
+  if (is(p, 1, "packets-out") || is(p, 1, "packets-in") || is(p, 1, "echo-replies") ||
+      is(p, 1, "upstream-open") || is(p, 1, "clients-unfinished") || is(p, 1, "invariants")) {
+    e.type = EXP_COUNTER;
+    e.ctr = is(p, 1, "packets-out")     ? C_PACKETS_OUT
+            : is(p, 1, "packets-in")    ? C_PACKETS_IN
+            : is(p, 1, "echo-replies")  ? C_ECHO_REPLIES
+            : is(p, 1, "upstream-open") ? C_UP_OPEN
+            : is(p, 1, "invariants")    ? C_INVARIANTS
+                                        : C_CLIENTS_UNFINISHED;
+  } else if (is(p, 1, "drops")) {
+    e.type = EXP_COUNTER;
+    if (is(p, 2, "total")) {
+      e.ctr = C_DROPS_TOTAL;
+    } else {
+      e.ctr = C_DROPS;
+      e.drop_reason = i < p->n ? parse_drop_reason(p->t[i].s) : -1;
+      if (e.drop_reason < 0) {
+        return fail(p, "expect drops: unknown reason %s (e.g. ipv4_bad_checksum, or total)",
+                    word(p, i));
+      }
+    }
+    i++;
+  } else if (is(p, 1, "stat")) {
+    e.type = EXP_COUNTER;
+    e.ctr = C_STAT;
+    bool found = false;
+    char name[64];
+    snprintf(name, sizeof(name), "%s", word(p, 2));
+    for (char *q = name; *q; q++) {
+      *q = *q == '-' ? '_' : *q;
+    }
+    for (size_t k = 0; k < T2S_ARRAY_LEN(stat_fields); k++) {
+      if (strcmp(name, stat_fields[k].name) == 0) {
+        e.stat_off = stat_fields[k].off;
+        found = true;
+      }
+    }
+    if (!found) {
+      return fail(p, "expect stat: unknown engine counter %s (e.g. tcp_flows_active)", word(p, 2));
+    }
+    i = 3;
+  } else if (is(p, 1, "upstream")) {
+    if (p->n < 3 || t2s_addr_parse(p->t[2].s, &e.dst) != 0) {
+      return fail(p, "expect upstream: expected ADDR[:PORT] but found %s", word(p, 2));
+    }
+    if (is(p, 3, "received")) {
+      e.type = EXP_UP_RECEIVED;
+      rv = parse_size(p, 4, &e.value, "expect upstream received");
+      i = 5;
+      if (rv == 0 && is(p, i, "intact")) {
+        e.intact = true;
+        i++;
+      }
+    } else if (is(p, 3, "streams")) {
+      e.type = EXP_UP_STREAMS;
+      i = 4;
+      parse_op(p, &i, &e.op);
+      rv = parse_count(p, i, &e.value, "expect upstream streams");
+      i++;
+    } else {
+      return fail(p,
+                  "expect upstream: expected 'received SIZE [intact]' or 'streams N' but "
+                  "found %s",
+                  word(p, 3));
+    }
+    if (rv == 0) {
+      rv = expect_end(p, i, "expect upstream");
+    }
+    goto done;
+  } else if (p->n >= 3 && valid_name(p->t[1].s) && !p->t[1].quoted &&
+             (is(p, 2, "done") || is(p, 2, "reset") || is(p, 2, "refused"))) {
+    e.type = EXP_CLIENT;
+    snprintf(e.name, sizeof(e.name), "%s", p->t[1].s);
+    e.want = is(p, 2, "done")    ? SIM_CLIENT_DONE
+             : is(p, 2, "reset") ? SIM_CLIENT_RESET
+                                 : SIM_CLIENT_REFUSED;
+    i = 3;
+    if (is(p, i, "before")) {
+      i++;
+      e.has_before = true;
+      rv = parse_duration(p, &i, &e.before, "expect ... before");
+    }
+    if (rv == 0) {
+      rv = expect_end(p, i, "expect");
+    }
+    goto done;
+  } else {
+    return fail(p,
+                "expect: expected packets-out, packets-in, echo-replies, drops REASON, stat "
+                "NAME, upstream ADDR, upstream-open, clients-unfinished, invariants or NAME "
+                "done|reset|refused, but found %s",
+                word(p, 1));
+  }
+  /* Counters: [OP] N */
+  parse_op(p, &i, &e.op);
+  rv = parse_count(p, i, &e.value, "expect");
+  if (rv == 0) {
+    rv = expect_end(p, i + 1, "expect");
+  }
+done:
+  if (rv != 0) {
+    return rv;
+  }
+  /* The expectation as written, for messages. */
+  size_t len = 0;
+  for (int k = 0; k < p->n; k++) {
+    len += strlen(p->t[k].s) + 3;
+  }
+  e.text = malloc(len + 1);
+  if (e.text == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  e.text[0] = 0;
+  for (int k = 0; k < p->n; k++) {
+    if (k) {
+      strcat(e.text, " ");
+    }
+    if (p->t[k].quoted) {
+      strcat(e.text, "\"");
+    }
+    strcat(e.text, p->t[k].s);
+    if (p->t[k].quoted) {
+      strcat(e.text, "\"");
+    }
+  }
+  expect *v = realloc(p->scn->exps, (p->scn->nexps + 1) * sizeof(*v));
+  if (v == NULL) {
+    free(e.text);
+    return T2S_ERR_NOMEM;
+  }
+  p->scn->exps = v;
+  p->scn->exps[p->scn->nexps++] = e;
+  return 0;
+}
+
+static int parse_line(pctx *p) {
+  const char *cmd = p->t[0].s;
+  if (p->t[0].quoted) {
+    return fail(p, "expected a command but found a string");
+  }
+  if (strcmp(cmd, "seed") == 0) {
+    return cmd_seed(p);
+  }
+  if (strcmp(cmd, "device") == 0) {
+    return cmd_device(p);
+  }
+  if (strcmp(cmd, "upstream") == 0) {
+    return cmd_upstream(p);
+  }
+  if (strcmp(cmd, "at") == 0) {
+    return cmd_at(p);
+  }
+  if (strcmp(cmd, "run") == 0) {
+    return cmd_run(p);
+  }
+  if (strcmp(cmd, "expect") == 0) {
+    return cmd_expect(p);
+  }
+  if (strcmp(cmd, "link") == 0 || strcmp(cmd, "addr") == 0 || strcmp(cmd, "route") == 0 ||
+      strcmp(cmd, "proxy") == 0 || strcmp(cmd, "engine") == 0) {
+    return fail(p, "'%s' is not implemented yet", cmd);
+  }
+  return fail(p, "unknown command '%s' (expected seed, device, upstream, at, run, expect)", cmd);
+}
+
+static sim_scenario *scn_alloc(const char *name, const char *basedir) {
+  sim_scenario *scn = calloc(1, sizeof(*scn));
+  if (scn == NULL) {
+    return NULL;
+  }
+  scn->name = strdup(name);
+  scn->basedir = strdup(basedir);
+  scn->faults.reorder_window = 10 * T2S_MILLISECONDS;
+  if (scn->name == NULL || scn->basedir == NULL) {
+    sim_scenario_del(scn);
+    return NULL;
+  }
+  return scn;
+}
+
+int sim_scenario_parse(sim_scenario **pscn, const char *text, const char *name, const char *basedir,
+                       char *err, size_t errlen) {
+  sim_scenario *scn = scn_alloc(name, basedir);
+  if (scn == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return T2S_ERR_NOMEM;
+  }
+  pctx *p = calloc(1, sizeof(*p));
+  char *line = malloc(MAX_LINE + 1), *toks = malloc(MAX_LINE + 2);
+  int rv = 0;
+  if (p == NULL || line == NULL || toks == NULL) {
+    rv = T2S_ERR_NOMEM;
+    snprintf(err, errlen, "out of memory");
+  }
+  const char *s = text;
+  /* Bounded by the text: each iteration consumes one line. */
+  for (int lineno = 1; rv == 0 && *s; lineno++) {
+    const char *eol = strchr(s, '\n');
+    size_t len = eol ? (size_t)(eol - s) : strlen(s);
+    p->scn = scn;
+    p->line = lineno;
+    p->err = err;
+    p->errlen = errlen;
+    if (len > MAX_LINE) {
+      rv = fail(p, "line longer than %d characters", MAX_LINE);
+      break;
+    }
+    memcpy(line, s, len);
+    line[len] = 0;
+    s = eol ? eol + 1 : s + len;
+    rv = tokenize(p, line, toks);
+    if (rv == 0 && p->n > 0) {
+      rv = parse_line(p);
+    }
+  }
+  /* Every client named by an expectation must exist. */
+  for (size_t k = 0; rv == 0 && k < scn->nexps; k++) {
+    expect *e = &scn->exps[k];
+    if (e->type == EXP_CLIENT && !client_name_taken(scn, e->name)) {
+      p->line = e->line;
+      rv = fail(p, "expect: no client is called '%s'", e->name);
+    }
+  }
+  free(p);
+  free(line);
+  free(toks);
+  if (rv != 0) {
+    sim_scenario_del(scn);
+    return rv == T2S_ERR_NOMEM ? rv : T2S_ERR_MALFORMED;
+  }
+  *pscn = scn;
+  return 0;
+}
+
+int sim_scenario_load(sim_scenario **pscn, const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    snprintf(err, errlen, "%s: cannot open the scenario", path);
+    return T2S_ERR_NOT_FOUND;
+  }
+  size_t cap = 4096, len = 0;
+  char *text = malloc(cap);
+  /* Bounded by the file size (scenarios are capped at 16 MiB). */
+  while (text != NULL) {
+    if (len + 1 >= cap) {
+      if (cap >= 16 * 1024 * 1024) {
+        free(text);
+        fclose(f);
+        snprintf(err, errlen, "%s: scenario larger than 16 MiB", path);
+        return T2S_ERR_LIMIT;
+      }
+      char *t = realloc(text, cap * 2);
+      if (t == NULL) {
+        free(text);
+        text = NULL;
+        break;
+      }
+      text = t;
+      cap *= 2;
+    }
+    size_t n = fread(text + len, 1, cap - len - 1, f);
+    if (n == 0) {
+      break;
+    }
+    len += n;
+  }
+  fclose(f);
+  if (text == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return T2S_ERR_NOMEM;
+  }
+  text[len] = 0;
+  if (memchr(text, 0, len) != NULL) {
+    free(text);
+    snprintf(err, errlen, "%s: not a text file (NUL byte)", path);
+    return T2S_ERR_MALFORMED;
+  }
+  char *dir = strdup(path);
+  char *slash = dir ? strrchr(dir, '/') : NULL;
+  if (dir && slash) {
+    *slash = 0;
+    if (dir[0] == 0) {
+      strcpy(dir, "/");
+    }
+  } else if (dir) {
+    dir[0] = 0;
+  }
+  int rv = dir ? sim_scenario_parse(pscn, text, path, dir, err, errlen) : T2S_ERR_NOMEM;
+  free(dir);
+  free(text);
+  return rv;
+}
+
+int sim_scenario_new_replay(sim_scenario **pscn, const char *path, char *err, size_t errlen) {
+  sim_scenario *scn = scn_alloc("replay", "");
+  if (scn == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return T2S_ERR_NOMEM;
+  }
+  sim_pcap_reader *r;
+  int rv = sim_pcap_reader_open(&r, path, err, errlen);
+  if (rv != 0) {
+    sim_scenario_del(scn);
+    return rv;
+  }
+  sim_pcap_reader_close(r);
+  action a;
+  memset(&a, 0, sizeof(a));
+  a.type = ACT_REPLAY;
+  a.path = strdup(path);
+  if (a.path == NULL || add_action(scn, &a) != 0) {
+    free(a.path);
+    sim_scenario_del(scn);
+    return T2S_ERR_NOMEM;
+  }
+  up_rule *ru = calloc(1, sizeof(*ru));
+  if (ru == NULL) {
+    sim_scenario_del(scn);
+    return T2S_ERR_NOMEM;
+  }
+  ru->is_default = true;
+  ru->beh.kind = SIM_UP_ECHO;
+  ru->beh.reset_after = UINT64_MAX;
+  ru->beh.latency = 1 * T2S_MILLISECONDS;
+  scn->rules = ru;
+  scn->nrules = 1;
+  *pscn = scn;
+  return 0;
+}
+
+void sim_scenario_del(sim_scenario *scn) {
+  if (scn == NULL) {
+    return;
+  }
+  for (size_t i = 0; i < scn->nacts; i++) {
+    free(scn->acts[i].path);
+    free(scn->acts[i].text);
+  }
+  for (size_t i = 0; i < scn->nexps; i++) {
+    free(scn->exps[i].text);
+  }
+  free(scn->acts);
+  free(scn->exps);
+  free(scn->rules);
+  free(scn->name);
+  free(scn->basedir);
+  free(scn);
+}
+
+bool sim_scenario_seed(const sim_scenario *scn, uint64_t *seed) {
+  if (scn->has_seed) {
+    *seed = scn->seed;
+  }
+  return scn->has_seed;
+}
+
+t2s_tstamp sim_scenario_until(const sim_scenario *scn) {
+  return scn->has_until ? scn->until : T2S_TSTAMP_MAX;
+}
+
+bool sim_scenario_has_clients(const sim_scenario *scn) {
+  for (size_t i = 0; i < scn->nacts; i++) {
+    if (scn->acts[i].type == ACT_CLIENT) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ---------------- running ---------------- */
+
+int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t errlen) {
+  if (scn->has_mtu) {
+    w->dev.mtu = scn->mtu;
+  }
+  w->dev.faults = scn->faults;
+  for (size_t i = 0; i < scn->nrules; i++) {
+    const up_rule *r = &scn->rules[i];
+    if (r->is_default) {
+      sim_upstream_set_default(w->up, &r->beh);
+    } else if (sim_upstream_add_rule(w->up, &r->dst, &r->beh) != 0) {
+      snprintf(err, errlen, "out of memory");
+      return T2S_ERR_NOMEM;
+    }
+  }
+  if (sim_scenario_has_clients(scn)) {
+    int rv = sim_clients_new(w);
+    if (rv != 0) {
+      snprintf(err, errlen, "cannot create the client hosts: %s", t2s_strerror(rv));
+      return rv;
+    }
+  }
+  return 0;
+}
+
+static const char *act_name(act_type t) {
+  switch (t) {
+  case ACT_REPLAY:
+    return "replay";
+  case ACT_INJECT_ECHO:
+    return "inject-echo";
+  case ACT_CLIENT:
+    return "client";
+  }
+  return "?";
+}
+
+static void run_action(void *arg, sim_event *ev, t2s_tstamp now) {
+  sim_scenario *scn = arg;
+  sim_world *w = scn->w;
+  const action *a = &scn->acts[ev->u64a];
+  uint64_t k = ev->u64b; /* repetition index (inject-echo count) */
+  if (k == 0) {
+    sim_log_begin(&w->log, now, "scenario");
+    if (a->line > 0) {
+      sim_log_u64(&w->log, "line", (uint64_t)a->line);
+    }
+    sim_log_str(&w->log, "action", act_name(a->type));
+    if (a->type == ACT_CLIENT) {
+      sim_log_str(&w->log, "client", a->client.name);
+    }
+    sim_log_end(&w->log);
+  }
+  switch (a->type) {
+  case ACT_REPLAY:
+    break; /* scheduled by sim_world_replay */
+  case ACT_INJECT_ECHO: {
+    uint8_t *buf = malloc(65536 + 64);
+    if (buf == NULL) {
+      return;
+    }
+    t2s_ssize n = sim_build_echo_request(buf, 65536 + 64, &a->src, &a->dst, a->id,
+                                         (uint16_t)(a->seq + k), (size_t)a->size);
+    if (n > 0) {
+      sim_world_to_engine(w, buf, (size_t)n, SIM_ORIGIN_INJECT, now);
+    }
+    free(buf);
+    break;
+  }
+  case ACT_CLIENT: {
+    sim_client_spec spec = a->client;
+    spec.text = a->text;
+    if (w->clients) {
+      sim_clients_start(w->clients, &spec, now);
+    }
+    break;
+  }
+  }
+}
+
+int sim_scenario_schedule(sim_scenario *scn, sim_world *w, char *err, size_t errlen) {
+  scn->w = w;
+  for (size_t i = 0; i < scn->nacts; i++) {
+    const action *a = &scn->acts[i];
+    int rv = 0;
+    if (a->type == ACT_REPLAY) {
+      rv = sim_world_replay(w, a->path, a->at, err, errlen);
+      if (rv == 0) {
+        rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action, scn, i, 0, NULL, 0);
+      }
+    } else if (a->type == ACT_INJECT_ECHO) {
+      /* The echo id is drawn now, in file order, so it does not depend on timing. */
+      if (!scn->acts[i].has_id) {
+        scn->acts[i].id = (uint16_t)w->next_inject_id++;
+      }
+      for (uint64_t k = 0; rv == 0 && k < a->count; k++) {
+        rv = sim_loop_schedule(&w->loop, a->at + k * a->interval, SIM_EV_SCENARIO, run_action, scn,
+                               i, k, NULL, 0);
+      }
+    } else {
+      rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action, scn, i, 0, NULL, 0);
+    }
+    if (rv != 0) {
+      if (err[0] == 0) {
+        snprintf(err, errlen, "line %d: %s", a->line, t2s_strerror(rv));
+      }
+      return rv;
+    }
+  }
+  return 0;
+}
+
+/* ---------------- expectations ---------------- */
+
+/* "1.5s", "250ms", "0s": the shortest exact form. */
+static char *fmt_time(t2s_tstamp t, char *buf, size_t len) {
+  if (t % T2S_SECONDS == 0) {
+    snprintf(buf, len, "%llus", (unsigned long long)(t / T2S_SECONDS));
+  } else if (t % T2S_MILLISECONDS == 0) {
+    snprintf(buf, len, "%llums", (unsigned long long)(t / T2S_MILLISECONDS));
+  } else if (t % T2S_MICROSECONDS == 0) {
+    snprintf(buf, len, "%lluus", (unsigned long long)(t / T2S_MICROSECONDS));
+  } else {
+    snprintf(buf, len, "%lluns", (unsigned long long)t);
+  }
+  return buf;
+}
+
+static bool compare(uint64_t actual, cmp_op op, uint64_t want) {
+  switch (op) {
+  case OP_EQ:
+    return actual == want;
+  case OP_NE:
+    return actual != want;
+  case OP_LT:
+    return actual < want;
+  case OP_LE:
+    return actual <= want;
+  case OP_GT:
+    return actual > want;
+  case OP_GE:
+    return actual >= want;
+  }
+  return false;
+}
+
+static uint64_t counter_value(const expect *e, sim_world *w, const t2s_engine_stats *st) {
+  switch (e->ctr) {
+  case C_PACKETS_OUT:
+    return w->counts.out;
+  case C_PACKETS_IN:
+    return w->counts.in_by_origin[SIM_ORIGIN_PCAP] + w->counts.in_by_origin[SIM_ORIGIN_INJECT] +
+           w->counts.in_by_origin[SIM_ORIGIN_CLIENT];
+  case C_ECHO_REPLIES:
+    return st->icmp_echo_replies;
+  case C_DROPS:
+    return st->drops[e->drop_reason];
+  case C_DROPS_TOTAL: {
+    uint64_t n = 0;
+    for (int r = 1; r < T2S_DROP_MAX; r++) {
+      n += st->drops[r];
+    }
+    return n;
+  }
+  case C_STAT:
+    return *(const uint64_t *)((const char *)st + e->stat_off);
+  case C_UP_OPEN:
+    return sim_upstream_open_streams(w->up);
+  case C_CLIENTS_UNFINISHED:
+    return sim_clients_unfinished(w->clients);
+  case C_INVARIANTS:
+    return w->invariant_failures;
+  }
+  return 0;
+}
+
+/* Evaluates one expectation; writes what was found into actual. */
+static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st, char *actual,
+                 size_t alen) {
+  char tb[32];
+  switch (e->type) {
+  case EXP_COUNTER: {
+    uint64_t v = counter_value(e, w, st);
+    snprintf(actual, alen, "%llu", (unsigned long long)v);
+    return compare(v, e->op, e->value);
+  }
+  case EXP_CLIENT: {
+    const sim_client_result *r = sim_clients_result(w->clients, e->name);
+    if (r == NULL) {
+      snprintf(actual, alen, "never started");
+      return false;
+    }
+    if (r->state == SIM_CLIENT_CONNECTING || r->state == SIM_CLIENT_OPEN ||
+        r->state == SIM_CLIENT_IDLE) {
+      snprintf(actual, alen, "%s (sent %llu, received %llu)", sim_client_state_name(r->state),
+               (unsigned long long)r->sent, (unsigned long long)r->received);
+      return false;
+    }
+    snprintf(actual, alen, "%s at %s (sent %llu, received %llu)", sim_client_state_name(r->state),
+             fmt_time(r->ended_at, tb, sizeof(tb)), (unsigned long long)r->sent,
+             (unsigned long long)r->received);
+    bool state_ok =
+        r->state == e->want || (e->want == SIM_CLIENT_RESET && r->state == SIM_CLIENT_REFUSED);
+    return state_ok && (!e->has_before || r->ended_at <= e->before);
+  }
+  case EXP_UP_RECEIVED: {
+    sim_up_dst_stats ds;
+    sim_upstream_dst_stats(w->up, &e->dst, &ds);
+    snprintf(actual, alen, "%llu bytes in %llu streams, %llu differing from the pattern",
+             (unsigned long long)ds.rx_bytes, (unsigned long long)ds.streams,
+             (unsigned long long)ds.rx_bad_pattern);
+    return ds.rx_bytes == e->value && (!e->intact || ds.rx_bad_pattern == 0);
+  }
+  case EXP_UP_STREAMS: {
+    sim_up_dst_stats ds;
+    sim_upstream_dst_stats(w->up, &e->dst, &ds);
+    snprintf(actual, alen, "%llu", (unsigned long long)ds.streams);
+    return compare(ds.streams, e->op, e->value);
+  }
+  }
+  return false;
+}
+
+int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out, int *ppassed) {
+  t2s_engine_stats st;
+  memset(&st, 0, sizeof(st));
+  if (w->engine) {
+    t2s_engine_get_stats(w->engine, &st);
+  }
+  int failed = 0, passed = 0;
+  for (size_t i = 0; i < scn->nexps; i++) {
+    const expect *e = &scn->exps[i];
+    char actual[256];
+    bool ok = eval(e, w, &st, actual, sizeof(actual));
+    sim_log_begin(&w->log, w->loop.now, "expect");
+    sim_log_u64(&w->log, "line", (uint64_t)e->line);
+    sim_log_str(&w->log, "expect", e->text);
+    sim_log_bool(&w->log, "ok", ok);
+    sim_log_str(&w->log, "actual", actual);
+    sim_log_end(&w->log);
+    if (ok) {
+      passed++;
+    } else {
+      failed++;
+      if (out) {
+        fprintf(out, "%s:%d: expectation failed: %s (actual: %s)\n", scn->name, e->line, e->text,
+                actual);
+      }
+    }
+  }
+  if (ppassed) {
+    *ppassed = passed;
+  }
+  return failed;
+}

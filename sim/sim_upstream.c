@@ -1,0 +1,770 @@
+/* sim_upstream.c: the plain simulated upstream (streams and datagrams over the event queue). */
+#include "sim_upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "sim_util.h"
+#include "sim_world.h"
+
+/* Bytes a stream accepts from the engine before a short write (its "socket buffer"). */
+#define SOCKBUF (256 * 1024)
+/* Largest chunk handed to the engine at once. */
+#define CHUNK (64 * 1024)
+/* Retry interval when the engine has no room but did not pause reading. */
+#define POLL_NS (10 * T2S_MILLISECONDS)
+
+typedef enum st_state { ST_CONNECTING = 0, ST_OPEN, ST_CLOSED } st_state;
+
+struct sim_up_stream {
+  sim_upstream *up;
+  uint64_t id;
+  size_t idx; /* index in up->streams: the handle events carry */
+  t2s_addr dst;
+  sim_up_behaviour beh;
+  st_state state;
+  bool paused;
+  bool deliver_pending; /* a deliver event is queued */
+  bool want_writable;   /* a short write happened; writable follows when room opens */
+  bool eof_queued;      /* send EOF once out and the source are drained */
+  bool eof_sent;
+  bool reset_pending;
+  sim_bytes out;        /* toward the engine */
+  uint64_t source_left; /* SOURCE bytes still to generate */
+  uint64_t source_off;
+  uint64_t inflight; /* echo bytes accepted and not yet back */
+  uint64_t rx, tx, rx_bad, rx_hash;
+  const sim_up_front_ops *front_ops;
+  void *front;
+  int front_err; /* set by sim_up_stream_front_fail */
+};
+
+typedef struct up_dgram {
+  uint64_t id;
+  t2s_addr relay;
+  sim_up_behaviour beh;
+  bool open;
+  uint64_t rx, tx;
+} up_dgram;
+
+typedef struct up_rule {
+  t2s_addr dst;
+  sim_up_behaviour beh;
+} up_rule;
+
+/* id -> index, open addressing with linear probing; slot value SIZE_MAX = empty,
+ * SIZE_MAX - 1 = deleted. */
+typedef struct idmap {
+  uint64_t *keys;
+  size_t *vals;
+  size_t cap, used;
+} idmap;
+
+struct sim_upstream {
+  sim_world *w;
+  sim_up_behaviour def;
+  up_rule *rules;
+  size_t nrules;
+  sim_up_stream **streams; /* every stream ever opened, in order (freed at del) */
+  size_t nstreams, capstreams;
+  up_dgram *dgrams;
+  size_t ndgrams, capdgrams;
+  idmap smap, dmap;
+  uint64_t open_streams;
+  sim_up_front_factory front_factory;
+  void *front_arg;
+};
+
+const char *sim_up_kind_name(sim_up_kind k) {
+  switch (k) {
+  case SIM_UP_ECHO:
+    return "echo";
+  case SIM_UP_SINK:
+    return "sink";
+  case SIM_UP_SOURCE:
+    return "source";
+  case SIM_UP_REFUSE:
+    return "refuse";
+  case SIM_UP_BLACKHOLE:
+    return "blackhole";
+  }
+  return "unknown";
+}
+
+/* ---------------- id map ---------------- */
+
+#define SLOT_EMPTY SIZE_MAX
+#define SLOT_DELETED (SIZE_MAX - 1)
+
+static size_t idmap_slot(const idmap *m, uint64_t id) {
+  uint64_t h = id * 0x9e3779b97f4a7c15ULL;
+  return (size_t)(h >> 17) & (m->cap - 1);
+}
+
+static int idmap_put(idmap *m, uint64_t id, size_t val);
+
+static int idmap_grow(idmap *m) {
+  idmap n = {0};
+  n.cap = m->cap ? m->cap * 2 : 64;
+  n.keys = calloc(n.cap, sizeof(*n.keys));
+  n.vals = malloc(n.cap * sizeof(*n.vals));
+  if (n.keys == NULL || n.vals == NULL) {
+    free(n.keys);
+    free(n.vals);
+    return T2S_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n.cap; i++) {
+    n.vals[i] = SLOT_EMPTY;
+  }
+  for (size_t i = 0; i < m->cap; i++) {
+    if (m->vals[i] < SLOT_DELETED) {
+      idmap_put(&n, m->keys[i], m->vals[i]);
+    }
+  }
+  free(m->keys);
+  free(m->vals);
+  *m = n;
+  return 0;
+}
+
+static int idmap_put(idmap *m, uint64_t id, size_t val) {
+  if ((m->used + 1) * 2 > m->cap && idmap_grow(m) != 0) {
+    return T2S_ERR_NOMEM;
+  }
+  size_t i = idmap_slot(m, id);
+  for (size_t n = 0; n < m->cap; n++, i = (i + 1) & (m->cap - 1)) {
+    if (m->vals[i] >= SLOT_DELETED) {
+      m->keys[i] = id;
+      m->vals[i] = val;
+      m->used++;
+      return 0;
+    }
+  }
+  return T2S_ERR_INTERNAL;
+}
+
+static size_t idmap_get(const idmap *m, uint64_t id, size_t *pslot) {
+  if (m->cap == 0) {
+    return SLOT_EMPTY;
+  }
+  size_t i = idmap_slot(m, id);
+  for (size_t n = 0; n < m->cap; n++, i = (i + 1) & (m->cap - 1)) {
+    if (m->vals[i] == SLOT_EMPTY) {
+      return SLOT_EMPTY;
+    }
+    if (m->vals[i] != SLOT_DELETED && m->keys[i] == id) {
+      if (pslot) {
+        *pslot = i;
+      }
+      return m->vals[i];
+    }
+  }
+  return SLOT_EMPTY;
+}
+
+static void idmap_del(idmap *m, uint64_t id) {
+  size_t slot;
+  if (idmap_get(m, id, &slot) != SLOT_EMPTY) {
+    m->vals[slot] = SLOT_DELETED;
+    /* `used` keeps counting tombstones, so the table grows (and is rebuilt) in time. */
+  }
+}
+
+static void idmap_free(idmap *m) {
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof(*m));
+}
+
+/* ---------------- rules ---------------- */
+
+sim_upstream *sim_upstream_new(sim_world *w) {
+  sim_upstream *up = calloc(1, sizeof(*up));
+  if (up == NULL) {
+    return NULL;
+  }
+  up->w = w;
+  up->def.kind = SIM_UP_ECHO;
+  up->def.reset_after = UINT64_MAX;
+  up->def.latency = 1 * T2S_MILLISECONDS;
+  return up;
+}
+
+static void stream_release(sim_up_stream *s) {
+  sim_bytes_free(&s->out);
+  if (s->front_ops && s->front_ops->del) {
+    s->front_ops->del(s->front);
+  }
+  s->front_ops = NULL;
+  s->front = NULL;
+}
+
+void sim_upstream_del(sim_upstream *up) {
+  if (up == NULL) {
+    return;
+  }
+  for (size_t i = 0; i < up->nstreams; i++) {
+    stream_release(up->streams[i]);
+    free(up->streams[i]);
+  }
+  free(up->streams);
+  free(up->dgrams);
+  free(up->rules);
+  idmap_free(&up->smap);
+  idmap_free(&up->dmap);
+  free(up);
+}
+
+void sim_upstream_set_default(sim_upstream *up, const sim_up_behaviour *b) {
+  up->def = *b;
+}
+
+int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst, const sim_up_behaviour *b) {
+  up_rule *r = realloc(up->rules, (up->nrules + 1) * sizeof(*r));
+  if (r == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  up->rules = r;
+  up->rules[up->nrules].dst = *dst;
+  up->rules[up->nrules].beh = *b;
+  up->nrules++;
+  return 0;
+}
+
+const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_addr *dst) {
+  for (size_t i = 0; i < up->nrules; i++) {
+    if (up->rules[i].dst.port != 0 && t2s_addr_eq(&up->rules[i].dst, dst)) {
+      return &up->rules[i].beh;
+    }
+  }
+  for (size_t i = 0; i < up->nrules; i++) {
+    if (up->rules[i].dst.port == 0 && t2s_addr_ip_eq(&up->rules[i].dst, dst)) {
+      return &up->rules[i].beh;
+    }
+  }
+  return &up->def;
+}
+
+static bool dst_match(const t2s_addr *pattern, const t2s_addr *a) {
+  return pattern->port == 0 ? t2s_addr_ip_eq(pattern, a) : t2s_addr_eq(pattern, a);
+}
+
+void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_dst_stats *out) {
+  memset(out, 0, sizeof(*out));
+  for (size_t i = 0; i < up->nstreams; i++) {
+    const sim_up_stream *s = up->streams[i];
+    if (!dst_match(dst, &s->dst)) {
+      continue;
+    }
+    out->streams++;
+    out->rx_bytes += s->rx;
+    out->tx_bytes += s->tx;
+    out->rx_bad_pattern += s->rx_bad;
+  }
+  for (size_t i = 0; i < up->ndgrams; i++) {
+    if (dst_match(dst, &up->dgrams[i].relay)) {
+      out->datagrams += up->dgrams[i].rx;
+    }
+  }
+}
+
+uint64_t sim_upstream_open_streams(const sim_upstream *up) {
+  return up->open_streams;
+}
+
+void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f, void *arg) {
+  up->front_factory = f;
+  up->front_arg = arg;
+}
+
+/* ---------------- stream helpers ---------------- */
+
+enum {
+  SEV_OPEN = 1, /* the connect completes (or is refused) */
+  SEV_ECHO,     /* echoed bytes come back (data) */
+  SEV_PEER_EOF, /* the engine's EOF reached the far end */
+  SEV_DELIVER,  /* hand queued bytes / EOF / writable to the engine */
+  SEV_RESET,    /* the far end resets the stream */
+  SEV_DGRAM,    /* a datagram comes back (data) */
+  SEV_DGRAM_ERR,
+};
+
+static void stream_event(void *arg, sim_event *ev, t2s_tstamp now);
+
+static void schedule(sim_up_stream *s, t2s_tstamp at, int what, const uint8_t *data, size_t len) {
+  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, stream_event, s->up, s->idx,
+                    (uint64_t)what, data, len);
+}
+
+static void schedule_deliver(sim_up_stream *s, t2s_tstamp at) {
+  if (!s->deliver_pending) {
+    s->deliver_pending = true;
+    schedule(s, at, SEV_DELIVER, NULL, 0);
+  }
+}
+
+static void log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
+  sim_log *log = &s->up->w->log;
+  sim_log_begin(log, now, ev);
+  sim_log_u64(log, "id", s->id);
+  sim_log_addr(log, "dst", &s->dst);
+}
+
+/* Marks s closed and forgets its id (the struct stays until sim_upstream_del). */
+static void stream_forget(sim_up_stream *s) {
+  if (s->state == ST_CLOSED) {
+    return;
+  }
+  s->state = ST_CLOSED;
+  idmap_del(&s->up->smap, s->id);
+  s->up->open_streams--;
+  stream_release(s);
+}
+
+static void check_reset(sim_up_stream *s, t2s_tstamp now) {
+  if (!s->reset_pending && s->beh.reset_after != UINT64_MAX &&
+      s->rx + s->tx >= s->beh.reset_after) {
+    s->reset_pending = true;
+    schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
+  }
+}
+
+/* The behaviour takes bytes from the engine. Returns how many it took. */
+static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
+  size_t n = len;
+  if (s->beh.kind == SIM_UP_ECHO) {
+    uint64_t held = s->inflight + sim_bytes_len(&s->out);
+    size_t room = held >= SOCKBUF ? 0 : (size_t)(SOCKBUF - held);
+    n = T2S_MIN(len, room);
+    if (n > 0) {
+      s->inflight += n;
+      schedule(s, now + s->beh.latency, SEV_ECHO, data, n);
+    }
+  }
+  if (n < len) {
+    s->want_writable = true;
+  }
+  s->rx_bad += sim_pattern_mismatches(data, s->rx, n);
+  s->rx_hash = sim_fnv(s->rx_hash, data, n);
+  s->rx += n;
+  check_reset(s, now);
+  return n;
+}
+
+/* The connect succeeded: start the behaviour's own sending. */
+static void beh_start(sim_up_stream *s, t2s_tstamp now) {
+  if (s->beh.kind == SIM_UP_SOURCE) {
+    s->source_left = s->beh.source_len;
+    s->eof_queued = true;
+    schedule_deliver(s, now);
+  }
+  check_reset(s, now);
+}
+
+static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
+  t2s_engine *e = up->w->engine;
+  s->deliver_pending = false;
+  if (s->state != ST_OPEN || s->paused) {
+    return;
+  }
+  /* Each iteration hands over at least one byte or stops: bounded by the queued bytes. */
+  for (;;) {
+    if (sim_bytes_len(&s->out) == 0 && s->source_left > 0) {
+      uint8_t chunk[4096];
+      size_t n = (size_t)T2S_MIN((uint64_t)sizeof(chunk), s->source_left);
+      sim_pattern_fill(chunk, s->source_off, n);
+      if (sim_bytes_append(&s->out, chunk, n) != 0) {
+        break;
+      }
+      s->source_off += n;
+      s->source_left -= n;
+    }
+    size_t avail = sim_bytes_len(&s->out);
+    if (avail == 0) {
+      break;
+    }
+    size_t space = t2s_engine_stream_recv_space(e, s->id);
+    if (space == 0) {
+      if (!s->paused) {
+        schedule_deliver(s, now + POLL_NS);
+      }
+      return;
+    }
+    size_t n = T2S_MIN(T2S_MIN(avail, space), (size_t)CHUNK);
+    size_t taken = t2s_engine_stream_recv(e, s->id, sim_bytes_data(&s->out), n, now);
+    if (s->state != ST_OPEN) {
+      return; /* the engine closed it meanwhile */
+    }
+    if (taken > n) {
+      taken = n;
+    }
+    sim_bytes_consume(&s->out, taken);
+    s->tx += taken;
+    check_reset(s, now);
+    if (taken < n) {
+      if (!s->paused) {
+        schedule_deliver(s, now + POLL_NS);
+      }
+      return;
+    }
+    if (s->paused) {
+      return;
+    }
+  }
+  if (s->eof_queued && !s->eof_sent && sim_bytes_len(&s->out) == 0 && s->source_left == 0 &&
+      s->inflight == 0) {
+    s->eof_sent = true;
+    log_stream(s, now, "up_eof_out");
+    sim_log_u64(&up->w->log, "tx", s->tx);
+    sim_log_end(&up->w->log);
+    t2s_engine_stream_eof(e, s->id, now);
+    if (s->state != ST_OPEN) {
+      return;
+    }
+  }
+  if (s->want_writable && s->inflight + sim_bytes_len(&s->out) < SOCKBUF / 2) {
+    s->want_writable = false;
+    t2s_engine_stream_writable(e, s->id, now);
+  }
+}
+
+static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
+  sim_upstream *up = arg;
+  int what = (int)ev->u64b;
+  if (what == SEV_DGRAM || what == SEV_DGRAM_ERR) {
+    up_dgram *d = &up->dgrams[ev->u64a];
+    if (!d->open) {
+      return;
+    }
+    if (what == SEV_DGRAM) {
+      d->tx++;
+      t2s_engine_dgram_recv(up->w->engine, d->id, ev->data, ev->len, now);
+    } else {
+      d->open = false;
+      idmap_del(&up->dmap, d->id);
+      t2s_engine_dgram_error(up->w->engine, d->id, T2S_ERR_UNREACHABLE, now);
+    }
+    return;
+  }
+  sim_up_stream *s = up->streams[ev->u64a];
+  if (s->state == ST_CLOSED) {
+    return;
+  }
+  t2s_engine *e = up->w->engine;
+  switch (what) {
+  case SEV_OPEN:
+    if (s->beh.kind == SIM_UP_REFUSE && s->front_ops == NULL) {
+      log_stream(s, now, "up_refused");
+      sim_log_end(&up->w->log);
+      uint64_t id = s->id;
+      stream_forget(s);
+      t2s_engine_stream_opened(e, id, T2S_ERR_REFUSED, now);
+      return;
+    }
+    s->state = ST_OPEN;
+    log_stream(s, now, "up_connected");
+    sim_log_end(&up->w->log);
+    t2s_engine_stream_opened(e, s->id, 0, now);
+    if (s->state == ST_OPEN && s->front_ops == NULL) {
+      beh_start(s, now);
+    }
+    break;
+  case SEV_ECHO:
+    s->inflight -= ev->len;
+    sim_bytes_append(&s->out, ev->data, ev->len);
+    schedule_deliver(s, now);
+    break;
+  case SEV_PEER_EOF:
+    log_stream(s, now, "up_eof_in");
+    sim_log_u64(&up->w->log, "rx", s->rx);
+    sim_log_end(&up->w->log);
+    if (s->beh.kind != SIM_UP_SOURCE) {
+      s->eof_queued = true;
+    }
+    schedule_deliver(s, now);
+    break;
+  case SEV_DELIVER:
+    deliver(up, s, now);
+    break;
+  case SEV_RESET: {
+    log_stream(s, now, "up_reset");
+    sim_log_u64(&up->w->log, "rx", s->rx);
+    sim_log_u64(&up->w->log, "tx", s->tx);
+    sim_log_end(&up->w->log);
+    uint64_t id = s->id;
+    int err = s->front_err ? s->front_err : T2S_ERR_RESET;
+    stream_forget(s);
+    t2s_engine_stream_error(e, id, err, now);
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+/* ---------------- ops ---------------- */
+
+static sim_up_stream *find_stream(sim_upstream *up, uint64_t id) {
+  size_t idx = idmap_get(&up->smap, id, NULL);
+  return idx == SLOT_EMPTY ? NULL : up->streams[idx];
+}
+
+static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
+  sim_upstream *up = self;
+  t2s_tstamp now = up->w->loop.now;
+  (void)egress;
+  if (id == 0 || find_stream(up, id) != NULL) {
+    return T2S_ERR_EXISTS;
+  }
+  if (up->nstreams == up->capstreams) {
+    size_t cap = up->capstreams ? up->capstreams * 2 : 64;
+    sim_up_stream **v = realloc(up->streams, cap * sizeof(*v));
+    if (v == NULL) {
+      return T2S_ERR_NOMEM;
+    }
+    up->streams = v;
+    up->capstreams = cap;
+  }
+  sim_up_stream *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  s->up = up;
+  s->id = id;
+  s->idx = up->nstreams;
+  s->dst = *dst;
+  s->beh = *sim_upstream_lookup(up, dst);
+  s->rx_hash = SIM_FNV_INIT;
+  if (idmap_put(&up->smap, id, s->idx) != 0) {
+    free(s);
+    return T2S_ERR_NOMEM;
+  }
+  up->streams[up->nstreams++] = s;
+  up->open_streams++;
+  if (up->front_factory) {
+    up->front_factory(up->front_arg, s);
+  }
+  log_stream(s, now, "up_open");
+  sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
+  sim_log_end(&up->w->log);
+  if (s->beh.kind != SIM_UP_BLACKHOLE) {
+    schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
+  }
+  return 0;
+}
+
+static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
+  sim_upstream *up = self;
+  t2s_tstamp now = up->w->loop.now;
+  sim_up_stream *s = find_stream(up, id);
+  if (s == NULL || s->state != ST_OPEN) {
+    return T2S_ERR_CLOSED;
+  }
+  size_t done = 0;
+  if (s->front_ops != NULL) {
+    t2s_ssize n = s->front_ops->input(s->front, s, data, len, now);
+    if (n < 0) {
+      sim_up_stream_front_fail(s, (int)n, now);
+      return (t2s_ssize)len;
+    }
+    done = (size_t)n;
+    if (s->front_ops != NULL || done >= len) {
+      return (t2s_ssize)done;
+    }
+  }
+  return (t2s_ssize)(done + beh_input(s, data + done, len - done, now));
+}
+
+static int op_stream_shutdown_write(void *self, uint64_t id) {
+  sim_upstream *up = self;
+  sim_up_stream *s = find_stream(up, id);
+  if (s == NULL) {
+    return T2S_ERR_CLOSED;
+  }
+  schedule(s, up->w->loop.now + s->beh.latency, SEV_PEER_EOF, NULL, 0);
+  return 0;
+}
+
+static void op_stream_pause_read(void *self, uint64_t id, bool paused) {
+  sim_upstream *up = self;
+  sim_up_stream *s = find_stream(up, id);
+  if (s == NULL) {
+    return;
+  }
+  s->paused = paused;
+  if (!paused) {
+    schedule_deliver(s, up->w->loop.now);
+  }
+}
+
+static void op_stream_close(void *self, uint64_t id, bool abort) {
+  sim_upstream *up = self;
+  sim_up_stream *s = find_stream(up, id);
+  if (s == NULL) {
+    return;
+  }
+  log_stream(s, up->w->loop.now, "up_close");
+  sim_log_bool(&up->w->log, "abort", abort);
+  sim_log_u64(&up->w->log, "rx", s->rx);
+  sim_log_u64(&up->w->log, "tx", s->tx);
+  sim_log_u64(&up->w->log, "rx_bad_pattern", s->rx_bad);
+  sim_log_end(&up->w->log);
+  stream_forget(s);
+}
+
+static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
+  size_t idx = idmap_get(&up->dmap, id, NULL);
+  if (idx == SLOT_EMPTY) {
+    return NULL;
+  }
+  *pidx = idx;
+  return &up->dgrams[idx];
+}
+
+static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
+  sim_upstream *up = self;
+  size_t idx;
+  (void)egress;
+  if (id == 0 || find_dgram(up, id, &idx) != NULL) {
+    return T2S_ERR_EXISTS;
+  }
+  if (up->ndgrams == up->capdgrams) {
+    size_t cap = up->capdgrams ? up->capdgrams * 2 : 64;
+    up_dgram *v = realloc(up->dgrams, cap * sizeof(*v));
+    if (v == NULL) {
+      return T2S_ERR_NOMEM;
+    }
+    up->dgrams = v;
+    up->capdgrams = cap;
+  }
+  up_dgram *d = &up->dgrams[up->ndgrams];
+  memset(d, 0, sizeof(*d));
+  d->id = id;
+  d->relay = *relay;
+  d->beh = *sim_upstream_lookup(up, relay);
+  d->open = true;
+  if (idmap_put(&up->dmap, id, up->ndgrams) != 0) {
+    return T2S_ERR_NOMEM;
+  }
+  up->ndgrams++;
+  sim_log *log = &up->w->log;
+  sim_log_begin(log, up->w->loop.now, "up_dgram_open");
+  sim_log_u64(log, "id", id);
+  sim_log_addr(log, "relay", relay);
+  sim_log_str(log, "behaviour", sim_up_kind_name(d->beh.kind));
+  sim_log_end(log);
+  return 0;
+}
+
+static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
+  sim_upstream *up = self;
+  size_t idx;
+  up_dgram *d = find_dgram(up, id, &idx);
+  if (d == NULL) {
+    return T2S_ERR_CLOSED;
+  }
+  d->rx++;
+  t2s_tstamp at = up->w->loop.now + d->beh.latency;
+  switch (d->beh.kind) {
+  case SIM_UP_ECHO:
+  case SIM_UP_SOURCE:
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data,
+                      len);
+    break;
+  case SIM_UP_REFUSE:
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM_ERR, NULL,
+                      0);
+    break;
+  case SIM_UP_SINK:
+  case SIM_UP_BLACKHOLE:
+    break;
+  }
+  return 0;
+}
+
+static void op_dgram_close(void *self, uint64_t id) {
+  sim_upstream *up = self;
+  size_t idx;
+  up_dgram *d = find_dgram(up, id, &idx);
+  if (d == NULL) {
+    return;
+  }
+  d->open = false;
+  idmap_del(&up->dmap, id);
+  sim_log *log = &up->w->log;
+  sim_log_begin(log, up->w->loop.now, "up_dgram_close");
+  sim_log_u64(log, "id", id);
+  sim_log_u64(log, "rx", d->rx);
+  sim_log_u64(log, "tx", d->tx);
+  sim_log_end(log);
+}
+
+static const t2s_upstream_ops sim_upstream_ops = {
+    .stream_open = op_stream_open,
+    .stream_write = op_stream_write,
+    .stream_shutdown_write = op_stream_shutdown_write,
+    .stream_pause_read = op_stream_pause_read,
+    .stream_close = op_stream_close,
+    .dgram_open = op_dgram_open,
+    .dgram_send = op_dgram_send,
+    .dgram_close = op_dgram_close,
+};
+
+t2s_upstream sim_upstream_iface(sim_upstream *up) {
+  t2s_upstream u = {&sim_upstream_ops, up};
+  return u;
+}
+
+/* ---------------- fronts ---------------- */
+
+void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops, void *front) {
+  s->front_ops = ops;
+  s->front = front;
+}
+
+const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) {
+  return &s->dst;
+}
+
+int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
+  if (s->state == ST_CLOSED) {
+    return T2S_ERR_CLOSED;
+  }
+  int rv = sim_bytes_append(&s->out, data, len);
+  if (rv == 0) {
+    schedule_deliver(s, now + s->beh.latency);
+  }
+  return rv;
+}
+
+void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tstamp now) {
+  if (s->front_ops && s->front_ops->del) {
+    s->front_ops->del(s->front);
+  }
+  s->front_ops = NULL;
+  s->front = NULL;
+  s->beh = *sim_upstream_lookup(s->up, target);
+  log_stream(s, now, "up_front_done");
+  sim_log_addr(&s->up->w->log, "target", target);
+  sim_log_str(&s->up->w->log, "behaviour", sim_up_kind_name(s->beh.kind));
+  sim_log_end(&s->up->w->log);
+  /* Offsets of the pattern restart at the target's first byte. */
+  s->rx = 0;
+  s->rx_bad = 0;
+  s->rx_hash = SIM_FNV_INIT;
+  beh_start(s, now);
+}
+
+void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {
+  if (err == 0) {
+    s->eof_queued = true;
+    schedule_deliver(s, now + s->beh.latency);
+    return;
+  }
+  if (!s->reset_pending) {
+    s->reset_pending = true;
+    s->front_err = err;
+    schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
+  }
+}
