@@ -101,22 +101,31 @@ def _public_copy(binary: Path) -> Path:
 
 
 @pytest.mark.root
-def test_without_cap_net_admin_says_what_to_do_and_exits_1(tun2sock_bin):
-    if not have("setpriv"):
-        pytest.skip("setpriv (util-linux) not installed")
+@pytest.mark.parametrize("mode,expect", [
+    ("0666", ["CAP_NET_ADMIN", "t2s0", "setcap"]),         # the usual node: TUNSETIFF refused
+    ("0600", ["/dev/net/tun", "CAP_NET_ADMIN", "0666"]),  # a node only root may open
+])
+def test_without_privilege_says_what_to_do_and_exits_1(tun2sock_bin, mode, expect):
+    if not have("setpriv") or not have("unshare"):
+        pytest.skip("setpriv or unshare (util-linux) not installed")
     binary = _public_copy(tun2sock_bin)
     with Netns("nopriv") as ns:
         try:
-            p = subprocess.run(ns.cmd("setpriv", "--reuid=65534", "--regid=65534",
-                                      "--clear-groups", "--inh-caps=-all",
-                                      "--bounding-set=-all", "--", str(binary), *GOOD),
-                               capture_output=True, text=True, timeout=10)
+            # A private mount namespace with our own /dev/net/tun of the given mode, then the
+            # binary as nobody without any capability.
+            p = subprocess.run(ns.cmd(
+                "unshare", "--mount", "--propagation", "private", "sh", "-c",
+                f"mount -t tmpfs -o mode=0755 none /dev/net && "
+                f"mknod -m {mode} /dev/net/tun c 10 200 && exec \"$@\"", "sh",
+                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--", str(binary), *GOOD),
+                capture_output=True, text=True, timeout=10)
         finally:
             binary.unlink()
             binary.parent.rmdir()
         assert p.returncode == 1, f"exit {p.returncode}\n{p.stderr}"
-        assert "CAP_NET_ADMIN" in p.stderr, p.stderr
-        assert "t2s0" in p.stderr
+        for word in expect:
+            assert word in p.stderr, f"{word!r} missing from:\n{p.stderr}"
         assert ns.ip("link", "show", "dev", "t2s0", check=False).returncode != 0
 
 

@@ -1,8 +1,6 @@
 /* main.c: the tun2sock binary: options, proxy address, privileges, then the runner. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/capability.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +8,7 @@
 #include "caps_linux.h"
 #include "cli.h"
 #include "log.h"
+#include "resolve.h"
 #include "runner.h"
 
 /* Reads the first line of path into out (without the line end). Returns 0 or -errno. */
@@ -33,50 +32,6 @@ static int read_password_file(const char *path, char *out, size_t outlen) {
   explicit_bzero(line, sizeof(line));
   fclose(f);
   return rv;
-}
-
-/* Resolves the proxy host (a literal or a name) to one address. */
-static int resolve_proxy(const t2s_proxy_url *u, t2s_addr *out) {
-  memset(out, 0, sizeof(*out));
-  out->port = u->port;
-  if (inet_pton(AF_INET, u->host, out->ip) == 1) {
-    out->family = T2S_AF_INET;
-    return 0;
-  }
-  if (inet_pton(AF_INET6, u->host, out->ip) == 1) {
-    out->family = T2S_AF_INET6;
-    return 0;
-  }
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  int rv = getaddrinfo(u->host, NULL, &hints, &res);
-  if (rv != 0) {
-    T2S_ERROR("--proxy: cannot resolve '%s': %s", u->host, gai_strerror(rv));
-    return -1;
-  }
-  int found = -1;
-  for (struct addrinfo *ai = res; ai && found != 0; ai = ai->ai_next) {
-    if (ai->ai_family == AF_INET) {
-      out->family = T2S_AF_INET;
-      memcpy(out->ip, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-      found = 0;
-    } else if (ai->ai_family == AF_INET6) {
-      out->family = T2S_AF_INET6;
-      memcpy(out->ip, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-      found = 0;
-    }
-  }
-  freeaddrinfo(res);
-  if (found != 0) {
-    T2S_ERROR("--proxy: '%s' has no IPv4 or IPv6 address", u->host);
-    return -1;
-  }
-  char buf[64];
-  T2S_INFO("proxy %s resolved to %s", u->host, t2s_addr_format(out, false, buf, sizeof(buf)));
-  return 0;
 }
 
 /* Keeps only the capabilities the running loop still needs. */
@@ -142,7 +97,7 @@ int main(int argc, char **argv) {
       .handle_signals = true,
       .owns_fd = true,
   };
-  if (resolve_proxy(&opts.proxy, &cfg.proxy) != 0) {
+  if (t2s_resolve_host(opts.proxy.host, opts.proxy.port, &cfg.proxy, "--proxy") != 0) {
     return T2S_EXIT_FAILURE;
   }
   t2s_runner *r = NULL;

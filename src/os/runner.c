@@ -241,6 +241,12 @@ static int tun_failure_message(const t2s_runner *r, t2s_tun_failure fail, int er
               "node (mknod /dev/net/tun c 10 200); in a container, pass the device in.",
               strerror(err));
     return T2S_EXIT_FAILURE;
+  case T2S_TUN_FAIL_DEVPERM:
+    T2S_ERROR("cannot open /dev/net/tun: %s. Run as root, or as a user holding CAP_NET_ADMIN "
+              "who may open /dev/net/tun (it is normally mode 0666; here it is not: chmod 0666 "
+              "/dev/net/tun, or a udev rule, or DeviceAllow=/dev/net/tun rw in a systemd unit).",
+              strerror(err));
+    return T2S_EXIT_FAILURE;
   case T2S_TUN_FAIL_PRIVILEGE:
     T2S_ERROR("cannot create or attach %s: %s. tun2sock needs CAP_NET_ADMIN: run it as root, "
               "or grant the capability (setcap cap_net_admin,cap_net_raw+ep tun2sock, or "

@@ -111,8 +111,7 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, t2s_tun
     int tfd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (tfd < 0) {
       *perrno = errno;
-      *pfail = errno == ENOENT || errno == ENODEV || errno == ENXIO ? T2S_TUN_FAIL_NODEV
-                                                                    : failure_of(errno);
+      *pfail = errno == EACCES || errno == EPERM ? T2S_TUN_FAIL_DEVPERM : failure_of(errno);
       return T2S_ERR_INTERNAL;
     }
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI;

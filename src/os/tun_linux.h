@@ -30,7 +30,8 @@ typedef struct t2s_tun {
 typedef enum t2s_tun_failure {
   T2S_TUN_FAIL_NONE = 0,
   T2S_TUN_FAIL_NODEV,     /* /dev/net/tun missing */
-  T2S_TUN_FAIL_PRIVILEGE, /* EPERM/EACCES: needs CAP_NET_ADMIN */
+  T2S_TUN_FAIL_DEVPERM,   /* /dev/net/tun exists but this user may not open it */
+  T2S_TUN_FAIL_PRIVILEGE, /* TUNSETIFF: EPERM/EACCES: needs CAP_NET_ADMIN */
   T2S_TUN_FAIL_BUSY,      /* the TUN is attached to another process */
   T2S_TUN_FAIL_BADFD,     /* fd:// is not a TUN */
   T2S_TUN_FAIL_OTHER,

@@ -1,0 +1,67 @@
+/*
+ * embed_example.c: the smallest program that embeds tun2sock (include/tun2sock.h).
+ *
+ * It creates the TUN itself (as an application that owns its TUN would), hands the fd to
+ * tun2sock and runs until SIGINT/SIGTERM. Configure addresses and routes on the TUN yourself.
+ *
+ *   cc embed_example.c -o embed -I PREFIX/include -L PREFIX/lib -lt2s_os -lt2s_core \
+ *      $(pkg-config --libs libevent libmnl)
+ *   ./embed tun7 socks5://127.0.0.1:1080
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "tun2sock.h"
+
+static tun2sock *running;
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (running) {
+    tun2sock_stop(running); /* async-signal-safe */
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s TUN-NAME socks5://HOST:PORT\n", argv[0]);
+    return 2;
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", argv[1]);
+  if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    perror("TUN");
+    return 1;
+  }
+  tun2sock_config cfg;
+  tun2sock_config_default(&cfg);
+  cfg.tun_fd = fd;
+  cfg.proxy = argv[2];
+  tun2sock *t;
+  if (tun2sock_new(&t, &cfg) != TUN2SOCK_OK) {
+    return 1;
+  }
+  running = t;
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  int rv = tun2sock_run(t);
+  tun2sock_stats st;
+  tun2sock_get_stats(t, &st);
+  printf("tun2sock %s: packets in %llu out %llu, icmp echo replies %llu\n", tun2sock_version(),
+         (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
+         (unsigned long long)st.icmp_echo_replies);
+  running = NULL;
+  tun2sock_del(t);
+  close(fd); /* the fd is ours */
+  return rv == TUN2SOCK_OK ? 0 : 1;
+}

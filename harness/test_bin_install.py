@@ -1,0 +1,140 @@
+"""Shipping: `cmake --install` puts the binary, the man page, the systemd unit, the embedding
+header and libraries in place; the embedding API works on a TUN fd the program owns; the
+binary runs as an unprivileged user holding CAP_NET_ADMIN and drops it after setup."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from test_bin_util import Netns, have, wait_for, link_exists
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    build = Path(os.environ.get("T2S_BUILD_DIR", ROOT / "build"))
+    if not (build / "tun2sock").exists():
+        pytest.fail(f"{build}/tun2sock not built")
+    prefix = tmp_path_factory.mktemp("prefix")
+    p = subprocess.run(["cmake", "--install", str(build), "--prefix", str(prefix)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return prefix
+
+
+def test_cmake_install_puts_binary_man_page_and_unit_in_place(installed):
+    for rel in ("bin/tun2sock", "share/man/man8/tun2sock.8", "lib/systemd/system/tun2sock.service",
+                "include/tun2sock.h", "share/doc/tun2sock/cli.md"):
+        assert (installed / rel).is_file(), f"{rel} not installed"
+    assert os.access(installed / "bin/tun2sock", os.X_OK)
+    p = subprocess.run([str(installed / "bin/tun2sock"), "--version"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith("tun2sock ")
+
+
+def test_installed_unit_runs_the_installed_binary_unprivileged(installed):
+    unit = (installed / "lib/systemd/system/tun2sock.service").read_text()
+    m = re.search(r"^ExecStart=(\S+)", unit, re.M)
+    assert m and m.group(1) == str(installed / "bin" / "tun2sock"), unit
+    assert "AmbientCapabilities=CAP_NET_ADMIN" in unit
+    assert "DynamicUser=yes" in unit or "User=" in unit
+    if have("systemd-analyze"):
+        # Only syntax problems count (the binary path and credentials may not exist here).
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                            str(installed / "lib/systemd/system/tun2sock.service")],
+                           capture_output=True, text=True, timeout=30)
+        assert "Unknown key" not in p.stderr and "Invalid" not in p.stderr, p.stderr
+
+
+def test_man_page_renders_without_warnings(installed):
+    if not have("groff"):
+        pytest.skip("groff not installed")
+    p = subprocess.run(["groff", "-man", "-ww", "-z", str(installed / "share/man/man8/tun2sock.8")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+def _compile_example(installed, out: Path) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc or not have("pkg-config"):
+        pytest.skip("no C compiler or pkg-config")
+    libs = subprocess.run(["pkg-config", "--libs", "libevent", "libmnl"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    example = installed / "share/doc/tun2sock/examples/embed_example.c"
+    assert example.is_file(), "the embedding example is not installed"
+    p = subprocess.run([cc, "-std=c17", "-Wall", "-Wextra", "-Werror", str(example), "-o",
+                        str(out), f"-I{installed}/include", f"-L{installed}/lib", "-lt2s_os",
+                        "-lt2s_core", *libs], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+@pytest.mark.root
+def test_embedding_api_serves_a_tun_the_program_owns(installed, tmp_path):
+    if not have("ping"):
+        pytest.skip("ping not installed (iputils-ping)")
+    exe = _compile_example(installed, tmp_path / "embed")
+    with Netns("embed") as ns:
+        proc = ns.start([str(exe), "t2se0", "socks5://127.0.0.1:1080"], tmp_path / "embed.log")
+        wait_for(lambda: link_exists(ns, "t2se0"), "t2se0 created by the embedding program",
+                 proc=proc)
+        wait_for(lambda: "tun2sock running" in proc.output(), "the loop", proc=proc)
+        ns.ip("addr", "add", "198.18.0.1/15", "dev", "t2se0")
+        ns.ip("link", "set", "t2se0", "up")
+        p = ns.run("ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.4.4", check=False,
+                   timeout=20)
+        assert "2 received" in p.stdout, p.stdout + proc.output()
+        assert proc.stop() == 0, proc.output()
+        assert "icmp echo replies 2" in proc.output()
+
+
+def _caps(pid: int) -> dict:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cap"):
+            k, v = line.split(":")
+            out[k] = int(v.strip(), 16)
+    return out
+
+
+@pytest.mark.root
+def test_runs_as_nobody_with_cap_net_admin_and_drops_it_after_setup(tun2sock_bin, tmp_path):
+    if not have("setpriv") or not have("ping") or not have("unshare"):
+        pytest.skip("setpriv, unshare or ping not installed")
+    d = Path(tempfile.mkdtemp(prefix="t2sb-bin-"))
+    os.chmod(d, 0o755)
+    binary = d / "tun2sock"
+    shutil.copy(tun2sock_bin, binary)
+    os.chmod(binary, 0o755)
+    try:
+        with Netns("caps") as ns:
+            # A private mount namespace with a /dev/net/tun that everyone may open (the usual
+            # mode 0666: some hosts have 0600), then nobody with ambient CAP_NET_ADMIN.
+            t = ns.start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          "mount -t tmpfs -o mode=0755 none /dev/net && "
+                          "mknod -m 0666 /dev/net/tun c 10 200 && exec \"$@\"", "sh",
+                          "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw",
+                          "--", str(binary), "--device", "t2s0", "--proxy",
+                          "socks5://127.0.0.1:1080", "--address", "198.18.0.1/15"],
+                         tmp_path / "caps.log")
+            wait_for(lambda: "tun2sock running" in t.output(), "setup as nobody", proc=t)
+            # sh and setpriv exec: the PID we started is tun2sock's.
+            caps = _caps(t.pid)
+            assert caps["CapEff"] == 0 and caps["CapPrm"] == 0 and caps["CapAmb"] == 0, caps
+            assert Path(f"/proc/{t.pid}/status").read_text().count("NoNewPrivs:\t1") == 1
+            p = ns.run("ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.4.4", check=False,
+                       timeout=20)
+            assert "2 received" in p.stdout, p.stdout + t.output()
+            t.signal(signal.SIGTERM)
+            t.p.wait(timeout=5)
+            assert t.p.returncode == 0, t.output()
+            assert not link_exists(ns, "t2s0")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,102 @@
+/*
+ * tun2sock.h: run tun2sock inside your own program, on a TUN file descriptor you own.
+ *
+ * Your program opens and configures the TUN (addresses, routes; on Android a VpnService fd,
+ * elsewhere open("/dev/net/tun") + TUNSETIFF with IFF_TUN | IFF_NO_PI) and hands the fd over.
+ * tun2sock terminates every TCP, UDP and ICMP flow that enters it in its own userspace stack and
+ * carries each through a SOCKS5 proxy. It runs its own libevent loop on the thread that calls
+ * tun2sock_run(); tun2sock_stop() ends it from any thread or signal handler.
+ *
+ *   tun2sock_config cfg;
+ *   tun2sock_config_default(&cfg);
+ *   cfg.tun_fd = fd;
+ *   cfg.proxy = "socks5://127.0.0.1:1080";
+ *   tun2sock *t;
+ *   if (tun2sock_new(&t, &cfg) == 0) {
+ *     tun2sock_run(t);           // blocks until tun2sock_stop(t)
+ *     tun2sock_del(t);
+ *   }
+ *
+ * Link with libt2s_os.a, libt2s_core.a, -levent and -lmnl. Log lines go to stderr; the log level
+ * is process-wide. To drive the sans-I/O engine from your own loop instead (your own clock,
+ * sockets and packet I/O), use the core's engine.h (t2s_engine_*), which this API is built on.
+ */
+#ifndef TUN2SOCK_H
+#define TUN2SOCK_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tun2sock tun2sock;
+
+enum {
+  TUN2SOCK_LOG_DEBUG = 0,
+  TUN2SOCK_LOG_INFO = 1,
+  TUN2SOCK_LOG_WARN = 2,
+  TUN2SOCK_LOG_ERROR = 3,
+};
+
+/* Errors returned by tun2sock_new() and tun2sock_run(). */
+enum {
+  TUN2SOCK_OK = 0,
+  TUN2SOCK_ERR_FAILED = -1, /* a runtime failure (logged): privilege, resolution, sockets */
+  TUN2SOCK_ERR_CONFIG = -2, /* a bad field in tun2sock_config (logged, naming the field) */
+};
+
+typedef struct tun2sock_config {
+  int tun_fd;                      /* an open TUN fd (IFF_TUN | IFF_NO_PI); stays yours */
+  const char *proxy;               /* "socks5://[USER[:PASS]@]HOST[:PORT]"; HOST may be a name */
+  const char *password;            /* replaces the URL's password; NULL = the URL's */
+  uint32_t mtu;                    /* 0 = keep the device's MTU */
+  const char *interface;           /* pin upstream sockets to this interface; NULL = the route
+                                      to the proxy decides */
+  uint32_t fwmark;                 /* SO_MARK on upstream sockets (needs CAP_NET_ADMIN); 0 = none */
+  uint32_t tcp_connect_timeout_ms; /* 0 = 10 s */
+  uint32_t udp_timeout_ms;         /* 0 = 60 s */
+  uint32_t dns_timeout_ms;         /* 0 = 10 s */
+  int log_level;                   /* TUN2SOCK_LOG_*, default INFO */
+  const char *metrics;             /* "HOST:PORT" for Prometheus /metrics and JSON /stats; NULL */
+} tun2sock_config;
+
+typedef struct tun2sock_stats {
+  uint64_t packets_in, packets_out; /* IP packets from / to the TUN */
+  uint64_t bytes_up, bytes_down;    /* payload toward the proxy / toward the clients */
+  uint64_t tcp_flows_active, tcp_flows_total;
+  uint64_t udp_sessions_active;
+  uint64_t icmp_echo_replies;
+  uint64_t packets_dropped; /* all reasons together */
+  uint64_t upstream_errors;
+} tun2sock_stats;
+
+/* Fills *cfg with the defaults (tun_fd -1, no proxy). */
+void tun2sock_config_default(tun2sock_config *cfg);
+
+/* Validates cfg, resolves the proxy, chooses the egress and builds the engine on the fd.
+ * Returns TUN2SOCK_OK with *pt set, or a TUN2SOCK_ERR_* (the reason is logged). */
+int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg);
+
+/* Runs the loop on the calling thread until tun2sock_stop(). Returns TUN2SOCK_OK after a stop,
+ * TUN2SOCK_ERR_FAILED after a fatal error. */
+int tun2sock_run(tun2sock *t);
+
+/* Makes tun2sock_run() return soon. Safe from any thread and from a signal handler. */
+void tun2sock_stop(tun2sock *t);
+
+/* Copies the counters. Call it from the thread running tun2sock_run(), or when it is not
+ * running (the counters are not synchronised). */
+void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st);
+
+/* Closes every flow and frees t (the TUN fd stays open: it is yours). Not while running. */
+void tun2sock_del(tun2sock *t);
+
+/* "0.1.0" */
+const char *tun2sock_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

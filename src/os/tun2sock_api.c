@@ -1,0 +1,156 @@
+/* tun2sock_api.c: the embedding API of include/tun2sock.h, on top of the runner. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "resolve.h"
+#include "runner.h"
+#include "tun2sock.h"
+
+#ifndef T2S_VERSION
+#define T2S_VERSION "0.0.0"
+#endif
+
+struct tun2sock {
+  t2s_runner *runner;
+};
+
+void tun2sock_config_default(tun2sock_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->tun_fd = -1;
+  cfg->log_level = TUN2SOCK_LOG_INFO;
+}
+
+const char *tun2sock_version(void) {
+  return T2S_VERSION;
+}
+
+static int bad(const char *field, const char *why) {
+  T2S_ERROR("tun2sock_config.%s: %s", field, why);
+  return TUN2SOCK_ERR_CONFIG;
+}
+
+int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
+  if (!pt || !cfg) {
+    return TUN2SOCK_ERR_CONFIG;
+  }
+  if (cfg->log_level < TUN2SOCK_LOG_DEBUG || cfg->log_level > TUN2SOCK_LOG_ERROR) {
+    return bad("log_level", "must be one of TUN2SOCK_LOG_*");
+  }
+  t2s_log_set_level((t2s_log_level)cfg->log_level);
+  t2s_cli_opts *o = calloc(1, sizeof(*o));
+  if (!o) {
+    return TUN2SOCK_ERR_FAILED;
+  }
+  t2s_cli_defaults(o);
+  int rv = TUN2SOCK_ERR_CONFIG;
+  const char *why = NULL;
+  if (cfg->tun_fd < 0) {
+    rv = bad("tun_fd", "must be an open TUN file descriptor");
+    goto out;
+  }
+  o->device_fd = cfg->tun_fd;
+  o->mtu = cfg->mtu;
+  if (cfg->mtu && (cfg->mtu < 576 || cfg->mtu > 65535)) {
+    rv = bad("mtu", "must be 0 or 576..65535");
+    goto out;
+  }
+  if (!cfg->proxy || t2s_parse_proxy_url(cfg->proxy, &o->proxy, &why) != 0) {
+    rv = bad("proxy", why ? why : "is required (socks5://HOST:PORT)");
+    goto out;
+  }
+  if (cfg->interface) {
+    if (!cfg->interface[0] || strlen(cfg->interface) >= sizeof(o->interface)) {
+      rv = bad("interface", "not a valid interface name");
+      goto out;
+    }
+    strcpy(o->interface, cfg->interface);
+  }
+  o->fwmark = cfg->fwmark;
+  if (cfg->tcp_connect_timeout_ms) {
+    o->tcp_connect_timeout_ns = (uint64_t)cfg->tcp_connect_timeout_ms * T2S_MILLISECONDS;
+  }
+  if (cfg->udp_timeout_ms) {
+    o->udp_timeout_ns = (uint64_t)cfg->udp_timeout_ms * T2S_MILLISECONDS;
+  }
+  if (cfg->dns_timeout_ms) {
+    o->dns_timeout_ns = (uint64_t)cfg->dns_timeout_ms * T2S_MILLISECONDS;
+  }
+  o->log_level = (t2s_log_level)cfg->log_level;
+  if (cfg->metrics) {
+    if (t2s_parse_hostport(cfg->metrics, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port,
+                           &why) != 0) {
+      rv = bad("metrics", why);
+      goto out;
+    }
+    o->metrics = true;
+  }
+  const char *password = cfg->password ? cfg->password : o->proxy.pass;
+  if (strlen(password) >= T2S_PROXY_FIELD_MAX) {
+    rv = bad("password", "longer than 255 bytes");
+    goto out;
+  }
+  t2s_runner_config rc = {
+      .opts = o,
+      .username = o->proxy.has_user ? o->proxy.user : NULL,
+      .password = password,
+      .handle_signals = false,
+      .owns_fd = false,
+  };
+  if (t2s_resolve_host(o->proxy.host, o->proxy.port, &rc.proxy, "tun2sock_config.proxy") != 0) {
+    rv = TUN2SOCK_ERR_FAILED;
+    goto out;
+  }
+  tun2sock *t = calloc(1, sizeof(*t));
+  if (!t) {
+    rv = TUN2SOCK_ERR_FAILED;
+    goto out;
+  }
+  int code = t2s_runner_new(&t->runner, &rc);
+  if (code != 0) {
+    free(t);
+    rv = code == T2S_EXIT_USAGE ? TUN2SOCK_ERR_CONFIG : TUN2SOCK_ERR_FAILED;
+    goto out;
+  }
+  *pt = t;
+  rv = TUN2SOCK_OK;
+out:
+  explicit_bzero(o, sizeof(*o));
+  free(o);
+  return rv;
+}
+
+int tun2sock_run(tun2sock *t) {
+  return t2s_runner_run(t->runner) == T2S_EXIT_OK ? TUN2SOCK_OK : TUN2SOCK_ERR_FAILED;
+}
+
+void tun2sock_stop(tun2sock *t) {
+  t2s_runner_stop(t->runner);
+}
+
+void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
+  t2s_engine_stats es;
+  t2s_runner_get_stats(t->runner, &es);
+  memset(st, 0, sizeof(*st));
+  st->packets_in = es.packets_in;
+  st->packets_out = es.packets_out;
+  st->bytes_up = es.bytes_up;
+  st->bytes_down = es.bytes_down;
+  st->tcp_flows_active = es.tcp_flows_active;
+  st->tcp_flows_total = es.tcp_flows_total;
+  st->udp_sessions_active = es.udp_sessions_active;
+  st->icmp_echo_replies = es.icmp_echo_replies;
+  for (int i = 1; i < T2S_DROP_MAX; i++) {
+    st->packets_dropped += es.drops[i];
+  }
+  st->upstream_errors = es.upstream_errors;
+}
+
+void tun2sock_del(tun2sock *t) {
+  if (!t) {
+    return;
+  }
+  t2s_runner_del(t->runner);
+  free(t);
+}
