@@ -212,3 +212,18 @@ def test_no_proxy_listening_refuses_fast_and_counts_econnrefused(world, tun2sock
     line = [x for x in m.stdout.splitlines()
             if x.startswith('tun2sock_upstream_errors_total{error="ECONNREFUSED"}')]
     assert line and int(line[0].split()[-1]) >= 1, m.stdout
+
+
+def test_fwmark_marks_upstream_sockets_for_policy_routing(world, tun2sock_bin):
+    """The proxy's network is only in table 100, for marked packets: the flow works only if
+    every upstream socket carries the mark."""
+    _need("danted")
+    world.start_dante()
+    world.c.ip("route", "del", "203.0.113.0/24", "dev", "va")
+    world.c.ip("route", "add", "203.0.113.0/24", "dev", "va", "table", "100")
+    world.c.ip("rule", "add", "fwmark", "0x162", "lookup", "100", "pref", "100")
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}", "--fwmark",
+                             "0x162")
+    r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
+    assert r.returncode == 0, r.stderr + t.output()
+    assert r.stdout == "hello through tun2sock\n"
