@@ -74,3 +74,19 @@ def test_route_to_the_proxy_through_our_own_tun_is_refused(pair, tun2sock_bin, t
     assert "through our own TUN" in p.stderr and "--interface" in p.stderr, p.stderr
     assert "198.18.0.1" not in a.ip("addr", "show", "dev", "t2s0").stdout, \
         "the address added before the refusal must be taken back"
+
+
+def test_proxy_name_is_resolved_at_start(pair, tun2sock_bin, tmp_path):
+    a, _ = pair
+    t = _start(a, tun2sock_bin, tmp_path, "socks5://localhost:1080")
+    out = t.output()
+    assert "localhost resolved to 127.0.0.1" in out or "localhost resolved to ::1" in out, out
+    assert "is on this host: sockets left unbound" in out
+
+
+def test_unresolvable_proxy_name_exits_1(tun2sock_bin):
+    with Netns("nodns") as ns:  # no route anywhere: the resolver fails at once
+        p = ns.run(str(tun2sock_bin), "--device", "t2s0", "--proxy",
+                   "socks5://no-such-proxy.invalid:1080", check=False, timeout=60)
+        assert p.returncode == 1, p.stderr
+        assert "cannot resolve 'no-such-proxy.invalid'" in p.stderr, p.stderr

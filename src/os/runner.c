@@ -2,6 +2,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "caps_linux.h"
 #include "clock_linux.h"
 #include "log.h"
 #include "metrics.h"
@@ -318,11 +320,14 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   const char *step = "";
   int rv = t2s_tun_configure(&r->tun, r->opts.mtu, r->opts.addresses, r->opts.naddresses, &step);
   if (rv < 0) {
-    if (rv == -EPERM || rv == -EACCES) {
+    if ((rv == -EPERM || rv == -EACCES) && !t2s_caps_have(CAP_NET_ADMIN)) {
       T2S_ERROR("%s on %s: %s. Configuring the TUN needs CAP_NET_ADMIN (run as root or grant "
                 "the capability), or configure it beforehand and start without --address "
                 "and --mtu.",
                 step, r->tun.ifname, strerror(-rv));
+    } else if (rv == -EACCES) {
+      T2S_ERROR("%s on %s: %s (is IPv6 disabled? see sysctl net.ipv6.conf.all.disable_ipv6)", step,
+                r->tun.ifname, strerror(-rv));
     } else {
       T2S_ERROR("%s on %s: %s", step, r->tun.ifname, strerror(-rv));
     }
