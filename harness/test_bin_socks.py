@@ -227,3 +227,29 @@ def test_fwmark_marks_upstream_sockets_for_policy_routing(world, tun2sock_bin):
     r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
     assert r.returncode == 0, r.stderr + t.output()
     assert r.stdout == "hello through tun2sock\n"
+
+
+def test_sigterm_closes_every_open_flow_upstream(world, tun2sock_bin, tmp_path):
+    _need("danted")
+    world.start_dante()
+    script = (
+        "import socket, sys\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('{ORIGIN4}', 9091)); s.listen(1)\n"
+        "c, _ = s.accept(); print('accepted', flush=True)\n"
+        "try:\n"
+        "    while c.recv(65536): pass\n"
+        "except OSError: pass\n"
+        "print('closed', flush=True)\n")
+    server = world.p.start(["/usr/bin/python3", "-c", script], tmp_path / "server.log")
+    wait_for(lambda: world.p.run("sh", "-c", "ss -ltn | grep -q ':9091 '",
+                                 check=False).returncode == 0, "the server", proc=server)
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
+    client = world.c.start(["/usr/bin/python3", "-c",
+                            "import socket, time\n"
+                            f"s = socket.create_connection(('{ORIGIN4}', 9091), timeout=10)\n"
+                            "s.sendall(b'x'); time.sleep(30)\n"], tmp_path / "client.log")
+    wait_for(lambda: "accepted" in server.output(), "the flow through the proxy", proc=server)
+    assert t.stop() == 0, t.output()
+    wait_for(lambda: "closed" in server.output(), "the upstream side closed after SIGTERM")
+    client.stop()
