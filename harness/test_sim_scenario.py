@@ -59,6 +59,10 @@ def out_packets(res):
     ("expect ghost done\n", 1, "no client is called 'ghost'"),
     ("expect wonders\n", 1, "expected packets-out"),
     ("seed 1\nlink wlan0 up\n", 2, "not implemented yet"),
+    ("proxy http 1.2.3.4:80\n", 1, "expected 'socks5'"),
+    ("proxy socks5 1.2.3.4\n", 1, "needs a port"),
+    ("proxy socks5 1.2.3.4:1080 auth alice\n", 1, "user name and a password"),
+    ("proxy socks5 1.2.3.4:1080\nproxy socks5 1.2.3.4:1080\n", 2, "given twice"),
 ])
 def test_parse_error_exits_2_and_names_the_line(scenario, text, line, words):
     res = scenario(text)
@@ -248,3 +252,55 @@ def test_tcp_transfers_survive_seeded_loss_reordering_duplication(scenario, seed
     assert res.returncode == 0, res.describe()
     end = res.events_of("end")[0]
     assert end["faults_lost"] > 0 or end["faults_reordered"] > 0 or end["faults_duplicated"] > 0
+
+
+# ---------------------------------------------------------------- through the SOCKS5 proxy
+
+
+def test_socks5_proxy_carries_echo_and_upload_to_each_destination(scenario):
+    res = scenario("""\
+        proxy socks5 203.0.113.200:1080
+        upstream 203.0.113.11:7 echo latency 5ms
+        upstream 203.0.113.12:9 sink
+        at 0s   client e tcp 203.0.113.11:7 send 64KB expect-echo
+        at 0s   client u tcp 203.0.113.12:9 send 1MB
+        at 10ms client v6 tcp [2001:db8::7]:7 send "hello v6" expect-echo
+        expect e done before 1s
+        expect u done before 5s
+        expect v6 done before 1s
+        expect upstream 203.0.113.12:9 received 1MB intact
+        expect upstream 203.0.113.200:1080 streams 0
+        expect upstream-open 0
+        run until 30s
+    """, check=True)
+    targets = sorted(e["target"] for e in res.events_of("proxy_request"))
+    assert targets == ["203.0.113.11:7", "203.0.113.12:9", "[2001:db8::7]:7"]
+    assert all(e["dst"] == "203.0.113.200:1080" for e in res.events_of("up_open"))
+
+
+@pytest.mark.parametrize("world,outcome", [
+    ("upstream 203.0.113.14:80 refuse", "refused before 1s"),           # REP 5
+    ("upstream 203.0.113.14:80 blackhole", "reset before 11s"),         # no reply: timeout
+    ("upstream 203.0.113.200:1080 refuse", "refused before 1s"),        # proxy refuses TCP
+])
+def test_socks5_failures_reach_the_client_as_a_reset(scenario, world, outcome):
+    scenario(f"""\
+        proxy socks5 203.0.113.200:1080
+        {world}
+        at 0s client c tcp 203.0.113.14:80 send 100
+        expect c {outcome}
+        run until 20s
+    """, check=True)
+
+
+def test_socks5_authentication(scenario):
+    scenario("""\
+        proxy socks5 [fd00:200::1]:1080 auth alice s3cret
+        at 0s client c tcp 203.0.113.11:7 send 10KB expect-echo
+        expect c done before 1s
+    """, check=True, name="good")
+    scenario("""\
+        proxy socks5 203.0.113.200:1080 auth alice s3cret offer alice wrong
+        at 0s client c tcp 203.0.113.11:7 send 10KB expect-echo
+        expect c reset before 1s
+    """, check=True, name="bad")

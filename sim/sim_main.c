@@ -21,7 +21,6 @@
 #define EXIT_USAGE 2
 #define EXIT_FATAL 3
 
-#define DEFAULT_UNTIL (3600 * T2S_SECONDS)
 #define DEFAULT_MAX_STEPS 50000000ULL
 
 static void usage(FILE *f) {
@@ -33,7 +32,8 @@ static void usage(FILE *f) {
              "Runs the tun2sock engine on a virtual clock. --replay injects a capture's packets\n"
              "at their recorded times; --scenario runs a scenario file (docs/scenarios.md).\n"
              "--seed overrides the scenario's seed (default 1). --until bounds virtual time\n"
-             "(default: the scenario's 'run until', else 1h); --max-steps bounds the events run.\n"
+             "(default: the scenario's 'run until', else 1h, in replay mode 1h after the last\n"
+             "record); --max-steps bounds the number of events run.\n"
              "Exit: 0 ok, 1 expectation or invariant failed, 2 usage or input error, 3 fatal.\n");
 }
 
@@ -205,7 +205,7 @@ int main(int argc, char **argv) {
   if (!until_given) {
     until = sim_scenario_until(scn);
     if (until == T2S_TSTAMP_MAX) {
-      until = DEFAULT_UNTIL;
+      until = sim_scenario_default_until(scn);
     }
   }
 

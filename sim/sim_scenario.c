@@ -10,6 +10,7 @@
 #include "drop.h"
 #include "sim_client.h"
 #include "sim_pcap.h"
+#include "sim_proxy.h"
 
 #define MAX_TOKENS 64
 #define MAX_LINE 4096
@@ -99,7 +100,10 @@ struct sim_scenario {
   size_t nacts;
   expect *exps;
   size_t nexps;
-  sim_world *w; /* set by sim_scenario_schedule */
+  bool has_proxy;
+  sim_proxy_config proxy;
+  t2s_tstamp replay_span; /* replay mode: time from the first record to the last */
+  sim_world *w;           /* set by sim_scenario_schedule */
 };
 
 /* ---------------- parsing helpers ---------------- */
@@ -832,6 +836,55 @@ static int act_client(pctx *p, action *a, int i) {
   return 0;
 }
 
+static int parse_cred(pctx *p, int i, char *user, char *pass, const char *what) {
+  if (i + 1 >= p->n) {
+    return fail(p, "%s: expected a user name and a password", what);
+  }
+  if (strlen(p->t[i].s) == 0 || strlen(p->t[i].s) > 255 || strlen(p->t[i + 1].s) > 255) {
+    return fail(p, "%s: user name 1..255 bytes, password at most 255", what);
+  }
+  snprintf(user, 256, "%s", p->t[i].s);
+  snprintf(pass, 256, "%s", p->t[i + 1].s);
+  return 0;
+}
+
+static int cmd_proxy(pctx *p) {
+  sim_scenario *scn = p->scn;
+  if (!is(p, 1, "socks5")) {
+    return fail(p, "proxy: expected 'socks5' but found %s", word(p, 1));
+  }
+  if (scn->has_proxy) {
+    return fail(p, "proxy: given twice");
+  }
+  sim_proxy_config *c = &scn->proxy;
+  int rv = parse_addr(p, 2, &c->addr, true, "proxy socks5");
+  bool offered = false;
+  for (int i = 3; rv == 0 && i < p->n;) {
+    if (is(p, i, "auth")) {
+      rv = parse_cred(p, i + 1, c->username, c->password, "proxy auth");
+      i += 3;
+    } else if (is(p, i, "offer")) {
+      rv = parse_cred(p, i + 1, c->engine_user, c->engine_pass, "proxy offer");
+      offered = true;
+      i += 3;
+    } else if (is(p, i, "blackhole")) {
+      c->black_hole = true;
+      i++;
+    } else {
+      rv = fail(p,
+                "proxy: unknown option '%s' (expected auth USER PASS, offer USER PASS, "
+                "blackhole)",
+                p->t[i].s);
+    }
+  }
+  if (rv == 0 && !offered) {
+    memcpy(c->engine_user, c->username, sizeof(c->engine_user));
+    memcpy(c->engine_pass, c->password, sizeof(c->engine_pass));
+  }
+  scn->has_proxy = rv == 0;
+  return rv;
+}
+
 static int cmd_at(pctx *p) {
   action a;
   memset(&a, 0, sizeof(a));
@@ -1055,11 +1108,15 @@ static int parse_line(pctx *p) {
   if (strcmp(cmd, "expect") == 0) {
     return cmd_expect(p);
   }
+  if (strcmp(cmd, "proxy") == 0) {
+    return cmd_proxy(p);
+  }
   if (strcmp(cmd, "link") == 0 || strcmp(cmd, "addr") == 0 || strcmp(cmd, "route") == 0 ||
-      strcmp(cmd, "proxy") == 0 || strcmp(cmd, "engine") == 0) {
+      strcmp(cmd, "engine") == 0) {
     return fail(p, "'%s' is not implemented yet", cmd);
   }
-  return fail(p, "unknown command '%s' (expected seed, device, upstream, at, run, expect)", cmd);
+  return fail(p, "unknown command '%s' (expected seed, device, upstream, proxy, at, run, expect)",
+              cmd);
 }
 
 static sim_scenario *scn_alloc(const char *name, const char *basedir) {
@@ -1202,6 +1259,20 @@ int sim_scenario_new_replay(sim_scenario **pscn, const char *path, char *err, si
     sim_scenario_del(scn);
     return rv;
   }
+  /* The capture's span bounds the run (with an hour after it for timers to settle). */
+  const uint8_t *pkt;
+  size_t len;
+  t2s_tstamp ts, first = 0;
+  bool have_first = false;
+  while (sim_pcap_reader_next(r, &pkt, &len, &ts, err, errlen) == 1) {
+    if (!have_first) {
+      first = ts;
+      have_first = true;
+    } else if (ts > first && ts - first > scn->replay_span) {
+      scn->replay_span = ts - first;
+    }
+  }
+  err[0] = 0;
   sim_pcap_reader_close(r);
   action a;
   memset(&a, 0, sizeof(a));
@@ -1257,6 +1328,11 @@ t2s_tstamp sim_scenario_until(const sim_scenario *scn) {
   return scn->has_until ? scn->until : T2S_TSTAMP_MAX;
 }
 
+t2s_tstamp sim_scenario_default_until(const sim_scenario *scn) {
+  const t2s_tstamp hour = 3600 * T2S_SECONDS;
+  return scn->replay_span > T2S_TSTAMP_MAX - hour ? T2S_TSTAMP_MAX : scn->replay_span + hour;
+}
+
 bool sim_scenario_has_clients(const sim_scenario *scn) {
   for (size_t i = 0; i < scn->nacts; i++) {
     if (scn->acts[i].type == ACT_CLIENT) {
@@ -1281,6 +1357,10 @@ int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t er
       snprintf(err, errlen, "out of memory");
       return T2S_ERR_NOMEM;
     }
+  }
+  if (scn->has_proxy && sim_proxy_install(w, &scn->proxy) != 0) {
+    snprintf(err, errlen, "out of memory");
+    return T2S_ERR_NOMEM;
   }
   if (sim_scenario_has_clients(scn)) {
     int rv = sim_clients_new(w);

@@ -29,6 +29,9 @@ void sim_scenario_del(sim_scenario *scn);
 bool sim_scenario_seed(const sim_scenario *scn, uint64_t *seed);
 /* The time bound of `run until T`, or T2S_TSTAMP_MAX when the scenario has none. */
 t2s_tstamp sim_scenario_until(const sim_scenario *scn);
+/* The time bound without `run until`: 1 h, or in replay mode 1 h after the capture's last
+ * record. */
+t2s_tstamp sim_scenario_default_until(const sim_scenario *scn);
 /* True when the scenario starts client hosts. */
 bool sim_scenario_has_clients(const sim_scenario *scn);
 

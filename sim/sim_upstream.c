@@ -20,8 +20,9 @@ typedef enum st_state { ST_CONNECTING = 0, ST_OPEN, ST_CLOSED } st_state;
 struct sim_up_stream {
   sim_upstream *up;
   uint64_t id;
-  size_t idx; /* index in up->streams: the handle events carry */
-  t2s_addr dst;
+  size_t idx;      /* index in up->streams: the handle events carry */
+  t2s_addr dst;    /* what the engine connected to (the proxy, with a front) */
+  t2s_addr target; /* whose behaviour runs (dst, or what the front was asked for) */
   sim_up_behaviour beh;
   st_state state;
   bool paused;
@@ -232,7 +233,8 @@ int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst, const sim_up_be
   return 0;
 }
 
-const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_addr *dst) {
+/* The rule for dst, or NULL when none matches. */
+static const sim_up_behaviour *lookup_rule(const sim_upstream *up, const t2s_addr *dst) {
   for (size_t i = 0; i < up->nrules; i++) {
     if (up->rules[i].dst.port != 0 && t2s_addr_eq(&up->rules[i].dst, dst)) {
       return &up->rules[i].beh;
@@ -243,7 +245,12 @@ const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_ad
       return &up->rules[i].beh;
     }
   }
-  return &up->def;
+  return NULL;
+}
+
+const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_addr *dst) {
+  const sim_up_behaviour *b = lookup_rule(up, dst);
+  return b ? b : &up->def;
 }
 
 static bool dst_match(const t2s_addr *pattern, const t2s_addr *a) {
@@ -254,7 +261,7 @@ void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_
   memset(out, 0, sizeof(*out));
   for (size_t i = 0; i < up->nstreams; i++) {
     const sim_up_stream *s = up->streams[i];
-    if (!dst_match(dst, &s->dst)) {
+    if (!dst_match(dst, &s->target)) {
       continue;
     }
     out->streams++;
@@ -454,7 +461,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
   t2s_engine *e = up->w->engine;
   switch (what) {
   case SEV_OPEN:
-    if (s->beh.kind == SIM_UP_REFUSE && s->front_ops == NULL) {
+    if (s->beh.kind == SIM_UP_REFUSE) {
       log_stream(s, now, "up_refused");
       sim_log_end(&up->w->log);
       uint64_t id = s->id;
@@ -534,6 +541,7 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
   s->id = id;
   s->idx = up->nstreams;
   s->dst = *dst;
+  s->target = *dst;
   s->beh = *sim_upstream_lookup(up, dst);
   s->rx_hash = SIM_FNV_INIT;
   if (idmap_put(&up->smap, id, s->idx) != 0) {
@@ -544,6 +552,19 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
   up->open_streams++;
   if (up->front_factory) {
     up->front_factory(up->front_arg, s);
+  }
+  if (s->front_ops != NULL) {
+    /* The connect to the front (the proxy) follows only a rule written for its own address:
+     * `upstream default ...` is about destinations. */
+    const sim_up_behaviour *b = lookup_rule(up, dst);
+    if (b != NULL) {
+      s->beh = *b;
+    } else {
+      memset(&s->beh, 0, sizeof(s->beh));
+      s->beh.kind = SIM_UP_ECHO;
+      s->beh.reset_after = UINT64_MAX;
+      s->beh.latency = 1 * T2S_MILLISECONDS;
+    }
   }
   log_stream(s, now, "up_open");
   sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
@@ -605,6 +626,9 @@ static void op_stream_close(void *self, uint64_t id, bool abort) {
     return;
   }
   log_stream(s, up->w->loop.now, "up_close");
+  if (!t2s_addr_eq(&s->target, &s->dst)) {
+    sim_log_addr(&up->w->log, "target", &s->target);
+  }
   sim_log_bool(&up->w->log, "abort", abort);
   sim_log_u64(&up->w->log, "rx", s->rx);
   sim_log_u64(&up->w->log, "tx", s->tx);
@@ -745,6 +769,7 @@ void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tsta
   s->front_ops = NULL;
   s->front = NULL;
   s->beh = *sim_upstream_lookup(s->up, target);
+  s->target = *target;
   log_stream(s, now, "up_front_done");
   sim_log_addr(&s->up->w->log, "target", target);
   sim_log_str(&s->up->w->log, "behaviour", sim_up_kind_name(s->beh.kind));
@@ -754,6 +779,10 @@ void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tsta
   s->rx_bad = 0;
   s->rx_hash = SIM_FNV_INIT;
   beh_start(s, now);
+}
+
+void sim_up_stream_set_target(sim_up_stream *s, const t2s_addr *target) {
+  s->target = *target;
 }
 
 void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {

@@ -102,7 +102,11 @@ int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len, t2s_ts
 /* The front is done: the stream carries on with the behaviour of target. Bytes of the
  * current input past what the front took are given to the behaviour afterwards. */
 void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tstamp now);
-/* The front failed: the stream is reset (the engine sees err) after the latency. */
+/* Records the destination the front was asked for (for statistics), when it does not
+ * hand over with sim_up_stream_front_done (a refusal, a black hole). */
+void sim_up_stream_set_target(sim_up_stream *s, const t2s_addr *target);
+/* The front is finished without a destination: err 0 closes the stream cleanly (EOF after
+ * the bytes emitted), otherwise it is reset (the engine sees err) after the latency. */
 void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now);
 
 #endif

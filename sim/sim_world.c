@@ -9,7 +9,10 @@
 
 #include "drop.h"
 #include "sim_client.h"
+#include "sim_proxy.h"
 #include "sim_util.h"
+
+static void replay_free(struct sim_replay *rp);
 
 const char *sim_origin_name(sim_origin o) {
   switch (o) {
@@ -202,9 +205,13 @@ void sim_world_free(sim_world *w) {
   }
   sim_clients_del(w->clients);
   w->clients = NULL;
+  while (w->replays) {
+    replay_free(w->replays);
+  }
   sim_loop_free(&w->loop);
   sim_upstream_del(w->up);
   w->up = NULL;
+  sim_proxy_free(w);
   sim_device_free(&w->dev);
   sim_pcap_writer_close(w->pcap_out);
   w->pcap_out = NULL;
@@ -229,7 +236,9 @@ void sim_world_invariant(sim_world *w, t2s_tstamp now, const char *what) {
 
 /* ---------------- replay ---------------- */
 
-typedef struct replay {
+typedef struct sim_replay replay;
+struct sim_replay {
+  replay *next; /* in w->replays */
   sim_world *w;
   sim_pcap_reader *r;
   char *path;
@@ -238,7 +247,19 @@ typedef struct replay {
   t2s_tstamp last_at;
   bool started;
   uint64_t count;
-} replay;
+};
+
+static void replay_free(replay *rp) {
+  for (replay **pp = &rp->w->replays; *pp; pp = &(*pp)->next) {
+    if (*pp == rp) {
+      *pp = rp->next;
+      break;
+    }
+  }
+  sim_pcap_reader_close(rp->r);
+  free(rp->path);
+  free(rp);
+}
 
 static void replay_event(void *arg, sim_event *ev, t2s_tstamp now);
 
@@ -273,9 +294,7 @@ static void replay_next(replay *rp, t2s_tstamp now) {
     sim_log_str(&w->log, "error", err);
   }
   sim_log_end(&w->log);
-  sim_pcap_reader_close(rp->r);
-  free(rp->path);
-  free(rp);
+  replay_free(rp);
 }
 
 static void replay_event(void *arg, sim_event *ev, t2s_tstamp now) {
@@ -308,6 +327,14 @@ int sim_world_replay(sim_world *w, const char *path, t2s_tstamp at, char *err, s
   rp->w = w;
   rp->base = at;
   rp->path = strdup(path);
+  if (rp->path == NULL) {
+    sim_pcap_reader_close(rp->r);
+    free(rp);
+    snprintf(err, errlen, "out of memory");
+    return T2S_ERR_NOMEM;
+  }
+  rp->next = w->replays;
+  w->replays = rp;
   /* The replay starts as a scripted event, so it sorts with the other actions at `at`. */
   return sim_loop_schedule(&w->loop, at, SIM_EV_SCENARIO, replay_start, rp, 0, 0, NULL, 0);
 }

@@ -77,9 +77,11 @@ struct sim_world {
   sim_clients *clients;
   sim_pcap_writer *pcap_out; /* may be NULL */
   sim_counts counts;
-  uint64_t client_seed;    /* seeds the client hosts' generator (sim_client.c) */
-  uint64_t next_inject_id; /* ICMP ids of scripted echo requests */
-  int fatal;               /* first fatal error of the engine (0: none) */
+  uint64_t client_seed;       /* seeds the client hosts' generator (sim_client.c) */
+  uint64_t next_inject_id;    /* ICMP ids of scripted echo requests */
+  struct sim_replay *replays; /* captures still being replayed (freed at the end) */
+  struct sim_proxy *proxy;    /* the simulated SOCKS5 proxy, or NULL (sim_proxy.c) */
+  int fatal;                  /* first fatal error of the engine (0: none) */
   uint64_t invariant_failures;
   char *first_invariant; /* the first invariant failure, for the summary */
 };
