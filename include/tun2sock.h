@@ -18,8 +18,10 @@
  *   }
  *
  * Link with libt2s_os.a, libt2s_core.a, -levent and -lmnl. Log lines go to stderr; the log level
- * is process-wide. To drive the sans-I/O engine from your own loop instead (your own clock,
- * sockets and packet I/O), use the core's engine.h (t2s_engine_*), which this API is built on.
+ * is process-wide. tun2sock installs no signal handlers: with `metrics` set, ignore SIGPIPE
+ * (a scraper that hangs up mid-reply would otherwise end the process). To drive the sans-I/O engine
+ * from your own loop instead (your own clock, sockets and packet I/O), use the core's engine.h
+ * (t2s_engine_*), which this API is built on.
  */
 #ifndef TUN2SOCK_H
 #define TUN2SOCK_H
