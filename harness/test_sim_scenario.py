@@ -184,12 +184,6 @@ def test_tcp_upload_reaches_the_sink_intact(scenario):
     """, check=True)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "engine TCP bugs found by this test: (1) bytes queued by t2s_tcp_send while the connection "
-    "is in SYN-RECEIVED go out shifted by one byte (the payload at ISS+1 starts at stream "
-    "offset 1); (2) a t2s_tcp_send that fills the send buffer exactly does not set "
-    "sbuf_was_full, so on_sendable never comes and the engine never resumes the upstream "
-    "(the download stalls at 256 KiB)"))
 def test_tcp_download_from_a_source_arrives_intact(scenario):
     res = scenario("""\
         device latency 2ms

@@ -360,6 +360,9 @@ t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tst
   }
   tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
   c->sbuf_len += (uint32_t)n;
+  if (tcp_sbuf_space(c) == 0) {
+    c->sbuf_was_full = true; /* on_sendable follows when space opens */
+  }
   st->now = now;
   if (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_CLOSE_WAIT) {
     tcp_enter(st);

@@ -473,7 +473,8 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
       return T2S_DROP_TCP_OUT_OF_WINDOW;
     }
     c->state = T2S_TCP_ESTABLISHED;
-    c->snd.wl1 = th->seq - 1; /* force the window update below */
+    c->snd.una = c->snd.iss + 1; /* our SYN is acknowledged; data starts here */
+    c->snd.wl1 = th->seq - 1;    /* force the window update below */
     cc_init(c);
     if (c->retries == 0 && c->rto_at != T2S_TSTAMP_MAX) {
       t2s_tstamp sent_at = c->rto_at - c->rto;
@@ -481,6 +482,9 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
         tcp_rtt_sample(c, now - sent_at);
       }
     }
+    c->retries = 0;
+    c->rto_at = T2S_TSTAMP_MAX;
+    tcp_timer_update(c);
     established_now = true;
   }
   bool freed = false;
@@ -571,8 +575,7 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
     st->cbs.on_fin(st->arg, c);
   }
   if (!c->dead && c->state == T2S_TCP_TIME_WAIT && c->timewait_at == T2S_TSTAMP_MAX) {
-    tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
-    enter_time_wait(c, now);
+    enter_time_wait(c, now); /* the FIN was acknowledged above */
     return drop;
   }
   if (!c->dead && freed && c->sbuf_was_full && tcp_sbuf_space(c) > 0) {
