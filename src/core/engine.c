@@ -28,6 +28,8 @@ void t2s_engine_config_default(t2s_engine_config *cfg) {
   cfg->max_udp_sessions = 4096;
   cfg->icmp_echo_reply = true;
   cfg->icmp_unreach_on_refuse = false;
+  cfg->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
+  cfg->network_debounce = 500 * T2S_MILLISECONDS;
 }
 
 void t2s_engine_emit(t2s_engine *e, t2s_engine_event_type type, t2s_tstamp now, uint64_t id,

@@ -22,6 +22,24 @@ typedef enum t2s_proxy_kind {
   T2S_PROXY_SOCKS5 = 1,
 } t2s_proxy_kind;
 
+/* What a network change does to running flows. */
+typedef enum t2s_netchange_policy {
+  T2S_NETCHANGE_RESET_AFFECTED = 0, /* flows whose path to the proxy changed */
+  T2S_NETCHANGE_RESET_ALL,          /* every flow on any effective change */
+  T2S_NETCHANGE_NONE,               /* never reset (the egress is still re-selected) */
+} t2s_netchange_policy;
+
+/* The network-change state machine's states. */
+typedef enum t2s_net_state {
+  T2S_NET_STATE_UP = 0,    /* a route to the proxy exists; flows run */
+  T2S_NET_STATE_SETTLING,  /* events arrived; waiting for the debounce to end */
+  T2S_NET_STATE_NO_ROUTE,  /* no route to the proxy: new flows refused at once */
+  T2S_NET_STATE_SUSPENDED, /* the machine is about to sleep or asleep */
+} t2s_net_state;
+
+/* Names "UP", "SETTLING", "NO_ROUTE", "SUSPENDED". */
+const char *t2s_net_state_name(t2s_net_state s);
+
 typedef struct t2s_engine_config {
   uint64_t seed; /* seeds ISNs and hash keys; same seed, same run */
   uint32_t mtu;  /* device MTU; 0 = ask the device */
@@ -50,6 +68,12 @@ typedef struct t2s_engine_config {
   /* ICMP */
   bool icmp_echo_reply;        /* answer echo requests locally (def. true) */
   bool icmp_unreach_on_refuse; /* REP 3/4 => ICMP unreachable instead of RST */
+
+  /* Network changes (docs/network-change.md) */
+  t2s_netchange_policy on_network_change; /* def. T2S_NETCHANGE_RESET_AFFECTED */
+  t2s_tstamp network_debounce;            /* def. 500 ms */
+  uint32_t fwmark;                        /* mark used for route queries (0 = none) */
+  bool egress_pinned;                     /* --interface: never re-select the egress */
 } t2s_engine_config;
 
 /* Fills *cfg with the defaults documented above. */
@@ -66,6 +90,11 @@ typedef enum t2s_engine_event_type {
   T2S_EV_TCP_RESET,       /* connection reset (by whom: err) */
   T2S_EV_UDP_OPEN,
   T2S_EV_UDP_CLOSED,
+  T2S_EV_NET_EVENT,    /* a monitor event was received (reason = t2s_net_event_type) */
+  T2S_EV_NET_STATE,    /* the network state changed (reason = new t2s_net_state) */
+  T2S_EV_NET_DECISION, /* end of a debounce: reason = number of flows reset */
+  T2S_EV_EGRESS,       /* the egress changed: see t2s_engine_get_egress() */
+  T2S_EV_ROUTE_UPDATE, /* a change that left the path to the proxy as it was */
 } t2s_engine_event_type;
 
 typedef struct t2s_engine_event {
@@ -96,7 +125,16 @@ typedef struct t2s_engine_stats {
   uint64_t udp_sessions_active;
   uint64_t icmp_echo_replies;
   uint64_t upstream_errors;
-  uint64_t flows_reset; /* by the network-change policy */
+  uint64_t flows_reset;         /* by the network-change policy */
+  uint64_t network_changes;     /* debounced changes that altered the path or state */
+  uint64_t route_updates;       /* debounced changes that left the path to the proxy as it was */
+  uint64_t net_events;          /* raw monitor events received */
+  uint64_t resumes;             /* resume events (sleep detected) */
+  uint64_t syn_refused_offline; /* SYNs refused at once in NO_ROUTE/SUSPENDED */
+  uint32_t net_state;           /* t2s_net_state */
+  t2s_tstamp last_detect_ns;    /* last change: first event => decision */
+  t2s_tstamp last_reset_ns;     /* last change: time spent resetting flows (engine time) */
+  t2s_tstamp last_recovery_ns;  /* last change: decision => first new flow established */
 } t2s_engine_stats;
 
 /* Creates an engine. dev and up are borrowed for the engine's life; hooks may be NULL.
@@ -135,6 +173,30 @@ void t2s_engine_dgram_recv(t2s_engine *engine, uint64_t id, const uint8_t *data,
                            t2s_tstamp now);
 /* The datagram socket failed. */
 void t2s_engine_dgram_error(t2s_engine *engine, uint64_t id, int err, t2s_tstamp now);
+
+/* ---- network changes (docs/network-change.md) ---- */
+
+/*
+ * Gives the engine the network monitor whose route_get it uses at the end of each debounce
+ * (borrowed; NULL = none: then the egress stays what the configuration says). Call before the
+ * first event. The engine never calls start/stop: the host does.
+ */
+void t2s_engine_set_monitor(t2s_engine *engine, const t2s_monitor *monitor);
+/*
+ * Reports a monitor event. Events start or extend the debounce (SETTLING); PAUSED enters
+ * SUSPENDED at once; RESUMED starts a settle that ends in a reset of every flow. The decision
+ * is taken in t2s_engine_handle_expiry() when the debounce ends.
+ */
+void t2s_engine_network_event(t2s_engine *engine, const t2s_net_event *ev, t2s_tstamp now);
+/* The current state. */
+t2s_net_state t2s_engine_net_state(const t2s_engine *engine);
+/* The egress new upstream streams use now. */
+const t2s_egress *t2s_engine_get_egress(const t2s_engine *engine);
+/*
+ * Resets every flow now (TCP: RST to the client and upstream closed; UDP sessions flushed).
+ * Returns how many flows were reset. Counted in flows_reset.
+ */
+size_t t2s_engine_reset_all(t2s_engine *engine, t2s_tstamp now);
 
 /* Copies the counters. */
 void t2s_engine_get_stats(const t2s_engine *engine, t2s_engine_stats *stats);
