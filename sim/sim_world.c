@@ -27,37 +27,13 @@ const char *sim_origin_name(sim_origin o) {
   }
 }
 
-static const char *engine_event_name(t2s_engine_event_type t) {
-  switch (t) {
-  case T2S_EV_DROP:
-    return "drop";
-  case T2S_EV_ICMP_ECHO:
-    return "icmp_echo";
-  case T2S_EV_TCP_SYN:
-    return "tcp_syn";
-  case T2S_EV_TCP_ESTABLISHED:
-    return "tcp_established";
-  case T2S_EV_TCP_REFUSED:
-    return "tcp_refused";
-  case T2S_EV_TCP_CLOSED:
-    return "tcp_closed";
-  case T2S_EV_TCP_RESET:
-    return "tcp_reset";
-  case T2S_EV_UDP_OPEN:
-    return "udp_open";
-  case T2S_EV_UDP_CLOSED:
-    return "udp_closed";
-  }
-  return "engine_event";
-}
-
 static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   sim_world *w = arg;
   sim_log *log = &w->log;
   if (log->f == NULL) {
     return;
   }
-  sim_log_begin(log, w->loop.now, engine_event_name(ev->type));
+  sim_log_begin(log, w->loop.now, t2s_engine_event_name(ev->type));
   if (ev->flow_id) {
     sim_log_u64(log, "flow", ev->flow_id);
   }

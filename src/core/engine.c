@@ -32,6 +32,40 @@ void t2s_engine_config_default(t2s_engine_config *cfg) {
   cfg->network_debounce = 500 * T2S_MILLISECONDS;
 }
 
+const char *t2s_engine_event_name(t2s_engine_event_type type) {
+  switch (type) {
+  case T2S_EV_DROP:
+    return "drop";
+  case T2S_EV_ICMP_ECHO:
+    return "icmp_echo";
+  case T2S_EV_TCP_SYN:
+    return "tcp_syn";
+  case T2S_EV_TCP_ESTABLISHED:
+    return "tcp_established";
+  case T2S_EV_TCP_REFUSED:
+    return "tcp_refused";
+  case T2S_EV_TCP_CLOSED:
+    return "tcp_closed";
+  case T2S_EV_TCP_RESET:
+    return "tcp_reset";
+  case T2S_EV_UDP_OPEN:
+    return "udp_open";
+  case T2S_EV_UDP_CLOSED:
+    return "udp_closed";
+  case T2S_EV_NET_EVENT:
+    return "net_event";
+  case T2S_EV_NET_STATE:
+    return "net_state";
+  case T2S_EV_NET_DECISION:
+    return "net_decision";
+  case T2S_EV_EGRESS:
+    return "egress";
+  case T2S_EV_ROUTE_UPDATE:
+    return "route_update";
+  }
+  return "engine_event";
+}
+
 void t2s_engine_emit(t2s_engine *e, t2s_engine_event_type type, t2s_tstamp now, uint64_t id,
                      const t2s_addr *src, const t2s_addr *dst, int reason) {
   if (e->hooks.on_event == NULL) {

@@ -97,6 +97,9 @@ typedef enum t2s_engine_event_type {
   T2S_EV_ROUTE_UPDATE, /* a change that left the path to the proxy as it was */
 } t2s_engine_event_type;
 
+/* The event's name as logs print it ("tcp_syn", "net_state", ...). */
+const char *t2s_engine_event_name(t2s_engine_event_type type);
+
 typedef struct t2s_engine_event {
   t2s_engine_event_type type;
   t2s_tstamp now;

@@ -133,30 +133,6 @@ static void log_stats(t2s_runner *r) {
   }
 }
 
-static const char *event_name(t2s_engine_event_type t) {
-  switch (t) {
-  case T2S_EV_DROP:
-    return "drop";
-  case T2S_EV_ICMP_ECHO:
-    return "icmp-echo";
-  case T2S_EV_TCP_SYN:
-    return "tcp-syn";
-  case T2S_EV_TCP_ESTABLISHED:
-    return "tcp-established";
-  case T2S_EV_TCP_REFUSED:
-    return "tcp-refused";
-  case T2S_EV_TCP_CLOSED:
-    return "tcp-closed";
-  case T2S_EV_TCP_RESET:
-    return "tcp-reset";
-  case T2S_EV_UDP_OPEN:
-    return "udp-open";
-  case T2S_EV_UDP_CLOSED:
-    return "udp-closed";
-  }
-  return "event";
-}
-
 static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   (void)arg;
   if (!t2s_log_enabled(T2S_LOG_DEBUG)) {
@@ -169,10 +145,10 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
     T2S_DEBUG("drop %s %s -> %s", t2s_drop_name(ev->reason), ev->src.family ? s : "-",
               ev->dst.family ? d : "-");
   } else if (ev->type == T2S_EV_TCP_REFUSED || ev->type == T2S_EV_TCP_RESET) {
-    T2S_DEBUG("%s flow %llu %s -> %s: %s", event_name(ev->type), (unsigned long long)ev->flow_id, s,
-              d, t2s_strerror(ev->reason));
+    T2S_DEBUG("%s flow %llu %s -> %s: %s", t2s_engine_event_name(ev->type),
+              (unsigned long long)ev->flow_id, s, d, t2s_strerror(ev->reason));
   } else {
-    T2S_DEBUG("%s flow %llu %s -> %s (up %llu, down %llu bytes)", event_name(ev->type),
+    T2S_DEBUG("%s flow %llu %s -> %s (up %llu, down %llu bytes)", t2s_engine_event_name(ev->type),
               (unsigned long long)ev->flow_id, s, d, (unsigned long long)ev->bytes_up,
               (unsigned long long)ev->bytes_down);
   }
