@@ -244,11 +244,14 @@ int t2s_engine_input(t2s_engine *e, const uint8_t *buf, size_t len, t2s_tstamp n
 }
 
 t2s_tstamp t2s_engine_get_expiry(const t2s_engine *e) {
-  return t2s_tcp_get_expiry(e->tcp);
+  t2s_tstamp t = t2s_tcp_get_expiry(e->tcp);
+  t = T2S_MIN(t, t2s_engine_net_expiry(e));
+  return t;
 }
 
 int t2s_engine_handle_expiry(t2s_engine *e, t2s_tstamp now) {
   e->now = now;
+  t2s_engine_net_handle_expiry(e, now);
   t2s_tcp_handle_expiry(e->tcp, now);
   t2s_engine_reap(e);
   return 0;

@@ -115,6 +115,11 @@ typedef struct t2s_engine_hooks {
   void *arg;
 } t2s_engine_hooks;
 
+/* Buckets of the recovery-time histogram (change => first new flow established). */
+#define T2S_RECOVERY_BUCKETS 9
+/* Upper bound of bucket i (10 ms, 50 ms, 100 ms, 250 ms, 500 ms, 1 s, 2 s, 5 s, +Inf). */
+t2s_tstamp t2s_engine_recovery_bucket_bound(size_t i);
+
 typedef struct t2s_engine_stats {
   uint64_t packets_in, packets_out;
   uint64_t bytes_up;   /* payload bytes handed to the upstream */
@@ -138,6 +143,7 @@ typedef struct t2s_engine_stats {
   t2s_tstamp last_detect_ns;    /* last change: first event => decision */
   t2s_tstamp last_reset_ns;     /* last change: time spent resetting flows (engine time) */
   t2s_tstamp last_recovery_ns;  /* last change: decision => first new flow established */
+  uint64_t recovery_hist[T2S_RECOVERY_BUCKETS]; /* non-cumulative counts per bucket */
 } t2s_engine_stats;
 
 /* Creates an engine. dev and up are borrowed for the engine's life; hooks may be NULL.

@@ -13,6 +13,22 @@
 
 #define T2S_ENGINE_OUTBUF 65536
 
+/* The network-change state machine (engine_net.c). */
+typedef struct t2s_engine_net {
+  t2s_monitor monitor;
+  bool has_monitor;
+  t2s_net_state state;
+  t2s_tstamp debounce_at;    /* end of the current debounce (T2S_TSTAMP_MAX: none) */
+  t2s_tstamp first_event_at; /* first event of the current burst */
+  bool have_path;            /* path is the last answer of route_get for the proxy */
+  t2s_route path;
+  uint32_t default_ifindex[2]; /* default route's interface per family (0: none), from events */
+  uint32_t decided_default[2]; /* the same at the last decision */
+  bool pinned_lost;            /* the pinned interface went down or lost an address */
+  t2s_tstamp decided_at;       /* last decision that changed something */
+  bool awaiting_first_flow;    /* for the recovery time */
+} t2s_engine_net;
+
 struct t2s_engine {
   t2s_engine_config cfg;
   char username[256];
@@ -27,6 +43,7 @@ struct t2s_engine {
   uint64_t next_id;
   struct t2s_session *dead; /* sessions to free at the next safe point */
   t2s_tstamp now;           /* time of the call being handled */
+  t2s_engine_net net;
   uint8_t outbuf[T2S_ENGINE_OUTBUF];
 };
 
@@ -38,7 +55,25 @@ void t2s_engine_drop(t2s_engine *e, t2s_drop_reason reason, t2s_tstamp now, cons
 void t2s_engine_emit(t2s_engine *e, t2s_engine_event_type type, t2s_tstamp now, uint64_t id,
                      const t2s_addr *src, const t2s_addr *dst, int reason);
 
+/* engine_net.c */
+t2s_tstamp t2s_engine_net_expiry(const t2s_engine *e);
+void t2s_engine_net_handle_expiry(t2s_engine *e, t2s_tstamp now);
+/* True when new flows must be refused at once (NO_ROUTE, SUSPENDED). */
+bool t2s_engine_offline(const t2s_engine *e);
+/* A new flow completed its handshake (recovery time after a change). */
+void t2s_engine_net_flow_established(t2s_engine *e, t2s_tstamp now);
+
+/* engine_udp.c: flushes the UDP sessions whose egress differs from *keep (all when keep is
+ * NULL); returns how many. */
+size_t t2s_engine_udp_flush(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now);
+
+/* True when a flow that left through egress a must be reset when the egress becomes b. */
+bool t2s_engine_egress_differs(const t2s_egress *a, const t2s_egress *b);
+
 /* engine_tcp.c */
+/* Resets the TCP sessions whose egress differs from *keep (every one when keep is NULL).
+ * Returns how many. */
+size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now);
 void t2s_engine_tcp_callbacks(t2s_tcp_callbacks *cbs);
 void t2s_engine_sessions_close_all(t2s_engine *e);
 void t2s_engine_reap(t2s_engine *e);

@@ -1,7 +1,14 @@
 /*
- * engine_net.c: the network-change state machine (docs/network-change.md). Work in progress:
- * the decisions land in the next commit.
+ * engine_net.c: the network-change state machine (docs/network-change.md).
+ *
+ * Monitor events open or extend a debounce (SETTLING). When it ends, the engine asks the
+ * monitor how the proxy is reached now (route_get with our mark, as `ip route get` does) and
+ * compares that with the path in use before the burst: a burst that ends where it started
+ * resets nothing (a route update); one that ends elsewhere resets once. PAUSED suspends at
+ * once; RESUMED resets every flow at once (what was open before a sleep is dead) and settles.
  */
+#include <string.h>
+
 #include "engine_internal.h"
 
 static const char *const net_state_names[] = {"UP", "SETTLING", "NO_ROUTE", "SUSPENDED"};
@@ -10,27 +17,282 @@ const char *t2s_net_state_name(t2s_net_state s) {
   return (size_t)s < T2S_ARRAY_LEN(net_state_names) ? net_state_names[s] : "?";
 }
 
-void t2s_engine_set_monitor(t2s_engine *e, const t2s_monitor *monitor) {
-  (void)e;
-  (void)monitor;
+static void set_state(t2s_engine *e, t2s_net_state s, t2s_tstamp now) {
+  if (e->net.state == s) {
+    return;
+  }
+  e->net.state = s;
+  e->stats.net_state = (uint32_t)s;
+  t2s_engine_emit(e, T2S_EV_NET_STATE, now, 0, NULL, NULL, (int)s);
 }
 
-void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now) {
-  (void)ev;
-  e->stats.net_events++;
-  (void)now;
+static int family_slot(uint8_t family) {
+  return family == T2S_AF_INET6 ? 1 : 0;
+}
+
+/* The target whose route decides the egress: the proxy. Without a proxy (the simulator's direct
+ * mode) there is none and the default routes decide. */
+static const t2s_addr *route_target(const t2s_engine *e) {
+  return e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? &e->cfg.proxy : NULL;
+}
+
+/* Asks the monitor for the path to the proxy. Returns 0 or an error (no route). */
+static int query_path(t2s_engine *e, t2s_route *out) {
+  const t2s_addr *target = route_target(e);
+  if (!e->net.has_monitor || target == NULL) {
+    return T2S_ERR_NOT_FOUND;
+  }
+  memset(out, 0, sizeof(*out));
+  return e->net.monitor.ops->route_get(e->net.monitor.self, target, e->cfg.fwmark, out);
+}
+
+static void egress_from_route(t2s_engine *e, const t2s_route *r, t2s_egress *eg) {
+  memset(eg, 0, sizeof(*eg));
+  eg->mark = e->cfg.fwmark;
+  if (r->local) {
+    return; /* a proxy on this host is reached unbound */
+  }
+  eg->ifindex = r->ifindex;
+  memcpy(eg->ifname, r->ifname, sizeof(eg->ifname));
+  eg->ifname[T2S_IFNAMSIZ - 1] = 0;
+  eg->src = r->src;
+  eg->src.port = 0;
+}
+
+void t2s_engine_set_monitor(t2s_engine *e, const t2s_monitor *monitor) {
+  if (monitor == NULL || monitor->ops == NULL) {
+    e->net.has_monitor = false;
+    return;
+  }
+  e->net.monitor = *monitor;
+  e->net.has_monitor = true;
+  t2s_route r;
+  if (query_path(e, &r) == 0) {
+    e->net.path = r;
+    e->net.have_path = true;
+    if (!e->cfg.egress_pinned) {
+      egress_from_route(e, &r, &e->cfg.egress);
+    }
+  }
 }
 
 t2s_net_state t2s_engine_net_state(const t2s_engine *e) {
-  return (t2s_net_state)e->stats.net_state;
+  return e->net.state;
 }
 
 const t2s_egress *t2s_engine_get_egress(const t2s_engine *e) {
   return &e->cfg.egress;
 }
 
+bool t2s_engine_offline(const t2s_engine *e) {
+  return e->net.state == T2S_NET_STATE_NO_ROUTE || e->net.state == T2S_NET_STATE_SUSPENDED;
+}
+
+bool t2s_engine_egress_differs(const t2s_egress *a, const t2s_egress *b) {
+  if (a->ifindex != b->ifindex) {
+    return true;
+  }
+  if (a->src.family == 0 || b->src.family == 0) {
+    return a->src.family != b->src.family;
+  }
+  return !t2s_addr_ip_eq(&a->src, &b->src);
+}
+
+static size_t reset_flows(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
+  size_t n = t2s_engine_tcp_reset(e, keep, now);
+  n += t2s_engine_udp_flush(e, keep, now);
+  e->stats.flows_reset += n;
+  return n;
+}
+
 size_t t2s_engine_reset_all(t2s_engine *e, t2s_tstamp now) {
-  (void)e;
-  (void)now;
-  return 0;
+  e->now = now;
+  size_t n = reset_flows(e, NULL, now);
+  t2s_engine_reap(e);
+  return n;
+}
+
+static void start_debounce(t2s_engine *e, t2s_tstamp now) {
+  if (e->net.debounce_at == T2S_TSTAMP_MAX) {
+    e->net.first_event_at = now;
+  }
+  e->net.debounce_at = now + e->cfg.network_debounce;
+  if (e->net.state != T2S_NET_STATE_SUSPENDED) {
+    set_state(e, T2S_NET_STATE_SETTLING, now);
+  }
+}
+
+void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now) {
+  e->now = now;
+  e->stats.net_events++;
+  t2s_engine_emit(e, T2S_EV_NET_EVENT, now, ev->ifindex, &ev->addr, NULL, (int)ev->type);
+  if (e->cfg.egress_pinned && ev->ifindex != 0 && ev->ifindex == e->cfg.egress.ifindex &&
+      (ev->type == T2S_NET_LINK_DOWN || ev->type == T2S_NET_ADDR_REMOVED)) {
+    e->net.pinned_lost = true;
+  }
+  switch (ev->type) {
+  case T2S_NET_PAUSED:
+    /* About to sleep: refuse new flows; keep the rest until we know how long we slept. */
+    e->net.debounce_at = T2S_TSTAMP_MAX;
+    set_state(e, T2S_NET_STATE_SUSPENDED, now);
+    break;
+  case T2S_NET_RESUMED: {
+    /* What was open before a sleep is dead (NAT and proxy state are gone): reset at once, so
+     * no client hangs and no retransmission burst follows; then settle and re-select. */
+    e->stats.resumes++;
+    size_t n = reset_flows(e, NULL, now);
+    e->stats.network_changes++;
+    t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)n);
+    e->net.decided_at = now;
+    e->net.awaiting_first_flow = true;
+    set_state(e, T2S_NET_STATE_SETTLING, now);
+    e->net.debounce_at = T2S_TSTAMP_MAX;
+    start_debounce(e, now);
+    break;
+  }
+  case T2S_NET_DEFAULT_ROUTE_CHANGED:
+    e->net.default_ifindex[family_slot(ev->family)] = ev->removed ? 0 : ev->ifindex;
+    start_debounce(e, now);
+    break;
+  default:
+    start_debounce(e, now);
+    break;
+  }
+  t2s_engine_reap(e);
+}
+
+t2s_tstamp t2s_engine_net_expiry(const t2s_engine *e) {
+  return e->net.debounce_at;
+}
+
+/* True when the path to the proxy differs between the egress in use and the new route. */
+static bool path_changed(const t2s_engine *e, const t2s_route *r) {
+  if (!e->net.have_path) {
+    return true;
+  }
+  const t2s_route *old = &e->net.path;
+  if (old->local != r->local) {
+    return true;
+  }
+  if (r->local) {
+    /* A proxy on this host: its own traffic went out the default interface, so a change of
+     * the default interface (either family) affects every flow. */
+    return e->net.default_ifindex[0] != e->net.decided_default[0] ||
+           e->net.default_ifindex[1] != e->net.decided_default[1];
+  }
+  return old->ifindex != r->ifindex || !t2s_addr_ip_eq(&old->src, &r->src);
+}
+
+/* The end of a debounce: compare, decide, act. */
+static void decide(t2s_engine *e, t2s_tstamp now) {
+  e->net.debounce_at = T2S_TSTAMP_MAX;
+  e->stats.last_detect_ns = now - e->net.first_event_at;
+  t2s_route r;
+  int rv = query_path(e, &r);
+  bool no_proxy_target = route_target(e) == NULL || !e->net.has_monitor;
+  size_t nreset = 0;
+  if (no_proxy_target) {
+    /* Without a route query the default interfaces decide, as for a local proxy. */
+    bool changed = e->net.default_ifindex[0] != e->net.decided_default[0] ||
+                   e->net.default_ifindex[1] != e->net.decided_default[1];
+    bool offline = e->net.default_ifindex[0] == 0 && e->net.default_ifindex[1] == 0 &&
+                   (e->net.decided_default[0] != 0 || e->net.decided_default[1] != 0);
+    if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
+      nreset = reset_flows(e, NULL, now);
+    }
+    if (changed) {
+      e->stats.network_changes++;
+      e->net.decided_at = now;
+      e->net.awaiting_first_flow = true;
+    } else {
+      e->stats.route_updates++;
+      t2s_engine_emit(e, T2S_EV_ROUTE_UPDATE, now, 0, NULL, NULL, 0);
+    }
+    memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
+    t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
+    set_state(e, offline ? T2S_NET_STATE_NO_ROUTE : T2S_NET_STATE_UP, now);
+    return;
+  }
+  if (rv != 0) {
+    /* No route to the proxy: nothing can work; every flow is affected. */
+    bool was_up = e->net.have_path;
+    if (e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
+      nreset = reset_flows(e, NULL, now);
+    }
+    if (was_up) {
+      e->stats.network_changes++;
+    }
+    e->net.have_path = false;
+    memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
+    t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
+    set_state(e, T2S_NET_STATE_NO_ROUTE, now);
+    return;
+  }
+  bool changed = path_changed(e, &r);
+  if (e->cfg.egress_pinned) {
+    /* --interface: the egress never moves; only the pinned interface's loss resets. */
+    changed = e->net.pinned_lost;
+    e->net.pinned_lost = false;
+    if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
+      nreset = reset_flows(e, NULL, now);
+    }
+  } else if (changed) {
+    t2s_egress eg;
+    egress_from_route(e, &r, &eg);
+    switch (e->cfg.on_network_change) {
+    case T2S_NETCHANGE_RESET_ALL:
+      nreset = reset_flows(e, NULL, now);
+      break;
+    case T2S_NETCHANGE_RESET_AFFECTED:
+      /* A local proxy: every flow went out the old default interface. */
+      nreset = reset_flows(e, r.local ? NULL : &eg, now);
+      break;
+    case T2S_NETCHANGE_NONE:
+      break;
+    }
+    e->cfg.egress = eg;
+    t2s_engine_emit(e, T2S_EV_EGRESS, now, eg.ifindex, &eg.src, NULL, (int)eg.ifindex);
+  }
+  e->net.path = r;
+  e->net.have_path = true;
+  memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
+  if (changed) {
+    e->stats.network_changes++;
+    e->net.decided_at = now;
+    e->net.awaiting_first_flow = true;
+  } else {
+    e->stats.route_updates++;
+    t2s_engine_emit(e, T2S_EV_ROUTE_UPDATE, now, 0, NULL, NULL, 0);
+  }
+  t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
+  set_state(e, T2S_NET_STATE_UP, now);
+}
+
+void t2s_engine_net_handle_expiry(t2s_engine *e, t2s_tstamp now) {
+  if (e->net.debounce_at <= now) {
+    decide(e, now);
+  }
+}
+
+void t2s_engine_net_flow_established(t2s_engine *e, t2s_tstamp now) {
+  if (!e->net.awaiting_first_flow) {
+    return;
+  }
+  e->net.awaiting_first_flow = false;
+  t2s_tstamp d = now - e->net.decided_at;
+  e->stats.last_recovery_ns = d;
+  size_t i = 0;
+  while (i + 1 < T2S_RECOVERY_BUCKETS && d > t2s_engine_recovery_bucket_bound(i)) {
+    i++;
+  }
+  e->stats.recovery_hist[i]++;
+}
+
+t2s_tstamp t2s_engine_recovery_bucket_bound(size_t i) {
+  static const t2s_tstamp bounds[T2S_RECOVERY_BUCKETS] = {
+      10 * T2S_MILLISECONDS,  50 * T2S_MILLISECONDS,  100 * T2S_MILLISECONDS,
+      250 * T2S_MILLISECONDS, 500 * T2S_MILLISECONDS, 1 * T2S_SECONDS,
+      2 * T2S_SECONDS,        5 * T2S_SECONDS,        T2S_TSTAMP_MAX,
+  };
+  return i < T2S_RECOVERY_BUCKETS ? bounds[i] : T2S_TSTAMP_MAX;
 }

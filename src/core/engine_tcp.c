@@ -30,6 +30,8 @@ typedef struct t2s_session {
   bool up_shut;            /* we half-closed the upstream */
   bool up_eof;             /* the upstream sent EOF */
   bool client_fin;         /* the client's FIN arrived */
+  bool netreset;           /* reset by the network-change policy */
+  t2s_egress egress;       /* where its upstream left from */
   t2s_socks5_client socks; /* the SOCKS5 handshake (PHASE_HANDSHAKE) */
   uint64_t bytes_up, bytes_down;
   struct t2s_session *next_dead;
@@ -129,6 +131,11 @@ static void session_go_splice(t2s_session *s, t2s_tstamp now) {
 
 static int on_syn(void *arg, t2s_tcp_conn *c) {
   t2s_engine *e = arg;
+  if (t2s_engine_offline(e)) {
+    /* No route to the proxy (or asleep): fail fast instead of hanging the client. */
+    e->stats.syn_refused_offline++;
+    return T2S_ERR_UNREACHABLE;
+  }
   t2s_session *s = calloc(1, sizeof(*s));
   if (s == NULL) {
     return T2S_ERR_NOMEM;
@@ -138,6 +145,7 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   s->conn = c;
   s->client = *t2s_tcp_conn_remote(c);
   s->dst = *t2s_tcp_conn_local(c);
+  s->egress = e->cfg.egress;
   if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
     free(s);
     return T2S_ERR_NOMEM;
@@ -163,6 +171,7 @@ static void on_established(void *arg, t2s_tcp_conn *c) {
   t2s_session *s = t2s_tcp_conn_get_user(c);
   if (s) {
     t2s_engine_emit(e, T2S_EV_TCP_ESTABLISHED, e->now, s->id, &s->client, &s->dst, 0);
+    t2s_engine_net_flow_established(e, e->now);
   }
 }
 
@@ -204,6 +213,10 @@ static void on_closed(void *arg, t2s_tcp_conn *c, int err) {
   if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE) {
     type = T2S_EV_TCP_REFUSED;
   }
+  if (s->netreset) {
+    type = T2S_EV_TCP_RESET;
+    err = T2S_ERR_NETWORK_CHANGED;
+  }
   t2s_engine_emit(e, type, e->now, s->id, &s->client, &s->dst, err);
   /* A clean close means both FINs were exchanged: the upstream got its shutdown and gave EOF;
    * anything else resets the upstream too. */
@@ -238,6 +251,30 @@ void t2s_engine_sessions_close_all(t2s_engine *e) {
     e->dead = s;
   }
   t2s_engine_reap(e);
+}
+
+size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
+  size_t n = 0;
+  /* Deleting from the map leaves tombstones and never rehashes, so the walk stays valid. */
+  for (size_t i = 0; i < e->sessions.cap; i++) {
+    uint64_t k = e->sessions.keys[i];
+    if (k == 0 || k == UINT64_MAX) {
+      continue;
+    }
+    t2s_session *s = e->sessions.vals[i];
+    if (s->phase == PHASE_DONE || (keep && !t2s_engine_egress_differs(&s->egress, keep))) {
+      continue;
+    }
+    s->netreset = true;
+    n++;
+    if (s->conn) {
+      t2s_tcp_abort(s->conn, now); /* RST to the client; on_closed closes the upstream */
+    } else {
+      session_close_upstream(s, true);
+      session_kill(s);
+    }
+  }
+  return n;
 }
 
 /* ---- completions from the upstream connector ---- */
@@ -434,4 +471,12 @@ void t2s_engine_dgram_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now)
   (void)id;
   (void)err;
   (void)now;
+}
+
+/* Until engine_udp.c lands: there are no UDP sessions to flush. */
+size_t t2s_engine_udp_flush(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
+  (void)e;
+  (void)keep;
+  (void)now;
+  return 0;
 }
