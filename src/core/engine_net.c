@@ -269,9 +269,14 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
 }
 
 void t2s_engine_net_handle_expiry(t2s_engine *e, t2s_tstamp now) {
-  if (e->net.debounce_at <= now) {
-    decide(e, now);
+  if (e->net.debounce_at > now) {
+    return;
   }
+  if (e->net.state == T2S_NET_STATE_SUSPENDED) {
+    e->net.debounce_at = T2S_TSTAMP_MAX; /* decided after the resume */
+    return;
+  }
+  decide(e, now);
 }
 
 void t2s_engine_net_flow_established(t2s_engine *e, t2s_tstamp now) {
