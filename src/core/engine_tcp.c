@@ -30,6 +30,7 @@ typedef struct t2s_session {
   bool up_shut;            /* we half-closed the upstream */
   bool up_eof;             /* the upstream sent EOF */
   bool client_fin;         /* the client's FIN arrived */
+  int fail_err;            /* why the upstream failed before the handshake completed */
   bool netreset;           /* reset by the network-change policy */
   t2s_egress egress;       /* where its upstream left from */
   t2s_socks5_client socks; /* the SOCKS5 handshake (PHASE_HANDSHAKE) */
@@ -216,6 +217,8 @@ static void on_closed(void *arg, t2s_tcp_conn *c, int err) {
   if (s->netreset) {
     type = T2S_EV_TCP_RESET;
     err = T2S_ERR_NETWORK_CHANGED;
+  } else if (type == T2S_EV_TCP_REFUSED && s->fail_err != 0) {
+    err = s->fail_err; /* the upstream's reason (auth, unreachable, ...) rather than ours */
   }
   t2s_engine_emit(e, type, e->now, s->id, &s->client, &s->dst, err);
   /* A clean close means both FINs were exchanged: the upstream got its shutdown and gave EOF;
@@ -283,13 +286,15 @@ size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp no
 static void session_refuse(t2s_session *s, int err, t2s_tstamp now) {
   t2s_engine *e = s->engine;
   e->stats.upstream_errors++;
+  if (s->fail_err == 0) {
+    s->fail_err = err;
+  }
   session_close_upstream(s, true);
   if (s->conn) {
     t2s_tcp_refuse(s->conn, now);
   } else {
     session_kill(s);
   }
-  (void)err;
 }
 
 /* Writes pending SOCKS5 output to the upstream. Returns 0 or an error. */
@@ -414,7 +419,11 @@ void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
     return;
   }
   s->up_eof = true;
-  if (s->phase != PHASE_SPLICE) {
+  if (s->phase == PHASE_HANDSHAKE) {
+    /* The proxy hung up mid-handshake: the SOCKS5 client names why (auth, truncated...). */
+    int err = t2s_socks5_client_eof(&s->socks);
+    session_refuse(s, err != 0 ? err : T2S_ERR_CLOSED, now);
+  } else if (s->phase != PHASE_SPLICE) {
     session_refuse(s, T2S_ERR_CLOSED, now);
   } else if (s->conn) {
     t2s_tcp_shutdown(s->conn, now);
