@@ -64,7 +64,7 @@ static void challenge_ack(t2s_tcp_conn *c, t2s_tstamp now) {
   }
   st->challenge_count++;
   st->stats.challenge_acks++;
-  tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
+  tcp_send_ctl(c, c->snd.max, T2S_TCP_ACK, now);
 }
 
 /* Records SACK blocks from the peer in the scoreboard. */

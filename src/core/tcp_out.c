@@ -279,7 +279,10 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
     }
   }
   if (c->need_ack && !sent && c->state != T2S_TCP_SYN_PENDING && c->state != T2S_TCP_SYN_SENT) {
-    send_segment(c, c->snd.nxt, T2S_TCP_ACK, 0, 0, now);
+    /* A pure ACK carries snd.max, not snd.nxt (BSD's rule): after a retransmission timeout
+     * rewound snd.nxt, a sequence number below the peer's rcv.nxt makes the ACK unacceptable
+     * there, its ACK field is ignored, and two rewound peers answer each other's ACKs forever. */
+    send_segment(c, c->snd.max, T2S_TCP_ACK, 0, 0, now);
   }
 }
 
