@@ -11,11 +11,9 @@ static const struct {
   const char *name;
   register_fn fn;
 } suites[] = {
-    {"common", t2s_test_register_common},
-    {"cli", t2s_test_register_cli},
-    {"socks5", t2s_test_register_socks5},
-    {"packet", t2s_test_register_packet},
-    {"corpus", t2s_test_register_corpus},
+    {"common", t2s_test_register_common}, {"cli", t2s_test_register_cli},
+    {"socks5", t2s_test_register_socks5}, {"packet", t2s_test_register_packet},
+    {"corpus", t2s_test_register_corpus}, {"tcp_handshake", t2s_test_register_tcp_handshake},
 };
 
 int main(int argc, char **argv) {
