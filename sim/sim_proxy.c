@@ -62,9 +62,11 @@ static t2s_ssize front_input(void *arg, sim_up_stream *s, const uint8_t *data, s
       log_request(w, now, &target, -1);
       return (t2s_ssize)len; /* never answers: the engine's connect timeout decides */
     }
-    if (b->kind == SIM_UP_REFUSE) {
-      log_request(w, now, &target, T2S_SOCKS5_REP_CONN_REFUSED);
-      t2s_sim_socks5_server_reply(&f->srv, T2S_SOCKS5_REP_CONN_REFUSED, NULL);
+    if (b->kind == SIM_UP_REFUSE || b->kind == SIM_UP_UNREACHABLE) {
+      uint8_t rep = b->kind == SIM_UP_REFUSE ? T2S_SOCKS5_REP_CONN_REFUSED
+                                             : T2S_SOCKS5_REP_HOST_UNREACHABLE;
+      log_request(w, now, &target, rep);
+      t2s_sim_socks5_server_reply(&f->srv, rep, NULL);
       flush(f, s, now);
       sim_up_stream_front_fail(s, 0, now);
       return (t2s_ssize)len;

@@ -630,6 +630,9 @@ static int cmd_upstream(pctx *p) {
   } else if (is(p, i, "blackhole")) {
     r.beh.kind = SIM_UP_BLACKHOLE;
     i++;
+  } else if (is(p, i, "unreachable")) {
+    r.beh.kind = SIM_UP_UNREACHABLE;
+    i++;
   } else if (is(p, i, "reset-after")) {
     r.beh.kind = SIM_UP_ECHO; /* the options loop reads the size */
   } else {

@@ -89,6 +89,8 @@ const char *sim_up_kind_name(sim_up_kind k) {
     return "refuse";
   case SIM_UP_BLACKHOLE:
     return "blackhole";
+  case SIM_UP_UNREACHABLE:
+    return "unreachable";
   }
   return "unknown";
 }
@@ -461,12 +463,13 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
   t2s_engine *e = up->w->engine;
   switch (what) {
   case SEV_OPEN:
-    if (s->beh.kind == SIM_UP_REFUSE) {
+    if (s->beh.kind == SIM_UP_REFUSE || s->beh.kind == SIM_UP_UNREACHABLE) {
       log_stream(s, now, "up_refused");
       sim_log_end(&up->w->log);
       uint64_t id = s->id;
+      int err = s->beh.kind == SIM_UP_REFUSE ? T2S_ERR_REFUSED : T2S_ERR_UNREACHABLE;
       stream_forget(s);
-      t2s_engine_stream_opened(e, id, T2S_ERR_REFUSED, now);
+      t2s_engine_stream_opened(e, id, err, now);
       return;
     }
     s->state = ST_OPEN;
@@ -697,6 +700,7 @@ static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t le
                       len);
     break;
   case SIM_UP_REFUSE:
+  case SIM_UP_UNREACHABLE:
     sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM_ERR, NULL,
                       0);
     break;

@@ -32,6 +32,7 @@ typedef enum sim_up_kind {
   SIM_UP_SOURCE,    /* sends `source_len` pattern bytes, then EOF; discards input */
   SIM_UP_REFUSE,    /* the connect fails with T2S_ERR_REFUSED */
   SIM_UP_BLACKHOLE, /* the connect never completes; datagrams vanish */
+  SIM_UP_UNREACHABLE, /* the connect fails with T2S_ERR_UNREACHABLE (via a proxy: REP 4) */
 } sim_up_kind;
 
 /* Name of a kind ("echo"). */
