@@ -9,6 +9,7 @@
 
 #include "drop.h"
 #include "sim_client.h"
+#include "sim_net.h"
 #include "sim_pcap.h"
 #include "sim_proxy.h"
 
@@ -19,7 +20,7 @@
 
 /* ---------------- the parsed scenario ---------------- */
 
-typedef enum act_type { ACT_REPLAY = 0, ACT_INJECT_ECHO, ACT_CLIENT } act_type;
+typedef enum act_type { ACT_REPLAY = 0, ACT_INJECT_ECHO, ACT_CLIENT, ACT_NET } act_type;
 
 typedef struct action {
   int line;
@@ -36,6 +37,8 @@ typedef struct action {
   /* CLIENT */
   sim_client_spec client;
   uint8_t *text;
+  /* NET: link, addr, route, suspend, resume (sim_net.h) */
+  sim_net_action net;
 } action;
 
 typedef enum exp_type {
@@ -43,6 +46,11 @@ typedef enum exp_type {
   EXP_CLIENT,      /* a client ended in a state (before a time) */
   EXP_UP_RECEIVED, /* bytes an upstream destination received (intact) */
   EXP_UP_STREAMS,  /* streams opened toward an upstream destination */
+  EXP_UNTOUCHED,   /* a client was never reset nor refused */
+  EXP_UP_VIA,      /* every socket toward a destination left through one interface */
+  EXP_EGRESS,      /* the engine's egress interface (sampled after T, or at the end) */
+  EXP_NET_STATE,   /* the engine's network state (sampled after T, or at the end) */
+  EXP_UDP_AFTER,   /* UDP sessions open (sampled after T, or at the end) */
 } exp_type;
 
 typedef enum counter {
@@ -74,7 +82,18 @@ typedef struct expect {
   t2s_tstamp before;
   t2s_addr dst;
   bool intact;
+  char ifname[T2S_IFNAMSIZ]; /* EXP_UP_VIA, EXP_EGRESS ("none": unbound) */
+  t2s_net_state state;       /* EXP_NET_STATE */
+  bool has_after;            /* EXP_EGRESS, EXP_NET_STATE, EXP_UDP_AFTER: sampled at T */
+  t2s_tstamp after;
 } expect;
+
+/* A value sampled during the run for an "... after T" expectation. */
+typedef struct sample {
+  bool taken;
+  uint64_t value;
+  char ifname[T2S_IFNAMSIZ];
+} sample;
 
 typedef struct up_rule {
   int line;
@@ -103,7 +122,14 @@ struct sim_scenario {
   bool has_proxy;
   sim_proxy_config proxy;
   t2s_tstamp replay_span; /* replay mode: time from the first record to the last */
-  sim_world *w;           /* set by sim_scenario_schedule */
+  sim_net_action *netcfg; /* link, addr, route lines before the run (sim_net.h) */
+  size_t nnetcfg;
+  bool has_net;        /* the scenario declares links: the world has a network */
+  t2s_tstamp debounce; /* `engine network-debounce`; the word `debounce` in durations */
+  bool has_policy;     /* `engine on-network-change` */
+  t2s_netchange_policy policy;
+  sample *samples; /* one per expectation, filled during the run */
+  sim_world *w;    /* set by sim_scenario_schedule */
 };
 
 /* ---------------- parsing helpers ---------------- */
@@ -351,8 +377,8 @@ static int parse_duration(pctx *p, int *pi, t2s_tstamp *out, const char *what) {
     char *save = NULL;
     bool any = false;
     for (char *part = strtok_r(buf, "+", &save); part; part = strtok_r(NULL, "+", &save)) {
-      t2s_tstamp v;
-      if (parse_duration_term(part, &v) != 0) {
+      t2s_tstamp v = p->scn->debounce; /* the word "debounce": the engine's debounce */
+      if (strcmp(part, "debounce") != 0 && parse_duration_term(part, &v) != 0) {
         return fail(p, "%s: bad duration '%s' (expected a number with a unit: ns, us, ms, s, m, h)",
                     what, s);
       }
@@ -512,7 +538,8 @@ static const struct {
     F(packets_in),       F(packets_out),         F(bytes_up),          F(bytes_down),
     F(tcp_flows_active), F(tcp_pending_syn),     F(tcp_flows_total),   F(tcp_resets_sent),
     F(tcp_retransmits),  F(udp_sessions_active), F(icmp_echo_replies), F(upstream_errors),
-    F(flows_reset),
+    F(flows_reset),      F(network_changes),     F(route_updates),     F(net_events),
+    F(resumes),          F(syn_refused_offline),
 #undef F
 };
 
@@ -888,6 +915,190 @@ static int cmd_proxy(pctx *p) {
   return rv;
 }
 
+/* ---------------- the network (sim_net.h) ---------------- */
+
+static bool link_declared(const sim_scenario *scn, const char *name) {
+  for (size_t k = 0; k < scn->nnetcfg; k++) {
+    if (scn->netcfg[k].op == SIM_NET_LINK && strcmp(scn->netcfg[k].link, name) == 0) {
+      return true;
+    }
+  }
+  for (size_t k = 0; k < scn->nacts; k++) {
+    if (scn->acts[k].type == ACT_NET && scn->acts[k].net.op == SIM_NET_LINK &&
+        strcmp(scn->acts[k].net.link, name) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static int parse_link_name(pctx *p, int i, char *out, bool must_exist, const char *what) {
+  const char *s = word(p, i);
+  if (i >= p->n || p->t[i].quoted || strlen(s) == 0 || strlen(s) >= T2S_IFNAMSIZ ||
+      strchr(s, '/') != NULL) {
+    return fail(p, "%s: expected an interface name (1..15 characters) but found %s", what, s);
+  }
+  if (must_exist && !link_declared(p->scn, s)) {
+    return fail(p, "%s: no link is called '%s' (declare it first: link %s up ...)", what, s, s);
+  }
+  snprintf(out, T2S_IFNAMSIZ, "%s", s);
+  return 0;
+}
+
+static int parse_cidr(pctx *p, int i, sim_cidr *out, const char *what) {
+  if (i >= p->n || p->t[i].quoted || sim_cidr_parse(p->t[i].s, out) != 0) {
+    return fail(p, "%s: expected ADDR/LEN (192.0.2.10/24, 2001:db8::10/64) but found %s", what,
+                word(p, i));
+  }
+  return 0;
+}
+
+/* An optional trailing family word: inet or inet6 (0 = both). */
+static int parse_family_opt(pctx *p, int i, uint8_t *family, const char *what) {
+  *family = 0;
+  if (is(p, i, "inet") || is(p, i, "inet6")) {
+    *family = is(p, i, "inet") ? T2S_AF_INET : T2S_AF_INET6;
+    i++;
+  }
+  return expect_end(p, i, what);
+}
+
+/* link|addr|route|suspend|resume at token i (top level: at_time false). */
+static int parse_net(pctx *p, int i, sim_net_action *a, bool at_time) {
+  int rv = 0;
+  memset(a, 0, sizeof(*a));
+  if (is(p, i, "link")) {
+    a->op = SIM_NET_LINK;
+    rv = parse_link_name(p, i + 1, a->link, false, "link");
+    if (rv == 0 && !is(p, i + 2, "up") && !is(p, i + 2, "down")) {
+      rv = fail(p, "link %s: expected up or down but found %s", a->link, word(p, i + 2));
+    }
+    a->up = is(p, i + 2, "up");
+    for (i += 3; rv == 0 && i < p->n;) {
+      if (is(p, i, "addr")) {
+        if (a->naddrs == SIM_NET_MAX_ADDRS) {
+          return fail(p, "link: at most %d addresses", SIM_NET_MAX_ADDRS);
+        }
+        rv = parse_cidr(p, i + 1, &a->addrs[a->naddrs++], "link addr");
+        i += 2;
+      } else if (is(p, i, "gateway")) {
+        t2s_addr g;
+        rv = parse_addr(p, i + 1, &g, false, "link gateway");
+        if (rv == 0) {
+          a->gateways[g.family == T2S_AF_INET6 ? 1 : 0] = g;
+        }
+        i += 2;
+      } else if (is(p, i, "latency")) {
+        i++;
+        a->has_latency = true;
+        rv = parse_duration(p, &i, &a->latency, "link latency");
+      } else {
+        rv = fail(p, "link: unknown option '%s' (expected addr CIDR, gateway ADDR, latency T)",
+                  p->t[i].s);
+      }
+    }
+    return rv;
+  }
+  if (is(p, i, "addr")) {
+    if (!is(p, i + 1, "add") && !is(p, i + 1, "del")) {
+      return fail(p, "addr: expected add or del but found %s", word(p, i + 1));
+    }
+    a->op = is(p, i + 1, "add") ? SIM_NET_ADDR_ADD : SIM_NET_ADDR_DEL;
+    a->naddrs = 1;
+    rv = parse_cidr(p, i + 2, &a->addrs[0], "addr");
+    if (rv == 0 && !is(p, i + 3, "dev")) {
+      rv = fail(p, "addr: expected 'dev NAME' but found %s", word(p, i + 3));
+    }
+    if (rv == 0) {
+      rv = parse_link_name(p, i + 4, a->link, true, "addr dev");
+    }
+    return rv == 0 ? expect_end(p, i + 5, "addr") : rv;
+  }
+  if (is(p, i, "route")) {
+    bool def = is(p, i + 1, "default");
+    if (!def) {
+      rv = parse_cidr(p, i + 1, &a->prefix, "route");
+    }
+    if (rv == 0 && is(p, i + 2, "via")) {
+      a->op = def ? SIM_NET_DEFAULT_VIA : SIM_NET_ROUTE_VIA;
+      rv = parse_link_name(p, i + 3, a->link, true, "route via");
+      if (rv == 0) {
+        rv = def ? parse_family_opt(p, i + 4, &a->family, "route default")
+                 : expect_end(p, i + 4, "route");
+      }
+    } else if (rv == 0 && is(p, i + 2, "none")) {
+      a->op = def ? SIM_NET_DEFAULT_NONE : SIM_NET_ROUTE_DEL;
+      rv = def ? parse_family_opt(p, i + 3, &a->family, "route default")
+               : expect_end(p, i + 3, "route");
+    } else if (rv == 0) {
+      rv = fail(p, "route: expected 'via NAME' or 'none' but found %s", word(p, i + 2));
+    }
+    return rv;
+  }
+  if (!at_time) {
+    return fail(p, "'%s' happens at a time: at T %s", word(p, i), word(p, i));
+  }
+  if (is(p, i, "suspend")) {
+    a->op = SIM_NET_SUSPEND;
+    return expect_end(p, i + 1, "suspend");
+  }
+  a->op = SIM_NET_RESUME;
+  if (is(p, i + 1, "slept")) {
+    i += 2;
+    a->has_slept = true;
+    rv = parse_duration(p, &i, &a->slept, "resume slept");
+    return rv == 0 ? expect_end(p, i, "resume") : rv;
+  }
+  return expect_end(p, i + 1, "resume");
+}
+
+/* link, addr, route before the run: the world at time 0. */
+static int cmd_net(pctx *p) {
+  sim_scenario *scn = p->scn;
+  sim_net_action a;
+  int rv = parse_net(p, 0, &a, false);
+  if (rv != 0) {
+    return rv;
+  }
+  sim_net_action *v = realloc(scn->netcfg, (scn->nnetcfg + 1) * sizeof(*v));
+  if (v == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  scn->netcfg = v;
+  scn->netcfg[scn->nnetcfg++] = a;
+  scn->has_net = true;
+  return 0;
+}
+
+/* engine network-debounce T | engine on-network-change reset-all|reset-affected|none */
+static int cmd_engine(pctx *p) {
+  sim_scenario *scn = p->scn;
+  int i = 1;
+  if (is(p, i, "network-debounce")) {
+    i++;
+    int rv = parse_duration(p, &i, &scn->debounce, "engine network-debounce");
+    return rv == 0 ? expect_end(p, i, "engine network-debounce") : rv;
+  }
+  if (is(p, i, "on-network-change")) {
+    if (is(p, 2, "reset-all")) {
+      scn->policy = T2S_NETCHANGE_RESET_ALL;
+    } else if (is(p, 2, "reset-affected")) {
+      scn->policy = T2S_NETCHANGE_RESET_AFFECTED;
+    } else if (is(p, 2, "none")) {
+      scn->policy = T2S_NETCHANGE_NONE;
+    } else {
+      return fail(p,
+                  "engine on-network-change: expected reset-all, reset-affected or none but "
+                  "found %s",
+                  word(p, 2));
+    }
+    scn->has_policy = true;
+    return expect_end(p, 3, "engine on-network-change");
+  }
+  return fail(p, "engine: expected network-debounce T or on-network-change POLICY but found %s",
+              word(p, 1));
+}
+
 static int cmd_at(pctx *p) {
   action a;
   memset(&a, 0, sizeof(a));
@@ -904,11 +1115,17 @@ static int cmd_at(pctx *p) {
   } else if (is(p, i, "client")) {
     rv = act_client(p, &a, i + 1);
   } else if (is(p, i, "link") || is(p, i, "addr") || is(p, i, "route") || is(p, i, "suspend") ||
-             is(p, i, "resume") || is(p, i, "proxy") || is(p, i, "device") ||
-             is(p, i, "upstream")) {
+             is(p, i, "resume")) {
+    a.type = ACT_NET;
+    rv = parse_net(p, i, &a.net, true);
+    p->scn->has_net = true;
+  } else if (is(p, i, "proxy") || is(p, i, "device") || is(p, i, "upstream")) {
     return fail(p, "at: the action '%s' is not implemented yet", p->t[i].s);
   } else {
-    return fail(p, "at: expected an action (replay, inject-echo, client) but found %s", word(p, i));
+    return fail(p,
+                "at: expected an action (replay, inject-echo, client, link, addr, route, "
+                "suspend, resume) but found %s",
+                word(p, i));
   }
   if (rv != 0) {
     free(a.text);
@@ -1012,6 +1229,10 @@ static int cmd_expect(pctx *p) {
       parse_op(p, &i, &e.op);
       rv = parse_count(p, i, &e.value, "expect upstream streams");
       i++;
+    } else if (is(p, 3, "via")) {
+      e.type = EXP_UP_VIA;
+      rv = parse_link_name(p, 4, e.ifname, false, "expect upstream via");
+      i = 5;
     } else {
       return fail(p,
                   "expect upstream: expected 'received SIZE [intact]' or 'streams N' but "
@@ -1021,6 +1242,45 @@ static int cmd_expect(pctx *p) {
     if (rv == 0) {
       rv = expect_end(p, i, "expect upstream");
     }
+    goto done;
+  } else if (is(p, 1, "egress") || is(p, 1, "net-state") || is(p, 1, "udp-sessions")) {
+    i = 2;
+    if (is(p, 1, "egress")) {
+      e.type = EXP_EGRESS;
+      rv = parse_link_name(p, i++, e.ifname, false, "expect egress");
+    } else if (is(p, 1, "net-state")) {
+      e.type = EXP_NET_STATE;
+      static const char *const names[] = {"UP", "SETTLING", "NO_ROUTE", "SUSPENDED"};
+      bool found = false;
+      for (size_t k = 0; k < T2S_ARRAY_LEN(names); k++) {
+        if (is(p, i, names[k])) {
+          e.state = (t2s_net_state)k;
+          found = true;
+        }
+      }
+      if (!found) {
+        return fail(p,
+                    "expect net-state: expected UP, SETTLING, NO_ROUTE or SUSPENDED but found %s",
+                    word(p, i));
+      }
+      i++;
+    } else {
+      e.type = EXP_UDP_AFTER;
+      parse_op(p, &i, &e.op);
+      rv = parse_count(p, i++, &e.value, "expect udp-sessions");
+    }
+    if (rv == 0 && is(p, i, "after")) {
+      i++;
+      e.has_after = true;
+      rv = parse_duration(p, &i, &e.after, "expect ... after");
+    }
+    if (rv == 0) {
+      rv = expect_end(p, i, "expect");
+    }
+    goto done;
+  } else if (p->n == 3 && valid_name(p->t[1].s) && !p->t[1].quoted && is(p, 2, "untouched")) {
+    e.type = EXP_UNTOUCHED;
+    snprintf(e.name, sizeof(e.name), "%s", p->t[1].s);
     goto done;
   } else if (p->n >= 3 && valid_name(p->t[1].s) && !p->t[1].quoted &&
              (is(p, 2, "done") || is(p, 2, "reset") || is(p, 2, "refused"))) {
@@ -1042,8 +1302,8 @@ static int cmd_expect(pctx *p) {
   } else {
     return fail(p,
                 "expect: expected packets-out, packets-in, echo-replies, drops REASON, stat "
-                "NAME, upstream ADDR, upstream-open, clients-unfinished, invariants or NAME "
-                "done|reset|refused, but found %s",
+                "NAME, upstream ADDR, upstream-open, clients-unfinished, invariants, egress, "
+                "net-state, udp-sessions or NAME done|reset|refused|untouched, but found %s",
                 word(p, 1));
   }
   /* Counters: [OP] N */
@@ -1115,10 +1375,15 @@ static int parse_line(pctx *p) {
     return cmd_proxy(p);
   }
   if (strcmp(cmd, "link") == 0 || strcmp(cmd, "addr") == 0 || strcmp(cmd, "route") == 0 ||
-      strcmp(cmd, "engine") == 0) {
-    return fail(p, "'%s' is not implemented yet", cmd);
+      strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0) {
+    return cmd_net(p);
   }
-  return fail(p, "unknown command '%s' (expected seed, device, upstream, proxy, at, run, expect)",
+  if (strcmp(cmd, "engine") == 0) {
+    return cmd_engine(p);
+  }
+  return fail(p,
+              "unknown command '%s' (expected seed, device, upstream, proxy, link, addr, route, "
+              "engine, at, run, expect)",
               cmd);
 }
 
@@ -1130,6 +1395,9 @@ static sim_scenario *scn_alloc(const char *name, const char *basedir) {
   scn->name = strdup(name);
   scn->basedir = strdup(basedir);
   scn->faults.reorder_window = 10 * T2S_MILLISECONDS;
+  t2s_engine_config defaults;
+  t2s_engine_config_default(&defaults);
+  scn->debounce = defaults.network_debounce;
   if (scn->name == NULL || scn->basedir == NULL) {
     sim_scenario_del(scn);
     return NULL;
@@ -1175,7 +1443,7 @@ int sim_scenario_parse(sim_scenario **pscn, const char *text, const char *name, 
   /* Every client named by an expectation must exist. */
   for (size_t k = 0; rv == 0 && k < scn->nexps; k++) {
     expect *e = &scn->exps[k];
-    if (e->type == EXP_CLIENT && !client_name_taken(scn, e->name)) {
+    if ((e->type == EXP_CLIENT || e->type == EXP_UNTOUCHED) && !client_name_taken(scn, e->name)) {
       p->line = e->line;
       rv = fail(p, "expect: no client is called '%s'", e->name);
     }
@@ -1314,6 +1582,8 @@ void sim_scenario_del(sim_scenario *scn) {
   }
   free(scn->acts);
   free(scn->exps);
+  free(scn->netcfg);
+  free(scn->samples);
   free(scn->rules);
   free(scn->name);
   free(scn->basedir);
@@ -1361,6 +1631,23 @@ int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t er
       return T2S_ERR_NOMEM;
     }
   }
+  w->cfg.network_debounce = scn->debounce;
+  if (scn->has_policy) {
+    w->cfg.on_network_change = scn->policy;
+  }
+  if (scn->has_net) {
+    w->net = sim_net_new(w);
+    if (w->net == NULL) {
+      snprintf(err, errlen, "out of memory");
+      return T2S_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < scn->nnetcfg; i++) {
+      int rv = sim_net_configure(w->net, &scn->netcfg[i], err, errlen);
+      if (rv != 0) {
+        return rv;
+      }
+    }
+  }
   if (scn->has_proxy && sim_proxy_install(w, &scn->proxy) != 0) {
     snprintf(err, errlen, "out of memory");
     return T2S_ERR_NOMEM;
@@ -1383,6 +1670,8 @@ static const char *act_name(act_type t) {
     return "inject-echo";
   case ACT_CLIENT:
     return "client";
+  case ACT_NET:
+    return "net";
   }
   return "?";
 }
@@ -1427,11 +1716,55 @@ static void run_action(void *arg, sim_event *ev, t2s_tstamp now) {
     }
     break;
   }
+  case ACT_NET:
+    if (w->net) {
+      sim_net_apply(w->net, &a->net, now);
+    }
+    break;
   }
+}
+
+/* Samples what an "expect ... after T" expectation looks at (just after everything due at T). */
+static void take_sample(const expect *e, sim_world *w, sample *sm) {
+  sm->taken = true;
+  if (w->engine == NULL) {
+    return;
+  }
+  if (e->type == EXP_EGRESS) {
+    const t2s_egress *eg = t2s_engine_get_egress(w->engine);
+    snprintf(sm->ifname, sizeof(sm->ifname), "%s", eg->ifindex ? eg->ifname : "none");
+  } else if (e->type == EXP_NET_STATE) {
+    sm->value = (uint64_t)t2s_engine_net_state(w->engine);
+  } else {
+    t2s_engine_stats st;
+    t2s_engine_get_stats(w->engine, &st);
+    sm->value = st.udp_sessions_active;
+  }
+}
+
+static void sample_event(void *arg, sim_event *ev, t2s_tstamp now) {
+  sim_scenario *scn = arg;
+  (void)now;
+  take_sample(&scn->exps[ev->u64a], scn->w, &scn->samples[ev->u64a]);
 }
 
 int sim_scenario_schedule(sim_scenario *scn, sim_world *w, char *err, size_t errlen) {
   scn->w = w;
+  free(scn->samples);
+  scn->samples = calloc(scn->nexps ? scn->nexps : 1, sizeof(*scn->samples));
+  if (scn->samples == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return T2S_ERR_NOMEM;
+  }
+  for (size_t k = 0; k < scn->nexps; k++) {
+    const expect *e = &scn->exps[k];
+    /* 1 ns after T: every event and timer due at T has run. */
+    if (e->has_after && sim_loop_schedule(&w->loop, e->after + 1, SIM_EV_SCENARIO, sample_event,
+                                          scn, k, 0, NULL, 0) != 0) {
+      snprintf(err, errlen, "out of memory");
+      return T2S_ERR_NOMEM;
+    }
+  }
   for (size_t i = 0; i < scn->nacts; i++) {
     const action *a = &scn->acts[i];
     int rv = 0;
@@ -1569,6 +1902,28 @@ static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st, char
     snprintf(actual, alen, "%llu", (unsigned long long)ds.streams);
     return compare(ds.streams, e->op, e->value);
   }
+  case EXP_UNTOUCHED: {
+    const sim_client_result *r = sim_clients_result(w->clients, e->name);
+    if (r == NULL) {
+      snprintf(actual, alen, "never started");
+      return false;
+    }
+    snprintf(actual, alen, "%s at %s (sent %llu, received %llu)", sim_client_state_name(r->state),
+             fmt_time(r->ended_at, tb, sizeof(tb)), (unsigned long long)r->sent,
+             (unsigned long long)r->received);
+    return r->state != SIM_CLIENT_RESET && r->state != SIM_CLIENT_REFUSED &&
+           r->state != SIM_CLIENT_FAILED;
+  }
+  case EXP_UP_VIA: {
+    char list[256];
+    size_t n = sim_upstream_dst_ifaces(w->up, &e->dst, list, sizeof(list));
+    snprintf(actual, alen, "%llu sockets via %s", (unsigned long long)n, n ? list : "nothing");
+    return n > 0 && strcmp(list, e->ifname) == 0;
+  }
+  case EXP_EGRESS:
+  case EXP_NET_STATE:
+  case EXP_UDP_AFTER:
+    break; /* sim_scenario_check: they need their sample */
   }
   return false;
 }
@@ -1583,7 +1938,30 @@ int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out, int *pp
   for (size_t i = 0; i < scn->nexps; i++) {
     const expect *e = &scn->exps[i];
     char actual[256];
-    bool ok = eval(e, w, &st, actual, sizeof(actual));
+    bool ok;
+    if (e->type == EXP_EGRESS || e->type == EXP_NET_STATE || e->type == EXP_UDP_AFTER) {
+      sample end, *sm = &scn->samples[i];
+      if (!e->has_after) {
+        memset(&end, 0, sizeof(end));
+        take_sample(e, w, &end); /* at the end of the run */
+        sm = &end;
+      }
+      if (!sm->taken) {
+        snprintf(actual, sizeof(actual), "never sampled: the run ended before then");
+        ok = false;
+      } else if (e->type == EXP_EGRESS) {
+        snprintf(actual, sizeof(actual), "%s", sm->ifname);
+        ok = strcmp(sm->ifname, e->ifname) == 0;
+      } else if (e->type == EXP_NET_STATE) {
+        snprintf(actual, sizeof(actual), "%s", t2s_net_state_name((t2s_net_state)sm->value));
+        ok = sm->value == (uint64_t)e->state;
+      } else {
+        snprintf(actual, sizeof(actual), "%llu", (unsigned long long)sm->value);
+        ok = compare(sm->value, e->op, e->value);
+      }
+    } else {
+      ok = eval(e, w, &st, actual, sizeof(actual));
+    }
     sim_log_begin(&w->log, w->loop.now, "expect");
     sim_log_u64(&w->log, "line", (uint64_t)e->line);
     sim_log_str(&w->log, "expect", e->text);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "sim_net.h"
 #include "sim_util.h"
 #include "sim_world.h"
 
@@ -39,6 +40,14 @@ struct sim_up_stream {
   const sim_up_front_ops *front_ops;
   void *front;
   int front_err; /* set by sim_up_stream_front_fail */
+  /* With a simulated network (sim_net.h): where the socket leaves from. While the path is
+   * dead (interface down, source address gone, machine asleep) the stream stalls: no bytes,
+   * no error, as a real socket would. */
+  bool has_path;
+  sim_net_path path;
+  int open_err;      /* the connect fails with this (no route) */
+  bool open_stalled; /* the connect waits for the path */
+  bool stalled;      /* delivery waits for the path */
 };
 
 typedef struct up_dgram {
@@ -47,6 +56,9 @@ typedef struct up_dgram {
   sim_up_behaviour beh;
   bool open;
   uint64_t rx, tx;
+  bool has_path; /* with a simulated network: datagrams on a dead path vanish */
+  sim_net_path path;
+  uint64_t lost;
 } up_dgram;
 
 typedef struct up_rule {
@@ -320,6 +332,18 @@ static void log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
   sim_log_addr(log, "dst", &s->dst);
 }
 
+/* True while the stream's path carries packets (always without a simulated network). */
+static bool path_ok(const sim_up_stream *s) {
+  return !s->has_path || s->up->w->net == NULL || sim_net_path_alive(s->up->w->net, &s->path);
+}
+
+static void log_path(sim_log *log, const sim_net_path *p) {
+  sim_log_str(log, "dev", p->ifname);
+  if (p->src.family) {
+    sim_log_addr(log, "src", &p->src);
+  }
+}
+
 /* Marks s closed and forgets its id (the struct stays until sim_upstream_del). */
 static void stream_forget(sim_up_stream *s) {
   if (s->state == ST_CLOSED) {
@@ -375,6 +399,10 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
   t2s_engine *e = up->w->engine;
   s->deliver_pending = false;
   if (s->state != ST_OPEN || s->paused) {
+    return;
+  }
+  if (!path_ok(s)) {
+    s->stalled = true; /* sim_upstream_paths_changed resumes it */
     return;
   }
   /* Each iteration hands over at least one byte or stops: bounded by the queued bytes. */
@@ -447,6 +475,10 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       return;
     }
     if (what == SEV_DGRAM) {
+      if (d->has_path && up->w->net && !sim_net_path_alive(up->w->net, &d->path)) {
+        d->lost++;
+        return;
+      }
       d->tx++;
       t2s_engine_dgram_recv(up->w->engine, d->id, ev->data, ev->len, now);
     } else {
@@ -463,6 +495,19 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
   t2s_engine *e = up->w->engine;
   switch (what) {
   case SEV_OPEN:
+    if (s->open_err != 0) {
+      log_stream(s, now, "up_unreachable");
+      sim_log_end(&up->w->log);
+      uint64_t id = s->id;
+      int err = s->open_err;
+      stream_forget(s);
+      t2s_engine_stream_opened(e, id, err, now);
+      return;
+    }
+    if (!path_ok(s)) {
+      s->open_stalled = true; /* the SYN goes nowhere until the path returns */
+      return;
+    }
     if (s->beh.kind == SIM_UP_REFUSE || s->beh.kind == SIM_UP_UNREACHABLE) {
       log_stream(s, now, "up_refused");
       sim_log_end(&up->w->log);
@@ -523,7 +568,6 @@ static sim_up_stream *find_stream(sim_upstream *up, uint64_t id) {
 static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
   sim_upstream *up = self;
   t2s_tstamp now = up->w->loop.now;
-  (void)egress;
   if (id == 0 || find_stream(up, id) != NULL) {
     return T2S_ERR_EXISTS;
   }
@@ -569,10 +613,20 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
       s->beh.latency = 1 * T2S_MILLISECONDS;
     }
   }
+  if (up->w->net != NULL) {
+    s->has_path = true;
+    s->open_err = sim_net_path_open(up->w->net, dst, egress, &s->path);
+    s->beh.latency += s->path.latency;
+  }
   log_stream(s, now, "up_open");
   sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
+  if (s->has_path && s->open_err == 0) {
+    log_path(&up->w->log, &s->path);
+  }
   sim_log_end(&up->w->log);
-  if (s->beh.kind != SIM_UP_BLACKHOLE) {
+  if (s->open_err != 0) {
+    schedule(s, now, SEV_OPEN, NULL, 0); /* connect(): no route to host */
+  } else if (s->beh.kind != SIM_UP_BLACKHOLE) {
     schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
   }
   return 0;
@@ -584,6 +638,11 @@ static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, s
   sim_up_stream *s = find_stream(up, id);
   if (s == NULL || s->state != ST_OPEN) {
     return T2S_ERR_CLOSED;
+  }
+  if (!path_ok(s)) {
+    s->want_writable = true; /* nothing leaves: the socket buffer stays full */
+    s->stalled = true;
+    return 0;
   }
   size_t done = 0;
   if (s->front_ops != NULL) {
@@ -652,7 +711,6 @@ static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
 static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
   sim_upstream *up = self;
   size_t idx;
-  (void)egress;
   if (id == 0 || find_dgram(up, id, &idx) != NULL) {
     return T2S_ERR_EXISTS;
   }
@@ -671,6 +729,13 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
   d->relay = *relay;
   d->beh = *sim_upstream_lookup(up, relay);
   d->open = true;
+  if (up->w->net != NULL) {
+    if (sim_net_path_open(up->w->net, relay, egress, &d->path) != 0) {
+      return T2S_ERR_UNREACHABLE; /* no route to the relay */
+    }
+    d->has_path = true;
+    d->beh.latency += d->path.latency;
+  }
   if (idmap_put(&up->dmap, id, up->ndgrams) != 0) {
     return T2S_ERR_NOMEM;
   }
@@ -680,6 +745,9 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
   sim_log_u64(log, "id", id);
   sim_log_addr(log, "relay", relay);
   sim_log_str(log, "behaviour", sim_up_kind_name(d->beh.kind));
+  if (d->has_path) {
+    log_path(log, &d->path);
+  }
   sim_log_end(log);
   return 0;
 }
@@ -690,6 +758,10 @@ static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t le
   up_dgram *d = find_dgram(up, id, &idx);
   if (d == NULL) {
     return T2S_ERR_CLOSED;
+  }
+  if (d->has_path && up->w->net && !sim_net_path_alive(up->w->net, &d->path)) {
+    d->lost++; /* sent into a dead interface: gone */
+    return 0;
   }
   d->rx++;
   t2s_tstamp at = up->w->loop.now + d->beh.latency;
@@ -773,6 +845,7 @@ void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tsta
   s->front_ops = NULL;
   s->front = NULL;
   s->beh = *sim_upstream_lookup(s->up, target);
+  s->beh.latency += s->path.latency; /* 0 without a simulated network */
   s->target = *target;
   log_stream(s, now, "up_front_done");
   sim_log_addr(&s->up->w->log, "target", target);
@@ -800,4 +873,55 @@ void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {
     s->front_err = err;
     schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
   }
+}
+
+/* ---------------- paths (sim_net.h) ---------------- */
+
+void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now) {
+  for (size_t i = 0; i < up->nstreams; i++) {
+    sim_up_stream *s = up->streams[i];
+    if (s->state == ST_CLOSED || !s->has_path || !path_ok(s)) {
+      continue;
+    }
+    if (s->open_stalled) {
+      s->open_stalled = false;
+      schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
+    }
+    if (s->stalled) {
+      s->stalled = false;
+      schedule_deliver(s, now + s->path.latency);
+    }
+  }
+}
+
+size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char *buf,
+                               size_t buflen) {
+  size_t n = 0, used = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < up->nstreams + up->ndgrams; i++) {
+    const sim_net_path *p;
+    if (i < up->nstreams) {
+      const sim_up_stream *s = up->streams[i];
+      if (!s->has_path || s->open_err != 0 || !dst_match(dst, &s->target)) {
+        continue;
+      }
+      p = &s->path;
+    } else {
+      const up_dgram *d = &up->dgrams[i - up->nstreams];
+      if (!d->has_path || !dst_match(dst, &d->relay)) {
+        continue;
+      }
+      p = &d->path;
+    }
+    n++;
+    /* Distinct names, in the order first used. */
+    char key[T2S_IFNAMSIZ + 2];
+    snprintf(key, sizeof(key), ",%s,", p->ifname);
+    char padded[512];
+    snprintf(padded, sizeof(padded), ",%s,", buf);
+    if (strstr(padded, key) == NULL && used + strlen(p->ifname) + 2 < buflen) {
+      used += (size_t)snprintf(buf + used, buflen - used, "%s%s", used ? "," : "", p->ifname);
+    }
+  }
+  return n;
 }

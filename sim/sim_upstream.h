@@ -27,11 +27,11 @@ typedef struct sim_upstream sim_upstream;
 typedef struct sim_up_stream sim_up_stream;
 
 typedef enum sim_up_kind {
-  SIM_UP_ECHO = 0,  /* sends back what it gets; EOF after the peer's EOF */
-  SIM_UP_SINK,      /* takes everything (counted, hashed, checked against the pattern) */
-  SIM_UP_SOURCE,    /* sends `source_len` pattern bytes, then EOF; discards input */
-  SIM_UP_REFUSE,    /* the connect fails with T2S_ERR_REFUSED */
-  SIM_UP_BLACKHOLE, /* the connect never completes; datagrams vanish */
+  SIM_UP_ECHO = 0,    /* sends back what it gets; EOF after the peer's EOF */
+  SIM_UP_SINK,        /* takes everything (counted, hashed, checked against the pattern) */
+  SIM_UP_SOURCE,      /* sends `source_len` pattern bytes, then EOF; discards input */
+  SIM_UP_REFUSE,      /* the connect fails with T2S_ERR_REFUSED */
+  SIM_UP_BLACKHOLE,   /* the connect never completes; datagrams vanish */
   SIM_UP_UNREACHABLE, /* the connect fails with T2S_ERR_UNREACHABLE (via a proxy: REP 4) */
 } sim_up_kind;
 
@@ -74,6 +74,18 @@ const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_ad
 void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_dst_stats *out);
 /* Streams that were opened and are not closed yet. */
 uint64_t sim_upstream_open_streams(const sim_upstream *up);
+
+/* With a simulated network (w->net, sim_net.h): every socket records the path it leaves
+ * through at open (the engine's egress, or the route to the destination when unbound); a
+ * stream whose path dies (interface down, source address removed, machine asleep) stalls
+ * until the path returns, and a datagram sent or received on a dead path vanishes. Call this
+ * after every change of the network: stalled streams whose path works again carry on. */
+void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now);
+/* Lists in buf, comma-separated and in first-use order, the distinct interfaces that streams
+ * and datagram sockets toward dst (port 0: any port) left through. Returns how many sockets
+ * toward dst had a path. */
+size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char *buf,
+                               size_t buflen);
 
 /* The t2s_upstream to hand to t2s_engine_new. */
 t2s_upstream sim_upstream_iface(sim_upstream *up);

@@ -9,6 +9,7 @@
 
 #include "drop.h"
 #include "sim_client.h"
+#include "sim_net.h"
 #include "sim_proxy.h"
 #include "sim_util.h"
 
@@ -45,6 +46,18 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   }
   if (ev->type == T2S_EV_DROP) {
     sim_log_str(log, "reason", t2s_drop_name(ev->reason));
+  } else if (ev->type == T2S_EV_NET_STATE) {
+    sim_log_str(log, "state", t2s_net_state_name((t2s_net_state)ev->reason));
+  } else if (ev->type == T2S_EV_NET_EVENT) {
+    sim_log_i64(log, "type", ev->reason);
+  } else if (ev->type == T2S_EV_NET_DECISION) {
+    sim_log_i64(log, "flows_reset", ev->reason);
+  } else if (ev->type == T2S_EV_EGRESS) {
+    const t2s_egress *eg = t2s_engine_get_egress(w->engine);
+    sim_log_str(log, "dev", eg->ifindex ? eg->ifname : "none");
+    if (eg->src.family) {
+      sim_log_addr(log, "src", &eg->src);
+    }
   } else if (ev->reason != 0) {
     sim_log_str(log, "err", t2s_strerror(ev->reason));
   }
@@ -104,13 +117,38 @@ int sim_world_init(sim_world *w, uint64_t seed, FILE *log, sim_pcap_writer *pcap
   return sim_loop_add_timer(&w->loop, &ts);
 }
 
+/* Monitor events go to the engine at the loop's time. */
+static void on_net_event(void *arg, const t2s_net_event *ev) {
+  sim_world *w = arg;
+  if (w->engine != NULL) {
+    t2s_engine_network_event(w->engine, ev, w->loop.now);
+  }
+}
+
 int sim_world_start(sim_world *w) {
   t2s_device dev = sim_device_iface(&w->dev);
   t2s_upstream up = sim_upstream_iface(w->up);
   t2s_engine_hooks hooks = {on_engine_event, w};
+  if (w->net != NULL && !w->cfg.egress_pinned) {
+    /* The egress at start, chosen as the binary does (route_linux.c): the interface of the
+     * route to the proxy; unbound when the proxy is local or unreachable. */
+    t2s_route r;
+    memset(&w->cfg.egress, 0, sizeof(w->cfg.egress));
+    w->cfg.egress.mark = w->cfg.fwmark;
+    if (w->cfg.proxy_kind != T2S_PROXY_NONE && sim_net_route_get(w->net, &w->cfg.proxy, &r) == 0 &&
+        !r.local) {
+      w->cfg.egress.ifindex = r.ifindex;
+      memcpy(w->cfg.egress.ifname, r.ifname, sizeof(r.ifname));
+    }
+  }
   int rv = t2s_engine_new(&w->engine, &w->cfg, &dev, &up, &hooks);
   if (rv != 0) {
     return rv;
+  }
+  if (w->net != NULL) {
+    w->monitor = sim_net_monitor(w->net);
+    t2s_engine_set_monitor(w->engine, &w->monitor);
+    w->monitor.ops->start(w->monitor.self, on_net_event, w);
   }
   sim_log_begin(&w->log, w->loop.now, "start");
   sim_log_u64(&w->log, "seed", w->seed);
@@ -188,6 +226,8 @@ void sim_world_free(sim_world *w) {
   sim_upstream_del(w->up);
   w->up = NULL;
   sim_proxy_free(w);
+  sim_net_del(w->net);
+  w->net = NULL;
   sim_device_free(&w->dev);
   sim_pcap_writer_close(w->pcap_out);
   w->pcap_out = NULL;

@@ -81,6 +81,8 @@ struct sim_world {
   uint64_t next_inject_id;    /* ICMP ids of scripted echo requests */
   struct sim_replay *replays; /* captures still being replayed (freed at the end) */
   struct sim_proxy *proxy;    /* the simulated SOCKS5 proxy, or NULL (sim_proxy.c) */
+  struct sim_net *net;        /* the host's links and routes, or NULL (sim_net.c) */
+  t2s_monitor monitor;        /* over net, given to the engine (t2s_engine_set_monitor) */
   int fatal;                  /* first fatal error of the engine (0: none) */
   uint64_t invariant_failures;
   char *first_invariant; /* the first invariant failure, for the summary */
