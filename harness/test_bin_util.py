@@ -160,3 +160,176 @@ def start_tun2sock(ns: Netns, binary: Path, log: Path, args: List[str], dev: str
 
     wait_for(ready, f"{dev} up in {ns.name}", proc=p)
     return p
+
+
+# --- End-to-end worlds (harness/test_e2e_*.py) ---------------------------------------------
+# Two namespaces joined by a veth pair:
+#   client ns "cli": va 203.0.113.1/24 fd00:1::1/64; tun2sock on t2s0 (198.18.0.1/15,
+#                    fd00:18::1/64) with 192.0.2.0/24 and 2001:db8:80::/48 routed into t2s0
+#   server ns "srv": vb 203.0.113.2/24 fd00:1::2/64; on lo the origins 192.0.2.80, 192.0.2.81
+#                    and 2001:db8:80::80; the SOCKS server(s) listen on vb's addresses
+E2E_ORIGIN4, E2E_ORIGIN4_B, E2E_ORIGIN6 = "192.0.2.80", "192.0.2.81", "2001:db8:80::80"
+E2E_PROXY4, E2E_PROXY6 = "203.0.113.2", "fd00:1::2"
+E2E_SOCKS_PORT, E2E_HTTP_PORT = 1080, 8080
+PYTHON = "/usr/bin/python3"
+
+E2E_DANTE_CONF = """\
+logoutput: stderr
+{internals}
+external: vb
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass {{ from: 0/0 to: 0/0 }}
+{blocks}
+socks pass {{ from: 0/0 to: 0/0 command: connect udpassociate udpreply bindreply }}
+"""
+
+# The HTTP origin: GET serves the directory (SimpleHTTPRequestHandler, threaded); PUT and POST
+# read Content-Length bytes and answer "LENGTH SHA256\n" (uploads are checked by the origin).
+E2E_ORIGIN_PY = r"""
+import hashlib, http.server, socket, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_PUT(self):
+        n = int(self.headers.get("Content-Length", "0")); h = hashlib.sha256(); got = 0
+        while got < n:
+            b = self.rfile.read(min(1 << 20, n - got))
+            if not b: break
+            h.update(b); got += len(b)
+        body = f"{got} {h.hexdigest()}\n".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    do_POST = do_PUT
+class S(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+    request_queue_size = 512
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+import os
+os.chdir(sys.argv[1])
+S(("::", int(sys.argv[2])), H).serve_forever()
+"""
+
+
+def listening(ns: Netns, port: int, proto: str = "t") -> bool:
+    r = ns.run("ss", f"-l{proto}nH", f"sport = :{port}", check=False)
+    return r.returncode == 0 and r.stdout.strip() != ""
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+class E2EWorld:
+    """The client and server namespaces of an end-to-end test, and the servers in them."""
+
+    def __init__(self, tmp: Path, tag: str = "e2e"):
+        self.tmp = tmp
+        self.c = Netns(f"{tag}c")
+        self.s = Netns(f"{tag}s")
+        self.t2s: Optional[Process] = None
+        self.metrics = ""
+        try:
+            veth(self.c, "203.0.113.1/24", self.s, "203.0.113.2/24", "fd00:1::1/64",
+                 "fd00:1::2/64")
+            for a in (E2E_ORIGIN4, E2E_ORIGIN4_B):
+                self.s.ip("addr", "add", f"{a}/32", "dev", "lo")
+            self.s.ip("addr", "add", f"{E2E_ORIGIN6}/128", "dev", "lo", "nodad")
+        except Exception:
+            self.close()
+            raise
+
+    # servers, in the server namespace
+    def wait_listen(self, port: int, proc: Process, what: str, proto: str = "t") -> None:
+        wait_for(lambda: listening(self.s, port, proto), what, proc=proc)
+
+    def start_origin(self, www: Path, port: int = E2E_HTTP_PORT) -> Process:
+        script = self.tmp / "origin.py"
+        script.write_text(E2E_ORIGIN_PY)
+        p = self.s.start([PYTHON, str(script), str(www), str(port)], self.tmp / "origin.log")
+        self.wait_listen(port, p, "the HTTP origin")
+        return p
+
+    def start_dante(self, internals=(E2E_PROXY4,), blocks: str = "") -> Process:
+        conf = self.tmp / "danted.conf"
+        conf.write_text(E2E_DANTE_CONF.format(
+            internals="\n".join(f"internal: {a} port = {E2E_SOCKS_PORT}" for a in internals),
+            blocks=blocks))
+        d = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p", str(self.tmp / "d.pid")],
+                         self.tmp / "danted.log")
+        self.wait_listen(E2E_SOCKS_PORT, d, "dante")
+        return d
+
+    def start_microsocks(self, user: str = "", password: str = "") -> Process:
+        auth = ["-u", user, "-P", password] if user else []
+        m = self.s.start(["microsocks", "-i", E2E_PROXY4, "-p", str(E2E_SOCKS_PORT), *auth],
+                         self.tmp / "microsocks.log")
+        self.wait_listen(E2E_SOCKS_PORT, m, "microsocks")
+        return m
+
+    def start_sshd(self, port: int = 12222, addr: str = E2E_ORIGIN4) -> Path:
+        """sshd in the server namespace accepting root with a fresh key; returns the key."""
+        Path("/run/sshd").mkdir(exist_ok=True)
+        d = self.tmp / "ssh"
+        d.mkdir(exist_ok=True)
+        hostkey, key = d / "hostkey", d / "id"
+        if not key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hostkey)])
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+            (d / "authorized_keys").write_text((d / "id.pub").read_text())
+        p = self.s.start(["/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null", "-p", str(port),
+                          "-o", f"ListenAddress={addr}", "-h", str(hostkey),
+                          "-o", f"AuthorizedKeysFile={d / 'authorized_keys'}",
+                          "-o", "StrictModes=no", "-o", "PermitRootLogin=yes",
+                          "-o", "Subsystem=sftp internal-sftp", "-o", "UsePAM=no"],
+                         self.tmp / f"sshd-{port}.log")
+        self.wait_listen(port, p, "sshd")
+        return key
+
+    @staticmethod
+    def ssh_opts(key: Path) -> List[str]:
+        return ["-i", str(key), "-o", "StrictHostKeyChecking=no", "-o",
+                "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+
+    # tun2sock, in the client namespace
+    def start_tun2sock(self, binary: Path, proxy_url: str, *extra: str,
+                       metrics_port: int = 19180, routes: bool = True) -> Process:
+        self.metrics = f"127.0.0.1:{metrics_port}"
+        self.t2s = start_tun2sock(
+            self.c, binary, self.tmp / "tun2sock.log",
+            ["--device", "t2s0", "--proxy", proxy_url, "--address", "198.18.0.1/15",
+             "--address", "fd00:18::1/64", "--metrics", self.metrics, *extra],
+            ready_addr="fd00:18::1")
+        if routes:
+            self.c.ip("route", "add", "192.0.2.0/24", "dev", "t2s0")
+            self.c.ip("-6", "route", "add", "2001:db8:80::/48", "dev", "t2s0")
+        return self.t2s
+
+    def stats(self) -> dict:
+        import json
+        r = self.c.run("curl", "-sf", "--max-time", "5", f"http://{self.metrics}/stats")
+        return json.loads(r.stdout)
+
+    def log_tail(self, n: int = 4000) -> str:
+        return "" if self.t2s is None else self.t2s.output()[-n:]
+
+    def close(self) -> None:
+        self.c.close()
+        self.s.close()
