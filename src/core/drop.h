@@ -40,8 +40,20 @@
   X(ICMP_TRUNCATED, "icmp_truncated")                                                              \
   X(ICMP_BAD_CHECKSUM, "icmp_bad_checksum")                                                        \
   X(ICMP_UNSUPPORTED_TYPE, "icmp_unsupported_type")                                                \
-  X(NO_BUFFER, "no_buffer")       /* out of memory or output space */                              \
-  X(DEVICE_ERROR, "device_error") /* the device refused an outgoing packet */
+  X(NO_BUFFER, "no_buffer")             /* out of memory or output space */                        \
+  X(DEVICE_ERROR, "device_error")       /* the device refused an outgoing packet */                \
+  X(FRAG_BAD, "frag_bad")               /* fragment length not a multiple of 8, or past 65535 */   \
+  X(FRAG_OVERLAP, "frag_overlap")       /* overlapping fragments: the whole datagram dropped */    \
+  X(FRAG_LIMIT, "frag_limit")           /* reassembly memory, datagram or fragment cap reached */  \
+  X(FRAG_TIMEOUT, "frag_timeout")       /* datagram incomplete when its reassembly time ran out */ \
+  X(UDP_QUEUE_FULL, "udp_queue_full")   /* setup queue of a UDP session full */                    \
+  X(UDP_SEND_FAILED, "udp_send_failed") /* the upstream datagram socket refused it */              \
+  X(UDP_SETUP_FAILED, "udp_setup_failed") /* queued while the association failed */                \
+  X(UDP_NO_UDP, "udp_no_udp")             /* proxy without UDP: ICMP port unreachable sent */      \
+  X(SOCKS5_UDP_FRAG, "socks5_udp_frag")   /* relay datagram with FRAG != 0 */                      \
+  X(SOCKS5_UDP_BAD, "socks5_udp_bad")     /* relay datagram malformed or with a domain source */   \
+  X(UDP_REPLY_FAMILY, "udp_reply_family") /* reply source of another family than the client */     \
+  X(DNS_TCP_BAD, "dns_tcp_bad")           /* DNS-over-TCP fallback: query too big for the buffer */
 
 typedef enum t2s_drop_reason {
 #define T2S_DROP_ENUM(name, label) T2S_DROP_##name,

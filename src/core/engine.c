@@ -127,11 +127,12 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   if (cfg->proxy_kind == T2S_PROXY_SOCKS5 && cfg->proxy.family == 0) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
-  t2s_engine *e = calloc(1, sizeof(*e));
+  t2s_engine *e = t2s_calloc(cfg->mem, 1, sizeof(*e));
   if (e == NULL) {
     return T2S_ERR_NOMEM;
   }
   e->cfg = *cfg;
+  e->mem = cfg->mem ? cfg->mem : &e->own_mem;
   if (cfg->username) {
     copy_str(e->username, sizeof(e->username), cfg->username);
     e->cfg.username = e->username;
@@ -158,6 +159,11 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   t2s_rand_init(&e->rand, cfg->seed);
   e->next_id = 1;
   t2s_idmap_init(&e->sessions);
+  e->sessions.mem = e->mem;
+  if (t2s_idmap_reserve(&e->sessions, 16) != 0) {
+    t2s_free(cfg->mem, e);
+    return T2S_ERR_NOMEM;
+  }
 
   t2s_tcp_config tcfg;
   t2s_tcp_config_default(&tcfg);
@@ -170,13 +176,21 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   tcfg.time_wait = e->cfg.tcp_time_wait;
   tcfg.max_retries = e->cfg.tcp_max_retries;
   tcfg.keepalive_idle = e->cfg.tcp_keepalive_idle;
+  tcfg.mem = e->mem;
   t2s_tcp_callbacks cbs;
   t2s_engine_tcp_callbacks(&cbs);
   cbs.output = tcp_output_cb;
   int rv = t2s_tcp_stack_new(&e->tcp, &tcfg, &cbs, e, &e->rand);
   if (rv != 0) {
     t2s_idmap_free(&e->sessions);
-    free(e);
+    t2s_free(cfg->mem, e);
+    return rv;
+  }
+  rv = t2s_engine_udp_init(e);
+  if (rv != 0) {
+    t2s_tcp_stack_del(e->tcp);
+    t2s_idmap_free(&e->sessions);
+    t2s_free(cfg->mem, e);
     return rv;
   }
   *pengine = e;
@@ -187,10 +201,11 @@ void t2s_engine_del(t2s_engine *e) {
   if (e == NULL) {
     return;
   }
+  t2s_engine_udp_free(e);
   t2s_engine_sessions_close_all(e);
   t2s_tcp_stack_del(e->tcp);
   t2s_idmap_free(&e->sessions);
-  free(e);
+  t2s_free(e->cfg.mem, e);
 }
 
 static void handle_icmp(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
@@ -206,7 +221,7 @@ static void handle_icmp(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
     t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, pkt);
     return;
   }
-  if (t2s_engine_send(e, e->outbuf, (size_t)n) == 0) {
+  if (t2s_engine_send_frag(e, e->outbuf, (size_t)n) == 0) {
     e->stats.icmp_echo_replies++;
     t2s_engine_emit(e, T2S_EV_ICMP_ECHO, now, 0, &pkt->src, &pkt->dst, 0);
   }
@@ -217,6 +232,18 @@ int t2s_engine_input(t2s_engine *e, const uint8_t *buf, size_t len, t2s_tstamp n
   e->now = now;
   e->stats.packets_in++;
   t2s_drop_reason r = t2s_pkt_parse(buf, len, &pkt);
+  if (r == T2S_DROP_FRAGMENT) {
+    /* Reassembled in engine_udp.c; the whole packet is parsed again. */
+    const uint8_t *whole;
+    size_t wholelen;
+    r = t2s_engine_frag_input(e, &pkt, now, &whole, &wholelen);
+    if (r == T2S_DROP_NONE && whole == NULL) {
+      return 0; /* held until the datagram is complete */
+    }
+    if (r == T2S_DROP_NONE) {
+      r = t2s_pkt_parse(whole, wholelen, &pkt);
+    }
+  }
   if (r != T2S_DROP_NONE) {
     t2s_engine_drop(e, r, now, NULL);
     return 0;
@@ -229,7 +256,7 @@ int t2s_engine_input(t2s_engine *e, const uint8_t *buf, size_t len, t2s_tstamp n
     }
     break;
   case T2S_IPPROTO_UDP:
-    t2s_engine_drop(e, T2S_DROP_UDP_UNSUPPORTED, now, &pkt);
+    t2s_engine_udp_input(e, &pkt, now);
     break;
   case T2S_IPPROTO_ICMP:
   case T2S_IPPROTO_ICMPV6:
@@ -246,6 +273,7 @@ int t2s_engine_input(t2s_engine *e, const uint8_t *buf, size_t len, t2s_tstamp n
 t2s_tstamp t2s_engine_get_expiry(const t2s_engine *e) {
   t2s_tstamp t = t2s_tcp_get_expiry(e->tcp);
   t = T2S_MIN(t, t2s_engine_net_expiry(e));
+  t = T2S_MIN(t, t2s_engine_udp_get_expiry(e));
   return t;
 }
 
@@ -253,6 +281,7 @@ int t2s_engine_handle_expiry(t2s_engine *e, t2s_tstamp now) {
   e->now = now;
   t2s_engine_net_handle_expiry(e, now);
   t2s_tcp_handle_expiry(e->tcp, now);
+  t2s_engine_udp_handle_expiry(e, now);
   t2s_engine_reap(e);
   return 0;
 }
@@ -265,4 +294,5 @@ void t2s_engine_get_stats(const t2s_engine *e, t2s_engine_stats *st) {
   st->tcp_pending_syn = ts.conns_pending;
   st->tcp_retransmits = ts.retransmits;
   st->tcp_resets_sent = ts.rsts_sent;
+  st->mem_blocks = e->mem->live;
 }

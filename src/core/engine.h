@@ -11,6 +11,7 @@
 #ifndef T2S_ENGINE_H
 #define T2S_ENGINE_H
 
+#include "alloc.h"
 #include "common.h"
 #include "drop.h"
 #include "iface.h"
@@ -74,6 +75,10 @@ typedef struct t2s_engine_config {
   t2s_tstamp network_debounce;            /* def. 500 ms */
   uint32_t fwmark;                        /* mark used for route queries (0 = none) */
   bool egress_pinned;                     /* --interface: never re-select the egress */
+
+  /* Counts every heap block of the engine, its own struct included (alloc.h); owned by the
+   * caller, so it can be read after t2s_engine_del (0 = no leak). NULL: an internal counter. */
+  t2s_mem *mem;
 } t2s_engine_config;
 
 /* Fills *cfg with the defaults documented above. */
@@ -131,6 +136,18 @@ typedef struct t2s_engine_stats {
   uint64_t tcp_resets_sent;
   uint64_t tcp_retransmits;
   uint64_t udp_sessions_active;
+  uint64_t udp_sessions_total;
+  uint64_t udp_datagrams_up;      /* datagrams sent toward the proxy (or destination) */
+  uint64_t udp_datagrams_down;    /* datagrams delivered to clients */
+  uint64_t udp_evictions;         /* sessions evicted at max_udp_sessions (LRU, DNS first) */
+  uint64_t udp_timeouts;          /* sessions ended by their idle timeout */
+  uint64_t udp_no_udp_verdicts;   /* times the proxy was found to have no UDP */
+  uint64_t udp_dns_tcp_queries;   /* DNS queries carried over TCP (no-UDP fallback) */
+  uint64_t udp_dns_tcp_answers;   /* their answers returned as UDP */
+  uint64_t udp_port_unreach_sent; /* ICMP port unreachable sent for UDP */
+  uint64_t udp_proxy_no_udp;      /* 1 while the proxy is believed to have no UDP */
+  uint64_t frag_reassembled;      /* packets reassembled from client fragments */
+  uint64_t frag_sent;             /* fragments sent for packets larger than the MTU */
   uint64_t icmp_echo_replies;
   uint64_t upstream_errors;
   uint64_t flows_reset;         /* by the network-change policy */
@@ -143,6 +160,7 @@ typedef struct t2s_engine_stats {
   t2s_tstamp last_detect_ns;    /* last change: first event => decision */
   t2s_tstamp last_reset_ns;     /* last change: time spent resetting flows (engine time) */
   t2s_tstamp last_recovery_ns;  /* last change: decision => first new flow established */
+  uint64_t mem_blocks;          /* heap blocks the engine holds now (alloc.h) */
   uint64_t recovery_hist[T2S_RECOVERY_BUCKETS]; /* non-cumulative counts per bucket */
 } t2s_engine_stats;
 

@@ -38,11 +38,14 @@ struct t2s_engine {
   t2s_engine_hooks hooks;
   t2s_rand rand;
   t2s_engine_stats stats;
+  t2s_mem *mem;    /* cfg.mem, or &own_mem (alloc.h) */
+  t2s_mem own_mem; /* used when cfg.mem is NULL (the engine struct itself is not counted) */
   t2s_tcp_stack *tcp;
   t2s_idmap sessions; /* id -> struct t2s_session */
   uint64_t next_id;
   struct t2s_session *dead; /* sessions to free at the next safe point */
   t2s_tstamp now;           /* time of the call being handled */
+  struct t2s_udp *udp;      /* UDP sessions and fragments (engine_udp.c) */
   t2s_engine_net net;
   uint8_t outbuf[T2S_ENGINE_OUTBUF];
 };
@@ -77,5 +80,33 @@ size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp no
 void t2s_engine_tcp_callbacks(t2s_tcp_callbacks *cbs);
 void t2s_engine_sessions_close_all(t2s_engine *e);
 void t2s_engine_reap(t2s_engine *e);
+
+/* engine_udp.c: UDP sessions (SOCKS5 UDP ASSOCIATE, full cone), the no-UDP fallback (DNS
+ * over TCP, ICMP port unreachable), fragment reassembly and fragmentation toward clients. */
+int t2s_engine_udp_init(t2s_engine *e);
+void t2s_engine_udp_free(t2s_engine *e);
+/* A parsed UDP packet from a client. */
+void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now);
+t2s_tstamp t2s_engine_udp_get_expiry(const t2s_engine *e);
+void t2s_engine_udp_handle_expiry(t2s_engine *e, t2s_tstamp now);
+/* t2s_engine_udp_flush: declared above (network changes). */
+/* True when stream id is a UDP session's control (or DNS-over-TCP) stream: the
+ * t2s_engine_stream_* completions for it go to the functions below. */
+bool t2s_engine_udp_owns_stream(const t2s_engine *e, uint64_t id);
+void t2s_engine_udp_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
+size_t t2s_engine_udp_stream_recv_space(const t2s_engine *e, uint64_t id);
+size_t t2s_engine_udp_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                                  t2s_tstamp now);
+void t2s_engine_udp_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now);
+void t2s_engine_udp_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now);
+void t2s_engine_udp_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
+/* A fragment from a client: when it completes a packet, *pwhole and *pwholelen give the
+ * whole packet (valid until the next call) and T2S_DROP_NONE is returned; *pwhole is NULL
+ * while the packet is incomplete; otherwise the drop reason. */
+t2s_drop_reason t2s_engine_frag_input(t2s_engine *e, const t2s_pkt *frag, t2s_tstamp now,
+                                      const uint8_t **pwhole, size_t *pwholelen);
+/* Sends a packet toward the clients, fragmented when it is larger than the MTU. Returns 0 or
+ * the device's error. */
+int t2s_engine_send_frag(t2s_engine *e, const uint8_t *pkt, size_t len);
 
 #endif

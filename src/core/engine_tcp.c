@@ -66,7 +66,7 @@ void t2s_engine_reap(t2s_engine *e) {
   while (e->dead) {
     t2s_session *s = e->dead;
     e->dead = s->next_dead;
-    free(s);
+    t2s_free(e->mem, s);
   }
 }
 
@@ -137,7 +137,7 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     e->stats.syn_refused_offline++;
     return T2S_ERR_UNREACHABLE;
   }
-  t2s_session *s = calloc(1, sizeof(*s));
+  t2s_session *s = t2s_calloc(e->mem, 1, sizeof(*s));
   if (s == NULL) {
     return T2S_ERR_NOMEM;
   }
@@ -148,7 +148,7 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   s->dst = *t2s_tcp_conn_local(c);
   s->egress = e->cfg.egress;
   if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
-    free(s);
+    t2s_free(e->mem, s);
     return T2S_ERR_NOMEM;
   }
   t2s_tcp_conn_set_user(c, s);
@@ -160,7 +160,7 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     e->stats.upstream_errors++;
     t2s_idmap_del(&e->sessions, s->id);
     t2s_tcp_conn_set_user(c, NULL);
-    free(s);
+    t2s_free(e->mem, s);
     return rv;
   }
   s->up_open = true;
@@ -321,6 +321,10 @@ static int socks_flush(t2s_session *s) {
 }
 
 void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  if (t2s_engine_udp_owns_stream(e, id)) {
+    t2s_engine_udp_stream_opened(e, id, err, now);
+    return;
+  }
   e->now = now;
   t2s_session *s = session_get(e, id);
   if (s == NULL || s->phase != PHASE_CONNECTING) {
@@ -349,6 +353,9 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
 }
 
 size_t t2s_engine_stream_recv_space(const t2s_engine *e, uint64_t id) {
+  if (t2s_engine_udp_owns_stream(e, id)) {
+    return t2s_engine_udp_stream_recv_space(e, id);
+  }
   t2s_session *s = session_get(e, id);
   if (s == NULL || s->conn == NULL) {
     return 0;
@@ -379,6 +386,9 @@ static size_t splice_down(t2s_session *s, const uint8_t *data, size_t len, t2s_t
 
 size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
                               t2s_tstamp now) {
+  if (t2s_engine_udp_owns_stream(e, id)) {
+    return t2s_engine_udp_stream_recv(e, id, data, len, now);
+  }
   e->now = now;
   t2s_session *s = session_get(e, id);
   if (s == NULL || s->conn == NULL) {
@@ -413,6 +423,10 @@ size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, s
 }
 
 void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  if (t2s_engine_udp_owns_stream(e, id)) {
+    t2s_engine_udp_stream_eof(e, id, now);
+    return;
+  }
   e->now = now;
   t2s_session *s = session_get(e, id);
   if (s == NULL) {
@@ -432,6 +446,10 @@ void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
 }
 
 void t2s_engine_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  if (t2s_engine_udp_owns_stream(e, id)) {
+    t2s_engine_udp_stream_writable(e, id, now);
+    return;
+  }
   e->now = now;
   t2s_session *s = session_get(e, id);
   if (s == NULL) {
@@ -449,6 +467,10 @@ void t2s_engine_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now) {
 }
 
 void t2s_engine_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  if (t2s_engine_udp_owns_stream(e, id)) {
+    t2s_engine_udp_stream_error(e, id, err, now);
+    return;
+  }
   e->now = now;
   t2s_session *s = session_get(e, id);
   if (s == NULL) {
@@ -464,28 +486,4 @@ void t2s_engine_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now
     session_kill(s);
   }
   t2s_engine_reap(e);
-}
-
-void t2s_engine_dgram_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
-                           t2s_tstamp now) {
-  (void)e;
-  (void)id;
-  (void)data;
-  (void)len;
-  (void)now;
-}
-
-void t2s_engine_dgram_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
-  (void)e;
-  (void)id;
-  (void)err;
-  (void)now;
-}
-
-/* Until engine_udp.c lands: there are no UDP sessions to flush. */
-size_t t2s_engine_udp_flush(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
-  (void)e;
-  (void)keep;
-  (void)now;
-  return 0;
 }

@@ -1,0 +1,519 @@
+/* test_udp.c: the engine's UDP sessions against a recording device and upstream: UDP
+ * ASSOCIATE and full-cone replies, the setup queue and its bound, idle and DNS timeouts, LRU
+ * eviction (DNS first), the no-UDP fallback (DNS over TCP, ICMP port unreachable), the
+ * network-change flush, direct mode, and fragments both ways. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "engine_internal.h"
+#include "frag.h"
+#include "packet.h"
+#include "socks5.h"
+#include "test_util.h"
+
+#define MAXREC 256
+
+typedef struct rec_pkt {
+  uint8_t data[1600];
+  size_t len;
+} rec_pkt;
+
+typedef struct fake {
+  rec_pkt out[MAXREC]; /* packets toward clients */
+  size_t nout;
+  struct {
+    uint64_t id;
+    t2s_addr dst;
+    uint8_t written[1024];
+    size_t wlen;
+    bool closed;
+  } streams[32];
+  size_t nstreams;
+  struct {
+    uint64_t id;
+    t2s_addr relay;
+    uint8_t last[2048];
+    size_t lastlen;
+    size_t sent;
+    bool closed;
+  } dgrams[32];
+  size_t ndgrams;
+} fake;
+
+static int dev_send(void *self, const uint8_t *pkt, size_t len) {
+  fake *f = self;
+  if (f->nout < MAXREC && len <= sizeof(f->out[0].data)) {
+    memcpy(f->out[f->nout].data, pkt, len);
+    f->out[f->nout].len = len;
+    f->nout++;
+  }
+  return 0;
+}
+
+static void dev_caps(void *self, t2s_device_caps *caps) {
+  (void)self;
+  caps->mtu = 1500;
+  caps->offloads = 0;
+}
+
+static const t2s_device_ops dev_ops = {NULL, dev_send, dev_caps};
+
+static int find_stream(fake *f, uint64_t id) {
+  for (size_t i = 0; i < f->nstreams; i++) {
+    if (f->streams[i].id == id) {
+      return (int)i;
+    }
+  }
+  return -1;
+}
+
+static int find_dgram(fake *f, uint64_t id) {
+  for (size_t i = 0; i < f->ndgrams; i++) {
+    if (f->dgrams[i].id == id) {
+      return (int)i;
+    }
+  }
+  return -1;
+}
+
+static int up_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *eg) {
+  fake *f = self;
+  (void)eg;
+  if (f->nstreams >= 32) {
+    return T2S_ERR_LIMIT;
+  }
+  memset(&f->streams[f->nstreams], 0, sizeof(f->streams[0]));
+  f->streams[f->nstreams].id = id;
+  f->streams[f->nstreams].dst = *dst;
+  f->nstreams++;
+  return 0;
+}
+
+static t2s_ssize up_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
+  fake *f = self;
+  int i = find_stream(f, id);
+  if (i < 0) {
+    return T2S_ERR_CLOSED;
+  }
+  size_t room = sizeof(f->streams[i].written) - f->streams[i].wlen;
+  size_t n = T2S_MIN(room, len);
+  memcpy(f->streams[i].written + f->streams[i].wlen, data, n);
+  f->streams[i].wlen += n;
+  return (t2s_ssize)n;
+}
+
+static int up_shutdown(void *self, uint64_t id) {
+  (void)self;
+  (void)id;
+  return 0;
+}
+
+static void up_pause(void *self, uint64_t id, bool paused) {
+  (void)self;
+  (void)id;
+  (void)paused;
+}
+
+static void up_stream_close(void *self, uint64_t id, bool abort) {
+  fake *f = self;
+  (void)abort;
+  int i = find_stream(f, id);
+  if (i >= 0) {
+    f->streams[i].closed = true;
+  }
+}
+
+static int up_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *eg) {
+  fake *f = self;
+  (void)eg;
+  if (f->ndgrams >= 32) {
+    return T2S_ERR_LIMIT;
+  }
+  memset(&f->dgrams[f->ndgrams], 0, sizeof(f->dgrams[0]));
+  f->dgrams[f->ndgrams].id = id;
+  f->dgrams[f->ndgrams].relay = *relay;
+  f->ndgrams++;
+  return 0;
+}
+
+static int up_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
+  fake *f = self;
+  int i = find_dgram(f, id);
+  if (i < 0 || len > sizeof(f->dgrams[0].last)) {
+    return T2S_ERR_CLOSED;
+  }
+  memcpy(f->dgrams[i].last, data, len);
+  f->dgrams[i].lastlen = len;
+  f->dgrams[i].sent++;
+  return 0;
+}
+
+static void up_dgram_close(void *self, uint64_t id) {
+  fake *f = self;
+  int i = find_dgram(f, id);
+  if (i >= 0) {
+    f->dgrams[i].closed = true;
+  }
+}
+
+static const t2s_upstream_ops up_ops = {up_stream_open, up_stream_write, up_shutdown,
+                                        up_pause,       up_stream_close, up_dgram_open,
+                                        up_dgram_send,  up_dgram_close};
+
+static fake F;
+
+static t2s_addr addr(const char *s) {
+  t2s_addr a;
+  CU_ASSERT_FATAL(t2s_addr_parse(s, &a) == 0);
+  return a;
+}
+
+static t2s_engine *new_engine(bool socks, uint32_t max_sessions) {
+  memset(&F, 0, sizeof(F));
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  if (socks) {
+    cfg.proxy_kind = T2S_PROXY_SOCKS5;
+    cfg.proxy = addr("203.0.113.200:1080");
+  }
+  if (max_sessions) {
+    cfg.max_udp_sessions = max_sessions;
+  }
+  t2s_device dev = {&dev_ops, &F};
+  t2s_upstream up = {&up_ops, &F};
+  t2s_engine *e = NULL;
+  CU_ASSERT_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, NULL) == 0);
+  return e;
+}
+
+/* A client datagram into the engine. */
+static void send_udp(t2s_engine *e, const char *src, const char *dst, const char *payload,
+                     t2s_tstamp now) {
+  uint8_t buf[1600];
+  t2s_addr s = addr(src), d = addr(dst);
+  t2s_ssize n = t2s_build_udp(buf, sizeof(buf), &s, &d, (const uint8_t *)payload, strlen(payload));
+  CU_ASSERT_FATAL(n > 0);
+  CU_ASSERT(t2s_engine_input(e, buf, (size_t)n, now) == 0);
+}
+
+/* Drives the SOCKS5 handshake of stream index si: connected, method 0, then reply rep with
+ * BND bnd. */
+static void handshake(t2s_engine *e, size_t si, uint8_t rep, const char *bnd, t2s_tstamp now) {
+  uint64_t id = F.streams[si].id;
+  t2s_engine_stream_opened(e, id, 0, now);
+  CU_ASSERT_EQUAL(F.streams[si].wlen, 3); /* greeting: 5 1 0 */
+  const uint8_t method[] = {5, 0};
+  t2s_engine_stream_recv(e, id, method, 2, now);
+  CU_ASSERT_FATAL(F.streams[si].wlen >= 3 + 10);
+  uint8_t reply[32];
+  t2s_addr b = addr(bnd);
+  reply[0] = 5;
+  reply[1] = rep;
+  reply[2] = 0;
+  size_t n = 3 + (size_t)t2s_socks5_host_encode(
+                     reply + 3, sizeof(reply) - 3,
+                     &(t2s_socks5_host){.atyp = b.family == 4 ? 1 : 4, .addr = b});
+  t2s_engine_stream_recv(e, id, reply, n, now);
+}
+
+/* Parses recorded output packet i. */
+static t2s_pkt out_pkt(size_t i) {
+  t2s_pkt p;
+  CU_ASSERT_FATAL(i < F.nout);
+  CU_ASSERT_FATAL(t2s_pkt_parse(F.out[i].data, F.out[i].len, &p) == T2S_DROP_NONE);
+  return p;
+}
+
+static void test_associate_full_cone(void) {
+  t2s_engine *e = new_engine(true, 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "one", 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.11:7", "two", 0);
+  CU_ASSERT_EQUAL(F.nstreams, 1); /* one association for the client socket */
+  t2s_addr proxy = addr("203.0.113.200:1080");
+  CU_ASSERT(t2s_addr_eq(&F.streams[0].dst, &proxy));
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 1);
+  handshake(e, 0, 0, "0.0.0.0:4000", 1);
+  CU_ASSERT_EQUAL(F.streams[0].written[3 + 1], 3); /* CMD UDP ASSOCIATE */
+  CU_ASSERT_FATAL(F.ndgrams == 1);
+  t2s_addr want = addr("203.0.113.200:4000"); /* 0.0.0.0 => the proxy's address */
+  CU_ASSERT(t2s_addr_eq(&F.dgrams[0].relay, &want));
+  CU_ASSERT_EQUAL(F.dgrams[0].sent, 2); /* the queue was flushed in order */
+  t2s_addr dst;
+  const uint8_t *pl;
+  size_t plen;
+  CU_ASSERT(t2s_socks5_udp_decode(F.dgrams[0].last, F.dgrams[0].lastlen, &dst, &pl, &plen, NULL) ==
+            0);
+  t2s_addr d11 = addr("192.0.2.11:7");
+  CU_ASSERT(t2s_addr_eq(&dst, &d11));
+  CU_ASSERT(plen == 3 && memcmp(pl, "two", 3) == 0);
+  /* A reply from a third remote the client never addressed: full cone. */
+  uint8_t buf[128];
+  t2s_addr other = addr("192.0.2.99:9999");
+  t2s_ssize n = t2s_socks5_udp_encode(buf, sizeof(buf), &other, (const uint8_t *)"hi", 2);
+  t2s_engine_dgram_recv(e, F.dgrams[0].id, buf, (size_t)n, 2);
+  CU_ASSERT_EQUAL(F.nout, 1);
+  t2s_pkt p = out_pkt(0);
+  CU_ASSERT(t2s_addr_eq(&p.src, &other));
+  t2s_addr client = addr("198.18.0.2:5000");
+  CU_ASSERT(t2s_addr_eq(&p.dst, &client));
+  CU_ASSERT(p.payload_len == 2 && memcmp(p.payload, "hi", 2) == 0);
+  /* FRAG != 0 from the relay: dropped and counted. */
+  buf[2] = 1;
+  t2s_engine_dgram_recv(e, F.dgrams[0].id, buf, (size_t)n, 3);
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.drops[T2S_DROP_SOCKS5_UDP_FRAG], 1);
+  CU_ASSERT_EQUAL(F.nout, 1);
+  /* The control connection closing ends the session. */
+  t2s_engine_stream_eof(e, F.streams[0].id, 4);
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
+  CU_ASSERT(F.dgrams[0].closed && F.streams[0].closed);
+  t2s_engine_del(e);
+}
+
+static void test_queue_bound(void) {
+  t2s_engine *e = new_engine(true, 0);
+  for (int i = 0; i < 40; i++) {
+    send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "x", 0);
+  }
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.drops[T2S_DROP_UDP_QUEUE_FULL], 8);
+  handshake(e, 0, 0, "203.0.113.201:4000", 1);
+  CU_ASSERT_EQUAL(F.dgrams[0].sent, 32);
+  t2s_addr want = addr("203.0.113.201:4000");
+  CU_ASSERT(t2s_addr_eq(&F.dgrams[0].relay, &want));
+  t2s_engine_del(e);
+}
+
+static void test_idle_and_dns_timeouts(void) {
+  t2s_engine *e = new_engine(false, 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "a", 0);
+  send_udp(e, "198.18.0.2:5001", "192.0.2.53:53", "q", 0);
+  CU_ASSERT_EQUAL(F.ndgrams, 2);
+  CU_ASSERT_EQUAL(t2s_engine_udp_get_expiry(e), 10 * T2S_SECONDS);
+  t2s_engine_handle_expiry(e, 10 * T2S_SECONDS);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 1);
+  CU_ASSERT(F.dgrams[1].closed && !F.dgrams[0].closed);
+  /* Activity (a reply) pushes the idle deadline. */
+  t2s_engine_dgram_recv(e, F.dgrams[0].id, (const uint8_t *)"r", 1, 30 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_engine_udp_get_expiry(e), 90 * T2S_SECONDS);
+  t2s_engine_handle_expiry(e, 89 * T2S_SECONDS);
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 1);
+  t2s_engine_handle_expiry(e, 90 * T2S_SECONDS);
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
+  CU_ASSERT_EQUAL(st.udp_timeouts, 2);
+  CU_ASSERT_EQUAL(t2s_engine_udp_get_expiry(e), T2S_TSTAMP_MAX);
+  t2s_engine_del(e);
+}
+
+static void test_lru_dns_first(void) {
+  t2s_engine *e = new_engine(false, 3);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "a", 0);  /* other, oldest */
+  send_udp(e, "198.18.0.2:5001", "192.0.2.53:53", "q", 1); /* dns */
+  send_udp(e, "198.18.0.2:5002", "192.0.2.10:7", "b", 2);  /* other */
+  send_udp(e, "198.18.0.2:5003", "192.0.2.10:7", "c", 3);  /* evicts the DNS session */
+  CU_ASSERT(F.dgrams[1].closed);
+  CU_ASSERT(!F.dgrams[0].closed);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "a2", 4); /* refreshes 5000 */
+  send_udp(e, "198.18.0.2:5004", "192.0.2.10:7", "d", 5);  /* evicts 5002, the LRU */
+  CU_ASSERT(F.dgrams[2].closed);
+  CU_ASSERT(!F.dgrams[0].closed);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_evictions, 2);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 3);
+  t2s_engine_del(e);
+}
+
+static void test_no_udp_fallback(void) {
+  t2s_engine *e = new_engine(true, 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.53:53", "\x12\x34query", 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "other", 0);
+  handshake(e, 0, T2S_SOCKS5_REP_CMD_UNSUPPORTED, "0.0.0.0:0", 1);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_no_udp_verdicts, 1);
+  CU_ASSERT_EQUAL(st.udp_proxy_no_udp, 1);
+  CU_ASSERT_EQUAL(st.udp_port_unreach_sent, 1);
+  /* The port-7 datagram got an ICMP port unreachable. */
+  CU_ASSERT_FATAL(F.nout == 1);
+  t2s_pkt p = out_pkt(0);
+  CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_ICMP);
+  CU_ASSERT_EQUAL(p.l4.icmp.type, 3);
+  CU_ASSERT_EQUAL(p.l4.icmp.code, 3);
+  /* The DNS query goes over TCP: a CONNECT to the resolver through the proxy. */
+  CU_ASSERT_FATAL(F.nstreams == 2);
+  handshake(e, 1, 0, "0.0.0.0:0", 2);
+  CU_ASSERT_EQUAL(F.streams[1].written[3 + 1], 1); /* CMD CONNECT */
+  size_t req = 3 + 10;
+  CU_ASSERT_FATAL(F.streams[1].wlen == req + 2 + 7);
+  CU_ASSERT_EQUAL(t2s_get16(F.streams[1].written + req), 7);
+  CU_ASSERT(memcmp(F.streams[1].written + req + 2, "\x12\x34query", 7) == 0);
+  /* The answer, split across two reads, comes back as UDP from the resolver. */
+  const uint8_t ans[] = {0, 5, 0x12, 0x34, 'a', 'n', 's'};
+  t2s_engine_stream_recv(e, F.streams[1].id, ans, 3, 3);
+  CU_ASSERT_EQUAL(F.nout, 1);
+  t2s_engine_stream_recv(e, F.streams[1].id, ans + 3, 4, 3);
+  CU_ASSERT_FATAL(F.nout == 2);
+  p = out_pkt(1);
+  t2s_addr resolver = addr("192.0.2.53:53");
+  CU_ASSERT(t2s_addr_eq(&p.src, &resolver));
+  CU_ASSERT(p.payload_len == 5 && memcmp(p.payload,
+                                         "\x12\x34"
+                                         "ans",
+                                         5) == 0);
+  /* The verdict holds: the next non-DNS datagram is refused at once, with no new stream. */
+  send_udp(e, "198.18.0.2:6000", "192.0.2.10:7", "x", 4);
+  CU_ASSERT_EQUAL(F.nstreams, 2);
+  CU_ASSERT_EQUAL(F.nout, 3);
+  /* ...and after five minutes UDP ASSOCIATE is tried again. */
+  send_udp(e, "198.18.0.2:6000", "192.0.2.10:7", "x", 5 * 60 * T2S_SECONDS + 10);
+  CU_ASSERT_EQUAL(F.nstreams, 3);
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_proxy_no_udp, 0);
+  CU_ASSERT_EQUAL(st.udp_dns_tcp_queries, 1);
+  CU_ASSERT_EQUAL(st.udp_dns_tcp_answers, 1);
+  t2s_engine_del(e);
+}
+
+static void test_closed_after_request(void) {
+  t2s_engine *e = new_engine(true, 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "x", 0);
+  t2s_engine_stream_opened(e, F.streams[0].id, 0, 1);
+  const uint8_t method[] = {5, 0};
+  t2s_engine_stream_recv(e, F.streams[0].id, method, 2, 1);
+  t2s_engine_stream_eof(e, F.streams[0].id, 2); /* ssh -D */
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_no_udp_verdicts, 1);
+  CU_ASSERT_EQUAL(st.udp_port_unreach_sent, 1);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
+  t2s_engine_del(e);
+}
+
+static void test_flush_by_egress(void) {
+  t2s_engine *e = new_engine(false, 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "a", 0);
+  send_udp(e, "198.18.0.2:5001", "192.0.2.10:7", "b", 0);
+  t2s_egress same = e->cfg.egress, other = e->cfg.egress;
+  other.ifindex = 77;
+  CU_ASSERT_EQUAL(t2s_engine_udp_flush(e, &same, 1), 0);
+  CU_ASSERT_EQUAL(t2s_engine_udp_flush(e, &other, 1), 2);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
+  CU_ASSERT(F.dgrams[0].closed && F.dgrams[1].closed);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "a", 2);
+  CU_ASSERT_EQUAL(t2s_engine_udp_flush(e, NULL, 3), 1);
+  t2s_engine_del(e);
+}
+
+static void test_direct_refused_gives_unreach(void) {
+  t2s_engine *e = new_engine(false, 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:9", "a", 0);
+  t2s_addr d = addr("192.0.2.10:9");
+  CU_ASSERT(t2s_addr_eq(&F.dgrams[0].relay, &d));
+  CU_ASSERT(F.dgrams[0].lastlen == 1 && F.dgrams[0].last[0] == 'a'); /* raw, no header */
+  t2s_engine_dgram_error(e, F.dgrams[0].id, T2S_ERR_REFUSED, 1);
+  CU_ASSERT_FATAL(F.nout == 1);
+  t2s_pkt p = out_pkt(0);
+  CU_ASSERT_EQUAL(p.l4.icmp.type, 3);
+  t2s_engine_del(e);
+}
+
+static void test_big_reply_fragmented_v6(void) {
+  t2s_engine *e = new_engine(false, 0);
+  send_udp(e, "[fd00:18::2]:5000", "[2001:db8::53]:53", "q", 0);
+  static uint8_t big[4000];
+  memset(big, 0x5a, sizeof(big));
+  t2s_engine_dgram_recv(e, F.dgrams[0].id, big, sizeof(big), 1);
+  CU_ASSERT_EQUAL(F.nout, 3); /* 4048 bytes over 1448-byte fragments */
+  t2s_reasm_config c;
+  t2s_reasm_config_default(&c);
+  t2s_reasm *r = NULL;
+  t2s_reasm_new(&r, &c);
+  static uint8_t whole[T2S_REASM_MAX_PKT];
+  t2s_ssize w = 0;
+  for (size_t i = 0; i < F.nout; i++) {
+    CU_ASSERT(F.out[i].len <= 1500);
+    t2s_pkt p;
+    CU_ASSERT(t2s_pkt_parse(F.out[i].data, F.out[i].len, &p) == T2S_DROP_FRAGMENT);
+    w = t2s_reasm_input(r, &p, 1, whole, sizeof(whole), NULL);
+  }
+  CU_ASSERT_FATAL(w > 0);
+  t2s_pkt p;
+  CU_ASSERT_EQUAL(t2s_pkt_parse(whole, (size_t)w, &p), T2S_DROP_NONE);
+  CU_ASSERT(p.payload_len == sizeof(big) && memcmp(p.payload, big, sizeof(big)) == 0);
+  t2s_reasm_del(r);
+  t2s_engine_del(e);
+}
+
+static void test_fragmented_ping_both_ways(void) {
+  t2s_engine *e = new_engine(false, 0);
+  /* An ICMP echo request with 3000 bytes of data, fragmented by the client. */
+  static uint8_t pkt[3100], msg[3008];
+  memset(msg, 0, 8);
+  msg[0] = 8;
+  t2s_put16(msg + 4, 42);
+  t2s_put16(msg + 6, 1);
+  for (size_t i = 8; i < sizeof(msg); i++) {
+    msg[i] = (uint8_t)i;
+  }
+  t2s_put16(msg + 2, t2s_csum_fold(t2s_csum_add(0, msg, sizeof(msg))));
+  t2s_addr s = addr("198.18.0.2"), d = addr("192.0.2.1");
+  memset(pkt, 0, 20);
+  pkt[0] = 0x45;
+  t2s_put16(pkt + 2, (uint16_t)(20 + sizeof(msg)));
+  pkt[8] = 64;
+  pkt[9] = 1;
+  memcpy(pkt + 12, s.ip, 4);
+  memcpy(pkt + 16, d.ip, 4);
+  t2s_put16(pkt + 10, t2s_csum_fold(t2s_csum_add(0, pkt, 20)));
+  memcpy(pkt + 20, msg, sizeof(msg));
+  /* Split it with the engine's own splitter into a tiny recording device. */
+  static fake in;
+  memset(&in, 0, sizeof(in));
+  static uint8_t scratch[1500];
+  CU_ASSERT_EQUAL(
+      t2s_frag_split(pkt, 20 + sizeof(msg), 1500, 5, scratch, sizeof(scratch), dev_send, &in), 3);
+  for (size_t i = 0; i < in.nout; i++) {
+    t2s_engine_input(e, in.out[i].data, in.out[i].len, 0);
+  }
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.frag_reassembled, 1);
+  CU_ASSERT_EQUAL(st.icmp_echo_replies, 1);
+  CU_ASSERT_EQUAL(st.frag_sent, 3);
+  CU_ASSERT_EQUAL(F.nout, 3);
+  t2s_engine_del(e);
+}
+
+int t2s_test_register_udp(void) {
+  CU_pSuite s = CU_add_suite("udp", NULL, NULL);
+  if (s == NULL ||
+      !CU_add_test(s, "UDP ASSOCIATE, queue flushed, full-cone reply, control close",
+                   test_associate_full_cone) ||
+      !CU_add_test(s, "setup queue bounded", test_queue_bound) ||
+      !CU_add_test(s, "idle and DNS timeouts", test_idle_and_dns_timeouts) ||
+      !CU_add_test(s, "LRU eviction at the cap, DNS first", test_lru_dns_first) ||
+      !CU_add_test(s, "REP 7: DNS over TCP, ICMP unreachable, verdict retried",
+                   test_no_udp_fallback) ||
+      !CU_add_test(s, "closed after the request (ssh -D) is no UDP", test_closed_after_request) ||
+      !CU_add_test(s, "network-change flush by egress", test_flush_by_egress) ||
+      !CU_add_test(s, "direct mode: raw datagrams, refused gives ICMP unreachable",
+                   test_direct_refused_gives_unreach) ||
+      !CU_add_test(s, "big v6 reply fragmented", test_big_reply_fragmented_v6) ||
+      !CU_add_test(s, "ping -s 3000: reassembled in, fragmented out",
+                   test_fragmented_ping_both_ways)) {
+    return -1;
+  }
+  return 0;
+}
