@@ -1,0 +1,393 @@
+/* test_engine_net.c: the network-change state machine (docs/network-change.md), driven with a
+ * fake device, upstream and monitor: flows are opened through the SOCKS5 handshake, then the
+ * world changes and each test checks who got a RST, when, and where new flows go. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "packet.h"
+#include "test_util.h"
+
+#define MAX_PKTS 256
+#define MAX_STREAMS 16
+
+typedef struct fake {
+  /* device: what the engine sent toward the clients */
+  uint8_t pkts[MAX_PKTS][1600];
+  size_t pktlen[MAX_PKTS];
+  size_t npkts;
+  /* upstream: the streams the engine opened */
+  uint64_t stream_id[MAX_STREAMS];
+  t2s_egress stream_egress[MAX_STREAMS];
+  size_t nstreams;
+  size_t closed;
+  /* monitor: the answer to route_get */
+  int route_rv;
+  t2s_route route;
+  size_t route_queries;
+} fake;
+
+static int dev_send(void *self, const uint8_t *pkt, size_t len) {
+  fake *f = self;
+  if (f->npkts < MAX_PKTS && len <= sizeof(f->pkts[0])) {
+    memcpy(f->pkts[f->npkts], pkt, len);
+    f->pktlen[f->npkts++] = len;
+  }
+  return 0;
+}
+
+static void dev_caps(void *self, t2s_device_caps *caps) {
+  (void)self;
+  caps->mtu = 1500;
+  caps->offloads = 0;
+}
+
+static const t2s_device_ops dev_ops = {NULL, dev_send, dev_caps};
+
+static int up_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *eg) {
+  fake *f = self;
+  (void)dst;
+  if (f->nstreams < MAX_STREAMS) {
+    f->stream_id[f->nstreams] = id;
+    f->stream_egress[f->nstreams++] = *eg;
+  }
+  return 0;
+}
+
+static t2s_ssize up_write(void *self, uint64_t id, const uint8_t *d, size_t len) {
+  (void)self;
+  (void)id;
+  (void)d;
+  return (t2s_ssize)len;
+}
+
+static int up_shutdown(void *self, uint64_t id) {
+  (void)self;
+  (void)id;
+  return 0;
+}
+
+static void up_pause(void *self, uint64_t id, bool paused) {
+  (void)self;
+  (void)id;
+  (void)paused;
+}
+
+static void up_close(void *self, uint64_t id, bool abort) {
+  fake *f = self;
+  (void)id;
+  (void)abort;
+  f->closed++;
+}
+
+static int up_dopen(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *eg) {
+  (void)self;
+  (void)id;
+  (void)relay;
+  (void)eg;
+  return 0;
+}
+
+static int up_dsend(void *self, uint64_t id, const uint8_t *d, size_t len) {
+  (void)self;
+  (void)id;
+  (void)d;
+  (void)len;
+  return 0;
+}
+
+static void up_dclose(void *self, uint64_t id) {
+  (void)self;
+  (void)id;
+}
+
+static const t2s_upstream_ops up_ops = {up_open,  up_write, up_shutdown, up_pause,
+                                        up_close, up_dopen, up_dsend,    up_dclose};
+
+static int mon_start(void *self, t2s_net_event_cb cb, void *arg) {
+  (void)self;
+  (void)cb;
+  (void)arg;
+  return 0;
+}
+
+static void mon_stop(void *self) {
+  (void)self;
+}
+
+static int mon_route_get(void *self, const t2s_addr *dst, uint32_t mark, t2s_route *out) {
+  fake *f = self;
+  (void)dst;
+  (void)mark;
+  f->route_queries++;
+  if (f->route_rv != 0) {
+    return f->route_rv;
+  }
+  *out = f->route;
+  return 0;
+}
+
+static const t2s_monitor_ops mon_ops = {mon_start, mon_stop, mon_route_get};
+
+static fake F;
+static t2s_engine *E;
+
+static void set_route(uint32_t ifindex, const char *ifname, const char *src, bool local) {
+  memset(&F.route, 0, sizeof(F.route));
+  F.route_rv = 0;
+  F.route.ifindex = ifindex;
+  strncpy(F.route.ifname, ifname, sizeof(F.route.ifname) - 1);
+  t2s_addr_parse(src, &F.route.src);
+  F.route.local = local;
+}
+
+static void setup(t2s_netchange_policy policy) {
+  memset(&F, 0, sizeof(F));
+  set_route(2, "wlan0", "192.0.2.10", false);
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  t2s_addr_parse("198.51.100.200:1080", &cfg.proxy);
+  cfg.on_network_change = policy;
+  static t2s_device dev;
+  static t2s_upstream up;
+  static t2s_monitor mon;
+  dev.ops = &dev_ops;
+  dev.self = &F;
+  up.ops = &up_ops;
+  up.self = &F;
+  mon.ops = &mon_ops;
+  mon.self = &F;
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&E, &cfg, &dev, &up, NULL), 0);
+  t2s_engine_set_monitor(E, &mon);
+}
+
+static void teardown(void) {
+  t2s_engine_del(E);
+  E = NULL;
+}
+
+static void send_syn(uint16_t sport, t2s_tstamp now) {
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2", &src);
+  t2s_addr_parse("203.0.113.10:80", &dst);
+  src.port = sport;
+  t2s_tcp_opts o;
+  memset(&o, 0, sizeof(o));
+  o.has_mss = true;
+  o.mss = 1460;
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &src, &dst, 1000u * sport, 0, T2S_TCP_SYN, 65535,
+                              &o, NULL, 0, NULL, 0);
+  CU_ASSERT_FATAL(n > 0);
+  t2s_engine_input(E, buf, (size_t)n, now);
+}
+
+/* Completes the upstream side of the last stream opened: connect, SOCKS5 method and reply. */
+static void complete_last_stream(t2s_tstamp now) {
+  CU_ASSERT_FATAL(F.nstreams > 0);
+  uint64_t id = F.stream_id[F.nstreams - 1];
+  static const uint8_t method[] = {5, 0};
+  static const uint8_t reply[] = {5, 0, 0, 1, 198, 51, 100, 200, 0x04, 0x38};
+  t2s_engine_stream_opened(E, id, 0, now);
+  t2s_engine_stream_recv(E, id, method, sizeof(method), now);
+  t2s_engine_stream_recv(E, id, reply, sizeof(reply), now);
+}
+
+/* Finds the last packet sent to client port sport; returns its TCP flags or -1. */
+static int last_flags_to(uint16_t sport, size_t from) {
+  int flags = -1;
+  for (size_t i = from; i < F.npkts; i++) {
+    t2s_pkt p;
+    if (t2s_pkt_parse(F.pkts[i], F.pktlen[i], &p) == T2S_DROP_NONE && p.proto == T2S_IPPROTO_TCP &&
+        p.dst.port == sport) {
+      flags = p.l4.tcp.flags;
+    }
+  }
+  return flags;
+}
+
+static void open_flow(uint16_t sport, t2s_tstamp now) {
+  send_syn(sport, now);
+  complete_last_stream(now);
+  CU_ASSERT_EQUAL(last_flags_to(sport, 0) & (T2S_TCP_SYN | T2S_TCP_ACK), T2S_TCP_SYN | T2S_TCP_ACK);
+}
+
+static void net_event(t2s_net_event_type type, uint32_t ifindex, t2s_tstamp now) {
+  t2s_net_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = type;
+  ev.ifindex = ifindex;
+  ev.family = T2S_AF_INET;
+  t2s_engine_network_event(E, &ev, now);
+}
+
+static void run_until(t2s_tstamp t) {
+  for (int i = 0; i < 1000; i++) {
+    t2s_tstamp x = t2s_engine_get_expiry(E);
+    if (x > t) {
+      break;
+    }
+    t2s_engine_handle_expiry(E, x);
+  }
+}
+
+static t2s_engine_stats stats(void) {
+  t2s_engine_stats st;
+  t2s_engine_get_stats(E, &st);
+  return st;
+}
+
+static const t2s_tstamp MS = T2S_MILLISECONDS;
+
+static void test_flap_that_ends_where_it_started_resets_nothing(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  size_t mark = F.npkts;
+  net_event(T2S_NET_LINK_DOWN, 2, 100 * MS);
+  net_event(T2S_NET_LINK_UP, 2, 300 * MS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_SETTLING);
+  CU_ASSERT_EQUAL(t2s_engine_get_expiry(E), 800 * MS); /* extended by the second event */
+  run_until(900 * MS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_UP);
+  CU_ASSERT_EQUAL(stats().route_updates, 1);
+  CU_ASSERT_EQUAL(stats().network_changes, 0);
+  CU_ASSERT_EQUAL(stats().flows_reset, 0);
+  CU_ASSERT_EQUAL(last_flags_to(40001, mark), -1);
+  teardown();
+}
+
+static void test_new_default_interface_resets_affected_flows_once(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  open_flow(40002, 0);
+  size_t mark = F.npkts;
+  net_event(T2S_NET_DEFAULT_ROUTE_CHANGED, 3, 1000 * MS);
+  set_route(3, "eth0", "198.51.100.10", false);
+  net_event(T2S_NET_ROUTE_CHANGED, 3, 1100 * MS);
+  run_until(1599 * MS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 0); /* still settling */
+  run_until(1600 * MS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 2);
+  CU_ASSERT_EQUAL(stats().network_changes, 1);
+  CU_ASSERT(last_flags_to(40001, mark) & T2S_TCP_RST);
+  CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
+  CU_ASSERT_EQUAL(stats().last_detect_ns, 600 * MS);
+  CU_ASSERT_STRING_EQUAL(t2s_engine_get_egress(E)->ifname, "eth0");
+  /* A new flow leaves through the new egress, and its success is the recovery time. */
+  open_flow(40003, 1700 * MS);
+  CU_ASSERT_EQUAL(F.stream_egress[F.nstreams - 1].ifindex, 3);
+  CU_ASSERT_EQUAL(stats().tcp_flows_active, 1);
+  teardown();
+}
+
+static void test_unaffected_flows_keep_running(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  /* The default route moves, but the proxy is still reached over the same LAN interface. */
+  net_event(T2S_NET_DEFAULT_ROUTE_CHANGED, 7, 10 * MS);
+  size_t mark = F.npkts;
+  run_until(2 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 0);
+  CU_ASSERT_EQUAL(stats().route_updates, 1);
+  CU_ASSERT_EQUAL(last_flags_to(40001, mark), -1);
+  teardown();
+}
+
+static void test_no_route_refuses_new_flows_at_once(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  F.route_rv = T2S_ERR_UNREACHABLE;
+  net_event(T2S_NET_LINK_DOWN, 2, 10 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_NO_ROUTE);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  size_t before = F.nstreams;
+  size_t mark = F.npkts;
+  send_syn(40002, 2 * T2S_SECONDS);
+  CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
+  CU_ASSERT_EQUAL(F.nstreams, before); /* no upstream attempted */
+  CU_ASSERT_EQUAL(stats().syn_refused_offline, 1);
+  /* The route comes back elsewhere: UP again, new flows work through it. */
+  set_route(3, "eth0", "198.51.100.10", false);
+  net_event(T2S_NET_LINK_UP, 3, 3 * T2S_SECONDS);
+  run_until(4 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_UP);
+  open_flow(40003, 4 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(F.stream_egress[F.nstreams - 1].ifindex, 3);
+  teardown();
+}
+
+static void test_resume_resets_every_flow_at_once(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  open_flow(40002, 0);
+  net_event(T2S_NET_PAUSED, 0, 10 * MS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_SUSPENDED);
+  size_t mark = F.npkts;
+  send_syn(40009, 20 * MS); /* asleep: refused at once */
+  CU_ASSERT(last_flags_to(40009, mark) & T2S_TCP_RST);
+  t2s_net_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = T2S_NET_RESUMED;
+  ev.slept_ns = 30 * T2S_SECONDS;
+  t2s_engine_network_event(E, &ev, 50 * MS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 2); /* at the resume itself, no debounce */
+  CU_ASSERT(last_flags_to(40001, mark) & T2S_TCP_RST);
+  CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
+  CU_ASSERT_EQUAL(stats().resumes, 1);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_UP);
+  teardown();
+}
+
+static void test_local_proxy_default_change_resets_everything(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  set_route(1, "lo", "127.0.0.1", true);
+  t2s_monitor mon = {&mon_ops, &F};
+  t2s_engine_set_monitor(E, &mon);
+  CU_ASSERT_EQUAL(t2s_engine_get_egress(E)->ifindex, 0); /* local proxy: unbound */
+  open_flow(40001, 0);
+  t2s_net_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = T2S_NET_DEFAULT_ROUTE_CHANGED;
+  ev.family = T2S_AF_INET;
+  ev.ifindex = 3;
+  t2s_engine_network_event(E, &ev, 10 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  CU_ASSERT_EQUAL(stats().network_changes, 1);
+  teardown();
+}
+
+static void test_policy_none_keeps_flows_but_moves_the_egress(void) {
+  setup(T2S_NETCHANGE_NONE);
+  open_flow(40001, 0);
+  set_route(3, "eth0", "198.51.100.10", false);
+  net_event(T2S_NET_ROUTE_CHANGED, 3, 10 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 0);
+  CU_ASSERT_EQUAL(stats().network_changes, 1);
+  CU_ASSERT_EQUAL(t2s_engine_get_egress(E)->ifindex, 3);
+  teardown();
+}
+
+int t2s_test_register_engine_net(void) {
+  CU_pSuite s = CU_add_suite("engine_net", NULL, NULL);
+  if (s == NULL ||
+      !CU_add_test(s, "flap ending where it started resets nothing",
+                   test_flap_that_ends_where_it_started_resets_nothing) ||
+      !CU_add_test(s, "new default interface resets affected flows once",
+                   test_new_default_interface_resets_affected_flows_once) ||
+      !CU_add_test(s, "unaffected flows keep running", test_unaffected_flows_keep_running) ||
+      !CU_add_test(s, "no route refuses new flows at once",
+                   test_no_route_refuses_new_flows_at_once) ||
+      !CU_add_test(s, "resume resets every flow at once", test_resume_resets_every_flow_at_once) ||
+      !CU_add_test(s, "local proxy: default change resets everything",
+                   test_local_proxy_default_change_resets_everything) ||
+      !CU_add_test(s, "policy none keeps flows, moves the egress",
+                   test_policy_none_keeps_flows_but_moves_the_egress)) {
+    return -1;
+  }
+  return 0;
+}
