@@ -17,20 +17,23 @@ void t2s_idmap_init(t2s_idmap *m) {
   m->cap = 0;
   m->len = 0;
   m->used = 0;
+  m->mem = NULL;
 }
 
 void t2s_idmap_free(t2s_idmap *m) {
-  free(m->keys);
-  free(m->vals);
+  t2s_mem *mem = m->mem;
+  t2s_free(mem, m->keys);
+  t2s_free(mem, m->vals);
   t2s_idmap_init(m);
+  m->mem = mem;
 }
 
 static int grow(t2s_idmap *m, size_t newcap) {
-  uint64_t *keys = calloc(newcap, sizeof(*keys));
-  void **vals = calloc(newcap, sizeof(*vals));
+  uint64_t *keys = t2s_calloc(m->mem, newcap, sizeof(*keys));
+  void **vals = t2s_calloc(m->mem, newcap, sizeof(*vals));
   if (keys == NULL || vals == NULL) {
-    free(keys);
-    free(vals);
+    t2s_free(m->mem, keys);
+    t2s_free(m->mem, vals);
     return T2S_ERR_NOMEM;
   }
   for (size_t i = 0; i < m->cap; i++) {
@@ -45,13 +48,21 @@ static int grow(t2s_idmap *m, size_t newcap) {
     keys[j] = k;
     vals[j] = m->vals[i];
   }
-  free(m->keys);
-  free(m->vals);
+  t2s_free(m->mem, m->keys);
+  t2s_free(m->mem, m->vals);
   m->keys = keys;
   m->vals = vals;
   m->cap = newcap;
   m->used = m->len;
   return 0;
+}
+
+int t2s_idmap_reserve(t2s_idmap *m, size_t n) {
+  size_t cap = 16;
+  while ((n + 1) * 2 >= cap) {
+    cap *= 2;
+  }
+  return cap > m->cap ? grow(m, cap) : 0;
 }
 
 int t2s_idmap_put(t2s_idmap *m, uint64_t id, void *val) {

@@ -40,11 +40,12 @@ int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
   if (pstack == NULL || cfg == NULL || cbs == NULL || cbs->output == NULL || rand == NULL) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
-  t2s_tcp_stack *st = calloc(1, sizeof(*st));
+  t2s_tcp_stack *st = t2s_calloc(cfg->mem, 1, sizeof(*st));
   if (st == NULL) {
     return T2S_ERR_NOMEM;
   }
   st->cfg = *cfg;
+  st->mem = cfg->mem ? cfg->mem : &st->own_mem;
   if (st->cfg.mtu < 576) {
     st->cfg.mtu = 576;
   }
@@ -68,9 +69,15 @@ int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
   while (st->table_size < st->cfg.max_conns && st->table_size < (1u << 20)) {
     st->table_size <<= 1;
   }
-  st->table = calloc(st->table_size, sizeof(*st->table));
-  if (st->table == NULL) {
-    free(st);
+  st->table = t2s_calloc(st->mem, st->table_size, sizeof(*st->table));
+  /* The timer heap is allocated now so that the block count stays flat as connections come
+   * and go (it only grows, by realloc). */
+  st->heap_cap = 64;
+  st->heap = t2s_calloc(st->mem, st->heap_cap, sizeof(*st->heap));
+  if (st->table == NULL || st->heap == NULL) {
+    t2s_free(st->mem, st->table);
+    t2s_free(st->mem, st->heap);
+    t2s_free(cfg->mem, st);
     return T2S_ERR_NOMEM;
   }
   *pstack = st;
@@ -78,9 +85,10 @@ int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
 }
 
 static void conn_free(t2s_tcp_conn *c) {
-  free(c->sbuf.buf);
-  free(c->rbuf.buf);
-  free(c);
+  t2s_mem *mem = c->stack->mem;
+  t2s_free(mem, c->sbuf.buf);
+  t2s_free(mem, c->rbuf.buf);
+  t2s_free(mem, c);
 }
 
 void t2s_tcp_stack_del(t2s_tcp_stack *st) {
@@ -100,9 +108,9 @@ void t2s_tcp_stack_del(t2s_tcp_stack *st) {
     st->reap = c->rnext;
     conn_free(c);
   }
-  free(st->table);
-  free(st->heap);
-  free(st);
+  t2s_free(st->mem, st->table);
+  t2s_free(st->mem, st->heap);
+  t2s_free(st->cfg.mem, st);
 }
 
 static size_t bucket_of(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
@@ -131,17 +139,18 @@ t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_a
   if (st->nconns >= st->cfg.max_conns) {
     return NULL;
   }
-  t2s_tcp_conn *c = calloc(1, sizeof(*c));
+  t2s_tcp_conn *c = t2s_calloc(st->mem, 1, sizeof(*c));
   if (c == NULL) {
     return NULL;
   }
+  c->stack = st;
   /* The receive ring has a little slack: a window rounded up by scaling may exceed the free
    * space by less than 1 << wscale bytes. */
   c->rcv.wscale = wscale_for(st->cfg.rcvbuf);
   c->sbuf.cap = st->cfg.sndbuf;
   c->rbuf.cap = st->cfg.rcvbuf + (1u << c->rcv.wscale);
-  c->sbuf.buf = malloc(c->sbuf.cap);
-  c->rbuf.buf = malloc(c->rbuf.cap);
+  c->sbuf.buf = t2s_malloc(st->mem, c->sbuf.cap);
+  c->rbuf.buf = t2s_malloc(st->mem, c->rbuf.cap);
   if (c->sbuf.buf == NULL || c->rbuf.buf == NULL) {
     conn_free(c);
     return NULL;
@@ -402,6 +411,10 @@ void t2s_tcp_consume(t2s_tcp_conn *c, size_t n, t2s_tstamp now) {
   /* Send a window update when the window grew enough to matter (receiver SWS avoidance,
    * RFC 9293 3.8.6.2.2): by a full segment or a quarter of the buffer since the last one. */
   uint32_t wnd = tcp_rcv_window(c);
+  /* Compare what can be advertised: without window scaling the field caps it at 65535, and a
+   * window that grew beyond that would send the same ACK on every consume. */
+  uint32_t maxwnd = c->ws_ok ? 65535u << c->rcv.wscale : 65535u;
+  wnd = T2S_MIN(wnd, maxwnd);
   uint32_t old = c->rcv.adv - c->rcv.nxt;
   uint32_t thresh = T2S_MIN((uint32_t)c->mss, st->cfg.rcvbuf / 4);
   if (c->state >= T2S_TCP_ESTABLISHED && !c->fin_rcvd &&

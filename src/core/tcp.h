@@ -15,6 +15,7 @@
 #ifndef T2S_TCP_H
 #define T2S_TCP_H
 
+#include "alloc.h"
 #include "common.h"
 #include "packet.h"
 #include "rand.h"
@@ -53,6 +54,7 @@ typedef struct t2s_tcp_config {
   bool wscale;                /* offer window scaling (when the peer does) */
   bool timestamps;            /* offer timestamps */
   bool sack;                  /* offer SACK */
+  t2s_mem *mem; /* counts the stack's heap blocks (alloc.h); NULL: an internal counter */
 } t2s_tcp_config;
 
 /* Defaults: mtu 1500, sndbuf/rcvbuf 256 KiB, 16384 conns, 1024 pending, 10 s pending timeout,

@@ -148,6 +148,8 @@ struct t2s_tcp_stack {
   t2s_tstamp challenge_window_start;
   uint32_t challenge_count;
   t2s_tcp_stats stats;
+  t2s_mem *mem;    /* cfg.mem, or &own_mem */
+  t2s_mem own_mem; /* used when cfg.mem is NULL (the stack struct itself is not counted) */
   uint8_t outbuf[65536 + 128];
 };
 

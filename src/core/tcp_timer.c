@@ -63,7 +63,7 @@ void tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
 static bool heap_insert(t2s_tcp_stack *st, t2s_tcp_conn *c) {
   if (st->heap_len == st->heap_cap) {
     size_t ncap = st->heap_cap ? st->heap_cap * 2 : 64;
-    t2s_tcp_conn **nh = realloc(st->heap, ncap * sizeof(*nh));
+    t2s_tcp_conn **nh = t2s_realloc(st->mem, st->heap, ncap * sizeof(*nh));
     if (nh == NULL) {
       return false;
     }
