@@ -21,6 +21,14 @@ enum {
   OPT_LOG_LEVEL,
   OPT_METRICS,
   OPT_PASSWORD_FILE,
+  OPT_AUTO_ROUTE,
+  OPT_ROUTE_TABLE,
+  OPT_ROUTE_PRIORITY,
+  OPT_ROUTE_EXCLUDE,
+  OPT_ROUTE_INCLUDE,
+  OPT_EXCLUDE_UID,
+  OPT_EXCLUDE_CGROUP,
+  OPT_DNS_HIJACK,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -39,6 +47,14 @@ static const struct option long_options[] = {
     {"loglevel", required_argument, NULL, OPT_LOG_LEVEL}, /* xjasonlyu/tun2socks spelling */
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"proxy-password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"auto-route", no_argument, NULL, OPT_AUTO_ROUTE},
+    {"route-table", required_argument, NULL, OPT_ROUTE_TABLE},
+    {"route-priority", required_argument, NULL, OPT_ROUTE_PRIORITY},
+    {"route-exclude", required_argument, NULL, OPT_ROUTE_EXCLUDE},
+    {"route-include", required_argument, NULL, OPT_ROUTE_INCLUDE},
+    {"exclude-uid", required_argument, NULL, OPT_EXCLUDE_UID},
+    {"exclude-cgroup", required_argument, NULL, OPT_EXCLUDE_CGROUP},
+    {"dns-hijack", optional_argument, NULL, OPT_DNS_HIJACK},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -71,6 +87,17 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --metrics HOST:PORT          serve Prometheus text at /metrics and JSON at "
           "/stats\n"
           "  --proxy-password-file FILE   read the proxy password from FILE (first line)\n"
+          "  --auto-route                 route all IPv4 and IPv6 traffic into the TUN with\n"
+          "                               policy rules (removed at exit); see auto-route.md\n"
+          "  --route-table N              routing table of --auto-route (default 2022)\n"
+          "  --route-priority N           first rule priority of --auto-route (default 9000;\n"
+          "                               N..N+9 are reserved)\n"
+          "  --route-exclude CIDR         keep a range off the tunnel (repeatable)\n"
+          "  --route-include CIDR         tunnel only these ranges (repeatable)\n"
+          "  --exclude-uid UID[-UID]      a user's traffic bypasses the tunnel (repeatable)\n"
+          "  --exclude-cgroup PATH        a cgroup v2's traffic bypasses the tunnel (nftables)\n"
+          "  --dns-hijack[=IP[:PORT]]     send every port-53 flow to this resolver through\n"
+          "                               the proxy (default 1.1.1.1:53)\n"
           "  --help                       print this help and exit\n"
           "  --version                    print the version and exit\n"
           "\n"
@@ -91,6 +118,35 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->udp_timeout_ns = 60 * T2S_SECONDS;
   opts->dns_timeout_ns = 10 * T2S_SECONDS;
   opts->log_level = T2S_LOG_INFO;
+  opts->route_table = 2022;
+  opts->route_priority = 9000;
+}
+
+/* "UID" or "UID-UID". */
+static int parse_uid_range(const char *v, uint32_t out[2]) {
+  char a[32];
+  const char *dash = strchr(v, '-');
+  size_t n = dash ? (size_t)(dash - v) : strlen(v);
+  if (n == 0 || n >= sizeof(a)) {
+    return -1;
+  }
+  memcpy(a, v, n);
+  a[n] = '\0';
+  uint64_t lo, hi;
+  const char *why = NULL;
+  if (t2s_parse_uint(a, 0, UINT32_MAX - 1, &lo, &why) != 0) {
+    return -1;
+  }
+  hi = lo;
+  if (dash && t2s_parse_uint(dash + 1, 0, UINT32_MAX - 1, &hi, &why) != 0) {
+    return -1;
+  }
+  if (hi < lo) {
+    return -1;
+  }
+  out[0] = (uint32_t)lo;
+  out[1] = (uint32_t)hi;
+  return 0;
 }
 
 static t2s_cli_result bad(FILE *err, const char *prog, const char *opt, const char *value,
@@ -215,6 +271,7 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
         return bad(err, prog, "fwmark", v, "must be a 32-bit number (decimal or 0x hex)");
       }
       o->fwmark = (uint32_t)mark;
+      o->fwmark_given = true;
       break;
     }
     case OPT_TCP_CONNECT_TIMEOUT:
@@ -259,6 +316,81 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       }
       strcpy(o->password_file, v);
       break;
+    case OPT_AUTO_ROUTE:
+      o->auto_route = true;
+      break;
+    case OPT_ROUTE_TABLE: {
+      uint64_t t;
+      if (t2s_parse_uint(v, 1, UINT32_MAX, &t, &why) != 0 || t == 253 || t == 254 || t == 255) {
+        return bad(err, prog, "route-table", v,
+                   "must be a table number in 1..4294967295 other than 253, 254, 255");
+      }
+      o->route_table = (uint32_t)t;
+      break;
+    }
+    case OPT_ROUTE_PRIORITY: {
+      uint64_t p;
+      if (t2s_parse_uint(v, 1, 32756, &p, &why) != 0) {
+        return bad(err, prog, "route-priority", v,
+                   "must be in 1..32756 (the rules must come before the main table's 32766)");
+      }
+      o->route_priority = (uint32_t)p;
+      break;
+    }
+    case OPT_ROUTE_EXCLUDE:
+    case OPT_ROUTE_INCLUDE: {
+      bool ex = c == OPT_ROUTE_EXCLUDE;
+      const char *name = ex ? "route-exclude" : "route-include";
+      size_t *n = ex ? &o->nroute_exclude : &o->nroute_include;
+      t2s_cidr *arr = ex ? o->route_exclude : o->route_include;
+      if (*n == T2S_CLI_MAX_ROUTES) {
+        return bad(err, prog, name, v, "too many ranges (at most 32)");
+      }
+      if (t2s_parse_cidr(v, &arr[*n], &why) != 0) {
+        return bad(err, prog, name, v, why);
+      }
+      (*n)++;
+      break;
+    }
+    case OPT_EXCLUDE_UID:
+      if (o->nexclude_uid == T2S_CLI_MAX_UIDS) {
+        return bad(err, prog, "exclude-uid", v, "too many ranges (at most 16)");
+      }
+      if (parse_uid_range(v, o->exclude_uid[o->nexclude_uid]) != 0) {
+        return bad(err, prog, "exclude-uid", v, "must be UID or UID-UID (numbers, low-high)");
+      }
+      o->nexclude_uid++;
+      break;
+    case OPT_EXCLUDE_CGROUP:
+      if (o->nexclude_cgroup == T2S_CLI_MAX_CGROUPS) {
+        return bad(err, prog, "exclude-cgroup", v, "too many cgroups (at most 8)");
+      }
+      if (!*v || strlen(v) >= sizeof(o->exclude_cgroup[0]) || strchr(v, '"')) {
+        return bad(err, prog, "exclude-cgroup", v, "needs a cgroup v2 path");
+      }
+      strcpy(o->exclude_cgroup[o->nexclude_cgroup++], v);
+      break;
+    case OPT_DNS_HIJACK: {
+      /* The resolver is optional: --dns-hijack=IP, or --dns-hijack IP when the next word is
+       * an address. */
+      const char *res = v;
+      if (!res && optind < argc && argv[optind][0] != '-') {
+        t2s_addr probe;
+        if (t2s_addr_parse(argv[optind], &probe) == 0) {
+          res = argv[optind++];
+        }
+      }
+      if (!res) {
+        res = "1.1.1.1";
+      }
+      if (t2s_addr_parse(res, &o->dns_hijack) != 0) {
+        return bad(err, prog, "dns-hijack", res, "must be an IP address with an optional port");
+      }
+      if (o->dns_hijack.port == 0) {
+        o->dns_hijack.port = 53;
+      }
+      break;
+    }
     case OPT_HELP:
     case 'h':
       t2s_cli_usage(out, prog);
@@ -298,6 +430,20 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
     if (o->addresses[i].addr.family == T2S_AF_INET6 && o->mtu < 1280) {
       return bad(err, prog, "mtu", NULL, "an IPv6 --address needs an MTU of at least 1280");
     }
+  }
+  if (!o->auto_route) {
+    const char *needs = o->nroute_exclude    ? "route-exclude"
+                        : o->nroute_include  ? "route-include"
+                        : o->nexclude_uid    ? "exclude-uid"
+                        : o->nexclude_cgroup ? "exclude-cgroup"
+                                             : NULL;
+    if (needs) {
+      return bad(err, prog, needs, NULL, "needs --auto-route");
+    }
+  } else if (!o->fwmark_given) {
+    o->fwmark = 0x2022; /* our upstream sockets must carry a mark to bypass the table */
+  } else if (o->fwmark == 0) {
+    return bad(err, prog, "fwmark", "0", "--auto-route needs a nonzero mark");
   }
   if (o->interface[0] && o->ifname[0] && strcmp(o->interface, o->ifname) == 0) {
     return bad(err, prog, "interface", o->interface,

@@ -12,6 +12,9 @@
 
 #define T2S_CLI_MAX_ADDRESSES 8
 #define T2S_CLI_IFNAMSIZ 16
+#define T2S_CLI_MAX_ROUTES 32 /* --route-exclude, --route-include */
+#define T2S_CLI_MAX_UIDS 16   /* --exclude-uid */
+#define T2S_CLI_MAX_CGROUPS 8 /* --exclude-cgroup */
 
 /* Exit codes of the binary. */
 enum {
@@ -38,6 +41,20 @@ typedef struct t2s_cli_opts {
   char metrics_host[256];           /* "" = every address */
   uint16_t metrics_port;
   char password_file[4096]; /* --proxy-password-file, "" = none */
+  /* --auto-route and its companions (docs/auto-route.md) */
+  bool auto_route;                            /* --auto-route */
+  uint32_t route_table;                       /* --route-table, default 2022 */
+  uint32_t route_priority;                    /* --route-priority, default 9000 */
+  t2s_cidr route_exclude[T2S_CLI_MAX_ROUTES]; /* --route-exclude (repeatable) */
+  size_t nroute_exclude;
+  t2s_cidr route_include[T2S_CLI_MAX_ROUTES]; /* --route-include (repeatable) */
+  size_t nroute_include;
+  uint32_t exclude_uid[T2S_CLI_MAX_UIDS][2]; /* --exclude-uid UID[-UID], inclusive */
+  size_t nexclude_uid;
+  char exclude_cgroup[T2S_CLI_MAX_CGROUPS][256]; /* --exclude-cgroup PATH */
+  size_t nexclude_cgroup;
+  bool fwmark_given;   /* --fwmark was on the command line */
+  t2s_addr dns_hijack; /* --dns-hijack [IP[:PORT]]; family 0 = off */
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "autoroute_linux.h"
 #include "caps_linux.h"
 #include "clock_linux.h"
 #include "log.h"
@@ -42,6 +43,9 @@ struct t2s_runner {
   bool stopping;
   uint64_t network_changes, route_updates;
   t2s_tstamp started;
+  t2s_autoroute *autoroute; /* --auto-route */
+  struct event *ar_ev;      /* its rtnetlink notifications */
+  struct event *ar_timer;   /* debounce before re-applying */
   uint8_t pkt[65536];
 };
 
@@ -152,6 +156,78 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
               (unsigned long long)ev->flow_id, s, d, (unsigned long long)ev->bytes_up,
               (unsigned long long)ev->bytes_down);
   }
+}
+
+/* ---------------- auto-route ---------------- */
+
+/* Re-applies the --auto-route rules and routes after a network change. Also the hook for the
+ * network monitor's events. */
+static void autoroute_refresh(t2s_runner *r) {
+  if (r->autoroute) {
+    t2s_autoroute_refresh(r->autoroute);
+  }
+}
+
+static void autoroute_timer_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  autoroute_refresh(arg);
+}
+
+static void autoroute_event_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  t2s_runner *r = arg;
+  if (t2s_autoroute_drain(r->autoroute) && r->ar_timer) {
+    struct timeval tv = {0, 200 * 1000}; /* a burst of changes is re-applied once */
+    evtimer_add(r->ar_timer, &tv);
+  }
+}
+
+static int autoroute_start(t2s_runner *r) {
+  const t2s_cli_opts *o = &r->opts;
+  t2s_uid_range uids[T2S_CLI_MAX_UIDS];
+  const char *cgroups[T2S_CLI_MAX_CGROUPS];
+  for (size_t i = 0; i < o->nexclude_uid; i++) {
+    uids[i].start = o->exclude_uid[i][0];
+    uids[i].end = o->exclude_uid[i][1];
+  }
+  for (size_t i = 0; i < o->nexclude_cgroup; i++) {
+    cgroups[i] = o->exclude_cgroup[i];
+  }
+  t2s_autoroute_config ac = {
+      .tun_ifindex = r->tun.ifindex,
+      .table = o->route_table,
+      .priority = o->route_priority,
+      .fwmark = o->fwmark,
+      .proxy = r->proxy,
+      .exclude = o->route_exclude,
+      .nexclude = o->nroute_exclude,
+      .include = o->route_include,
+      .ninclude = o->nroute_include,
+      .uids = uids,
+      .nuids = o->nexclude_uid,
+      .cgroups = cgroups,
+      .ncgroups = o->nexclude_cgroup,
+  };
+  char why[512];
+  int rv = t2s_autoroute_start(&r->autoroute, &ac, why, sizeof(why));
+  if (rv < 0) {
+    T2S_ERROR("%s", why);
+    return rv;
+  }
+  int fd = t2s_autoroute_event_fd(r->autoroute);
+  r->ar_timer = evtimer_new(r->base, autoroute_timer_cb, r);
+  if (fd >= 0) {
+    r->ar_ev = event_new(r->base, fd, EV_READ | EV_PERSIST, autoroute_event_cb, r);
+    if (r->ar_ev) {
+      event_add(r->ar_ev, NULL);
+    }
+  }
+  if (!r->ar_ev) {
+    T2S_WARN("auto-route: no rtnetlink notifications: rules are not re-applied after changes");
+  }
+  return 0;
 }
 
 /* ---------------- signals and stop ---------------- */
@@ -311,6 +387,12 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   }
   t2s_tun_device(&r->tun, &r->dev);
 
+  /* --auto-route: before the egress choice, which then checks that marked sockets do not
+   * loop into the TUN. */
+  if (r->opts.auto_route && autoroute_start(r) != 0) {
+    goto fail;
+  }
+
   /* Where upstream sockets leave from. */
   char why[256];
   rv = t2s_egress_select(&r->proxy, r->opts.fwmark, r->opts.interface, r->tun.ifindex, &r->egress,
@@ -324,6 +406,15 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
            r->egress.egress.ifindex ? r->egress.egress.ifname : "");
   if (r->egress.no_route) {
     T2S_WARN("%s", why);
+  }
+  if (r->autoroute && !r->egress.pinned && r->egress.egress.ifindex) {
+    /* The mark and the rule that sends marked traffic to the main table decide per
+     * connection, so sockets follow the default route when it moves. */
+    memset(&r->egress.egress, 0, sizeof(r->egress.egress));
+    r->egress.egress.mark = r->opts.fwmark;
+    T2S_INFO("egress: --auto-route: upstream sockets unbound, marked 0x%x (rule %u: marked "
+             "traffic uses the main table)",
+             r->opts.fwmark, r->opts.route_priority);
   }
 
   /* Clock, connector, engine. */
@@ -349,6 +440,7 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   ecfg.username = r->have_auth ? r->username : NULL;
   ecfg.password = r->have_auth ? r->password : NULL;
   ecfg.egress = r->egress.egress;
+  ecfg.fwmark = r->opts.fwmark; /* re-selected egresses keep the mark */
   ecfg.tcp_connect_timeout = r->opts.tcp_connect_timeout_ns;
   ecfg.udp_timeout = r->opts.udp_timeout_ns;
   ecfg.dns_timeout = r->opts.dns_timeout_ns;
@@ -441,7 +533,7 @@ uint32_t t2s_runner_tun_ifindex(const t2s_runner *r) {
 
 bool t2s_runner_needs_net_admin(const t2s_runner *r) {
   bool tun_outlives = !r->tun.created || !r->tun.owns_fd;
-  return r->egress.egress.mark != 0 || (tun_outlives && r->tun.nadded > 0);
+  return r->egress.egress.mark != 0 || (tun_outlives && r->tun.nadded > 0) || r->autoroute != NULL;
 }
 
 void t2s_runner_del(t2s_runner *r) {
@@ -461,6 +553,13 @@ void t2s_runner_del(t2s_runner *r) {
   if (r->up) {
     t2s_upstream_sock_del(r->up);
   }
+  if (r->ar_ev) {
+    event_free(r->ar_ev);
+  }
+  if (r->ar_timer) {
+    event_free(r->ar_timer);
+  }
+  t2s_autoroute_stop(r->autoroute); /* before the TUN goes: rules first, then the table */
   for (int i = 0; i < 3; i++) {
     if (r->sig_ev[i]) {
       event_free(r->sig_ev[i]);
