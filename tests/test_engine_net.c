@@ -207,10 +207,20 @@ static int last_flags_to(uint16_t sport, size_t from) {
   return flags;
 }
 
+/* Opens a flow and completes the client's side of the handshake (the ACK of the SYN-ACK). */
 static void open_flow(uint16_t sport, t2s_tstamp now) {
+  size_t mark = F.npkts;
   send_syn(sport, now);
   complete_last_stream(now);
-  CU_ASSERT_EQUAL(last_flags_to(sport, 0) & (T2S_TCP_SYN | T2S_TCP_ACK), T2S_TCP_SYN | T2S_TCP_ACK);
+  CU_ASSERT_EQUAL_FATAL(last_flags_to(sport, mark) & (T2S_TCP_SYN | T2S_TCP_ACK),
+                        T2S_TCP_SYN | T2S_TCP_ACK);
+  t2s_pkt synack;
+  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(F.pkts[F.npkts - 1], F.pktlen[F.npkts - 1], &synack), 0);
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &synack.dst, &synack.src, 1000u * sport + 1,
+                              synack.l4.tcp.seq + 1, T2S_TCP_ACK, 65535, NULL, NULL, 0, NULL, 0);
+  CU_ASSERT_FATAL(n > 0);
+  t2s_engine_input(E, buf, (size_t)n, now);
 }
 
 static void net_event(t2s_net_event_type type, uint32_t ifindex, t2s_tstamp now) {

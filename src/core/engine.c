@@ -158,6 +158,7 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   }
   t2s_rand_init(&e->rand, cfg->seed);
   e->next_id = 1;
+  e->net.debounce_at = T2S_TSTAMP_MAX;
   t2s_idmap_init(&e->sessions);
   e->sessions.mem = e->mem;
   if (t2s_idmap_reserve(&e->sessions, 16) != 0) {
