@@ -11,11 +11,16 @@ static const struct {
   const char *name;
   register_fn fn;
 } suites[] = {
-    {"common", t2s_test_register_common}, {"cli", t2s_test_register_cli},
-    {"socks5", t2s_test_register_socks5}, {"packet", t2s_test_register_packet},
-    {"corpus", t2s_test_register_corpus}, {"engine_net", t2s_test_register_engine_net}, {"engine_net", t2s_test_register_engine_net}, {"tcp_handshake", t2s_test_register_tcp_handshake},
+    {"common", t2s_test_register_common},
+    {"cli", t2s_test_register_cli},
+    {"socks5", t2s_test_register_socks5},
+    {"packet", t2s_test_register_packet},
+    {"corpus", t2s_test_register_corpus},
+    {"engine_net", t2s_test_register_engine_net},
+    {"tcp_handshake", t2s_test_register_tcp_handshake},
     {"frag", t2s_test_register_frag},
     {"udp", t2s_test_register_udp},
+    {"tcp_data", t2s_test_register_tcp_data},
 };
 
 int main(int argc, char **argv) {

@@ -11,7 +11,6 @@ int t2s_test_register_socks5(void);
 int t2s_test_register_packet(void);
 int t2s_test_register_corpus(void);
 int t2s_test_register_engine_net(void);
-int t2s_test_register_engine_net(void);
 int t2s_test_register_frag(void);
 int t2s_test_register_udp(void);
 int t2s_test_register_tcp_handshake(void);

@@ -27,7 +27,8 @@ static void negotiate(t2s_tcp_conn *c, const t2s_tcp_opts *o, bool active) {
   uint32_t ours = st->cfg.mtu - (uint32_t)t2s_ip_hdrlen(c->local.family) - 20;
   uint32_t mss = T2S_MIN((uint32_t)c->peer_mss, ours);
   if (c->ts_ok) {
-    mss -= 12;
+    /* Room for the timestamp option; a peer MSS below 12 must not wrap around to ~64 KiB. */
+    mss = mss > 12 ? mss - 12 : 0;
   }
   c->mss = (uint16_t)T2S_MAX(mss, 64u);
   (void)active;
@@ -251,7 +252,11 @@ static void ooo_advance(t2s_tcp_conn *c) {
           c->rcv.nxt = x->right;
         }
         c->ooo[i] = c->ooo[--c->nooo];
-        if (c->ooo_last >= c->nooo) {
+        /* The last range moved into slot i: keep pointing at the most recent one (reported
+         * first in SACK). */
+        if (c->ooo_last == c->nooo) {
+          c->ooo_last = i;
+        } else if (c->ooo_last == i) {
           c->ooo_last = 0;
         }
         moved = true;
