@@ -1917,7 +1917,7 @@ static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st, char
   case EXP_UP_VIA: {
     char list[256];
     size_t n = sim_upstream_dst_ifaces(w->up, &e->dst, list, sizeof(list));
-    snprintf(actual, alen, "%llu sockets via %s", (unsigned long long)n, n ? list : "nothing");
+    snprintf(actual, alen, "%llu sockets via %.200s", (unsigned long long)n, n ? list : "nothing");
     return n > 0 && strcmp(list, e->ifname) == 0;
   }
   case EXP_EGRESS:
