@@ -53,7 +53,8 @@
   X(SOCKS5_UDP_FRAG, "socks5_udp_frag")   /* relay datagram with FRAG != 0 */                      \
   X(SOCKS5_UDP_BAD, "socks5_udp_bad")     /* relay datagram malformed or with a domain source */   \
   X(UDP_REPLY_FAMILY, "udp_reply_family") /* reply source of another family than the client */     \
-  X(DNS_TCP_BAD, "dns_tcp_bad")           /* DNS-over-TCP fallback: query too big for the buffer */
+  X(DNS_TCP_BAD, "dns_tcp_bad") /* DNS-over-TCP fallback: query too big for the buffer */          \
+  X(LOOP_GUARD, "loop_guard")   /* a flow from the TUN to the proxy's own address */
 
 typedef enum t2s_drop_reason {
 #define T2S_DROP_ENUM(name, label) T2S_DROP_##name,

@@ -76,6 +76,10 @@ typedef struct t2s_engine_config {
   uint32_t fwmark;                        /* mark used for route queries (0 = none) */
   bool egress_pinned;                     /* --interface: never re-select the egress */
 
+  /* DNS hijack (--dns-hijack): TCP and UDP flows to port 53 of any address are carried to this
+   * resolver instead; answers come back from the address the client asked. Family 0 = off. */
+  t2s_addr dns_hijack;
+
   /* Counts every heap block of the engine, its own struct included (alloc.h); owned by the
    * caller, so it can be read after t2s_engine_del (0 = no leak). NULL: an internal counter. */
   t2s_mem *mem;

@@ -24,6 +24,7 @@ typedef struct t2s_session {
   session_phase phase;
   t2s_addr client;         /* the client's address (remote of the TCP connection) */
   t2s_addr dst;            /* the original destination (local of the TCP connection) */
+  t2s_addr updst;          /* where the upstream goes: dst, or the DNS hijack resolver */
   bool up_open;            /* the upstream stream exists (must be closed) */
   bool up_paused;          /* we asked the connector to pause reading */
   bool up_blocked;         /* a short write: waiting for stream_writable */
@@ -137,6 +138,12 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     e->stats.syn_refused_offline++;
     return T2S_ERR_UNREACHABLE;
   }
+  if (e->cfg.proxy_kind == T2S_PROXY_SOCKS5 && t2s_addr_eq(t2s_tcp_conn_local(c), &e->cfg.proxy)) {
+    /* Loop guard: our own upstream came back through the TUN (a route sends the proxy's
+     * address here). Refusing it ends the loop; the counter says it happened. */
+    t2s_engine_drop(e, T2S_DROP_LOOP_GUARD, e->now, NULL);
+    return T2S_ERR_REFUSED;
+  }
   t2s_session *s = t2s_calloc(e->mem, 1, sizeof(*s));
   if (s == NULL) {
     return T2S_ERR_NOMEM;
@@ -146,6 +153,10 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   s->conn = c;
   s->client = *t2s_tcp_conn_remote(c);
   s->dst = *t2s_tcp_conn_local(c);
+  s->updst = s->dst;
+  if (e->cfg.dns_hijack.family != 0 && s->dst.port == 53) {
+    s->updst = e->cfg.dns_hijack;
+  }
   s->egress = e->cfg.egress;
   if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
     t2s_free(e->mem, s);
@@ -154,7 +165,7 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   t2s_tcp_conn_set_user(c, s);
   e->stats.tcp_flows_total++;
   t2s_engine_emit(e, T2S_EV_TCP_SYN, e->now, s->id, &s->client, &s->dst, 0);
-  const t2s_addr *target = e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? &e->cfg.proxy : &s->dst;
+  const t2s_addr *target = e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? &e->cfg.proxy : &s->updst;
   int rv = e->up.ops->stream_open(e->up.self, s->id, target, &e->cfg.egress);
   if (rv != 0) {
     e->stats.upstream_errors++;
@@ -338,7 +349,7 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
   }
   if (e->cfg.proxy_kind == T2S_PROXY_SOCKS5) {
     s->phase = PHASE_HANDSHAKE;
-    int rv = t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_CONNECT, &s->dst,
+    int rv = t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_CONNECT, &s->updst,
                                          e->cfg.username, e->cfg.password, e->cfg.socks5_pipelined);
     if (rv == 0) {
       rv = socks_flush(s);

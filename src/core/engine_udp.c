@@ -69,6 +69,7 @@ typedef struct usess {
   t2s_addr client;    /* the client socket */
   t2s_addr dst_key;   /* DIRECT and DNS_TCP: the destination; ASSOC: unset */
   t2s_addr first_dst; /* the first datagram's destination (events) */
+  t2s_addr hijacked;  /* DNS hijack: the address the client asked (answers come from it) */
   t2s_egress egress;  /* the egress at open */
   bool dns;           /* every datagram went to port 53 */
   int lru;            /* LRU_OTHER or LRU_DNS */
@@ -215,6 +216,9 @@ int t2s_engine_send_frag(t2s_engine *e, const uint8_t *pkt, size_t len) {
 static void deliver(t2s_engine *e, usess *s, const t2s_addr *src, const uint8_t *data, size_t len,
                     t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
+  if (s->hijacked.family != 0 && t2s_addr_eq(src, &e->cfg.dns_hijack)) {
+    src = &s->hijacked; /* a hijacked query's answer comes from where the client sent it */
+  }
   if (src->family != s->client.family) {
     t2s_engine_drop(e, T2S_DROP_UDP_REPLY_FAMILY, now, NULL);
     return;
@@ -535,27 +539,41 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
   e->now = now;
   bool socks = e->cfg.proxy_kind == T2S_PROXY_SOCKS5;
+  if (socks && t2s_addr_eq(&pkt->dst, &e->cfg.proxy)) {
+    t2s_engine_drop(e, T2S_DROP_LOOP_GUARD, now, pkt); /* our own traffic came back */
+    return;
+  }
+  /* DNS hijack: the datagram goes to the resolver; deliver() maps the answers back. */
+  bool hijack = e->cfg.dns_hijack.family != 0 && pkt->dst.port == DNS_PORT;
+  const t2s_addr *dst = hijack ? &e->cfg.dns_hijack : &pkt->dst;
   if (socks && no_udp_now(e, now)) {
-    fallback_send(e, &pkt->src, &pkt->dst, pkt->payload, pkt->payload_len, pkt, now);
+    fallback_send(e, &pkt->src, dst, pkt->payload, pkt->payload_len, pkt, now);
+    usess *fs = hijack ? lookup(u, &pkt->src, dst) : NULL;
+    if (fs != NULL) {
+      fs->hijacked = pkt->dst;
+    }
     reap(u);
     return;
   }
   t2s_addr none;
   memset(&none, 0, sizeof(none));
-  const t2s_addr *key = socks ? &none : &pkt->dst;
+  const t2s_addr *key = socks ? &none : dst;
   usess *s = lookup(u, &pkt->src, key);
   if (s == NULL) {
-    s = sess_open(e, socks ? MODE_ASSOC : MODE_DIRECT, &pkt->src, &pkt->dst, now);
+    s = sess_open(e, socks ? MODE_ASSOC : MODE_DIRECT, &pkt->src, dst, now);
     if (s == NULL) {
       reap(u);
       return;
     }
   }
-  if (s->dns && pkt->dst.port != DNS_PORT) {
+  if (hijack) {
+    s->hijacked = pkt->dst;
+  }
+  if (s->dns && dst->port != DNS_PORT) {
     s->dns = false; /* moves to the other list in touch() */
   }
   touch(u, s, now);
-  sess_send(e, s, &pkt->dst, pkt->payload, pkt->payload_len, now);
+  sess_send(e, s, dst, pkt->payload, pkt->payload_len, now);
   reap(u);
 }
 

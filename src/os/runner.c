@@ -441,6 +441,7 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   ecfg.password = r->have_auth ? r->password : NULL;
   ecfg.egress = r->egress.egress;
   ecfg.fwmark = r->opts.fwmark; /* re-selected egresses keep the mark */
+  ecfg.dns_hijack = r->opts.dns_hijack;
   ecfg.tcp_connect_timeout = r->opts.tcp_connect_timeout_ns;
   ecfg.udp_timeout = r->opts.udp_timeout_ns;
   ecfg.dns_timeout = r->opts.dns_timeout_ns;
