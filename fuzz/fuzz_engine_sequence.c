@@ -13,6 +13,7 @@
  * hold, no bytes beyond recv_space, no bytes while paused).
  * After every operation the engine's counters are checked against its caps.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,6 +358,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* Let the timers run out (retransmissions give up, TIME-WAIT ends), then delete. */
   fz_advance(&st->w, st->w.now + 10 * 60 * T2S_SECONDS, 20000);
   check_caps(st);
+  if (getenv("T2S_FUZZ_VERBOSE")) {
+    t2s_engine_stats s;
+    t2s_engine_get_stats(st->w.engine, &s);
+    fprintf(stderr,
+            "in %llu out %llu up %llu down %llu flows %llu resets %llu rexmit %llu streams %llu "
+            "udp %llu drops:",
+            (unsigned long long)s.packets_in, (unsigned long long)s.packets_out,
+            (unsigned long long)s.bytes_up, (unsigned long long)s.bytes_down,
+            (unsigned long long)s.tcp_flows_total, (unsigned long long)s.tcp_resets_sent,
+            (unsigned long long)s.tcp_retransmits, (unsigned long long)st->w.opens,
+            (unsigned long long)s.udp_sessions_active);
+    for (int i = 1; i < T2S_DROP_MAX; i++) {
+      if (s.drops[i]) {
+        fprintf(stderr, " %s=%llu", t2s_drop_name((t2s_drop_reason)i),
+                (unsigned long long)s.drops[i]);
+      }
+    }
+    fputc('\n', stderr);
+  }
   fz_world_free(&st->w);
   return 0;
 }
