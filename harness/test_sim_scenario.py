@@ -46,7 +46,7 @@ def out_packets(res):
     ("at 1s inject-echo 10.0.0.1 fd00::1\n", 1, "different families"),
     ("at 1s inject-echo 10.0.0.1 10.0.0.2 size 2QB\n", 1, "expected a size"),
     ("at 1s client c1 tcp 1.2.3.4\n", 1, "needs a port"),
-    ("at 1s client c1 udp 1.2.3.4:53\n", 1, "not implemented yet"),
+    ("at 1s client c1 udp 1.2.3.4\n", 1, "needs a port"),
     ("at 1s client 9x tcp 1.2.3.4:80\n", 1, "expected a name"),
     ("at 1s client c1 tcp 1.2.3.4:80\nat 2s client c1 tcp 1.2.3.4:80\n", 2, "already used"),
     ('at 1s client c1 tcp 1.2.3.4:80 send "abc\n', 1, "unterminated string"),

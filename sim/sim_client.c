@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frag.h"
 #include "packet.h"
 #include "sim_util.h"
 #include "tcp.h"
@@ -21,6 +22,7 @@ typedef struct client {
   t2s_tcp_conn *conn;
   bool shut;
   uint64_t rx_hash;
+  uint16_t ping_id; /* ping: the echo identifier */
 } client;
 
 struct sim_clients {
@@ -30,6 +32,10 @@ struct sim_clients {
   client **v;
   size_t n, cap;
   t2s_addr addr4, addr6;
+  t2s_reasm *reasm;                 /* fragments toward the client hosts */
+  uint8_t whole[T2S_REASM_MAX_PKT]; /* a reassembled packet */
+  uint8_t pkt[65600];               /* a datagram being sent */
+  uint8_t frag[65600];              /* one fragment of it */
 };
 
 const char *sim_client_state_name(sim_client_state s) {
@@ -150,6 +156,8 @@ static void check_bytes(client *c, const uint8_t *p, size_t len, uint64_t off, t
     }
     break;
   case SIM_CHECK_READ_ALL:
+  case SIM_CHECK_REPLIES:
+  case SIM_CHECK_UNREACHABLE:
     break;
   }
   if (bad > 0 && c->res.bad_bytes == 0) {
@@ -289,6 +297,14 @@ int sim_clients_new(sim_world *w) {
     free(h);
     return rv;
   }
+  t2s_reasm_config rc;
+  t2s_reasm_config_default(&rc);
+  rv = t2s_reasm_new(&h->reasm, &rc);
+  if (rv != 0) {
+    t2s_tcp_stack_del(h->stack);
+    free(h);
+    return rv;
+  }
   w->clients = h;
   return 0;
 }
@@ -298,6 +314,7 @@ void sim_clients_del(sim_clients *h) {
     return;
   }
   t2s_tcp_stack_del(h->stack);
+  t2s_reasm_del(h->reasm);
   for (size_t i = 0; i < h->n; i++) {
     free(h->v[i]->text);
     free(h->v[i]);
@@ -333,11 +350,26 @@ bool sim_clients_owns(const sim_clients *h, const uint8_t *pkt, size_t len) {
   return host_addr(h, &dst);
 }
 
+static void dgram_input(struct sim_clients *h, const t2s_pkt *p, t2s_tstamp now);
+
 void sim_clients_input(sim_clients *h, const uint8_t *pkt, size_t len, t2s_tstamp now) {
   t2s_pkt p;
   t2s_drop_reason r = t2s_pkt_parse(pkt, len, &p);
+  if (r == T2S_DROP_FRAGMENT) {
+    t2s_ssize n = t2s_reasm_input(h->reasm, &p, now, h->whole, sizeof(h->whole), &r);
+    if (n == 0) {
+      return; /* held */
+    }
+    if (n > 0) {
+      sim_log_begin(&h->w->log, now, "client_reassembled");
+      sim_log_u64(&h->w->log, "len", (uint64_t)n);
+      sim_log_end(&h->w->log);
+      r = t2s_pkt_parse(h->whole, (size_t)n, &p);
+    }
+  }
   if (r == T2S_DROP_NONE && p.proto != T2S_IPPROTO_TCP) {
-    return; /* ICMP and UDP toward the client host are not used yet */
+    dgram_input(h, &p, now);
+    return;
   }
   if (r == T2S_DROP_NONE) {
     r = t2s_tcp_input(h->stack, &p, now);
@@ -346,6 +378,175 @@ void sim_clients_input(sim_clients *h, const uint8_t *pkt, size_t len, t2s_tstam
     sim_log_begin(&h->w->log, now, "client_drop");
     sim_log_str(&h->w->log, "reason", t2s_drop_name(r));
     sim_log_end(&h->w->log);
+  }
+}
+
+/* ---------------- UDP and ping clients ---------------- */
+
+static int frag_link(void *arg, const uint8_t *pkt, size_t len) {
+  struct sim_clients *h = arg;
+  sim_device_link(&h->w->dev, SIM_DIR_TO_ENGINE, pkt, len, SIM_ORIGIN_CLIENT, h->w->loop.now);
+  return 0;
+}
+
+/* Sends a packet toward the engine, fragmented when it is larger than the link's MTU. */
+static void send_frag(struct sim_clients *h, const uint8_t *pkt, size_t len) {
+  if (len <= h->w->dev.mtu) {
+    frag_link(h, pkt, len);
+    return;
+  }
+  uint32_t ident = t2s_rand_u32(&h->rand);
+  t2s_frag_split(pkt, len, h->w->dev.mtu, ident, h->frag, sizeof(h->frag), frag_link, h);
+}
+
+static size_t dgram_size(const client *c) {
+  return c->text ? c->total : (size_t)c->spec.send_len;
+}
+
+static void client_done(client *c, t2s_tstamp now) {
+  c->res.state = SIM_CLIENT_DONE;
+  c->res.ended_at = now;
+  log_client(c, now, "client_done");
+  sim_log_u64(&c->host->w->log, "sent", c->res.sent);
+  sim_log_u64(&c->host->w->log, "received", c->res.received);
+  sim_log_end(&c->host->w->log);
+}
+
+static void dgram_tick(void *arg, sim_event *ev, t2s_tstamp now) {
+  client *c = arg;
+  struct sim_clients *h = c->host;
+  (void)ev;
+  uint32_t count = c->spec.count ? c->spec.count : 1;
+  if (c->res.sent >= count || c->res.state != SIM_CLIENT_OPEN) {
+    return;
+  }
+  size_t size = dgram_size(c);
+  t2s_ssize n;
+  if (c->spec.proto == SIM_CLIENT_PING) {
+    n = sim_build_echo_request(h->pkt, sizeof(h->pkt), &c->spec.local, &c->spec.remote, c->ping_id,
+                               (uint16_t)(c->res.sent + 1), size);
+  } else {
+    uint8_t *payload = malloc(size ? size : 1);
+    if (payload == NULL) {
+      return;
+    }
+    if (c->text) {
+      memcpy(payload, c->text, size);
+    } else {
+      sim_pattern_fill(payload, 0, size);
+    }
+    n = t2s_build_udp(h->pkt, sizeof(h->pkt), &c->spec.local, &c->spec.remote, payload, size);
+    free(payload);
+  }
+  if (n < 0) {
+    client_fail(c, now, "cannot build the datagram");
+    return;
+  }
+  c->res.sent++;
+  log_client(c, now, "client_send");
+  sim_log_u64(&h->w->log, "seq", c->res.sent);
+  sim_log_u64(&h->w->log, "len", (uint64_t)n);
+  sim_log_end(&h->w->log);
+  send_frag(h, h->pkt, (size_t)n);
+  if (c->res.sent < count) {
+    sim_loop_schedule(&h->w->loop, now + c->spec.interval, SIM_EV_CLIENT, dgram_tick, c, 0, 0, NULL,
+                      0);
+  }
+}
+
+static client *find_dgram_client(struct sim_clients *h, const t2s_addr *local, bool ping,
+                                 uint16_t ping_id) {
+  for (size_t i = 0; i < h->n; i++) {
+    client *c = h->v[i];
+    if (ping && c->spec.proto == SIM_CLIENT_PING && c->ping_id == ping_id &&
+        t2s_addr_ip_eq(&c->spec.local, local)) {
+      return c;
+    }
+    if (!ping && c->spec.proto == SIM_CLIENT_UDP && t2s_addr_eq(&c->spec.local, local)) {
+      return c;
+    }
+  }
+  return NULL;
+}
+
+/* An ICMP error quoting one of our datagrams. */
+static void dgram_unreach(struct sim_clients *h, const t2s_pkt *p, t2s_tstamp now) {
+  const uint8_t *q = p->payload;
+  size_t qlen = p->payload_len;
+  t2s_addr src;
+  memset(&src, 0, sizeof(src));
+  size_t l4;
+  if (p->ipver == 4 && qlen >= 28 && (q[0] >> 4) == 4) {
+    src.family = T2S_AF_INET;
+    memcpy(src.ip, q + 12, 4);
+    l4 = (size_t)(q[0] & 0x0f) * 4;
+  } else if (p->ipver == 6 && qlen >= 48 && (q[0] >> 4) == 6) {
+    src.family = T2S_AF_INET6;
+    memcpy(src.ip, q + 8, 16);
+    l4 = 40;
+  } else {
+    return;
+  }
+  if (qlen < l4 + 2) {
+    return;
+  }
+  src.port = t2s_get16(q + l4);
+  client *c = find_dgram_client(h, &src, false, 0);
+  if (c == NULL || c->res.state != SIM_CLIENT_OPEN) {
+    return;
+  }
+  log_client(c, now, "client_unreachable");
+  sim_log_u64(&h->w->log, "code", p->l4.icmp.code);
+  sim_log_end(&h->w->log);
+  if (c->spec.check == SIM_CHECK_UNREACHABLE) {
+    client_done(c, now);
+  } else {
+    c->res.state = SIM_CLIENT_REFUSED;
+    c->res.ended_at = now;
+  }
+}
+
+static void dgram_input(struct sim_clients *h, const t2s_pkt *p, t2s_tstamp now) {
+  client *c = NULL;
+  bool v4 = p->ipver == 4;
+  if (p->proto == T2S_IPPROTO_UDP) {
+    c = find_dgram_client(h, &p->dst, false, 0);
+  } else if ((v4 && p->l4.icmp.type == 0) || (!v4 && p->l4.icmp.type == 129)) {
+    c = find_dgram_client(h, &p->dst, true, p->l4.icmp.id);
+  } else if ((v4 && p->l4.icmp.type == 3) || (!v4 && p->l4.icmp.type == 1)) {
+    dgram_unreach(h, p, now);
+    return;
+  }
+  if (c == NULL) {
+    return;
+  }
+  c->res.received++;
+  log_client(c, now, "client_recv");
+  sim_log_addr(&h->w->log, "from", &p->src);
+  sim_log_u64(&h->w->log, "len", p->payload_len);
+  sim_log_end(&h->w->log);
+  if (c->res.state != SIM_CLIENT_OPEN) {
+    return;
+  }
+  uint32_t count = c->spec.count ? c->spec.count : 1;
+  if (c->spec.check == SIM_CHECK_ECHO || c->spec.proto == SIM_CLIENT_PING) {
+    size_t size = dgram_size(c);
+    bool ok = p->payload_len == size &&
+              (c->spec.proto == SIM_CLIENT_PING || t2s_addr_eq(&p->src, &c->spec.remote));
+    for (size_t i = 0; ok && i < size; i++) {
+      uint8_t want = c->text ? c->text[i] : sim_pattern_byte(i);
+      ok = p->payload[i] == want;
+    }
+    if (!ok) {
+      c->res.bad_bytes++;
+      client_fail(c, now, "a reply differs from what was sent");
+      return;
+    }
+    if (c->res.received >= count) {
+      client_done(c, now);
+    }
+  } else if (c->spec.check == SIM_CHECK_REPLIES && c->res.received >= c->spec.expect_len) {
+    client_done(c, now);
   }
 }
 
@@ -390,13 +591,32 @@ int sim_clients_start(sim_clients *h, const sim_client_spec *spec, t2s_tstamp no
   if (c->spec.local.family == 0) {
     c->spec.local = spec->remote.family == T2S_AF_INET ? h->addr4 : h->addr6;
   }
-  for (int i = 0; i < PORT_TRIES; i++) {
+  for (int i = 0; i < PORT_TRIES && spec->local.port == 0; i++) {
     c->spec.local.port = (uint16_t)(49152 + t2s_rand_below(&h->rand, 16384));
     if (!port_used(h, &c->spec.local)) {
       break;
     }
   }
   h->v[h->n++] = c;
+  if (c->spec.proto != SIM_CLIENT_TCP) {
+    if (c->spec.proto == SIM_CLIENT_PING) {
+      c->spec.local.port = 0;
+      c->spec.remote.port = 0;
+      c->ping_id = (uint16_t)t2s_rand_u32(&h->rand);
+      if (c->text == NULL && c->spec.send_len == 0) {
+        c->spec.send_len = 56;
+      }
+    }
+    c->res.state = SIM_CLIENT_OPEN;
+    c->res.started_at = now;
+    log_client(c, now, c->spec.proto == SIM_CLIENT_PING ? "client_ping" : "client_udp");
+    sim_log_addr(&h->w->log, "local", &c->spec.local);
+    sim_log_addr(&h->w->log, "remote", &c->spec.remote);
+    sim_log_u64(&h->w->log, "size", dgram_size(c));
+    sim_log_end(&h->w->log);
+    dgram_tick(c, NULL, now);
+    return 0;
+  }
   c->res.state = SIM_CLIENT_CONNECTING;
   c->res.started_at = now;
   log_client(c, now, "client_connect");
@@ -431,4 +651,15 @@ uint64_t sim_clients_unfinished(const sim_clients *h) {
     n += h->v[i]->res.state == SIM_CLIENT_CONNECTING || h->v[i]->res.state == SIM_CLIENT_OPEN;
   }
   return n;
+}
+
+bool sim_clients_get(const sim_clients *h, size_t i, const sim_client_spec **pspec,
+                     const sim_client_result **pres, bool *ppattern) {
+  if (h == NULL || i >= h->n) {
+    return false;
+  }
+  *pspec = &h->v[i]->spec;
+  *pres = &h->v[i]->res;
+  *ppattern = h->v[i]->text == NULL;
+  return true;
 }

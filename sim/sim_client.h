@@ -7,6 +7,11 @@
  * Each client connects (active open, seeded ephemeral port), sends its data (the byte
  * pattern of sim_util.h, or a text), half-closes, reads until the peer's FIN and checks
  * what it read. A byte that differs from what the check expects is an invariant failure.
+ *
+ * UDP clients send `count` datagrams from one socket (`from ADDR:PORT` fixes the port) and
+ * check the replies (echo, a number of replies from any source, or an ICMP port unreachable);
+ * ping clients send echo requests and check the replies. Packets over the MTU are fragmented
+ * and fragments received are reassembled (frag.h), as a host's kernel does.
  */
 #ifndef T2S_SIM_CLIENT_H
 #define T2S_SIM_CLIENT_H
@@ -16,9 +21,17 @@
 
 typedef enum sim_client_check {
   SIM_CHECK_READ_ALL = 0, /* read until FIN, count the bytes */
-  SIM_CHECK_ECHO,         /* read back exactly what was sent */
+  SIM_CHECK_ECHO,         /* read back exactly what was sent (UDP, ping: every datagram) */
   SIM_CHECK_BYTES,        /* read exactly expect_len bytes of the pattern */
+  SIM_CHECK_REPLIES,      /* UDP: at least expect_len datagrams, from any source */
+  SIM_CHECK_UNREACHABLE,  /* UDP: an ICMP port unreachable arrives */
 } sim_client_check;
+
+typedef enum sim_client_proto {
+  SIM_CLIENT_TCP = 0,
+  SIM_CLIENT_UDP,  /* datagrams from one socket (fragmented when over the MTU) */
+  SIM_CLIENT_PING, /* ICMP / ICMPv6 echo requests (fragmented when over the MTU) */
+} sim_client_proto;
 
 typedef struct sim_client_spec {
   char name[32];
@@ -29,7 +42,10 @@ typedef struct sim_client_spec {
   size_t text_len;
   uint64_t send_len; /* pattern bytes to send when text is NULL */
   sim_client_check check;
-  uint64_t expect_len; /* SIM_CHECK_BYTES */
+  uint64_t expect_len; /* SIM_CHECK_BYTES; SIM_CHECK_REPLIES: datagrams */
+  sim_client_proto proto;
+  uint32_t count;      /* UDP, ping: datagrams to send (0 = 1) */
+  t2s_tstamp interval; /* UDP, ping: between two sends */
 } sim_client_spec;
 
 typedef enum sim_client_state {
@@ -61,5 +77,10 @@ int sim_clients_start(sim_clients *c, const sim_client_spec *spec, t2s_tstamp no
 const sim_client_result *sim_clients_result(const sim_clients *c, const char *name);
 /* Clients whose connection has not ended yet. */
 uint64_t sim_clients_unfinished(const sim_clients *c);
+/* The i-th client started (in start order): its spec (spec->local carries the port it used),
+ * its result, and whether it sent the byte pattern (not a text). False when i is past the
+ * last. For the invariant checkers (sim_check.c). */
+bool sim_clients_get(const sim_clients *c, size_t i, const sim_client_spec **pspec,
+                     const sim_client_result **pres, bool *ppattern);
 
 #endif

@@ -11,11 +11,13 @@ typedef struct sim_proxy {
   sim_world *w;
   sim_proxy_config cfg;
   t2s_sim_socks5_config scfg;
+  uint64_t associations;
 } sim_proxy;
 
 typedef struct front {
   sim_proxy *px;
   t2s_sim_socks5_server srv;
+  bool udp; /* an association's control connection */
 } front;
 
 static void flush(front *f, sim_up_stream *s, t2s_tstamp now) {
@@ -56,6 +58,21 @@ static t2s_ssize front_input(void *arg, sim_up_stream *s, const uint8_t *data, s
       return (t2s_ssize)len;
     }
     t2s_addr target = h->addr;
+    if (cmd == T2S_SOCKS5_CMD_UDP_ASSOCIATE) {
+      /* BND 0.0.0.0 with the proxy's port: "the address you connected to". */
+      t2s_addr bnd;
+      memset(&bnd, 0, sizeof(bnd));
+      bnd.family = T2S_AF_INET;
+      bnd.port = f->px->cfg.addr.port;
+      f->udp = true;
+      f->px->associations++;
+      sim_log_begin(&w->log, now, "proxy_udp_associate");
+      sim_log_addr(&w->log, "relay", &f->px->cfg.addr);
+      sim_log_end(&w->log);
+      t2s_sim_socks5_server_reply(&f->srv, T2S_SOCKS5_REP_SUCCEEDED, &bnd);
+      flush(f, s, now);
+      return (t2s_ssize)len;
+    }
     sim_up_stream_set_target(s, &target);
     const sim_up_behaviour *b = sim_upstream_lookup(w->up, &target);
     if (b->kind == SIM_UP_BLACKHOLE) {
@@ -63,8 +80,8 @@ static t2s_ssize front_input(void *arg, sim_up_stream *s, const uint8_t *data, s
       return (t2s_ssize)len; /* never answers: the engine's connect timeout decides */
     }
     if (b->kind == SIM_UP_REFUSE || b->kind == SIM_UP_UNREACHABLE) {
-      uint8_t rep = b->kind == SIM_UP_REFUSE ? T2S_SOCKS5_REP_CONN_REFUSED
-                                             : T2S_SOCKS5_REP_HOST_UNREACHABLE;
+      uint8_t rep =
+          b->kind == SIM_UP_REFUSE ? T2S_SOCKS5_REP_CONN_REFUSED : T2S_SOCKS5_REP_HOST_UNREACHABLE;
       log_request(w, now, &target, rep);
       t2s_sim_socks5_server_reply(&f->srv, rep, NULL);
       flush(f, s, now);
@@ -79,6 +96,9 @@ static t2s_ssize front_input(void *arg, sim_up_stream *s, const uint8_t *data, s
     sim_up_stream_front_done(s, &target, now);
     return (t2s_ssize)consumed;
   }
+  if (f->udp) {
+    return (t2s_ssize)len; /* the control connection of an association: ignored */
+  }
   if (st == T2S_SIM_SOCKS5_CLOSE) {
     sim_up_stream_front_fail(s, 0, now);
     return (t2s_ssize)len;
@@ -92,6 +112,56 @@ static void front_del(void *arg) {
 }
 
 static const sim_up_front_ops front_ops = {front_input, front_del};
+
+/* ---- the UDP relay ---- */
+
+static bool relay_claims(void *arg, const t2s_addr *relay) {
+  sim_proxy *px = arg;
+  return t2s_addr_eq(relay, &px->cfg.addr);
+}
+
+static void relay_reply(sim_proxy *px, uint64_t id, const t2s_addr *from, const uint8_t *data,
+                        size_t len, t2s_tstamp at) {
+  uint8_t *buf = malloc(len + 32);
+  if (buf == NULL) {
+    return;
+  }
+  t2s_ssize n = t2s_socks5_udp_encode(buf, len + 32, from, data, len);
+  if (n > 0) {
+    sim_upstream_dgram_emit(px->w->up, id, buf, (size_t)n, at);
+  }
+  free(buf);
+}
+
+static void relay_input(void *arg, uint64_t id, const uint8_t *data, size_t len, t2s_tstamp now) {
+  sim_proxy *px = arg;
+  sim_world *w = px->w;
+  t2s_socks5_host h;
+  const uint8_t *payload;
+  size_t plen;
+  t2s_socks5_error_reason why;
+  int rv = t2s_socks5_udp_decode_host(data, len, &h, &payload, &plen, &why);
+  sim_log_begin(&w->log, now, "proxy_udp");
+  if (rv != 0 || h.atyp == T2S_SOCKS5_ATYP_DOMAIN) {
+    sim_log_str(&w->log, "error", rv != 0 ? t2s_socks5_reason_name(why) : "domain");
+    sim_log_end(&w->log);
+    return;
+  }
+  const sim_up_behaviour *b = sim_upstream_lookup(w->up, &h.addr);
+  sim_log_addr(&w->log, "target", &h.addr);
+  sim_log_u64(&w->log, "len", plen);
+  sim_log_str(&w->log, "behaviour", sim_up_kind_name(b->kind));
+  sim_log_end(&w->log);
+  if (b->kind != SIM_UP_ECHO && b->kind != SIM_UP_SOURCE) {
+    return; /* sink, refuse and black hole: nothing comes back */
+  }
+  relay_reply(px, id, &h.addr, payload, plen, now + b->latency);
+  if (b->reply_from.family == h.addr.family) {
+    relay_reply(px, id, &b->reply_from, payload, plen, now + b->latency + T2S_MICROSECONDS);
+  }
+}
+
+static const sim_up_dgram_front_ops relay_ops = {relay_claims, relay_input};
 
 static void factory(void *arg, sim_up_stream *s) {
   sim_proxy *px = arg;
@@ -120,7 +190,8 @@ int sim_proxy_install(sim_world *w, const sim_proxy_config *cfg) {
   px->scfg.auth_required = cfg->username[0] != 0;
   px->scfg.username = px->cfg.username;
   px->scfg.password = px->cfg.password;
-  px->scfg.udp_supported = false;
+  px->scfg.udp_supported = cfg->udp == SIM_PROXY_UDP_RELAY;
+  px->scfg.close_on_unsupported = cfg->udp == SIM_PROXY_UDP_CLOSE;
   px->scfg.black_hole = cfg->black_hole;
   w->cfg.proxy_kind = T2S_PROXY_SOCKS5;
   w->cfg.proxy = cfg->addr;
@@ -128,6 +199,7 @@ int sim_proxy_install(sim_world *w, const sim_proxy_config *cfg) {
   w->cfg.password = px->cfg.engine_user[0] ? px->cfg.engine_pass : NULL;
   w->proxy = px;
   sim_upstream_set_front_factory(w->up, factory, px);
+  sim_upstream_set_dgram_front(w->up, &relay_ops, px);
   return 0;
 }
 

@@ -4,12 +4,19 @@
  * RFC 1929 authentication when configured, then the CONNECT request, answered by what the
  * scenario's upstream rules say about the requested destination (refuse: REP 5, blackhole:
  * no reply, otherwise success and the stream carries on with that destination's behaviour).
+ * UDP ASSOCIATE is answered with BND 0.0.0.0 and the proxy's port (the relay is the proxy's
+ * address): datagrams to the relay are unwrapped, handled by the destination's behaviour
+ * (echo; `reply-from` adds a copy from a second remote) and wrapped back. The control
+ * connection stays open and silent until the engine closes it.
  */
 #ifndef T2S_SIM_PROXY_H
 #define T2S_SIM_PROXY_H
 
 #include "common.h"
 #include "sim_world.h"
+
+/* UDP ASSOCIATE: relayed (dante), REP 7 (microsocks), or a close (ssh -D). */
+enum { SIM_PROXY_UDP_RELAY = 0, SIM_PROXY_UDP_REP7, SIM_PROXY_UDP_CLOSE };
 
 typedef struct sim_proxy_config {
   t2s_addr addr;      /* where the proxy listens */
@@ -18,6 +25,7 @@ typedef struct sim_proxy_config {
   char engine_user[256]; /* credentials the engine offers ("" = none) */
   char engine_pass[256];
   bool black_hole; /* accepts TCP, never answers */
+  int udp;         /* SIM_PROXY_UDP_*: how UDP ASSOCIATE is answered */
 } sim_proxy_config;
 
 /* Points the engine configuration of w at the proxy (proxy_kind SOCKS5) and installs the

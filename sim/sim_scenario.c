@@ -126,7 +126,9 @@ struct sim_scenario {
   size_t nnetcfg;
   bool has_net;        /* the scenario declares links: the world has a network */
   t2s_tstamp debounce; /* `engine network-debounce`; the word `debounce` in durations */
-  bool has_policy;     /* `engine on-network-change` */
+  t2s_tstamp udp_timeout, dns_timeout; /* `engine udp-timeout|dns-timeout T` (0: default) */
+  uint64_t max_udp_sessions;           /* `engine max-udp-sessions N` (0: default) */
+  bool has_policy;                     /* `engine on-network-change` */
   t2s_netchange_policy policy;
   sample *samples; /* one per expectation, filled during the run */
   sim_world *w;    /* set by sim_scenario_schedule */
@@ -535,11 +537,36 @@ static const struct {
 } stat_fields[] = {
 #define F(n)                                                                                       \
   { #n, offsetof(t2s_engine_stats, n) }
-    F(packets_in),       F(packets_out),         F(bytes_up),          F(bytes_down),
-    F(tcp_flows_active), F(tcp_pending_syn),     F(tcp_flows_total),   F(tcp_resets_sent),
-    F(tcp_retransmits),  F(udp_sessions_active), F(icmp_echo_replies), F(upstream_errors),
-    F(flows_reset),      F(network_changes),     F(route_updates),     F(net_events),
-    F(resumes),          F(syn_refused_offline),
+    F(packets_in),
+    F(packets_out),
+    F(bytes_up),
+    F(bytes_down),
+    F(tcp_flows_active),
+    F(tcp_pending_syn),
+    F(tcp_flows_total),
+    F(tcp_resets_sent),
+    F(tcp_retransmits),
+    F(udp_sessions_active),
+    F(icmp_echo_replies),
+    F(upstream_errors),
+    F(flows_reset),
+    F(network_changes),
+    F(route_updates),
+    F(net_events),
+    F(resumes),
+    F(syn_refused_offline),
+    F(udp_sessions_total),
+    F(udp_datagrams_up),
+    F(udp_datagrams_down),
+    F(udp_evictions),
+    F(udp_timeouts),
+    F(udp_no_udp_verdicts),
+    F(udp_dns_tcp_queries),
+    F(udp_dns_tcp_answers),
+    F(udp_port_unreach_sent),
+    F(udp_proxy_no_udp),
+    F(frag_reassembled),
+    F(frag_sent),
 #undef F
 };
 
@@ -683,6 +710,9 @@ static int cmd_upstream(pctx *p) {
   if (rv != 0) {
     return rv;
   }
+    } else if (is(p, i, "reply-from")) {
+      rv = parse_addr(p, i + 1, &r.beh.reply_from, true, "upstream reply-from");
+      i += 2;
   up_rule *v = realloc(scn->rules, (scn->nrules + 1) * sizeof(*v));
   if (v == NULL) {
     return T2S_ERR_NOMEM;
@@ -801,13 +831,15 @@ static int act_client(pctx *p, action *a, int i) {
   }
   snprintf(c->name, sizeof(c->name), "%s", p->t[i].s);
   i++;
-  if (is(p, i, "udp") || is(p, i, "ping")) {
-    return fail(p, "client: '%s' clients are not implemented yet (only tcp)", p->t[i].s);
+  if (is(p, i, "udp")) {
+    c->proto = SIM_CLIENT_UDP;
+  } else if (is(p, i, "ping")) {
+    c->proto = SIM_CLIENT_PING;
+  } else if (!is(p, i, "tcp")) {
+    return fail(p, "client: expected the protocol 'tcp', 'udp' or 'ping' but found %s", word(p, i));
   }
-  if (!is(p, i, "tcp")) {
-    return fail(p, "client: expected the protocol 'tcp' but found %s", word(p, i));
-  }
-  int rv = parse_addr(p, i + 1, &c->remote, true, "client destination");
+  c->interval = T2S_SECONDS;
+  int rv = parse_addr(p, i + 1, &c->remote, c->proto != SIM_CLIENT_PING, "client destination");
   if (rv != 0) {
     return rv;
   }
@@ -848,7 +880,13 @@ static int act_client(pctx *p, action *a, int i) {
       rv = parse_size(p, i + 1, &c->expect_len, "client expect-bytes");
       i += 2;
     } else if (is(p, i, "from")) {
-      rv = parse_addr(p, i + 1, &c->local, false, "client from");
+      t2s_addr from;
+      if (c->proto == SIM_CLIENT_UDP && i + 1 < p->n && t2s_addr_parse(p->t[i + 1].s, &from) == 0) {
+        rv = 0; /* UDP clients may fix their port: from ADDR:PORT */
+      } else {
+        rv = parse_addr(p, i + 1, &from, false, "client from");
+      }
+      c->local = from;
       if (rv == 0 && c->local.family != c->remote.family) {
         rv = fail(p, "client from: the address family differs from the destination's");
       }
@@ -903,12 +941,43 @@ static int cmd_proxy(pctx *p) {
     } else {
       rv = fail(p,
                 "proxy: unknown option '%s' (expected auth USER PASS, offer USER PASS, "
-                "blackhole)",
+                "blackhole, no-udp, udp-close)",
                 p->t[i].s);
     }
   }
   if (rv == 0 && !offered) {
     memcpy(c->engine_user, c->username, sizeof(c->engine_user));
+    } else if (c->proto != SIM_CLIENT_TCP && is(p, i, "count")) {
+      uint64_t n = 0;
+      rv = parse_count(p, i + 1, &n, "client count");
+      if (rv == 0 && (n == 0 || n > 100000)) {
+        rv = fail(p, "client count: 1..100000");
+      }
+      c->count = (uint32_t)n;
+      i += 2;
+    } else if (c->proto != SIM_CLIENT_TCP && is(p, i, "interval")) {
+      i++;
+      rv = parse_duration(p, &i, &c->interval, "client interval");
+    } else if (c->proto == SIM_CLIENT_UDP &&
+               (is(p, i, "expect-replies") || is(p, i, "expect-unreachable"))) {
+      if (have_check) {
+        return fail(p, "client: only one of expect-echo, expect-replies, expect-unreachable");
+      }
+      have_check = true;
+      if (is(p, i, "expect-unreachable")) {
+        c->check = SIM_CHECK_UNREACHABLE;
+        i++;
+      } else {
+        c->check = SIM_CHECK_REPLIES;
+        rv = parse_count(p, i + 1, &c->expect_len, "client expect-replies");
+        i += 2;
+      }
+    } else if (c->proto != SIM_CLIENT_TCP && is(p, i, "size")) {
+      rv = parse_size(p, i + 1, &c->send_len, "client size");
+      if (rv == 0 && c->send_len > 65000) {
+        rv = fail(p, "client size: at most 65000");
+      }
+      i += 2;
     memcpy(c->engine_pass, c->password, sizeof(c->engine_pass));
   }
   scn->has_proxy = rv == 0;
@@ -962,6 +1031,9 @@ static int parse_family_opt(pctx *p, int i, uint8_t *family, const char *what) {
   }
   return expect_end(p, i, what);
 }
+    } else if (is(p, i, "no-udp") || is(p, i, "udp-close")) {
+      c->udp = is(p, i, "no-udp") ? SIM_PROXY_UDP_REP7 : SIM_PROXY_UDP_CLOSE;
+      i++;
 
 /* link|addr|route|suspend|resume at token i (top level: at_time false). */
 static int parse_net(pctx *p, int i, sim_net_action *a, bool at_time) {
@@ -1095,7 +1167,26 @@ static int cmd_engine(pctx *p) {
     scn->has_policy = true;
     return expect_end(p, 3, "engine on-network-change");
   }
-  return fail(p, "engine: expected network-debounce T or on-network-change POLICY but found %s",
+  if (is(p, i, "udp-timeout") || is(p, i, "dns-timeout")) {
+    t2s_tstamp *t = is(p, i, "udp-timeout") ? &scn->udp_timeout : &scn->dns_timeout;
+    const char *what = is(p, i, "udp-timeout") ? "engine udp-timeout" : "engine dns-timeout";
+    i++;
+    int rv = parse_duration(p, &i, t, what);
+    if (rv == 0 && *t == 0) {
+      rv = fail(p, "%s: must be more than 0", what);
+    }
+    return rv == 0 ? expect_end(p, i, what) : rv;
+  }
+  if (is(p, i, "max-udp-sessions")) {
+    int rv = parse_count(p, i + 1, &scn->max_udp_sessions, "engine max-udp-sessions");
+    if (rv == 0 && (scn->max_udp_sessions == 0 || scn->max_udp_sessions > 1000000)) {
+      rv = fail(p, "engine max-udp-sessions: 1..1000000");
+    }
+    return rv == 0 ? expect_end(p, i + 2, "engine max-udp-sessions") : rv;
+  }
+  return fail(p,
+              "engine: expected network-debounce T, on-network-change POLICY, udp-timeout T, "
+              "dns-timeout T or max-udp-sessions N but found %s",
               word(p, 1));
 }
 
@@ -1697,6 +1788,15 @@ static void run_action(void *arg, sim_event *ev, t2s_tstamp now) {
     break; /* scheduled by sim_world_replay */
   case ACT_INJECT_ECHO: {
     uint8_t *buf = malloc(65536 + 64);
+  if (scn->udp_timeout) {
+    w->cfg.udp_timeout = scn->udp_timeout;
+  }
+  if (scn->dns_timeout) {
+    w->cfg.dns_timeout = scn->dns_timeout;
+  }
+  if (scn->max_udp_sessions) {
+    w->cfg.max_udp_sessions = (uint32_t)scn->max_udp_sessions;
+  }
     if (buf == NULL) {
       return;
     }

@@ -61,6 +61,7 @@ typedef struct up_dgram {
   uint64_t lost;
 } up_dgram;
 
+  bool front; /* claimed by the datagram front (the proxy's relay) */
 typedef struct up_rule {
   t2s_addr dst;
   sim_up_behaviour beh;
@@ -93,6 +94,10 @@ const char *sim_up_kind_name(sim_up_kind k) {
   switch (k) {
   case SIM_UP_ECHO:
     return "echo";
+  t2s_rand rand; /* seeded faults of the far ends (drawn from the world's seed) */
+  uint64_t faults_refused, faults_reset, faults_stalled;
+  const sim_up_dgram_front_ops *dfront_ops;
+  void *dfront;
   case SIM_UP_SINK:
     return "sink";
   case SIM_UP_SOURCE:
@@ -868,6 +873,7 @@ void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {
     schedule_deliver(s, now + s->beh.latency);
     return;
   }
+  d->front = up->dfront_ops != NULL && up->dfront_ops->claims(up->dfront, relay);
   if (!s->reset_pending) {
     s->reset_pending = true;
     s->front_err = err;
@@ -903,6 +909,10 @@ size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char
     if (i < up->nstreams) {
       const sim_up_stream *s = up->streams[i];
       if (!s->has_path || s->open_err != 0 || !dst_match(dst, &s->target)) {
+  if (d->front) {
+    up->dfront_ops->input(up->dfront, id, data, len, up->w->loop.now);
+    return 0;
+  }
         continue;
       }
       p = &s->path;
@@ -925,3 +935,18 @@ size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char
   }
   return n;
 }
+void sim_upstream_set_dgram_front(sim_upstream *up, const sim_up_dgram_front_ops *ops,
+                                  void *front) {
+  up->dfront_ops = ops;
+  up->dfront = front;
+}
+
+void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data, size_t len,
+                             t2s_tstamp at) {
+  size_t idx;
+  if (find_dgram(up, id, &idx) == NULL) {
+    return;
+  }
+  sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data, len);
+}
+

@@ -40,6 +40,8 @@ const char *sim_up_kind_name(sim_up_kind k);
 
 typedef struct sim_up_behaviour {
   sim_up_kind kind;
+  t2s_addr reply_from;  /* datagrams through the simulated proxy: echoed also from this remote
+                         * (a second remote answering: full cone); family 0 = none */
   uint64_t source_len;  /* SOURCE: bytes to send */
   uint64_t reset_after; /* reset once this many bytes moved (both ways); UINT64_MAX: never */
   t2s_tstamp latency;   /* connect time, and the delay of every echo / EOF / reset */
@@ -123,3 +125,16 @@ void sim_up_stream_set_target(sim_up_stream *s, const t2s_addr *target);
 void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now);
 
 #endif
+/* ---- datagram fronts (the simulated proxy's UDP relay) ---- */
+
+/* Datagrams the engine sends on a socket opened toward an address the front claims. The front
+ * answers with sim_upstream_dgram_emit(). Must not call the engine. */
+typedef struct sim_up_dgram_front_ops {
+  bool (*claims)(void *front, const t2s_addr *relay);
+  void (*input)(void *front, uint64_t id, const uint8_t *data, size_t len, t2s_tstamp now);
+} sim_up_dgram_front_ops;
+void sim_upstream_set_dgram_front(sim_upstream *up, const sim_up_dgram_front_ops *ops, void *front);
+/* Delivers a datagram to the engine on socket id at time at (if it is still open). */
+void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data, size_t len,
+                             t2s_tstamp at);
+

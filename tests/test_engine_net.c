@@ -131,6 +131,7 @@ static const t2s_monitor_ops mon_ops = {mon_start, mon_stop, mon_route_get};
 
 static fake F;
 static t2s_engine *E;
+static bool icmp_unreach_on_refuse;
 
 static void set_route(uint32_t ifindex, const char *ifname, const char *src, bool local) {
   memset(&F.route, 0, sizeof(F.route));
@@ -149,6 +150,7 @@ static void setup(t2s_netchange_policy policy) {
   cfg.proxy_kind = T2S_PROXY_SOCKS5;
   t2s_addr_parse("198.51.100.200:1080", &cfg.proxy);
   cfg.on_network_change = policy;
+  cfg.icmp_unreach_on_refuse = icmp_unreach_on_refuse;
   static t2s_device dev;
   static t2s_upstream up;
   static t2s_monitor mon;
@@ -382,6 +384,49 @@ static void test_policy_none_keeps_flows_but_moves_the_egress(void) {
   teardown();
 }
 
+/* With icmp_unreach_on_refuse, a REP 4 answer becomes an ICMP host unreachable quoting the
+ * client's SYN; without it, a RST. */
+static void refuse_with_rep4(bool icmp) {
+  icmp_unreach_on_refuse = icmp;
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  icmp_unreach_on_refuse = false;
+  size_t mark = F.npkts;
+  send_syn(40001, 0);
+  uint64_t id = F.stream_id[F.nstreams - 1];
+  static const uint8_t method[] = {5, 0};
+  static const uint8_t rep4[] = {5, 4, 0, 1, 0, 0, 0, 0, 0, 0};
+  t2s_engine_stream_opened(E, id, 0, 0);
+  t2s_engine_stream_recv(E, id, method, sizeof(method), 0);
+  t2s_engine_stream_recv(E, id, rep4, sizeof(rep4), 0);
+  CU_ASSERT_EQUAL_FATAL(F.npkts, mark + 1);
+  t2s_pkt p;
+  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(F.pkts[mark], F.pktlen[mark], &p), 0);
+  if (icmp) {
+    CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_ICMP);
+    CU_ASSERT_EQUAL(p.l4.icmp.type, 3);
+    CU_ASSERT_EQUAL(p.l4.icmp.code, 1);
+    char buf[64];
+    CU_ASSERT_STRING_EQUAL(t2s_addr_format(&p.src, false, buf, sizeof(buf)), "203.0.113.10");
+    /* The quote holds the client's SYN: its ports sit 28 bytes into the ICMP message. */
+    CU_ASSERT(p.payload_len >= 28);
+    CU_ASSERT_EQUAL(t2s_get16(p.payload + 20), 40001);
+  } else {
+    CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_TCP);
+    CU_ASSERT(p.l4.tcp.flags & T2S_TCP_RST);
+  }
+  CU_ASSERT_EQUAL(stats().tcp_flows_active, 0);
+  CU_ASSERT_EQUAL(stats().tcp_pending_syn, 0);
+  teardown();
+}
+
+static void test_rep4_is_a_rst_by_default(void) {
+  refuse_with_rep4(false);
+}
+
+static void test_rep4_is_icmp_unreachable_when_configured(void) {
+  refuse_with_rep4(true);
+}
+
 int t2s_test_register_engine_net(void) {
   CU_pSuite s = CU_add_suite("engine_net", NULL, NULL);
   if (s == NULL ||
@@ -396,7 +441,10 @@ int t2s_test_register_engine_net(void) {
       !CU_add_test(s, "local proxy: default change resets everything",
                    test_local_proxy_default_change_resets_everything) ||
       !CU_add_test(s, "policy none keeps flows, moves the egress",
-                   test_policy_none_keeps_flows_but_moves_the_egress)) {
+                   test_policy_none_keeps_flows_but_moves_the_egress) ||
+      !CU_add_test(s, "REP 4 is a RST by default", test_rep4_is_a_rst_by_default) ||
+      !CU_add_test(s, "REP 4 is ICMP unreachable when configured",
+                   test_rep4_is_icmp_unreachable_when_configured)) {
     return -1;
   }
   return 0;

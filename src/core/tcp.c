@@ -327,6 +327,25 @@ int t2s_tcp_refuse(t2s_tcp_conn *c, t2s_tstamp now) {
   return 0;
 }
 
+int t2s_tcp_refuse_silently(t2s_tcp_conn *c, t2s_tstamp now) {
+  t2s_tcp_stack *st = c->stack;
+  if (c->dead) {
+    return T2S_ERR_CLOSED;
+  }
+  if (c->state != T2S_TCP_SYN_PENDING) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  st->now = now;
+  tcp_enter(st);
+  tcp_conn_finish(c, T2S_ERR_REFUSED, false);
+  tcp_leave(st);
+  return 0;
+}
+
+uint32_t t2s_tcp_conn_irs(const t2s_tcp_conn *c) {
+  return c->rcv.irs;
+}
+
 int t2s_tcp_connect(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote,
                     t2s_tstamp now, t2s_tcp_conn **pconn) {
   if (local->family != remote->family || local->family == 0) {

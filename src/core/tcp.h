@@ -105,6 +105,11 @@ void t2s_tcp_handle_expiry(t2s_tcp_stack *stack, t2s_tstamp now);
 int t2s_tcp_accept(t2s_tcp_conn *c, t2s_tstamp now);
 /* Refuses a SYN_PENDING connection with a RST (on_closed follows with T2S_ERR_REFUSED). */
 int t2s_tcp_refuse(t2s_tcp_conn *c, t2s_tstamp now);
+/* Refuses a SYN_PENDING connection without sending anything (the owner answers another way,
+ * e.g. with an ICMP unreachable); on_closed follows with T2S_ERR_REFUSED. */
+int t2s_tcp_refuse_silently(t2s_tcp_conn *c, t2s_tstamp now);
+/* The peer's initial sequence number (valid once its SYN arrived). */
+uint32_t t2s_tcp_conn_irs(const t2s_tcp_conn *c);
 
 /* Active open from local to remote. *pconn is set on success (state SYN_SENT). */
 int t2s_tcp_connect(t2s_tcp_stack *stack, const t2s_addr *local, const t2s_addr *remote,
