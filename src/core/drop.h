@@ -40,6 +40,7 @@
   X(ICMP_TRUNCATED, "icmp_truncated")                                                              \
   X(ICMP_BAD_CHECKSUM, "icmp_bad_checksum")                                                        \
   X(ICMP_UNSUPPORTED_TYPE, "icmp_unsupported_type")                                                \
+  X(OFFLINE, "offline")                 /* no route to the proxy, or asleep */                     \
   X(NO_BUFFER, "no_buffer")             /* out of memory or output space */                        \
   X(DEVICE_ERROR, "device_error")       /* the device refused an outgoing packet */                \
   X(FRAG_BAD, "frag_bad")               /* fragment length not a multiple of 8, or past 65535 */   \

@@ -543,6 +543,12 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
     t2s_engine_drop(e, T2S_DROP_LOOP_GUARD, now, pkt); /* our own traffic came back */
     return;
   }
+  if (t2s_engine_offline(e)) {
+    /* No route to the proxy (or asleep): the application fails fast instead of waiting. */
+    send_port_unreach(e, &pkt->src, &pkt->dst, pkt);
+    t2s_engine_drop(e, T2S_DROP_OFFLINE, now, pkt);
+    return;
+  }
   /* DNS hijack: the datagram goes to the resolver; deliver() maps the answers back. */
   bool hijack = e->cfg.dns_hijack.family != 0 && pkt->dst.port == DNS_PORT;
   const t2s_addr *dst = hijack ? &e->cfg.dns_hijack : &pkt->dst;
