@@ -128,9 +128,12 @@ def test_iperf3_10s_throughput_and_cpu_baseline(world, www, tun2sock_bin, direct
     d, _ = www
     t = _start(world, d, tun2sock_bin)
     gbps, cpu, wall, sent, got, cmd = _iperf(world, t, reverse=(direction == "down"))
+    st = world.stats()
+    drops = {k: v for k, v in st["packets_dropped"].items() if v}
     line = (f"iperf3 {direction}: {gbps:.2f} Gbit/s, tun2sock CPU {cpu:.2f} s "
-            f"(utime+stime) over {wall:.1f} s wall; sent {sent} B, received {got} B; "
-            f"$ ip netns exec CLIENT {cmd}")
+            f"(utime+stime) over {wall:.1f} s wall = {cpu / max(got, 1) * 1e9:.1f} CPU s/GB; "
+            f"sent {sent} B, received {got} B; tun2sock retransmits {st['tcp_retransmits']}, "
+            f"drops {drops}; load {os.getloadavg()[0]:.1f}; $ ip netns exec CLIENT {cmd}")
     print("\n" + line)
     record_property(f"iperf3_{direction}_gbps", round(gbps, 3))
     record_property(f"iperf3_{direction}_cpu_s", round(cpu, 2))
