@@ -61,7 +61,37 @@ typedef struct tun2sock_config {
   uint32_t dns_timeout_ms;         /* 0 = 10 s */
   int log_level;                   /* TUN2SOCK_LOG_*, default INFO */
   const char *metrics;             /* "HOST:PORT" for Prometheus /metrics and JSON /stats; NULL */
+  int on_network_change;           /* TUN2SOCK_NETCHANGE_*, default RESET_AFFECTED */
+  uint32_t network_debounce_ms;    /* 0 = 500 ms; how long network events settle */
 } tun2sock_config;
+
+/* What a network change does to running flows (docs/network-change.md). */
+enum {
+  TUN2SOCK_NETCHANGE_RESET_AFFECTED = 0, /* flows whose path to the proxy changed get an RST */
+  TUN2SOCK_NETCHANGE_RESET_ALL = 1,      /* every flow, on any change of the path */
+  TUN2SOCK_NETCHANGE_NONE = 2,           /* none (new flows still use the new path) */
+};
+
+/*
+ * Network-change callbacks. tun2sock watches the links, addresses and routes (rtnetlink) and
+ * the clocks (a jump of CLOCK_BOOTTIME over CLOCK_MONOTONIC means the machine slept), decides
+ * after a debounce whether the path to the proxy moved, and resets the affected flows. These
+ * tell you what it decided; they run on the thread running tun2sock_run(), must not block,
+ * and may be NULL. tun2sock logs the same events itself.
+ */
+typedef struct tun2sock_listener {
+  /* Upstream traffic now leaves through the interface `name` (ifindex `index`); "" and 0 when
+   * sockets are unbound (the proxy is on this host) or there is no route to the proxy. Also
+   * called once when tun2sock_run() starts. */
+  void (*on_default_interface_changed)(void *arg, const char *name, unsigned index);
+  /* The machine is going to sleep: new connections are refused until it wakes. */
+  void (*on_network_paused)(void *arg);
+  /* The machine woke after sleeping slept_ms; every flow open before was reset. */
+  void (*on_network_resumed)(void *arg, uint64_t slept_ms);
+  /* A burst of link, address or route changes settled and was decided (see the stats). */
+  void (*on_routes_changed)(void *arg);
+  void *arg; /* passed to each callback */
+} tun2sock_listener;
 
 typedef struct tun2sock_stats {
   uint64_t packets_in, packets_out; /* IP packets from / to the TUN */
@@ -71,6 +101,11 @@ typedef struct tun2sock_stats {
   uint64_t icmp_echo_replies;
   uint64_t packets_dropped; /* all reasons together */
   uint64_t upstream_errors;
+  uint64_t network_changes;  /* changes that moved the path to the proxy (or resumes) */
+  uint64_t route_updates;    /* changes that left the path as it was */
+  uint64_t flows_reset;      /* flows reset by the network-change policy */
+  uint64_t last_recovery_ms; /* last change: decision to the first new connection */
+  int network_state;         /* 0 up, 1 settling, 2 no route to the proxy, 3 suspended */
 } tun2sock_stats;
 
 /* Fills *cfg with the defaults (tun_fd -1, no proxy). */
@@ -79,6 +114,9 @@ void tun2sock_config_default(tun2sock_config *cfg);
 /* Validates cfg, resolves the proxy, chooses the egress and builds the engine on the fd.
  * Returns TUN2SOCK_OK with *pt set, or a TUN2SOCK_ERR_* (the reason is logged). */
 int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg);
+
+/* Sets the network-change listener (copied; NULL clears it). Call before tun2sock_run(). */
+void tun2sock_set_listener(tun2sock *t, const tun2sock_listener *listener);
 
 /* Runs the loop on the calling thread until tun2sock_stop(). Returns TUN2SOCK_OK after a stop,
  * TUN2SOCK_ERR_FAILED after a fatal error. */

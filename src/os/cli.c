@@ -4,6 +4,8 @@
 #include <getopt.h>
 #include <string.h>
 
+#include "engine.h"
+
 #ifndef T2S_VERSION
 #define T2S_VERSION "0.0.0"
 #endif
@@ -13,6 +15,7 @@ enum {
   OPT_PROXY,
   OPT_ADDRESS,
   OPT_MTU,
+  OPT_NO_OFFLOAD,
   OPT_INTERFACE,
   OPT_FWMARK,
   OPT_TCP_CONNECT_TIMEOUT,
@@ -21,6 +24,8 @@ enum {
   OPT_LOG_LEVEL,
   OPT_METRICS,
   OPT_PASSWORD_FILE,
+  OPT_ON_NETWORK_CHANGE,
+  OPT_NETWORK_DEBOUNCE,
   OPT_AUTO_ROUTE,
   OPT_ROUTE_TABLE,
   OPT_ROUTE_PRIORITY,
@@ -38,6 +43,7 @@ static const struct option long_options[] = {
     {"proxy", required_argument, NULL, OPT_PROXY},
     {"address", required_argument, NULL, OPT_ADDRESS},
     {"mtu", required_argument, NULL, OPT_MTU},
+    {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
     {"interface", required_argument, NULL, OPT_INTERFACE},
     {"fwmark", required_argument, NULL, OPT_FWMARK},
     {"tcp-connect-timeout", required_argument, NULL, OPT_TCP_CONNECT_TIMEOUT},
@@ -47,6 +53,8 @@ static const struct option long_options[] = {
     {"loglevel", required_argument, NULL, OPT_LOG_LEVEL}, /* xjasonlyu/tun2socks spelling */
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"proxy-password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"on-network-change", required_argument, NULL, OPT_ON_NETWORK_CHANGE},
+    {"network-debounce", required_argument, NULL, OPT_NETWORK_DEBOUNCE},
     {"auto-route", no_argument, NULL, OPT_AUTO_ROUTE},
     {"route-table", required_argument, NULL, OPT_ROUTE_TABLE},
     {"route-priority", required_argument, NULL, OPT_ROUTE_PRIORITY},
@@ -75,6 +83,8 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --address CIDR               address to put on the TUN (repeatable, IPv4 and\n"
           "                               IPv6), e.g. 198.18.0.1/15 or fd00:18::1/64\n"
           "  --mtu N                      TUN MTU (default 1500; 576..65535)\n"
+          "  --no-offload                 no TUN offloads (IFF_VNET_HDR, checksum offload,\n"
+          "                               TSO): one plain packet per read and write\n"
           "  --interface IFNAME           pin upstream sockets to this interface (default:\n"
           "                               the interface of the route to the proxy)\n"
           "  --fwmark N                   SO_MARK for upstream sockets (decimal or 0x hex)\n"
@@ -87,6 +97,11 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --metrics HOST:PORT          serve Prometheus text at /metrics and JSON at "
           "/stats\n"
           "  --proxy-password-file FILE   read the proxy password from FILE (first line)\n"
+          "  --on-network-change POLICY   when the route to the proxy moves or the machine\n"
+          "                               wakes: reset-affected (default: flows whose path\n"
+          "                               changed get an RST), reset-all, or none\n"
+          "  --network-debounce DUR       how long network events settle before a decision\n"
+          "                               (default 500ms; 0..60s)\n"
           "  --auto-route                 route all IPv4 and IPv6 traffic into the TUN with\n"
           "                               policy rules (removed at exit); see auto-route.md\n"
           "  --route-table N              routing table of --auto-route (default 2022)\n"
@@ -118,6 +133,8 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->udp_timeout_ns = 60 * T2S_SECONDS;
   opts->dns_timeout_ns = 10 * T2S_SECONDS;
   opts->log_level = T2S_LOG_INFO;
+  opts->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
+  opts->network_debounce_ns = 500 * T2S_MILLISECONDS;
   opts->route_table = 2022;
   opts->route_priority = 9000;
 }
@@ -258,6 +275,9 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       }
       o->mtu = (uint32_t)mtu;
       break;
+    case OPT_NO_OFFLOAD:
+      o->no_offload = true;
+      break;
     }
     case OPT_INTERFACE:
       if (!valid_ifname(v)) {
@@ -389,6 +409,28 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       if (o->dns_hijack.port == 0) {
         o->dns_hijack.port = 53;
       }
+      break;
+    }
+    case OPT_ON_NETWORK_CHANGE:
+      if (strcmp(v, "reset-affected") == 0) {
+        o->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
+      } else if (strcmp(v, "reset-all") == 0) {
+        o->on_network_change = T2S_NETCHANGE_RESET_ALL;
+      } else if (strcmp(v, "none") == 0) {
+        o->on_network_change = T2S_NETCHANGE_NONE;
+      } else {
+        return bad(err, prog, "on-network-change", v, "must be reset-affected, reset-all or none");
+      }
+      break;
+    case OPT_NETWORK_DEBOUNCE: {
+      uint64_t ns;
+      if (t2s_parse_duration(v, &ns, &why) != 0) {
+        return bad(err, prog, "network-debounce", v, why);
+      }
+      if (ns > 60 * T2S_SECONDS) {
+        return bad(err, prog, "network-debounce", v, "must be at most 60s");
+      }
+      o->network_debounce_ns = ns;
       break;
     }
     case OPT_HELP:

@@ -31,6 +31,7 @@ typedef struct t2s_cli_opts {
   t2s_cidr addresses[T2S_CLI_MAX_ADDRESSES]; /* --address (repeatable) */
   size_t naddresses;
   uint32_t mtu;                     /* --mtu, default 1500 */
+  bool no_offload;                  /* --no-offload: no IFF_VNET_HDR, checksum offload, TSO */
   char interface[T2S_CLI_IFNAMSIZ]; /* --interface: pinned egress; "" = route to the proxy */
   uint32_t fwmark;                  /* --fwmark, 0 = none */
   uint64_t tcp_connect_timeout_ns;  /* --tcp-connect-timeout, default 10 s */
@@ -53,8 +54,10 @@ typedef struct t2s_cli_opts {
   size_t nexclude_uid;
   char exclude_cgroup[T2S_CLI_MAX_CGROUPS][256]; /* --exclude-cgroup PATH */
   size_t nexclude_cgroup;
-  bool fwmark_given;   /* --fwmark was on the command line */
-  t2s_addr dns_hijack; /* --dns-hijack [IP[:PORT]]; family 0 = off */
+  bool fwmark_given;            /* --fwmark was on the command line */
+  t2s_addr dns_hijack;          /* --dns-hijack [IP[:PORT]]; family 0 = off */
+  int on_network_change;        /* --on-network-change: a t2s_netchange_policy (engine.h) */
+  uint64_t network_debounce_ns; /* --network-debounce, default 500 ms */
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */

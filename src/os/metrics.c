@@ -27,6 +27,62 @@ static void put_simple(struct evbuffer *out, const char *name, const char *type,
   put_value(out, name, v);
 }
 
+static const char *const state_names[] = {"UP", "SETTLING", "NO_ROUTE", "SUSPENDED"};
+
+/* The network-change figures (docs/network-change.md, "What is counted"). */
+static void render_network(const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  const t2s_engine_stats *e = &s->engine;
+  put_simple(out, "tun2sock_network_changes_total", "counter",
+             "Debounced network changes that moved the path to the proxy (or a resume).",
+             s->network_changes);
+  put_simple(out, "tun2sock_route_updates_total", "counter",
+             "Debounced network changes that left the path to the proxy as it was.",
+             s->route_updates);
+  put_simple(out, "tun2sock_flows_reset_total", "counter",
+             "Flows reset by the network-change policy.", e->flows_reset);
+  put_simple(out, "tun2sock_network_events_total", "counter",
+             "Raw events from the network monitor (links, addresses, routes, sleep).",
+             e->net_events);
+  put_simple(out, "tun2sock_resumes_total", "counter", "Resumes from sleep detected.", e->resumes);
+  put_simple(out, "tun2sock_syn_refused_offline_total", "counter",
+             "New TCP connections refused at once while offline or suspended.",
+             e->syn_refused_offline);
+  put_header(out, "tun2sock_network_state", "gauge",
+             "The network-change state machine's state (1 for the current one).");
+  for (size_t i = 0; i < T2S_ARRAY_LEN(state_names); i++) {
+    evbuffer_add_printf(out, "tun2sock_network_state{state=\"%s\"} %d\n", state_names[i],
+                        e->net_state == i ? 1 : 0);
+  }
+  put_header(out, "tun2sock_network_detection_seconds", "gauge",
+             "Last change: first monitor event of the burst to the decision (the debounce).");
+  evbuffer_add_printf(out, "tun2sock_network_detection_seconds %.6f\n",
+                      (double)e->last_detect_ns / 1e9);
+  put_header(out, "tun2sock_network_reset_seconds", "gauge",
+             "Last change that reset flows: wall-clock time spent resetting them.");
+  evbuffer_add_printf(out, "tun2sock_network_reset_seconds %.6f\n", (double)s->last_reset_ns / 1e9);
+  put_header(out, "tun2sock_network_recovery_seconds", "histogram",
+             "Decision after a network change to the first new TCP connection established.");
+  uint64_t cum = 0;
+  for (size_t i = 0; i < T2S_RECOVERY_BUCKETS; i++) {
+    cum += e->recovery_hist[i];
+    t2s_tstamp b = t2s_engine_recovery_bucket_bound(i);
+    if (b == T2S_TSTAMP_MAX) {
+      evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_bucket{le=\"+Inf\"} %llu\n",
+                          (unsigned long long)cum);
+    } else {
+      evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_bucket{le=\"%g\"} %llu\n",
+                          (double)b / 1e9, (unsigned long long)cum);
+    }
+  }
+  evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_sum %.6f\n", s->recovery_sum_s);
+  evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_count %llu\n",
+                      (unsigned long long)cum);
+  put_header(out, "tun2sock_network_last_recovery_seconds", "gauge",
+             "Last change: decision to the first new TCP connection established.");
+  evbuffer_add_printf(out, "tun2sock_network_last_recovery_seconds %.6f\n",
+                      (double)e->last_recovery_ns / 1e9);
+}
+
 void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffer *out) {
   const t2s_engine_stats *e = &s->engine;
   put_simple(out, "tun2sock_tcp_flows_active", "gauge", "TCP flows open now.", e->tcp_flows_active);
@@ -72,12 +128,7 @@ void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffe
              s->upstream_streams);
   put_simple(out, "tun2sock_upstream_dgram_sockets_open", "gauge", "Upstream UDP sockets open now.",
              s->upstream_dgrams);
-  put_simple(out, "tun2sock_network_changes_total", "counter",
-             "Network changes that affected the egress.", s->network_changes);
-  put_simple(out, "tun2sock_route_updates_total", "counter",
-             "Route re-evaluations toward the proxy.", s->route_updates);
-  put_simple(out, "tun2sock_flows_reset_total", "counter",
-             "Flows reset by the network-change policy.", e->flows_reset);
+  render_network(s, out);
   put_header(out, "tun2sock_tun_packets_total", "counter",
              "Packets read from and written to the TUN device.");
   evbuffer_add_printf(out, "tun2sock_tun_packets_total{direction=\"rx\"} %llu\n",
@@ -111,6 +162,15 @@ void t2s_metrics_render_json(const t2s_metrics_snapshot *s, struct evbuffer *out
                       U(s->network_changes), U(s->route_updates), U(s->upstream_streams),
                       U(s->upstream_dgrams), U(s->tun_rx_packets), U(s->tun_tx_packets),
                       U(s->tun_tx_errors), s->uptime_seconds);
+  evbuffer_add_printf(out,
+                      "\"network\":{\"state\":\"%s\",\"events\":%llu,\"resumes\":%llu,"
+                      "\"syn_refused_offline\":%llu,\"last_detect_ns\":%llu,"
+                      "\"last_reset_ns\":%llu,\"last_recovery_ns\":%llu,"
+                      "\"recovery_sum_s\":%.6f},",
+                      e->net_state < T2S_ARRAY_LEN(state_names) ? state_names[e->net_state] : "?",
+                      U(e->net_events), U(e->resumes), U(e->syn_refused_offline),
+                      U(e->last_detect_ns), U(s->last_reset_ns), U(e->last_recovery_ns),
+                      s->recovery_sum_s);
   evbuffer_add_printf(out, "\"packets_dropped\":{");
   for (int i = 1; i < T2S_DROP_MAX; i++) {
     evbuffer_add_printf(out, "%s\"%s\":%llu", i > 1 ? "," : "", t2s_drop_name(i), U(e->drops[i]));

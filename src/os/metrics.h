@@ -17,8 +17,10 @@ typedef struct t2s_metrics_snapshot {
   size_t nerror_kinds; /* upstream socket errors by errno name */
   const char *error_names[T2S_METRICS_MAX_ERROR_KINDS];
   uint64_t error_counts[T2S_METRICS_MAX_ERROR_KINDS];
-  uint64_t network_changes; /* network events that changed the egress */
-  uint64_t route_updates;   /* route queries answered after a change */
+  uint64_t network_changes; /* decisions that changed the path to the proxy (engine) */
+  uint64_t route_updates;   /* decisions that left it as it was (engine) */
+  t2s_tstamp last_reset_ns; /* wall-clock time of the last decision that reset flows */
+  double recovery_sum_s;    /* sum of the recovery times (histogram _sum) */
   uint64_t tun_rx_packets, tun_tx_packets, tun_tx_errors;
   uint64_t upstream_streams, upstream_dgrams; /* sockets open now */
   double uptime_seconds;

@@ -15,6 +15,7 @@
 #include "clock_linux.h"
 #include "log.h"
 #include "metrics.h"
+#include "monitor_linux.h"
 #include "route_linux.h"
 #include "tun_linux.h"
 #include "upstream_sock.h"
@@ -41,7 +42,18 @@ struct t2s_runner {
   struct event *stop_ev;
   int exit_code;
   bool stopping;
-  uint64_t network_changes, route_updates;
+  /* The network monitor (monitor_linux.h) and what the runner measures around decisions. */
+  t2s_monitor_linux *mon;
+  t2s_monitor monops;
+  t2s_clock clkops;
+  bool mon_started;
+  t2s_runner_listener listener; /* the embedder's (tun2sock.h); fields may be NULL */
+  bool decided;                 /* a decision (NET_DECISION) happened in the current call */
+  t2s_tstamp last_reset_ns;     /* wall-clock time of the engine call that reset flows */
+  uint64_t recovery_seen;       /* recovery observations already summed */
+  double recovery_sum_s;        /* sum of the recovery times (the histogram's _sum) */
+  char default_ifname[T2S_IFNAMSIZ];
+  uint32_t default_ifindex;
   t2s_tstamp started;
   t2s_autoroute *autoroute; /* --auto-route */
   struct event *ar_ev;      /* its rtnetlink notifications */
@@ -69,9 +81,19 @@ static void fatal(t2s_runner *r, const char *what, int err) {
   event_base_loopbreak(r->base);
 }
 
+/* An engine call that may take a network decision: its wall-clock duration is the reset
+ * duration when it did (the engine resets synchronously inside it). */
+static void decision_call_end(t2s_runner *r, t2s_tstamp started) {
+  if (r->decided) {
+    r->decided = false;
+    r->last_reset_ns = t2s_clock_monotonic_ns() - started;
+  }
+}
+
 static void timer_fired(void *arg, t2s_tstamp now) {
   t2s_runner *r = arg;
   int rv = t2s_engine_handle_expiry(r->engine, now);
+  decision_call_end(r, now);
   if (t2s_err_is_fatal(rv)) {
     fatal(r, "engine timers", rv);
     return;
@@ -137,9 +159,134 @@ static void log_stats(t2s_runner *r) {
   }
 }
 
+/* ---------------- network changes: the log and the listener ---------------- */
+
+static void set_default_interface(t2s_runner *r, const char *name, uint32_t index) {
+  if (index == r->default_ifindex && strcmp(name, r->default_ifname) == 0) {
+    return;
+  }
+  snprintf(r->default_ifname, sizeof(r->default_ifname), "%s", name);
+  r->default_ifindex = index;
+  if (index) {
+    T2S_INFO("network: upstream traffic now leaves through %s (index %u)", name, index);
+  } else {
+    T2S_INFO("network: upstream sockets unbound (the proxy is local, or there is no route)");
+  }
+  if (r->listener.on_default_interface_changed) {
+    r->listener.on_default_interface_changed(r->listener.arg, name, index);
+  }
+}
+
+/* The engine's network events become log lines and listener calls. */
+static void on_net_engine_event(t2s_runner *r, const t2s_engine_event *ev) {
+  t2s_engine_stats st;
+  switch (ev->type) {
+  case T2S_EV_NET_STATE: {
+    t2s_net_state s = (t2s_net_state)ev->reason;
+    T2S_INFO("network: state %s", t2s_net_state_name(s));
+    if (s == T2S_NET_STATE_SUSPENDED && r->listener.on_network_paused) {
+      r->listener.on_network_paused(r->listener.arg);
+    }
+    if (s == T2S_NET_STATE_NO_ROUTE) {
+      T2S_WARN("network: no route to the proxy: new connections are refused until one returns");
+      set_default_interface(r, "", 0);
+    }
+    if (s == T2S_NET_STATE_UP) {
+      const t2s_egress *eg = t2s_engine_get_egress(r->engine);
+      set_default_interface(r, eg->ifindex ? eg->ifname : "", eg->ifindex);
+    }
+    break;
+  }
+  case T2S_EV_NET_DECISION:
+    r->decided = true;
+    t2s_engine_get_stats(r->engine, &st);
+    T2S_INFO("network: decision after %.0f ms: %d flows reset (changes %llu, route updates %llu)",
+             (double)st.last_detect_ns / 1e6, ev->reason, (unsigned long long)st.network_changes,
+             (unsigned long long)st.route_updates);
+    if (r->listener.on_routes_changed) {
+      r->listener.on_routes_changed(r->listener.arg);
+    }
+    break;
+  case T2S_EV_EGRESS: {
+    const t2s_egress *eg = t2s_engine_get_egress(r->engine);
+    set_default_interface(r, eg->ifindex ? eg->ifname : "", eg->ifindex);
+    break;
+  }
+  case T2S_EV_ROUTE_UPDATE:
+    T2S_DEBUG("network: the path to the proxy did not change");
+    break;
+  case T2S_EV_TCP_ESTABLISHED: {
+    /* The histogram's sum: each new recovery observation adds the last recovery time. */
+    t2s_engine_get_stats(r->engine, &st);
+    uint64_t n = 0;
+    for (size_t i = 0; i < T2S_RECOVERY_BUCKETS; i++) {
+      n += st.recovery_hist[i];
+    }
+    if (n > r->recovery_seen) {
+      r->recovery_seen = n;
+      r->recovery_sum_s += (double)st.last_recovery_ns / 1e9;
+      T2S_INFO("network: recovered: first new connection %.0f ms after the decision",
+               (double)st.last_recovery_ns / 1e6);
+    }
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+/* Monitor events: the initial dump only sets what the listener knows; changes go to the
+ * engine. */
+static void on_monitor_event(void *arg, const t2s_net_event *ev) {
+  t2s_runner *r = arg;
+  char a[64];
+  t2s_addr_format(&ev->addr, false, a, sizeof(a));
+  static const char *const names[] = {
+      "?",     "link up", "link down", "address added", "address removed", "default route",
+      "route", "paused",  "resumed"};
+  const char *name = (size_t)ev->type < T2S_ARRAY_LEN(names) ? names[ev->type] : "?";
+  if (t2s_monitor_linux_dumping(r->mon)) {
+    T2S_DEBUG("network at start: %s %s %s", name, ev->ifname, ev->addr.family ? a : "");
+    return;
+  }
+  if (ev->type == T2S_NET_RESUMED) {
+    T2S_INFO("network: the machine slept %.1f s: resetting every flow", (double)ev->slept_ns / 1e9);
+  } else if (ev->type == T2S_NET_DEFAULT_ROUTE_CHANGED) {
+    T2S_INFO("network: default route (%s) %s%s%s%s", ev->family == T2S_AF_INET6 ? "IPv6" : "IPv4",
+             ev->removed ? "removed" : "via ", ev->removed ? "" : ev->ifname,
+             ev->addr.family && !ev->removed ? " gateway " : "",
+             ev->addr.family && !ev->removed ? a : "");
+  } else {
+    T2S_DEBUG("network: %s %s %s", name, ev->ifname, ev->addr.family ? a : "");
+  }
+  t2s_tstamp now = t2s_clock_monotonic_ns();
+  t2s_engine_network_event(r->engine, ev, now);
+  decision_call_end(r, now);
+  if (ev->type == T2S_NET_RESUMED && r->listener.on_network_resumed) {
+    r->listener.on_network_resumed(r->listener.arg, ev->slept_ns / T2S_MILLISECONDS);
+  }
+  rearm(r);
+}
+
+void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l) {
+  if (l) {
+    r->listener = *l;
+  } else {
+    memset(&r->listener, 0, sizeof(r->listener));
+  }
+}
+
+static bool is_net_event(t2s_engine_event_type t) {
+  return t == T2S_EV_NET_EVENT || t == T2S_EV_NET_STATE || t == T2S_EV_NET_DECISION ||
+         t == T2S_EV_EGRESS || t == T2S_EV_ROUTE_UPDATE;
+}
+
 static void on_engine_event(void *arg, const t2s_engine_event *ev) {
-  (void)arg;
-  if (!t2s_log_enabled(T2S_LOG_DEBUG)) {
+  t2s_runner *r = arg;
+  if (is_net_event(ev->type) || ev->type == T2S_EV_TCP_ESTABLISHED) {
+    on_net_engine_event(r, ev);
+  }
+  if (!t2s_log_enabled(T2S_LOG_DEBUG) || is_net_event(ev->type)) {
     return;
   }
   char s[64], d[64];
@@ -276,8 +423,10 @@ static void collect(void *arg, t2s_metrics_snapshot *snap) {
     snap->error_names[i] = t2s_upstream_sock_error_name(i);
     snap->error_counts[i] = t2s_upstream_sock_error_count(r->up, i);
   }
-  snap->network_changes = r->network_changes;
-  snap->route_updates = r->route_updates;
+  snap->network_changes = snap->engine.network_changes;
+  snap->route_updates = snap->engine.route_updates;
+  snap->last_reset_ns = r->last_reset_ns;
+  snap->recovery_sum_s = r->recovery_sum_s;
   snap->tun_rx_packets = r->tun.rx_packets;
   snap->tun_tx_packets = r->tun.tx_packets;
   snap->tun_tx_errors = r->tun.tx_errors;
@@ -365,7 +514,8 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   /* The TUN. */
   t2s_tun_failure tfail;
   int terr;
-  if (t2s_tun_open(&r->tun, r->opts.ifname, r->opts.device_fd, cfg->owns_fd, &tfail, &terr) != 0) {
+  if (t2s_tun_open(&r->tun, r->opts.ifname, r->opts.device_fd, cfg->owns_fd, !r->opts.no_offload,
+                   &tfail, &terr) != 0) {
     code = tun_failure_message(r, tfail, terr);
     goto fail;
   }
@@ -442,6 +592,9 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   ecfg.egress = r->egress.egress;
   ecfg.fwmark = r->opts.fwmark; /* re-selected egresses keep the mark */
   ecfg.dns_hijack = r->opts.dns_hijack;
+  ecfg.on_network_change = (t2s_netchange_policy)r->opts.on_network_change;
+  ecfg.network_debounce = r->opts.network_debounce_ns;
+  ecfg.egress_pinned = r->egress.pinned;
   ecfg.tcp_connect_timeout = r->opts.tcp_connect_timeout_ns;
   ecfg.udp_timeout = r->opts.udp_timeout_ns;
   ecfg.dns_timeout = r->opts.dns_timeout_ns;
@@ -453,6 +606,17 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
     goto fail;
   }
   t2s_upstream_sock_set_engine(r->up, r->engine, after_cb, r);
+
+  /* The network monitor: its route_get is the engine's at the end of every debounce (the
+   * engine takes the current path from it now); it starts in t2s_runner_run. */
+  t2s_clock_linux_ops(&r->clk, &r->clkops);
+  t2s_monitor_linux_config mcfg = {.ignore_ifindex = r->tun.ifindex, .clock = &r->clkops};
+  if (t2s_monitor_linux_new(&r->mon, r->base, &mcfg) != 0) {
+    T2S_ERROR("out of memory");
+    goto fail;
+  }
+  t2s_monitor_linux_ops(r->mon, &r->monops);
+  t2s_engine_set_monitor(r->engine, &r->monops);
 
   /* Events. */
   r->tun_ev = event_new(r->base, r->tun.fd, EV_READ | EV_PERSIST, tun_readable, r);
@@ -494,8 +658,12 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   }
 
   char pbuf[64];
-  T2S_INFO("tun2sock running: %s (ifindex %u, mtu %u, %s) -> socks5 %s%s", r->tun.ifname,
-           r->tun.ifindex, r->tun.mtu, r->tun.created ? "created" : "attached",
+  T2S_INFO("tun2sock running: %s (ifindex %u, mtu %u, %s, offloads %s) -> socks5 %s%s",
+           r->tun.ifname, r->tun.ifindex, r->tun.mtu, r->tun.created ? "created" : "attached",
+           !r->tun.vnet                                  ? "off"
+           : (r->tun.offloads & T2S_DEVICE_OFFLOAD_TSO)  ? "csum+tso"
+           : (r->tun.offloads & T2S_DEVICE_OFFLOAD_CSUM) ? "csum"
+                                                         : "none",
            t2s_addr_format(&r->proxy, true, pbuf, sizeof(pbuf)),
            r->have_auth ? " with user/password" : "");
   *prunner = r;
@@ -508,6 +676,18 @@ fail:
 
 int t2s_runner_run(t2s_runner *r) {
   r->exit_code = T2S_EXIT_OK;
+  if (!r->mon_started) {
+    /* The dump at start tells the log (and the listener) where traffic leaves now. */
+    r->mon_started = true;
+    int rv = r->monops.ops->start(r->monops.self, on_monitor_event, r);
+    if (rv != 0) {
+      T2S_WARN("network monitor: cannot subscribe to rtnetlink (%s): network changes will not "
+               "be noticed",
+               rv < 0 && rv > -4096 ? strerror(-rv) : t2s_strerror(rv));
+    }
+    const t2s_egress *eg = t2s_engine_get_egress(r->engine);
+    set_default_interface(r, eg->ifindex ? eg->ifname : "", eg->ifindex);
+  }
   rearm(r);
   /* Bounded by the loop's own life: it returns on loopbreak (stop, signal, fatal error). */
   while (!r->stopping && r->exit_code == T2S_EXIT_OK) {
@@ -551,6 +731,7 @@ void t2s_runner_del(t2s_runner *r) {
     t2s_engine_del(r->engine); /* closes every flow through the connector */
     r->engine = NULL;
   }
+  t2s_monitor_linux_del(r->mon);
   if (r->up) {
     t2s_upstream_sock_del(r->up);
   }

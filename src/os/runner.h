@@ -6,6 +6,8 @@
  *   timer          -> t2s_engine_handle_expiry()
  *   upstream I/O   -> the t2s_engine_stream_* / dgram_* completions (upstream_sock.c)
  *   after each of them: upstream housekeeping, then the timer re-armed to get_expiry()
+ *   network monitor (monitor_linux.h) -> t2s_engine_network_event(); the engine's network
+ *                     events -> log lines and the listener below
  *   SIGINT/SIGTERM -> clean stop; SIGUSR1 -> counters to the log
  *
  * Stopping undoes the setup: every flow closed (t2s_engine_del), the addresses we added on a
@@ -40,6 +42,21 @@ int t2s_runner_run(t2s_runner *r);
 void t2s_runner_stop(t2s_runner *r);
 /* Tears down (see above) and frees. */
 void t2s_runner_del(t2s_runner *r);
+
+/* Network-change callbacks for embedders (tun2sock.h's tun2sock_listener); any may be NULL.
+ * They run on the loop's thread, after the runner's own log line. */
+typedef struct t2s_runner_listener {
+  /* Upstream traffic now leaves through `name` (index); "" and 0: unbound (a local proxy,
+   * or no route to the proxy). Also called once at the start of t2s_runner_run. */
+  void (*on_default_interface_changed)(void *arg, const char *name, uint32_t index);
+  void (*on_network_paused)(void *arg);                     /* the machine is going to sleep */
+  void (*on_network_resumed)(void *arg, uint64_t slept_ms); /* it woke; every flow was reset */
+  void (*on_routes_changed)(void *arg); /* a debounced change was decided (see /stats) */
+  void *arg;
+} t2s_runner_listener;
+
+/* Sets (copies) the listener; NULL clears it. Call before t2s_runner_run. */
+void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l);
 
 /* Copies the engine's counters. */
 void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats);

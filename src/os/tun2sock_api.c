@@ -12,8 +12,14 @@
 #define T2S_VERSION "0.0.0"
 #endif
 
+_Static_assert(TUN2SOCK_NETCHANGE_RESET_AFFECTED == (int)T2S_NETCHANGE_RESET_AFFECTED &&
+                   TUN2SOCK_NETCHANGE_RESET_ALL == (int)T2S_NETCHANGE_RESET_ALL &&
+                   TUN2SOCK_NETCHANGE_NONE == (int)T2S_NETCHANGE_NONE,
+               "tun2sock.h and engine.h number the network-change policies alike");
+
 struct tun2sock {
   t2s_runner *runner;
+  tun2sock_listener listener;
 };
 
 void tun2sock_config_default(tun2sock_config *cfg) {
@@ -78,6 +84,19 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
     o->dns_timeout_ns = (uint64_t)cfg->dns_timeout_ms * T2S_MILLISECONDS;
   }
   o->log_level = (t2s_log_level)cfg->log_level;
+  if (cfg->on_network_change < TUN2SOCK_NETCHANGE_RESET_AFFECTED ||
+      cfg->on_network_change > TUN2SOCK_NETCHANGE_NONE) {
+    rv = bad("on_network_change", "must be one of TUN2SOCK_NETCHANGE_*");
+    goto out;
+  }
+  o->on_network_change = cfg->on_network_change; /* the same numbers as t2s_netchange_policy */
+  if (cfg->network_debounce_ms > 60000) {
+    rv = bad("network_debounce_ms", "must be at most 60000");
+    goto out;
+  }
+  if (cfg->network_debounce_ms) {
+    o->network_debounce_ns = (uint64_t)cfg->network_debounce_ms * T2S_MILLISECONDS;
+  }
   if (cfg->metrics) {
     if (t2s_parse_hostport(cfg->metrics, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port,
                            &why) != 0) {
@@ -121,6 +140,45 @@ out:
   return rv;
 }
 
+/* The runner's listener calls the embedder's through these (unsigned vs uint32_t index). */
+static void l_default(void *arg, const char *name, uint32_t index) {
+  tun2sock *t = arg;
+  if (t->listener.on_default_interface_changed) {
+    t->listener.on_default_interface_changed(t->listener.arg, name, index);
+  }
+}
+
+static void l_paused(void *arg) {
+  tun2sock *t = arg;
+  if (t->listener.on_network_paused) {
+    t->listener.on_network_paused(t->listener.arg);
+  }
+}
+
+static void l_resumed(void *arg, uint64_t slept_ms) {
+  tun2sock *t = arg;
+  if (t->listener.on_network_resumed) {
+    t->listener.on_network_resumed(t->listener.arg, slept_ms);
+  }
+}
+
+static void l_routes(void *arg) {
+  tun2sock *t = arg;
+  if (t->listener.on_routes_changed) {
+    t->listener.on_routes_changed(t->listener.arg);
+  }
+}
+
+void tun2sock_set_listener(tun2sock *t, const tun2sock_listener *listener) {
+  if (listener) {
+    t->listener = *listener;
+  } else {
+    memset(&t->listener, 0, sizeof(t->listener));
+  }
+  t2s_runner_listener rl = {l_default, l_paused, l_resumed, l_routes, t};
+  t2s_runner_set_listener(t->runner, &rl);
+}
+
 int tun2sock_run(tun2sock *t) {
   return t2s_runner_run(t->runner) == T2S_EXIT_OK ? TUN2SOCK_OK : TUN2SOCK_ERR_FAILED;
 }
@@ -145,6 +203,11 @@ void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
     st->packets_dropped += es.drops[i];
   }
   st->upstream_errors = es.upstream_errors;
+  st->network_changes = es.network_changes;
+  st->route_updates = es.route_updates;
+  st->flows_reset = es.flows_reset;
+  st->last_recovery_ms = es.last_recovery_ns / T2S_MILLISECONDS;
+  st->network_state = (int)es.net_state;
 }
 
 void tun2sock_del(tun2sock *t) {
