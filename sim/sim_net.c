@@ -326,7 +326,7 @@ static const char *net_event_name(t2s_net_event_type t) {
 static void emit(sim_net *n, const t2s_net_event *ev, t2s_tstamp now) {
   sim_log *log = &n->w->log;
   sim_log_begin(log, now, "monitor");
-  sim_log_str(log, "event", net_event_name(ev->type));
+  sim_log_str(log, "kind", net_event_name(ev->type));
   if (ev->ifname[0]) {
     sim_log_str(log, "dev", ev->ifname);
   }

@@ -54,10 +54,7 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
     sim_log_i64(log, "flows_reset", ev->reason);
   } else if (ev->type == T2S_EV_EGRESS) {
     const t2s_egress *eg = t2s_engine_get_egress(w->engine);
-    sim_log_str(log, "dev", eg->ifindex ? eg->ifname : "none");
-    if (eg->src.family) {
-      sim_log_addr(log, "src", &eg->src);
-    }
+    sim_log_str(log, "dev", eg->ifindex ? eg->ifname : "none"); /* src: the egress source */
   } else if (ev->reason != 0) {
     sim_log_str(log, "err", t2s_strerror(ev->reason));
   }
