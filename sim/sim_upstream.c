@@ -1,4 +1,5 @@
-/* sim_upstream.c: the plain simulated upstream (streams and datagrams over the event queue). */
+/* sim_upstream.c: the plain simulated upstream (streams and datagrams over the
+ * event queue). */
 #include "sim_upstream.h"
 
 #include <stdlib.h>
@@ -9,7 +10,8 @@
 #include "sim_util.h"
 #include "sim_world.h"
 
-/* Bytes a stream accepts from the engine before a short write (its "socket buffer"). */
+/* Bytes a stream accepts from the engine before a short write (its "socket
+ * buffer"). */
 #define SOCKBUF (256 * 1024)
 /* Largest chunk handed to the engine at once. */
 #define CHUNK (64 * 1024)
@@ -21,14 +23,16 @@ typedef enum st_state { ST_CONNECTING = 0, ST_OPEN, ST_CLOSED } st_state;
 struct sim_up_stream {
   sim_upstream *up;
   uint64_t id;
-  size_t idx;      /* index in up->streams: the handle events carry */
-  t2s_addr dst;    /* what the engine connected to (the proxy, with a front) */
-  t2s_addr target; /* whose behaviour runs (dst, or what the front was asked for) */
+  size_t idx;   /* index in up->streams: the handle events carry */
+  t2s_addr dst; /* what the engine connected to (the proxy, with a front) */
+  t2s_addr
+      target; /* whose behaviour runs (dst, or what the front was asked for) */
   sim_up_behaviour beh;
   st_state state;
   bool paused;
   bool deliver_pending; /* a deliver event is queued */
-  bool want_writable;   /* a short write happened; writable follows when room opens */
+  bool want_writable;   /* a short write happened; writable follows when room
+                           opens */
   bool eof_queued;      /* send EOF once out and the source are drained */
   bool eof_sent;
   bool reset_pending;
@@ -40,9 +44,9 @@ struct sim_up_stream {
   const sim_up_front_ops *front_ops;
   void *front;
   int front_err; /* set by sim_up_stream_front_fail */
-  /* With a simulated network (sim_net.h): where the socket leaves from. While the path is
-   * dead (interface down, source address gone, machine asleep) the stream stalls: no bytes,
-   * no error, as a real socket would. */
+  /* With a simulated network (sim_net.h): where the socket leaves from. While
+   * the path is dead (interface down, source address gone, machine asleep) the
+   * stream stalls: no bytes, no error, as a real socket would. */
   bool has_path;
   sim_net_path path;
   int open_err;      /* the connect fails with this (no route) */
@@ -55,20 +59,20 @@ typedef struct up_dgram {
   t2s_addr relay;
   sim_up_behaviour beh;
   bool open;
+  bool front; /* claimed by the datagram front (the proxy's relay) */
   uint64_t rx, tx;
   bool has_path; /* with a simulated network: datagrams on a dead path vanish */
   sim_net_path path;
   uint64_t lost;
 } up_dgram;
 
-  bool front; /* claimed by the datagram front (the proxy's relay) */
 typedef struct up_rule {
   t2s_addr dst;
   sim_up_behaviour beh;
 } up_rule;
 
-/* id -> index, open addressing with linear probing; slot value SIZE_MAX = empty,
- * SIZE_MAX - 1 = deleted. */
+/* id -> index, open addressing with linear probing; slot value SIZE_MAX =
+ * empty, SIZE_MAX - 1 = deleted. */
 typedef struct idmap {
   uint64_t *keys;
   size_t *vals;
@@ -80,7 +84,8 @@ struct sim_upstream {
   sim_up_behaviour def;
   up_rule *rules;
   size_t nrules;
-  sim_up_stream **streams; /* every stream ever opened, in order (freed at del) */
+  sim_up_stream *
+      *streams; /* every stream ever opened, in order (freed at del) */
   size_t nstreams, capstreams;
   up_dgram *dgrams;
   size_t ndgrams, capdgrams;
@@ -88,16 +93,14 @@ struct sim_upstream {
   uint64_t open_streams;
   sim_up_front_factory front_factory;
   void *front_arg;
+  const sim_up_dgram_front_ops *dfront_ops;
+  void *dfront;
 };
 
 const char *sim_up_kind_name(sim_up_kind k) {
   switch (k) {
   case SIM_UP_ECHO:
     return "echo";
-  t2s_rand rand; /* seeded faults of the far ends (drawn from the world's seed) */
-  uint64_t faults_refused, faults_reset, faults_stalled;
-  const sim_up_dgram_front_ops *dfront_ops;
-  void *dfront;
   case SIM_UP_SINK:
     return "sink";
   case SIM_UP_SOURCE:
@@ -187,7 +190,8 @@ static void idmap_del(idmap *m, uint64_t id) {
   size_t slot;
   if (idmap_get(m, id, &slot) != SLOT_EMPTY) {
     m->vals[slot] = SLOT_DELETED;
-    /* `used` keeps counting tombstones, so the table grows (and is rebuilt) in time. */
+    /* `used` keeps counting tombstones, so the table grows (and is rebuilt) in
+     * time. */
   }
 }
 
@@ -240,7 +244,8 @@ void sim_upstream_set_default(sim_upstream *up, const sim_up_behaviour *b) {
   up->def = *b;
 }
 
-int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst, const sim_up_behaviour *b) {
+int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst,
+                          const sim_up_behaviour *b) {
   up_rule *r = realloc(up->rules, (up->nrules + 1) * sizeof(*r));
   if (r == NULL) {
     return T2S_ERR_NOMEM;
@@ -253,7 +258,8 @@ int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst, const sim_up_be
 }
 
 /* The rule for dst, or NULL when none matches. */
-static const sim_up_behaviour *lookup_rule(const sim_upstream *up, const t2s_addr *dst) {
+static const sim_up_behaviour *lookup_rule(const sim_upstream *up,
+                                           const t2s_addr *dst) {
   for (size_t i = 0; i < up->nrules; i++) {
     if (up->rules[i].dst.port != 0 && t2s_addr_eq(&up->rules[i].dst, dst)) {
       return &up->rules[i].beh;
@@ -267,16 +273,19 @@ static const sim_up_behaviour *lookup_rule(const sim_upstream *up, const t2s_add
   return NULL;
 }
 
-const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_addr *dst) {
+const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up,
+                                            const t2s_addr *dst) {
   const sim_up_behaviour *b = lookup_rule(up, dst);
   return b ? b : &up->def;
 }
 
 static bool dst_match(const t2s_addr *pattern, const t2s_addr *a) {
-  return pattern->port == 0 ? t2s_addr_ip_eq(pattern, a) : t2s_addr_eq(pattern, a);
+  return pattern->port == 0 ? t2s_addr_ip_eq(pattern, a)
+                            : t2s_addr_eq(pattern, a);
 }
 
-void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_dst_stats *out) {
+void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst,
+                            sim_up_dst_stats *out) {
   memset(out, 0, sizeof(*out));
   for (size_t i = 0; i < up->nstreams; i++) {
     const sim_up_stream *s = up->streams[i];
@@ -299,7 +308,8 @@ uint64_t sim_upstream_open_streams(const sim_upstream *up) {
   return up->open_streams;
 }
 
-void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f, void *arg) {
+void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f,
+                                    void *arg) {
   up->front_factory = f;
   up->front_arg = arg;
 }
@@ -318,9 +328,10 @@ enum {
 
 static void stream_event(void *arg, sim_event *ev, t2s_tstamp now);
 
-static void schedule(sim_up_stream *s, t2s_tstamp at, int what, const uint8_t *data, size_t len) {
-  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, stream_event, s->up, s->idx,
-                    (uint64_t)what, data, len);
+static void schedule(sim_up_stream *s, t2s_tstamp at, int what,
+                     const uint8_t *data, size_t len) {
+  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, stream_event, s->up,
+                    s->idx, (uint64_t)what, data, len);
 }
 
 static void schedule_deliver(sim_up_stream *s, t2s_tstamp at) {
@@ -337,9 +348,11 @@ static void log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
   sim_log_addr(log, "dst", &s->dst);
 }
 
-/* True while the stream's path carries packets (always without a simulated network). */
+/* True while the stream's path carries packets (always without a simulated
+ * network). */
 static bool path_ok(const sim_up_stream *s) {
-  return !s->has_path || s->up->w->net == NULL || sim_net_path_alive(s->up->w->net, &s->path);
+  return !s->has_path || s->up->w->net == NULL ||
+         sim_net_path_alive(s->up->w->net, &s->path);
 }
 
 static void log_path(sim_log *log, const sim_net_path *p) {
@@ -349,7 +362,8 @@ static void log_path(sim_log *log, const sim_net_path *p) {
   }
 }
 
-/* Marks s closed and forgets its id (the struct stays until sim_upstream_del). */
+/* Marks s closed and forgets its id (the struct stays until sim_upstream_del).
+ */
 static void stream_forget(sim_up_stream *s) {
   if (s->state == ST_CLOSED) {
     return;
@@ -369,7 +383,8 @@ static void check_reset(sim_up_stream *s, t2s_tstamp now) {
 }
 
 /* The behaviour takes bytes from the engine. Returns how many it took. */
-static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
+static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len,
+                        t2s_tstamp now) {
   size_t n = len;
   if (s->beh.kind == SIM_UP_ECHO) {
     uint64_t held = s->inflight + sim_bytes_len(&s->out);
@@ -410,7 +425,8 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
     s->stalled = true; /* sim_upstream_paths_changed resumes it */
     return;
   }
-  /* Each iteration hands over at least one byte or stops: bounded by the queued bytes. */
+  /* Each iteration hands over at least one byte or stops: bounded by the queued
+   * bytes. */
   for (;;) {
     if (sim_bytes_len(&s->out) == 0 && s->source_left > 0) {
       uint8_t chunk[4096];
@@ -434,7 +450,8 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
       return;
     }
     size_t n = T2S_MIN(T2S_MIN(avail, space), (size_t)CHUNK);
-    size_t taken = t2s_engine_stream_recv(e, s->id, sim_bytes_data(&s->out), n, now);
+    size_t taken =
+        t2s_engine_stream_recv(e, s->id, sim_bytes_data(&s->out), n, now);
     if (s->state != ST_OPEN) {
       return; /* the engine closed it meanwhile */
     }
@@ -454,8 +471,8 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
       return;
     }
   }
-  if (s->eof_queued && !s->eof_sent && sim_bytes_len(&s->out) == 0 && s->source_left == 0 &&
-      s->inflight == 0) {
+  if (s->eof_queued && !s->eof_sent && sim_bytes_len(&s->out) == 0 &&
+      s->source_left == 0 && s->inflight == 0) {
     s->eof_sent = true;
     log_stream(s, now, "up_eof_out");
     sim_log_u64(&up->w->log, "tx", s->tx);
@@ -480,7 +497,8 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       return;
     }
     if (what == SEV_DGRAM) {
-      if (d->has_path && up->w->net && !sim_net_path_alive(up->w->net, &d->path)) {
+      if (d->has_path && up->w->net &&
+          !sim_net_path_alive(up->w->net, &d->path)) {
         d->lost++;
         return;
       }
@@ -517,7 +535,8 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       log_stream(s, now, "up_refused");
       sim_log_end(&up->w->log);
       uint64_t id = s->id;
-      int err = s->beh.kind == SIM_UP_REFUSE ? T2S_ERR_REFUSED : T2S_ERR_UNREACHABLE;
+      int err =
+          s->beh.kind == SIM_UP_REFUSE ? T2S_ERR_REFUSED : T2S_ERR_UNREACHABLE;
       stream_forget(s);
       t2s_engine_stream_opened(e, id, err, now);
       return;
@@ -570,7 +589,8 @@ static sim_up_stream *find_stream(sim_upstream *up, uint64_t id) {
   return idx == SLOT_EMPTY ? NULL : up->streams[idx];
 }
 
-static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
+static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst,
+                          const t2s_egress *egress) {
   sim_upstream *up = self;
   t2s_tstamp now = up->w->loop.now;
   if (id == 0 || find_stream(up, id) != NULL) {
@@ -606,8 +626,8 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
     up->front_factory(up->front_arg, s);
   }
   if (s->front_ops != NULL) {
-    /* The connect to the front (the proxy) follows only a rule written for its own address:
-     * `upstream default ...` is about destinations. */
+    /* The connect to the front (the proxy) follows only a rule written for its
+     * own address: `upstream default ...` is about destinations. */
     const sim_up_behaviour *b = lookup_rule(up, dst);
     if (b != NULL) {
       s->beh = *b;
@@ -624,7 +644,8 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
     s->beh.latency += s->path.latency;
   }
   log_stream(s, now, "up_open");
-  sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
+  sim_log_str(&up->w->log, "behaviour",
+              s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
   if (s->has_path && s->open_err == 0) {
     log_path(&up->w->log, &s->path);
   }
@@ -637,7 +658,8 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
   return 0;
 }
 
-static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
+static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data,
+                                 size_t len) {
   sim_upstream *up = self;
   t2s_tstamp now = up->w->loop.now;
   sim_up_stream *s = find_stream(up, id);
@@ -713,7 +735,8 @@ static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
   return &up->dgrams[idx];
 }
 
-static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
+static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay,
+                         const t2s_egress *egress) {
   sim_upstream *up = self;
   size_t idx;
   if (id == 0 || find_dgram(up, id, &idx) != NULL) {
@@ -734,6 +757,8 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
   d->relay = *relay;
   d->beh = *sim_upstream_lookup(up, relay);
   d->open = true;
+  d->front =
+      up->dfront_ops != NULL && up->dfront_ops->claims(up->dfront, relay);
   if (up->w->net != NULL) {
     if (sim_net_path_open(up->w->net, relay, egress, &d->path) != 0) {
       return T2S_ERR_UNREACHABLE; /* no route to the relay */
@@ -757,7 +782,8 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
   return 0;
 }
 
-static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
+static int op_dgram_send(void *self, uint64_t id, const uint8_t *data,
+                         size_t len) {
   sim_upstream *up = self;
   size_t idx;
   up_dgram *d = find_dgram(up, id, &idx);
@@ -769,17 +795,21 @@ static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t le
     return 0;
   }
   d->rx++;
+  if (d->front) {
+    up->dfront_ops->input(up->dfront, id, data, len, up->w->loop.now);
+    return 0;
+  }
   t2s_tstamp at = up->w->loop.now + d->beh.latency;
   switch (d->beh.kind) {
   case SIM_UP_ECHO:
   case SIM_UP_SOURCE:
-    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data,
-                      len);
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx,
+                      SEV_DGRAM, data, len);
     break;
   case SIM_UP_REFUSE:
   case SIM_UP_UNREACHABLE:
-    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM_ERR, NULL,
-                      0);
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx,
+                      SEV_DGRAM_ERR, NULL, 0);
     break;
   case SIM_UP_SINK:
   case SIM_UP_BLACKHOLE:
@@ -823,16 +853,33 @@ t2s_upstream sim_upstream_iface(sim_upstream *up) {
 
 /* ---------------- fronts ---------------- */
 
-void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops, void *front) {
+void sim_upstream_set_dgram_front(sim_upstream *up,
+                                  const sim_up_dgram_front_ops *ops,
+                                  void *front) {
+  up->dfront_ops = ops;
+  up->dfront = front;
+}
+
+void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data,
+                             size_t len, t2s_tstamp at) {
+  size_t idx;
+  if (find_dgram(up, id, &idx) == NULL) {
+    return;
+  }
+  sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx,
+                    SEV_DGRAM, data, len);
+}
+
+void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops,
+                             void *front) {
   s->front_ops = ops;
   s->front = front;
 }
 
-const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) {
-  return &s->dst;
-}
+const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) { return &s->dst; }
 
-int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
+int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len,
+                       t2s_tstamp now) {
   if (s->state == ST_CLOSED) {
     return T2S_ERR_CLOSED;
   }
@@ -843,7 +890,8 @@ int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len, t2s_ts
   return rv;
 }
 
-void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tstamp now) {
+void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target,
+                              t2s_tstamp now) {
   if (s->front_ops && s->front_ops->del) {
     s->front_ops->del(s->front);
   }
@@ -873,7 +921,6 @@ void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {
     schedule_deliver(s, now + s->beh.latency);
     return;
   }
-  d->front = up->dfront_ops != NULL && up->dfront_ops->claims(up->dfront, relay);
   if (!s->reset_pending) {
     s->reset_pending = true;
     s->front_err = err;
@@ -900,8 +947,8 @@ void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now) {
   }
 }
 
-size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char *buf,
-                               size_t buflen) {
+size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst,
+                               char *buf, size_t buflen) {
   size_t n = 0, used = 0;
   buf[0] = 0;
   for (size_t i = 0; i < up->nstreams + up->ndgrams; i++) {
@@ -909,10 +956,6 @@ size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char
     if (i < up->nstreams) {
       const sim_up_stream *s = up->streams[i];
       if (!s->has_path || s->open_err != 0 || !dst_match(dst, &s->target)) {
-  if (d->front) {
-    up->dfront_ops->input(up->dfront, id, data, len, up->w->loop.now);
-    return 0;
-  }
         continue;
       }
       p = &s->path;
@@ -930,23 +973,9 @@ size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char
     char padded[512];
     snprintf(padded, sizeof(padded), ",%s,", buf);
     if (strstr(padded, key) == NULL && used + strlen(p->ifname) + 2 < buflen) {
-      used += (size_t)snprintf(buf + used, buflen - used, "%s%s", used ? "," : "", p->ifname);
+      used += (size_t)snprintf(buf + used, buflen - used, "%s%s",
+                               used ? "," : "", p->ifname);
     }
   }
   return n;
 }
-void sim_upstream_set_dgram_front(sim_upstream *up, const sim_up_dgram_front_ops *ops,
-                                  void *front) {
-  up->dfront_ops = ops;
-  up->dfront = front;
-}
-
-void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data, size_t len,
-                             t2s_tstamp at) {
-  size_t idx;
-  if (find_dgram(up, id, &idx) == NULL) {
-    return;
-  }
-  sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data, len);
-}
-
