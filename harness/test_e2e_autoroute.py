@@ -1,0 +1,440 @@
+"""--auto-route end to end (docs/auto-route.md): real namespaces, real clients, a capture on the
+client's physical veth.
+
+    client ns "c": va 203.0.113.1/24 fd00:1::1/64, default routes via the server side;
+                   tun2sock on t2s0 (198.18.0.1/15, fd00:18::1/64) with --auto-route
+    server ns "s": vb 203.0.113.2/24 fd00:1::2/64; on lo: the origin 192.0.2.80 and
+                   2001:db8:80::80 (HTTP 8080, iperf3 5201), a DNS server 192.0.2.53 (dnsmasq),
+                   the proxy (dante 203.0.113.2:1080, or ss-server for the ss-local test)
+
+The client namespace has direct routes to everything, so any flow that escapes the tunnel shows
+up on va. Namespaces are named t2sar-<pid>-<n>-<tag> and removed by the test that made them.
+"""
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from test_bin_util import (E2E_DANTE_CONF, E2E_ORIGIN_PY, PYTHON, Netns, Process, have, listening,
+                           run, start_tun2sock, wait_for)
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ORIGIN4, ORIGIN6, HTTP_PORT = "192.0.2.80", "2001:db8:80::80", 8080
+DNS4 = "192.0.2.53"
+PROXY4, PROXY6, SOCKS_PORT = "203.0.113.2", "fd00:1::2", 1080
+NOWHERE_DNS = "198.51.100.99"  # no such server: answered only through --dns-hijack
+MARK = "0x2022"
+_n = itertools.count()
+
+
+class ArNetns(Netns):
+    """A Netns with this module's prefix (t2sar-)."""
+
+    def __init__(self, tag: str):  # noqa: super().__init__ would pick the t2sb- prefix
+        self.name = f"t2sar-{os.getpid()}-{next(_n)}-{tag}"[:40]
+        self.procs: List[Process] = []
+        run(["ip", "netns", "add", self.name])
+        self.ip("link", "set", "lo", "up")
+        for key in ("all", "default"):
+            self.sh(f"sysctl -qw net.ipv4.conf.{key}.rp_filter=0", check=False)
+
+
+def link(a: Netns, a_dev: str, a_addr: str, b: Netns, b_dev: str, b_addr: str,
+         a6: str = "", b6: str = "") -> None:
+    ta, tb = f"t2sr{os.getpid() % 100000}{next(_n)}"[:15], f"t2sq{os.getpid() % 100000}{next(_n)}"[:15]
+    run(["ip", "link", "add", ta, "type", "veth", "peer", "name", tb])
+    run(["ip", "link", "set", ta, "netns", a.name])
+    run(["ip", "link", "set", tb, "netns", b.name])
+    a.ip("link", "set", ta, "name", a_dev)
+    b.ip("link", "set", tb, "name", b_dev)
+    for ns, dev, addr, addr6 in ((a, a_dev, a_addr, a6), (b, b_dev, b_addr, b6)):
+        ns.ip("addr", "add", addr, "dev", dev)
+        if addr6:
+            ns.ip("addr", "add", addr6, "dev", dev, "nodad")
+        ns.ip("link", "set", dev, "up")
+
+
+class World:
+    def __init__(self, tmp: Path, tag: str, proxy_on_lo: bool = False):
+        self.tmp = tmp
+        self.c = ArNetns(f"{tag}c")
+        self.s = ArNetns(f"{tag}s")
+        self.t2s = None
+        self.metrics = f"127.0.0.1:{19300 + next(_n) % 500}"
+        try:
+            link(self.c, "va", "203.0.113.1/24", self.s, "vb", "203.0.113.2/24",
+                 "fd00:1::1/64", "fd00:1::2/64")
+            self.c.ip("route", "add", "default", "via", "203.0.113.2")
+            self.c.ip("-6", "route", "add", "default", "via", "fd00:1::2")
+            for a in (ORIGIN4, DNS4) + (("192.0.2.1",) if proxy_on_lo else ()):
+                self.s.ip("addr", "add", f"{a}/32", "dev", "lo")
+            self.s.ip("addr", "add", f"{ORIGIN6}/128", "dev", "lo", "nodad")
+        except Exception:
+            self.close()
+            raise
+
+    def wait_listen(self, port, proc, what, proto="t"):
+        wait_for(lambda: listening(self.s, port, proto), what, proc=proc)
+
+    def start_origin(self):
+        www = self.tmp / "www"
+        www.mkdir(exist_ok=True)
+        (www / "hello.txt").write_text("hello through the auto route\n")
+        script = self.tmp / "origin.py"
+        script.write_text(E2E_ORIGIN_PY)
+        p = self.s.start([PYTHON, str(script), str(www), str(HTTP_PORT)], self.tmp / "origin.log")
+        self.wait_listen(HTTP_PORT, p, "the HTTP origin")
+
+    def start_dante(self, internal=PROXY4, external="vb"):
+        conf = self.tmp / "danted.conf"
+        text = E2E_DANTE_CONF.format(internals=f"internal: {internal} port = {SOCKS_PORT}",
+                                     blocks="")
+        conf.write_text(text.replace("external: vb", f"external: {external}"))
+        d = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p", str(self.tmp / "d.pid")],
+                         self.tmp / "danted.log")
+        self.wait_listen(SOCKS_PORT, d, "dante")
+
+    def start_dns(self):
+        p = self.s.start(["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                          f"--listen-address={DNS4}", "--bind-interfaces",
+                          f"--pid-file={self.tmp / 'dnsmasq.pid'}", "--user=root",
+                          "--address=/t2s.test/192.0.2.80", "--log-queries"],
+                         self.tmp / "dnsmasq.log")
+        self.wait_listen(53, p, "dnsmasq (udp)", proto="u")
+
+    def start_iperf(self):
+        p = self.s.start(["iperf3", "-s", "-B", ORIGIN4, "-p", "5201"], self.tmp / "iperf3s.log")
+        self.wait_listen(5201, p, "iperf3 -s")
+
+    def start_tun2sock(self, binary, proxy_url, *extra, log="tun2sock.log"):
+        self.t2s = start_tun2sock(
+            self.c, binary, self.tmp / log,
+            ["--device", "t2s0", "--proxy", proxy_url, "--address", "198.18.0.1/15",
+             "--address", "fd00:18::1/64", "--metrics", self.metrics, "--auto-route", *extra],
+            ready_addr="fd00:18::1")
+        wait_for(lambda: "9003:" in self.c.run("ip", "rule", check=False).stdout,
+                 "the auto-route rules", proc=self.t2s)
+        return self.t2s
+
+    def stats(self) -> dict:
+        r = self.c.run("curl", "-sf", "--max-time", "5", f"http://{self.metrics}/stats")
+        return json.loads(r.stdout)
+
+    def loop_guard(self) -> int:
+        return int(self.stats()["packets_dropped"]["loop_guard"])
+
+    def curl(self, url, *extra, timeout=30):
+        return self.c.run("curl", "-sS", "--max-time", "15", "--connect-timeout", "8", *extra,
+                          url, check=False, timeout=timeout)
+
+    def dumps(self) -> str:
+        """ip rule and every routing table, both families."""
+        out = []
+        for cmd in (["ip", "-4", "rule"], ["ip", "-6", "rule"],
+                    ["ip", "-4", "route", "show", "table", "all"],
+                    ["ip", "-6", "route", "show", "table", "all"]):
+            out.append("$ " + " ".join(cmd) + "\n" + self.c.run(*cmd).stdout)
+        return "\n".join(out)
+
+    def log(self) -> str:
+        return "" if self.t2s is None else self.t2s.output()[-6000:]
+
+    def close(self):
+        self.c.close()
+        self.s.close()
+
+
+def _need(*tools):
+    for t in tools:
+        if not have(t):
+            pytest.skip(f"{t} not installed")
+
+
+@pytest.fixture
+def world(tmp_path):
+    _need("danted", "curl", "ss")
+    w = World(tmp_path, "m")
+    yield w
+    w.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Options (no root needed)
+
+@pytest.mark.parametrize("args,msg", [
+    (["--route-exclude", "10.0.0.0/8"], "needs --auto-route"),
+    (["--exclude-uid", "1000"], "needs --auto-route"),
+    (["--auto-route", "--route-table", "254"], "--route-table"),
+    (["--auto-route", "--route-priority", "40000"], "--route-priority"),
+    (["--auto-route", "--exclude-uid", "9-1"], "--exclude-uid"),
+    (["--auto-route", "--route-exclude", "10.0.0.0/33"], "--route-exclude"),
+    (["--auto-route", "--fwmark", "0"], "nonzero"),
+    (["--dns-hijack=not-an-ip"], "--dns-hijack"),
+])
+def test_bad_auto_route_options_exit_2(tun2sock_bin, args, msg):
+    p = subprocess.run([str(tun2sock_bin), "--device", "t2s9", "--proxy",
+                        "socks5://192.0.2.1:1080", *args], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2, p.stderr
+    assert msg in p.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything through the tunnel
+
+# What a capture may show besides the proxy's traffic: ARP, IPv6 neighbour discovery and router
+# solicitation (ICMPv6 133-137), MLD (130-132, 143; MLDv2 reports carry a hop-by-hop header).
+LINK_NOISE = ("arp or (icmp6 and ip6[40] >= 130 and ip6[40] <= 143) or "
+              "(ip6 and ip6[6] == 0 and ip6[40] == 58 and ip6[48] >= 130 and ip6[48] <= 143)")
+
+
+def _read(pcap: Path, bpf: str, count: int = 0) -> List[str]:
+    """The packets of pcap that match bpf, one summary line each (tcpdump -r, fast)."""
+    cmd = ["tcpdump", "-r", str(pcap), "-n", "-q"] + (["-c", str(count)] if count else [])
+    p = run(cmd + [bpf], timeout=60)
+    return [x for x in p.stdout.splitlines() if x.strip()]
+
+
+def _hosts(proxies) -> str:
+    return " or ".join(f"host {a}" for a in proxies)
+
+
+def _escaped(pcap: Path, proxies) -> List[str]:
+    """Packets on the capture that are neither link noise nor to or from the proxy."""
+    return _read(pcap, f"not ({LINK_NOISE}) and not ({_hosts(proxies)})", count=50)
+
+
+def _proxy_packets(pcap: Path, proxies) -> int:
+    return len(_read(pcap, _hosts(proxies), count=10))
+
+
+def _port53_on_wire(pcap: Path) -> List[str]:
+    return _read(pcap, "port 53", count=20)
+
+
+def start_capture(ns: Netns, dev: str, pcap: Path, tmp: Path) -> Process:
+    cap = ns.start(["tcpdump", "-i", dev, "-n", "-U", "-s", "128", "-w", str(pcap)],
+                   tmp / f"tcpdump-{dev}.log")
+    wait_for(lambda: "listening on" in cap.output(), f"tcpdump on {dev}", proc=cap)
+    return cap
+
+
+def test_curl_dig_ping_iperf3_only_through_the_tunnel(world, tun2sock_bin, tmp_path):
+    _need("tcpdump", "dig", "iperf3", "dnsmasq", "ping")
+    world.start_origin()
+    world.start_dante()
+    world.start_dns()
+    world.start_iperf()
+    # Control: without tun2sock the client reaches everything directly (so a leak would work),
+    # and the capture check sees such flows.
+    control = tmp_path / "control.pcap"
+    cap = start_capture(world.c, "va", control, tmp_path)
+    assert world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt").returncode == 0
+    world.c.run("dig", "+short", "+time=2", "+tries=1", f"@{DNS4}", "www.t2s.test", check=False)
+    time.sleep(0.3)
+    cap.stop()
+    assert _escaped(control, {PROXY4, PROXY6}), "the leak detector must see a direct flow"
+    assert _port53_on_wire(control), "the leak detector must see direct DNS"
+    pcap = tmp_path / "va.pcap"
+    cap = start_capture(world.c, "va", pcap, tmp_path)
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}",
+                             "--dns-hijack", DNS4, "--log-level", "debug")
+    try:
+        r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
+        assert r.returncode == 0 and r.stdout == "hello through the auto route\n", \
+            r.stderr + world.log()
+        r = world.curl(f"http://[{ORIGIN6}]:{HTTP_PORT}/hello.txt")
+        assert r.returncode == 0, r.stderr + world.log()
+        # DNS over TCP, to the real server and to one that does not exist (hijacked).
+        for server in (DNS4, NOWHERE_DNS):
+            r = world.c.run("dig", "+tcp", "+short", "+time=3", "+tries=2", f"@{server}",
+                            "www.t2s.test", "A", check=False)
+            assert r.stdout.strip() == ORIGIN4, f"dig +tcp @{server}: {r.stdout}{r.stderr}"
+        # DNS over UDP: through dante's UDP ASSOCIATE.
+        for server in (DNS4, NOWHERE_DNS):
+            r = world.c.run("dig", "+short", "+time=3", "+tries=2", f"@{server}",
+                            "www.t2s.test", "A", check=False)
+            assert r.stdout.strip() == ORIGIN4, f"dig @{server}: {r.stdout}{r.stderr}"
+        r = world.c.run("ping", "-c", "3", "-i", "0.2", "-W", "2", ORIGIN4, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = world.c.run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", ORIGIN6, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = world.c.run("iperf3", "-c", ORIGIN4, "-p", "5201", "-t", "3", "--connect-timeout",
+                        "5000", check=False, timeout=40)
+        assert r.returncode == 0, r.stdout + r.stderr + world.log()
+        st = world.stats()
+        assert st["packets_dropped"]["loop_guard"] == 0
+        assert st["tcp_flows_total"] >= 5, st  # 2 curl, 2 dig +tcp, iperf3 control and data
+        assert st["icmp_echo_replies"] >= 6, st
+    finally:
+        time.sleep(0.3)
+        cap.stop()
+    assert _proxy_packets(pcap, {PROXY4, PROXY6}) > 0, "the capture saw nothing at all"
+    escaped = _escaped(pcap, {PROXY4, PROXY6})
+    assert not escaped, "flows outside the tunnel on va:\n" + "\n".join(escaped[:20])
+    assert not _port53_on_wire(pcap), "DNS on the wire"
+    assert t.stop() == 0, world.log()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loop guard
+
+def test_loop_guard_counts_a_forced_loop_and_recovers(world, tun2sock_bin):
+    world.start_origin()
+    world.start_dante()
+    world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
+    url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+    assert world.curl(url).returncode == 0, world.log()
+    assert world.loop_guard() == 0
+    # Force the loop: the main table (where our marked sockets go) sends the proxy into the TUN.
+    world.c.ip("route", "add", f"{PROXY4}/32", "dev", "t2s0")
+    t0 = time.monotonic()
+    r = world.curl(url)
+    assert r.returncode != 0, "the flow cannot work while the proxy is routed into the TUN"
+    assert time.monotonic() - t0 < 10, "a loop must be cut at once, not time out"
+    n = world.loop_guard()
+    assert n >= 1, world.log()
+    assert world.t2s.alive()
+    world.c.ip("route", "del", f"{PROXY4}/32", "dev", "t2s0")
+    r = world.curl(url)
+    assert r.returncode == 0, r.stderr + world.log()
+    assert world.loop_guard() == n, "no loop once the route is gone"
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore on every way out
+
+def test_rules_and_routes_restored_after_sigterm_and_after_sigkill(world, tun2sock_bin):
+    world.start_origin()
+    world.start_dante()
+    before = world.dumps()
+    url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}",
+                             "--route-exclude", "198.51.100.0/24", "--exclude-uid", "65534")
+    during = world.dumps()
+    assert "lookup 2022" in during and f"fwmark {MARK} lookup main" in during, during
+    assert "throw 198.51.100.0/24" in during and "uidrange 65534-65534" in during, during
+    assert world.curl(url).returncode == 0, world.log()
+    assert t.stop() == 0, world.log()
+    wait_for(lambda: world.dumps() == before, "the dumps after SIGTERM to equal the ones before",
+             timeout=5)
+
+    # SIGKILL: nothing runs at exit; the next start finds the leftovers by table and priority.
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}",
+                             log="tun2sock-killed.log")
+    t.signal(signal.SIGKILL)
+    t.p.wait(timeout=5)
+    left = world.dumps()
+    assert "lookup 2022" in left, "SIGKILL must leave the rules behind (or the test proves nothing)"
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}",
+                             log="tun2sock-again.log")
+    assert "stale" in t.output(), t.output()
+    assert world.curl(url).returncode == 0, world.log()
+    again = world.dumps()
+    assert again.count("lookup 2022") == 2, again  # one per family, no duplicates
+    t.signal(signal.SIGINT)
+    assert t.p.wait(timeout=10) == 0, t.output()
+    wait_for(lambda: world.dumps() == before, "the dumps after SIGKILL + start + SIGINT to "
+             "equal the ones before", timeout=5)
+
+
+def test_routes_removed_by_a_link_flap_are_put_back(world, tun2sock_bin):
+    world.start_origin()
+    world.start_dante()
+    world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
+    # The kernel drops routes through a link that goes down; ours must come back with it.
+    world.c.ip("link", "set", "t2s0", "down")
+    world.c.ip("link", "set", "t2s0", "up")
+    wait_for(lambda: "default dev t2s0" in world.c.run("ip", "route", "show", "table",
+                                                        "2022").stdout,
+             "the default route of table 2022 put back", proc=world.t2s)
+    # Someone deletes our main rule: it comes back too.
+    world.c.ip("rule", "del", "pref", "9003")
+    wait_for(lambda: "9003:" in world.c.run("ip", "rule").stdout, "rule 9003 put back",
+             proc=world.t2s)
+    r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
+    assert r.returncode == 0, r.stderr + world.log()
+    assert "re-applied" in world.log()
+
+
+# ---------------------------------------------------------------------------------------------
+# Default route switch between two uplinks
+
+def test_default_route_switch_between_uplinks(tmp_path, tun2sock_bin):
+    _need("danted", "curl", "tcpdump")
+    w = World(tmp_path, "sw", proxy_on_lo=True)
+    try:
+        link(w.c, "vc", "198.51.100.1/24", w.s, "vd", "198.51.100.2/24")
+        w.start_origin()
+        w.start_dante(internal="192.0.2.1", external="192.0.2.1")
+        t = w.start_tun2sock(tun2sock_bin, f"socks5://192.0.2.1:{SOCKS_PORT}")
+        url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+        assert w.curl(url).returncode == 0, w.log()
+        rules_before = w.c.run("ip", "rule").stdout
+        get = w.c.run("ip", "route", "get", "192.0.2.1", "mark", MARK).stdout
+        assert "dev va" in get, get
+
+        pcap = tmp_path / "vc.pcap"
+        cap = start_capture(w.c, "vc", pcap, tmp_path)
+        w.c.ip("route", "replace", "default", "via", "198.51.100.2", "dev", "vc")
+        w.c.ip("link", "set", "va", "down")
+        get = w.c.run("ip", "route", "get", "192.0.2.1", "mark", MARK).stdout
+        assert "dev vc" in get, get
+        # Unmarked traffic still goes into the TUN, marked traffic follows the new default.
+        assert "dev t2s0" in w.c.run("ip", "route", "get", ORIGIN4).stdout
+        for i in range(3):
+            r = w.curl(url)
+            assert r.returncode == 0, f"after the switch, try {i}: {r.stderr}\n{w.log()}"
+        time.sleep(0.3)
+        cap.stop()
+        assert w.c.run("ip", "rule").stdout == rules_before
+        table = w.c.run("ip", "route", "show", "table", "2022").stdout
+        assert "default dev t2s0" in table and "throw 192.0.2.1" in table, table
+        assert _proxy_packets(pcap, {"192.0.2.1"}) > 0, "the proxy is now reached through vc"
+        escaped = _escaped(pcap, {"192.0.2.1"})
+        assert not escaped, "\n".join(escaped[:20])
+        assert w.loop_guard() == 0
+        assert t.stop() == 0, w.log()
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A local proxy (ss-local) excluded by user
+
+def test_ss_local_as_another_user_with_exclude_uid(tmp_path, tun2sock_bin):
+    _need("ss-local", "ss-server", "setpriv", "curl")
+    w = World(tmp_path, "ss")
+    try:
+        w.start_origin()
+        srv = w.s.start(["ss-server", "-s", PROXY4, "-p", "18388", "-k", "pw", "-m",
+                         "chacha20-ietf-poly1305", "-u"], tmp_path / "ss-server.log")
+        w.wait_listen(18388, srv, "ss-server")
+        loc = w.c.start(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                         "ss-local", "-s", PROXY4, "-p", "18388", "-b", "127.0.0.1", "-l",
+                         "1081", "-k", "pw", "-m", "chacha20-ietf-poly1305", "-u"],
+                        tmp_path / "ss-local.log")
+        wait_for(lambda: listening(w.c, 1081), "ss-local", proc=loc)
+        t = w.start_tun2sock(tun2sock_bin, "socks5://127.0.0.1:1081", "--exclude-uid", "65534")
+        url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+        for _ in range(3):
+            r = w.curl(url)
+            assert r.returncode == 0 and r.stdout == "hello through the auto route\n", \
+                r.stderr + w.log() + loc.output()
+        st = w.stats()
+        # Exactly the three curls entered the TUN: ss-local's own connections went direct.
+        assert st["tcp_flows_total"] == 3, st
+        assert st["packets_dropped"]["loop_guard"] == 0
+        # And ss-local's traffic really is excluded by uid (the rule is there).
+        assert "uidrange 65534-65534 lookup main" in w.c.run("ip", "rule").stdout
+        assert t.stop() == 0, w.log()
+    finally:
+        w.close()
