@@ -58,7 +58,7 @@ struct t2s_runner {
   t2s_autoroute *autoroute; /* --auto-route */
   struct event *ar_ev;      /* its rtnetlink notifications */
   struct event *ar_timer;   /* debounce before re-applying */
-  uint8_t pkt[65536];
+  uint8_t pkt[65536 + 256]; /* one IP packet (a TSO super-packet is at most 64 KiB) */
 };
 
 /* ---------------- after every callback ---------------- */

@@ -5,16 +5,160 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "netlink_linux.h"
+#include "packet.h"
+
+/* ---------------- offloads (IFF_VNET_HDR) ----------------
+ *
+ * With IFF_VNET_HDR every packet read or written is preceded by a struct virtio_net_hdr
+ * (10 bytes, host byte order on a TUN that was not told otherwise). TUNSETOFFLOAD with
+ * TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 lets the kernel hand us TCP packets whose checksum
+ * holds only the pseudo-header sum (VIRTIO_NET_HDR_F_NEEDS_CSUM) and TCP super-packets up
+ * to 64 KiB (gso_type TCPV4/TCPV6): the device looks like a NIC with checksum offload and TSO.
+ *
+ * Input: a super-packet is a well-formed IP packet whose total length covers all of it; we
+ * complete a partial checksum here and give the engine one big segment.
+ * Output: a TCP packet longer than the device MTU is a super-segment built of MTU-sized
+ * segments (the engine emits those only when the device reports T2S_DEVICE_OFFLOAD_TSO): we
+ * describe it with gso_size = MTU - IP header - TCP header, and ask the kernel for the
+ * checksum (NEEDS_CSUM with the pseudo-header sum in the field), which it computes per
+ * segment when it splits. Everything else goes out with an all-zero header. */
+
+/* Completes a partial checksum in place: the field at start+off holds the pseudo-header sum;
+ * the checksum covers [start, len). Returns false when the offsets do not fit the packet. */
+static bool complete_csum(uint8_t *pkt, size_t len, size_t start, size_t off) {
+  if (start >= len || off + 2 > len - start) {
+    return false;
+  }
+  uint16_t ck = t2s_csum_fold(t2s_csum_add(0, pkt + start, len - start));
+  if (ck == 0 && off == 6) {
+    ck = 0xffff; /* UDP: 0 means "no checksum" */
+  }
+  t2s_put16(pkt + start + off, ck);
+  return true;
+}
+
+static t2s_ssize tun_recv_vnet(t2s_tun *tun, uint8_t *buf, size_t buflen) {
+  struct virtio_net_hdr h;
+  struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
+                         {.iov_base = buf, .iov_len = buflen}};
+  for (int tries = 0; tries < 4; tries++) {
+    ssize_t n = readv(tun->fd, iov, 2);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return -1;
+    }
+    if ((size_t)n < sizeof(h)) {
+      return 0; /* nothing usable: the engine drops an empty packet */
+    }
+    size_t len = (size_t)n - sizeof(h);
+    tun->rx_packets++;
+    if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+      tun->rx_gso++;
+    }
+    if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+        !complete_csum(buf, len, h.csum_start, h.csum_offset)) {
+      return 0;
+    }
+    return (t2s_ssize)len;
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
+/* The IP header length and TCP header length of a TCP packet, or false. */
+static bool tcp_headers(const uint8_t *pkt, size_t len, size_t *pihl, size_t *pthl, bool *pv6) {
+  size_t ihl;
+  if (len >= 20 && (pkt[0] >> 4) == 4 && pkt[9] == T2S_IPPROTO_TCP) {
+    ihl = (size_t)(pkt[0] & 0x0f) * 4;
+    *pv6 = false;
+  } else if (len >= 40 && (pkt[0] >> 4) == 6 && pkt[6] == T2S_IPPROTO_TCP) {
+    ihl = 40; /* the engine builds IPv6 TCP without extension headers */
+    *pv6 = true;
+  } else {
+    return false;
+  }
+  if (len < ihl + 20) {
+    return false;
+  }
+  size_t thl = (size_t)(pkt[ihl + 12] >> 4) * 4;
+  if (thl < 20 || len < ihl + thl) {
+    return false;
+  }
+  *pihl = ihl;
+  *pthl = thl;
+  return true;
+}
+
+static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
+  struct virtio_net_hdr h;
+  memset(&h, 0, sizeof(h));
+  uint8_t hdrs[60 + 60]; /* a copy of the IP and TCP headers with the partial checksum */
+  struct iovec iov[3] = {
+      {.iov_base = &h, .iov_len = sizeof(h)}, {.iov_base = (void *)pkt, .iov_len = pktlen}, {0}};
+  int niov = 2;
+  size_t ihl, thl;
+  bool v6;
+  if (pktlen > tun->mtu && (tun->offloads & T2S_DEVICE_OFFLOAD_TSO) &&
+      tcp_headers(pkt, pktlen, &ihl, &thl, &v6) && tun->mtu > ihl + thl) {
+    size_t hl = ihl + thl;
+    t2s_addr src, dst;
+    memset(&src, 0, sizeof(src));
+    memset(&dst, 0, sizeof(dst));
+    src.family = dst.family = v6 ? T2S_AF_INET6 : T2S_AF_INET;
+    memcpy(src.ip, pkt + (v6 ? 8 : 12), v6 ? 16 : 4);
+    memcpy(dst.ip, pkt + (v6 ? 24 : 16), v6 ? 16 : 4);
+    memcpy(hdrs, pkt, hl);
+    uint32_t psum = t2s_csum_pseudo(&src, &dst, T2S_IPPROTO_TCP, (uint32_t)(pktlen - ihl));
+    t2s_put16(hdrs + ihl + 16, (uint16_t)~t2s_csum_fold(psum));
+    h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h.gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+    h.hdr_len = (uint16_t)hl;
+    h.gso_size = (uint16_t)(tun->mtu - hl);
+    h.csum_start = (uint16_t)ihl;
+    h.csum_offset = 16;
+    iov[1] = (struct iovec){.iov_base = hdrs, .iov_len = hl};
+    iov[2] = (struct iovec){.iov_base = (void *)(pkt + hl), .iov_len = pktlen - hl};
+    niov = 3;
+    tun->tx_gso++;
+  }
+  for (int tries = 0; tries < 4; tries++) {
+    ssize_t n = writev(tun->fd, iov, niov);
+    if (n >= 0) {
+      tun->tx_packets++;
+      return 0;
+    }
+    if (errno != EINTR) {
+      break;
+    }
+  }
+  tun->tx_errors++;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? T2S_ERR_WOULDBLOCK
+                                                                     : T2S_ERR_CLOSED;
+}
 
 static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
   t2s_tun *tun = self;
+  if (tun->vnet) {
+    t2s_ssize n = tun_recv_vnet(tun, buf, buflen);
+    if (n >= 0) {
+      return n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return T2S_ERR_WOULDBLOCK;
+    }
+    return errno == EBADFD || errno == EBADF ? T2S_ERR_FATAL : T2S_ERR_CLOSED;
+  }
   /* Bounded: a signal may interrupt the read; retry a few times, then report nothing. */
   for (int tries = 0; tries < 4; tries++) {
     ssize_t n = read(tun->fd, buf, buflen);
@@ -35,6 +179,9 @@ static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
 
 static int tun_send(void *self, const uint8_t *pkt, size_t pktlen) {
   t2s_tun *tun = self;
+  if (tun->vnet) {
+    return tun_send_vnet(tun, pkt, pktlen);
+  }
   for (int tries = 0; tries < 4; tries++) {
     ssize_t n = write(tun->fd, pkt, pktlen);
     if (n >= 0) {
@@ -53,7 +200,7 @@ static int tun_send(void *self, const uint8_t *pkt, size_t pktlen) {
 static void tun_get_caps(void *self, t2s_device_caps *caps) {
   t2s_tun *tun = self;
   caps->mtu = tun->mtu;
-  caps->offloads = 0;
+  caps->offloads = tun->offloads;
 }
 
 static const t2s_device_ops tun_ops = {
@@ -83,8 +230,36 @@ static t2s_tun_failure failure_of(int err) {
   }
 }
 
-int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, t2s_tun_failure *pfail,
-                 int *perrno) {
+/* Turns on what the kernel offers of checksum offload and TSO on a TUN opened with
+ * IFF_VNET_HDR; leaves tun->offloads at what is in force. */
+static void setup_offloads(t2s_tun *tun) {
+  int sz = (int)sizeof(struct virtio_net_hdr);
+  if (ioctl(tun->fd, TUNSETVNETHDRSZ, &sz) < 0) {
+    T2S_DEBUG("TUNSETVNETHDRSZ: %s", strerror(errno));
+  }
+  static const struct {
+    unsigned flags;
+    uint32_t offloads;
+  } tries[] = {
+      {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, T2S_DEVICE_OFFLOAD_CSUM | T2S_DEVICE_OFFLOAD_TSO},
+      {TUN_F_CSUM | TUN_F_TSO4, T2S_DEVICE_OFFLOAD_CSUM | T2S_DEVICE_OFFLOAD_TSO},
+      {TUN_F_CSUM, T2S_DEVICE_OFFLOAD_CSUM},
+  };
+  tun->offloads = 0;
+  for (size_t i = 0; i < T2S_ARRAY_LEN(tries); i++) {
+    if (ioctl(tun->fd, TUNSETOFFLOAD, tries[i].flags) == 0) {
+      tun->offloads = tries[i].offloads;
+      tun->tun_f = tries[i].flags;
+      return;
+    }
+  }
+  T2S_INFO("%s: the kernel offers no TUN offloads (TUNSETOFFLOAD: %s)", tun->ifname,
+           strerror(errno));
+  (void)ioctl(tun->fd, TUNSETOFFLOAD, 0u);
+}
+
+int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool offload,
+                 t2s_tun_failure *pfail, int *perrno) {
   memset(tun, 0, sizeof(*tun));
   tun->fd = -1;
   *pfail = T2S_TUN_FAIL_NONE;
@@ -103,6 +278,8 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, t2s_tun
       *perrno = EINVAL;
       return T2S_ERR_INVALID_ARGUMENT;
     }
+    /* An fd opened with IFF_VNET_HDR carries the header whatever we want: honour it. */
+    tun->vnet = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
     tun->fd = fd;
     tun->owns_fd = owns_fd;
     tun->created = false;
@@ -114,9 +291,16 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, t2s_tun
       *pfail = errno == EACCES || errno == EPERM ? T2S_TUN_FAIL_DEVPERM : failure_of(errno);
       return T2S_ERR_INTERNAL;
     }
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    if (ioctl(tfd, TUNSETIFF, &ifr) < 0) {
+    int irv = ioctl(tfd, TUNSETIFF, &ifr);
+    if (irv < 0 && offload && errno == EINVAL) {
+      /* A kernel without IFF_VNET_HDR: fall back to plain packets. */
+      ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+      irv = ioctl(tfd, TUNSETIFF, &ifr);
+    }
+    tun->vnet = irv == 0 && (ifr.ifr_flags & IFF_VNET_HDR);
+    if (irv < 0) {
       *perrno = errno;
       *pfail = errno == ENODEV ? T2S_TUN_FAIL_OTHER : failure_of(errno);
       close(tfd);
@@ -128,6 +312,14 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, t2s_tun
   }
   snprintf(tun->ifname, sizeof(tun->ifname), "%s", ifr.ifr_name);
   tun->ifindex = if_nametoindex(tun->ifname);
+  if (tun->vnet && offload) {
+    setup_offloads(tun);
+  } else if (tun->vnet) {
+    /* An adopted fd with IFF_VNET_HDR and offloads not wanted: the header stays, empty. */
+    int sz = (int)sizeof(struct virtio_net_hdr);
+    (void)ioctl(tun->fd, TUNSETVNETHDRSZ, &sz);
+    (void)ioctl(tun->fd, TUNSETOFFLOAD, 0u);
+  }
   int fl = fcntl(tun->fd, F_GETFL);
   if (fl < 0 || fcntl(tun->fd, F_SETFL, fl | O_NONBLOCK) < 0 || tun->ifindex == 0) {
     *perrno = errno;

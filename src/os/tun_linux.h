@@ -24,6 +24,10 @@ typedef struct t2s_tun {
   t2s_cidr added[T2S_TUN_MAX_ADDRS]; /* addresses we added (removed on close) */
   size_t nadded;
   uint64_t rx_packets, tx_packets, tx_errors; /* device-level counters */
+  bool vnet;               /* IFF_VNET_HDR: each packet is preceded by a struct virtio_net_hdr */
+  uint32_t offloads;       /* T2S_DEVICE_OFFLOAD_* in force (TUNSETOFFLOAD accepted) */
+  unsigned tun_f;          /* the TUN_F_* flags set */
+  uint64_t rx_gso, tx_gso; /* super-packets read and written */
 } t2s_tun;
 
 /* Why t2s_tun_open failed, for a message that says what to do. */
@@ -38,10 +42,13 @@ typedef enum t2s_tun_failure {
 } t2s_tun_failure;
 
 /* Creates or attaches to the TUN `ifname` (fd < 0), or adopts fd (ifname ignored; owns_fd says
- * whether t2s_tun_close closes it). The fd is made non-blocking. On failure returns a negative
- * error and sets *pfail and *perrno. */
-int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, t2s_tun_failure *pfail,
-                 int *perrno);
+ * whether t2s_tun_close closes it). The fd is made non-blocking. offload asks for
+ * IFF_VNET_HDR with checksum offload and TSO (TUNSETOFFLOAD), each dropped where the kernel
+ * refuses it (tun->offloads says what is in force); an adopted fd keeps the IFF_VNET_HDR
+ * setting it was opened with. On failure returns a negative error and sets *pfail and
+ * *perrno. */
+int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool offload,
+                 t2s_tun_failure *pfail, int *perrno);
 
 /* Sets the MTU, adds each address (remembering the ones it added), and brings the link up.
  * Returns 0 or -errno of the first failing step (with *pstep naming it). */
