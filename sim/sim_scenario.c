@@ -1,5 +1,4 @@
-/* sim_scenario.c: parser and executor of the scenario language
- * (docs/scenarios.md). */
+/* sim_scenario.c: parser and executor of the scenario language (docs/scenarios.md). */
 #include "sim_scenario.h"
 
 #include <ctype.h>
@@ -21,12 +20,7 @@
 
 /* ---------------- the parsed scenario ---------------- */
 
-typedef enum act_type {
-  ACT_REPLAY = 0,
-  ACT_INJECT_ECHO,
-  ACT_CLIENT,
-  ACT_NET
-} act_type;
+typedef enum act_type { ACT_REPLAY = 0, ACT_INJECT_ECHO, ACT_CLIENT, ACT_NET } act_type;
 
 typedef struct action {
   int line;
@@ -53,12 +47,10 @@ typedef enum exp_type {
   EXP_UP_RECEIVED, /* bytes an upstream destination received (intact) */
   EXP_UP_STREAMS,  /* streams opened toward an upstream destination */
   EXP_UNTOUCHED,   /* a client was never reset nor refused */
-  EXP_UP_VIA, /* every socket toward a destination left through one interface */
-  EXP_EGRESS, /* the engine's egress interface (sampled after T, or at the end)
-               */
-  EXP_NET_STATE, /* the engine's network state (sampled after T, or at the end)
-                  */
-  EXP_UDP_AFTER, /* UDP sessions open (sampled after T, or at the end) */
+  EXP_UP_VIA,      /* every socket toward a destination left through one interface */
+  EXP_EGRESS,      /* the engine's egress interface (sampled after T, or at the end) */
+  EXP_NET_STATE,   /* the engine's network state (sampled after T, or at the end) */
+  EXP_UDP_AFTER,   /* UDP sessions open (sampled after T, or at the end) */
 } exp_type;
 
 typedef enum counter {
@@ -92,7 +84,7 @@ typedef struct expect {
   bool intact;
   char ifname[T2S_IFNAMSIZ]; /* EXP_UP_VIA, EXP_EGRESS ("none": unbound) */
   t2s_net_state state;       /* EXP_NET_STATE */
-  bool has_after; /* EXP_EGRESS, EXP_NET_STATE, EXP_UDP_AFTER: sampled at T */
+  bool has_after;            /* EXP_EGRESS, EXP_NET_STATE, EXP_UDP_AFTER: sampled at T */
   t2s_tstamp after;
 } expect;
 
@@ -129,18 +121,14 @@ struct sim_scenario {
   size_t nexps;
   bool has_proxy;
   sim_proxy_config proxy;
-  t2s_tstamp
-      replay_span; /* replay mode: time from the first record to the last */
-  sim_net_action
-      *netcfg; /* link, addr, route lines before the run (sim_net.h) */
+  t2s_tstamp replay_span; /* replay mode: time from the first record to the last */
+  sim_net_action *netcfg; /* link, addr, route lines before the run (sim_net.h) */
   size_t nnetcfg;
-  bool has_net; /* the scenario declares links: the world has a network */
-  t2s_tstamp debounce; /* `engine network-debounce`; the word `debounce` in
-                          durations */
-  t2s_tstamp udp_timeout,
-      dns_timeout; /* `engine udp-timeout|dns-timeout T` (0: default) */
-  uint64_t max_udp_sessions; /* `engine max-udp-sessions N` (0: default) */
-  bool has_policy;           /* `engine on-network-change` */
+  bool has_net;        /* the scenario declares links: the world has a network */
+  t2s_tstamp debounce; /* `engine network-debounce`; the word `debounce` in durations */
+  t2s_tstamp udp_timeout, dns_timeout; /* `engine udp-timeout|dns-timeout T` (0: default) */
+  uint64_t max_udp_sessions;           /* `engine max-udp-sessions N` (0: default) */
+  bool has_policy;                     /* `engine on-network-change` */
   t2s_netchange_policy policy;
   sample *samples; /* one per expectation, filled during the run */
   sim_world *w;    /* set by sim_scenario_schedule */
@@ -162,8 +150,7 @@ typedef struct pctx {
   int n;
 } pctx;
 
-__attribute__((format(printf, 2, 3))) static int fail(pctx *p, const char *fmt,
-                                                      ...) {
+__attribute__((format(printf, 2, 3))) static int fail(pctx *p, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -181,9 +168,9 @@ static int hexdig(int c) {
   return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Splits one line into tokens: words separated by blanks, "quoted strings" with
- * \" \\ \n \r \t \xHH escapes, and a # outside quotes starts a comment. The
- * token strings are written into out (at most MAX_LINE bytes). */
+/* Splits one line into tokens: words separated by blanks, "quoted strings" with \" \\ \n
+ * \r \t \xHH escapes, and a # outside quotes starts a comment. The token strings are
+ * written into out (at most MAX_LINE bytes). */
 static int tokenize(pctx *p, const char *line, char *out) {
   size_t o = 0;
   p->n = 0;
@@ -232,8 +219,7 @@ static int tokenize(pctx *p, const char *line, char *out) {
           case 'x': {
             int h1 = hexdig(s[0]), h2 = h1 >= 0 ? hexdig(s[1]) : -1;
             if (h1 < 0 || h2 < 0 || (h1 == 0 && h2 == 0)) {
-              return fail(p, "bad \\x escape in string (two hex digits, not "
-                             "00, expected)");
+              return fail(p, "bad \\x escape in string (two hex digits, not 00, expected)");
             }
             c = (char)(h1 * 16 + h2);
             s += 2;
@@ -365,8 +351,7 @@ static int parse_duration_term(const char *s, t2s_tstamp *out) {
   return -1;
 }
 
-/* A duration at token *pi: TERM [+ TERM]... (a term may itself hold "+").
- * Advances *pi. */
+/* A duration at token *pi: TERM [+ TERM]... (a term may itself hold "+"). Advances *pi. */
 static int parse_duration(pctx *p, int *pi, t2s_tstamp *out, const char *what) {
   t2s_tstamp total = 0;
   bool want_term = true;
@@ -393,14 +378,10 @@ static int parse_duration(pctx *p, int *pi, t2s_tstamp *out, const char *what) {
     memcpy(buf, s, len + 1);
     char *save = NULL;
     bool any = false;
-    for (char *part = strtok_r(buf, "+", &save); part;
-         part = strtok_r(NULL, "+", &save)) {
-      t2s_tstamp v =
-          p->scn->debounce; /* the word "debounce": the engine's debounce */
+    for (char *part = strtok_r(buf, "+", &save); part; part = strtok_r(NULL, "+", &save)) {
+      t2s_tstamp v = p->scn->debounce; /* the word "debounce": the engine's debounce */
       if (strcmp(part, "debounce") != 0 && parse_duration_term(part, &v) != 0) {
-        return fail(p,
-                    "%s: bad duration '%s' (expected a number with a unit: ns, "
-                    "us, ms, s, m, h)",
+        return fail(p, "%s: bad duration '%s' (expected a number with a unit: ns, us, ms, s, m, h)",
                     what, s);
       }
       total += v;
@@ -413,8 +394,7 @@ static int parse_duration(pctx *p, int *pi, t2s_tstamp *out, const char *what) {
     i++;
   }
   if (i == *pi || want_term) {
-    return fail(p, "%s: expected a duration (e.g. 500ms, 2s) but found %s",
-                what, word(p, i));
+    return fail(p, "%s: expected a duration (e.g. 500ms, 2s) but found %s", what, word(p, i));
   }
   *pi = i;
   *out = total;
@@ -467,31 +447,26 @@ static int parse_size_str(const char *s, uint64_t *out) {
 
 static int parse_size(pctx *p, int i, uint64_t *out, const char *what) {
   if (i >= p->n || p->t[i].quoted || parse_size_str(p->t[i].s, out) != 0) {
-    return fail(p, "%s: expected a size (e.g. 1000, 64KB, 10MB) but found %s",
-                what, word(p, i));
+    return fail(p, "%s: expected a size (e.g. 1000, 64KB, 10MB) but found %s", what, word(p, i));
   }
   return 0;
 }
 
 static int parse_count(pctx *p, int i, uint64_t *out, const char *what) {
   if (i >= p->n || p->t[i].quoted || parse_u64_str(p->t[i].s, out) != 0) {
-    return fail(p, "%s: expected a whole number but found %s", what,
-                word(p, i));
+    return fail(p, "%s: expected a whole number but found %s", what, word(p, i));
   }
   return 0;
 }
 
 /* A probability "P%" (P may have decimals) as num/den. */
-static int parse_percent(pctx *p, int i, uint32_t *num, uint32_t *den,
-                         const char *what) {
+static int parse_percent(pctx *p, int i, uint32_t *num, uint32_t *den, const char *what) {
   const char *s = i < p->n ? p->t[i].s : "";
   uint64_t mant;
   int fd;
   const char *q = s;
-  if (i >= p->n || parse_decimal(&q, &mant, &fd) != 0 || strcmp(q, "%") != 0 ||
-      fd > 6) {
-    return fail(p, "%s: expected a percentage (e.g. 2%%, 0.5%%) but found %s",
-                what, word(p, i));
+  if (i >= p->n || parse_decimal(&q, &mant, &fd) != 0 || strcmp(q, "%") != 0 || fd > 6) {
+    return fail(p, "%s: expected a percentage (e.g. 2%%, 0.5%%) but found %s", what, word(p, i));
   }
   uint64_t d = 100 * pow10u(fd);
   if (mant > d) {
@@ -502,16 +477,13 @@ static int parse_percent(pctx *p, int i, uint32_t *num, uint32_t *den,
   return 0;
 }
 
-static int parse_addr(pctx *p, int i, t2s_addr *a, bool want_port,
-                      const char *what) {
+static int parse_addr(pctx *p, int i, t2s_addr *a, bool want_port, const char *what) {
   if (i >= p->n || t2s_addr_parse(p->t[i].s, a) != 0) {
     return fail(p, "%s: expected an address%s but found %s", what,
-                want_port ? " with a port (1.2.3.4:80, [2001:db8::1]:80)" : "",
-                word(p, i));
+                want_port ? " with a port (1.2.3.4:80, [2001:db8::1]:80)" : "", word(p, i));
   }
   if (want_port && a->port == 0) {
-    return fail(p, "%s: %s needs a port (1.2.3.4:80, [2001:db8::1]:80)", what,
-                p->t[i].s);
+    return fail(p, "%s: %s needs a port (1.2.3.4:80, [2001:db8::1]:80)", what, p->t[i].s);
   }
   if (!want_port && a->port != 0) {
     return fail(p, "%s: %s must not have a port", what, p->t[i].s);
@@ -563,7 +535,7 @@ static const struct {
   const char *name;
   size_t off;
 } stat_fields[] = {
-#define F(n)                                                                   \
+#define F(n)                                                                                       \
   { #n, offsetof(t2s_engine_stats, n) }
     F(packets_in),
     F(packets_out),
@@ -639,8 +611,7 @@ static int cmd_device(pctx *p) {
   sim_scenario *scn = p->scn;
   int i = 1;
   if (i >= p->n) {
-    return fail(p, "device: expected mtu, latency, loss, reorder, duplicate or "
-                   "reorder-window");
+    return fail(p, "device: expected mtu, latency, loss, reorder, duplicate or reorder-window");
   }
   while (i < p->n) {
     int rv = 0;
@@ -648,8 +619,7 @@ static int cmd_device(pctx *p) {
       uint64_t v;
       rv = parse_count(p, i + 1, &v, "device mtu");
       if (rv == 0 && (v < 576 || v > 65535)) {
-        rv = fail(p, "device mtu: %llu is outside 576..65535",
-                  (unsigned long long)v);
+        rv = fail(p, "device mtu: %llu is outside 576..65535", (unsigned long long)v);
       }
       scn->has_mtu = true;
       scn->mtu = (uint32_t)v;
@@ -659,24 +629,20 @@ static int cmd_device(pctx *p) {
       rv = parse_duration(p, &i, &scn->faults.latency, "device latency");
     } else if (is(p, i, "reorder-window")) {
       i++;
-      rv = parse_duration(p, &i, &scn->faults.reorder_window,
-                          "device reorder-window");
+      rv = parse_duration(p, &i, &scn->faults.reorder_window, "device reorder-window");
     } else if (is(p, i, "loss")) {
-      rv = parse_percent(p, i + 1, &scn->faults.loss_num, &scn->faults.loss_den,
-                         "device loss");
+      rv = parse_percent(p, i + 1, &scn->faults.loss_num, &scn->faults.loss_den, "device loss");
       i += 2;
     } else if (is(p, i, "reorder")) {
-      rv = parse_percent(p, i + 1, &scn->faults.reorder_num,
-                         &scn->faults.reorder_den, "device reorder");
+      rv = parse_percent(p, i + 1, &scn->faults.reorder_num, &scn->faults.reorder_den,
+                         "device reorder");
       i += 2;
     } else if (is(p, i, "duplicate")) {
-      rv = parse_percent(p, i + 1, &scn->faults.dup_num, &scn->faults.dup_den,
-                         "device duplicate");
+      rv = parse_percent(p, i + 1, &scn->faults.dup_num, &scn->faults.dup_den, "device duplicate");
       i += 2;
     } else {
       return fail(p,
-                  "device: unknown setting '%s' (expected mtu, latency, loss, "
-                  "reorder, duplicate "
+                  "device: unknown setting '%s' (expected mtu, latency, loss, reorder, duplicate "
                   "or reorder-window)",
                   p->t[i].s);
     }
@@ -698,8 +664,7 @@ static int cmd_upstream(pctx *p) {
   if (is(p, 1, "default")) {
     r.is_default = true;
   } else if (p->n < 2 || t2s_addr_parse(p->t[1].s, &r.dst) != 0) {
-    return fail(p, "upstream: expected 'default' or ADDR[:PORT] but found %s",
-                word(p, 1));
+    return fail(p, "upstream: expected 'default' or ADDR[:PORT] but found %s", word(p, 1));
   }
   int i = 2;
   int rv = 0;
@@ -726,8 +691,7 @@ static int cmd_upstream(pctx *p) {
     r.beh.kind = SIM_UP_ECHO; /* the options loop reads the size */
   } else {
     return fail(p,
-                "upstream: expected a behaviour (echo, sink, source N, refuse, "
-                "blackhole, "
+                "upstream: expected a behaviour (echo, sink, source N, refuse, blackhole, "
                 "reset-after N) but found %s",
                 word(p, i));
   }
@@ -742,10 +706,8 @@ static int cmd_upstream(pctx *p) {
       rv = parse_addr(p, i + 1, &r.beh.reply_from, true, "upstream reply-from");
       i += 2;
     } else {
-      rv = fail(
-          p,
-          "upstream: unknown option '%s' (expected latency T or reset-after N)",
-          p->t[i].s);
+      rv =
+          fail(p, "upstream: unknown option '%s' (expected latency T or reset-after N)", p->t[i].s);
     }
   }
   if (rv != 0) {
@@ -769,8 +731,7 @@ static int act_replay(pctx *p, action *a, int i) {
   if (a->path == NULL) {
     return T2S_ERR_NOMEM;
   }
-  /* Open it now, so that a missing or unreadable file is a parse error naming
-   * the line. */
+  /* Open it now, so that a missing or unreadable file is a parse error naming the line. */
   sim_pcap_reader *r;
   char msg[512];
   if (sim_pcap_reader_open(&r, a->path, msg, sizeof(msg)) != 0) {
@@ -801,8 +762,7 @@ static int act_inject_echo(pctx *p, action *a, int i) {
     return rv;
   }
   if (a->src.family != a->dst.family) {
-    return fail(
-        p, "inject-echo: source and destination are of different families");
+    return fail(p, "inject-echo: source and destination are of different families");
   }
   i += 2;
   while (i < p->n) {
@@ -815,8 +775,7 @@ static int act_inject_echo(pctx *p, action *a, int i) {
       i += 2;
     } else if (is(p, i, "id") || is(p, i, "seq")) {
       bool isid = is(p, i, "id");
-      rv = parse_count(p, i + 1, &v,
-                       isid ? "inject-echo id" : "inject-echo seq");
+      rv = parse_count(p, i + 1, &v, isid ? "inject-echo id" : "inject-echo seq");
       if (rv == 0 && v > 65535) {
         rv = fail(p, "inject-echo: %s %llu is above 65535", isid ? "id" : "seq",
                   (unsigned long long)v);
@@ -838,9 +797,7 @@ static int act_inject_echo(pctx *p, action *a, int i) {
       i++;
       rv = parse_duration(p, &i, &a->interval, "inject-echo interval");
     } else {
-      rv = fail(p,
-                "inject-echo: unknown option '%s' (expected size, id, seq, "
-                "count, interval)",
+      rv = fail(p, "inject-echo: unknown option '%s' (expected size, id, seq, count, interval)",
                 p->t[i].s);
     }
     if (rv != 0) {
@@ -852,8 +809,7 @@ static int act_inject_echo(pctx *p, action *a, int i) {
 
 static bool client_name_taken(const sim_scenario *scn, const char *name) {
   for (size_t k = 0; k < scn->nacts; k++) {
-    if (scn->acts[k].type == ACT_CLIENT &&
-        strcmp(scn->acts[k].client.name, name) == 0) {
+    if (scn->acts[k].type == ACT_CLIENT && strcmp(scn->acts[k].client.name, name) == 0) {
       return true;
     }
   }
@@ -866,8 +822,7 @@ static int act_client(pctx *p, action *a, int i) {
   c->line = p->line;
   if (i >= p->n || !valid_name(p->t[i].s)) {
     return fail(p,
-                "client: expected a name (a letter, then letters, digits, - or "
-                "_; at most %d) "
+                "client: expected a name (a letter, then letters, digits, - or _; at most %d) "
                 "but found %s",
                 MAX_NAME, word(p, i));
   }
@@ -881,13 +836,10 @@ static int act_client(pctx *p, action *a, int i) {
   } else if (is(p, i, "ping")) {
     c->proto = SIM_CLIENT_PING;
   } else if (!is(p, i, "tcp")) {
-    return fail(
-        p, "client: expected the protocol 'tcp', 'udp' or 'ping' but found %s",
-        word(p, i));
+    return fail(p, "client: expected the protocol 'tcp', 'udp' or 'ping' but found %s", word(p, i));
   }
   c->interval = T2S_SECONDS;
-  int rv = parse_addr(p, i + 1, &c->remote, c->proto != SIM_CLIENT_PING,
-                      "client destination");
+  int rv = parse_addr(p, i + 1, &c->remote, c->proto != SIM_CLIENT_PING, "client destination");
   if (rv != 0) {
     return rv;
   }
@@ -914,16 +866,14 @@ static int act_client(pctx *p, action *a, int i) {
       i += 2;
     } else if (is(p, i, "expect-echo") || is(p, i, "read-all")) {
       if (have_check) {
-        return fail(p,
-                    "client: only one of expect-echo, read-all, expect-bytes");
+        return fail(p, "client: only one of expect-echo, read-all, expect-bytes");
       }
       have_check = true;
       c->check = is(p, i, "expect-echo") ? SIM_CHECK_ECHO : SIM_CHECK_READ_ALL;
       i++;
     } else if (is(p, i, "expect-bytes")) {
       if (have_check) {
-        return fail(p,
-                    "client: only one of expect-echo, read-all, expect-bytes");
+        return fail(p, "client: only one of expect-echo, read-all, expect-bytes");
       }
       have_check = true;
       c->check = SIM_CHECK_BYTES;
@@ -943,8 +893,7 @@ static int act_client(pctx *p, action *a, int i) {
     } else if (c->proto == SIM_CLIENT_UDP &&
                (is(p, i, "expect-replies") || is(p, i, "expect-unreachable"))) {
       if (have_check) {
-        return fail(p, "client: only one of expect-echo, expect-replies, "
-                       "expect-unreachable");
+        return fail(p, "client: only one of expect-echo, expect-replies, expect-unreachable");
       }
       have_check = true;
       if (is(p, i, "expect-unreachable")) {
@@ -963,25 +912,21 @@ static int act_client(pctx *p, action *a, int i) {
       i += 2;
     } else if (is(p, i, "from")) {
       t2s_addr from;
-      if (c->proto == SIM_CLIENT_UDP && i + 1 < p->n &&
-          t2s_addr_parse(p->t[i + 1].s, &from) == 0) {
+      if (c->proto == SIM_CLIENT_UDP && i + 1 < p->n && t2s_addr_parse(p->t[i + 1].s, &from) == 0) {
         rv = 0; /* UDP clients may fix their port: from ADDR:PORT */
       } else {
         rv = parse_addr(p, i + 1, &from, false, "client from");
       }
       c->local = from;
       if (rv == 0 && c->local.family != c->remote.family) {
-        rv = fail(
-            p,
-            "client from: the address family differs from the destination's");
+        rv = fail(p, "client from: the address family differs from the destination's");
       }
       i += 2;
     } else {
-      rv = fail(
-          p,
-          "client: unknown option '%s' (expected send, expect-echo, read-all, "
-          "expect-bytes, from)",
-          p->t[i].s);
+      rv = fail(p,
+                "client: unknown option '%s' (expected send, expect-echo, read-all, "
+                "expect-bytes, from)",
+                p->t[i].s);
     }
     if (rv != 0) {
       return rv;
@@ -990,13 +935,11 @@ static int act_client(pctx *p, action *a, int i) {
   return 0;
 }
 
-static int parse_cred(pctx *p, int i, char *user, char *pass,
-                      const char *what) {
+static int parse_cred(pctx *p, int i, char *user, char *pass, const char *what) {
   if (i + 1 >= p->n) {
     return fail(p, "%s: expected a user name and a password", what);
   }
-  if (strlen(p->t[i].s) == 0 || strlen(p->t[i].s) > 255 ||
-      strlen(p->t[i + 1].s) > 255) {
+  if (strlen(p->t[i].s) == 0 || strlen(p->t[i].s) > 255 || strlen(p->t[i + 1].s) > 255) {
     return fail(p, "%s: user name 1..255 bytes, password at most 255", what);
   }
   snprintf(user, 256, "%s", p->t[i].s);
@@ -1031,8 +974,7 @@ static int cmd_proxy(pctx *p) {
       i++;
     } else {
       rv = fail(p,
-                "proxy: unknown option '%s' (expected auth USER PASS, offer "
-                "USER PASS, "
+                "proxy: unknown option '%s' (expected auth USER PASS, offer USER PASS, "
                 "blackhole, no-udp, udp-close)",
                 p->t[i].s);
     }
@@ -1049,8 +991,7 @@ static int cmd_proxy(pctx *p) {
 
 static bool link_declared(const sim_scenario *scn, const char *name) {
   for (size_t k = 0; k < scn->nnetcfg; k++) {
-    if (scn->netcfg[k].op == SIM_NET_LINK &&
-        strcmp(scn->netcfg[k].link, name) == 0) {
+    if (scn->netcfg[k].op == SIM_NET_LINK && strcmp(scn->netcfg[k].link, name) == 0) {
       return true;
     }
   }
@@ -1063,19 +1004,14 @@ static bool link_declared(const sim_scenario *scn, const char *name) {
   return false;
 }
 
-static int parse_link_name(pctx *p, int i, char *out, bool must_exist,
-                           const char *what) {
+static int parse_link_name(pctx *p, int i, char *out, bool must_exist, const char *what) {
   const char *s = word(p, i);
-  if (i >= p->n || p->t[i].quoted || strlen(s) == 0 ||
-      strlen(s) >= T2S_IFNAMSIZ || strchr(s, '/') != NULL) {
-    return fail(
-        p, "%s: expected an interface name (1..15 characters) but found %s",
-        what, s);
+  if (i >= p->n || p->t[i].quoted || strlen(s) == 0 || strlen(s) >= T2S_IFNAMSIZ ||
+      strchr(s, '/') != NULL) {
+    return fail(p, "%s: expected an interface name (1..15 characters) but found %s", what, s);
   }
   if (must_exist && !link_declared(p->scn, s)) {
-    return fail(p,
-                "%s: no link is called '%s' (declare it first: link %s up ...)",
-                what, s, s);
+    return fail(p, "%s: no link is called '%s' (declare it first: link %s up ...)", what, s, s);
   }
   snprintf(out, T2S_IFNAMSIZ, "%s", s);
   return 0;
@@ -1083,10 +1019,8 @@ static int parse_link_name(pctx *p, int i, char *out, bool must_exist,
 
 static int parse_cidr(pctx *p, int i, sim_cidr *out, const char *what) {
   if (i >= p->n || p->t[i].quoted || sim_cidr_parse(p->t[i].s, out) != 0) {
-    return fail(
-        p,
-        "%s: expected ADDR/LEN (192.0.2.10/24, 2001:db8::10/64) but found %s",
-        what, word(p, i));
+    return fail(p, "%s: expected ADDR/LEN (192.0.2.10/24, 2001:db8::10/64) but found %s", what,
+                word(p, i));
   }
   return 0;
 }
@@ -1109,8 +1043,7 @@ static int parse_net(pctx *p, int i, sim_net_action *a, bool at_time) {
     a->op = SIM_NET_LINK;
     rv = parse_link_name(p, i + 1, a->link, false, "link");
     if (rv == 0 && !is(p, i + 2, "up") && !is(p, i + 2, "down")) {
-      rv = fail(p, "link %s: expected up or down but found %s", a->link,
-                word(p, i + 2));
+      rv = fail(p, "link %s: expected up or down but found %s", a->link, word(p, i + 2));
     }
     a->up = is(p, i + 2, "up");
     for (i += 3; rv == 0 && i < p->n;) {
@@ -1132,9 +1065,7 @@ static int parse_net(pctx *p, int i, sim_net_action *a, bool at_time) {
         a->has_latency = true;
         rv = parse_duration(p, &i, &a->latency, "link latency");
       } else {
-        rv = fail(p,
-                  "link: unknown option '%s' (expected addr CIDR, gateway "
-                  "ADDR, latency T)",
+        rv = fail(p, "link: unknown option '%s' (expected addr CIDR, gateway ADDR, latency T)",
                   p->t[i].s);
       }
     }
@@ -1172,8 +1103,7 @@ static int parse_net(pctx *p, int i, sim_net_action *a, bool at_time) {
       rv = def ? parse_family_opt(p, i + 3, &a->family, "route default")
                : expect_end(p, i + 3, "route");
     } else if (rv == 0) {
-      rv = fail(p, "route: expected 'via NAME' or 'none' but found %s",
-                word(p, i + 2));
+      rv = fail(p, "route: expected 'via NAME' or 'none' but found %s", word(p, i + 2));
     }
     return rv;
   }
@@ -1212,8 +1142,7 @@ static int cmd_net(pctx *p) {
   return 0;
 }
 
-/* engine network-debounce T | engine on-network-change
- * reset-all|reset-affected|none */
+/* engine network-debounce T | engine on-network-change reset-all|reset-affected|none */
 static int cmd_engine(pctx *p) {
   sim_scenario *scn = p->scn;
   int i = 1;
@@ -1231,8 +1160,7 @@ static int cmd_engine(pctx *p) {
       scn->policy = T2S_NETCHANGE_NONE;
     } else {
       return fail(p,
-                  "engine on-network-change: expected reset-all, "
-                  "reset-affected or none but "
+                  "engine on-network-change: expected reset-all, reset-affected or none but "
                   "found %s",
                   word(p, 2));
     }
@@ -1240,10 +1168,8 @@ static int cmd_engine(pctx *p) {
     return expect_end(p, 3, "engine on-network-change");
   }
   if (is(p, i, "udp-timeout") || is(p, i, "dns-timeout")) {
-    t2s_tstamp *t =
-        is(p, i, "udp-timeout") ? &scn->udp_timeout : &scn->dns_timeout;
-    const char *what =
-        is(p, i, "udp-timeout") ? "engine udp-timeout" : "engine dns-timeout";
+    t2s_tstamp *t = is(p, i, "udp-timeout") ? &scn->udp_timeout : &scn->dns_timeout;
+    const char *what = is(p, i, "udp-timeout") ? "engine udp-timeout" : "engine dns-timeout";
     i++;
     int rv = parse_duration(p, &i, t, what);
     if (rv == 0 && *t == 0) {
@@ -1252,17 +1178,14 @@ static int cmd_engine(pctx *p) {
     return rv == 0 ? expect_end(p, i, what) : rv;
   }
   if (is(p, i, "max-udp-sessions")) {
-    int rv = parse_count(p, i + 1, &scn->max_udp_sessions,
-                         "engine max-udp-sessions");
-    if (rv == 0 &&
-        (scn->max_udp_sessions == 0 || scn->max_udp_sessions > 1000000)) {
+    int rv = parse_count(p, i + 1, &scn->max_udp_sessions, "engine max-udp-sessions");
+    if (rv == 0 && (scn->max_udp_sessions == 0 || scn->max_udp_sessions > 1000000)) {
       rv = fail(p, "engine max-udp-sessions: 1..1000000");
     }
     return rv == 0 ? expect_end(p, i + 2, "engine max-udp-sessions") : rv;
   }
   return fail(p,
-              "engine: expected network-debounce T, on-network-change POLICY, "
-              "udp-timeout T, "
+              "engine: expected network-debounce T, on-network-change POLICY, udp-timeout T, "
               "dns-timeout T or max-udp-sessions N but found %s",
               word(p, 1));
 }
@@ -1282,8 +1205,8 @@ static int cmd_at(pctx *p) {
     rv = act_inject_echo(p, &a, i + 1);
   } else if (is(p, i, "client")) {
     rv = act_client(p, &a, i + 1);
-  } else if (is(p, i, "link") || is(p, i, "addr") || is(p, i, "route") ||
-             is(p, i, "suspend") || is(p, i, "resume")) {
+  } else if (is(p, i, "link") || is(p, i, "addr") || is(p, i, "route") || is(p, i, "suspend") ||
+             is(p, i, "resume")) {
     a.type = ACT_NET;
     rv = parse_net(p, i, &a.net, true);
     p->scn->has_net = true;
@@ -1291,8 +1214,7 @@ static int cmd_at(pctx *p) {
     return fail(p, "at: the action '%s' is not implemented yet", p->t[i].s);
   } else {
     return fail(p,
-                "at: expected an action (replay, inject-echo, client, link, "
-                "addr, route, "
+                "at: expected an action (replay, inject-echo, client, link, addr, route, "
                 "suspend, resume) but found %s",
                 word(p, i));
   }
@@ -1339,9 +1261,8 @@ static int cmd_expect(pctx *p) {
   e.line = p->line;
   int i = 2;
   int rv = 0;
-  if (is(p, 1, "packets-out") || is(p, 1, "packets-in") ||
-      is(p, 1, "echo-replies") || is(p, 1, "upstream-open") ||
-      is(p, 1, "clients-unfinished") || is(p, 1, "invariants")) {
+  if (is(p, 1, "packets-out") || is(p, 1, "packets-in") || is(p, 1, "echo-replies") ||
+      is(p, 1, "upstream-open") || is(p, 1, "clients-unfinished") || is(p, 1, "invariants")) {
     e.type = EXP_COUNTER;
     e.ctr = is(p, 1, "packets-out")     ? C_PACKETS_OUT
             : is(p, 1, "packets-in")    ? C_PACKETS_IN
@@ -1357,9 +1278,7 @@ static int cmd_expect(pctx *p) {
       e.ctr = C_DROPS;
       e.drop_reason = i < p->n ? parse_drop_reason(p->t[i].s) : -1;
       if (e.drop_reason < 0) {
-        return fail(p,
-                    "expect drops: unknown reason %s (e.g. ipv4_bad_checksum, "
-                    "or total)",
+        return fail(p, "expect drops: unknown reason %s (e.g. ipv4_bad_checksum, or total)",
                     word(p, i));
       }
     }
@@ -1380,15 +1299,12 @@ static int cmd_expect(pctx *p) {
       }
     }
     if (!found) {
-      return fail(
-          p, "expect stat: unknown engine counter %s (e.g. tcp_flows_active)",
-          word(p, 2));
+      return fail(p, "expect stat: unknown engine counter %s (e.g. tcp_flows_active)", word(p, 2));
     }
     i = 3;
   } else if (is(p, 1, "upstream")) {
     if (p->n < 3 || t2s_addr_parse(p->t[2].s, &e.dst) != 0) {
-      return fail(p, "expect upstream: expected ADDR[:PORT] but found %s",
-                  word(p, 2));
+      return fail(p, "expect upstream: expected ADDR[:PORT] but found %s", word(p, 2));
     }
     if (is(p, 3, "received")) {
       e.type = EXP_UP_RECEIVED;
@@ -1410,8 +1326,7 @@ static int cmd_expect(pctx *p) {
       i = 5;
     } else {
       return fail(p,
-                  "expect upstream: expected 'received SIZE [intact]' or "
-                  "'streams N' but "
+                  "expect upstream: expected 'received SIZE [intact]' or 'streams N' but "
                   "found %s",
                   word(p, 3));
     }
@@ -1419,16 +1334,14 @@ static int cmd_expect(pctx *p) {
       rv = expect_end(p, i, "expect upstream");
     }
     goto done;
-  } else if (is(p, 1, "egress") || is(p, 1, "net-state") ||
-             is(p, 1, "udp-sessions")) {
+  } else if (is(p, 1, "egress") || is(p, 1, "net-state") || is(p, 1, "udp-sessions")) {
     i = 2;
     if (is(p, 1, "egress")) {
       e.type = EXP_EGRESS;
       rv = parse_link_name(p, i++, e.ifname, false, "expect egress");
     } else if (is(p, 1, "net-state")) {
       e.type = EXP_NET_STATE;
-      static const char *const names[] = {"UP", "SETTLING", "NO_ROUTE",
-                                          "SUSPENDED"};
+      static const char *const names[] = {"UP", "SETTLING", "NO_ROUTE", "SUSPENDED"};
       bool found = false;
       for (size_t k = 0; k < T2S_ARRAY_LEN(names); k++) {
         if (is(p, i, names[k])) {
@@ -1438,8 +1351,7 @@ static int cmd_expect(pctx *p) {
       }
       if (!found) {
         return fail(p,
-                    "expect net-state: expected UP, SETTLING, NO_ROUTE or "
-                    "SUSPENDED but found %s",
+                    "expect net-state: expected UP, SETTLING, NO_ROUTE or SUSPENDED but found %s",
                     word(p, i));
       }
       i++;
@@ -1457,8 +1369,7 @@ static int cmd_expect(pctx *p) {
       rv = expect_end(p, i, "expect");
     }
     goto done;
-  } else if (p->n == 3 && valid_name(p->t[1].s) && !p->t[1].quoted &&
-             is(p, 2, "untouched")) {
+  } else if (p->n == 3 && valid_name(p->t[1].s) && !p->t[1].quoted && is(p, 2, "untouched")) {
     e.type = EXP_UNTOUCHED;
     snprintf(e.name, sizeof(e.name), "%s", p->t[1].s);
     goto done;
@@ -1481,12 +1392,9 @@ static int cmd_expect(pctx *p) {
     goto done;
   } else {
     return fail(p,
-                "expect: expected packets-out, packets-in, echo-replies, drops "
-                "REASON, stat "
-                "NAME, upstream ADDR, upstream-open, clients-unfinished, "
-                "invariants, egress, "
-                "net-state, udp-sessions or NAME done|reset|refused|untouched, "
-                "but found %s",
+                "expect: expected packets-out, packets-in, echo-replies, drops REASON, stat "
+                "NAME, upstream ADDR, upstream-open, clients-unfinished, invariants, egress, "
+                "net-state, udp-sessions or NAME done|reset|refused|untouched, but found %s",
                 word(p, 1));
   }
   /* Counters: [OP] N */
@@ -1557,17 +1465,15 @@ static int parse_line(pctx *p) {
   if (strcmp(cmd, "proxy") == 0) {
     return cmd_proxy(p);
   }
-  if (strcmp(cmd, "link") == 0 || strcmp(cmd, "addr") == 0 ||
-      strcmp(cmd, "route") == 0 || strcmp(cmd, "suspend") == 0 ||
-      strcmp(cmd, "resume") == 0) {
+  if (strcmp(cmd, "link") == 0 || strcmp(cmd, "addr") == 0 || strcmp(cmd, "route") == 0 ||
+      strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0) {
     return cmd_net(p);
   }
   if (strcmp(cmd, "engine") == 0) {
     return cmd_engine(p);
   }
   return fail(p,
-              "unknown command '%s' (expected seed, device, upstream, proxy, "
-              "link, addr, route, "
+              "unknown command '%s' (expected seed, device, upstream, proxy, link, addr, route, "
               "engine, at, run, expect)",
               cmd);
 }
@@ -1590,8 +1496,8 @@ static sim_scenario *scn_alloc(const char *name, const char *basedir) {
   return scn;
 }
 
-int sim_scenario_parse(sim_scenario **pscn, const char *text, const char *name,
-                       const char *basedir, char *err, size_t errlen) {
+int sim_scenario_parse(sim_scenario **pscn, const char *text, const char *name, const char *basedir,
+                       char *err, size_t errlen) {
   sim_scenario *scn = scn_alloc(name, basedir);
   if (scn == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -1628,8 +1534,7 @@ int sim_scenario_parse(sim_scenario **pscn, const char *text, const char *name,
   /* Every client named by an expectation must exist. */
   for (size_t k = 0; rv == 0 && k < scn->nexps; k++) {
     expect *e = &scn->exps[k];
-    if ((e->type == EXP_CLIENT || e->type == EXP_UNTOUCHED) &&
-        !client_name_taken(scn, e->name)) {
+    if ((e->type == EXP_CLIENT || e->type == EXP_UNTOUCHED) && !client_name_taken(scn, e->name)) {
       p->line = e->line;
       rv = fail(p, "expect: no client is called '%s'", e->name);
     }
@@ -1645,8 +1550,7 @@ int sim_scenario_parse(sim_scenario **pscn, const char *text, const char *name,
   return 0;
 }
 
-int sim_scenario_load(sim_scenario **pscn, const char *path, char *err,
-                      size_t errlen) {
+int sim_scenario_load(sim_scenario **pscn, const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     snprintf(err, errlen, "%s: cannot open the scenario", path);
@@ -1699,15 +1603,13 @@ int sim_scenario_load(sim_scenario **pscn, const char *path, char *err,
   } else if (dir) {
     dir[0] = 0;
   }
-  int rv = dir ? sim_scenario_parse(pscn, text, path, dir, err, errlen)
-               : T2S_ERR_NOMEM;
+  int rv = dir ? sim_scenario_parse(pscn, text, path, dir, err, errlen) : T2S_ERR_NOMEM;
   free(dir);
   free(text);
   return rv;
 }
 
-int sim_scenario_new_replay(sim_scenario **pscn, const char *path, char *err,
-                            size_t errlen) {
+int sim_scenario_new_replay(sim_scenario **pscn, const char *path, char *err, size_t errlen) {
   sim_scenario *scn = scn_alloc("replay", "");
   if (scn == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -1719,8 +1621,7 @@ int sim_scenario_new_replay(sim_scenario **pscn, const char *path, char *err,
     sim_scenario_del(scn);
     return rv;
   }
-  /* The capture's span bounds the run (with an hour after it for timers to
-   * settle). */
+  /* The capture's span bounds the run (with an hour after it for timers to settle). */
   const uint8_t *pkt;
   size_t len;
   t2s_tstamp ts, first = 0;
@@ -1793,8 +1694,7 @@ t2s_tstamp sim_scenario_until(const sim_scenario *scn) {
 
 t2s_tstamp sim_scenario_default_until(const sim_scenario *scn) {
   const t2s_tstamp hour = 3600 * T2S_SECONDS;
-  return scn->replay_span > T2S_TSTAMP_MAX - hour ? T2S_TSTAMP_MAX
-                                                  : scn->replay_span + hour;
+  return scn->replay_span > T2S_TSTAMP_MAX - hour ? T2S_TSTAMP_MAX : scn->replay_span + hour;
 }
 
 bool sim_scenario_has_clients(const sim_scenario *scn) {
@@ -1808,8 +1708,7 @@ bool sim_scenario_has_clients(const sim_scenario *scn) {
 
 /* ---------------- running ---------------- */
 
-int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err,
-                           size_t errlen) {
+int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t errlen) {
   if (scn->has_mtu) {
     w->dev.mtu = scn->mtu;
   }
@@ -1856,8 +1755,7 @@ int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err,
   if (sim_scenario_has_clients(scn)) {
     int rv = sim_clients_new(w);
     if (rv != 0) {
-      snprintf(err, errlen, "cannot create the client hosts: %s",
-               t2s_strerror(rv));
+      snprintf(err, errlen, "cannot create the client hosts: %s", t2s_strerror(rv));
       return rv;
     }
   }
@@ -1902,9 +1800,8 @@ static void run_action(void *arg, sim_event *ev, t2s_tstamp now) {
     if (buf == NULL) {
       return;
     }
-    t2s_ssize n =
-        sim_build_echo_request(buf, 65536 + 64, &a->src, &a->dst, a->id,
-                               (uint16_t)(a->seq + k), (size_t)a->size);
+    t2s_ssize n = sim_build_echo_request(buf, 65536 + 64, &a->src, &a->dst, a->id,
+                                         (uint16_t)(a->seq + k), (size_t)a->size);
     if (n > 0) {
       sim_world_to_engine(w, buf, (size_t)n, SIM_ORIGIN_INJECT, now);
     }
@@ -1927,8 +1824,7 @@ static void run_action(void *arg, sim_event *ev, t2s_tstamp now) {
   }
 }
 
-/* Samples what an "expect ... after T" expectation looks at (just after
- * everything due at T). */
+/* Samples what an "expect ... after T" expectation looks at (just after everything due at T). */
 static void take_sample(const expect *e, sim_world *w, sample *sm) {
   sm->taken = true;
   if (w->engine == NULL) {
@@ -1936,8 +1832,7 @@ static void take_sample(const expect *e, sim_world *w, sample *sm) {
   }
   if (e->type == EXP_EGRESS) {
     const t2s_egress *eg = t2s_engine_get_egress(w->engine);
-    snprintf(sm->ifname, sizeof(sm->ifname), "%s",
-             eg->ifindex ? eg->ifname : "none");
+    snprintf(sm->ifname, sizeof(sm->ifname), "%s", eg->ifindex ? eg->ifname : "none");
   } else if (e->type == EXP_NET_STATE) {
     sm->value = (uint64_t)t2s_engine_net_state(w->engine);
   } else {
@@ -1953,8 +1848,7 @@ static void sample_event(void *arg, sim_event *ev, t2s_tstamp now) {
   take_sample(&scn->exps[ev->u64a], scn->w, &scn->samples[ev->u64a]);
 }
 
-int sim_scenario_schedule(sim_scenario *scn, sim_world *w, char *err,
-                          size_t errlen) {
+int sim_scenario_schedule(sim_scenario *scn, sim_world *w, char *err, size_t errlen) {
   scn->w = w;
   free(scn->samples);
   scn->samples = calloc(scn->nexps ? scn->nexps : 1, sizeof(*scn->samples));
@@ -1965,9 +1859,8 @@ int sim_scenario_schedule(sim_scenario *scn, sim_world *w, char *err,
   for (size_t k = 0; k < scn->nexps; k++) {
     const expect *e = &scn->exps[k];
     /* 1 ns after T: every event and timer due at T has run. */
-    if (e->has_after &&
-        sim_loop_schedule(&w->loop, e->after + 1, SIM_EV_SCENARIO, sample_event,
-                          scn, k, 0, NULL, 0) != 0) {
+    if (e->has_after && sim_loop_schedule(&w->loop, e->after + 1, SIM_EV_SCENARIO, sample_event,
+                                          scn, k, 0, NULL, 0) != 0) {
       snprintf(err, errlen, "out of memory");
       return T2S_ERR_NOMEM;
     }
@@ -1978,22 +1871,19 @@ int sim_scenario_schedule(sim_scenario *scn, sim_world *w, char *err,
     if (a->type == ACT_REPLAY) {
       rv = sim_world_replay(w, a->path, a->at, err, errlen);
       if (rv == 0) {
-        rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action,
-                               scn, i, 0, NULL, 0);
+        rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action, scn, i, 0, NULL, 0);
       }
     } else if (a->type == ACT_INJECT_ECHO) {
-      /* The echo id is drawn now, in file order, so it does not depend on
-       * timing. */
+      /* The echo id is drawn now, in file order, so it does not depend on timing. */
       if (!scn->acts[i].has_id) {
         scn->acts[i].id = (uint16_t)w->next_inject_id++;
       }
       for (uint64_t k = 0; rv == 0 && k < a->count; k++) {
-        rv = sim_loop_schedule(&w->loop, a->at + k * a->interval,
-                               SIM_EV_SCENARIO, run_action, scn, i, k, NULL, 0);
+        rv = sim_loop_schedule(&w->loop, a->at + k * a->interval, SIM_EV_SCENARIO, run_action, scn,
+                               i, k, NULL, 0);
       }
     } else {
-      rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action, scn,
-                             i, 0, NULL, 0);
+      rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action, scn, i, 0, NULL, 0);
     }
     if (rv != 0) {
       if (err[0] == 0) {
@@ -2039,14 +1929,12 @@ static bool compare(uint64_t actual, cmp_op op, uint64_t want) {
   return false;
 }
 
-static uint64_t counter_value(const expect *e, sim_world *w,
-                              const t2s_engine_stats *st) {
+static uint64_t counter_value(const expect *e, sim_world *w, const t2s_engine_stats *st) {
   switch (e->ctr) {
   case C_PACKETS_OUT:
     return w->counts.out;
   case C_PACKETS_IN:
-    return w->counts.in_by_origin[SIM_ORIGIN_PCAP] +
-           w->counts.in_by_origin[SIM_ORIGIN_INJECT] +
+    return w->counts.in_by_origin[SIM_ORIGIN_PCAP] + w->counts.in_by_origin[SIM_ORIGIN_INJECT] +
            w->counts.in_by_origin[SIM_ORIGIN_CLIENT];
   case C_ECHO_REPLIES:
     return st->icmp_echo_replies;
@@ -2072,8 +1960,8 @@ static uint64_t counter_value(const expect *e, sim_world *w,
 }
 
 /* Evaluates one expectation; writes what was found into actual. */
-static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st,
-                 char *actual, size_t alen) {
+static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st, char *actual,
+                 size_t alen) {
   char tb[32];
   switch (e->type) {
   case EXP_COUNTER: {
@@ -2089,24 +1977,21 @@ static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st,
     }
     if (r->state == SIM_CLIENT_CONNECTING || r->state == SIM_CLIENT_OPEN ||
         r->state == SIM_CLIENT_IDLE) {
-      snprintf(actual, alen, "%s (sent %llu, received %llu)",
-               sim_client_state_name(r->state), (unsigned long long)r->sent,
-               (unsigned long long)r->received);
+      snprintf(actual, alen, "%s (sent %llu, received %llu)", sim_client_state_name(r->state),
+               (unsigned long long)r->sent, (unsigned long long)r->received);
       return false;
     }
-    snprintf(actual, alen, "%s at %s (sent %llu, received %llu)",
-             sim_client_state_name(r->state),
+    snprintf(actual, alen, "%s at %s (sent %llu, received %llu)", sim_client_state_name(r->state),
              fmt_time(r->ended_at, tb, sizeof(tb)), (unsigned long long)r->sent,
              (unsigned long long)r->received);
-    bool state_ok = r->state == e->want || (e->want == SIM_CLIENT_RESET &&
-                                            r->state == SIM_CLIENT_REFUSED);
+    bool state_ok =
+        r->state == e->want || (e->want == SIM_CLIENT_RESET && r->state == SIM_CLIENT_REFUSED);
     return state_ok && (!e->has_before || r->ended_at <= e->before);
   }
   case EXP_UP_RECEIVED: {
     sim_up_dst_stats ds;
     sim_upstream_dst_stats(w->up, &e->dst, &ds);
-    snprintf(actual, alen,
-             "%llu bytes in %llu streams, %llu differing from the pattern",
+    snprintf(actual, alen, "%llu bytes in %llu streams, %llu differing from the pattern",
              (unsigned long long)ds.rx_bytes, (unsigned long long)ds.streams,
              (unsigned long long)ds.rx_bad_pattern);
     return ds.rx_bytes == e->value && (!e->intact || ds.rx_bad_pattern == 0);
@@ -2123,8 +2008,7 @@ static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st,
       snprintf(actual, alen, "never started");
       return false;
     }
-    snprintf(actual, alen, "%s at %s (sent %llu, received %llu)",
-             sim_client_state_name(r->state),
+    snprintf(actual, alen, "%s at %s (sent %llu, received %llu)", sim_client_state_name(r->state),
              fmt_time(r->ended_at, tb, sizeof(tb)), (unsigned long long)r->sent,
              (unsigned long long)r->received);
     return r->state != SIM_CLIENT_RESET && r->state != SIM_CLIENT_REFUSED &&
@@ -2133,8 +2017,7 @@ static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st,
   case EXP_UP_VIA: {
     char list[256];
     size_t n = sim_upstream_dst_ifaces(w->up, &e->dst, list, sizeof(list));
-    snprintf(actual, alen, "%llu sockets via %.200s", (unsigned long long)n,
-             n ? list : "nothing");
+    snprintf(actual, alen, "%llu sockets via %.200s", (unsigned long long)n, n ? list : "nothing");
     return n > 0 && strcmp(list, e->ifname) == 0;
   }
   case EXP_EGRESS:
@@ -2145,8 +2028,7 @@ static bool eval(const expect *e, sim_world *w, const t2s_engine_stats *st,
   return false;
 }
 
-int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out,
-                       int *ppassed) {
+int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out, int *ppassed) {
   t2s_engine_stats st;
   memset(&st, 0, sizeof(st));
   if (w->engine) {
@@ -2157,8 +2039,7 @@ int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out,
     const expect *e = &scn->exps[i];
     char actual[256];
     bool ok;
-    if (e->type == EXP_EGRESS || e->type == EXP_NET_STATE ||
-        e->type == EXP_UDP_AFTER) {
+    if (e->type == EXP_EGRESS || e->type == EXP_NET_STATE || e->type == EXP_UDP_AFTER) {
       sample end, *sm = &scn->samples[i];
       if (!e->has_after) {
         memset(&end, 0, sizeof(end));
@@ -2166,15 +2047,13 @@ int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out,
         sm = &end;
       }
       if (!sm->taken) {
-        snprintf(actual, sizeof(actual),
-                 "never sampled: the run ended before then");
+        snprintf(actual, sizeof(actual), "never sampled: the run ended before then");
         ok = false;
       } else if (e->type == EXP_EGRESS) {
         snprintf(actual, sizeof(actual), "%s", sm->ifname);
         ok = strcmp(sm->ifname, e->ifname) == 0;
       } else if (e->type == EXP_NET_STATE) {
-        snprintf(actual, sizeof(actual), "%s",
-                 t2s_net_state_name((t2s_net_state)sm->value));
+        snprintf(actual, sizeof(actual), "%s", t2s_net_state_name((t2s_net_state)sm->value));
         ok = sm->value == (uint64_t)e->state;
       } else {
         snprintf(actual, sizeof(actual), "%llu", (unsigned long long)sm->value);
@@ -2194,8 +2073,8 @@ int sim_scenario_check(const sim_scenario *scn, sim_world *w, FILE *out,
     } else {
       failed++;
       if (out) {
-        fprintf(out, "%s:%d: expectation failed: %s (actual: %s)\n", scn->name,
-                e->line, e->text, actual);
+        fprintf(out, "%s:%d: expectation failed: %s (actual: %s)\n", scn->name, e->line, e->text,
+                actual);
       }
     }
   }

@@ -1,5 +1,4 @@
-/* sim_upstream.c: the plain simulated upstream (streams and datagrams over the
- * event queue). */
+/* sim_upstream.c: the plain simulated upstream (streams and datagrams over the event queue). */
 #include "sim_upstream.h"
 
 #include <stdlib.h>
@@ -10,8 +9,7 @@
 #include "sim_util.h"
 #include "sim_world.h"
 
-/* Bytes a stream accepts from the engine before a short write (its "socket
- * buffer"). */
+/* Bytes a stream accepts from the engine before a short write (its "socket buffer"). */
 #define SOCKBUF (256 * 1024)
 /* Largest chunk handed to the engine at once. */
 #define CHUNK (64 * 1024)
@@ -23,16 +21,14 @@ typedef enum st_state { ST_CONNECTING = 0, ST_OPEN, ST_CLOSED } st_state;
 struct sim_up_stream {
   sim_upstream *up;
   uint64_t id;
-  size_t idx;   /* index in up->streams: the handle events carry */
-  t2s_addr dst; /* what the engine connected to (the proxy, with a front) */
-  t2s_addr
-      target; /* whose behaviour runs (dst, or what the front was asked for) */
+  size_t idx;      /* index in up->streams: the handle events carry */
+  t2s_addr dst;    /* what the engine connected to (the proxy, with a front) */
+  t2s_addr target; /* whose behaviour runs (dst, or what the front was asked for) */
   sim_up_behaviour beh;
   st_state state;
   bool paused;
   bool deliver_pending; /* a deliver event is queued */
-  bool want_writable;   /* a short write happened; writable follows when room
-                           opens */
+  bool want_writable;   /* a short write happened; writable follows when room opens */
   bool eof_queued;      /* send EOF once out and the source are drained */
   bool eof_sent;
   bool reset_pending;
@@ -44,9 +40,9 @@ struct sim_up_stream {
   const sim_up_front_ops *front_ops;
   void *front;
   int front_err; /* set by sim_up_stream_front_fail */
-  /* With a simulated network (sim_net.h): where the socket leaves from. While
-   * the path is dead (interface down, source address gone, machine asleep) the
-   * stream stalls: no bytes, no error, as a real socket would. */
+  /* With a simulated network (sim_net.h): where the socket leaves from. While the path is
+   * dead (interface down, source address gone, machine asleep) the stream stalls: no bytes,
+   * no error, as a real socket would. */
   bool has_path;
   sim_net_path path;
   int open_err;      /* the connect fails with this (no route) */
@@ -71,8 +67,8 @@ typedef struct up_rule {
   sim_up_behaviour beh;
 } up_rule;
 
-/* id -> index, open addressing with linear probing; slot value SIZE_MAX =
- * empty, SIZE_MAX - 1 = deleted. */
+/* id -> index, open addressing with linear probing; slot value SIZE_MAX = empty,
+ * SIZE_MAX - 1 = deleted. */
 typedef struct idmap {
   uint64_t *keys;
   size_t *vals;
@@ -84,8 +80,7 @@ struct sim_upstream {
   sim_up_behaviour def;
   up_rule *rules;
   size_t nrules;
-  sim_up_stream *
-      *streams; /* every stream ever opened, in order (freed at del) */
+  sim_up_stream **streams; /* every stream ever opened, in order (freed at del) */
   size_t nstreams, capstreams;
   up_dgram *dgrams;
   size_t ndgrams, capdgrams;
@@ -190,8 +185,7 @@ static void idmap_del(idmap *m, uint64_t id) {
   size_t slot;
   if (idmap_get(m, id, &slot) != SLOT_EMPTY) {
     m->vals[slot] = SLOT_DELETED;
-    /* `used` keeps counting tombstones, so the table grows (and is rebuilt) in
-     * time. */
+    /* `used` keeps counting tombstones, so the table grows (and is rebuilt) in time. */
   }
 }
 
@@ -244,8 +238,7 @@ void sim_upstream_set_default(sim_upstream *up, const sim_up_behaviour *b) {
   up->def = *b;
 }
 
-int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst,
-                          const sim_up_behaviour *b) {
+int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst, const sim_up_behaviour *b) {
   up_rule *r = realloc(up->rules, (up->nrules + 1) * sizeof(*r));
   if (r == NULL) {
     return T2S_ERR_NOMEM;
@@ -258,8 +251,7 @@ int sim_upstream_add_rule(sim_upstream *up, const t2s_addr *dst,
 }
 
 /* The rule for dst, or NULL when none matches. */
-static const sim_up_behaviour *lookup_rule(const sim_upstream *up,
-                                           const t2s_addr *dst) {
+static const sim_up_behaviour *lookup_rule(const sim_upstream *up, const t2s_addr *dst) {
   for (size_t i = 0; i < up->nrules; i++) {
     if (up->rules[i].dst.port != 0 && t2s_addr_eq(&up->rules[i].dst, dst)) {
       return &up->rules[i].beh;
@@ -273,19 +265,16 @@ static const sim_up_behaviour *lookup_rule(const sim_upstream *up,
   return NULL;
 }
 
-const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up,
-                                            const t2s_addr *dst) {
+const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_addr *dst) {
   const sim_up_behaviour *b = lookup_rule(up, dst);
   return b ? b : &up->def;
 }
 
 static bool dst_match(const t2s_addr *pattern, const t2s_addr *a) {
-  return pattern->port == 0 ? t2s_addr_ip_eq(pattern, a)
-                            : t2s_addr_eq(pattern, a);
+  return pattern->port == 0 ? t2s_addr_ip_eq(pattern, a) : t2s_addr_eq(pattern, a);
 }
 
-void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst,
-                            sim_up_dst_stats *out) {
+void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_dst_stats *out) {
   memset(out, 0, sizeof(*out));
   for (size_t i = 0; i < up->nstreams; i++) {
     const sim_up_stream *s = up->streams[i];
@@ -308,8 +297,7 @@ uint64_t sim_upstream_open_streams(const sim_upstream *up) {
   return up->open_streams;
 }
 
-void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f,
-                                    void *arg) {
+void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f, void *arg) {
   up->front_factory = f;
   up->front_arg = arg;
 }
@@ -328,10 +316,9 @@ enum {
 
 static void stream_event(void *arg, sim_event *ev, t2s_tstamp now);
 
-static void schedule(sim_up_stream *s, t2s_tstamp at, int what,
-                     const uint8_t *data, size_t len) {
-  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, stream_event, s->up,
-                    s->idx, (uint64_t)what, data, len);
+static void schedule(sim_up_stream *s, t2s_tstamp at, int what, const uint8_t *data, size_t len) {
+  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, stream_event, s->up, s->idx,
+                    (uint64_t)what, data, len);
 }
 
 static void schedule_deliver(sim_up_stream *s, t2s_tstamp at) {
@@ -348,11 +335,9 @@ static void log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
   sim_log_addr(log, "dst", &s->dst);
 }
 
-/* True while the stream's path carries packets (always without a simulated
- * network). */
+/* True while the stream's path carries packets (always without a simulated network). */
 static bool path_ok(const sim_up_stream *s) {
-  return !s->has_path || s->up->w->net == NULL ||
-         sim_net_path_alive(s->up->w->net, &s->path);
+  return !s->has_path || s->up->w->net == NULL || sim_net_path_alive(s->up->w->net, &s->path);
 }
 
 static void log_path(sim_log *log, const sim_net_path *p) {
@@ -362,8 +347,7 @@ static void log_path(sim_log *log, const sim_net_path *p) {
   }
 }
 
-/* Marks s closed and forgets its id (the struct stays until sim_upstream_del).
- */
+/* Marks s closed and forgets its id (the struct stays until sim_upstream_del). */
 static void stream_forget(sim_up_stream *s) {
   if (s->state == ST_CLOSED) {
     return;
@@ -383,8 +367,7 @@ static void check_reset(sim_up_stream *s, t2s_tstamp now) {
 }
 
 /* The behaviour takes bytes from the engine. Returns how many it took. */
-static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len,
-                        t2s_tstamp now) {
+static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
   size_t n = len;
   if (s->beh.kind == SIM_UP_ECHO) {
     uint64_t held = s->inflight + sim_bytes_len(&s->out);
@@ -425,8 +408,7 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
     s->stalled = true; /* sim_upstream_paths_changed resumes it */
     return;
   }
-  /* Each iteration hands over at least one byte or stops: bounded by the queued
-   * bytes. */
+  /* Each iteration hands over at least one byte or stops: bounded by the queued bytes. */
   for (;;) {
     if (sim_bytes_len(&s->out) == 0 && s->source_left > 0) {
       uint8_t chunk[4096];
@@ -450,8 +432,7 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
       return;
     }
     size_t n = T2S_MIN(T2S_MIN(avail, space), (size_t)CHUNK);
-    size_t taken =
-        t2s_engine_stream_recv(e, s->id, sim_bytes_data(&s->out), n, now);
+    size_t taken = t2s_engine_stream_recv(e, s->id, sim_bytes_data(&s->out), n, now);
     if (s->state != ST_OPEN) {
       return; /* the engine closed it meanwhile */
     }
@@ -471,8 +452,8 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
       return;
     }
   }
-  if (s->eof_queued && !s->eof_sent && sim_bytes_len(&s->out) == 0 &&
-      s->source_left == 0 && s->inflight == 0) {
+  if (s->eof_queued && !s->eof_sent && sim_bytes_len(&s->out) == 0 && s->source_left == 0 &&
+      s->inflight == 0) {
     s->eof_sent = true;
     log_stream(s, now, "up_eof_out");
     sim_log_u64(&up->w->log, "tx", s->tx);
@@ -497,8 +478,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       return;
     }
     if (what == SEV_DGRAM) {
-      if (d->has_path && up->w->net &&
-          !sim_net_path_alive(up->w->net, &d->path)) {
+      if (d->has_path && up->w->net && !sim_net_path_alive(up->w->net, &d->path)) {
         d->lost++;
         return;
       }
@@ -535,8 +515,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       log_stream(s, now, "up_refused");
       sim_log_end(&up->w->log);
       uint64_t id = s->id;
-      int err =
-          s->beh.kind == SIM_UP_REFUSE ? T2S_ERR_REFUSED : T2S_ERR_UNREACHABLE;
+      int err = s->beh.kind == SIM_UP_REFUSE ? T2S_ERR_REFUSED : T2S_ERR_UNREACHABLE;
       stream_forget(s);
       t2s_engine_stream_opened(e, id, err, now);
       return;
@@ -589,8 +568,7 @@ static sim_up_stream *find_stream(sim_upstream *up, uint64_t id) {
   return idx == SLOT_EMPTY ? NULL : up->streams[idx];
 }
 
-static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst,
-                          const t2s_egress *egress) {
+static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
   sim_upstream *up = self;
   t2s_tstamp now = up->w->loop.now;
   if (id == 0 || find_stream(up, id) != NULL) {
@@ -626,8 +604,8 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst,
     up->front_factory(up->front_arg, s);
   }
   if (s->front_ops != NULL) {
-    /* The connect to the front (the proxy) follows only a rule written for its
-     * own address: `upstream default ...` is about destinations. */
+    /* The connect to the front (the proxy) follows only a rule written for its own address:
+     * `upstream default ...` is about destinations. */
     const sim_up_behaviour *b = lookup_rule(up, dst);
     if (b != NULL) {
       s->beh = *b;
@@ -644,8 +622,7 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst,
     s->beh.latency += s->path.latency;
   }
   log_stream(s, now, "up_open");
-  sim_log_str(&up->w->log, "behaviour",
-              s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
+  sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
   if (s->has_path && s->open_err == 0) {
     log_path(&up->w->log, &s->path);
   }
@@ -658,8 +635,7 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst,
   return 0;
 }
 
-static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data,
-                                 size_t len) {
+static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
   sim_upstream *up = self;
   t2s_tstamp now = up->w->loop.now;
   sim_up_stream *s = find_stream(up, id);
@@ -735,8 +711,7 @@ static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
   return &up->dgrams[idx];
 }
 
-static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay,
-                         const t2s_egress *egress) {
+static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
   sim_upstream *up = self;
   size_t idx;
   if (id == 0 || find_dgram(up, id, &idx) != NULL) {
@@ -757,8 +732,7 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay,
   d->relay = *relay;
   d->beh = *sim_upstream_lookup(up, relay);
   d->open = true;
-  d->front =
-      up->dfront_ops != NULL && up->dfront_ops->claims(up->dfront, relay);
+  d->front = up->dfront_ops != NULL && up->dfront_ops->claims(up->dfront, relay);
   if (up->w->net != NULL) {
     if (sim_net_path_open(up->w->net, relay, egress, &d->path) != 0) {
       return T2S_ERR_UNREACHABLE; /* no route to the relay */
@@ -782,8 +756,7 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay,
   return 0;
 }
 
-static int op_dgram_send(void *self, uint64_t id, const uint8_t *data,
-                         size_t len) {
+static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
   sim_upstream *up = self;
   size_t idx;
   up_dgram *d = find_dgram(up, id, &idx);
@@ -803,13 +776,13 @@ static int op_dgram_send(void *self, uint64_t id, const uint8_t *data,
   switch (d->beh.kind) {
   case SIM_UP_ECHO:
   case SIM_UP_SOURCE:
-    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx,
-                      SEV_DGRAM, data, len);
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data,
+                      len);
     break;
   case SIM_UP_REFUSE:
   case SIM_UP_UNREACHABLE:
-    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx,
-                      SEV_DGRAM_ERR, NULL, 0);
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM_ERR, NULL,
+                      0);
     break;
   case SIM_UP_SINK:
   case SIM_UP_BLACKHOLE:
@@ -853,33 +826,31 @@ t2s_upstream sim_upstream_iface(sim_upstream *up) {
 
 /* ---------------- fronts ---------------- */
 
-void sim_upstream_set_dgram_front(sim_upstream *up,
-                                  const sim_up_dgram_front_ops *ops,
+void sim_upstream_set_dgram_front(sim_upstream *up, const sim_up_dgram_front_ops *ops,
                                   void *front) {
   up->dfront_ops = ops;
   up->dfront = front;
 }
 
-void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data,
-                             size_t len, t2s_tstamp at) {
+void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data, size_t len,
+                             t2s_tstamp at) {
   size_t idx;
   if (find_dgram(up, id, &idx) == NULL) {
     return;
   }
-  sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx,
-                    SEV_DGRAM, data, len);
+  sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data, len);
 }
 
-void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops,
-                             void *front) {
+void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops, void *front) {
   s->front_ops = ops;
   s->front = front;
 }
 
-const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) { return &s->dst; }
+const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) {
+  return &s->dst;
+}
 
-int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len,
-                       t2s_tstamp now) {
+int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
   if (s->state == ST_CLOSED) {
     return T2S_ERR_CLOSED;
   }
@@ -890,8 +861,7 @@ int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len,
   return rv;
 }
 
-void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target,
-                              t2s_tstamp now) {
+void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tstamp now) {
   if (s->front_ops && s->front_ops->del) {
     s->front_ops->del(s->front);
   }
@@ -947,8 +917,8 @@ void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now) {
   }
 }
 
-size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst,
-                               char *buf, size_t buflen) {
+size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char *buf,
+                               size_t buflen) {
   size_t n = 0, used = 0;
   buf[0] = 0;
   for (size_t i = 0; i < up->nstreams + up->ndgrams; i++) {
@@ -973,8 +943,7 @@ size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst,
     char padded[512];
     snprintf(padded, sizeof(padded), ",%s,", buf);
     if (strstr(padded, key) == NULL && used + strlen(p->ifname) + 2 < buflen) {
-      used += (size_t)snprintf(buf + used, buflen - used, "%s%s",
-                               used ? "," : "", p->ifname);
+      used += (size_t)snprintf(buf + used, buflen - used, "%s%s", used ? "," : "", p->ifname);
     }
   }
   return n;
