@@ -16,6 +16,8 @@ static const struct {
     {"socks5", t2s_test_register_socks5},
     {"packet", t2s_test_register_packet},
     {"corpus", t2s_test_register_corpus},
+    {"bsd_route", t2s_test_register_bsd_route},
+    {"monitor_linux", t2s_test_register_monitor_linux},
     {"engine_net", t2s_test_register_engine_net},
     {"tcp_handshake", t2s_test_register_tcp_handshake},
     {"frag", t2s_test_register_frag},

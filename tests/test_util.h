@@ -10,6 +10,8 @@ int t2s_test_register_cli(void);
 int t2s_test_register_socks5(void);
 int t2s_test_register_packet(void);
 int t2s_test_register_corpus(void);
+int t2s_test_register_bsd_route(void);
+int t2s_test_register_monitor_linux(void);
 int t2s_test_register_engine_net(void);
 int t2s_test_register_frag(void);
 int t2s_test_register_udp(void);
