@@ -438,3 +438,63 @@ def test_ss_local_as_another_user_with_exclude_uid(tmp_path, tun2sock_bin):
         assert t.stop() == 0, w.log()
     finally:
         w.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A local proxy excluded by cgroup (nftables socket cgroupv2 -> our fwmark)
+
+def _cgroup2_mount() -> str:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.startswith("cgroup2 "):
+            return left.split()[4]
+    return ""
+
+
+def test_exclude_cgroup_sends_that_cgroup_direct(world, tun2sock_bin, tmp_path):
+    """`ip netns exec` remounts /sys (no cgroup2 inside), so tun2sock and the clients enter
+    only the network namespace (nsenter --net), as a service on a host would run."""
+    _need("nft", "nsenter", "tcpdump")
+    mp = _cgroup2_mount()
+    if not mp or not mp.startswith("/sys/fs/cgroup"):
+        pytest.skip("no cgroup v2 mounted below /sys/fs/cgroup")
+    cg = Path(mp) / f"t2sar-{os.getpid()}-cg"
+    cg.mkdir()
+    netns = ["nsenter", f"--net=/run/netns/{world.c.name}"]
+    try:
+        world.start_origin()
+        world.start_dante()
+        t = Process(netns + [str(tun2sock_bin), "--device", "t2s0", "--proxy",
+                             f"socks5://{PROXY4}:{SOCKS_PORT}", "--address", "198.18.0.1/15",
+                             "--metrics", world.metrics, "--auto-route", "--exclude-cgroup",
+                             str(cg)], tmp_path / "tun2sock.log")
+        world.t2s = t
+        wait_for(lambda: "9003:" in world.c.run("ip", "rule", check=False).stdout,
+                 "the auto-route rules", proc=t)
+        wait_for(lambda: "t2s_autoroute_2022" in world.c.run("nft", "list", "tables").stdout,
+                 "our nftables table", proc=t)
+        url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+        pcap = tmp_path / "va.pcap"
+        cap = start_capture(world.c, "va", pcap, tmp_path)
+        inside = run(netns + ["sh", "-c", f"echo $$ > {cg}/cgroup.procs && exec curl -sS "
+                              f"--max-time 10 {url}"], check=False)
+        assert inside.returncode == 0, inside.stderr + world.log()
+        assert world.stats()["tcp_flows_total"] == 0, "the cgroup's flow must not enter the TUN"
+        outside = world.curl(url)
+        assert outside.returncode == 0, outside.stderr + world.log()
+        assert world.stats()["tcp_flows_total"] == 1
+        time.sleep(0.3)
+        cap.stop()
+        direct = _read(pcap, f"host {ORIGIN4}", count=5)
+        assert direct, "the cgroup's flow went out directly on va"
+        assert t.stop() == 0, world.log()
+        assert "t2s_autoroute" not in world.c.run("nft", "list", "tables").stdout
+    finally:
+        if world.t2s is not None:
+            world.t2s.stop()
+        for _ in range(50):
+            try:
+                cg.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -667,7 +667,21 @@ static int nft_install(const t2s_autoroute *ar, char *why, size_t whylen) {
     snprintf(why, whylen, "--exclude-cgroup needs nftables (%s not found)", AR_NFT);
     return -ENOENT;
   }
-  char script[8192];
+  /* output (route): the mark makes the kernel route the packet again, now by rule P+0 to the
+   * main table; the connection gets the mark too (ct mark). postrouting (nat): the socket chose its
+   * source address by the first route, through the TUN; masquerade gives it the address of the
+   * interface it really leaves by. */
+  char sel[AR_MAX_LIST][2200];
+  for (size_t i = 0; i < ar->cfg.ncgroups; i++) {
+    char rel[2048];
+    unsigned level = 0;
+    int rv = cgroup_for_nft(ar->cfg.cgroups[i], rel, sizeof(rel), &level, why, whylen);
+    if (rv < 0) {
+      return rv;
+    }
+    snprintf(sel[i], sizeof(sel[i]), "socket cgroupv2 level %u \"%s\"", level, rel);
+  }
+  char script[32768];
   size_t off = 0;
   off += (size_t)snprintf(script + off, sizeof(script) - off,
                           "table inet t2s_autoroute_%u {\n"
@@ -675,15 +689,20 @@ static int nft_install(const t2s_autoroute *ar, char *why, size_t whylen) {
                           "    type route hook output priority mangle; policy accept;\n",
                           ar->cfg.table);
   for (size_t i = 0; i < ar->cfg.ncgroups && off < sizeof(script); i++) {
-    char rel[2048];
-    unsigned level = 0;
-    int rv = cgroup_for_nft(ar->cfg.cgroups[i], rel, sizeof(rel), &level, why, whylen);
-    if (rv < 0) {
-      return rv;
-    }
     off += (size_t)snprintf(script + off, sizeof(script) - off,
-                            "    socket cgroupv2 level %u \"%s\" meta mark set 0x%x\n", level, rel,
+                            "    %s meta mark set 0x%x ct mark set 0x%x\n", sel[i], ar->cfg.fwmark,
                             ar->cfg.fwmark);
+  }
+  if (off < sizeof(script)) {
+    off += (size_t)snprintf(script + off, sizeof(script) - off,
+                            "  }\n"
+                            "  chain postrouting {\n"
+                            "    type nat hook postrouting priority srcnat; policy accept;\n");
+  }
+  if (off < sizeof(script)) {
+    /* socket is not allowed here: the connection's mark, set in output, says who it is. */
+    off += (size_t)snprintf(script + off, sizeof(script) - off,
+                            "    ct mark 0x%x oifname != \"lo\" masquerade\n", ar->cfg.fwmark);
   }
   if (off >= sizeof(script) - 16) {
     snprintf(why, whylen, "--exclude-cgroup: too many or too long paths");
