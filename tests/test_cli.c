@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cli_parse.h"
+#include "engine.h"
 #include "test_util.h"
 
 static void test_duration_units(void) {
@@ -260,6 +261,40 @@ static void test_option_errors_name_the_option(void) {
   CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--version", NULL), T2S_CLI_EXIT);
 }
 
+static void test_network_change_options(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.on_network_change, T2S_NETCHANGE_RESET_AFFECTED);
+  CU_ASSERT_EQUAL(o.network_debounce_ns, 500 * T2S_MILLISECONDS);
+  static const struct {
+    const char *v;
+    int want;
+  } pol[] = {{"reset-all", T2S_NETCHANGE_RESET_ALL},
+             {"none", T2S_NETCHANGE_NONE},
+             {"reset-affected", T2S_NETCHANGE_RESET_AFFECTED}};
+  for (size_t i = 0; i < T2S_ARRAY_LEN(pol); i++) {
+    CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                          "--on-network-change", pol[i].v, "--network-debounce", "2s", NULL),
+                    T2S_CLI_RUN);
+    CU_ASSERT_EQUAL(o.on_network_change, pol[i].want);
+    CU_ASSERT_EQUAL(o.network_debounce_ns, 2 * T2S_SECONDS);
+  }
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--network-debounce", "0", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.network_debounce_ns, 0);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--on-network-change", "sometimes", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--on-network-change"));
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--network-debounce", "2m", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "at most 60s"));
+}
+
 int t2s_test_register_cli(void) {
   CU_pSuite s = CU_add_suite("cli", NULL, NULL);
   if (s == NULL) {
@@ -272,7 +307,8 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "proxy url", test_proxy_url) ||
       !CU_add_test(s, "proxy url errors", test_proxy_url_errors) ||
       !CU_add_test(s, "host:port", test_hostport) || !CU_add_test(s, "options", test_options) ||
-      !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option)) {
+      !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option) ||
+      !CU_add_test(s, "network-change options", test_network_change_options)) {
     return -1;
   }
   return 0;
