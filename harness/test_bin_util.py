@@ -331,5 +331,15 @@ class E2EWorld:
         return "" if self.t2s is None else self.t2s.output()[-n:]
 
     def close(self) -> None:
+        """Stops everything; then fails if tun2sock (an ASan/UBSan build) reported an error or
+        did not exit cleanly on SIGTERM."""
+        rc = self.t2s.stop() if self.t2s is not None else 0
         self.c.close()
         self.s.close()
+        if self.t2s is not None:
+            out = self.t2s.output()
+            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                if marker in out:
+                    i = out.index(marker)
+                    raise AssertionError(f"tun2sock: {marker}\n{out[max(0, i - 200):i + 4000]}")
+            assert rc == 0, f"tun2sock exited {rc} on SIGTERM:\n{out[-3000:]}"

@@ -179,6 +179,8 @@ def test_200_parallel_curls_no_fd_growth_bounded_rss(world, www, tun2sock_bin, t
           f"flows total {s['tcp_flows_total']}")
     assert s["tcp_flows_total"] >= 200 * (ROUNDS + 1), s
     assert fd1 == fd0, f"fd growth {fd0} -> {fd1}: {os.listdir(f'/proc/{t.pid}/fd')}"
+    if b"__asan_init" in Path(tun2sock_bin).read_bytes():
+        return  # ASan's quarantine keeps freed memory: RSS says nothing there (LSan does)
     assert rss1 - rss0 <= RSS_TOLERANCE_KB, f"RSS grew {rss1 - rss0} KiB (> {RSS_TOLERANCE_KB})"
 
 
