@@ -8,13 +8,17 @@
 #ifndef T2S_ALLOC_H
 #define T2S_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct t2s_mem {
   uint64_t live;   /* blocks allocated and not yet freed */
   uint64_t total;  /* blocks ever allocated */
-  uint64_t failed; /* allocations that returned NULL */
+  uint64_t failed; /* allocations that returned NULL (out of memory or over the limit) */
+  uint64_t bytes;  /* bytes allocated and not yet freed (headers not included) */
+  uint64_t peak_bytes;
+  uint64_t limit; /* refuse an allocation that would take bytes past this (0 = no limit) */
 } t2s_mem;
 
 /* malloc(len) counted in m (m may be NULL: not counted). */
@@ -24,7 +28,8 @@ void *t2s_calloc(t2s_mem *m, size_t n, size_t size);
 /* realloc(p, len) counted in m: a new block when p is NULL; len must not be 0. On failure
  * returns NULL and p stays allocated. */
 void *t2s_realloc(t2s_mem *m, void *p, size_t len);
-/* free(p) counted in m; p may be NULL (nothing happens). */
+/* free(p) counted in m; p may be NULL (nothing happens). A block must be freed with the same
+ * m it was allocated with (a counted block carries a header). */
 void t2s_free(t2s_mem *m, void *p);
 
 #endif

@@ -147,8 +147,10 @@ t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_a
   /* The receive ring has a little slack: a window rounded up by scaling may exceed the free
    * space by less than 1 << wscale bytes. */
   c->rcv.wscale = wscale_for(st->cfg.rcvbuf);
-  c->sbuf.cap = st->cfg.sndbuf;
-  c->rbuf.cap = st->cfg.rcvbuf + (1u << c->rcv.wscale);
+  /* Both rings start small and grow on demand up to their configured size (tcp_ring_reserve),
+   * so an idle connection costs a few KiB, not the whole window. */
+  c->sbuf.cap = T2S_MIN(st->cfg.sndbuf, TCP_RING_INITIAL);
+  c->rbuf.cap = T2S_MIN(st->cfg.rcvbuf + (1u << c->rcv.wscale), TCP_RING_INITIAL);
   c->sbuf.buf = t2s_malloc(st->mem, c->sbuf.cap);
   c->rbuf.buf = t2s_malloc(st->mem, c->rbuf.cap);
   if (c->sbuf.buf == NULL || c->rbuf.buf == NULL) {
@@ -224,6 +226,35 @@ void tcp_leave(t2s_tcp_stack *st) {
     st->reap = c->rnext;
     conn_free(c);
   }
+}
+
+int tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max) {
+  if (need <= r->cap) {
+    return 0;
+  }
+  uint64_t ncap = r->cap ? r->cap : TCP_RING_INITIAL;
+  while (ncap < need) {
+    ncap *= 2;
+  }
+  if (ncap > max) {
+    ncap = max;
+  }
+  if (ncap <= r->cap) {
+    return T2S_ERR_NOBUF;
+  }
+  uint8_t *nb = t2s_malloc(st->mem, (size_t)ncap);
+  if (nb == NULL) {
+    return T2S_ERR_NOMEM;
+  }
+  /* Linearise: the byte at head moves to 0, so every offset from head stays valid. */
+  uint32_t first = r->cap - r->head;
+  memcpy(nb, r->buf + r->head, first);
+  memcpy(nb + first, r->buf, r->head);
+  t2s_free(st->mem, r->buf);
+  r->buf = nb;
+  r->cap = (uint32_t)ncap;
+  r->head = 0;
+  return 0;
 }
 
 size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len) {
@@ -385,6 +416,13 @@ t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tst
   }
   if (n == 0) {
     return 0;
+  }
+  if (tcp_ring_reserve(st, &c->sbuf, c->sbuf_len + (uint32_t)n, st->cfg.sndbuf) != 0) {
+    n = c->sbuf.cap - c->sbuf_len; /* out of memory: take what fits now */
+    c->sbuf_was_full = true;
+    if (n == 0) {
+      return 0;
+    }
   }
   tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
   c->sbuf_len += (uint32_t)n;

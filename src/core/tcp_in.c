@@ -289,6 +289,10 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
     return false;
   }
   len = T2S_MIN(len, wnd - off);
+  /* Grow the ring to hold it (up to the configured buffer plus the scaling slack); if memory
+   * is short, take what the ring already holds. */
+  tcp_ring_reserve(c->stack, &c->rbuf, c->rbuf_ready + off + len,
+                   c->stack->cfg.rcvbuf + (1u << c->rcv.wscale));
   /* Physical room in the ring after the readable bytes. */
   uint32_t room = c->rbuf.cap - c->rbuf_ready;
   if (off >= room) {

@@ -20,6 +20,7 @@
 #define TCP_MAX_SACKED 16           /* SACK scoreboard ranges held by a sender */
 #define TCP_CHALLENGE_ACK_LIMIT 100 /* per second, per stack (RFC 5961 section 7) */
 #define TCP_HASH_MIN 1024
+#define TCP_RING_INITIAL 8192u /* first size of a connection's send and receive rings */
 
 static inline bool t2s_seq_lt(uint32_t a, uint32_t b) {
   return (int32_t)(a - b) < 0;
@@ -161,6 +162,9 @@ t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_a
 void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst);
 void tcp_enter(t2s_tcp_stack *st);
 void tcp_leave(t2s_tcp_stack *st);
+/* Grows r to hold at least need bytes (at most max), keeping every offset from its head.
+ * Returns 0, T2S_ERR_NOBUF (max reached) or T2S_ERR_NOMEM. */
+int tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max);
 size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len);
 void tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
                    const uint8_t **p2, size_t *l2);

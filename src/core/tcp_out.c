@@ -8,7 +8,7 @@
 #include "tcp_internal.h"
 
 uint32_t tcp_sbuf_space(const t2s_tcp_conn *c) {
-  return c->sbuf.cap - c->sbuf_len;
+  return c->stack->cfg.sndbuf - c->sbuf_len; /* the ring grows up to sndbuf on demand */
 }
 
 uint32_t tcp_rcv_window(const t2s_tcp_conn *c) {
