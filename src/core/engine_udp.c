@@ -84,6 +84,7 @@ typedef struct usess {
   size_t txlen, txcap;
   uint8_t *rx; /* DNS_TCP: bytes of answers being framed */
   size_t rxlen, rxcap;
+  uint32_t dns_pending; /* DNS_TCP: queries not answered yet */
   uint64_t dgrams_up, dgrams_down, bytes_up, bytes_down;
   struct usess *next_dead;
 } usess;
@@ -382,7 +383,7 @@ static usess *sess_open(t2s_engine *e, umode mode, const t2s_addr *client, const
   u->count++;
   e->stats.udp_sessions_active = u->count;
   e->stats.udp_sessions_total++;
-  t2s_engine_emit(e, T2S_EV_UDP_OPEN, now, id, client, dst, (int)mode);
+  t2s_engine_emit(e, T2S_EV_UDP_OPEN, now, id, client, dst, 0);
   int rv;
   if (mode == MODE_DIRECT) {
     rv = e->up.ops->dgram_open(e->up.self, s->dgram_id, dst, &s->egress);
@@ -444,6 +445,7 @@ static void transmit(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t
     t2s_put16(s->tx + s->txlen, (uint16_t)len);
     memcpy(s->tx + s->txlen + 2, data, len);
     s->txlen += 2 + len;
+    s->dns_pending++;
     e->stats.udp_dns_tcp_queries++;
     dns_tx_flush(e, s, now);
     break;
@@ -784,10 +786,18 @@ static void dns_rx(t2s_engine *e, usess *s, const uint8_t *data, size_t len, t2s
     e->stats.udp_dns_tcp_answers++;
     deliver(e, s, &s->dst_key, s->rx + off + 2, mlen, now);
     off += 2 + mlen;
+    if (s->dns_pending > 0) {
+      s->dns_pending--;
+    }
   }
   if (off > 0) {
     memmove(s->rx, s->rx + off, s->rxlen - off);
     s->rxlen -= off;
+  }
+  /* Every query answered: the stream is closed at once rather than held for the idle
+   * timeout (resolvers serve few TCP connections; a later query opens a new one). */
+  if (off > 0 && s->dns_pending == 0 && s->txlen == 0 && s->rxlen == 0) {
+    sess_close(e, s, 0, now);
   }
 }
 

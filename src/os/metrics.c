@@ -137,6 +137,35 @@ void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffe
                       (unsigned long long)s->tun_tx_packets);
   put_simple(out, "tun2sock_tun_write_errors_total", "counter", "Failed writes to the TUN.",
              s->tun_tx_errors);
+  put_simple(out, "tun2sock_udp_sessions_total", "counter", "UDP sessions ever opened.",
+             e->udp_sessions_total);
+  put_header(out, "tun2sock_udp_datagrams_total", "counter",
+             "UDP datagrams carried (up: toward the proxy, down: toward the clients).");
+  evbuffer_add_printf(out, "tun2sock_udp_datagrams_total{direction=\"up\"} %llu\n",
+                      (unsigned long long)e->udp_datagrams_up);
+  evbuffer_add_printf(out, "tun2sock_udp_datagrams_total{direction=\"down\"} %llu\n",
+                      (unsigned long long)e->udp_datagrams_down);
+  put_simple(out, "tun2sock_udp_evictions_total", "counter",
+             "UDP sessions evicted at the session cap (least recently used, DNS first).",
+             e->udp_evictions);
+  put_simple(out, "tun2sock_udp_timeouts_total", "counter", "UDP sessions ended idle.",
+             e->udp_timeouts);
+  put_simple(out, "tun2sock_udp_proxy_no_udp", "gauge",
+             "1 while the proxy is believed to have no UDP ASSOCIATE.", e->udp_proxy_no_udp);
+  put_simple(out, "tun2sock_udp_no_udp_verdicts_total", "counter",
+             "Times the proxy was found to have no UDP (REP 7 or a close).",
+             e->udp_no_udp_verdicts);
+  put_simple(out, "tun2sock_udp_dns_tcp_queries_total", "counter",
+             "DNS queries carried over TCP because the proxy has no UDP.", e->udp_dns_tcp_queries);
+  put_simple(out, "tun2sock_udp_dns_tcp_answers_total", "counter",
+             "Answers to them returned as UDP.", e->udp_dns_tcp_answers);
+  put_simple(out, "tun2sock_udp_port_unreachable_sent_total", "counter",
+             "ICMP port unreachable sent for UDP (no-UDP proxy, refused destination).",
+             e->udp_port_unreach_sent);
+  put_simple(out, "tun2sock_fragments_reassembled_total", "counter",
+             "Packets reassembled from client fragments.", e->frag_reassembled);
+  put_simple(out, "tun2sock_fragments_sent_total", "counter",
+             "Fragments sent for packets larger than the TUN MTU.", e->frag_sent);
   put_header(out, "tun2sock_uptime_seconds", "gauge", "Seconds since start.");
   evbuffer_add_printf(out, "tun2sock_uptime_seconds %.3f\n", s->uptime_seconds);
 }
@@ -171,6 +200,16 @@ void t2s_metrics_render_json(const t2s_metrics_snapshot *s, struct evbuffer *out
                       U(e->net_events), U(e->resumes), U(e->syn_refused_offline),
                       U(e->last_detect_ns), U(s->last_reset_ns), U(e->last_recovery_ns),
                       s->recovery_sum_s);
+  evbuffer_add_printf(out,
+                      "\"udp\":{\"sessions_total\":%llu,\"datagrams_up\":%llu,"
+                      "\"datagrams_down\":%llu,\"evictions\":%llu,\"timeouts\":%llu,"
+                      "\"no_udp_verdicts\":%llu,\"proxy_no_udp\":%llu,\"dns_tcp_queries\":%llu,"
+                      "\"dns_tcp_answers\":%llu,\"port_unreach_sent\":%llu,"
+                      "\"frag_reassembled\":%llu,\"frag_sent\":%llu},",
+                      U(e->udp_sessions_total), U(e->udp_datagrams_up), U(e->udp_datagrams_down),
+                      U(e->udp_evictions), U(e->udp_timeouts), U(e->udp_no_udp_verdicts),
+                      U(e->udp_proxy_no_udp), U(e->udp_dns_tcp_queries), U(e->udp_dns_tcp_answers),
+                      U(e->udp_port_unreach_sent), U(e->frag_reassembled), U(e->frag_sent));
   evbuffer_add_printf(out, "\"packets_dropped\":{");
   for (int i = 1; i < T2S_DROP_MAX; i++) {
     evbuffer_add_printf(out, "%s\"%s\":%llu", i > 1 ? "," : "", t2s_drop_name(i), U(e->drops[i]));
