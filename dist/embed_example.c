@@ -29,6 +29,31 @@ static void on_signal(int sig) {
   }
 }
 
+/* Network-change callbacks: they run on tun2sock_run()'s thread and must not block. */
+static void on_default_interface(void *arg, const char *name, unsigned index) {
+  (void)arg;
+  printf("listener: default interface %s (%u)\n", index ? name : "none", index);
+  fflush(stdout);
+}
+
+static void on_paused(void *arg) {
+  (void)arg;
+  printf("listener: network paused\n");
+  fflush(stdout);
+}
+
+static void on_resumed(void *arg, uint64_t slept_ms) {
+  (void)arg;
+  printf("listener: network resumed after %llu ms\n", (unsigned long long)slept_ms);
+  fflush(stdout);
+}
+
+static void on_routes(void *arg) {
+  (void)arg;
+  printf("listener: routes changed\n");
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: %s TUN-NAME socks5://HOST:PORT\n", argv[0]);
@@ -51,15 +76,19 @@ int main(int argc, char **argv) {
   if (tun2sock_new(&t, &cfg) != TUN2SOCK_OK) {
     return 1;
   }
+  tun2sock_listener l = {on_default_interface, on_paused, on_resumed, on_routes, NULL};
+  tun2sock_set_listener(t, &l);
   running = t;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   int rv = tun2sock_run(t);
   tun2sock_stats st;
   tun2sock_get_stats(t, &st);
-  printf("tun2sock %s: packets in %llu out %llu, icmp echo replies %llu\n", tun2sock_version(),
-         (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
-         (unsigned long long)st.icmp_echo_replies);
+  printf("tun2sock %s: packets in %llu out %llu, icmp echo replies %llu, network changes %llu, "
+         "route updates %llu\n",
+         tun2sock_version(), (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
+         (unsigned long long)st.icmp_echo_replies, (unsigned long long)st.network_changes,
+         (unsigned long long)st.route_updates);
   running = NULL;
   tun2sock_del(t);
   close(fd); /* the fd is ours */

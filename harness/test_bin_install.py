@@ -90,6 +90,16 @@ def test_embedding_api_serves_a_tun_the_program_owns(installed, tmp_path):
         p = ns.run("ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.4.4", check=False,
                    timeout=20)
         assert "2 received" in p.stdout, p.stdout + proc.output()
+        # The listener: the proxy is local, so sockets are unbound from the start; a new
+        # uplink with a default route is a burst of events, decided after the debounce.
+        assert "listener: default interface none (0)" in proc.output(), proc.output()
+        ns.ip("link", "add", "d0", "type", "veth", "peer", "name", "d1")
+        ns.ip("addr", "add", "192.0.2.5/24", "dev", "d0")
+        ns.ip("link", "set", "d1", "up")
+        ns.ip("link", "set", "d0", "up")
+        ns.ip("route", "add", "default", "via", "192.0.2.1", "dev", "d0")
+        wait_for(lambda: "listener: routes changed" in proc.output(), "on_routes_changed",
+                 proc=proc)
         assert proc.stop() == 0, proc.output()
         assert "icmp echo replies 2" in proc.output()
 

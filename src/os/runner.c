@@ -53,6 +53,7 @@ struct t2s_runner {
   uint64_t recovery_seen;       /* recovery observations already summed */
   double recovery_sum_s;        /* sum of the recovery times (the histogram's _sum) */
   char default_ifname[T2S_IFNAMSIZ];
+  bool default_known; /* the listener was told once */
   uint32_t default_ifindex;
   t2s_tstamp started;
   t2s_autoroute *autoroute; /* --auto-route */
@@ -162,9 +163,10 @@ static void log_stats(t2s_runner *r) {
 /* ---------------- network changes: the log and the listener ---------------- */
 
 static void set_default_interface(t2s_runner *r, const char *name, uint32_t index) {
-  if (index == r->default_ifindex && strcmp(name, r->default_ifname) == 0) {
+  if (r->default_known && index == r->default_ifindex && strcmp(name, r->default_ifname) == 0) {
     return;
   }
+  r->default_known = true;
   snprintf(r->default_ifname, sizeof(r->default_ifname), "%s", name);
   r->default_ifindex = index;
   if (index) {
