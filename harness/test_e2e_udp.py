@@ -7,8 +7,9 @@ server's lo, SOCKS servers on 203.0.113.2 / fd00:1::2).
   dnsmasq bound to the origin addresses; a DNS answer over 1500 bytes (fragmented by the relay
   path and by tun2sock toward the TUN); iperf3 -u at a modest rate with the loss reported;
   a QUIC download (gtlsclient/gtlsserver) checked by sha256.
-- microsocks has no UDP (REP 7): dig still works, carried as DNS over TCP through CONNECT;
-  other UDP gets an ICMP port unreachable at once.
+- microsocks (REP 7) and ssh -D (a close) have no UDP: dig still works, carried as DNS over
+  TCP through CONNECT; other UDP gets an ICMP port unreachable at once.
+- the QUIC download also through shadowsocks-libev's ss-local (UDP relay on 127.0.0.1).
 - kdig +tcp: DNS over TCP from the client itself.
 - ping -s 3000 and ping -6 -s 3000: fragments reassembled by tun2sock, replies fragmented.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from test_bin_util import (E2E_ORIGIN4, E2E_ORIGIN4_B, E2E_ORIGIN6, E2E_PROXY4, E2E_PROXY6,
-                           E2E_SOCKS_PORT, PYTHON, E2EWorld, have, wait_for)
+                           E2E_SOCKS_PORT, PYTHON, E2EWorld, have, listening, wait_for)
 
 pytestmark = [pytest.mark.root]
 
@@ -111,11 +112,41 @@ def test_dns_answer_over_1500_bytes_arrives_whole(world, tun2sock_bin):
     assert udp_stats(world)["frag_sent"] >= 4  # each answer left in at least 2 fragments
 
 
-def test_dig_through_microsocks_uses_dns_over_tcp_and_other_udp_is_refused(world, tun2sock_bin):
-    _need("microsocks")
+def start_ssh_d(world, port=1082):
+    """ssh -D in the client namespace (sshd in the server one); returns the proxy URL."""
+    _need("sshd", "ssh", "ssh-keygen")
+    key = world.start_sshd(addr=E2E_PROXY4)
+    ssh = world.c.start(["ssh", "-N", "-D", f"127.0.0.1:{port}", "-p", "12222",
+                         *world.ssh_opts(key), "-o", "ExitOnForwardFailure=yes",
+                         f"root@{E2E_PROXY4}"], world.tmp / "ssh-D.log")
+    wait_for(lambda: listening(world.c, port), "ssh -D", proc=ssh)
+    return f"socks5://127.0.0.1:{port}"
+
+
+def start_ss_local(world, port=1081):
+    """shadowsocks-libev ss-local (client namespace) + ss-server, both with UDP (-u)."""
+    _need("ss-server", "ss-local")
+    common = ["-k", "t2s-pw", "-m", "chacha20-ietf-poly1305", "-u"]
+    srv = world.s.start(["ss-server", "-s", E2E_PROXY4, "-p", "18388", *common],
+                        world.tmp / "ss-server.log")
+    world.wait_listen(18388, srv, "ss-server")
+    loc = world.c.start(["ss-local", "-s", E2E_PROXY4, "-p", "18388", "-b", "127.0.0.1", "-l",
+                         str(port), *common], world.tmp / "ss-local.log")
+    wait_for(lambda: listening(world.c, port), "ss-local", proc=loc)
+    return f"socks5://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("server", ["microsocks", "ssh-D"])
+def test_dig_through_a_proxy_without_udp_uses_dns_over_tcp_and_other_udp_is_refused(
+        world, tun2sock_bin, server):
     start_dnsmasq(world)
-    world.start_microsocks()
-    world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}")
+    if server == "microsocks":
+        _need("microsocks")
+        world.start_microsocks()
+        url = f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}"
+    else:
+        url = start_ssh_d(world)  # closes the connection on UDP ASSOCIATE
+    world.start_tun2sock(tun2sock_bin, url)
     for server, rtype, want in ((E2E_ORIGIN4, "A", E2E_ORIGIN4_B),
                                 (E2E_ORIGIN6, "AAAA", "2001:db8:80::81"),
                                 (E2E_ORIGIN4, "A", E2E_ORIGIN4_B)):
@@ -193,9 +224,14 @@ def test_iperf3_udp_through_dante_reports_loss(world, tun2sock_bin, record_prope
     assert udp_stats(world)["datagrams_up"] >= packets * 0.9
 
 
-def test_quic_download_through_dante(world, tun2sock_bin, tmp_path):
+@pytest.mark.parametrize("server", ["dante", "ss-local"])
+def test_quic_download(world, tun2sock_bin, tmp_path, server):
     _need("gtlsserver", "gtlsclient", "openssl")
-    world.start_dante(internals=(E2E_PROXY4,))
+    if server == "dante":
+        world.start_dante(internals=(E2E_PROXY4,))
+        url = f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}"
+    else:
+        url = start_ss_local(world)
     www = tmp_path / "htdocs"
     www.mkdir()
     data = os.urandom(2 * 1000 * 1000)
@@ -207,7 +243,7 @@ def test_quic_download_through_dante(world, tun2sock_bin, tmp_path):
     srv = world.s.start(["gtlsserver", "-q", "-d", str(www), E2E_ORIGIN4, "4433", str(key),
                          str(cert)], world.tmp / "gtlsserver.log")
     world.wait_listen(4433, srv, "gtlsserver", proto="u")
-    world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}")
+    world.start_tun2sock(tun2sock_bin, url)
     out = tmp_path / "dl"
     out.mkdir()
     r = world.c.run("gtlsclient", "-q", "--exit-on-all-streams-close", f"--download={out}",
