@@ -132,6 +132,7 @@ static const t2s_monitor_ops mon_ops = {mon_start, mon_stop, mon_route_get};
 static fake F;
 static t2s_engine *E;
 static bool icmp_unreach_on_refuse;
+static uint64_t memory_budget;
 
 static void set_route(uint32_t ifindex, const char *ifname, const char *src, bool local) {
   memset(&F.route, 0, sizeof(F.route));
@@ -151,6 +152,9 @@ static void setup(t2s_netchange_policy policy) {
   t2s_addr_parse("198.51.100.200:1080", &cfg.proxy);
   cfg.on_network_change = policy;
   cfg.icmp_unreach_on_refuse = icmp_unreach_on_refuse;
+  if (memory_budget) {
+    cfg.memory_budget = memory_budget;
+  }
   static t2s_device dev;
   static t2s_upstream up;
   static t2s_monitor mon;
@@ -419,6 +423,27 @@ static void refuse_with_rep4(bool icmp) {
   teardown();
 }
 
+/* Past the memory budget a new SYN gets a RST (never a silent drop), established flows live
+ * on, and a SYN is accepted again once memory is freed. */
+static void test_memory_budget_refuses_new_syns_with_rst(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  t2s_engine_stats st0 = stats();
+  teardown();
+  /* Room for about one connection (its struct and two 8 KiB rings) beyond the baseline. */
+  memory_budget = st0.mem_bytes + 24 * 1024;
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  memory_budget = 0;
+  open_flow(40001, 0);
+  size_t mark = F.npkts;
+  send_syn(40002, 10 * MS);
+  CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
+  CU_ASSERT(stats().mem_refused > 0);
+  CU_ASSERT(stats().drops[T2S_DROP_TCP_FLOW_LIMIT] == 1);
+  CU_ASSERT_EQUAL(stats().tcp_flows_active, 1); /* the first flow lives on */
+  CU_ASSERT(stats().mem_bytes <= st0.mem_bytes + 24 * 1024);
+  teardown();
+}
+
 static void test_rep4_is_a_rst_by_default(void) {
   refuse_with_rep4(false);
 }
@@ -443,6 +468,8 @@ int t2s_test_register_engine_net(void) {
       !CU_add_test(s, "policy none keeps flows, moves the egress",
                    test_policy_none_keeps_flows_but_moves_the_egress) ||
       !CU_add_test(s, "REP 4 is a RST by default", test_rep4_is_a_rst_by_default) ||
+      !CU_add_test(s, "memory budget refuses new SYNs with RST",
+                   test_memory_budget_refuses_new_syns_with_rst) ||
       !CU_add_test(s, "REP 4 is ICMP unreachable when configured",
                    test_rep4_is_icmp_unreachable_when_configured)) {
     return -1;

@@ -30,6 +30,7 @@ void t2s_engine_config_default(t2s_engine_config *cfg) {
   cfg->icmp_unreach_on_refuse = false;
   cfg->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
   cfg->network_debounce = 500 * T2S_MILLISECONDS;
+  cfg->memory_budget = 512ULL * 1024 * 1024;
 }
 
 const char *t2s_engine_event_name(t2s_engine_event_type type) {
@@ -133,6 +134,7 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   }
   e->cfg = *cfg;
   e->mem = cfg->mem ? cfg->mem : &e->own_mem;
+  e->mem->limit = cfg->memory_budget;
   if (cfg->username) {
     copy_str(e->username, sizeof(e->username), cfg->username);
     e->cfg.username = e->username;
@@ -296,4 +298,7 @@ void t2s_engine_get_stats(const t2s_engine *e, t2s_engine_stats *st) {
   st->tcp_retransmits = ts.retransmits;
   st->tcp_resets_sent = ts.rsts_sent;
   st->mem_blocks = e->mem->live;
+  st->mem_bytes = e->mem->bytes;
+  st->mem_peak_bytes = e->mem->peak_bytes;
+  st->mem_refused = e->mem->failed;
 }

@@ -83,6 +83,9 @@ typedef struct t2s_engine_config {
   /* Counts every heap block of the engine, its own struct included (alloc.h); owned by the
    * caller, so it can be read after t2s_engine_del (0 = no leak). NULL: an internal counter. */
   t2s_mem *mem;
+  /* Bytes the engine may hold on the heap (connections, their buffers, sessions); past it a
+   * new SYN is refused with RST and buffers stop growing. 0 = no limit. Def. 512 MiB. */
+  uint64_t memory_budget;
 } t2s_engine_config;
 
 /* Fills *cfg with the defaults documented above. */
@@ -165,6 +168,9 @@ typedef struct t2s_engine_stats {
   t2s_tstamp last_reset_ns;     /* last change: time spent resetting flows (engine time) */
   t2s_tstamp last_recovery_ns;  /* last change: decision => first new flow established */
   uint64_t mem_blocks;          /* heap blocks the engine holds now (alloc.h) */
+  uint64_t mem_bytes;           /* heap bytes the engine holds now */
+  uint64_t mem_peak_bytes;      /* the most it ever held */
+  uint64_t mem_refused;         /* allocations refused (memory budget or out of memory) */
   uint64_t recovery_hist[T2S_RECOVERY_BUCKETS]; /* non-cumulative counts per bucket */
 } t2s_engine_stats;
 
