@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "drop.h"
+#include "sim_check.h"
 #include "sim_client.h"
 #include "sim_scenario.h"
 #include "sim_world.h"
@@ -111,9 +112,20 @@ static void print_summary(FILE *f, sim_world *w, sim_end_reason why, int passed,
           ", retransmits %" PRIu64 "; bytes up %" PRIu64 ", down %" PRIu64 "\n",
           st.tcp_flows_total, st.tcp_flows_active, st.tcp_resets_sent, st.tcp_retransmits,
           st.bytes_up, st.bytes_down);
-  if (w->dev.lost || w->dev.reordered || w->dev.duplicated) {
-    fprintf(f, "faults: lost %" PRIu64 ", reordered %" PRIu64 ", duplicated %" PRIu64 "\n",
-            w->dev.lost, w->dev.reordered, w->dev.duplicated);
+  uint64_t corrupted = w->dev.corrupted[0] + w->dev.corrupted[1];
+  if (w->dev.lost || w->dev.reordered || w->dev.duplicated || corrupted) {
+    fprintf(f,
+            "faults: lost %" PRIu64 ", reordered %" PRIu64 ", duplicated %" PRIu64
+            ", corrupted %" PRIu64 "\n",
+            w->dev.lost, w->dev.reordered, w->dev.duplicated, corrupted);
+  }
+  uint64_t refused, reset, stalled;
+  sim_upstream_fault_counts(w->up, &refused, &reset, &stalled);
+  if (refused || reset || stalled) {
+    fprintf(f,
+            "upstream faults: connects refused %" PRIu64 ", streams reset %" PRIu64
+            ", stalls %" PRIu64 "\n",
+            refused, reset, stalled);
   }
   fprintf(f, "drops:");
   bool any = false;
@@ -255,6 +267,8 @@ int main(int argc, char **argv) {
     if (!quiet) {
       print_summary(stdout, w, why, passed, failed, passed + failed > 0);
     }
+    /* The engine must free every block it allocated (an invariant failure otherwise). */
+    sim_check_teardown(w);
     if (w->fatal) {
       fprintf(stderr, "tun2sock-sim: fatal engine error: %s\n", t2s_strerror(w->fatal));
       code = EXIT_FATAL;

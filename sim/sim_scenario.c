@@ -611,7 +611,8 @@ static int cmd_device(pctx *p) {
   sim_scenario *scn = p->scn;
   int i = 1;
   if (i >= p->n) {
-    return fail(p, "device: expected mtu, latency, loss, reorder, duplicate or reorder-window");
+    return fail(p, "device: expected mtu, latency, loss, reorder, duplicate, corrupt, jitter or "
+                   "reorder-window");
   }
   while (i < p->n) {
     int rv = 0;
@@ -640,10 +641,17 @@ static int cmd_device(pctx *p) {
     } else if (is(p, i, "duplicate")) {
       rv = parse_percent(p, i + 1, &scn->faults.dup_num, &scn->faults.dup_den, "device duplicate");
       i += 2;
+    } else if (is(p, i, "corrupt")) {
+      rv = parse_percent(p, i + 1, &scn->faults.corrupt_num, &scn->faults.corrupt_den,
+                         "device corrupt");
+      i += 2;
+    } else if (is(p, i, "jitter")) {
+      i++;
+      rv = parse_duration(p, &i, &scn->faults.jitter, "device jitter");
     } else {
       return fail(p,
-                  "device: unknown setting '%s' (expected mtu, latency, loss, reorder, duplicate "
-                  "or reorder-window)",
+                  "device: unknown setting '%s' (expected mtu, latency, loss, reorder, duplicate, "
+                  "corrupt, jitter or reorder-window)",
                   p->t[i].s);
     }
     if (rv != 0) {
@@ -702,6 +710,35 @@ static int cmd_upstream(pctx *p) {
     } else if (is(p, i, "reset-after")) {
       rv = parse_size(p, i + 1, &r.beh.reset_after, "upstream reset-after");
       i += 2;
+    } else if (is(p, i, "refuse")) {
+      rv = parse_percent(p, i + 1, &r.beh.refuse_num, &r.beh.refuse_den, "upstream refuse");
+      i += 2;
+    } else if (is(p, i, "reset")) {
+      rv = parse_percent(p, i + 1, &r.beh.reset_num, &r.beh.reset_den, "upstream reset");
+      i += 2;
+      if (rv == 0 && is(p, i, "within")) {
+        rv = parse_size(p, i + 1, &r.beh.reset_within, "upstream reset within");
+        if (rv == 0 && r.beh.reset_within == 0) {
+          rv = fail(p, "upstream reset within: the size must not be 0");
+        }
+        i += 2;
+      }
+    } else if (is(p, i, "stall")) {
+      rv = parse_percent(p, i + 1, &r.beh.stall_num, &r.beh.stall_den, "upstream stall");
+      i += 2;
+      if (rv == 0 && !is(p, i, "for")) {
+        rv = fail(p, "upstream stall P%%: expected 'for T' but found %s", word(p, i));
+      }
+      i++;
+      if (rv == 0) {
+        rv = parse_duration(p, &i, &r.beh.stall_for, "upstream stall for");
+      }
+    } else if (is(p, i, "slow-read")) {
+      rv = parse_size(p, i + 1, &r.beh.slow_read, "upstream slow-read (bytes per second)");
+      if (rv == 0 && r.beh.slow_read == 0) {
+        rv = fail(p, "upstream slow-read: the rate must not be 0");
+      }
+      i += 2;
     } else if (is(p, i, "reply-from")) {
       rv = parse_addr(p, i + 1, &r.beh.reply_from, true, "upstream reply-from");
       i += 2;
@@ -720,6 +757,31 @@ static int cmd_upstream(pctx *p) {
   scn->rules = v;
   scn->rules[scn->nrules++] = r;
   return 0;
+}
+
+/* liveness after T: no device or upstream fault after T; at the end every client has ended,
+ * no flow or upstream stream is left and the engine's allocations are back to their baseline
+ * (sim_check.c). */
+static int cmd_liveness(pctx *p) {
+  if (!is(p, 1, "after")) {
+    return fail(p, "liveness: expected 'after T' but found %s", word(p, 1));
+  }
+  int i = 2;
+  t2s_tstamp t;
+  int rv = parse_duration(p, &i, &t, "liveness after");
+  if (rv == 0 && t == 0) {
+    rv = fail(p, "liveness after: the time must be later than 0");
+  }
+  if (rv == 0 && p->scn->faults.until != 0) {
+    rv = fail(p, "liveness: given twice");
+  }
+  if (rv == 0) {
+    rv = expect_end(p, i, "liveness");
+  }
+  if (rv == 0) {
+    p->scn->faults.until = t;
+  }
+  return rv;
 }
 
 static int act_replay(pctx *p, action *a, int i) {
@@ -1472,9 +1534,12 @@ static int parse_line(pctx *p) {
   if (strcmp(cmd, "engine") == 0) {
     return cmd_engine(p);
   }
+  if (strcmp(cmd, "liveness") == 0) {
+    return cmd_liveness(p);
+  }
   return fail(p,
               "unknown command '%s' (expected seed, device, upstream, proxy, link, addr, route, "
-              "engine, at, run, expect)",
+              "engine, liveness, at, run, expect)",
               cmd);
 }
 

@@ -40,6 +40,12 @@ struct sim_up_stream {
   const sim_up_front_ops *front_ops;
   void *front;
   int front_err; /* set by sim_up_stream_front_fail */
+  /* Seeded faults (sim_up_behaviour): */
+  t2s_tstamp fault_stall_until;   /* the far end reads and sends nothing before this */
+  t2s_tstamp write_blocked_until; /* no stream_writable before this (stall, slow read) */
+  uint64_t slow_tokens;           /* slow-read: bytes the far end may read now */
+  uint64_t tx_base;               /* tx when the front handed over (its own replies) */
+  t2s_tstamp slow_at;             /* slow-read: when slow_tokens was last refilled */
   /* With a simulated network (sim_net.h): where the socket leaves from. While the path is
    * dead (interface down, source address gone, machine asleep) the stream stalls: no bytes,
    * no error, as a real socket would. */
@@ -88,6 +94,8 @@ struct sim_upstream {
   uint64_t open_streams;
   sim_up_front_factory front_factory;
   void *front_arg;
+  t2s_rand rand; /* seeded faults of the far ends (drawn from the world's seed) */
+  uint64_t faults_refused, faults_reset, faults_stalled;
   const sim_up_dgram_front_ops *dfront_ops;
   void *dfront;
 };
@@ -206,6 +214,8 @@ sim_upstream *sim_upstream_new(sim_world *w) {
   up->def.kind = SIM_UP_ECHO;
   up->def.reset_after = UINT64_MAX;
   up->def.latency = 1 * T2S_MILLISECONDS;
+  /* Drawn after the engine's, the device's and the client hosts' seeds (sim_world_init). */
+  t2s_rand_init(&up->rand, t2s_rand_u64(&w->rand));
   return up;
 }
 
@@ -293,6 +303,31 @@ void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_
   }
 }
 
+size_t sim_upstream_nstreams(const sim_upstream *up) {
+  return up->nstreams;
+}
+
+void sim_upstream_stream_info(const sim_upstream *up, size_t i, sim_up_stream_info *out) {
+  const sim_up_stream *s = up->streams[i];
+  memset(out, 0, sizeof(*out));
+  out->id = s->id;
+  out->dst = s->dst;
+  out->target = s->target;
+  out->kind = s->beh.kind;
+  out->open = s->state != ST_CLOSED;
+  out->reset = s->reset_pending;
+  out->rx = s->rx;
+  out->tx = s->tx - s->tx_base;
+  out->rx_bad = s->rx_bad;
+}
+
+void sim_upstream_fault_counts(const sim_upstream *up, uint64_t *refused, uint64_t *reset,
+                               uint64_t *stalled) {
+  *refused = up->faults_refused;
+  *reset = up->faults_reset;
+  *stalled = up->faults_stalled;
+}
+
 uint64_t sim_upstream_open_streams(const sim_upstream *up) {
   return up->open_streams;
 }
@@ -367,7 +402,104 @@ static void check_reset(sim_up_stream *s, t2s_tstamp now) {
 }
 
 /* The behaviour takes bytes from the engine. Returns how many it took. */
+/* True while the seeded faults of the far end apply (before the liveness phase). */
+static bool up_faults_on(const sim_upstream *up, t2s_tstamp now) {
+  t2s_tstamp until = up->w->dev.faults.until;
+  return until == 0 || now < until;
+}
+
+static void log_fault(sim_up_stream *s, t2s_tstamp now, const char *kind) {
+  sim_log *log = &s->up->w->log;
+  sim_log_begin(log, now, "up_fault");
+  sim_log_u64(log, "id", s->id);
+  sim_log_addr(log, "dst", &s->dst);
+  sim_log_str(log, "kind", kind);
+}
+
+/* Draws the faults decided once per stream (refusal, reset point) when its behaviour is set. */
+static void draw_stream_faults(sim_up_stream *s, bool may_refuse, t2s_tstamp now) {
+  sim_upstream *up = s->up;
+  if (!up_faults_on(up, now)) {
+    return;
+  }
+  if (may_refuse && s->beh.kind != SIM_UP_BLACKHOLE &&
+      t2s_rand_chance(&up->rand, s->beh.refuse_num, s->beh.refuse_den)) {
+    s->beh.kind = SIM_UP_REFUSE;
+    up->faults_refused++;
+    log_fault(s, now, "refuse");
+    sim_log_end(&up->w->log);
+  }
+  if (t2s_rand_chance(&up->rand, s->beh.reset_num, s->beh.reset_den)) {
+    uint64_t within = s->beh.reset_within ? s->beh.reset_within : 1024 * 1024;
+    uint64_t at = t2s_rand_below(&up->rand, within);
+    if (at < s->beh.reset_after) {
+      s->beh.reset_after = at;
+    }
+    up->faults_reset++;
+    log_fault(s, now, "reset");
+    sim_log_u64(&up->w->log, "after", at);
+    sim_log_end(&up->w->log);
+  }
+  s->slow_at = now;
+}
+
+/* True (and *until set) while the far end stalls; may start a seeded stall now. */
+static bool stalled(sim_up_stream *s, t2s_tstamp now) {
+  sim_upstream *up = s->up;
+  if (now < s->fault_stall_until) {
+    return true;
+  }
+  if (s->beh.stall_num == 0 || !up_faults_on(up, now) ||
+      !t2s_rand_chance(&up->rand, s->beh.stall_num, s->beh.stall_den)) {
+    return false;
+  }
+  s->fault_stall_until = now + s->beh.stall_for;
+  up->faults_stalled++;
+  log_fault(s, now, "stall");
+  sim_log_u64(&up->w->log, "for_ns", s->beh.stall_for);
+  sim_log_end(&up->w->log);
+  return s->beh.stall_for > 0;
+}
+
+/* slow-read: how many of len bytes the far end reads now (a token bucket of at most 100 ms
+ * worth of bytes, at least 1500); *pwait is when the next 1500 bytes will be readable. */
+static size_t slow_take(sim_up_stream *s, size_t len, t2s_tstamp now, t2s_tstamp *pwait) {
+  uint64_t rate = s->beh.slow_read;
+  if (rate == 0) {
+    return len;
+  }
+  uint64_t cap = T2S_MAX(rate / 10, 1500);
+  t2s_tstamp dt = now - s->slow_at;
+  if (dt > T2S_SECONDS) {
+    dt = T2S_SECONDS;
+  }
+  s->slow_tokens = T2S_MIN(cap, s->slow_tokens + dt * rate / T2S_SECONDS);
+  s->slow_at = now;
+  size_t n = (size_t)T2S_MIN((uint64_t)len, s->slow_tokens);
+  s->slow_tokens -= n;
+  uint64_t need = 1500 > s->slow_tokens ? 1500 - s->slow_tokens : 0;
+  *pwait = now + (need * T2S_SECONDS + rate - 1) / rate;
+  return n;
+}
+
 static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
+  if (stalled(s, now)) {
+    s->want_writable = true;
+    s->write_blocked_until = s->fault_stall_until;
+    schedule_deliver(s, s->fault_stall_until);
+    return 0;
+  }
+  t2s_tstamp wait = 0;
+  size_t offered = len;
+  len = slow_take(s, len, now, &wait);
+  if (len < offered) {
+    s->want_writable = true;
+    s->write_blocked_until = wait;
+    schedule_deliver(s, wait);
+    if (len == 0) {
+      return 0;
+    }
+  }
   size_t n = len;
   if (s->beh.kind == SIM_UP_ECHO) {
     uint64_t held = s->inflight + sim_bytes_len(&s->out);
@@ -402,6 +534,10 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
   t2s_engine *e = up->w->engine;
   s->deliver_pending = false;
   if (s->state != ST_OPEN || s->paused) {
+    return;
+  }
+  if (stalled(s, now)) {
+    schedule_deliver(s, s->fault_stall_until);
     return;
   }
   if (!path_ok(s)) {
@@ -463,7 +599,9 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
       return;
     }
   }
-  if (s->want_writable && s->inflight + sim_bytes_len(&s->out) < SOCKBUF / 2) {
+  if (s->want_writable && now < s->write_blocked_until) {
+    schedule_deliver(s, s->write_blocked_until);
+  } else if (s->want_writable && s->inflight + sim_bytes_len(&s->out) < SOCKBUF / 2) {
     s->want_writable = false;
     t2s_engine_stream_writable(e, s->id, now);
   }
@@ -620,6 +758,9 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
     s->has_path = true;
     s->open_err = sim_net_path_open(up->w->net, dst, egress, &s->path);
     s->beh.latency += s->path.latency;
+  }
+  if (s->front_ops == NULL) {
+    draw_stream_faults(s, true, now);
   }
   log_stream(s, now, "up_open");
   sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
@@ -870,11 +1011,13 @@ void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tsta
   s->beh = *sim_upstream_lookup(s->up, target);
   s->beh.latency += s->path.latency; /* 0 without a simulated network */
   s->target = *target;
+  draw_stream_faults(s, false, now);
   log_stream(s, now, "up_front_done");
   sim_log_addr(&s->up->w->log, "target", target);
   sim_log_str(&s->up->w->log, "behaviour", sim_up_kind_name(s->beh.kind));
   sim_log_end(&s->up->w->log);
   /* Offsets of the pattern restart at the target's first byte. */
+  s->tx_base = s->tx + sim_bytes_len(&s->out); /* the front's replies, delivered or queued */
   s->rx = 0;
   s->rx_bad = 0;
   s->rx_hash = SIM_FNV_INIT;

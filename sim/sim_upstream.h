@@ -45,6 +45,14 @@ typedef struct sim_up_behaviour {
   uint64_t source_len;  /* SOURCE: bytes to send */
   uint64_t reset_after; /* reset once this many bytes moved (both ways); UINT64_MAX: never */
   t2s_tstamp latency;   /* connect time, and the delay of every echo / EOF / reset */
+  /* Seeded faults of the far end (docs/scenarios.md), drawn from the run's seed; none after
+   * the liveness phase begins (the device's faults.until). */
+  uint32_t refuse_num, refuse_den; /* a direct connect is refused */
+  uint32_t reset_num, reset_den;   /* a stream is reset after a seeded count of bytes moved */
+  uint64_t reset_within;           /* ... below this (default 1 MiB) */
+  uint32_t stall_num, stall_den;   /* at each read or write, the far end stalls ... */
+  t2s_tstamp stall_for;            /* ... for this long (reads nothing, sends nothing) */
+  uint64_t slow_read;              /* bytes per second the far end reads (0: no limit) */
 } sim_up_behaviour;
 
 /* Totals for every stream to one destination (for expectations and the summary). */
@@ -76,6 +84,27 @@ const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_ad
 void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_dst_stats *out);
 /* Streams that were opened and are not closed yet. */
 uint64_t sim_upstream_open_streams(const sim_upstream *up);
+
+/* What the invariant checkers (sim_check.c) learn about one stream. */
+typedef struct sim_up_stream_info {
+  uint64_t id;
+  t2s_addr dst;    /* what the engine connected to */
+  t2s_addr target; /* whose behaviour ran */
+  sim_up_kind kind;
+  bool open;       /* not closed yet */
+  bool reset;      /* the far end reset it (reset-after, reset P%, a front's failure) */
+  uint64_t rx;     /* bytes from the engine (since the front handed over) */
+  uint64_t tx;     /* bytes to the engine (since the front handed over) */
+  uint64_t rx_bad; /* of rx, bytes that differ from the pattern at their offset */
+} sim_up_stream_info;
+
+/* Streams ever opened (in order). */
+size_t sim_upstream_nstreams(const sim_upstream *up);
+/* Fills *out for the i-th stream ever opened (i < sim_upstream_nstreams). */
+void sim_upstream_stream_info(const sim_upstream *up, size_t i, sim_up_stream_info *out);
+/* Seeded faults injected so far: connects refused, streams reset, stalls. */
+void sim_upstream_fault_counts(const sim_upstream *up, uint64_t *refused, uint64_t *reset,
+                               uint64_t *stalled);
 
 /* With a simulated network (w->net, sim_net.h): every socket records the path it leaves
  * through at open (the engine's egress, or the route to the destination when unbound); a

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "drop.h"
+#include "sim_check.h"
 #include "sim_client.h"
 #include "sim_net.h"
 #include "sim_proxy.h"
@@ -31,6 +32,7 @@ const char *sim_origin_name(sim_origin o) {
 static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   sim_world *w = arg;
   sim_log *log = &w->log;
+  sim_check_on_event(w, ev);
   if (log->f == NULL) {
     return;
   }
@@ -83,11 +85,11 @@ static void engine_timer_handle(void *arg, t2s_tstamp now) {
 /* After every step the runner re-arms the engine's timer, as the real runner does. */
 static void after_step(void *arg, t2s_tstamp now) {
   sim_world *w = arg;
-  (void)now;
   if (w->engine) {
     t2s_clock clk = sim_loop_clock(&w->loop);
     clk.ops->timer_arm(clk.self, t2s_engine_get_expiry(w->engine));
   }
+  sim_check_step(w, now);
 }
 
 int sim_world_init(sim_world *w, uint64_t seed, FILE *log, sim_pcap_writer *pcap_out) {
@@ -105,7 +107,7 @@ int sim_world_init(sim_world *w, uint64_t seed, FILE *log, sim_pcap_writer *pcap
   w->client_seed = t2s_rand_u64(&w->rand);
   w->next_inject_id = 1 + t2s_rand_below(&w->rand, 0xfff0);
   w->up = sim_upstream_new(w);
-  if (w->up == NULL) {
+  if (w->up == NULL || sim_check_new(w) != 0) {
     return T2S_ERR_NOMEM;
   }
   w->loop.after_step = after_step;
@@ -192,6 +194,7 @@ sim_end_reason sim_world_run(sim_world *w, t2s_tstamp until, uint64_t max_steps,
     /* Nothing happens between the last event and the bound: the clock still gets there. */
     w->loop.now = until;
   }
+  sim_check_end(w);
   sim_log *log = &w->log;
   sim_log_begin(log, w->loop.now, "end");
   sim_log_str(log, "reason", w->fatal ? "fatal" : sim_end_reason_name(r));
@@ -203,6 +206,17 @@ sim_end_reason sim_world_run(sim_world *w, t2s_tstamp until, uint64_t max_steps,
   sim_log_u64(log, "faults_lost", w->dev.lost);
   sim_log_u64(log, "faults_reordered", w->dev.reordered);
   sim_log_u64(log, "faults_duplicated", w->dev.duplicated);
+  sim_log_u64(log, "faults_corrupted", w->dev.corrupted[0] + w->dev.corrupted[1]);
+  sim_log_u64(log, "faults_corrupt_to_engine", w->dev.corrupt_arrived);
+  uint64_t refused, reset, stalled;
+  sim_upstream_fault_counts(w->up, &refused, &reset, &stalled);
+  sim_log_u64(log, "faults_up_refused", refused);
+  sim_log_u64(log, "faults_up_reset", reset);
+  sim_log_u64(log, "faults_up_stalled", stalled);
+  uint64_t live, baseline;
+  sim_check_mem(w, &live, &baseline);
+  sim_log_u64(log, "engine_mem_blocks", live);
+  sim_log_u64(log, "engine_mem_baseline", baseline);
   sim_log_u64(log, "invariant_failures", w->invariant_failures);
   log_stats(w);
   sim_log_end(log);
@@ -226,6 +240,7 @@ void sim_world_free(sim_world *w) {
   sim_net_del(w->net);
   w->net = NULL;
   sim_device_free(&w->dev);
+  sim_check_del(w);
   sim_pcap_writer_close(w->pcap_out);
   w->pcap_out = NULL;
   free(w->first_invariant);

@@ -37,8 +37,11 @@ typedef struct sim_faults {
   uint32_t loss_num, loss_den;
   uint32_t reorder_num, reorder_den;
   uint32_t dup_num, dup_den;
-  t2s_tstamp latency;        /* one-way delay of the link (def. 0) */
-  t2s_tstamp reorder_window; /* longest a reordered packet is held (def. 10 ms) */
+  uint32_t corrupt_num, corrupt_den; /* a 1..15-bit burst inside the checksummed L4 bytes */
+  t2s_tstamp latency;                /* one-way delay of the link (def. 0) */
+  t2s_tstamp reorder_window;         /* longest a reordered packet is held (def. 10 ms) */
+  t2s_tstamp jitter;                 /* extra delay per packet, uniform in [0, jitter] */
+  t2s_tstamp until; /* no fault (device or upstream) after this time: the liveness phase */
 } sim_faults;
 
 /* The device: the engine's t2s_device, and the link to the client hosts. */
@@ -54,6 +57,9 @@ typedef struct sim_device {
     uint64_t gen;
   } held[2];
   uint64_t lost, duplicated, reordered;
+  uint64_t corrupted[2];     /* corrupted packets sent, by direction */
+  uint64_t corrupt_arrived;  /* corrupted packets that reached the engine */
+  uint64_t corrupt_accepted; /* of those (either side), accepted: an invariant failure */
 } sim_device;
 
 /* Counters of the run kept by the simulator itself (outside the code under test). */
@@ -83,6 +89,7 @@ struct sim_world {
   struct sim_proxy *proxy;    /* the simulated SOCKS5 proxy, or NULL (sim_proxy.c) */
   struct sim_net *net;        /* the host's links and routes, or NULL (sim_net.c) */
   t2s_monitor monitor;        /* over net, given to the engine (t2s_engine_set_monitor) */
+  struct sim_check *check;    /* the invariant checkers' state (sim_check.c) */
   int fatal;                  /* first fatal error of the engine (0: none) */
   uint64_t invariant_failures;
   char *first_invariant; /* the first invariant failure, for the summary */
