@@ -237,6 +237,8 @@ static void on_net_engine_event(t2s_runner *r, const t2s_engine_event *ev) {
   }
 }
 
+static void autoroute_schedule(t2s_runner *r);
+
 /* Monitor events: the initial dump only sets what the listener knows; changes go to the
  * engine. */
 static void on_monitor_event(void *arg, const t2s_net_event *ev) {
@@ -264,6 +266,7 @@ static void on_monitor_event(void *arg, const t2s_net_event *ev) {
   t2s_tstamp now = t2s_clock_monotonic_ns();
   t2s_engine_network_event(r->engine, ev, now);
   decision_call_end(r, now);
+  autoroute_schedule(r); /* --auto-route: re-apply after the burst */
   if (ev->type == T2S_NET_RESUMED && r->listener.on_network_resumed) {
     r->listener.on_network_resumed(r->listener.arg, ev->slept_ns / T2S_MILLISECONDS);
   }
@@ -323,13 +326,21 @@ static void autoroute_timer_cb(evutil_socket_t fd, short what, void *arg) {
   autoroute_refresh(arg);
 }
 
+/* Re-applies --auto-route 200 ms after the last of a burst of changes (monitor events and our
+ * own rtnetlink notifications, which also cover rule changes, share the timer). */
+static void autoroute_schedule(t2s_runner *r) {
+  if (r->autoroute && r->ar_timer) {
+    struct timeval tv = {0, 200 * 1000};
+    evtimer_add(r->ar_timer, &tv);
+  }
+}
+
 static void autoroute_event_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   t2s_runner *r = arg;
-  if (t2s_autoroute_drain(r->autoroute) && r->ar_timer) {
-    struct timeval tv = {0, 200 * 1000}; /* a burst of changes is re-applied once */
-    evtimer_add(r->ar_timer, &tv);
+  if (t2s_autoroute_drain(r->autoroute)) {
+    autoroute_schedule(r);
   }
 }
 
@@ -558,15 +569,6 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
            r->egress.egress.ifindex ? r->egress.egress.ifname : "");
   if (r->egress.no_route) {
     T2S_WARN("%s", why);
-  }
-  if (r->autoroute && !r->egress.pinned && r->egress.egress.ifindex) {
-    /* The mark and the rule that sends marked traffic to the main table decide per
-     * connection, so sockets follow the default route when it moves. */
-    memset(&r->egress.egress, 0, sizeof(r->egress.egress));
-    r->egress.egress.mark = r->opts.fwmark;
-    T2S_INFO("egress: --auto-route: upstream sockets unbound, marked 0x%x (rule %u: marked "
-             "traffic uses the main table)",
-             r->opts.fwmark, r->opts.route_priority);
   }
 
   /* Clock, connector, engine. */
