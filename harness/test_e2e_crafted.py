@@ -329,7 +329,7 @@ def test_zero_window_is_held_with_probes_then_reopened(world, tun2sock_bin, scap
         c.syn([("MSS", 1000)])  # no window scaling: the window field is the window
         # The origin sends at once; we complete the handshake advertising a zero window.
         tun.send(c.seg("A", window=0))
-        held = tun.collect(4.0)
+        held = tun.collect(5.0)
         probes = []
         for p in held:
             if not c.mine(p):
@@ -341,7 +341,7 @@ def test_zero_window_is_held_with_probes_then_reopened(world, tun2sock_bin, scap
             probes.append(t.seq)
             # A probe asks for our window: answer as a receiver would, still zero.
             tun.send(c.seg("A", window=0))
-        assert len(probes) >= 2, f"{len(probes)} zero-window probes in 4 s; log:\n" \
+        assert len(probes) >= 2, f"{len(probes)} zero-window probes in 5 s; log:\n" \
             + world.log_tail()
         # Reopen: everything the origin sent arrives, in order, acknowledged as it comes.
         tun.send(c.seg("A", window=65535))

@@ -241,3 +241,21 @@ def test_ssh_and_scp_50mb_through_the_tunnel(world, www, tun2sock_bin, tmp_path)
     assert r.returncode == 0 and r.stdout.split()[0] == want, r.stdout + r.stderr
     s = world.stats()
     assert s["bytes_up"] >= 50 * MB and s["bytes_down"] >= 50 * MB, s
+
+
+@pytest.mark.slow
+def test_demo_script_runs_and_removes_everything(tun2sock_bin, repo_root):
+    """scripts/demo (what README promises): the page and the 10 MB file through the tunnel,
+    /stats shown, and nothing of it left behind."""
+    import subprocess
+    _need("danted", "curl")
+    env = dict(os.environ, T2S_SKIP_INSTALL="1", T2S_BUILD_DIR=str(tun2sock_bin.parent))
+    r = subprocess.run([str(repo_root / "scripts" / "demo")], capture_output=True, text=True,
+                       timeout=300, env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "Hello through tun2sock" in out and "identical to the origin's" in out, out[-4000:]
+    assert '"bytes_down"' in out, "the demo must show /stats"
+    pid = out.split("namespaces t2sdemo-")[1].split("-")[0]
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"t2sdemo-{pid}-" not in left, left
