@@ -295,6 +295,76 @@ static void test_network_change_options(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "at most 60s"));
 }
 
+static void test_auto_route_options(void) {
+  t2s_cli_opts o;
+  char err[512];
+  /* Defaults: off; with --auto-route the mark defaults to 0x2022. */
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_FALSE(o.auto_route);
+  CU_ASSERT_EQUAL(o.fwmark, 0);
+  CU_ASSERT_EQUAL(o.dns_hijack.family, 0);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--auto-route", "--route-exclude", "10.0.0.0/8", "--route-exclude",
+                        "fd00::/8", "--route-include", "192.0.2.0/24", "--exclude-uid", "1000",
+                        "--exclude-uid", "2000-2999", "--exclude-cgroup", "system.slice/x",
+                        "--route-table", "100", "--route-priority", "500", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_TRUE(o.auto_route);
+  CU_ASSERT_EQUAL(o.fwmark, 0x2022);
+  CU_ASSERT_EQUAL(o.route_table, 100);
+  CU_ASSERT_EQUAL(o.route_priority, 500);
+  CU_ASSERT_EQUAL(o.nroute_exclude, 2);
+  CU_ASSERT_EQUAL(o.route_exclude[1].prefixlen, 8);
+  CU_ASSERT_EQUAL(o.nroute_include, 1);
+  CU_ASSERT_EQUAL(o.nexclude_uid, 2);
+  CU_ASSERT_EQUAL(o.exclude_uid[0][0], 1000);
+  CU_ASSERT_EQUAL(o.exclude_uid[0][1], 1000);
+  CU_ASSERT_EQUAL(o.exclude_uid[1][0], 2000);
+  CU_ASSERT_EQUAL(o.exclude_uid[1][1], 2999);
+  CU_ASSERT_EQUAL(o.nexclude_cgroup, 1);
+  CU_ASSERT_STRING_EQUAL(o.exclude_cgroup[0], "system.slice/x");
+  /* An explicit mark wins. */
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--fwmark",
+                        "7", "--auto-route", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.fwmark, 7);
+  /* --dns-hijack: bare, =IP, separate IP word (also before other options), [v6]:port. */
+  CU_ASSERT_EQUAL(
+      parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--dns-hijack", NULL),
+      T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.dns_hijack.family, T2S_AF_INET);
+  CU_ASSERT_EQUAL(o.dns_hijack.ip[0], 1);
+  CU_ASSERT_EQUAL(o.dns_hijack.port, 53);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--dns-hijack", "192.0.2.53", "--device", "t0",
+                        "--proxy", "socks5://h", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.dns_hijack.ip[3], 53);
+  CU_ASSERT_STRING_EQUAL(o.ifname, "t0");
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--dns-hijack=[2001:db8::53]:5353", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.dns_hijack.family, T2S_AF_INET6);
+  CU_ASSERT_EQUAL(o.dns_hijack.port, 5353);
+  /* Errors. */
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--route-exclude", "10.0.0.0/8", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs --auto-route"));
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--auto-route", "--route-table", "255", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--auto-route", "--exclude-uid", "5-2", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--auto-route", "--fwmark", "0", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
+                        "--dns-hijack=nope", NULL),
+                  T2S_CLI_BAD);
+}
+
 int t2s_test_register_cli(void) {
   CU_pSuite s = CU_add_suite("cli", NULL, NULL);
   if (s == NULL) {
@@ -308,7 +378,8 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "proxy url errors", test_proxy_url_errors) ||
       !CU_add_test(s, "host:port", test_hostport) || !CU_add_test(s, "options", test_options) ||
       !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option) ||
-      !CU_add_test(s, "network-change options", test_network_change_options)) {
+      !CU_add_test(s, "network-change options", test_network_change_options) ||
+      !CU_add_test(s, "auto-route options", test_auto_route_options)) {
     return -1;
   }
   return 0;
