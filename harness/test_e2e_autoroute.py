@@ -315,6 +315,41 @@ def test_loop_guard_counts_a_forced_loop_and_recovers(world, tun2sock_bin):
 
 
 # ---------------------------------------------------------------------------------------------
+# Include and exclude
+
+def _route_dev(ns: Netns, dst: str) -> str:
+    words = ns.run("ip", "route", "get", dst).stdout.split()
+    return words[words.index("dev") + 1]
+
+
+def test_route_include_and_exclude(world, tun2sock_bin):
+    world.start_origin()
+    world.start_dante()
+    url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+    # Only 192.0.2.0/24 is tunnelled, except the origin itself.
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}",
+                             "--route-include", "192.0.2.0/24", "--route-exclude",
+                             f"{ORIGIN4}/32")
+    assert _route_dev(world.c, "192.0.2.81") == "t2s0"
+    assert _route_dev(world.c, ORIGIN4) == "va"       # excluded inside the included range
+    assert _route_dev(world.c, "198.51.100.7") == "va"  # not included
+    assert _route_dev(world.c, PROXY4) == "va"
+    assert _route_dev(world.c, "127.0.0.1") == "lo"
+    r = world.curl(url)
+    assert r.returncode == 0, r.stderr + world.log()
+    assert world.stats()["tcp_flows_total"] == 0, "the excluded origin is reached directly"
+    assert t.stop() == 0
+    # Everything (the default) but a range: the origin now goes through the tunnel.
+    world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}", "--route-exclude",
+                         "198.51.100.0/24", log="tun2sock-2.log")
+    assert _route_dev(world.c, ORIGIN4) == "t2s0"
+    assert _route_dev(world.c, "198.51.100.7") == "va"
+    r = world.curl(url)
+    assert r.returncode == 0, r.stderr + world.log()
+    assert world.stats()["tcp_flows_total"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
 # Restore on every way out
 
 def test_rules_and_routes_restored_after_sigterm_and_after_sigkill(world, tun2sock_bin):
