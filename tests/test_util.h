@@ -16,6 +16,8 @@ int t2s_test_register_engine_net(void);
 int t2s_test_register_frag(void);
 int t2s_test_register_udp(void);
 int t2s_test_register_tcp_handshake(void);
+int t2s_test_register_tcp_close(void);
+int t2s_test_register_tcp_timers(void);
 int t2s_test_register_tcp_data(void);
 
 #endif

@@ -190,7 +190,9 @@ void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
     return;
   }
   if (send_rst && c->state != T2S_TCP_SYN_PENDING && c->state != T2S_TCP_CLOSED) {
-    tcp_send_ctl(c, c->snd.nxt, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+    /* At snd.max, not snd.nxt: a retransmission timeout rewinds snd.nxt, and an RFC 5961 peer
+     * that received everything accepts only a RST at its rcv.nxt (= our snd.max). */
+    tcp_send_ctl(c, c->snd.max, T2S_TCP_RST | T2S_TCP_ACK, st->now);
   }
   if (c->state == T2S_TCP_SYN_PENDING) {
     st->npending--;

@@ -54,6 +54,14 @@ static void enter_time_wait(t2s_tcp_conn *c, t2s_tstamp now) {
   }
 }
 
+/* Starts the keepalive timer on entering ESTABLISHED (nothing else ever armed it, so
+ * keepalive_idle had no effect); on_keepalive re-arms it from last_activity. */
+static void keepalive_arm(t2s_tcp_conn *c, t2s_tstamp now) {
+  if (c->stack->cfg.keepalive_idle != 0) {
+    c->keepalive_at = now + c->stack->cfg.keepalive_idle;
+  }
+}
+
 static void challenge_ack(t2s_tcp_conn *c, t2s_tstamp now) {
   t2s_tcp_stack *st = c->stack;
   if (now - st->challenge_window_start >= T2S_SECONDS || now < st->challenge_window_start) {
@@ -384,6 +392,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   }
   c->retries = 0;
   c->rto_at = T2S_TSTAMP_MAX;
+  keepalive_arm(c, now);
   tcp_timer_update(c);
   c->last_activity = now;
   c->need_ack = true;
@@ -493,6 +502,7 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
     }
     c->retries = 0;
     c->rto_at = T2S_TSTAMP_MAX;
+    keepalive_arm(c, now);
     tcp_timer_update(c);
     established_now = true;
   }

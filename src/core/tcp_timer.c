@@ -136,13 +136,16 @@ static void on_rto(t2s_tcp_conn *c, t2s_tstamp now) {
   }
   c->retries++;
   c->rto = T2S_MIN(c->rto * 2, TCP_RTO_MAX); /* RFC 6298 5.5 */
-  st->stats.retransmits++;
   switch (c->state) {
   case T2S_TCP_SYN_SENT:
+    /* Counted here; data retransmissions are counted where they are sent (tcp_output), so
+     * counting every expiry too counted each one twice. */
+    st->stats.retransmits++;
     tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
     tcp_rto_arm(c, now);
     break;
   case T2S_TCP_SYN_RECEIVED:
+    st->stats.retransmits++;
     tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
     tcp_rto_arm(c, now);
     break;
