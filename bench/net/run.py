@@ -359,9 +359,26 @@ class Bench:
         pid = self.path_pid(path, IPERF_PORT)
         cmd = ["taskset", "-c", LOAD_CPU, "iperf3", "-c", host, "-p", str(port), "-t",
                str(self.a.duration), "-P", str(streams), "-J"] + (["-R"] if reverse else [])
+        prof = None
+        if self.a.perf and path == "tunnel":
+            out = Path(self.a.perf) / f"perf-{'down' if reverse else 'up'}{streams}.data"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if self.a.perf_syscalls:
+                evs = ",".join(f"syscalls:sys_enter_{n}" for n in (
+                    "read", "readv", "write", "writev", "recvfrom", "sendto", "epoll_wait",
+                    "epoll_ctl", "timerfd_settime"))
+                pcmd = ["perf", "stat", "-e", evs, "-p", str(pid), "-o",
+                        str(out.with_suffix(".txt"))]
+            else:
+                pcmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-p",
+                        str(pid), "-o", str(out)]
+            prof = subprocess.Popen(pcmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         c0 = cpu_seconds(pid) if pid else 0.0
         r = run(self.w.ns(self.w.c, *cmd), check=False, timeout=self.a.duration + 60)
         c1 = cpu_seconds(pid) if pid else 0.0
+        if prof is not None:
+            prof.send_signal(signal.SIGINT)
+            prof.wait(timeout=30)
         try:
             j = json.loads(r.stdout)
             rcv = j["end"]["sum_received"]
@@ -526,6 +543,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1 run, iperf3 -t 3, shorter tests")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="perf record -e cpu-clock -g the tunnel during each iperf3 run")
+    ap.add_argument("--perf-syscalls", action="store_true",
+                    help="with --perf: count the tunnel's system calls (perf stat) instead")
     ap.add_argument("extra", nargs="*", help="more tun2sock options (after --)")
     a = ap.parse_args()
     if a.quick:
