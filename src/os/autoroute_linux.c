@@ -72,20 +72,32 @@ struct t2s_autoroute {
   bool have_v6; /* the v6 part could be installed */
   uint64_t repairs;
   struct mnl_socket *events; /* link, route and rule notifications */
+  char evbuf[AR_DUMP_BUFSIZE];
 };
 
 /* ---------------- netlink ---------------- */
 
+/* One rtnetlink conversation: the socket, and the buffers of one dump (on the heap: several
+ * runners may live in one process, each on its own thread). */
 typedef struct ar_nl {
   struct mnl_socket *nl;
+  char *buf;     /* AR_DUMP_BUFSIZE */
+  ar_seen *seen; /* AR_MAX_SEEN */
   unsigned portid;
   unsigned seq;
 } ar_nl;
 
 static int ar_nl_open(ar_nl *s) {
-  s->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  s->buf = malloc(AR_DUMP_BUFSIZE);
+  s->seen = malloc(AR_MAX_SEEN * sizeof(*s->seen));
+  s->nl = s->buf && s->seen ? mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC) : NULL;
   if (!s->nl) {
-    return -errno;
+    int err = s->buf && s->seen ? -errno : -ENOMEM;
+    free(s->buf);
+    free(s->seen);
+    s->buf = NULL;
+    s->seen = NULL;
+    return err;
   }
   if (mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
     int err = -errno;
@@ -103,6 +115,10 @@ static void ar_nl_close(ar_nl *s) {
     mnl_socket_close(s->nl);
     s->nl = NULL;
   }
+  free(s->buf);
+  free(s->seen);
+  s->buf = NULL;
+  s->seen = NULL;
 }
 
 /* Sends nlh and runs the answers through cb until the ACK (requests) or NLMSG_DONE (dumps).
@@ -116,14 +132,13 @@ static int ar_nl_talk(ar_nl *s, struct nlmsghdr *nlh, mnl_cb_t cb, void *arg) {
   if (mnl_socket_sendto(s->nl, nlh, nlh->nlmsg_len) < 0) {
     return -errno;
   }
-  static char buf[AR_DUMP_BUFSIZE]; /* the binary's loop thread only */
   /* Bounded: a dump of every route of a big routing table fits in a few thousand reads. */
   for (int rounds = 0; rounds < 100000; rounds++) {
-    ssize_t n = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
+    ssize_t n = mnl_socket_recvfrom(s->nl, s->buf, AR_DUMP_BUFSIZE);
     if (n < 0) {
       return -errno;
     }
-    int r = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, s->portid, cb, arg);
+    int r = mnl_cb_run(s->buf, (size_t)n, nlh->nlmsg_seq, s->portid, cb, arg);
     if (r < 0) {
       return -errno;
     }
@@ -446,7 +461,7 @@ static size_t want_routes(const t2s_autoroute *ar, uint8_t af, ar_route *out) {
  */
 static int reconcile(ar_nl *s, const t2s_autoroute *ar, uint8_t af, bool rules, bool want,
                      unsigned *added, unsigned *removed) {
-  static ar_seen seen[AR_MAX_SEEN];
+  ar_seen *seen = s->seen;
   dump_ctx c = {.table = ar->cfg.table,
                 .prio_lo = ar->cfg.priority,
                 .prio_hi = ar->cfg.priority + T2S_AUTOROUTE_SPAN,
@@ -727,13 +742,17 @@ int t2s_autoroute_cleanup(uint32_t table, uint32_t priority) {
   if (rv < 0) {
     return rv;
   }
-  t2s_autoroute tmp;
-  memset(&tmp, 0, sizeof(tmp));
-  tmp.cfg.table = table;
-  tmp.cfg.priority = priority;
+  t2s_autoroute *tmp = calloc(1, sizeof(*tmp)); /* only table and priority matter */
+  if (!tmp) {
+    ar_nl_close(&s);
+    return -ENOMEM;
+  }
+  tmp->cfg.table = table;
+  tmp->cfg.priority = priority;
   unsigned added = 0, removed = 0;
-  int r4 = apply_family(&s, &tmp, AF_INET, false, &added, &removed);
-  int r6 = apply_family(&s, &tmp, AF_INET6, false, &added, &removed);
+  int r4 = apply_family(&s, tmp, AF_INET, false, &added, &removed);
+  int r6 = apply_family(&s, tmp, AF_INET6, false, &added, &removed);
+  free(tmp);
   ar_nl_close(&s);
   nft_cleanup(table);
   if (r4 < 0) {
@@ -855,11 +874,11 @@ bool t2s_autoroute_drain(t2s_autoroute *ar) {
   if (!ar || !ar->events) {
     return false;
   }
-  static char buf[AR_DUMP_BUFSIZE];
+  char *buf = ar->evbuf;
   bool any = false;
   /* Bounded: at most this many reads per wakeup; the rest wakes us again. */
   for (int i = 0; i < 64; i++) {
-    ssize_t n = mnl_socket_recvfrom(ar->events, buf, sizeof(buf));
+    ssize_t n = mnl_socket_recvfrom(ar->events, buf, AR_DUMP_BUFSIZE);
     if (n < 0) {
       if (errno == ENOBUFS) {
         any = true; /* overrun: something changed, we do not know what */
