@@ -12,6 +12,9 @@ within 3 s and that its upstream socket is bound to the uplink that now carries 
 (`ss` shows the socket's device as ADDR%DEV), and that tun2sock_network_changes_total counted
 the change. The measured times are printed (pytest -s shows them): they go into the issue.
 
+T2S_NETCHANGE_PCAP=1 adds a capture of the TUN (t2s0.pcap in the test's directory), to see
+which RST the client got.
+
 Namespaces are named t2sb-<pid>-<n>-<tag> (test_bin_util.py) and removed; every process is
 stopped by its PID.
 """
@@ -110,6 +113,10 @@ class World:
                     else:
                         os.environ[k] = v
         self.c.ip("route", "add", f"{ORIGIN}/32", "dev", "t2s0")
+        if os.environ.get("T2S_NETCHANGE_PCAP"):  # debugging aid: a capture on the TUN
+            self.c.start(["tcpdump", "-i", "t2s0", "-w", str(self.tmp / "t2s0.pcap"), "-U", "-s",
+                          "128"], self.tmp / "tcpdump.log")
+            time.sleep(0.5)
         wait_for(lambda: "tun2sock_network_changes_total" in self.metrics(), "the metrics",
                  proc=self.t)
         return self.t
