@@ -116,6 +116,38 @@ static void test_v6_split_and_reassemble(void) {
   t2s_reasm_del(r);
 }
 
+/* IPv6 fragments with a hop-by-hop header before the fragment header: the reassembled packet
+ * keeps it, and its next-header names UDP again. */
+static void test_v6_with_hop_by_hop(void) {
+  size_t len = make_udp("[2001:db8::1]:1000", "[2001:db8::2]:53", 2000);
+  frags f = {0};
+  CU_ASSERT_EQUAL(t2s_frag_split(big, len, 1280, 5, scratch, sizeof(scratch), collect, &f), 2);
+  t2s_reasm *r = new_reasm();
+  t2s_ssize w = 0;
+  for (size_t i = 0; i < f.n; i++) {
+    /* Insert an 8-byte hop-by-hop header (PadN) after the IPv6 header. */
+    uint8_t pkt[1700];
+    memcpy(pkt, f.pkt[i], 40);
+    pkt[6] = 0; /* hop-by-hop */
+    uint8_t hbh[8] = {44, 0, 1, 4, 0, 0, 0, 0};
+    memcpy(pkt + 40, hbh, 8);
+    memcpy(pkt + 48, f.pkt[i] + 40, f.len[i] - 40);
+    t2s_put16(pkt + 4, (uint16_t)(f.len[i] - 40 + 8));
+    t2s_pkt p;
+    CU_ASSERT_FATAL(t2s_pkt_parse(pkt, f.len[i] + 8, &p) == T2S_DROP_FRAGMENT);
+    CU_ASSERT_EQUAL(p.frag_hdroff, 48);
+    w = t2s_reasm_input(r, &p, 0, out, sizeof(out), NULL);
+  }
+  CU_ASSERT_FATAL(w == (t2s_ssize)(len + 8));
+  CU_ASSERT_EQUAL(out[6], 0);
+  CU_ASSERT_EQUAL(out[40], T2S_IPPROTO_UDP);
+  t2s_pkt p;
+  CU_ASSERT_EQUAL(t2s_pkt_parse(out, (size_t)w, &p), T2S_DROP_NONE);
+  CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_UDP);
+  CU_ASSERT_EQUAL(p.payload_len, 2000);
+  t2s_reasm_del(r);
+}
+
 static void test_icmp_echo_reassembled(void) {
   t2s_addr s = addr("192.0.2.1"), d = addr("198.51.100.9");
   uint8_t body[3008];
@@ -271,6 +303,8 @@ int t2s_test_register_frag(void) {
       !CU_add_test(s, "v6 split then reassemble gives the original",
                    test_v6_split_and_reassemble) ||
       !CU_add_test(s, "fragmented ICMP echo reassembled", test_icmp_echo_reassembled) ||
+      !CU_add_test(s, "v6 with a hop-by-hop header before the fragment header",
+                   test_v6_with_hop_by_hop) ||
       !CU_add_test(s, "duplicate ignored, overlap drops the datagram",
                    test_duplicate_ignored_overlap_dropped) ||
       !CU_add_test(s, "MF fragment with a length not a multiple of 8", test_bad_length) ||

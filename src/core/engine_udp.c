@@ -331,13 +331,15 @@ static void reap(struct t2s_udp *u) {
 
 /* Evicts one session to make room: the least recently used DNS session, else the least
  * recently used of the others. */
-static void evict_one(t2s_engine *e, t2s_tstamp now) {
+static bool evict_one(t2s_engine *e, t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
   usess *victim = u->lru[LRU_DNS].head ? u->lru[LRU_DNS].head : u->lru[LRU_OTHER].head;
-  if (victim) {
-    e->stats.udp_evictions++;
-    sess_close(e, victim, T2S_ERR_LIMIT, now);
+  if (victim == NULL) {
+    return false;
   }
+  e->stats.udp_evictions++;
+  sess_close(e, victim, T2S_ERR_LIMIT, now);
+  return true;
 }
 
 static uint64_t new_id(t2s_engine *e) {
@@ -350,8 +352,7 @@ static usess *sess_open(t2s_engine *e, umode mode, const t2s_addr *client, const
                         t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
   uint32_t cap = e->cfg.max_udp_sessions ? e->cfg.max_udp_sessions : 1;
-  while (u->count >= cap && u->count > 0) { /* bounded by count */
-    evict_one(e, now);
+  while (u->count >= cap && evict_one(e, now)) { /* bounded by count */
   }
   usess *s = calloc(1, sizeof(*s));
   if (s == NULL) {
@@ -699,6 +700,7 @@ static void setup_failed(t2s_engine *e, usess *s, int err, t2s_tstamp now) {
   s->qcount = 0;
   s->qbytes = 0;
   t2s_addr client = s->client;
+  t2s_addr hijacked = s->hijacked; /* DNS hijack: the fallback answers from it too */
   sess_close(e, s, err, now);
   if (no_udp) {
     if (!u->no_udp) {
@@ -712,6 +714,12 @@ static void setup_failed(t2s_engine *e, usess *s, int err, t2s_tstamp now) {
     qitem *next = q->next;
     if (no_udp) {
       fallback_send(e, &client, &q->dst, q->data, q->len, NULL, now);
+      usess *fs = hijacked.family != 0 && t2s_addr_eq(&q->dst, &e->cfg.dns_hijack)
+                      ? lookup(u, &client, &q->dst)
+                      : NULL;
+      if (fs != NULL) {
+        fs->hijacked = hijacked;
+      }
     } else {
       t2s_engine_drop(e, T2S_DROP_UDP_SETUP_FAILED, now, NULL);
     }
