@@ -197,3 +197,22 @@ def test_udp_survives_device_faults(scenario):
         run until 5s
         """)
     assert stats(res)["udp_sessions_active"] == 1
+
+
+def test_network_change_flushes_udp_sessions_and_the_next_datagram_reassociates(scenario):
+    res = scenario("""
+        link wlan0 up addr 192.0.2.10/24 gateway 192.0.2.1
+        link eth0 up addr 198.51.100.10/24 gateway 198.51.100.1
+        route default via wlan0
+        proxy socks5 203.0.113.200:1080
+        at 0 client u1 udp 203.0.113.10:7 send "a" count 3 interval 1300ms expect-echo
+        at 500ms route default via eth0
+        expect u1 done
+        expect stat udp_sessions_total 2
+        expect stat flows_reset 1
+        run until 5s
+        """)
+    closed = res.events_of("udp_closed")
+    assert closed[0]["err"] == "network changed"
+    assert [e["dev"] for e in res.events_of("up_dgram_open")] == ["wlan0", "eth0"]
+    assert len(res.events_of("proxy_udp_associate")) == 2
