@@ -133,6 +133,16 @@ def test_policy_none_keeps_flows_but_moves_the_egress(sim):
     assert policy_resets(res) == []
 
 
+def test_udp_session_flushed_and_reopened_through_the_new_uplink(sim):
+    res = run_and_check(sim, "netchange-udp-wifi-to-ethernet")
+    relays = [e["dev"] for e in res.events if e["event"] == "up_dgram_open"]
+    assert relays[0] == "wlan0" and relays[-1] == "eth0", relays
+    flushed = [e for e in res.events
+               if e["event"] == "udp_closed" and e.get("err") == "network changed"]
+    assert len(flushed) == 1
+    assert flushed[0]["t"] <= 1_000_000_000 + DEBOUNCE_NS + SLACK_NS
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in SCENARIOS.glob("netchange-*.scn")))
 @pytest.mark.parametrize("seed", [2, 3])
 def test_expectations_hold_for_other_seeds(sim, name, seed):
