@@ -474,8 +474,19 @@ class Bench:
             args = ["associate", TUN_DST, str(ECHO_PORT), d, S_ADDR, str(SOCKS_PORT)]
         else:
             args = ["direct", TUN_DST, str(ECHO_PORT), d]
-        r = run(self.w.ns(self.w.c, "taskset", "-c", LOAD_CPU, PY, str(self.tmp / "udp.py"),
+        prof = None
+        if self.a.perf and path == "tunnel":
+            out = Path(self.a.perf) / "strace-udp.txt"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            prof = subprocess.Popen(["timeout", "2", "strace", "-tt", "-p", str(self.t2s.pid),
+                                     "-o", str(out)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        # The direct UDP ASSOCIATE client stands where the relay does: on the tunnel's CPU.
+        cpu = T2S_CPU if path == "relay" else LOAD_CPU
+        r = run(self.w.ns(self.w.c, "taskset", "-c", cpu, PY, str(self.tmp / "udp.py"),
                           *args), check=False, timeout=self.a.udp_duration + 30)
+        if prof is not None:
+            prof.wait(timeout=30)
         try:
             j = json.loads(r.stdout)
         except ValueError:
@@ -628,7 +639,7 @@ def main() -> int:
                               "loss": summary([m.get("loss") for m in ms]),
                               "p99_us": summary([m.get("p99_us") for m in ms])}
                           for p, ms in raw.items()}
-            if all(m.get("rate") is None for m in raw.get("tunnel", [])):
+            if "tunnel" in raw and all(m.get("rate") is None for m in raw["tunnel"]):
                 res["udp"]["tunnel"]["note"] = "not measured: no UDP echo came back through " \
                                                "the tunnel (UDP ASSOCIATE support missing?)"
         if "rss" in tests:
