@@ -543,3 +543,29 @@ def test_exclude_cgroup_sends_that_cgroup_direct(world, tun2sock_bin, tmp_path):
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# DNS hijack through a proxy without UDP (microsocks): the DNS-over-TCP fallback
+
+def test_dns_hijack_through_a_proxy_without_udp(tmp_path, tun2sock_bin):
+    _need("microsocks", "dig", "dnsmasq")
+    w = World(tmp_path, "ms")
+    try:
+        w.start_dns()
+        m = w.s.start(["microsocks", "-i", PROXY4, "-p", str(SOCKS_PORT)],
+                      tmp_path / "microsocks.log")
+        w.wait_listen(SOCKS_PORT, m, "microsocks")
+        w.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}", "--dns-hijack", DNS4)
+        # The first query waits in the association's queue, then goes over TCP when microsocks
+        # says it has no UDP: its answer must also come from the address dig asked.
+        for i in range(3):
+            r = w.c.run("dig", "+short", "+time=3", "+tries=1", f"@{NOWHERE_DNS}",
+                        "www.t2s.test", "A", check=False)
+            assert r.stdout.strip() == ORIGIN4, f"query {i}: {r.stdout}{r.stderr}{w.log()}"
+        m = w.c.run("curl", "-sf", "--max-time", "5", f"http://{w.metrics}/metrics").stdout
+        q = [x for x in m.splitlines() if x.startswith("tun2sock_udp_dns_tcp_queries_total ")]
+        assert q and int(q[0].split()[-1]) >= 3, m
+        assert w.loop_guard() == 0
+    finally:
+        w.close()
