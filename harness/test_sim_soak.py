@@ -175,3 +175,23 @@ def test_scripts_soak_prints_failing_seeds_with_the_reproducing_command(build_di
                           capture_output=True, text=True, timeout=300)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "4 runs" in good.stdout and "0 failed" in good.stdout
+
+
+# ---------------------------------------------------------------- the cost driver
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_cost_driver_moves_every_byte_and_frees_everything(build_dir, direction):
+    """bench/cost_driver.c (scripts/bench --sim runs it under callgrind): 8 MiB each way with
+    no retransmission, every byte through, no block left allocated."""
+    drv = build_dir / "t2s_cost_driver"
+    if not drv.exists():
+        pytest.fail(f"{drv} not built (cmake --build {build_dir} --target t2s_cost_driver)")
+    p = subprocess.run([str(drv), direction, "8"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    fields = dict(kv.split("=") for kv in p.stdout.split())
+    assert fields["direction"] == direction
+    assert fields["payload_bytes"] == str(8 << 20)
+    assert fields["retransmits"] == "0" and fields["leaked_blocks"] == "0"
+    segs = (8 << 20) // 1460
+    assert int(fields["packets_in" if direction == "up" else "packets_out"]) >= segs
