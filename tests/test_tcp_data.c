@@ -150,6 +150,22 @@ static void test_ooo_fin(void) {
   tfx_teardown(&f);
 }
 
+/* An out-of-order FIN at sequence number 0 (the peer's stream ends exactly at the wrap). */
+static void test_ooo_fin_at_zero(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  f.pseq = 0xffffff37u;
+  established(&f, -1, true, false);
+  uint32_t r = f.pseq;
+  CU_ASSERT(r + 200 == 0);
+  feed_segment(&f, T2S_TCP_ACK | T2S_TCP_FIN, r + 100, f.pack, f.pwnd, NULL, data + 100, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r, NULL);
+  feed_at(&f, r, 0, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, 1, NULL);
+  CU_ASSERT(f.n_fin == 1 && t2s_tcp_conn_state(f.c) == T2S_TCP_CLOSE_WAIT);
+  tfx_teardown(&f);
+}
+
 /* Five 1000-byte segments in flight; the first is lost. */
 static uint32_t five_in_flight(tfx *f) {
   uint32_t una = f->pack;
@@ -442,6 +458,7 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "SACK order after a gap fills", test_sack_order_after_gap_fill) ||
       !CU_add_test(s, "SACK: 4 blocks, 3 with timestamps", test_sack_block_limit) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
+      !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
       !CU_add_test(s, "fast retransmit: 3 dupacks, NewReno", test_fast_retransmit_newreno) ||
       !CU_add_test(s, "fast retransmit with SACK holes", test_fast_retransmit_sack) ||
       !CU_add_test(s, "zero window from the peer: persist", test_zero_window_peer) ||

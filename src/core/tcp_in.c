@@ -561,13 +561,10 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
       if (c->fin_seq == c->rcv.nxt) {
         fin_now = true;
       } else if (t2s_seq_gt(c->fin_seq, c->rcv.nxt)) {
-        /* An out-of-order FIN: remember where it sits. */
-        c->fin_rcvd = false;
-        if (c->nooo < TCP_MAX_OOO || c->nooo > 0) {
-          c->fin_seq = th->seq + (uint32_t)pkt->payload_len;
-        }
+        c->fin_ooo = true; /* an out-of-order FIN: remember where it sits */
       }
-    } else if (c->fin_seq != 0 && c->fin_seq == c->rcv.nxt && delivered) {
+    } else if (c->fin_ooo && c->fin_seq == c->rcv.nxt && delivered) {
+      /* A flag, not fin_seq != 0: a FIN may sit at sequence 0 after the wrap. */
       fin_now = true; /* data filled the gap before an earlier out-of-order FIN */
     }
   }

@@ -99,7 +99,8 @@ struct t2s_tcp_conn {
   uint8_t nooo;
   uint8_t ooo_last; /* the range most recently changed (reported first in SACK) */
   bool fin_rcvd;
-  uint32_t fin_seq; /* sequence of the peer's FIN (valid when fin_rcvd) */
+  bool fin_ooo;     /* an out-of-order FIN sits at fin_seq */
+  uint32_t fin_seq; /* sequence of the peer's FIN (valid when fin_rcvd or fin_ooo) */
 
   /* Congestion control (RFC 5681 NewReno, RFC 6675-style hole filling with SACK). */
   uint32_t cwnd, ssthresh;
