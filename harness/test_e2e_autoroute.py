@@ -349,6 +349,22 @@ def test_route_include_and_exclude(world, tun2sock_bin):
     assert world.stats()["tcp_flows_total"] == 1
 
 
+def test_ipv6_proxy_is_excluded_and_both_families_tunnel(world, tun2sock_bin):
+    world.start_origin()
+    world.start_dante(internal=PROXY6)
+    world.start_tun2sock(tun2sock_bin, f"socks5://[{PROXY6}]:{SOCKS_PORT}")
+    table6 = world.c.run("ip", "-6", "route", "show", "table", "2022").stdout
+    assert f"throw {PROXY6}" in table6, table6
+    words = world.c.run("ip", "-6", "route", "get", PROXY6).stdout.split()
+    assert words[words.index("dev") + 1] == "va"
+    for url in (f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt",
+                f"http://[{ORIGIN6}]:{HTTP_PORT}/hello.txt"):
+        r = world.curl(url)
+        assert r.returncode == 0, r.stderr + world.log()
+    assert world.stats()["tcp_flows_total"] == 2
+    assert world.loop_guard() == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Restore on every way out
 
