@@ -111,6 +111,10 @@ typedef struct fz_world {
   uint8_t last_out[65536];
   size_t last_out_len;
 
+  /* known open bugs (docs/fuzzing.md): strict = fail on them too (T2S_FUZZ_STRICT=1) */
+  bool strict;
+  uint64_t known_bug_hits;
+
   /* the structured-segment tuples (client addr:port -> server addr:port) */
   t2s_addr tuple_client[FZ_TUPLES];
   t2s_addr tuple_server[FZ_TUPLES];
@@ -120,6 +124,8 @@ typedef struct fz_world {
 /* Sets up the stubs and creates the engine with cfg (cfg->mtu 0: the device's mtu). Returns 0
  * or the engine's error. */
 int fz_world_init(fz_world *w, const t2s_engine_config *cfg, uint32_t mtu);
+/* How many streams the stub holds now (opened by the engine, not closed, not failed). */
+size_t fz_streams_open(const fz_world *w);
 /* Deletes the engine and checks that it closed every stream and datagram socket. */
 void fz_world_free(fz_world *w);
 
@@ -150,5 +156,12 @@ void fz_fix_checksums(uint8_t *pkt, size_t len);
 
 /* An error code for a completion, chosen by a byte. */
 int fz_pick_error(uint8_t b);
+
+/* ---- the engine targets' bodies (also run by tests/test_fuzz_regressions.c) ---- */
+
+/* fuzz_packet.c: one packet into a fresh engine (input: the packet). */
+void fz_run_packet(const uint8_t *data, size_t size);
+/* fuzz_sequence.c: configuration + operations into one engine (docs/fuzzing.md). */
+void fz_run_sequence(const uint8_t *data, size_t size);
 
 #endif

@@ -25,6 +25,7 @@ static const struct {
     {"tcp_data", t2s_test_register_tcp_data},
     {"tcp_close", t2s_test_register_tcp_close},
     {"tcp_timers", t2s_test_register_tcp_timers},
+    {"fuzz_regressions", t2s_test_register_fuzz_regressions},
 };
 
 int main(int argc, char **argv) {
