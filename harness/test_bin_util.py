@@ -59,6 +59,12 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.kill(self.p.pid, signal.SIGKILL)
                 self.p.wait(timeout=timeout)
+        # The process leads its own session (start_new_session): end what it forked too
+        # (dante's io-children outlive their parent otherwise). By our own group id only.
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         if not self._f.closed:
             self._f.close()
         return self.p.returncode
