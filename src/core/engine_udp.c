@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "engine_internal.h"
 #include "frag.h"
 #include "socks5.h"
@@ -90,6 +91,7 @@ typedef struct usess {
 } usess;
 
 struct t2s_udp {
+  t2s_mem *mem; /* the engine's allocation counter */
   usess **buckets;
   size_t nbuckets; /* power of two */
   uint64_t hseed;
@@ -276,11 +278,11 @@ static void emit_closed(t2s_engine *e, const usess *s, int reason, t2s_tstamp no
   e->hooks.on_event(e->hooks.arg, &ev);
 }
 
-static void queue_free(usess *s) {
+static void queue_free(t2s_mem *mem, usess *s) {
   while (s->qhead) {
     qitem *q = s->qhead;
     s->qhead = q->next;
-    free(q);
+    t2s_free(mem, q);
   }
   s->qtail = NULL;
   s->qcount = 0;
@@ -303,6 +305,9 @@ static void sess_close(t2s_engine *e, usess *s, int reason, t2s_tstamp now) {
   if (s->dgram_id) {
     t2s_idmap_del(&u->ids, s->dgram_id);
   }
+  if (u->ids.len == 0) {
+    t2s_idmap_free(&u->ids); /* no session left: back to the engine's initial footprint */
+  }
   if (s->ctl_open) {
     s->ctl_open = false;
     e->up.ops->stream_close(e->up.self, s->ctl_id, false);
@@ -311,7 +316,7 @@ static void sess_close(t2s_engine *e, usess *s, int reason, t2s_tstamp now) {
     s->dgram_open = false;
     e->up.ops->dgram_close(e->up.self, s->dgram_id);
   }
-  queue_free(s);
+  queue_free(u->mem, s);
   u->count--;
   e->stats.udp_sessions_active = u->count;
   emit_closed(e, s, reason, now);
@@ -323,9 +328,9 @@ static void reap(struct t2s_udp *u) {
   while (u->dead) {
     usess *s = u->dead;
     u->dead = s->next_dead;
-    free(s->tx);
-    free(s->rx);
-    free(s);
+    t2s_free(u->mem, s->tx);
+    t2s_free(u->mem, s->rx);
+    t2s_free(u->mem, s);
   }
 }
 
@@ -354,7 +359,7 @@ static usess *sess_open(t2s_engine *e, umode mode, const t2s_addr *client, const
   uint32_t cap = e->cfg.max_udp_sessions ? e->cfg.max_udp_sessions : 1;
   while (u->count >= cap && evict_one(e, now)) { /* bounded by count */
   }
-  usess *s = calloc(1, sizeof(*s));
+  usess *s = t2s_calloc(e->mem, 1, sizeof(*s));
   if (s == NULL) {
     t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL);
     return NULL;
@@ -375,7 +380,7 @@ static usess *sess_open(t2s_engine *e, umode mode, const t2s_addr *client, const
   }
   uint64_t id = s->ctl_id ? s->ctl_id : s->dgram_id;
   if (t2s_idmap_put(&u->ids, id, s) != 0) {
-    free(s);
+    t2s_free(e->mem, s);
     t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL);
     return NULL;
   }
@@ -435,7 +440,7 @@ static void transmit(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t
     if (s->txcap < s->txlen + 2 + len) {
       size_t cap = T2S_MAX(s->txcap * 2, s->txlen + 2 + len);
       cap = T2S_MIN(cap, (size_t)DNS_TX_MAX);
-      uint8_t *p = realloc(s->tx, cap);
+      uint8_t *p = t2s_realloc(e->mem, s->tx, cap);
       if (p == NULL) {
         t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL);
         return;
@@ -472,7 +477,7 @@ static void sess_send(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_
     t2s_engine_drop(e, T2S_DROP_UDP_QUEUE_FULL, now, NULL);
     return;
   }
-  qitem *q = malloc(sizeof(*q) + len);
+  qitem *q = t2s_malloc(e->mem, sizeof(*q) + len);
   if (q == NULL) {
     t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL);
     return;
@@ -502,7 +507,7 @@ static void queue_flush(t2s_engine *e, usess *s, t2s_tstamp now) {
     if (s->state == ST_READY) {
       transmit(e, s, &q->dst, q->data, q->len, now);
     }
-    free(q);
+    t2s_free(e->mem, q);
     q = next;
   }
 }
@@ -723,7 +728,7 @@ static void setup_failed(t2s_engine *e, usess *s, int err, t2s_tstamp now) {
     } else {
       t2s_engine_drop(e, T2S_DROP_UDP_SETUP_FAILED, now, NULL);
     }
-    free(q);
+    t2s_free(e->mem, q);
     q = next;
   }
 }
@@ -773,7 +778,7 @@ static void dns_rx(t2s_engine *e, usess *s, const uint8_t *data, size_t len, t2s
       sess_close(e, s, T2S_ERR_PROTO, now); /* recv_space makes this unreachable */
       return;
     }
-    uint8_t *p = realloc(s->rx, cap);
+    uint8_t *p = t2s_realloc(e->mem, s->rx, cap);
     if (p == NULL) {
       sess_close(e, s, T2S_ERR_NOMEM, now);
       return;
@@ -1005,27 +1010,30 @@ t2s_drop_reason t2s_engine_frag_input(t2s_engine *e, const t2s_pkt *frag, t2s_ts
 }
 
 int t2s_engine_udp_init(t2s_engine *e) {
-  struct t2s_udp *u = calloc(1, sizeof(*u));
+  struct t2s_udp *u = t2s_calloc(e->mem, 1, sizeof(*u));
   if (u == NULL) {
     return T2S_ERR_NOMEM;
   }
+  u->mem = e->mem;
   size_t want = e->cfg.max_udp_sessions ? e->cfg.max_udp_sessions : 1;
   want = T2S_MIN(want, (size_t)65536);
   u->nbuckets = 16;
   while (u->nbuckets < want) {
     u->nbuckets *= 2;
   }
-  u->buckets = calloc(u->nbuckets, sizeof(*u->buckets));
+  u->buckets = t2s_calloc(e->mem, u->nbuckets, sizeof(*u->buckets));
   t2s_reasm_config rc;
   t2s_reasm_config_default(&rc);
+  rc.mem = e->mem;
   if (u->buckets == NULL || t2s_reasm_new(&u->reasm, &rc) != 0) {
-    free(u->buckets);
-    free(u);
+    t2s_free(e->mem, u->buckets);
+    t2s_free(e->mem, u);
     return T2S_ERR_NOMEM;
   }
   u->hseed = t2s_rand_u64(&e->rand);
   u->frag_ident = t2s_rand_u32(&e->rand);
   t2s_idmap_init(&u->ids);
+  u->ids.mem = e->mem;
   e->udp = u;
   return 0;
 }
@@ -1045,7 +1053,7 @@ void t2s_engine_udp_free(t2s_engine *e) {
       if (s->dgram_open) {
         e->up.ops->dgram_close(e->up.self, s->dgram_id);
       }
-      queue_free(s);
+      queue_free(u->mem, s);
       s->state = ST_DEAD;
       s->next_dead = u->dead;
       u->dead = s;
@@ -1054,8 +1062,8 @@ void t2s_engine_udp_free(t2s_engine *e) {
   reap(u);
   t2s_reasm_del(u->reasm);
   t2s_idmap_free(&u->ids);
-  free(u->buckets);
-  free(u);
+  t2s_free(e->mem, u->buckets);
+  t2s_free(e->mem, u);
   e->udp = NULL;
   e->stats.udp_sessions_active = 0;
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 enum { IPV4_HDRLEN = 20, IPV6_HDRLEN = 40, IPV6_FRAGHDR_LEN = 8, IPV6_NH_FRAGMENT = 44 };
 
 #define IPV4_MF 0x2000u
@@ -51,13 +53,14 @@ void t2s_reasm_config_default(t2s_reasm_config *cfg) {
   cfg->max_bytes = 1024 * 1024;
   cfg->max_frags = 64;
   cfg->timeout = 30 * T2S_SECONDS;
+  cfg->mem = NULL;
 }
 
 int t2s_reasm_new(t2s_reasm **preasm, const t2s_reasm_config *cfg) {
   if (preasm == NULL || cfg == NULL || cfg->max_datagrams == 0 || cfg->max_frags == 0) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
-  t2s_reasm *r = calloc(1, sizeof(*r));
+  t2s_reasm *r = t2s_calloc(cfg->mem, 1, sizeof(*r));
   if (r == NULL) {
     return T2S_ERR_NOMEM;
   }
@@ -69,12 +72,12 @@ int t2s_reasm_new(t2s_reasm **preasm, const t2s_reasm_config *cfg) {
 static void dgram_free(t2s_reasm *r, frag_dgram *d) {
   for (size_t i = 0; i < d->npieces; i++) {
     r->bytes -= d->pieces[i].len;
-    free(d->pieces[i].data);
+    t2s_free(r->cfg.mem, d->pieces[i].data);
   }
   r->bytes -= d->hdrlen;
-  free(d->pieces);
-  free(d->hdr);
-  free(d);
+  t2s_free(r->cfg.mem, d->pieces);
+  t2s_free(r->cfg.mem, d->hdr);
+  t2s_free(r->cfg.mem, d);
 }
 
 /* Unlinks d from the list (prev is its predecessor or NULL) and frees it. */
@@ -98,7 +101,7 @@ void t2s_reasm_del(t2s_reasm *r) {
   while (r->head) {
     dgram_remove(r, NULL, r->head);
   }
-  free(r);
+  t2s_free(r->cfg.mem, r);
 }
 
 size_t t2s_reasm_pending(const t2s_reasm *r) {
@@ -192,7 +195,7 @@ t2s_ssize t2s_reasm_input(t2s_reasm *r, const t2s_pkt *p, t2s_tstamp now, uint8_
     if (r->ndgrams >= r->cfg.max_datagrams) {
       return fail(preason, T2S_DROP_FRAG_LIMIT, T2S_ERR_LIMIT);
     }
-    d = calloc(1, sizeof(*d));
+    d = t2s_calloc(r->cfg.mem, 1, sizeof(*d));
     if (d == NULL) {
       return fail(preason, T2S_DROP_NO_BUFFER, T2S_ERR_NOMEM);
     }
@@ -249,21 +252,21 @@ t2s_ssize t2s_reasm_input(t2s_reasm *r, const t2s_pkt *p, t2s_tstamp now, uint8_
   }
   if (d->npieces == d->cappieces) {
     size_t cap = d->cappieces ? d->cappieces * 2 : 4;
-    frag_piece *v = realloc(d->pieces, cap * sizeof(*v));
+    frag_piece *v = t2s_realloc(r->cfg.mem, d->pieces, cap * sizeof(*v));
     if (v == NULL) {
       return fail(preason, T2S_DROP_NO_BUFFER, T2S_ERR_NOMEM);
     }
     d->pieces = v;
     d->cappieces = cap;
   }
-  uint8_t *data = malloc(dlen ? dlen : 1);
+  uint8_t *data = t2s_malloc(r->cfg.mem, dlen ? dlen : 1);
   if (data == NULL) {
     return fail(preason, T2S_DROP_NO_BUFFER, T2S_ERR_NOMEM);
   }
   if (off == 0) {
-    uint8_t *h = malloc(hdrlen);
+    uint8_t *h = t2s_malloc(r->cfg.mem, hdrlen);
     if (h == NULL) {
-      free(data);
+      t2s_free(r->cfg.mem, data);
       return fail(preason, T2S_DROP_NO_BUFFER, T2S_ERR_NOMEM);
     }
     memcpy(h, p->data, hdrlen);

@@ -23,6 +23,7 @@ typedef struct t2s_reasm_config {
   size_t max_bytes;     /* fragment bytes held in total (def. 1 MiB) */
   size_t max_frags;     /* fragments per datagram (def. 64) */
   t2s_tstamp timeout;   /* from the first fragment (def. 30 s) */
+  struct t2s_mem *mem;  /* allocation counter (alloc.h); NULL: not counted (def.) */
 } t2s_reasm_config;
 
 /* Fills *cfg with the defaults above. */
