@@ -54,7 +54,9 @@ def www(tmp_path_factory):
                 left -= len(b)
         sums[name] = h.hexdigest()
     (d / "small.txt").write_text("x" * 2000)
-    return d, sums
+    yield d, sums
+    for name in SIZES:
+        (d / f"{name}.bin").unlink()  # pytest keeps the last temporary trees: free 101 MB
 
 
 @pytest.fixture
@@ -241,6 +243,8 @@ def test_ssh_and_scp_50mb_through_the_tunnel(world, www, tun2sock_bin, tmp_path)
     assert r.returncode == 0 and r.stdout.split()[0] == want, r.stdout + r.stderr
     s = world.stats()
     assert s["bytes_up"] >= 50 * MB and s["bytes_down"] >= 50 * MB, s
+    src.unlink()
+    dst.unlink()
 
 
 @pytest.mark.slow
