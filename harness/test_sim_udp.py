@@ -216,3 +216,21 @@ def test_network_change_flushes_udp_sessions_and_the_next_datagram_reassociates(
     assert closed[0]["err"] == "network changed"
     assert [e["dev"] for e in res.events_of("up_dgram_open")] == ["wlan0", "eth0"]
     assert len(res.events_of("proxy_udp_associate")) == 2
+
+
+def test_udp_runs_are_deterministic(scenario):
+    text = """
+        seed 21
+        device loss 3% reorder 3% duplicate 3%
+        proxy socks5 203.0.113.200:1080
+        upstream 192.0.2.10:7 echo latency 5ms reply-from 192.0.2.11:9
+        at 0s client c1 udp 192.0.2.10:7 send 2500 count 20 interval 30ms expect-replies 10
+        at 0s client p1 ping 2001:db8::1 size 3000 count 5 interval 50ms
+        run until 3s
+        """
+    a = scenario(text, check=False, name="a")
+    b = scenario(text, check=False, name="b")
+    assert a.events_out.read_bytes() == b.events_out.read_bytes()
+    assert a.pcap_out.read_bytes() == b.pcap_out.read_bytes()
+    c = scenario(text, "--seed", "22", check=False, name="c")
+    assert c.events_out.read_bytes() != a.events_out.read_bytes()
