@@ -6,7 +6,7 @@
                      the default route (and so the route to the proxy) via up1 or up2
     server ns "srv": lo 192.0.2.1 (dante, port 1080) and 192.0.2.80 (HTTP origin, port 8080)
 
-A long download (curl --limit-rate) runs through the tunnel when the network changes under
+A long download (paced by the origin) runs through the tunnel when the network changes under
 tun2sock. Each test asserts that the download is reset within 2 s, that a new curl succeeds
 within 3 s and that its upstream socket is bound to the uplink that now carries the route
 (`ss` shows the socket's device as ADDR%DEV), and that tun2sock_network_changes_total counted
@@ -35,6 +35,36 @@ PROXY, ORIGIN, SOCKS_PORT, HTTP_PORT = "192.0.2.1", "192.0.2.80", 1080, 8080
 GW1, ME1, GW2, ME2 = "198.51.100.1", "198.51.100.2", "203.0.113.1", "203.0.113.2"
 METRICS_PORT = 9472
 RESET_WITHIN_S, NEW_FLOW_WITHIN_S = 2.0, 3.0
+
+# The origin: /hello.txt, and /slow, 64 MiB paced by the server (32 KiB every 20 ms), so the
+# client's socket never holds a backlog and curl sees a reset as soon as it arrives (a client
+# reading slowly would first drain megabytes queued before the RST).
+ORIGIN_PY = r"""
+import http.server, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path == "/hello.txt":
+            body = b"hello after the change\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        total, chunk = 64 << 20, b"x" * 32768
+        self.send_response(200)
+        self.send_header("Content-Length", str(total))
+        self.end_headers()
+        sent = 0
+        try:
+            while sent < total:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                time.sleep(0.02)
+        except OSError:
+            pass
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+"""
 
 DANTE_CONF = """\
 logoutput: stderr
@@ -75,17 +105,14 @@ class World:
         _veth(self.c, "up2", f"{ME2}/24", self.s, "dn2", f"{GW2}/24")
         self.s.ip("addr", "add", f"{PROXY}/32", "dev", "lo")
         self.s.ip("addr", "add", f"{ORIGIN}/32", "dev", "lo")
-        www = tmp / "www"
-        www.mkdir()
-        (www / "hello.txt").write_text("hello after the change\n")
-        with open(www / "big.bin", "wb") as f:
-            f.write(os.urandom(1 << 20) * 64)  # 64 MiB: minutes at the rate below
-        self.s.start(["/usr/bin/python3", "-m", "http.server", "--bind", ORIGIN, "--directory",
-                      str(www), str(HTTP_PORT)], tmp / "http.log")
+        origin = tmp / "origin.py"
+        origin.write_text(ORIGIN_PY)
+        self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT)], tmp / "http.log")
         conf = tmp / "danted.conf"
         conf.write_text(DANTE_CONF.format(proxy=PROXY, port=SOCKS_PORT))
         d = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p", str(tmp / "d.pid")],
                          tmp / "danted.log")
+        self.dante = d
         wait_for(lambda: self._listening(f"{PROXY}:{SOCKS_PORT}") and
                  self._listening(f"{ORIGIN}:{HTTP_PORT}"), "dante and the origin", proc=d)
         self.c.ip("route", "add", "default", "via", GW1, "dev", "up1")
@@ -131,11 +158,11 @@ class World:
         return float(m.group(1)) if m else -1.0
 
     def download(self) -> subprocess.Popen:
-        """A long download through the tunnel (64 MiB at 1 MB/s)."""
+        """A long download through the tunnel (64 MiB paced at 1.6 MB/s by the origin)."""
         log = open(self.tmp / "download.log", "w")
-        p = subprocess.Popen(self.c.cmd("curl", "-s", "-o", "/dev/null", "--limit-rate", "1M",
+        p = subprocess.Popen(self.c.cmd("curl", "-s", "-o", "/dev/null",
                                         "-w", "%{http_code} %{size_download}\n",
-                                        f"http://{ORIGIN}:{HTTP_PORT}/big.bin"),
+                                        f"http://{ORIGIN}:{HTTP_PORT}/slow"),
                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
         wait_for(lambda: self.upstream_devs(), "the download's upstream socket", proc=self.t)
@@ -188,6 +215,10 @@ def measure_change(world, change, what: str, expect_dev: str):
     reset_s = time.monotonic() - t0
     assert dl.poll() is not None, f"{what}: the download was not reset\n{world.t.output()[-3000:]}"
     assert dl.returncode != 0, f"{what}: the download finished instead of being reset"
+    # The download must have ended by our reset, not because the proxy went away.
+    assert world.dante.alive(), f"{what}: dante exited during the test\n{world.dante.output()}"
+    assert world.metric("tun2sock_flows_reset_total") >= 1, \
+        f"{what}: the download ended but no flow was reset\n{world.t.output()[-3000:]}"
     recovered = wait_for(lambda: world.new_curl_ok() and time.monotonic(), "a new curl",
                          timeout=NEW_FLOW_WITHIN_S + 3, proc=world.t)
     recovered_s = recovered - t0
