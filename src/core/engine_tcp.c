@@ -22,19 +22,19 @@ typedef struct t2s_session {
   t2s_engine *engine;
   t2s_tcp_conn *conn; /* NULL once the TCP side is closed */
   session_phase phase;
-  t2s_addr client;         /* the client's address (remote of the TCP connection) */
-  t2s_addr dst;            /* the original destination (local of the TCP connection) */
-  t2s_addr updst;          /* where the upstream goes: dst, or the DNS hijack resolver */
-  bool up_open;            /* the upstream stream exists (must be closed) */
-  bool up_paused;          /* we asked the connector to pause reading */
-  bool up_blocked;         /* a short write: waiting for stream_writable */
-  bool up_shut;            /* we half-closed the upstream */
-  bool up_eof;             /* the upstream sent EOF */
-  bool client_fin;         /* the client's FIN arrived */
-  int fail_err;            /* why the upstream failed before the handshake completed */
-  bool netreset;           /* reset by the network-change policy */
-  t2s_egress egress;       /* where its upstream left from */
-  t2s_socks5_client socks; /* the SOCKS5 handshake (PHASE_HANDSHAKE) */
+  t2s_addr client;          /* the client's address (remote of the TCP connection) */
+  t2s_addr dst;             /* the original destination (local of the TCP connection) */
+  t2s_addr updst;           /* where the upstream goes: dst, or the DNS hijack resolver */
+  bool up_open;             /* the upstream stream exists (must be closed) */
+  bool up_paused;           /* we asked the connector to pause reading */
+  bool up_blocked;          /* a short write: waiting for stream_writable */
+  bool up_shut;             /* we half-closed the upstream */
+  bool up_eof;              /* the upstream sent EOF */
+  bool client_fin;          /* the client's FIN arrived */
+  int fail_err;             /* why the upstream failed before the handshake completed */
+  bool netreset;            /* reset by the network-change policy */
+  t2s_egress egress;        /* where its upstream left from */
+  t2s_socks5_client *socks; /* the SOCKS5 handshake: allocated for PHASE_HANDSHAKE only */
   uint64_t bytes_up, bytes_down;
   struct t2s_session *next_dead;
 } t2s_session;
@@ -67,6 +67,7 @@ void t2s_engine_reap(t2s_engine *e) {
   while (e->dead) {
     t2s_session *s = e->dead;
     e->dead = s->next_dead;
+    t2s_free(e->mem, s->socks);
     t2s_free(e->mem, s);
   }
 }
@@ -124,6 +125,10 @@ static void maybe_resume_down(t2s_session *s) {
 /* The upstream is ready for data: complete the client's handshake. */
 static void session_go_splice(t2s_session *s, t2s_tstamp now) {
   s->phase = PHASE_SPLICE;
+  /* The handshake state (1.4 KB) is not kept for the life of the flow: 1,000 idle flows
+   * would hold 1.4 MB of it. */
+  t2s_free(s->engine->mem, s->socks);
+  s->socks = NULL;
   if (t2s_tcp_accept(s->conn, now) != 0) {
     t2s_tcp_abort(s->conn, now);
   }
@@ -333,7 +338,7 @@ static int socks_flush(t2s_session *s) {
   const uint8_t *p;
   size_t len;
   for (;;) {
-    t2s_socks5_client_pending_output(&s->socks, &p, &len);
+    t2s_socks5_client_pending_output(s->socks, &p, &len);
     if (len == 0) {
       break;
     }
@@ -341,7 +346,7 @@ static int socks_flush(t2s_session *s) {
     if (n < 0) {
       return (int)n;
     }
-    t2s_socks5_client_output_consumed(&s->socks, (size_t)n);
+    t2s_socks5_client_output_consumed(s->socks, (size_t)n);
     if ((size_t)n < len) {
       s->up_blocked = true;
       break;
@@ -367,8 +372,14 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
     return;
   }
   if (e->cfg.proxy_kind == T2S_PROXY_SOCKS5) {
+    s->socks = t2s_malloc(e->mem, sizeof(*s->socks));
+    if (s->socks == NULL) {
+      session_refuse(s, T2S_ERR_NOMEM, now);
+      t2s_engine_reap(e);
+      return;
+    }
     s->phase = PHASE_HANDSHAKE;
-    int rv = t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_CONNECT, &s->updst,
+    int rv = t2s_socks5_client_init_addr(s->socks, T2S_SOCKS5_CMD_CONNECT, &s->updst,
                                          e->cfg.username, e->cfg.password, e->cfg.socks5_pipelined);
     if (rv == 0) {
       rv = socks_flush(s);
@@ -427,7 +438,7 @@ size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, s
   size_t taken = 0;
   if (s->phase == PHASE_HANDSHAKE) {
     size_t used = 0;
-    int rv = t2s_socks5_client_feed(&s->socks, data, len, &used);
+    int rv = t2s_socks5_client_feed(s->socks, data, len, &used);
     taken = used;
     if (rv < 0) {
       session_refuse(s, rv, now);
@@ -465,7 +476,7 @@ void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
   s->up_eof = true;
   if (s->phase == PHASE_HANDSHAKE) {
     /* The proxy hung up mid-handshake: the SOCKS5 client names why (auth, truncated...). */
-    int err = t2s_socks5_client_eof(&s->socks);
+    int err = t2s_socks5_client_eof(s->socks);
     session_refuse(s, err != 0 ? err : T2S_ERR_CLOSED, now);
   } else if (s->phase != PHASE_SPLICE) {
     session_refuse(s, T2S_ERR_CLOSED, now);
