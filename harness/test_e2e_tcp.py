@@ -253,7 +253,7 @@ def test_demo_script_runs_and_removes_everything(tun2sock_bin, repo_root):
     /stats shown, and nothing of it left behind."""
     import subprocess
     _need("danted", "curl")
-    env = dict(os.environ, T2S_SKIP_INSTALL="1", T2S_BUILD_DIR=str(tun2sock_bin.parent))
+    env = dict(os.environ, T2S_SKIP_INSTALL="1", T2S_DEMO_BIN=str(tun2sock_bin))
     r = subprocess.run([str(repo_root / "scripts" / "demo")], capture_output=True, text=True,
                        timeout=300, env=env)
     out = r.stdout + r.stderr
