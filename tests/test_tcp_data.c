@@ -166,6 +166,30 @@ static void test_ooo_fin_at_zero(void) {
   tfx_teardown(&f);
 }
 
+/* While we hold out-of-order data every segment carries SACK blocks: a full-sized one leaves
+ * room for them and stays within the MTU. */
+static void test_sack_blocks_within_mtu(void) {
+  for (int ts = 0; ts < 2; ts++) {
+    tfx f;
+    tfx_setup(&f, NULL);
+    t2s_tcp_opts o = tfx_opts(1460, -1, true, ts);
+    tcb_in_established(&f, &o, NULL);
+    uint32_t r = f.pseq;
+    for (uint32_t i = 1; i <= 5; i++) {
+      feed_at(&f, r, i * 200, 100);
+    }
+    tfx_drain(&f);
+    CU_ASSERT(t2s_tcp_send(f.c, data, 3000, f.now) == 3000);
+    tseg s;
+    expect_segment(&f, T2S_TCP_ACK, f.pack, r, &s);
+    size_t optlen = (s.opts.has_ts ? 12 : 0) + ((2 + 8 * (size_t)s.opts.nsack + 3) & ~(size_t)3);
+    CU_ASSERT(s.opts.nsack == (ts ? 3 : 4));
+    CU_ASSERT(20 + 20 + optlen + s.len <= 1500);
+    CU_ASSERT(s.len == 1500 - 40 - optlen);
+    tfx_teardown(&f);
+  }
+}
+
 /* Five 1000-byte segments in flight; the first is lost. */
 static uint32_t five_in_flight(tfx *f) {
   uint32_t una = f->pack;
@@ -459,6 +483,7 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "SACK: 4 blocks, 3 with timestamps", test_sack_block_limit) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
       !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
+      !CU_add_test(s, "SACK blocks fit in the MTU", test_sack_blocks_within_mtu) ||
       !CU_add_test(s, "fast retransmit: 3 dupacks, NewReno", test_fast_retransmit_newreno) ||
       !CU_add_test(s, "fast retransmit with SACK holes", test_fast_retransmit_sack) ||
       !CU_add_test(s, "zero window from the peer: persist", test_zero_window_peer) ||

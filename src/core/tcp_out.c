@@ -65,6 +65,19 @@ static void fill_opts(t2s_tcp_conn *c, uint8_t flags, t2s_tstamp now, t2s_tcp_op
   }
 }
 
+/* Payload bytes a data segment may carry now: the MSS (which already leaves room for
+ * timestamps) less the SACK blocks fill_opts() will add while we hold out-of-order data, so a
+ * full-sized segment stays within the MTU. */
+static uint32_t seg_payload_max(const t2s_tcp_conn *c) {
+  uint32_t mss = c->mss;
+  if (c->sack_ok && c->nooo > 0) {
+    uint32_t blocks = T2S_MIN((uint32_t)c->nooo, c->ts_ok ? 3u : 4u);
+    uint32_t optlen = (2 + 8 * blocks + 3) & ~3u; /* NOP-padded to 4 */
+    mss = mss > optlen + 64 ? mss - optlen : 64;
+  }
+  return mss;
+}
+
 /* Sends one segment: seq, flags, and len payload bytes taken from the send buffer at offset
  * off from snd.una. */
 static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t off, uint32_t len,
@@ -174,7 +187,7 @@ bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now) {
   if (!t2s_seq_lt(seq, high_sacked) || !t2s_seq_lt(seq, limit)) {
     return false;
   }
-  uint32_t len = T2S_MIN((uint32_t)c->mss, limit - seq);
+  uint32_t len = T2S_MIN(seg_payload_max(c), limit - seq);
   /* Stop at the next SACKed range. */
   for (uint8_t i = 0; i < c->nsacked; i++) {
     if (t2s_seq_gt(c->sacked[i].left, seq) && t2s_seq_lt(c->sacked[i].left, seq + len)) {
@@ -222,14 +235,15 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
       uint32_t in_flight = c->snd.nxt - c->snd.una;
       uint32_t wnd = T2S_MIN(c->snd.wnd, c->cwnd);
       uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
-      uint32_t len = T2S_MIN(avail, (uint32_t)c->mss);
+      uint32_t smax = seg_payload_max(c);
+      uint32_t len = T2S_MIN(avail, smax);
       len = T2S_MIN(len, usable);
       if (len == 0) {
         break;
       }
       /* Sender SWS avoidance (RFC 9293 3.8.6.2.1): a short segment only when it is all we
        * have, or nothing is in flight. */
-      if (len < c->mss && len < avail && in_flight > 0) {
+      if (len < smax && len < avail && in_flight > 0) {
         break;
       }
       uint8_t flags = T2S_TCP_ACK | (len == avail ? T2S_TCP_PSH : 0);
