@@ -444,6 +444,27 @@ static void test_memory_budget_refuses_new_syns_with_rst(void) {
   teardown();
 }
 
+/* While settling, a new flow leaves the way the kernel routes to the proxy now; when the burst
+ * ends back where it started, only the flow opened on the short-lived path is reset. */
+static void test_new_flows_follow_the_route_while_settling(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  set_route(3, "eth0", "198.51.100.10", false);
+  net_event(T2S_NET_ROUTE_CHANGED, 3, 100 * MS);
+  open_flow(40002, 200 * MS);
+  CU_ASSERT_EQUAL(F.stream_egress[F.nstreams - 1].ifindex, 3);
+  set_route(2, "wlan0", "192.0.2.10", false);
+  net_event(T2S_NET_ROUTE_CHANGED, 2, 300 * MS);
+  size_t mark = F.npkts;
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().route_updates, 1);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
+  CU_ASSERT_EQUAL(last_flags_to(40001, mark), -1);
+  CU_ASSERT_EQUAL(t2s_engine_get_egress(E)->ifindex, 2);
+  teardown();
+}
+
 static void test_rep4_is_a_rst_by_default(void) {
   refuse_with_rep4(false);
 }
@@ -468,6 +489,8 @@ int t2s_test_register_engine_net(void) {
       !CU_add_test(s, "policy none keeps flows, moves the egress",
                    test_policy_none_keeps_flows_but_moves_the_egress) ||
       !CU_add_test(s, "REP 4 is a RST by default", test_rep4_is_a_rst_by_default) ||
+      !CU_add_test(s, "new flows follow the route while settling",
+                   test_new_flows_follow_the_route_while_settling) ||
       !CU_add_test(s, "memory budget refuses new SYNs with RST",
                    test_memory_budget_refuses_new_syns_with_rst) ||
       !CU_add_test(s, "REP 4 is ICMP unreachable when configured",

@@ -44,6 +44,7 @@ static void test_rto_backoff_and_give_up(void) {
   CU_ASSERT(f.n_closed == 0);
   run_to_expiry(&f);
   expect_segment(&f, T2S_TCP_RST | T2S_TCP_ACK, f.pack + 1500, f.pseq, NULL);
+  expect_segment(&f, T2S_TCP_RST | T2S_TCP_ACK, f.pack, f.pseq, NULL); /* and at snd.una */
   CU_ASSERT(f.n_closed == 1 && f.closed_err == T2S_ERR_TIMEOUT);
   CU_ASSERT(t2s_tcp_get_expiry(f.st) == T2S_TSTAMP_MAX);
   expect_nothing(&f);

@@ -122,6 +122,18 @@ static void start_debounce(t2s_engine *e, t2s_tstamp now) {
   }
 }
 
+/* While settling, new flows already leave the way the kernel routes to the proxy now (a socket
+ * bound to an interface that just lost the default route would not get out). Nothing is reset
+ * here; the decision at the end of the debounce compares with the path before the burst, and a
+ * flow opened meanwhile keeps running if the burst ends on the path it took. */
+static void follow_route_now(t2s_engine *e) {
+  t2s_route r;
+  if (e->cfg.egress_pinned || e->net.state == T2S_NET_STATE_SUSPENDED || query_path(e, &r) != 0) {
+    return;
+  }
+  egress_from_route(e, &r, &e->cfg.egress);
+}
+
 void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now) {
   e->now = now;
   e->stats.net_events++;
@@ -158,6 +170,7 @@ void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp
     start_debounce(e, now);
     break;
   }
+  follow_route_now(e);
   t2s_engine_reap(e);
 }
 
@@ -236,22 +249,30 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
       nreset = reset_flows(e, NULL, now);
     }
-  } else if (changed) {
+  } else {
     t2s_egress eg;
     egress_from_route(e, &r, &eg);
-    switch (e->cfg.on_network_change) {
-    case T2S_NETCHANGE_RESET_ALL:
-      nreset = reset_flows(e, NULL, now);
-      break;
-    case T2S_NETCHANGE_RESET_AFFECTED:
-      /* A local proxy: every flow went out the old default interface. */
-      nreset = reset_flows(e, r.local ? NULL : &eg, now);
-      break;
-    case T2S_NETCHANGE_NONE:
-      break;
+    if (changed) {
+      switch (e->cfg.on_network_change) {
+      case T2S_NETCHANGE_RESET_ALL:
+        nreset = reset_flows(e, NULL, now);
+        break;
+      case T2S_NETCHANGE_RESET_AFFECTED:
+        /* A local proxy: every flow went out the old default interface. */
+        nreset = reset_flows(e, r.local ? NULL : &eg, now);
+        break;
+      case T2S_NETCHANGE_NONE:
+        break;
+      }
+    } else if (e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
+      /* Back where it started: only flows opened during the burst through a path that did not
+       * last (follow_route_now) are on another egress; they cannot get out. */
+      nreset = reset_flows(e, &eg, now);
+    }
+    if (changed || t2s_engine_egress_differs(&e->cfg.egress, &eg)) {
+      t2s_engine_emit(e, T2S_EV_EGRESS, now, eg.ifindex, &eg.src, NULL, (int)eg.ifindex);
     }
     e->cfg.egress = eg;
-    t2s_engine_emit(e, T2S_EV_EGRESS, now, eg.ifindex, &eg.src, NULL, (int)eg.ifindex);
   }
   e->net.path = r;
   e->net.have_path = true;

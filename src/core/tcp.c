@@ -190,9 +190,16 @@ void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
     return;
   }
   if (send_rst && c->state != T2S_TCP_SYN_PENDING && c->state != T2S_TCP_CLOSED) {
-    /* At snd.max, not snd.nxt: a retransmission timeout rewinds snd.nxt, and an RFC 5961 peer
-     * that received everything accepts only a RST at its rcv.nxt (= our snd.max). */
+    /* An RFC 5961 peer accepts a RST only at its rcv.nxt, which lies somewhere between our
+     * snd.una and snd.max: at snd.max when it received everything (a retransmission timeout
+     * rewinds snd.nxt, so not there); at snd.una when what we sent past its window was dropped
+     * (a slow reader with a full buffer answers nothing else, not even a challenge ACK). Send
+     * both; the one that misses is ignored. */
     tcp_send_ctl(c, c->snd.max, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+    if (c->snd.una != c->snd.max && c->state != T2S_TCP_SYN_SENT &&
+        c->state != T2S_TCP_SYN_RECEIVED) {
+      tcp_send_ctl(c, c->snd.una, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+    }
   }
   if (c->state == T2S_TCP_SYN_PENDING) {
     st->npending--;
