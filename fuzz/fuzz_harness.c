@@ -194,6 +194,10 @@ static t2s_ssize up_stream_write(void *self, uint64_t id, const uint8_t *data, s
            (unsigned long long)id);
   FZ_CHECK(!s->shut, "write to stream %llu after shutdown_write", (unsigned long long)id);
   (void)touch(data, len);
+  if (w->fail_next_write) {
+    w->fail_next_write = false;
+    return T2S_ERR_RESET; /* the socket failed under the write */
+  }
   size_t n = len < w->write_cap ? len : w->write_cap;
   if (n < len) {
     s->short_write = true;
@@ -262,6 +266,10 @@ static int up_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t le
   fz_dgram *d = dgram_find(w, id);
   FZ_CHECK(d != NULL, "send on datagram socket %llu, which is not open", (unsigned long long)id);
   (void)touch(data, len);
+  if (w->fail_next_write) {
+    w->fail_next_write = false;
+    return T2S_ERR_UNREACHABLE;
+  }
   if (w->dgram_wouldblock) {
     return T2S_ERR_WOULDBLOCK;
   }

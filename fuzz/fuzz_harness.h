@@ -96,8 +96,9 @@ typedef struct fz_world {
   /* upstream connector */
   fz_stream streams[FZ_MAX_STREAMS];
   fz_dgram dgrams[FZ_MAX_DGRAMS];
-  size_t write_cap;    /* a stream_write takes at most this many bytes (0: refuses all) */
-  bool fail_next_open; /* the next stream_open / dgram_open returns an error */
+  size_t write_cap;     /* a stream_write takes at most this many bytes (0: refuses all) */
+  bool fail_next_open;  /* the next stream_open / dgram_open returns an error */
+  bool fail_next_write; /* the next stream_write / dgram_send returns an error */
   bool dgram_wouldblock;
   bool in_engine; /* re-entrancy check: set while the engine runs */
   uint64_t opens, closes;

@@ -41,13 +41,15 @@ enum {
   OP_DGRAM_ERROR,  /* u8 idx, u8 err */
   OP_UDP,          /* u8 tuple, u8 len, bytes: a UDP datagram on a tuple */
   OP_WOULDBLOCK,   /* toggles dgram_send answering WOULDBLOCK */
+  OP_FAIL_WRITE,   /* the next stream_write / dgram_send fails */
   OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "raw",       "tcp",       "advance",    "opened",      "recv",      "recv_pattern",
-    "eof",       "error",     "writable",   "socks5_ok",   "write_cap", "fail_open",
-    "net_event", "reset_all", "dgram_recv", "dgram_error", "udp",       "wouldblock",
+    "raw",          "tcp",       "advance",    "opened",     "recv",
+    "recv_pattern", "eof",       "error",      "writable",   "socks5_ok",
+    "write_cap",    "fail_open", "net_event",  "reset_all",  "dgram_recv",
+    "dgram_error",  "udp",       "wouldblock", "fail_write",
 };
 
 typedef struct seq_state {
@@ -360,6 +362,9 @@ void fz_run_sequence(const uint8_t *data, size_t size) {
       break;
     case OP_WOULDBLOCK:
       st->w.dgram_wouldblock = !st->w.dgram_wouldblock;
+      break;
+    case OP_FAIL_WRITE:
+      st->w.fail_next_write = true;
       break;
     default:
       break;

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Opcodes of fuzz_engine_sequence.c
 OP_RAW, OP_TCP, OP_ADVANCE, OP_OPENED, OP_RECV, OP_RECV_PATTERN, OP_EOF, OP_ERROR, \
     OP_WRITABLE, OP_SOCKS5_OK, OP_WRITE_CAP, OP_FAIL_OPEN, OP_NET_EVENT, OP_RESET_ALL, \
-    OP_DGRAM_RECV, OP_DGRAM_ERROR, OP_UDP, OP_WOULDBLOCK = range(18)
+    OP_DGRAM_RECV, OP_DGRAM_ERROR, OP_UDP, OP_WOULDBLOCK, OP_FAIL_WRITE = range(19)
 UNIT_US, UNIT_MS, UNIT_10MS, UNIT_100MS, UNIT_S = range(5)
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -162,6 +162,10 @@ def engine_sequence_seeds(out, rawip):
         write(d, session(0x01, 0, extra_mid=net_event(etype, 1, 0x04 | (3 << 3), 2)
                          + advance(UNIT_S, 1)))
     write(d, session(0x01, 0, extra_mid=bytes([OP_RESET_ALL])))
+    # The upstream socket fails under a write (client data, then a SOCKS5 greeting).
+    write(d, session(0x00, 1, extra_mid=bytes([OP_FAIL_WRITE]) + tcp(1, ACK | PSH, payload=b"more")))
+    write(d, config(flags=0x01) + tcp(0, SYN, ackmode=3, ack=0) + bytes([OP_FAIL_WRITE])
+          + opened(0, 0) + advance(UNIT_S, 1))
     # SYN floods against small caps, a failing connector.
     flood = config(flags=0x01, flows=3, pending=2)
     for t in range(8):
