@@ -12,7 +12,9 @@ from test_bin_util import Netns, have
 
 OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark",
            "--tcp-connect-timeout", "--udp-timeout", "--dns-timeout", "--log-level",
-           "--metrics", "--proxy-password-file", "--help", "--version"]
+           "--metrics", "--proxy-password-file", "--memory-budget", "--max-tcp-flows",
+           "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
+           "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]
 
@@ -57,6 +59,10 @@ def test_single_dash_long_options_work_like_tun2socks(tun2sock_bin):
     (GOOD + ["--address", "198.18.0.1/33"], "--address"),
     (GOOD + ["--address", "not-an-ip"], "--address"),
     (GOOD + ["--mtu", "100"], "--mtu"),
+    (GOOD + ["--memory-budget", "12"], "--memory-budget"),
+    (GOOD + ["--memory-budget", "1T"], "--memory-budget"),
+    (GOOD + ["--max-tcp-flows", "0"], "--max-tcp-flows"),
+    (GOOD + ["--max-udp-sessions", "x"], "--max-udp-sessions"),
     (GOOD + ["--mtu", "1000", "--address", "fd00:18::1/64"], "--mtu"),
     (GOOD + ["--fwmark", "0x1g"], "--fwmark"),
     (GOOD + ["--interface", "t2s0"], "--interface"),

@@ -115,6 +115,16 @@ def test_1mb_through_microsocks_with_user_and_password(world, tun2sock_bin, www)
     assert "s3cret" not in t.output()
 
 
+def test_1mb_with_the_pipelined_socks5_handshake(world, tun2sock_bin, www):
+    # --socks5-pipeline: greeting and CONNECT in one write. dante accepts it; microsocks does
+    # not (it drops what arrives with the greeting), which is why pipelining is opt-in.
+    _need("danted")
+    world.start_dante()
+    world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}",
+                         "--socks5-pipeline")
+    _download_ok(world, www[1])
+
+
 def test_1mb_through_shadowsocks_ss_local_and_ss_server(world, tun2sock_bin, www):
     _need("ss-local", "ss-server")
     common = ["-k", "t2s-pw", "-m", "chacha20-ietf-poly1305"]

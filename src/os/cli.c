@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -34,6 +35,12 @@ enum {
   OPT_EXCLUDE_UID,
   OPT_EXCLUDE_CGROUP,
   OPT_DNS_HIJACK,
+  OPT_MEMORY_BUDGET,
+  OPT_MAX_TCP_FLOWS,
+  OPT_MAX_PENDING_SYN,
+  OPT_MAX_UDP_SESSIONS,
+  OPT_ICMP_UNREACHABLE,
+  OPT_SOCKS5_PIPELINE,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -63,6 +70,12 @@ static const struct option long_options[] = {
     {"exclude-uid", required_argument, NULL, OPT_EXCLUDE_UID},
     {"exclude-cgroup", required_argument, NULL, OPT_EXCLUDE_CGROUP},
     {"dns-hijack", optional_argument, NULL, OPT_DNS_HIJACK},
+    {"memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET},
+    {"max-tcp-flows", required_argument, NULL, OPT_MAX_TCP_FLOWS},
+    {"max-pending-syn", required_argument, NULL, OPT_MAX_PENDING_SYN},
+    {"max-udp-sessions", required_argument, NULL, OPT_MAX_UDP_SESSIONS},
+    {"icmp-unreachable", no_argument, NULL, OPT_ICMP_UNREACHABLE},
+    {"socks5-pipeline", no_argument, NULL, OPT_SOCKS5_PIPELINE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -113,6 +126,14 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --exclude-cgroup PATH        a cgroup v2's traffic bypasses the tunnel (nftables)\n"
           "  --dns-hijack[=IP[:PORT]]     send every port-53 flow to this resolver through\n"
           "                               the proxy (default 1.1.1.1:53)\n"
+          "  --memory-budget SIZE         heap the engine may use (default 512M; K, M, G)\n"
+          "  --max-tcp-flows N            TCP flow cap; past it a SYN gets an RST (16384)\n"
+          "  --max-pending-syn N          SYNs held while their upstream opens (1024)\n"
+          "  --max-udp-sessions N         UDP session cap, least recently used evicted (4096)\n"
+          "  --icmp-unreachable           answer a proxy's unreachable (REP 3/4) with ICMP\n"
+          "                               unreachable instead of a TCP reset\n"
+          "  --socks5-pipeline            send greeting, auth and CONNECT in one write (saves\n"
+          "                               round trips; the server must accept it)\n"
           "  --help                       print this help and exit\n"
           "  --version                    print the version and exit\n"
           "\n"
@@ -132,6 +153,10 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->tcp_connect_timeout_ns = 10 * T2S_SECONDS;
   opts->udp_timeout_ns = 60 * T2S_SECONDS;
   opts->dns_timeout_ns = 10 * T2S_SECONDS;
+  opts->memory_budget = 512ULL << 20;
+  opts->max_tcp_flows = 16384;
+  opts->max_pending_syn = 1024;
+  opts->max_udp_sessions = 4096;
   opts->log_level = T2S_LOG_INFO;
   opts->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
   opts->network_debounce_ns = 500 * T2S_MILLISECONDS;
@@ -175,6 +200,34 @@ static t2s_cli_result bad(FILE *err, const char *prog, const char *opt, const ch
   }
   fprintf(err, "Try '%s --help' for more information.\n", prog);
   return T2S_CLI_BAD;
+}
+
+/* A byte count with an optional K, M or G suffix (powers of 1024), at least 1 MiB. */
+static int parse_size(const char *s, uint64_t *out) {
+  char *end = NULL;
+  if (s == NULL || *s < '0' || *s > '9') {
+    return -1;
+  }
+  unsigned long long v = strtoull(s, &end, 10);
+  uint64_t mult = 1;
+  if (*end == 'K' || *end == 'k') {
+    mult = 1ULL << 10;
+    end++;
+  } else if (*end == 'M' || *end == 'm') {
+    mult = 1ULL << 20;
+    end++;
+  } else if (*end == 'G' || *end == 'g') {
+    mult = 1ULL << 30;
+    end++;
+  }
+  if (*end == 'i' || *end == 'B') { /* "MiB", "MB" */
+    end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+  }
+  if (*end != 0 || v > (UINT64_MAX >> 30) || v * mult < (1ULL << 20)) {
+    return -1;
+  }
+  *out = v * mult;
+  return 0;
 }
 
 static bool valid_ifname(const char *s) {
@@ -309,6 +362,33 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       if (parse_timeout("dns-timeout", v, &o->dns_timeout_ns, err, prog) != T2S_CLI_RUN) {
         return T2S_CLI_BAD;
       }
+      break;
+    case OPT_MEMORY_BUDGET:
+      if (parse_size(v, &o->memory_budget) != 0) {
+        return bad(err, prog, "memory-budget", v, "must be a size such as 64M or 1G (>= 1M)");
+      }
+      break;
+    case OPT_MAX_TCP_FLOWS:
+    case OPT_MAX_PENDING_SYN:
+    case OPT_MAX_UDP_SESSIONS: {
+      uint64_t n;
+      const char *name = c == OPT_MAX_TCP_FLOWS     ? "max-tcp-flows"
+                         : c == OPT_MAX_PENDING_SYN ? "max-pending-syn"
+                                                    : "max-udp-sessions";
+      if (t2s_parse_uint(v, 1, 1000000, &n, &why) != 0) {
+        return bad(err, prog, name, v, "must be a number in 1..1000000");
+      }
+      uint32_t *dst = c == OPT_MAX_TCP_FLOWS     ? &o->max_tcp_flows
+                      : c == OPT_MAX_PENDING_SYN ? &o->max_pending_syn
+                                                 : &o->max_udp_sessions;
+      *dst = (uint32_t)n;
+      break;
+    }
+    case OPT_ICMP_UNREACHABLE:
+      o->icmp_unreachable = true;
+      break;
+    case OPT_SOCKS5_PIPELINE:
+      o->socks5_pipeline = true;
       break;
     case OPT_LOG_LEVEL:
       if (strcmp(v, "debug") == 0) {

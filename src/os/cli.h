@@ -58,6 +58,13 @@ typedef struct t2s_cli_opts {
   t2s_addr dns_hijack;          /* --dns-hijack [IP[:PORT]]; family 0 = off */
   int on_network_change;        /* --on-network-change: a t2s_netchange_policy (engine.h) */
   uint64_t network_debounce_ns; /* --network-debounce, default 500 ms */
+  /* Engine limits and protocol choices (docs/cli.md) */
+  uint64_t memory_budget;    /* --memory-budget SIZE, bytes; default 512 MiB */
+  uint32_t max_tcp_flows;    /* --max-tcp-flows, default 16384 */
+  uint32_t max_pending_syn;  /* --max-pending-syn, default 1024 */
+  uint32_t max_udp_sessions; /* --max-udp-sessions, default 4096 */
+  bool icmp_unreachable;     /* --icmp-unreachable: REP 3/4 answered with ICMP, not RST */
+  bool socks5_pipeline;      /* --socks5-pipeline: greeting, auth and CONNECT in one write */
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */

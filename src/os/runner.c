@@ -607,6 +607,12 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   ecfg.tcp_connect_timeout = r->opts.tcp_connect_timeout_ns;
   ecfg.udp_timeout = r->opts.udp_timeout_ns;
   ecfg.dns_timeout = r->opts.dns_timeout_ns;
+  ecfg.memory_budget = r->opts.memory_budget;
+  ecfg.max_tcp_flows = r->opts.max_tcp_flows;
+  ecfg.max_pending_syn = r->opts.max_pending_syn;
+  ecfg.max_udp_sessions = r->opts.max_udp_sessions;
+  ecfg.icmp_unreach_on_refuse = r->opts.icmp_unreachable;
+  ecfg.socks5_pipelined = r->opts.socks5_pipeline;
   t2s_engine_hooks hooks = {.on_event = on_engine_event, .arg = r};
   rv = t2s_engine_new(&r->engine, &ecfg, &r->dev, &r->upops, &hooks);
   if (rv != 0) {
