@@ -100,15 +100,6 @@ static int dev_send(void *self, const uint8_t *pkt, size_t len) {
   if (p.ipver == 6 && limit < 1280) {
     limit = 1280;
   }
-  /* Known open bug (docs/fuzzing.md, "Findings"): a full-sized data segment that also carries
-   * SACK blocks exceeds the MTU by the blocks' length. Tolerated so that a campaign can look
-   * for other bugs; T2S_FUZZ_STRICT=1 (and tests/test_fuzz_regressions.c) do not tolerate it. */
-  bool known_sack_over_mtu = p.proto == T2S_IPPROTO_TCP && p.l4.tcp.opts.nsack > 0 && len > limit &&
-                             len - limit <= 4u + 8u * p.l4.tcp.opts.nsack;
-  if (known_sack_over_mtu && !w->strict) {
-    w->known_bug_hits++;
-    limit = len;
-  }
   FZ_CHECK(len <= limit,
            "IPv%u packet (proto %u, %zu bytes of payload) of %zu bytes over the mtu %u", p.ipver,
            p.proto, p.payload_len, len, w->mtu);
@@ -384,8 +375,6 @@ int fz_world_init(fz_world *w, const t2s_engine_config *cfg, uint32_t mtu) {
       w->tuple_server[i].ip[2] = 113;
     }
   }
-  const char *strict = getenv("T2S_FUZZ_STRICT");
-  w->strict = strict != NULL && strcmp(strict, "0") != 0;
   w->in_engine = true;
   /* T2S_FUZZ_VERBOSE=1: the engine's events on stderr (to read a reproducer's story). */
   t2s_engine_hooks hooks = {.on_event = on_event, .arg = w};

@@ -112,10 +112,6 @@ typedef struct fz_world {
   uint8_t last_out[65536];
   size_t last_out_len;
 
-  /* known open bugs (docs/fuzzing.md): strict = fail on them too (T2S_FUZZ_STRICT=1) */
-  bool strict;
-  uint64_t known_bug_hits;
-
   /* the structured-segment tuples (client addr:port -> server addr:port) */
   t2s_addr tuple_client[FZ_TUPLES];
   t2s_addr tuple_server[FZ_TUPLES];
