@@ -55,7 +55,8 @@ static const char *const op_names[OP_COUNT] = {
 typedef struct seq_state {
   fz_world w;
   t2s_engine_config cfg;
-  uint32_t snd_nxt[FZ_TUPLES]; /* the client's next sequence number on each tuple */
+  uint32_t snd_nxt[FZ_TUPLES];  /* the client's next sequence number on each tuple */
+  uint32_t last_ack[FZ_TUPLES]; /* the acknowledgment number it sent last */
   uint8_t pkt[65536];
   uint8_t pattern[65536];
 } seq_state;
@@ -115,7 +116,8 @@ static const t2s_tstamp units[] = {
  *   u8 len (or u16 with bit 7 of sel), then len bytes of payload (or the pattern)
  * Seq modes: 0 in order (advances the client's snd_nxt; a SYN starts at a fixed ISN),
  *            1 snd_nxt + delta, 2 snd_nxt - delta, 3 raw.
- * Ack modes: 0 all the engine sent, 1 that - delta, 2 that + delta, 3 raw. */
+ * Ack modes: 0 all the engine sent, 1 that - delta (that + (delta & 0x7fff) when bit 15 is
+ *            set), 2 the client's previous ack again (a duplicate ACK), 3 raw. */
 static void tcp_segment(seq_state *st, fz_in *in) {
   uint8_t sel = fz_u8(in), flags = fz_u8(in);
   uint16_t delta = fz_u16(in), wnd = fz_u16(in);
@@ -144,10 +146,10 @@ static void tcp_segment(seq_state *st, fz_in *in) {
     ack = peer->seq_end;
     break;
   case 1:
-    ack = peer->seq_end - delta;
+    ack = (delta & 0x8000) ? peer->seq_end + (delta & 0x7fffu) : peer->seq_end - delta;
     break;
   case 2:
-    ack = peer->seq_end + delta;
+    ack = st->last_ack[t];
     break;
   default:
     ack = fz_u32(in);
@@ -182,6 +184,9 @@ static void tcp_segment(seq_state *st, fz_in *in) {
                     ack, flags, wnd, &opts, payload, len, NULL, 0);
   if (n < 0) {
     return;
+  }
+  if (flags & T2S_TCP_ACK) {
+    st->last_ack[t] = ack;
   }
   if (seqmode == 0) {
     st->snd_nxt[t] =
@@ -259,6 +264,7 @@ void fz_run_sequence(const uint8_t *data, size_t size) {
     st->pattern[i] = (uint8_t)(i * 7 + (i >> 8));
   }
   memset(st->snd_nxt, 0, sizeof(st->snd_nxt));
+  memset(st->last_ack, 0, sizeof(st->last_ack));
 
   fz_in in;
   fz_in_init(&in, data, size);

@@ -162,6 +162,15 @@ def engine_sequence_seeds(out, rawip):
         write(d, session(0x01, 0, extra_mid=net_event(etype, 1, 0x04 | (3 << 3), 2)
                          + advance(UNIT_S, 1)))
     write(d, session(0x01, 0, extra_mid=bytes([OP_RESET_ALL])))
+    # Loss of the engine's data: duplicate ACKs with SACK blocks (fast retransmit, recovery),
+    # then a partial and a full ACK.
+    loss = recv_pattern(0, 12000)
+    for _ in range(4):
+        loss += tcp(0, ACK, ackmode=2, delta=1400, opts=0x08 | 0x10)
+    loss += tcp(0, ACK, ackmode=1, delta=4000, opts=0x08) + advance(UNIT_MS, 300)
+    loss += tcp(0, ACK, opts=0x08)
+    write(d, session(0x00, 0, extra_mid=loss))
+    write(d, session(0x01, 4, extra_mid=loss.replace(bytes([OP_TCP, 0]), bytes([OP_TCP, 4]))))
     # The upstream socket fails under a write (client data, then a SOCKS5 greeting).
     write(d, session(0x00, 1, extra_mid=bytes([OP_FAIL_WRITE]) + tcp(1, ACK | PSH, payload=b"more")))
     write(d, config(flags=0x01) + tcp(0, SYN, ackmode=3, ack=0) + bytes([OP_FAIL_WRITE])
