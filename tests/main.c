@@ -23,6 +23,7 @@ static const struct {
     {"frag", t2s_test_register_frag},
     {"udp", t2s_test_register_udp},
     {"tcp_data", t2s_test_register_tcp_data},
+    {"tcp_tso", t2s_test_register_tcp_tso},
     {"tcp_close", t2s_test_register_tcp_close},
     {"tcp_timers", t2s_test_register_tcp_timers},
     {"fuzz_regressions", t2s_test_register_fuzz_regressions},

@@ -148,11 +148,11 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   if (hooks) {
     e->hooks = *hooks;
   }
+  t2s_device_caps caps = {0};
+  if (dev->ops->get_caps) {
+    dev->ops->get_caps(dev->self, &caps);
+  }
   if (e->cfg.mtu == 0) {
-    t2s_device_caps caps = {0};
-    if (dev->ops->get_caps) {
-      dev->ops->get_caps(dev->self, &caps);
-    }
     e->cfg.mtu = caps.mtu ? caps.mtu : 1500;
   }
   if (e->cfg.mtu < 576) {
@@ -173,6 +173,7 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   tcfg.mtu = e->cfg.mtu;
   tcfg.sndbuf = e->cfg.tcp_sndbuf;
   tcfg.rcvbuf = e->cfg.tcp_rcvbuf;
+  tcfg.tso = (caps.offloads & T2S_DEVICE_OFFLOAD_TSO) != 0;
   tcfg.max_conns = e->cfg.max_tcp_flows;
   tcfg.max_pending = e->cfg.max_pending_syn;
   tcfg.pending_timeout = e->cfg.tcp_connect_timeout;

@@ -54,6 +54,8 @@ typedef struct t2s_tcp_config {
   bool wscale;                /* offer window scaling (when the peer does) */
   bool timestamps;            /* offer timestamps */
   bool sack;                  /* offer SACK */
+  bool tso;     /* the device splits TCP super-segments (T2S_DEVICE_OFFLOAD_TSO): data goes out in
+                 * segments of up to 64 KiB of whole MSS when the MSS fills the MTU */
   t2s_mem *mem; /* counts the stack's heap blocks (alloc.h); NULL: an internal counter */
 } t2s_tcp_config;
 

@@ -219,6 +219,22 @@ static bool can_send_data(const t2s_tcp_conn *c) {
   }
 }
 
+/* With TSO (cfg.tso): the largest payload of one data segment, as many whole MSS as fit a
+ * 64 KiB IP packet; the device cuts it at the MTU into MSS-sized segments. Only when the MSS
+ * fills the MTU exactly (so the device's cut is our MSS), no SACK blocks ride along, and not
+ * during loss recovery; otherwise one segment's payload (seg_payload_max). */
+static uint32_t seg_super_max(const t2s_tcp_conn *c, uint32_t smax) {
+  const t2s_tcp_stack *st = c->stack;
+  uint32_t iph = (uint32_t)t2s_ip_hdrlen(c->local.family);
+  uint32_t hdrs = iph + 20 + (c->ts_ok ? 12 : 0);
+  if (!st->cfg.tso || c->in_recovery || c->nooo > 0 || smax != c->mss ||
+      c->mss + hdrs != st->cfg.mtu) {
+    return smax;
+  }
+  uint32_t room = 65535 - iph - 60; /* the largest TCP header */
+  return T2S_MAX(room / c->mss, 1u) * c->mss;
+}
+
 void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
   if (c->dead) {
     return;
@@ -236,8 +252,11 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
       uint32_t wnd = T2S_MIN(c->snd.wnd, c->cwnd);
       uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
       uint32_t smax = seg_payload_max(c);
-      uint32_t len = T2S_MIN(avail, smax);
+      uint32_t len = T2S_MIN(avail, seg_super_max(c, smax));
       len = T2S_MIN(len, usable);
+      if (len > smax) {
+        len -= len % smax; /* a super-segment holds whole segments; the rest goes alone */
+      }
       if (len == 0) {
         break;
       }

@@ -1,0 +1,108 @@
+/* test_tcp_tso.c: TCP super-segments for a device that splits them (t2s_tcp_config.tso, set by
+ * the engine when the device reports T2S_DEVICE_OFFLOAD_TSO). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcp_fixture.h"
+
+static uint8_t data[200000];
+
+/* Pops the next captured packet: its IP length and TCP payload length (-1: none or bad). */
+static long pop_packet(tfx *f, size_t *piplen) {
+  if (f->qhead == f->qtail) {
+    return -1;
+  }
+  uint8_t *p = f->q[f->qhead % TFX_QMAX];
+  size_t len = f->qlen[f->qhead % TFX_QMAX];
+  f->qhead++;
+  t2s_pkt pkt;
+  long n = t2s_pkt_parse(p, len, &pkt) == T2S_DROP_NONE ? (long)pkt.payload_len : -1;
+  free(p);
+  *piplen = len;
+  return n;
+}
+
+/* An established connection on a 1500-byte MTU whose peer offers mss, window scaling 7 and
+ * timestamps; the peer's window is opened wide. */
+static void setup(tfx *f, bool tso, uint16_t mss) {
+  t2s_tcp_config cfg;
+  t2s_tcp_config_default(&cfg);
+  cfg.tso = tso;
+  cfg.sndbuf = 1u << 20;
+  tfx_setup(f, &cfg);
+  t2s_tcp_opts o = tfx_opts(mss, 7, true, true);
+  tcb_in_established(f, &o, NULL);
+  f->pwnd = 65535; /* << 7: 8 MiB */
+  feed_ack(f, f->pack);
+  tfx_drain(f);
+}
+
+/* Sends 100,000 bytes, acking everything each round until all is acknowledged; checks every
+ * packet against the rules and returns the largest payload seen. */
+static size_t send_all(tfx *f, bool expect_super) {
+  CU_ASSERT(t2s_tcp_send(f->c, data, 100000, f->now) == 100000);
+  size_t total = 0, biggest = 0;
+  for (int round = 0; round < 64 && total < 100000; round++) {
+    size_t iplen;
+    long n;
+    uint32_t acked = f->pack;
+    while ((n = pop_packet(f, &iplen)) >= 0) {
+      CU_ASSERT(iplen <= 65535);
+      if (!expect_super) {
+        CU_ASSERT(iplen <= 1500);
+      } else if (iplen > 1500) {
+        /* A super-segment is whole MSS-sized segments: the device cuts it at the MTU. */
+        CU_ASSERT(n % f->c->mss == 0);
+        CU_ASSERT((size_t)f->c->mss + (iplen - (size_t)n) == 1500);
+      }
+      biggest = T2S_MAX(biggest, (size_t)n);
+      total += (size_t)n;
+      acked += (uint32_t)n;
+    }
+    f->now += T2S_MILLISECONDS;
+    f->ptsval++;
+    feed_ack(f, acked);
+    f->pack = acked;
+  }
+  CU_ASSERT(total == 100000);
+  CU_ASSERT(t2s_tcp_send_queued(f->c) == 0);
+  return biggest;
+}
+
+static void test_tso_super_segments(void) {
+  tfx f;
+  setup(&f, true, 1460);
+  CU_ASSERT(f.c->mss == 1448);
+  CU_ASSERT(send_all(&f, true) > 1448); /* the initial window (10 MSS) went out as one */
+  tfx_teardown(&f);
+}
+
+static void test_tso_off(void) {
+  tfx f;
+  setup(&f, false, 1460);
+  CU_ASSERT(send_all(&f, false) == 1448);
+  tfx_teardown(&f);
+}
+
+/* A peer whose MSS is below what the MTU allows: the device's cut (at the MTU) would not be
+ * its MSS, so no super-segments. */
+static void test_tso_small_peer_mss(void) {
+  tfx f;
+  setup(&f, true, 1200);
+  CU_ASSERT(f.c->mss == 1188);
+  CU_ASSERT(send_all(&f, false) == 1188);
+  tfx_teardown(&f);
+}
+
+int t2s_test_register_tcp_tso(void) {
+  for (size_t i = 0; i < sizeof(data); i++) {
+    data[i] = (uint8_t)(i * 7 + 3);
+  }
+  CU_pSuite s = CU_add_suite("tcp_tso", NULL, NULL);
+  if (s == NULL || !CU_add_test(s, "TSO: whole-MSS super-segments", test_tso_super_segments) ||
+      !CU_add_test(s, "TSO off: one MSS per segment", test_tso_off) ||
+      !CU_add_test(s, "TSO: no super-segments below a full MSS", test_tso_small_peer_mss)) {
+    return -1;
+  }
+  return 0;
+}
