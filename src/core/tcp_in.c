@@ -141,7 +141,9 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
   if (t2s_seq_gt(ack, c->snd.una)) {
     uint32_t acked = ack - c->snd.una;
     uint32_t data_acked = T2S_MIN(acked, c->sbuf_len);
-    c->sbuf.head = (uint32_t)(((uint64_t)c->sbuf.head + data_acked) % c->sbuf.cap);
+    if (data_acked > 0) { /* the ring may be unallocated: no data ever queued */
+      c->sbuf.head = (uint32_t)(((uint64_t)c->sbuf.head + data_acked) % c->sbuf.cap);
+    }
     c->sbuf_len -= data_acked;
     c->snd.una = ack;
     if (t2s_seq_lt(c->snd.nxt, ack)) {
