@@ -298,6 +298,7 @@ void t2s_engine_get_stats(const t2s_engine *e, t2s_engine_stats *st) {
   st->tcp_pending_syn = ts.conns_pending;
   st->tcp_retransmits = ts.retransmits;
   st->tcp_resets_sent = ts.rsts_sent;
+  st->tcp_challenge_acks = ts.challenge_acks;
   st->mem_blocks = e->mem->live;
   st->mem_bytes = e->mem->bytes;
   st->mem_peak_bytes = e->mem->peak_bytes;

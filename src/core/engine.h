@@ -142,6 +142,7 @@ typedef struct t2s_engine_stats {
   uint64_t tcp_flows_total;
   uint64_t tcp_resets_sent;
   uint64_t tcp_retransmits;
+  uint64_t tcp_challenge_acks; /* RFC 5961 challenge ACKs (blind RST/SYN answered) */
   uint64_t udp_sessions_active;
   uint64_t udp_sessions_total;
   uint64_t udp_datagrams_up;      /* datagrams sent toward the proxy (or destination) */

@@ -94,6 +94,12 @@ void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffe
              e->tcp_resets_sent);
   put_simple(out, "tun2sock_tcp_retransmits_total", "counter",
              "TCP segments retransmitted toward clients.", e->tcp_retransmits);
+  put_simple(out, "tun2sock_tcp_challenge_acks_total", "counter",
+             "RFC 5961 challenge ACKs sent (blind or stale RST/SYN answered).",
+             e->tcp_challenge_acks);
+  put_simple(out, "tun2sock_memory_bytes", "gauge", "Heap bytes the engine holds.", e->mem_bytes);
+  put_simple(out, "tun2sock_memory_refused_total", "counter",
+             "Allocations refused by the memory budget (or out of memory).", e->mem_refused);
   put_simple(out, "tun2sock_udp_sessions_active", "gauge", "UDP sessions open now.",
              e->udp_sessions_active);
   put_header(out, "tun2sock_bytes_total", "counter",
@@ -176,7 +182,9 @@ void t2s_metrics_render_json(const t2s_metrics_snapshot *s, struct evbuffer *out
   evbuffer_add_printf(out,
                       "{\"tcp_flows_active\":%llu,\"tcp_pending_syn\":%llu,"
                       "\"tcp_flows_total\":%llu,\"tcp_resets_sent\":%llu,"
-                      "\"tcp_retransmits\":%llu,\"udp_sessions_active\":%llu,"
+                      "\"tcp_retransmits\":%llu,\"tcp_challenge_acks\":%llu,"
+                      "\"memory_bytes\":%llu,\"memory_peak_bytes\":%llu,\"memory_refused\":%llu,"
+                      "\"udp_sessions_active\":%llu,"
                       "\"bytes_up\":%llu,\"bytes_down\":%llu,\"packets_in\":%llu,"
                       "\"packets_out\":%llu,\"icmp_echo_replies\":%llu,"
                       "\"upstream_failures\":%llu,\"flows_reset\":%llu,"
@@ -185,12 +193,13 @@ void t2s_metrics_render_json(const t2s_metrics_snapshot *s, struct evbuffer *out
                       "\"tun_rx_packets\":%llu,\"tun_tx_packets\":%llu,"
                       "\"tun_write_errors\":%llu,\"uptime_seconds\":%.3f,",
                       U(e->tcp_flows_active), U(e->tcp_pending_syn), U(e->tcp_flows_total),
-                      U(e->tcp_resets_sent), U(e->tcp_retransmits), U(e->udp_sessions_active),
-                      U(e->bytes_up), U(e->bytes_down), U(e->packets_in), U(e->packets_out),
-                      U(e->icmp_echo_replies), U(e->upstream_errors), U(e->flows_reset),
-                      U(s->network_changes), U(s->route_updates), U(s->upstream_streams),
-                      U(s->upstream_dgrams), U(s->tun_rx_packets), U(s->tun_tx_packets),
-                      U(s->tun_tx_errors), s->uptime_seconds);
+                      U(e->tcp_resets_sent), U(e->tcp_retransmits), U(e->tcp_challenge_acks),
+                      U(e->mem_bytes), U(e->mem_peak_bytes), U(e->mem_refused),
+                      U(e->udp_sessions_active), U(e->bytes_up), U(e->bytes_down), U(e->packets_in),
+                      U(e->packets_out), U(e->icmp_echo_replies), U(e->upstream_errors),
+                      U(e->flows_reset), U(s->network_changes), U(s->route_updates),
+                      U(s->upstream_streams), U(s->upstream_dgrams), U(s->tun_rx_packets),
+                      U(s->tun_tx_packets), U(s->tun_tx_errors), s->uptime_seconds);
   evbuffer_add_printf(out,
                       "\"network\":{\"state\":\"%s\",\"events\":%llu,\"resumes\":%llu,"
                       "\"syn_refused_offline\":%llu,\"last_detect_ns\":%llu,"
