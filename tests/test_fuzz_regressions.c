@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fuzz_harness.h"
+#include "packet.h"
 #include "test_util.h"
 
 typedef struct fuzz_case {
@@ -167,6 +168,25 @@ static const uint8_t packet_syn[] = {
     0x02, 0x08, 0x0a, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
 };
 
+/*
+ * Sequence target. Found by fuzz_engine_sequence (third campaign, 2026-11-25, after 109 s):
+ *   config: SOCKS5 proxy, defaults (udp cap 2)
+ *   a DNS query from 198.18.0.2:40000 to 203.0.113.10:53 opens a UDP session (control stream);
+ *   the stream connects; method reply + UDP ASSOCIATE reply (relay 10.0.0.1:1080)
+ *   the relay sends a datagram whose SOCKS5 header names the source 0.0.0.0:768
+ * The engine built a UDP packet from 0.0.0.0 toward the client (a source its own parser drops
+ * as bad_src_addr). Datagrams from the relay whose source is unspecified, multicast or
+ * broadcast are now dropped and counted (socks5_udp_bad): t2s_addr_is_valid_src() in packet.c,
+ * checked in t2s_engine_dgram_recv() (engine_udp.c).
+ */
+static const uint8_t relay_src_any[] = {
+    0x01, 0x0f, 0x07, 0x00, 0x00, 0xdc, 0x05, 0x00, 0x10, 0x08, 0x1e, 0x12, 0x34, 0x01, 0x00,
+    0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x04, 0x6c, 0x65,
+    0x74, 0x70, 0x6d, 0x65, 0x73, 0x74, 0x00, 0x00, 0x01, 0x00, 0x01, 0x03, 0x00, 0x00, 0x09,
+    0x00, 0x0e, 0x00, 0x28, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0xcb,
+    0x00, 0x71, 0x0a, 0x00, 0x01, 0xdc, 0xdc, 0xdc, 0xdc, 0xdc, 0xdc, 0xdc,
+};
+
 static const fuzz_case cases[] = {
     {"sequence: session direct", fz_run_sequence, session_direct, sizeof(session_direct), NULL},
     {"sequence: session SOCKS5 RFC 1929 IPv6", fz_run_sequence, session_socks5_v6,
@@ -174,6 +194,8 @@ static const fuzz_case cases[] = {
     {"packet: SYN with options", fz_run_packet, packet_syn, sizeof(packet_syn), NULL},
     {"sequence: SACK blocks push a full-sized segment over the MTU", fz_run_sequence, sack_over_mtu,
      sizeof(sack_over_mtu), NULL}, /* fixed: tcp_out.c seg_payload_max() */
+    {"sequence: relay datagram from 0.0.0.0 relayed as a packet from 0.0.0.0", fz_run_sequence,
+     relay_src_any, sizeof(relay_src_any), NULL},
 };
 
 static void test_fuzz_sessions(void) {
@@ -186,6 +208,25 @@ static void test_fuzz_sack_over_mtu(void) {
   check_case(&cases[3]);
 }
 
+static void test_fuzz_relay_src_any(void) {
+  check_case(&cases[4]);
+  /* The rule itself, as the parser applies it to sources. */
+  t2s_addr a;
+  static const char *const bad[] = {"0.0.0.0",         "224.0.0.1", "239.1.2.3",
+                                    "255.255.255.255", "::",        "ff02::1"};
+  static const char *const good[] = {"203.0.113.10", "10.0.0.1", "2001:db8::1", "fe80::1"};
+  for (size_t i = 0; i < T2S_ARRAY_LEN(bad); i++) {
+    CU_ASSERT_FATAL(t2s_addr_parse(bad[i], &a) == 0);
+    CU_ASSERT(!t2s_addr_is_valid_src(&a));
+  }
+  for (size_t i = 0; i < T2S_ARRAY_LEN(good); i++) {
+    CU_ASSERT_FATAL(t2s_addr_parse(good[i], &a) == 0);
+    CU_ASSERT(t2s_addr_is_valid_src(&a));
+  }
+  memset(&a, 0, sizeof(a));
+  CU_ASSERT(!t2s_addr_is_valid_src(&a)); /* family unset */
+}
+
 int t2s_test_register_fuzz_regressions(void) {
   CU_pSuite s = CU_add_suite("fuzz_regressions", NULL, NULL);
   if (s == NULL) {
@@ -194,7 +235,9 @@ int t2s_test_register_fuzz_regressions(void) {
   if (CU_add_test(s, "whole sessions and a SYN through the fuzz harness", test_fuzz_sessions) ==
           NULL ||
       CU_add_test(s, "fixed: SACK blocks push a full-sized segment over the MTU",
-                  test_fuzz_sack_over_mtu) == NULL) {
+                  test_fuzz_sack_over_mtu) == NULL ||
+      CU_add_test(s, "fixed: a relay datagram's invalid source is dropped, not relayed",
+                  test_fuzz_relay_src_any) == NULL) {
     return -1;
   }
   return 0;

@@ -614,7 +614,7 @@ void t2s_engine_dgram_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size
   if (s->mode == MODE_ASSOC) {
     t2s_socks5_error_reason why = T2S_SOCKS5_REASON_NONE;
     int rv = t2s_socks5_udp_decode(data, len, &src, &payload, &plen, &why);
-    if (rv != 0) {
+    if (rv != 0 || !t2s_addr_is_valid_src(&src)) { /* the reply's source goes into a packet */
       t2s_engine_drop(
           e, why == T2S_SOCKS5_REASON_FRAG ? T2S_DROP_SOCKS5_UDP_FRAG : T2S_DROP_SOCKS5_UDP_BAD,
           now, NULL);

@@ -72,6 +72,13 @@ static bool v6_is_any(const uint8_t *ip) {
 }
 
 /* Verifies an upper-layer checksum with the pseudo-header: true when it is correct. */
+bool t2s_addr_is_valid_src(const t2s_addr *a) {
+  if (a->family == T2S_AF_INET) {
+    return !v4_is_multicast(a->ip) && !v4_is_bcast(a->ip) && !v4_is_any(a->ip);
+  }
+  return a->family == T2S_AF_INET6 && a->ip[0] != 0xff && !v6_is_any(a->ip);
+}
+
 static bool l4_csum_ok(const t2s_pkt *pkt, const uint8_t *l4, size_t l4len) {
   uint32_t s = t2s_csum_pseudo(&pkt->src, &pkt->dst, pkt->proto, (uint32_t)l4len);
   return t2s_csum_fold(t2s_csum_add(s, l4, l4len)) == 0;

@@ -109,6 +109,10 @@ typedef struct t2s_pkt {
  */
 t2s_drop_reason t2s_pkt_parse(const uint8_t *buf, size_t len, t2s_pkt *pkt);
 
+/* True when a packet may come from a: IPv4 neither 0.0.0.0, multicast nor 255.255.255.255;
+ * IPv6 neither :: nor multicast (the source checks of t2s_pkt_parse). */
+bool t2s_addr_is_valid_src(const t2s_addr *a);
+
 /* Parses TCP options from opt/optlen into *opts (zeroed first). Unknown options are skipped
  * by their length; returns T2S_DROP_NONE or T2S_DROP_TCP_BAD_OPTION. */
 t2s_drop_reason t2s_tcp_opts_parse(const uint8_t *opt, size_t optlen, t2s_tcp_opts *opts);
