@@ -367,6 +367,9 @@ class Bench:
                 evs = ",".join(f"syscalls:sys_enter_{n}" for n in (
                     "read", "readv", "write", "writev", "recvfrom", "sendto", "epoll_wait",
                     "epoll_ctl", "timerfd_settime"))
+                probes = run(["perf", "probe", "-l"], check=False).stdout
+                if "probe_libc:malloc" in probes:  # perf probe -x LIBC -a malloc (counts calls)
+                    evs += ",probe_libc:malloc"
                 pcmd = ["perf", "stat", "-e", evs, "-p", str(pid), "-o",
                         str(out.with_suffix(".txt"))]
             else:
@@ -557,7 +560,8 @@ def main() -> int:
     ap.add_argument("--perf", metavar="DIR",
                     help="perf record -e cpu-clock -g the tunnel during each iperf3 run")
     ap.add_argument("--perf-syscalls", action="store_true",
-                    help="with --perf: count the tunnel's system calls (perf stat) instead")
+                    help="with --perf: count the tunnel's system calls (perf stat) instead, "
+                         "and its malloc calls when a probe_libc:malloc uprobe exists")
     ap.add_argument("extra", nargs="*", help="more tun2sock options (after --)")
     a = ap.parse_args()
     if a.quick:
