@@ -169,7 +169,7 @@ static const uint8_t packet_syn[] = {
 };
 
 /*
- * Sequence target. Found by fuzz_engine_sequence (third campaign, 2026-11-25, after 109 s):
+ * Sequence target. Found by fuzz_engine_sequence (fifth run, after 109 s; docs/fuzzing.md):
  *   config: SOCKS5 proxy, defaults (udp cap 2)
  *   a DNS query from 198.18.0.2:40000 to 203.0.113.10:53 opens a UDP session (control stream);
  *   the stream connects; method reply + UDP ASSOCIATE reply (relay 10.0.0.1:1080)
