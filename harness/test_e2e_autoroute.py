@@ -457,7 +457,8 @@ def test_default_route_switch_between_uplinks(tmp_path, tun2sock_bin):
         # log line) comes at the end of the debounce.
         wait_for(lambda: "leaves through vc" in w.log(), "the egress decision for vc",
                  timeout=5, proc=t)
-        time.sleep(0.3)
+        wait_for(lambda: _proxy_packets(pcap, {"192.0.2.1"}) > 0,
+                 "the proxy's packets in the capture on vc", timeout=10)
         cap.stop()
         assert w.c.run("ip", "rule").stdout == rules_before
         table = w.c.run("ip", "route", "show", "table", "2022").stdout
