@@ -178,6 +178,12 @@ t2s_tstamp t2s_engine_net_expiry(const t2s_engine *e) {
   return e->net.debounce_at;
 }
 
+/* True when the default interface of either family moved since the last decision. */
+static bool default_changed(const t2s_engine *e) {
+  return e->net.default_ifindex[0] != e->net.decided_default[0] ||
+         e->net.default_ifindex[1] != e->net.decided_default[1];
+}
+
 /* True when the path to the proxy differs between the egress in use and the new route. */
 static bool path_changed(const t2s_engine *e, const t2s_route *r) {
   if (!e->net.have_path) {
@@ -190,8 +196,7 @@ static bool path_changed(const t2s_engine *e, const t2s_route *r) {
   if (r->local) {
     /* A proxy on this host: its own traffic went out the default interface, so a change of
      * the default interface (either family) affects every flow. */
-    return e->net.default_ifindex[0] != e->net.decided_default[0] ||
-           e->net.default_ifindex[1] != e->net.decided_default[1];
+    return default_changed(e);
   }
   return old->ifindex != r->ifindex || !t2s_addr_ip_eq(&old->src, &r->src);
 }
@@ -206,8 +211,7 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
   size_t nreset = 0;
   if (no_proxy_target) {
     /* Without a route query the default interfaces decide, as for a local proxy. */
-    bool changed = e->net.default_ifindex[0] != e->net.decided_default[0] ||
-                   e->net.default_ifindex[1] != e->net.decided_default[1];
+    bool changed = default_changed(e);
     bool offline = e->net.default_ifindex[0] == 0 && e->net.default_ifindex[1] == 0 &&
                    (e->net.decided_default[0] != 0 || e->net.decided_default[1] != 0);
     if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
