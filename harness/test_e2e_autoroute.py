@@ -10,6 +10,7 @@ client's physical veth.
 The client namespace has direct routes to everything, so any flow that escapes the tunnel shows
 up on va. Namespaces are named t2sar-<pid>-<n>-<tag> and removed by the test that made them.
 """
+import difflib
 import itertools
 import json
 import os
@@ -58,6 +59,8 @@ def link(a: Netns, a_dev: str, a_addr: str, b: Netns, b_dev: str, b_addr: str,
         ns.ip("addr", "add", addr, "dev", dev)
         if addr6:
             ns.ip("addr", "add", addr6, "dev", dev, "nodad")
+        # The link-local address too: no DAD, so it cannot turn up in a later routing dump.
+        ns.sh(f"sysctl -qw net.ipv6.conf.{dev}.accept_dad=0", check=False)
         ns.ip("link", "set", dev, "up")
 
 
@@ -76,6 +79,12 @@ class World:
             for a in (ORIGIN4, DNS4) + (("192.0.2.1",) if proxy_on_lo else ()):
                 self.s.ip("addr", "add", f"{a}/32", "dev", "lo")
             self.s.ip("addr", "add", f"{ORIGIN6}/128", "dev", "lo", "nodad")
+            # The tests compare routing dumps before and after a run: wait until the kernel has
+            # put the link-local address (and its local route) in place, so only we change them.
+            wait_for(lambda: "fe80::" in self.c.run("ip", "-6", "route", "show", "table",
+                                                     "local").stdout
+                     and not self.c.run("ip", "-6", "addr", "show", "tentative").stdout.strip(),
+                     "the link-local address of va", timeout=10)
         except Exception:
             self.close()
             raise
@@ -149,6 +158,18 @@ class World:
     def close(self):
         self.c.close()
         self.s.close()
+
+
+def wait_dumps_equal(world, before: str, what: str, timeout: float):
+    """Waits (bounded) until world.dumps() equals before; on timeout shows what differs."""
+    deadline = time.monotonic() + timeout
+    now = world.dumps()
+    while now != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = world.dumps()
+    diff = "\n".join(difflib.unified_diff(before.splitlines(), now.splitlines(), "before", "now",
+                                          lineterm=""))
+    assert now == before, f"{what}: still different after {timeout}s:\n{diff}"
 
 
 def _need(*tools):
@@ -381,8 +402,7 @@ def test_rules_and_routes_restored_after_sigterm_and_after_sigkill(world, tun2so
     assert "throw 198.51.100.0/24" in during and "uidrange 65534-65534" in during, during
     assert world.curl(url).returncode == 0, world.log()
     assert t.stop() == 0, world.log()
-    wait_for(lambda: world.dumps() == before, "the dumps after SIGTERM to equal the ones before",
-             timeout=15)
+    wait_dumps_equal(world, before, "the dumps after SIGTERM", timeout=15)
 
     # SIGKILL: nothing runs at exit; the next start finds the leftovers by table and priority.
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}",
@@ -399,8 +419,7 @@ def test_rules_and_routes_restored_after_sigterm_and_after_sigkill(world, tun2so
     assert again.count("lookup 2022") == 2, again  # one per family, no duplicates
     t.signal(signal.SIGINT)
     assert t.p.wait(timeout=10) == 0, t.output()
-    wait_for(lambda: world.dumps() == before, "the dumps after SIGKILL + start + SIGINT to "
-             "equal the ones before", timeout=5)
+    wait_dumps_equal(world, before, "the dumps after SIGKILL + start + SIGINT", timeout=15)
 
 
 def test_routes_removed_by_a_link_flap_are_put_back(world, tun2sock_bin):
