@@ -5,146 +5,21 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_fake.h"
 #include "packet.h"
 #include "test_util.h"
 
-#define MAX_PKTS 256
-#define MAX_STREAMS 16
-
-typedef struct fake {
-  /* device: what the engine sent toward the clients */
-  uint8_t pkts[MAX_PKTS][1600];
-  size_t pktlen[MAX_PKTS];
-  size_t npkts;
-  /* upstream: the streams the engine opened */
-  uint64_t stream_id[MAX_STREAMS];
-  t2s_egress stream_egress[MAX_STREAMS];
-  size_t nstreams;
-  size_t closed;
-  /* monitor: the answer to route_get */
-  int route_rv;
-  t2s_route route;
-  size_t route_queries;
-} fake;
-
-static int dev_send(void *self, const uint8_t *pkt, size_t len) {
-  fake *f = self;
-  if (f->npkts < MAX_PKTS && len <= sizeof(f->pkts[0])) {
-    memcpy(f->pkts[f->npkts], pkt, len);
-    f->pktlen[f->npkts++] = len;
-  }
-  return 0;
-}
-
-static void dev_caps(void *self, t2s_device_caps *caps) {
-  (void)self;
-  caps->mtu = 1500;
-  caps->offloads = 0;
-}
-
-static const t2s_device_ops dev_ops = {NULL, dev_send, dev_caps};
-
-static int up_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *eg) {
-  fake *f = self;
-  (void)dst;
-  if (f->nstreams < MAX_STREAMS) {
-    f->stream_id[f->nstreams] = id;
-    f->stream_egress[f->nstreams++] = *eg;
-  }
-  return 0;
-}
-
-static t2s_ssize up_write(void *self, uint64_t id, const uint8_t *d, size_t len) {
-  (void)self;
-  (void)id;
-  (void)d;
-  return (t2s_ssize)len;
-}
-
-static int up_shutdown(void *self, uint64_t id) {
-  (void)self;
-  (void)id;
-  return 0;
-}
-
-static void up_pause(void *self, uint64_t id, bool paused) {
-  (void)self;
-  (void)id;
-  (void)paused;
-}
-
-static void up_close(void *self, uint64_t id, bool abort) {
-  fake *f = self;
-  (void)id;
-  (void)abort;
-  f->closed++;
-}
-
-static int up_dopen(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *eg) {
-  (void)self;
-  (void)id;
-  (void)relay;
-  (void)eg;
-  return 0;
-}
-
-static int up_dsend(void *self, uint64_t id, const uint8_t *d, size_t len) {
-  (void)self;
-  (void)id;
-  (void)d;
-  (void)len;
-  return 0;
-}
-
-static void up_dclose(void *self, uint64_t id) {
-  (void)self;
-  (void)id;
-}
-
-static const t2s_upstream_ops up_ops = {up_open,  up_write, up_shutdown, up_pause,
-                                        up_close, up_dopen, up_dsend,    up_dclose};
-
-static int mon_start(void *self, t2s_net_event_cb cb, void *arg) {
-  (void)self;
-  (void)cb;
-  (void)arg;
-  return 0;
-}
-
-static void mon_stop(void *self) {
-  (void)self;
-}
-
-static int mon_route_get(void *self, const t2s_addr *dst, uint32_t mark, t2s_route *out) {
-  fake *f = self;
-  (void)dst;
-  (void)mark;
-  f->route_queries++;
-  if (f->route_rv != 0) {
-    return f->route_rv;
-  }
-  *out = f->route;
-  return 0;
-}
-
-static const t2s_monitor_ops mon_ops = {mon_start, mon_stop, mon_route_get};
-
-static fake F;
+static engine_fake F;
 static t2s_engine *E;
 static bool icmp_unreach_on_refuse;
 static uint64_t memory_budget;
 
 static void set_route(uint32_t ifindex, const char *ifname, const char *src, bool local) {
-  memset(&F.route, 0, sizeof(F.route));
-  F.route_rv = 0;
-  F.route.ifindex = ifindex;
-  strncpy(F.route.ifname, ifname, sizeof(F.route.ifname) - 1);
-  t2s_addr_parse(src, &F.route.src);
-  F.route.local = local;
+  engine_fake_set_route(&F, ifindex, ifname, src, local);
 }
 
 static void setup(t2s_netchange_policy policy) {
-  memset(&F, 0, sizeof(F));
+  engine_fake_init(&F);
   set_route(2, "wlan0", "192.0.2.10", false);
   t2s_engine_config cfg;
   t2s_engine_config_default(&cfg);
@@ -155,17 +30,8 @@ static void setup(t2s_netchange_policy policy) {
   if (memory_budget) {
     cfg.memory_budget = memory_budget;
   }
-  static t2s_device dev;
-  static t2s_upstream up;
-  static t2s_monitor mon;
-  dev.ops = &dev_ops;
-  dev.self = &F;
-  up.ops = &up_ops;
-  up.self = &F;
-  mon.ops = &mon_ops;
-  mon.self = &F;
-  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&E, &cfg, &dev, &up, NULL), 0);
-  t2s_engine_set_monitor(E, &mon);
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&E, &cfg, &F.dev, &F.up, NULL), 0);
+  t2s_engine_set_monitor(E, &F.mon);
 }
 
 static void teardown(void) {
@@ -189,15 +55,20 @@ static void send_syn(uint16_t sport, t2s_tstamp now) {
   t2s_engine_input(E, buf, (size_t)n, now);
 }
 
-/* Completes the upstream side of the last stream opened: connect, SOCKS5 method and reply. */
-static void complete_last_stream(t2s_tstamp now) {
+/* Answers the last stream opened as the proxy would: connect, SOCKS5 method, then reply. */
+static void answer_last_stream(const uint8_t *reply, size_t replylen, t2s_tstamp now) {
   CU_ASSERT_FATAL(F.nstreams > 0);
-  uint64_t id = F.stream_id[F.nstreams - 1];
+  uint64_t id = F.streams[F.nstreams - 1].id;
   static const uint8_t method[] = {5, 0};
-  static const uint8_t reply[] = {5, 0, 0, 1, 198, 51, 100, 200, 0x04, 0x38};
   t2s_engine_stream_opened(E, id, 0, now);
   t2s_engine_stream_recv(E, id, method, sizeof(method), now);
-  t2s_engine_stream_recv(E, id, reply, sizeof(reply), now);
+  t2s_engine_stream_recv(E, id, reply, replylen, now);
+}
+
+/* Completes the upstream side of the last stream opened with a success reply. */
+static void complete_last_stream(t2s_tstamp now) {
+  static const uint8_t reply[] = {5, 0, 0, 1, 198, 51, 100, 200, 0x04, 0x38};
+  answer_last_stream(reply, sizeof(reply), now);
 }
 
 /* Finds the last packet sent to client port sport; returns its TCP flags or -1. */
@@ -205,8 +76,8 @@ static int last_flags_to(uint16_t sport, size_t from) {
   int flags = -1;
   for (size_t i = from; i < F.npkts; i++) {
     t2s_pkt p;
-    if (t2s_pkt_parse(F.pkts[i], F.pktlen[i], &p) == T2S_DROP_NONE && p.proto == T2S_IPPROTO_TCP &&
-        p.dst.port == sport) {
+    if (t2s_pkt_parse(F.pkts[i].data, F.pkts[i].len, &p) == T2S_DROP_NONE &&
+        p.proto == T2S_IPPROTO_TCP && p.dst.port == sport) {
       flags = p.l4.tcp.flags;
     }
   }
@@ -221,7 +92,8 @@ static void open_flow(uint16_t sport, t2s_tstamp now) {
   CU_ASSERT_EQUAL_FATAL(last_flags_to(sport, mark) & (T2S_TCP_SYN | T2S_TCP_ACK),
                         T2S_TCP_SYN | T2S_TCP_ACK);
   t2s_pkt synack;
-  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(F.pkts[F.npkts - 1], F.pktlen[F.npkts - 1], &synack), 0);
+  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(F.pkts[F.npkts - 1].data, F.pkts[F.npkts - 1].len, &synack),
+                        0);
   uint8_t buf[128];
   t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &synack.dst, &synack.src, 1000u * sport + 1,
                               synack.l4.tcp.seq + 1, T2S_TCP_ACK, 65535, NULL, NULL, 0, NULL, 0);
@@ -292,7 +164,7 @@ static void test_new_default_interface_resets_affected_flows_once(void) {
   CU_ASSERT_STRING_EQUAL(t2s_engine_get_egress(E)->ifname, "eth0");
   /* A new flow leaves through the new egress, and its success is the recovery time. */
   open_flow(40003, 1700 * MS);
-  CU_ASSERT_EQUAL(F.stream_egress[F.nstreams - 1].ifindex, 3);
+  CU_ASSERT_EQUAL(F.streams[F.nstreams - 1].egress.ifindex, 3);
   CU_ASSERT_EQUAL(stats().tcp_flows_active, 1);
   teardown();
 }
@@ -330,7 +202,7 @@ static void test_no_route_refuses_new_flows_at_once(void) {
   run_until(4 * T2S_SECONDS);
   CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_UP);
   open_flow(40003, 4 * T2S_SECONDS);
-  CU_ASSERT_EQUAL(F.stream_egress[F.nstreams - 1].ifindex, 3);
+  CU_ASSERT_EQUAL(F.streams[F.nstreams - 1].egress.ifindex, 3);
   teardown();
 }
 
@@ -360,16 +232,10 @@ static void test_resume_resets_every_flow_at_once(void) {
 static void test_local_proxy_default_change_resets_everything(void) {
   setup(T2S_NETCHANGE_RESET_AFFECTED);
   set_route(1, "lo", "127.0.0.1", true);
-  t2s_monitor mon = {&mon_ops, &F};
-  t2s_engine_set_monitor(E, &mon);
+  t2s_engine_set_monitor(E, &F.mon);
   CU_ASSERT_EQUAL(t2s_engine_get_egress(E)->ifindex, 0); /* local proxy: unbound */
   open_flow(40001, 0);
-  t2s_net_event ev;
-  memset(&ev, 0, sizeof(ev));
-  ev.type = T2S_NET_DEFAULT_ROUTE_CHANGED;
-  ev.family = T2S_AF_INET;
-  ev.ifindex = 3;
-  t2s_engine_network_event(E, &ev, 10 * MS);
+  net_event(T2S_NET_DEFAULT_ROUTE_CHANGED, 3, 10 * MS);
   run_until(T2S_SECONDS);
   CU_ASSERT_EQUAL(stats().flows_reset, 1);
   CU_ASSERT_EQUAL(stats().network_changes, 1);
@@ -396,15 +262,11 @@ static void refuse_with_rep4(bool icmp) {
   icmp_unreach_on_refuse = false;
   size_t mark = F.npkts;
   send_syn(40001, 0);
-  uint64_t id = F.stream_id[F.nstreams - 1];
-  static const uint8_t method[] = {5, 0};
   static const uint8_t rep4[] = {5, 4, 0, 1, 0, 0, 0, 0, 0, 0};
-  t2s_engine_stream_opened(E, id, 0, 0);
-  t2s_engine_stream_recv(E, id, method, sizeof(method), 0);
-  t2s_engine_stream_recv(E, id, rep4, sizeof(rep4), 0);
+  answer_last_stream(rep4, sizeof(rep4), 0);
   CU_ASSERT_EQUAL_FATAL(F.npkts, mark + 1);
   t2s_pkt p;
-  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(F.pkts[mark], F.pktlen[mark], &p), 0);
+  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(F.pkts[mark].data, F.pkts[mark].len, &p), 0);
   if (icmp) {
     CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_ICMP);
     CU_ASSERT_EQUAL(p.l4.icmp.type, 3);
@@ -432,14 +294,14 @@ static void test_memory_budget_refuses_new_syns_with_rst(void) {
   setup(T2S_NETCHANGE_RESET_AFFECTED);
   t2s_engine_stats st0 = stats();
   open_flow(40001, 0);
-  t2s_engine_stream_recv(E, F.stream_id[0], down, sizeof(down), 0);
+  t2s_engine_stream_recv(E, F.streams[0].id, down, sizeof(down), 0);
   uint64_t budget = stats().mem_peak_bytes + 256;
   teardown();
   memory_budget = budget;
   setup(T2S_NETCHANGE_RESET_AFFECTED);
   memory_budget = 0;
   open_flow(40001, 0);
-  CU_ASSERT(t2s_engine_stream_recv(E, F.stream_id[0], down, sizeof(down), 0) == sizeof(down));
+  CU_ASSERT(t2s_engine_stream_recv(E, F.streams[0].id, down, sizeof(down), 0) == sizeof(down));
   size_t mark = F.npkts;
   send_syn(40002, 10 * MS);
   CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
@@ -459,7 +321,7 @@ static void test_new_flows_follow_the_route_while_settling(void) {
   set_route(3, "eth0", "198.51.100.10", false);
   net_event(T2S_NET_ROUTE_CHANGED, 3, 100 * MS);
   open_flow(40002, 200 * MS);
-  CU_ASSERT_EQUAL(F.stream_egress[F.nstreams - 1].ifindex, 3);
+  CU_ASSERT_EQUAL(F.streams[F.nstreams - 1].egress.ifindex, 3);
   set_route(2, "wlan0", "192.0.2.10", false);
   net_event(T2S_NET_ROUTE_CHANGED, 2, 300 * MS);
   size_t mark = F.npkts;

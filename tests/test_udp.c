@@ -6,163 +6,14 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_fake.h"
 #include "engine_internal.h"
 #include "frag.h"
 #include "packet.h"
 #include "socks5.h"
 #include "test_util.h"
 
-#define MAXREC 256
-
-typedef struct rec_pkt {
-  uint8_t data[1600];
-  size_t len;
-} rec_pkt;
-
-typedef struct fake {
-  rec_pkt out[MAXREC]; /* packets toward clients */
-  size_t nout;
-  struct {
-    uint64_t id;
-    t2s_addr dst;
-    uint8_t written[1024];
-    size_t wlen;
-    bool closed;
-  } streams[32];
-  size_t nstreams;
-  struct {
-    uint64_t id;
-    t2s_addr relay;
-    uint8_t last[2048];
-    size_t lastlen;
-    size_t sent;
-    bool closed;
-  } dgrams[32];
-  size_t ndgrams;
-} fake;
-
-static int dev_send(void *self, const uint8_t *pkt, size_t len) {
-  fake *f = self;
-  if (f->nout < MAXREC && len <= sizeof(f->out[0].data)) {
-    memcpy(f->out[f->nout].data, pkt, len);
-    f->out[f->nout].len = len;
-    f->nout++;
-  }
-  return 0;
-}
-
-static void dev_caps(void *self, t2s_device_caps *caps) {
-  (void)self;
-  caps->mtu = 1500;
-  caps->offloads = 0;
-}
-
-static const t2s_device_ops dev_ops = {NULL, dev_send, dev_caps};
-
-static int find_stream(fake *f, uint64_t id) {
-  for (size_t i = 0; i < f->nstreams; i++) {
-    if (f->streams[i].id == id) {
-      return (int)i;
-    }
-  }
-  return -1;
-}
-
-static int find_dgram(fake *f, uint64_t id) {
-  for (size_t i = 0; i < f->ndgrams; i++) {
-    if (f->dgrams[i].id == id) {
-      return (int)i;
-    }
-  }
-  return -1;
-}
-
-static int up_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *eg) {
-  fake *f = self;
-  (void)eg;
-  if (f->nstreams >= 32) {
-    return T2S_ERR_LIMIT;
-  }
-  memset(&f->streams[f->nstreams], 0, sizeof(f->streams[0]));
-  f->streams[f->nstreams].id = id;
-  f->streams[f->nstreams].dst = *dst;
-  f->nstreams++;
-  return 0;
-}
-
-static t2s_ssize up_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
-  fake *f = self;
-  int i = find_stream(f, id);
-  if (i < 0) {
-    return T2S_ERR_CLOSED;
-  }
-  size_t room = sizeof(f->streams[i].written) - f->streams[i].wlen;
-  size_t n = T2S_MIN(room, len);
-  memcpy(f->streams[i].written + f->streams[i].wlen, data, n);
-  f->streams[i].wlen += n;
-  return (t2s_ssize)n;
-}
-
-static int up_shutdown(void *self, uint64_t id) {
-  (void)self;
-  (void)id;
-  return 0;
-}
-
-static void up_pause(void *self, uint64_t id, bool paused) {
-  (void)self;
-  (void)id;
-  (void)paused;
-}
-
-static void up_stream_close(void *self, uint64_t id, bool abort) {
-  fake *f = self;
-  (void)abort;
-  int i = find_stream(f, id);
-  if (i >= 0) {
-    f->streams[i].closed = true;
-  }
-}
-
-static int up_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *eg) {
-  fake *f = self;
-  (void)eg;
-  if (f->ndgrams >= 32) {
-    return T2S_ERR_LIMIT;
-  }
-  memset(&f->dgrams[f->ndgrams], 0, sizeof(f->dgrams[0]));
-  f->dgrams[f->ndgrams].id = id;
-  f->dgrams[f->ndgrams].relay = *relay;
-  f->ndgrams++;
-  return 0;
-}
-
-static int up_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
-  fake *f = self;
-  int i = find_dgram(f, id);
-  if (i < 0) {
-    return T2S_ERR_CLOSED;
-  }
-  len = T2S_MIN(len, sizeof(f->dgrams[0].last));
-  memcpy(f->dgrams[i].last, data, len);
-  f->dgrams[i].lastlen = len;
-  f->dgrams[i].sent++;
-  return 0;
-}
-
-static void up_dgram_close(void *self, uint64_t id) {
-  fake *f = self;
-  int i = find_dgram(f, id);
-  if (i >= 0) {
-    f->dgrams[i].closed = true;
-  }
-}
-
-static const t2s_upstream_ops up_ops = {up_stream_open, up_stream_write, up_shutdown,
-                                        up_pause,       up_stream_close, up_dgram_open,
-                                        up_dgram_send,  up_dgram_close};
-
-static fake F;
+static engine_fake F;
 
 static t2s_addr addr(const char *s) {
   t2s_addr a;
@@ -171,7 +22,7 @@ static t2s_addr addr(const char *s) {
 }
 
 static t2s_engine *new_engine(bool socks, uint32_t max_sessions) {
-  memset(&F, 0, sizeof(F));
+  engine_fake_init(&F);
   t2s_engine_config cfg;
   t2s_engine_config_default(&cfg);
   if (socks) {
@@ -181,10 +32,8 @@ static t2s_engine *new_engine(bool socks, uint32_t max_sessions) {
   if (max_sessions) {
     cfg.max_udp_sessions = max_sessions;
   }
-  t2s_device dev = {&dev_ops, &F};
-  t2s_upstream up = {&up_ops, &F};
   t2s_engine *e = NULL;
-  CU_ASSERT_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, NULL) == 0);
+  CU_ASSERT_FATAL(t2s_engine_new(&e, &cfg, &F.dev, &F.up, NULL) == 0);
   return e;
 }
 
@@ -221,8 +70,8 @@ static void handshake(t2s_engine *e, size_t si, uint8_t rep, const char *bnd, t2
 /* Parses recorded output packet i. */
 static t2s_pkt out_pkt(size_t i) {
   t2s_pkt p;
-  CU_ASSERT_FATAL(i < F.nout);
-  CU_ASSERT_FATAL(t2s_pkt_parse(F.out[i].data, F.out[i].len, &p) == T2S_DROP_NONE);
+  CU_ASSERT_FATAL(i < F.npkts);
+  CU_ASSERT_FATAL(t2s_pkt_parse(F.pkts[i].data, F.pkts[i].len, &p) == T2S_DROP_NONE);
   return p;
 }
 
@@ -255,7 +104,7 @@ static void test_associate_full_cone(void) {
   t2s_addr other = addr("192.0.2.99:9999");
   t2s_ssize n = t2s_socks5_udp_encode(buf, sizeof(buf), &other, (const uint8_t *)"hi", 2);
   t2s_engine_dgram_recv(e, F.dgrams[0].id, buf, (size_t)n, 2);
-  CU_ASSERT_EQUAL(F.nout, 1);
+  CU_ASSERT_EQUAL(F.npkts, 1);
   t2s_pkt p = out_pkt(0);
   CU_ASSERT(t2s_addr_eq(&p.src, &other));
   t2s_addr client = addr("198.18.0.2:5000");
@@ -266,7 +115,7 @@ static void test_associate_full_cone(void) {
   t2s_engine_dgram_recv(e, F.dgrams[0].id, buf, (size_t)n, 3);
   t2s_engine_get_stats(e, &st);
   CU_ASSERT_EQUAL(st.drops[T2S_DROP_SOCKS5_UDP_FRAG], 1);
-  CU_ASSERT_EQUAL(F.nout, 1);
+  CU_ASSERT_EQUAL(F.npkts, 1);
   /* The control connection closing ends the session. */
   t2s_engine_stream_eof(e, F.streams[0].id, 4);
   t2s_engine_get_stats(e, &st);
@@ -345,7 +194,7 @@ static void test_no_udp_fallback(void) {
   CU_ASSERT_EQUAL(st.udp_proxy_no_udp, 1);
   CU_ASSERT_EQUAL(st.udp_port_unreach_sent, 1);
   /* The port-7 datagram got an ICMP port unreachable. */
-  CU_ASSERT_FATAL(F.nout == 1);
+  CU_ASSERT_FATAL(F.npkts == 1);
   t2s_pkt p = out_pkt(0);
   CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_ICMP);
   CU_ASSERT_EQUAL(p.l4.icmp.type, 3);
@@ -361,9 +210,9 @@ static void test_no_udp_fallback(void) {
   /* The answer, split across two reads, comes back as UDP from the resolver. */
   const uint8_t ans[] = {0, 5, 0x12, 0x34, 'a', 'n', 's'};
   t2s_engine_stream_recv(e, F.streams[1].id, ans, 3, 3);
-  CU_ASSERT_EQUAL(F.nout, 1);
+  CU_ASSERT_EQUAL(F.npkts, 1);
   t2s_engine_stream_recv(e, F.streams[1].id, ans + 3, 4, 3);
-  CU_ASSERT_FATAL(F.nout == 2);
+  CU_ASSERT_FATAL(F.npkts == 2);
   p = out_pkt(1);
   t2s_addr resolver = addr("192.0.2.53:53");
   CU_ASSERT(t2s_addr_eq(&p.src, &resolver));
@@ -374,7 +223,7 @@ static void test_no_udp_fallback(void) {
   /* The verdict holds: the next non-DNS datagram is refused at once, with no new stream. */
   send_udp(e, "198.18.0.2:6000", "192.0.2.10:7", "x", 4);
   CU_ASSERT_EQUAL(F.nstreams, 2);
-  CU_ASSERT_EQUAL(F.nout, 3);
+  CU_ASSERT_EQUAL(F.npkts, 3);
   /* ...and after five minutes UDP ASSOCIATE is tried again. */
   send_udp(e, "198.18.0.2:6000", "192.0.2.10:7", "x", 5 * 60 * T2S_SECONDS + 10);
   CU_ASSERT_EQUAL(F.nstreams, 3);
@@ -424,7 +273,7 @@ static void test_direct_refused_gives_unreach(void) {
   CU_ASSERT(t2s_addr_eq(&F.dgrams[0].relay, &d));
   CU_ASSERT(F.dgrams[0].lastlen == 1 && F.dgrams[0].last[0] == 'a'); /* raw, no header */
   t2s_engine_dgram_error(e, F.dgrams[0].id, T2S_ERR_REFUSED, 1);
-  CU_ASSERT_FATAL(F.nout == 1);
+  CU_ASSERT_FATAL(F.npkts == 1);
   t2s_pkt p = out_pkt(0);
   CU_ASSERT_EQUAL(p.l4.icmp.type, 3);
   t2s_engine_del(e);
@@ -436,17 +285,17 @@ static void test_big_reply_fragmented_v6(void) {
   static uint8_t big[4000];
   memset(big, 0x5a, sizeof(big));
   t2s_engine_dgram_recv(e, F.dgrams[0].id, big, sizeof(big), 1);
-  CU_ASSERT_EQUAL(F.nout, 3); /* 4048 bytes over 1448-byte fragments */
+  CU_ASSERT_EQUAL(F.npkts, 3); /* 4048 bytes over 1448-byte fragments */
   t2s_reasm_config c;
   t2s_reasm_config_default(&c);
   t2s_reasm *r = NULL;
   t2s_reasm_new(&r, &c);
   static uint8_t whole[T2S_REASM_MAX_PKT];
   t2s_ssize w = 0;
-  for (size_t i = 0; i < F.nout; i++) {
-    CU_ASSERT(F.out[i].len <= 1500);
+  for (size_t i = 0; i < F.npkts; i++) {
+    CU_ASSERT(F.pkts[i].len <= 1500);
     t2s_pkt p;
-    CU_ASSERT(t2s_pkt_parse(F.out[i].data, F.out[i].len, &p) == T2S_DROP_FRAGMENT);
+    CU_ASSERT(t2s_pkt_parse(F.pkts[i].data, F.pkts[i].len, &p) == T2S_DROP_FRAGMENT);
     w = t2s_reasm_input(r, &p, 1, whole, sizeof(whole), NULL);
   }
   CU_ASSERT_FATAL(w > 0);
@@ -480,20 +329,21 @@ static void test_fragmented_ping_both_ways(void) {
   t2s_put16(pkt + 10, t2s_csum_fold(t2s_csum_add(0, pkt, 20)));
   memcpy(pkt + 20, msg, sizeof(msg));
   /* Split it with the engine's own splitter into a tiny recording device. */
-  static fake in;
-  memset(&in, 0, sizeof(in));
+  static engine_fake in;
+  engine_fake_init(&in);
   static uint8_t scratch[1500];
-  CU_ASSERT_EQUAL(
-      t2s_frag_split(pkt, 20 + sizeof(msg), 1500, 5, scratch, sizeof(scratch), dev_send, &in), 3);
-  for (size_t i = 0; i < in.nout; i++) {
-    t2s_engine_input(e, in.out[i].data, in.out[i].len, 0);
+  CU_ASSERT_EQUAL(t2s_frag_split(pkt, 20 + sizeof(msg), 1500, 5, scratch, sizeof(scratch),
+                                 engine_fake_send, &in),
+                  3);
+  for (size_t i = 0; i < in.npkts; i++) {
+    t2s_engine_input(e, in.pkts[i].data, in.pkts[i].len, 0);
   }
   t2s_engine_stats st;
   t2s_engine_get_stats(e, &st);
   CU_ASSERT_EQUAL(st.frag_reassembled, 1);
   CU_ASSERT_EQUAL(st.icmp_echo_replies, 1);
   CU_ASSERT_EQUAL(st.frag_sent, 3);
-  CU_ASSERT_EQUAL(F.nout, 3);
+  CU_ASSERT_EQUAL(F.npkts, 3);
   t2s_engine_del(e);
 }
 
@@ -506,12 +356,12 @@ static void test_fragmented_client_datagram_reassembled(void) {
   t2s_addr s = addr("[fd00:18::2]:5000"), d = addr("[2001:db8::53]:53");
   t2s_ssize n = t2s_build_udp(pkt, sizeof(pkt), &s, &d, payload, sizeof(payload));
   CU_ASSERT_FATAL(n > 0);
-  static fake in;
-  memset(&in, 0, sizeof(in));
-  CU_ASSERT_EQUAL(t2s_frag_split(pkt, (size_t)n, 1280, 77, scratch, sizeof(scratch), dev_send, &in),
-                  4);
-  for (size_t i = in.nout; i-- > 0;) { /* last fragment first */
-    t2s_engine_input(e, in.out[i].data, in.out[i].len, 0);
+  static engine_fake in;
+  engine_fake_init(&in);
+  CU_ASSERT_EQUAL(
+      t2s_frag_split(pkt, (size_t)n, 1280, 77, scratch, sizeof(scratch), engine_fake_send, &in), 4);
+  for (size_t i = in.npkts; i-- > 0;) { /* last fragment first */
+    t2s_engine_input(e, in.pkts[i].data, in.pkts[i].len, 0);
   }
   handshake(e, 0, 0, "0.0.0.0:4000", 1);
   CU_ASSERT_FATAL(F.ndgrams == 1);
