@@ -153,6 +153,11 @@ static int count_error(t2s_upstream_sock *up, int err) {
   return t2s_upstream_map_errno(err);
 }
 
+/* The map that holds usocks of kind. */
+static usock_map *map_of(t2s_upstream_sock *up, usock_kind kind) {
+  return kind == USOCK_STREAM ? &up->streams : &up->dgrams;
+}
+
 static uint64_t hash_id(uint64_t id) {
   id ^= id >> 33;
   id *= 0xff51afd7ed558ccdull;
@@ -279,7 +284,7 @@ static void forget(usock *s, bool abort) {
     return;
   }
   t2s_upstream_sock *up = s->up;
-  map_remove(s->kind == USOCK_STREAM ? &up->streams : &up->dgrams, s);
+  map_remove(map_of(up, s->kind), s);
   list_unlink(s);
   set_reading(s, false);
   set_writing(s, false);
@@ -559,9 +564,14 @@ static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* ---------------- ops (called by the engine: never call it back) ---------------- */
 
-static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
-  t2s_upstream_sock *up = self;
-  if (id == 0 || map_find(&up->streams, id)) {
+/* The start of every open: checks that id is new, makes the socket, files it in the map of its
+ * kind and connects it to dst (a stream: in progress, or at once, *pnow; a datagram socket:
+ * connected, so the kernel delivers only the relay's datagrams and reports ICMP errors).
+ * Returns 0 with *ps set, or an error with nothing left behind. */
+static int usock_open(t2s_upstream_sock *up, uint64_t id, usock_kind kind, const t2s_addr *dst,
+                      const t2s_egress *egress, usock **ps, bool *pnow) {
+  usock_map *m = map_of(up, kind);
+  if (id == 0 || map_find(m, id)) {
     return T2S_ERR_EXISTS;
   }
   struct sockaddr_storage ss;
@@ -570,24 +580,37 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
     return T2S_ERR_INVALID_ARGUMENT;
   }
   int err = 0;
-  usock *s = usock_new(up, id, USOCK_STREAM, dst, egress, &err);
+  usock *s = usock_new(up, id, kind, dst, egress, &err);
   if (!s) {
     return err;
   }
-  if (map_insert(&up->streams, s) != 0) {
+  if (map_insert(m, s) != 0) {
     close(s->fd);
     free_usock(s);
     return T2S_ERR_LIMIT;
   }
-  s->connecting = true;
+  s->connecting = kind == USOCK_STREAM;
   int rv = connect(s->fd, (struct sockaddr *)&ss, sslen);
-  if (rv < 0 && errno != EINPROGRESS) {
+  if (rv < 0 && !(kind == USOCK_STREAM && errno == EINPROGRESS)) {
     err = count_error(up, errno);
     forget(s, false);
     return err;
   }
+  *ps = s;
+  *pnow = rv == 0;
+  return 0;
+}
+
+static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
+  t2s_upstream_sock *up = self;
+  usock *s;
+  bool now;
+  int rv = usock_open(up, id, USOCK_STREAM, dst, egress, &s, &now);
+  if (rv != 0) {
+    return rv;
+  }
   set_writing(s, true);
-  if (rv == 0) {
+  if (now) {
     event_active(s->wev, EV_WRITE, 0); /* connected at once: report from the loop */
   }
   return 0;
@@ -668,29 +691,11 @@ static void op_stream_close(void *self, uint64_t id, bool abort) {
 
 static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
   t2s_upstream_sock *up = self;
-  if (id == 0 || map_find(&up->dgrams, id)) {
-    return T2S_ERR_EXISTS;
-  }
-  struct sockaddr_storage ss;
-  socklen_t sslen;
-  if (to_sockaddr(relay, &ss, &sslen) != 0) {
-    return T2S_ERR_INVALID_ARGUMENT;
-  }
-  int err = 0;
-  usock *s = usock_new(up, id, USOCK_DGRAM, relay, egress, &err);
-  if (!s) {
-    return err;
-  }
-  if (map_insert(&up->dgrams, s) != 0) {
-    close(s->fd);
-    free_usock(s);
-    return T2S_ERR_LIMIT;
-  }
-  /* Connected: the kernel delivers only the relay's datagrams and reports ICMP errors. */
-  if (connect(s->fd, (struct sockaddr *)&ss, sslen) < 0) {
-    err = count_error(up, errno);
-    forget(s, false);
-    return err;
+  usock *s;
+  bool now;
+  int rv = usock_open(up, id, USOCK_DGRAM, relay, egress, &s, &now);
+  if (rv != 0) {
+    return rv;
   }
   set_reading(s, true);
   return 0;
