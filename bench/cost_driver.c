@@ -6,12 +6,13 @@
  *   t2s_cost_driver down [MB]   a source upstream sends MB MiB toward the client, which acks
  *                               every second segment as a client does
  *
- * It links only t2s_core: a minimal device (the engine's packets are read at fixed offsets,
- * never parsed or checksummed), a minimal upstream (the sink takes every byte, the source
- * hands over what t2s_engine_stream_recv_space() allows) and a hand-rolled client (one SYN
- * with MSS 1460 and window scaling, then segments built once and patched with an incremental
- * checksum update), so that nearly every instruction counted is the engine's. Virtual time
- * advances 1 us per packet; no clock, no I/O besides the final line on stdout.
+ * It links only t2s_core and tests/engine_fake.c (no CUnit). The fake's device, recording
+ * off, hands each packet to the client, which reads it at fixed offsets (never parsed or
+ * checksummed); the fake's upstream stream is the sink (it takes every byte) and the source
+ * (the loop hands over what t2s_engine_stream_recv_space() allows). The client is hand-rolled
+ * (one SYN with MSS 1460 and window scaling, then segments built once and patched with an
+ * incremental checksum update), so that nearly every instruction counted is the engine's.
+ * Virtual time advances 1 us per packet; no clock, no I/O besides the final line on stdout.
  * scripts/bench --sim runs it under callgrind and divides instructions by payload bytes.
  */
 #include <inttypes.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_fake.h"
 #include "packet.h"
 
 #define MSS 1460
@@ -31,11 +33,7 @@
 typedef struct driver {
   t2s_engine *engine;
   t2s_tstamp now;
-  /* upstream */
-  uint64_t stream_id; /* 0: none yet */
-  bool open_pending;  /* stream_open was called; stream_opened follows */
-  bool paused;        /* the engine paused reading */
-  uint64_t sunk;      /* bytes the sink took */
+  engine_fake *fake; /* device and upstream; streams[0] is the sink / source */
   /* client */
   t2s_addr caddr, saddr;
   uint32_t c_iss, c_nxt, c_una; /* client's send sequence */
@@ -48,13 +46,14 @@ typedef struct driver {
   uint64_t pkts_out;
 } driver;
 
-/* ---- device: read the engine's packets at fixed offsets (IPv4, 20-byte header) ---- */
+/* ---- the client's receive side: the engine's packets at fixed offsets (IPv4, 20-byte
+ * header), handed over by the fake device ---- */
 
-static int dev_send(void *self, const uint8_t *pkt, size_t len) {
-  driver *d = self;
+static void client_recv(void *arg, const uint8_t *pkt, size_t len) {
+  driver *d = arg;
   d->pkts_out++;
   if (len < 40 || pkt[9] != T2S_IPPROTO_TCP) {
-    return 0;
+    return;
   }
   const uint8_t *th = pkt + 20;
   uint32_t seq = t2s_get32(th + 4), ack = t2s_get32(th + 8);
@@ -94,85 +93,7 @@ static int dev_send(void *self, const uint8_t *pkt, size_t len) {
     d->rx_bytes += plen;
     d->unacked_segs++;
   }
-  return 0;
 }
-
-static t2s_ssize dev_recv(void *self, uint8_t *buf, size_t buflen) {
-  (void)self;
-  (void)buf;
-  (void)buflen;
-  return T2S_ERR_WOULDBLOCK;
-}
-
-static void dev_caps(void *self, t2s_device_caps *caps) {
-  (void)self;
-  caps->mtu = MTU;
-  caps->offloads = 0;
-}
-
-static const t2s_device_ops dev_ops = {dev_recv, dev_send, dev_caps};
-
-/* ---- upstream: a sink, or a source driven by the loop ---- */
-
-static int up_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
-  driver *d = self;
-  (void)dst;
-  (void)egress;
-  d->stream_id = id;
-  d->open_pending = true;
-  return 0;
-}
-
-static t2s_ssize up_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
-  driver *d = self;
-  (void)id;
-  (void)data;
-  d->sunk += len;
-  return (t2s_ssize)len;
-}
-
-static int up_shutdown(void *self, uint64_t id) {
-  (void)self;
-  (void)id;
-  return 0;
-}
-
-static void up_pause(void *self, uint64_t id, bool paused) {
-  driver *d = self;
-  (void)id;
-  d->paused = paused;
-}
-
-static void up_close(void *self, uint64_t id, bool abort) {
-  driver *d = self;
-  (void)id;
-  (void)abort;
-  d->stream_id = 0;
-}
-
-static int up_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *eg) {
-  (void)self;
-  (void)id;
-  (void)relay;
-  (void)eg;
-  return T2S_ERR_UNSUPPORTED;
-}
-
-static int up_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
-  (void)self;
-  (void)id;
-  (void)data;
-  (void)len;
-  return T2S_ERR_UNSUPPORTED;
-}
-
-static void up_dgram_close(void *self, uint64_t id) {
-  (void)self;
-  (void)id;
-}
-
-static const t2s_upstream_ops up_ops = {up_open,  up_write,      up_shutdown,   up_pause,
-                                        up_close, up_dgram_open, up_dgram_send, up_dgram_close};
 
 /* ---- the client ---- */
 
@@ -206,13 +127,12 @@ static void handshake(driver *d) {
   t2s_ssize n = t2s_build_tcp(pkt, sizeof(pkt), &d->caddr, &d->saddr, d->c_iss, 0, T2S_TCP_SYN,
                               65535, &o, NULL, 0, NULL, 0);
   input(d, pkt, (size_t)n);
-  if (!d->open_pending) {
+  if (d->fake->nstreams != 1) {
     fprintf(stderr, "t2s_cost_driver: the engine opened no upstream stream\n");
     exit(1);
   }
-  d->open_pending = false;
   d->now += T2S_MICROSECONDS;
-  t2s_engine_stream_opened(d->engine, d->stream_id, 0, d->now);
+  t2s_engine_stream_opened(d->engine, d->fake->streams[0].id, 0, d->now);
   if (!d->synack_seen) {
     fprintf(stderr, "t2s_cost_driver: no SYN-ACK\n");
     exit(1);
@@ -258,8 +178,9 @@ static void run_up(driver *d, uint64_t total) {
       t2s_engine_handle_expiry(d->engine, d->now);
     }
   }
-  if (d->sunk != total) {
-    fprintf(stderr, "t2s_cost_driver: the sink got %" PRIu64 " of %" PRIu64 " bytes\n", d->sunk,
+  uint64_t sunk = d->fake->streams[0].wtotal;
+  if (sunk != total) {
+    fprintf(stderr, "t2s_cost_driver: the sink got %" PRIu64 " of %" PRIu64 " bytes\n", sunk,
             total);
     exit(1);
   }
@@ -276,6 +197,7 @@ static void run_down(driver *d, uint64_t total) {
   t2s_ssize n =
       t2s_build_tcp(ackpkt, sizeof(ackpkt), &d->caddr, &d->saddr, d->c_nxt, d->s_nxt, T2S_TCP_ACK,
                     (uint16_t)(CLIENT_WINDOW >> CLIENT_WSCALE), NULL, NULL, 0, NULL, 0);
+  const engine_fake_stream *src = &d->fake->streams[0];
   uint64_t given = 0, guard = 0;
   while (d->rx_bytes < total) {
     if (++guard > 100 * total / MSS + 1000000) {
@@ -284,13 +206,13 @@ static void run_down(driver *d, uint64_t total) {
       exit(1);
     }
     bool progressed = false;
-    if (given < total && !d->paused && d->stream_id != 0) {
-      size_t space = t2s_engine_stream_recv_space(d->engine, d->stream_id);
+    if (given < total && !src->paused && !src->closed) {
+      size_t space = t2s_engine_stream_recv_space(d->engine, src->id);
       size_t len = (size_t)(total - given < CHUNK ? total - given : CHUNK);
       len = len < space ? len : space;
       if (len > 0) {
         d->now += T2S_MICROSECONDS;
-        given += t2s_engine_stream_recv(d->engine, d->stream_id, chunk, len, d->now);
+        given += t2s_engine_stream_recv(d->engine, src->id, chunk, len, d->now);
         progressed = true;
       }
     }
@@ -321,8 +243,15 @@ int main(int argc, char **argv) {
   }
   uint64_t total = mib * 1024 * 1024;
 
+  static engine_fake fake;
+  engine_fake_init(&fake);
+  fake.record_pkts = false;
+  fake.mtu = MTU;
   driver d;
   memset(&d, 0, sizeof(d));
+  d.fake = &fake;
+  fake.on_send = client_recv;
+  fake.on_send_arg = &d;
   t2s_addr_parse("198.18.0.2:40000", &d.caddr);
   t2s_addr_parse("203.0.113.9:9", &d.saddr);
   d.c_iss = 0x12345678;
@@ -334,9 +263,7 @@ int main(int argc, char **argv) {
   cfg.mtu = MTU;
   cfg.proxy_kind = T2S_PROXY_NONE;
   cfg.mem = &mem;
-  t2s_device dev = {&dev_ops, &d};
-  t2s_upstream ups = {&up_ops, &d};
-  if (t2s_engine_new(&d.engine, &cfg, &dev, &ups, NULL) != 0) {
+  if (t2s_engine_new(&d.engine, &cfg, &fake.dev, &fake.up, NULL) != 0) {
     fprintf(stderr, "t2s_cost_driver: cannot create the engine\n");
     return 1;
   }
