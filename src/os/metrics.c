@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
@@ -13,223 +14,337 @@ struct t2s_metrics {
   void *arg;
 };
 
-static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help) {
-  evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void put_value(struct evbuffer *out, const char *name, uint64_t v) {
-  evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)v);
-}
-
-static void put_simple(struct evbuffer *out, const char *name, const char *type, const char *help,
-                       uint64_t v) {
-  put_header(out, name, type, help);
-  put_value(out, name, v);
-}
-
 static const char *const state_names[] = {"UP", "SETTLING", "NO_ROUTE", "SUSPENDED"};
 
-/* The network-change figures (docs/network-change.md, "What is counted"). */
-static void render_network(const t2s_metrics_snapshot *s, struct evbuffer *out) {
-  const t2s_engine_stats *e = &s->engine;
-  put_simple(out, "tun2sock_network_changes_total", "counter",
-             "Debounced network changes that moved the path to the proxy (or a resume).",
-             s->network_changes);
-  put_simple(out, "tun2sock_route_updates_total", "counter",
-             "Debounced network changes that left the path to the proxy as it was.",
-             s->route_updates);
-  put_simple(out, "tun2sock_flows_reset_total", "counter",
-             "Flows reset by the network-change policy.", e->flows_reset);
-  put_simple(out, "tun2sock_network_events_total", "counter",
-             "Raw events from the network monitor (links, addresses, routes, sleep).",
-             e->net_events);
-  put_simple(out, "tun2sock_resumes_total", "counter", "Resumes from sleep detected.", e->resumes);
-  put_simple(out, "tun2sock_syn_refused_offline_total", "counter",
-             "New TCP connections refused at once while offline or suspended.",
-             e->syn_refused_offline);
-  put_header(out, "tun2sock_network_state", "gauge",
-             "The network-change state machine's state (1 for the current one).");
-  for (size_t i = 0; i < T2S_ARRAY_LEN(state_names); i++) {
-    evbuffer_add_printf(out, "tun2sock_network_state{state=\"%s\"} %d\n", state_names[i],
-                        e->net_state == i ? 1 : 0);
+/* How a row's value is read from the snapshot and written. */
+typedef enum metric_kind {
+  MK_U64,      /* uint64_t: an integer in both */
+  MK_NS,       /* t2s_tstamp: seconds (%.6f) in Prometheus, nanoseconds in JSON */
+  MK_SECONDS,  /* double seconds: %.3f in both */
+  MK_STATE,    /* uint32_t t2s_net_state: a series per state (1 for the current) / its name */
+  MK_RECOVERY, /* double: the recovery histogram's _sum; the buckets come from the engine */
+  MK_DROPS,    /* the drop counters: a series per reason / an object */
+  MK_ERRORS,   /* the upstream socket errors: a series per errno name / an object */
+} metric_kind;
+
+/* Where a row's JSON key stands: the top object, one of its objects, or after those (the
+ * map rows, each an object of its own). */
+typedef enum json_section { J_TOP, J_NETWORK, J_UDP, J_END } json_section;
+
+static const char *const json_section_names[] = {NULL, "network", "udp", NULL};
+
+/*
+ * One row per value: both renderers walk this table, in its order, so a counter cannot be in one
+ * and missing from the other. The order is the Prometheus one; JSON takes the rows of each
+ * section in the same order (JSON objects are unordered: nothing may rely on their key order).
+ */
+typedef struct metric_row {
+  const char *prom;  /* Prometheus name; NULL: in JSON only */
+  const char *type;  /* "counter", "gauge", "histogram"; NULL: a further series of the row above */
+  const char *help;  /* the # HELP text (with type) */
+  const char *label; /* the series' label (direction="up"), or a map row's label name; or NULL */
+  json_section sec;
+  const char *json; /* the key in its JSON section */
+  metric_kind kind;
+  size_t off; /* of the value in t2s_metrics_snapshot */
+} metric_row;
+
+/* The kind and offset of snapshot field f; a field of another type than the kind reads does
+ * not compile. */
+#define FIELD(f, T)                                                                                \
+  _Generic(((const t2s_metrics_snapshot *)0)->f, T : offsetof(t2s_metrics_snapshot, f))
+#define U64(f) MK_U64, FIELD(f, uint64_t)
+#define NS(f) MK_NS, FIELD(f, t2s_tstamp)
+#define SECONDS(f) MK_SECONDS, FIELD(f, double)
+#define STATE(f) MK_STATE, FIELD(f, uint32_t)
+#define RECOVERY(f) MK_RECOVERY, FIELD(f, double)
+
+static const metric_row metric_rows[] = {
+    {"tun2sock_tcp_flows_active", "gauge", "TCP flows open now.", NULL, J_TOP, "tcp_flows_active",
+     U64(engine.tcp_flows_active)},
+    {"tun2sock_tcp_pending_syn", "gauge", "TCP connection attempts waiting for the proxy.", NULL,
+     J_TOP, "tcp_pending_syn", U64(engine.tcp_pending_syn)},
+    {"tun2sock_tcp_flows_total", "counter", "TCP flows ever accepted.", NULL, J_TOP,
+     "tcp_flows_total", U64(engine.tcp_flows_total)},
+    {"tun2sock_tcp_resets_sent_total", "counter", "RSTs sent to clients.", NULL, J_TOP,
+     "tcp_resets_sent", U64(engine.tcp_resets_sent)},
+    {"tun2sock_tcp_retransmits_total", "counter", "TCP segments retransmitted toward clients.",
+     NULL, J_TOP, "tcp_retransmits", U64(engine.tcp_retransmits)},
+    {"tun2sock_tcp_challenge_acks_total", "counter",
+     "RFC 5961 challenge ACKs sent (blind or stale RST/SYN answered).", NULL, J_TOP,
+     "tcp_challenge_acks", U64(engine.tcp_challenge_acks)},
+    {"tun2sock_memory_bytes", "gauge", "Heap bytes the engine holds.", NULL, J_TOP, "memory_bytes",
+     U64(engine.mem_bytes)},
+    {NULL, NULL, NULL, NULL, J_TOP, "memory_peak_bytes", U64(engine.mem_peak_bytes)},
+    {"tun2sock_memory_refused_total", "counter",
+     "Allocations refused by the memory budget (or out of memory).", NULL, J_TOP, "memory_refused",
+     U64(engine.mem_refused)},
+    {"tun2sock_udp_sessions_active", "gauge", "UDP sessions open now.", NULL, J_TOP,
+     "udp_sessions_active", U64(engine.udp_sessions_active)},
+    {"tun2sock_bytes_total", "counter",
+     "Payload bytes carried (up: toward the proxy, down: toward the clients).", "direction=\"up\"",
+     J_TOP, "bytes_up", U64(engine.bytes_up)},
+    {"tun2sock_bytes_total", NULL, NULL, "direction=\"down\"", J_TOP, "bytes_down",
+     U64(engine.bytes_down)},
+    {"tun2sock_packets_total", "counter",
+     "IP packets (in: from the TUN to the engine, out: from the engine to the TUN).",
+     "direction=\"in\"", J_TOP, "packets_in", U64(engine.packets_in)},
+    {"tun2sock_packets_total", NULL, NULL, "direction=\"out\"", J_TOP, "packets_out",
+     U64(engine.packets_out)},
+    {"tun2sock_packets_dropped_total", "counter", "Packets dropped, by reason.", "reason", J_END,
+     "packets_dropped", MK_DROPS, 0},
+    {"tun2sock_icmp_echo_replies_total", "counter",
+     "ICMP and ICMPv6 echo requests answered locally.", NULL, J_TOP, "icmp_echo_replies",
+     U64(engine.icmp_echo_replies)},
+    {"tun2sock_upstream_errors_total", "counter", "Upstream socket errors, by errno name.", "error",
+     J_END, "upstream_errors", MK_ERRORS, 0},
+    {"tun2sock_upstream_failures_total", "counter",
+     "Upstream failures seen by the engine (sockets and proxy replies).", NULL, J_TOP,
+     "upstream_failures", U64(engine.upstream_errors)},
+    {"tun2sock_upstream_streams_open", "gauge", "Upstream TCP sockets open now.", NULL, J_TOP,
+     "upstream_streams_open", U64(upstream_streams)},
+    {"tun2sock_upstream_dgram_sockets_open", "gauge", "Upstream UDP sockets open now.", NULL, J_TOP,
+     "upstream_dgram_sockets_open", U64(upstream_dgrams)},
+    /* The network-change figures (docs/network-change.md, "What is counted"). */
+    {"tun2sock_network_changes_total", "counter",
+     "Debounced network changes that moved the path to the proxy (or a resume).", NULL, J_TOP,
+     "network_changes", U64(network_changes)},
+    {"tun2sock_route_updates_total", "counter",
+     "Debounced network changes that left the path to the proxy as it was.", NULL, J_TOP,
+     "route_updates", U64(route_updates)},
+    {"tun2sock_flows_reset_total", "counter", "Flows reset by the network-change policy.", NULL,
+     J_TOP, "flows_reset", U64(engine.flows_reset)},
+    {"tun2sock_network_events_total", "counter",
+     "Raw events from the network monitor (links, addresses, routes, sleep).", NULL, J_NETWORK,
+     "events", U64(engine.net_events)},
+    {"tun2sock_resumes_total", "counter", "Resumes from sleep detected.", NULL, J_NETWORK,
+     "resumes", U64(engine.resumes)},
+    {"tun2sock_syn_refused_offline_total", "counter",
+     "New TCP connections refused at once while offline or suspended.", NULL, J_NETWORK,
+     "syn_refused_offline", U64(engine.syn_refused_offline)},
+    {"tun2sock_network_state", "gauge",
+     "The network-change state machine's state (1 for the current one).", "state", J_NETWORK,
+     "state", STATE(engine.net_state)},
+    {"tun2sock_network_detection_seconds", "gauge",
+     "Last change: first monitor event of the burst to the decision (the debounce).", NULL,
+     J_NETWORK, "last_detect_ns", NS(engine.last_detect_ns)},
+    {"tun2sock_network_reset_seconds", "gauge",
+     "Last change that reset flows: wall-clock time spent resetting them.", NULL, J_NETWORK,
+     "last_reset_ns", NS(last_reset_ns)},
+    {"tun2sock_network_recovery_seconds", "histogram",
+     "Decision after a network change to the first new TCP connection established.", NULL,
+     J_NETWORK, "recovery_sum_s", RECOVERY(recovery_sum_s)},
+    {"tun2sock_network_last_recovery_seconds", "gauge",
+     "Last change: decision to the first new TCP connection established.", NULL, J_NETWORK,
+     "last_recovery_ns", NS(engine.last_recovery_ns)},
+    {"tun2sock_tun_packets_total", "counter", "Packets read from and written to the TUN device.",
+     "direction=\"rx\"", J_TOP, "tun_rx_packets", U64(tun_rx_packets)},
+    {"tun2sock_tun_packets_total", NULL, NULL, "direction=\"tx\"", J_TOP, "tun_tx_packets",
+     U64(tun_tx_packets)},
+    {"tun2sock_tun_write_errors_total", "counter", "Failed writes to the TUN.", NULL, J_TOP,
+     "tun_write_errors", U64(tun_tx_errors)},
+    {"tun2sock_udp_sessions_total", "counter", "UDP sessions ever opened.", NULL, J_UDP,
+     "sessions_total", U64(engine.udp_sessions_total)},
+    {"tun2sock_udp_datagrams_total", "counter",
+     "UDP datagrams carried (up: toward the proxy, down: toward the clients).", "direction=\"up\"",
+     J_UDP, "datagrams_up", U64(engine.udp_datagrams_up)},
+    {"tun2sock_udp_datagrams_total", NULL, NULL, "direction=\"down\"", J_UDP, "datagrams_down",
+     U64(engine.udp_datagrams_down)},
+    {"tun2sock_udp_evictions_total", "counter",
+     "UDP sessions evicted at the session cap (least recently used, DNS first).", NULL, J_UDP,
+     "evictions", U64(engine.udp_evictions)},
+    {"tun2sock_udp_timeouts_total", "counter", "UDP sessions ended idle.", NULL, J_UDP, "timeouts",
+     U64(engine.udp_timeouts)},
+    {"tun2sock_udp_proxy_no_udp", "gauge",
+     "1 while the proxy is believed to have no UDP ASSOCIATE.", NULL, J_UDP, "proxy_no_udp",
+     U64(engine.udp_proxy_no_udp)},
+    {"tun2sock_udp_no_udp_verdicts_total", "counter",
+     "Times the proxy was found to have no UDP (REP 7 or a close).", NULL, J_UDP, "no_udp_verdicts",
+     U64(engine.udp_no_udp_verdicts)},
+    {"tun2sock_udp_dns_tcp_queries_total", "counter",
+     "DNS queries carried over TCP because the proxy has no UDP.", NULL, J_UDP, "dns_tcp_queries",
+     U64(engine.udp_dns_tcp_queries)},
+    {"tun2sock_udp_dns_tcp_answers_total", "counter", "Answers to them returned as UDP.", NULL,
+     J_UDP, "dns_tcp_answers", U64(engine.udp_dns_tcp_answers)},
+    {"tun2sock_udp_port_unreachable_sent_total", "counter",
+     "ICMP port unreachable sent for UDP (no-UDP proxy, refused destination).", NULL, J_UDP,
+     "port_unreach_sent", U64(engine.udp_port_unreach_sent)},
+    {"tun2sock_fragments_reassembled_total", "counter",
+     "Packets reassembled from client fragments.", NULL, J_UDP, "frag_reassembled",
+     U64(engine.frag_reassembled)},
+    {"tun2sock_fragments_sent_total", "counter",
+     "Fragments sent for packets larger than the TUN MTU.", NULL, J_UDP, "frag_sent",
+     U64(engine.frag_sent)},
+    {"tun2sock_uptime_seconds", "gauge", "Seconds since start.", NULL, J_TOP, "uptime_seconds",
+     SECONDS(uptime_seconds)},
+};
+
+#undef FIELD
+#undef U64
+#undef NS
+#undef SECONDS
+#undef STATE
+#undef RECOVERY
+
+static uint64_t u64_at(const t2s_metrics_snapshot *s, size_t off) {
+  uint64_t v;
+  memcpy(&v, (const char *)s + off, sizeof(v));
+  return v;
+}
+
+static double double_at(const t2s_metrics_snapshot *s, size_t off) {
+  double v;
+  memcpy(&v, (const char *)s + off, sizeof(v));
+  return v;
+}
+
+static uint32_t u32_at(const t2s_metrics_snapshot *s, size_t off) {
+  uint32_t v;
+  memcpy(&v, (const char *)s + off, sizeof(v));
+  return v;
+}
+
+/* Entry i of a map row (MK_DROPS, MK_ERRORS): false past its end. */
+static bool map_entry(const metric_row *r, const t2s_metrics_snapshot *s, size_t i,
+                      const char **pname, uint64_t *pv) {
+  if (r->kind == MK_DROPS) {
+    if (i + 1 >= T2S_DROP_MAX) {
+      return false;
+    }
+    *pname = t2s_drop_name((int)i + 1);
+    *pv = s->engine.drops[i + 1];
+    return true;
   }
-  put_header(out, "tun2sock_network_detection_seconds", "gauge",
-             "Last change: first monitor event of the burst to the decision (the debounce).");
-  evbuffer_add_printf(out, "tun2sock_network_detection_seconds %.6f\n",
-                      (double)e->last_detect_ns / 1e9);
-  put_header(out, "tun2sock_network_reset_seconds", "gauge",
-             "Last change that reset flows: wall-clock time spent resetting them.");
-  evbuffer_add_printf(out, "tun2sock_network_reset_seconds %.6f\n", (double)s->last_reset_ns / 1e9);
-  put_header(out, "tun2sock_network_recovery_seconds", "histogram",
-             "Decision after a network change to the first new TCP connection established.");
+  if (i >= s->nerror_kinds) {
+    return false;
+  }
+  *pname = s->error_names[i];
+  *pv = s->error_counts[i];
+  return true;
+}
+
+/* The recovery histogram's series: cumulative buckets, _sum, _count. */
+static void prom_recovery(const metric_row *r, const t2s_metrics_snapshot *s,
+                          struct evbuffer *out) {
   uint64_t cum = 0;
   for (size_t i = 0; i < T2S_RECOVERY_BUCKETS; i++) {
-    cum += e->recovery_hist[i];
+    cum += s->engine.recovery_hist[i];
     t2s_tstamp b = t2s_engine_recovery_bucket_bound(i);
     if (b == T2S_TSTAMP_MAX) {
-      evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_bucket{le=\"+Inf\"} %llu\n",
-                          (unsigned long long)cum);
+      evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", r->prom, (unsigned long long)cum);
     } else {
-      evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_bucket{le=\"%g\"} %llu\n",
-                          (double)b / 1e9, (unsigned long long)cum);
+      evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", r->prom, (double)b / 1e9,
+                          (unsigned long long)cum);
     }
   }
-  evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_sum %.6f\n", s->recovery_sum_s);
-  evbuffer_add_printf(out, "tun2sock_network_recovery_seconds_count %llu\n",
-                      (unsigned long long)cum);
-  put_header(out, "tun2sock_network_last_recovery_seconds", "gauge",
-             "Last change: decision to the first new TCP connection established.");
-  evbuffer_add_printf(out, "tun2sock_network_last_recovery_seconds %.6f\n",
-                      (double)e->last_recovery_ns / 1e9);
+  evbuffer_add_printf(out, "%s_sum %.6f\n", r->prom, double_at(s, r->off));
+  evbuffer_add_printf(out, "%s_count %llu\n", r->prom, (unsigned long long)cum);
+}
+
+static void prom_row(const metric_row *r, const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  if (r->type) {
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", r->prom, r->help, r->prom, r->type);
+  }
+  const char *name;
+  uint64_t v;
+  switch (r->kind) {
+  case MK_STATE:
+    for (size_t i = 0; i < T2S_ARRAY_LEN(state_names); i++) {
+      evbuffer_add_printf(out, "%s{%s=\"%s\"} %d\n", r->prom, r->label, state_names[i],
+                          u32_at(s, r->off) == i ? 1 : 0);
+    }
+    return;
+  case MK_RECOVERY:
+    prom_recovery(r, s, out);
+    return;
+  case MK_DROPS:
+  case MK_ERRORS:
+    for (size_t i = 0; map_entry(r, s, i, &name, &v); i++) {
+      evbuffer_add_printf(out, "%s{%s=\"%s\"} %llu\n", r->prom, r->label, name,
+                          (unsigned long long)v);
+    }
+    return;
+  default:
+    break;
+  }
+  if (r->label) {
+    evbuffer_add_printf(out, "%s{%s}", r->prom, r->label);
+  } else {
+    evbuffer_add_printf(out, "%s", r->prom);
+  }
+  if (r->kind == MK_NS) {
+    evbuffer_add_printf(out, " %.6f\n", (double)u64_at(s, r->off) / 1e9);
+  } else if (r->kind == MK_SECONDS) {
+    evbuffer_add_printf(out, " %.3f\n", double_at(s, r->off));
+  } else {
+    evbuffer_add_printf(out, " %llu\n", (unsigned long long)u64_at(s, r->off));
+  }
 }
 
 void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffer *out) {
-  const t2s_engine_stats *e = &s->engine;
-  put_simple(out, "tun2sock_tcp_flows_active", "gauge", "TCP flows open now.", e->tcp_flows_active);
-  put_simple(out, "tun2sock_tcp_pending_syn", "gauge",
-             "TCP connection attempts waiting for the proxy.", e->tcp_pending_syn);
-  put_simple(out, "tun2sock_tcp_flows_total", "counter", "TCP flows ever accepted.",
-             e->tcp_flows_total);
-  put_simple(out, "tun2sock_tcp_resets_sent_total", "counter", "RSTs sent to clients.",
-             e->tcp_resets_sent);
-  put_simple(out, "tun2sock_tcp_retransmits_total", "counter",
-             "TCP segments retransmitted toward clients.", e->tcp_retransmits);
-  put_simple(out, "tun2sock_tcp_challenge_acks_total", "counter",
-             "RFC 5961 challenge ACKs sent (blind or stale RST/SYN answered).",
-             e->tcp_challenge_acks);
-  put_simple(out, "tun2sock_memory_bytes", "gauge", "Heap bytes the engine holds.", e->mem_bytes);
-  put_simple(out, "tun2sock_memory_refused_total", "counter",
-             "Allocations refused by the memory budget (or out of memory).", e->mem_refused);
-  put_simple(out, "tun2sock_udp_sessions_active", "gauge", "UDP sessions open now.",
-             e->udp_sessions_active);
-  put_header(out, "tun2sock_bytes_total", "counter",
-             "Payload bytes carried (up: toward the proxy, down: toward the clients).");
-  evbuffer_add_printf(out, "tun2sock_bytes_total{direction=\"up\"} %llu\n",
-                      (unsigned long long)e->bytes_up);
-  evbuffer_add_printf(out, "tun2sock_bytes_total{direction=\"down\"} %llu\n",
-                      (unsigned long long)e->bytes_down);
-  put_header(out, "tun2sock_packets_total", "counter",
-             "IP packets (in: from the TUN to the engine, out: from the engine to the TUN).");
-  evbuffer_add_printf(out, "tun2sock_packets_total{direction=\"in\"} %llu\n",
-                      (unsigned long long)e->packets_in);
-  evbuffer_add_printf(out, "tun2sock_packets_total{direction=\"out\"} %llu\n",
-                      (unsigned long long)e->packets_out);
-  put_header(out, "tun2sock_packets_dropped_total", "counter", "Packets dropped, by reason.");
-  for (int i = 1; i < T2S_DROP_MAX; i++) {
-    evbuffer_add_printf(out, "tun2sock_packets_dropped_total{reason=\"%s\"} %llu\n",
-                        t2s_drop_name(i), (unsigned long long)e->drops[i]);
+  for (size_t i = 0; i < T2S_ARRAY_LEN(metric_rows); i++) {
+    if (metric_rows[i].prom) {
+      prom_row(&metric_rows[i], s, out);
+    }
   }
-  put_simple(out, "tun2sock_icmp_echo_replies_total", "counter",
-             "ICMP and ICMPv6 echo requests answered locally.", e->icmp_echo_replies);
-  put_header(out, "tun2sock_upstream_errors_total", "counter",
-             "Upstream socket errors, by errno name.");
-  for (size_t i = 0; i < s->nerror_kinds; i++) {
-    evbuffer_add_printf(out, "tun2sock_upstream_errors_total{error=\"%s\"} %llu\n",
-                        s->error_names[i], (unsigned long long)s->error_counts[i]);
+}
+
+static void json_row(const metric_row *r, const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  evbuffer_add_printf(out, "\"%s\":", r->json);
+  const char *name;
+  uint64_t v;
+  switch (r->kind) {
+  case MK_U64:
+  case MK_NS:
+    evbuffer_add_printf(out, "%llu", (unsigned long long)u64_at(s, r->off));
+    break;
+  case MK_SECONDS:
+    evbuffer_add_printf(out, "%.3f", double_at(s, r->off));
+    break;
+  case MK_STATE: {
+    uint32_t st = u32_at(s, r->off);
+    evbuffer_add_printf(out, "\"%s\"", st < T2S_ARRAY_LEN(state_names) ? state_names[st] : "?");
+    break;
   }
-  put_simple(out, "tun2sock_upstream_failures_total", "counter",
-             "Upstream failures seen by the engine (sockets and proxy replies).",
-             e->upstream_errors);
-  put_simple(out, "tun2sock_upstream_streams_open", "gauge", "Upstream TCP sockets open now.",
-             s->upstream_streams);
-  put_simple(out, "tun2sock_upstream_dgram_sockets_open", "gauge", "Upstream UDP sockets open now.",
-             s->upstream_dgrams);
-  render_network(s, out);
-  put_header(out, "tun2sock_tun_packets_total", "counter",
-             "Packets read from and written to the TUN device.");
-  evbuffer_add_printf(out, "tun2sock_tun_packets_total{direction=\"rx\"} %llu\n",
-                      (unsigned long long)s->tun_rx_packets);
-  evbuffer_add_printf(out, "tun2sock_tun_packets_total{direction=\"tx\"} %llu\n",
-                      (unsigned long long)s->tun_tx_packets);
-  put_simple(out, "tun2sock_tun_write_errors_total", "counter", "Failed writes to the TUN.",
-             s->tun_tx_errors);
-  put_simple(out, "tun2sock_udp_sessions_total", "counter", "UDP sessions ever opened.",
-             e->udp_sessions_total);
-  put_header(out, "tun2sock_udp_datagrams_total", "counter",
-             "UDP datagrams carried (up: toward the proxy, down: toward the clients).");
-  evbuffer_add_printf(out, "tun2sock_udp_datagrams_total{direction=\"up\"} %llu\n",
-                      (unsigned long long)e->udp_datagrams_up);
-  evbuffer_add_printf(out, "tun2sock_udp_datagrams_total{direction=\"down\"} %llu\n",
-                      (unsigned long long)e->udp_datagrams_down);
-  put_simple(out, "tun2sock_udp_evictions_total", "counter",
-             "UDP sessions evicted at the session cap (least recently used, DNS first).",
-             e->udp_evictions);
-  put_simple(out, "tun2sock_udp_timeouts_total", "counter", "UDP sessions ended idle.",
-             e->udp_timeouts);
-  put_simple(out, "tun2sock_udp_proxy_no_udp", "gauge",
-             "1 while the proxy is believed to have no UDP ASSOCIATE.", e->udp_proxy_no_udp);
-  put_simple(out, "tun2sock_udp_no_udp_verdicts_total", "counter",
-             "Times the proxy was found to have no UDP (REP 7 or a close).",
-             e->udp_no_udp_verdicts);
-  put_simple(out, "tun2sock_udp_dns_tcp_queries_total", "counter",
-             "DNS queries carried over TCP because the proxy has no UDP.", e->udp_dns_tcp_queries);
-  put_simple(out, "tun2sock_udp_dns_tcp_answers_total", "counter",
-             "Answers to them returned as UDP.", e->udp_dns_tcp_answers);
-  put_simple(out, "tun2sock_udp_port_unreachable_sent_total", "counter",
-             "ICMP port unreachable sent for UDP (no-UDP proxy, refused destination).",
-             e->udp_port_unreach_sent);
-  put_simple(out, "tun2sock_fragments_reassembled_total", "counter",
-             "Packets reassembled from client fragments.", e->frag_reassembled);
-  put_simple(out, "tun2sock_fragments_sent_total", "counter",
-             "Fragments sent for packets larger than the TUN MTU.", e->frag_sent);
-  put_header(out, "tun2sock_uptime_seconds", "gauge", "Seconds since start.");
-  evbuffer_add_printf(out, "tun2sock_uptime_seconds %.3f\n", s->uptime_seconds);
+  case MK_RECOVERY:
+    evbuffer_add_printf(out, "%.6f", double_at(s, r->off));
+    break;
+  case MK_DROPS:
+  case MK_ERRORS:
+    evbuffer_add_printf(out, "{");
+    for (size_t i = 0; map_entry(r, s, i, &name, &v); i++) {
+      evbuffer_add_printf(out, "%s\"%s\":%llu", i > 0 ? "," : "", name, (unsigned long long)v);
+    }
+    evbuffer_add_printf(out, "}");
+    break;
+  }
+}
+
+/* The rows of section sec, each after a comma but the first of the object (*pfirst). */
+static void json_rows(json_section sec, const t2s_metrics_snapshot *s, struct evbuffer *out,
+                      bool *pfirst) {
+  for (size_t i = 0; i < T2S_ARRAY_LEN(metric_rows); i++) {
+    if (metric_rows[i].sec == sec && metric_rows[i].json) {
+      evbuffer_add_printf(out, "%s", *pfirst ? "" : ",");
+      *pfirst = false;
+      json_row(&metric_rows[i], s, out);
+    }
+  }
 }
 
 void t2s_metrics_render_json(const t2s_metrics_snapshot *s, struct evbuffer *out) {
-  const t2s_engine_stats *e = &s->engine;
-#define U(x) ((unsigned long long)(x))
-  evbuffer_add_printf(out,
-                      "{\"tcp_flows_active\":%llu,\"tcp_pending_syn\":%llu,"
-                      "\"tcp_flows_total\":%llu,\"tcp_resets_sent\":%llu,"
-                      "\"tcp_retransmits\":%llu,\"tcp_challenge_acks\":%llu,"
-                      "\"memory_bytes\":%llu,\"memory_peak_bytes\":%llu,\"memory_refused\":%llu,"
-                      "\"udp_sessions_active\":%llu,"
-                      "\"bytes_up\":%llu,\"bytes_down\":%llu,\"packets_in\":%llu,"
-                      "\"packets_out\":%llu,\"icmp_echo_replies\":%llu,"
-                      "\"upstream_failures\":%llu,\"flows_reset\":%llu,"
-                      "\"network_changes\":%llu,\"route_updates\":%llu,"
-                      "\"upstream_streams_open\":%llu,\"upstream_dgram_sockets_open\":%llu,"
-                      "\"tun_rx_packets\":%llu,\"tun_tx_packets\":%llu,"
-                      "\"tun_write_errors\":%llu,\"uptime_seconds\":%.3f,",
-                      U(e->tcp_flows_active), U(e->tcp_pending_syn), U(e->tcp_flows_total),
-                      U(e->tcp_resets_sent), U(e->tcp_retransmits), U(e->tcp_challenge_acks),
-                      U(e->mem_bytes), U(e->mem_peak_bytes), U(e->mem_refused),
-                      U(e->udp_sessions_active), U(e->bytes_up), U(e->bytes_down), U(e->packets_in),
-                      U(e->packets_out), U(e->icmp_echo_replies), U(e->upstream_errors),
-                      U(e->flows_reset), U(s->network_changes), U(s->route_updates),
-                      U(s->upstream_streams), U(s->upstream_dgrams), U(s->tun_rx_packets),
-                      U(s->tun_tx_packets), U(s->tun_tx_errors), s->uptime_seconds);
-  evbuffer_add_printf(out,
-                      "\"network\":{\"state\":\"%s\",\"events\":%llu,\"resumes\":%llu,"
-                      "\"syn_refused_offline\":%llu,\"last_detect_ns\":%llu,"
-                      "\"last_reset_ns\":%llu,\"last_recovery_ns\":%llu,"
-                      "\"recovery_sum_s\":%.6f},",
-                      e->net_state < T2S_ARRAY_LEN(state_names) ? state_names[e->net_state] : "?",
-                      U(e->net_events), U(e->resumes), U(e->syn_refused_offline),
-                      U(e->last_detect_ns), U(s->last_reset_ns), U(e->last_recovery_ns),
-                      s->recovery_sum_s);
-  evbuffer_add_printf(out,
-                      "\"udp\":{\"sessions_total\":%llu,\"datagrams_up\":%llu,"
-                      "\"datagrams_down\":%llu,\"evictions\":%llu,\"timeouts\":%llu,"
-                      "\"no_udp_verdicts\":%llu,\"proxy_no_udp\":%llu,\"dns_tcp_queries\":%llu,"
-                      "\"dns_tcp_answers\":%llu,\"port_unreach_sent\":%llu,"
-                      "\"frag_reassembled\":%llu,\"frag_sent\":%llu},",
-                      U(e->udp_sessions_total), U(e->udp_datagrams_up), U(e->udp_datagrams_down),
-                      U(e->udp_evictions), U(e->udp_timeouts), U(e->udp_no_udp_verdicts),
-                      U(e->udp_proxy_no_udp), U(e->udp_dns_tcp_queries), U(e->udp_dns_tcp_answers),
-                      U(e->udp_port_unreach_sent), U(e->frag_reassembled), U(e->frag_sent));
-  evbuffer_add_printf(out, "\"packets_dropped\":{");
-  for (int i = 1; i < T2S_DROP_MAX; i++) {
-    evbuffer_add_printf(out, "%s\"%s\":%llu", i > 1 ? "," : "", t2s_drop_name(i), U(e->drops[i]));
+  bool first = true;
+  evbuffer_add_printf(out, "{");
+  json_rows(J_TOP, s, out, &first);
+  for (json_section sec = J_NETWORK; sec < J_END; sec++) {
+    bool sfirst = true;
+    evbuffer_add_printf(out, "%s\"%s\":{", first ? "" : ",", json_section_names[sec]);
+    first = false;
+    json_rows(sec, s, out, &sfirst);
+    evbuffer_add_printf(out, "}");
   }
-  evbuffer_add_printf(out, "},\"upstream_errors\":{");
-  for (size_t i = 0; i < s->nerror_kinds; i++) {
-    evbuffer_add_printf(out, "%s\"%s\":%llu", i > 0 ? "," : "", s->error_names[i],
-                        U(s->error_counts[i]));
-  }
-  evbuffer_add_printf(out, "}}\n");
-#undef U
+  json_rows(J_END, s, out, &first);
+  evbuffer_add_printf(out, "}\n");
 }
 
 static void handle(struct evhttp_request *req, void *arg) {

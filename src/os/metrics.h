@@ -39,7 +39,8 @@ void t2s_metrics_del(t2s_metrics *m);
 
 /* Renders the Prometheus text exposition of snap into out. */
 void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *snap, struct evbuffer *out);
-/* Renders snap as one JSON object into out. */
+/* Renders snap as one JSON object into out (the same values as the Prometheus text, from one
+ * table in metrics.c; key order is not part of the format). */
 void t2s_metrics_render_json(const t2s_metrics_snapshot *snap, struct evbuffer *out);
 
 #endif
