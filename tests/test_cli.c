@@ -10,27 +10,26 @@
 #include "test_util.h"
 
 static void test_duration_units(void) {
-  uint64_t ns = 0;
-  CU_ASSERT_EQUAL(t2s_parse_duration("500ms", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 500 * T2S_MILLISECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("10s", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 10 * T2S_SECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("2m", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 120 * T2S_SECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("1h", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 3600 * T2S_SECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("1m30s", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 90 * T2S_SECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("250us", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 250 * T2S_MICROSECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("7ns", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 7);
-  CU_ASSERT_EQUAL(t2s_parse_duration("1.5s", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 1500 * T2S_MILLISECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("0.25m", &ns, NULL), 0);
-  CU_ASSERT_EQUAL(ns, 15 * T2S_SECONDS);
-  CU_ASSERT_EQUAL(t2s_parse_duration("30", &ns, NULL), 0); /* bare: seconds */
-  CU_ASSERT_EQUAL(ns, 30 * T2S_SECONDS);
+  static const struct {
+    const char *in;
+    uint64_t ns;
+  } ok[] = {
+      {"500ms", 500 * T2S_MILLISECONDS},
+      {"10s", 10 * T2S_SECONDS},
+      {"2m", 120 * T2S_SECONDS},
+      {"1h", 3600 * T2S_SECONDS},
+      {"1m30s", 90 * T2S_SECONDS},
+      {"250us", 250 * T2S_MICROSECONDS},
+      {"7ns", 7},
+      {"1.5s", 1500 * T2S_MILLISECONDS},
+      {"0.25m", 15 * T2S_SECONDS},
+      {"30", 30 * T2S_SECONDS}, /* bare: seconds */
+  };
+  for (size_t i = 0; i < T2S_ARRAY_LEN(ok); i++) {
+    uint64_t ns = 0;
+    CU_ASSERT_EQUAL(t2s_parse_duration(ok[i].in, &ns, NULL), 0);
+    CU_ASSERT_EQUAL(ns, ok[i].ns);
+  }
 }
 
 static void test_duration_errors(void) {
@@ -170,17 +169,19 @@ static void test_hostport(void) {
   CU_ASSERT_EQUAL(t2s_parse_hostport("", host, sizeof(host), &port, NULL), T2S_ERR_MALFORMED);
 }
 
-/* Runs the option parser on a NULL-terminated list; err/out go to a scratch buffer. */
-static t2s_cli_result parse(t2s_cli_opts *o, char *errbuf, size_t errlen, ...) {
+/* Runs the option parser on "tun2sock", then pre (NULL-terminated, may be NULL), then the
+ * NULL-terminated va_list; err/out go to a scratch buffer. */
+static t2s_cli_result vparse(t2s_cli_opts *o, char *errbuf, size_t errlen, char *const *pre,
+                             va_list ap) {
   char *argv[32];
   int argc = 0;
   argv[argc++] = "tun2sock";
-  va_list ap;
-  va_start(ap, errlen);
+  for (; pre != NULL && *pre != NULL; pre++) {
+    argv[argc++] = *pre;
+  }
   for (char *a; argc < 31 && (a = va_arg(ap, char *)) != NULL;) {
     argv[argc++] = a;
   }
-  va_end(ap);
   argv[argc] = NULL;
   memset(errbuf, 0, errlen);
   FILE *err = fmemopen(errbuf, errlen, "w");
@@ -188,6 +189,25 @@ static t2s_cli_result parse(t2s_cli_opts *o, char *errbuf, size_t errlen, ...) {
   t2s_cli_result r = t2s_cli_parse(argc, argv, o, out, err);
   fclose(err);
   fclose(out);
+  return r;
+}
+
+/* Runs the option parser on a NULL-terminated list. */
+static t2s_cli_result parse(t2s_cli_opts *o, char *errbuf, size_t errlen, ...) {
+  va_list ap;
+  va_start(ap, errlen);
+  t2s_cli_result r = vparse(o, errbuf, errlen, NULL, ap);
+  va_end(ap);
+  return r;
+}
+
+/* The same with the two required options first: --device t0 --proxy socks5://h. */
+static t2s_cli_result parse_t0(t2s_cli_opts *o, char *errbuf, size_t errlen, ...) {
+  static char *const required[] = {"--device", "t0", "--proxy", "socks5://h", NULL};
+  va_list ap;
+  va_start(ap, errlen);
+  t2s_cli_result r = vparse(o, errbuf, errlen, required, ap);
+  va_end(ap);
   return r;
 }
 
@@ -241,21 +261,13 @@ static void test_option_errors_name_the_option(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "--device"));
   CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", NULL), T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "--proxy"));
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--udp-timeout", "1y", NULL),
-                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--udp-timeout", "1y", NULL), T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "--udp-timeout"));
-  CU_ASSERT_EQUAL(
-      parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--nope", NULL),
-      T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--nope", NULL), T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "--nope"));
-  CU_ASSERT_EQUAL(
-      parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--mtu", NULL),
-      T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--mtu", NULL), T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "mtu"));
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--interface", "t0", NULL),
-                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--interface", "t0", NULL), T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "--interface"));
   CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--help", NULL), T2S_CLI_EXIT);
   CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--version", NULL), T2S_CLI_EXIT);
@@ -264,8 +276,7 @@ static void test_option_errors_name_the_option(void) {
 static void test_network_change_options(void) {
   t2s_cli_opts o;
   char err[512];
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", NULL),
-                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
   CU_ASSERT_EQUAL(o.on_network_change, T2S_NETCHANGE_RESET_AFFECTED);
   CU_ASSERT_EQUAL(o.network_debounce_ns, 500 * T2S_MILLISECONDS);
   static const struct {
@@ -275,23 +286,18 @@ static void test_network_change_options(void) {
              {"none", T2S_NETCHANGE_NONE},
              {"reset-affected", T2S_NETCHANGE_RESET_AFFECTED}};
   for (size_t i = 0; i < T2S_ARRAY_LEN(pol); i++) {
-    CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                          "--on-network-change", pol[i].v, "--network-debounce", "2s", NULL),
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--on-network-change", pol[i].v,
+                             "--network-debounce", "2s", NULL),
                     T2S_CLI_RUN);
     CU_ASSERT_EQUAL(o.on_network_change, pol[i].want);
     CU_ASSERT_EQUAL(o.network_debounce_ns, 2 * T2S_SECONDS);
   }
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--network-debounce", "0", NULL),
-                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--network-debounce", "0", NULL), T2S_CLI_RUN);
   CU_ASSERT_EQUAL(o.network_debounce_ns, 0);
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--on-network-change", "sometimes", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--on-network-change", "sometimes", NULL),
                   T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "--on-network-change"));
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--network-debounce", "2m", NULL),
-                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--network-debounce", "2m", NULL), T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "at most 60s"));
 }
 
@@ -299,16 +305,15 @@ static void test_auto_route_options(void) {
   t2s_cli_opts o;
   char err[512];
   /* Defaults: off; with --auto-route the mark defaults to 0x2022. */
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", NULL),
-                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
   CU_ASSERT_FALSE(o.auto_route);
   CU_ASSERT_EQUAL(o.fwmark, 0);
   CU_ASSERT_EQUAL(o.dns_hijack.family, 0);
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--auto-route", "--route-exclude", "10.0.0.0/8", "--route-exclude",
-                        "fd00::/8", "--route-include", "192.0.2.0/24", "--exclude-uid", "1000",
-                        "--exclude-uid", "2000-2999", "--exclude-cgroup", "system.slice/x",
-                        "--route-table", "100", "--route-priority", "500", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--auto-route", "--route-exclude", "10.0.0.0/8",
+                           "--route-exclude", "fd00::/8", "--route-include", "192.0.2.0/24",
+                           "--exclude-uid", "1000", "--exclude-uid", "2000-2999",
+                           "--exclude-cgroup", "system.slice/x", "--route-table", "100",
+                           "--route-priority", "500", NULL),
                   T2S_CLI_RUN);
   CU_ASSERT_TRUE(o.auto_route);
   CU_ASSERT_EQUAL(o.fwmark, 0x2022);
@@ -325,14 +330,11 @@ static void test_auto_route_options(void) {
   CU_ASSERT_EQUAL(o.nexclude_cgroup, 1);
   CU_ASSERT_STRING_EQUAL(o.exclude_cgroup[0], "system.slice/x");
   /* An explicit mark wins. */
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--fwmark",
-                        "7", "--auto-route", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fwmark", "7", "--auto-route", NULL),
                   T2S_CLI_RUN);
   CU_ASSERT_EQUAL(o.fwmark, 7);
   /* --dns-hijack: bare, =IP, separate IP word (also before other options), [v6]:port. */
-  CU_ASSERT_EQUAL(
-      parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h", "--dns-hijack", NULL),
-      T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--dns-hijack", NULL), T2S_CLI_RUN);
   CU_ASSERT_EQUAL(o.dns_hijack.family, T2S_AF_INET);
   CU_ASSERT_EQUAL(o.dns_hijack.ip[0], 1);
   CU_ASSERT_EQUAL(o.dns_hijack.port, 53);
@@ -341,28 +343,21 @@ static void test_auto_route_options(void) {
                   T2S_CLI_RUN);
   CU_ASSERT_EQUAL(o.dns_hijack.ip[3], 53);
   CU_ASSERT_STRING_EQUAL(o.ifname, "t0");
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--dns-hijack=[2001:db8::53]:5353", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--dns-hijack=[2001:db8::53]:5353", NULL),
                   T2S_CLI_RUN);
   CU_ASSERT_EQUAL(o.dns_hijack.family, T2S_AF_INET6);
   CU_ASSERT_EQUAL(o.dns_hijack.port, 5353);
   /* Errors. */
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--route-exclude", "10.0.0.0/8", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--route-exclude", "10.0.0.0/8", NULL),
                   T2S_CLI_BAD);
   CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs --auto-route"));
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--auto-route", "--route-table", "255", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--auto-route", "--route-table", "255", NULL),
                   T2S_CLI_BAD);
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--auto-route", "--exclude-uid", "5-2", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--auto-route", "--exclude-uid", "5-2", NULL),
                   T2S_CLI_BAD);
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--auto-route", "--fwmark", "0", NULL),
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--auto-route", "--fwmark", "0", NULL),
                   T2S_CLI_BAD);
-  CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--device", "t0", "--proxy", "socks5://h",
-                        "--dns-hijack=nope", NULL),
-                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--dns-hijack=nope", NULL), T2S_CLI_BAD);
 }
 
 int t2s_test_register_cli(void) {
