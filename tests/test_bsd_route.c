@@ -107,10 +107,20 @@ static t2s_addr A(const char *s) {
   return a;
 }
 
-static void parse_ok(const msgbuf *m, t2s_bsd_route_msg *msg, t2s_net_event *ev, bool want_ev) {
-  t2s_ssize n = t2s_bsd_route_parse(m->b, m->len, msg, NULL);
+typedef struct parsed {
+  t2s_bsd_route_msg msg;
+  t2s_net_event ev; /* valid when the message is an event */
+} parsed;
+
+/* Finishes m (msglen), checks that it parses whole and whether it is an event (want_ev). */
+static parsed parse_ok(msgbuf *m, bool want_ev) {
+  parsed r;
+  memset(&r, 0xa5, sizeof(r)); /* what the parser leaves unset shows */
+  finish(m);
+  t2s_ssize n = t2s_bsd_route_parse(m->b, m->len, &r.msg, NULL);
   CU_ASSERT_EQUAL(n, (t2s_ssize)m->len);
-  CU_ASSERT_EQUAL(t2s_bsd_route_event(msg, ev), want_ev);
+  CU_ASSERT_EQUAL(t2s_bsd_route_event(&r.msg, &r.ev), want_ev);
+  return r;
 }
 
 /* ---------------- tests ---------------- */
@@ -122,19 +132,16 @@ static void test_default_route_v4_added(void) {
   sa_in(&m, "0.0.0.0");
   sa_in(&m, "192.0.2.1");
   sa_mask(&m, 0, 0, 4, NULL, 0); /* sa_len 0: 4 bytes, an all-zero mask */
-  finish(&m);
   CU_ASSERT_EQUAL(m.len, 92 + 16 + 16 + 4);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, true);
-  CU_ASSERT_EQUAL(msg.index, 4);
-  CU_ASSERT_EQUAL(msg.prefixlen, 0);
-  CU_ASSERT_EQUAL(ev.type, T2S_NET_DEFAULT_ROUTE_CHANGED);
-  CU_ASSERT_EQUAL(ev.family, T2S_AF_INET);
-  CU_ASSERT_FALSE(ev.removed);
-  CU_ASSERT_EQUAL(ev.ifindex, 4);
+  parsed r = parse_ok(&m, true);
+  CU_ASSERT_EQUAL(r.msg.index, 4);
+  CU_ASSERT_EQUAL(r.msg.prefixlen, 0);
+  CU_ASSERT_EQUAL(r.ev.type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+  CU_ASSERT_EQUAL(r.ev.family, T2S_AF_INET);
+  CU_ASSERT_FALSE(r.ev.removed);
+  CU_ASSERT_EQUAL(r.ev.ifindex, 4);
   t2s_addr gw = A("192.0.2.1");
-  CU_ASSERT(t2s_addr_ip_eq(&ev.addr, &gw));
+  CU_ASSERT(t2s_addr_ip_eq(&r.ev.addr, &gw));
 }
 
 static void test_default_route_v6_deleted_scope_cleared(void) {
@@ -144,15 +151,12 @@ static void test_default_route_v6_deleted_scope_cleared(void) {
   sa_in6(&m, "::", 0);
   sa_in6(&m, "fe80::1", 7);
   sa_mask(&m, T2S_BSD_AF_INET6, 0, 8, NULL, 0);
-  finish(&m);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, true);
-  CU_ASSERT_EQUAL(ev.type, T2S_NET_DEFAULT_ROUTE_CHANGED);
-  CU_ASSERT_EQUAL(ev.family, T2S_AF_INET6);
-  CU_ASSERT_TRUE(ev.removed);
+  parsed r = parse_ok(&m, true);
+  CU_ASSERT_EQUAL(r.ev.type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+  CU_ASSERT_EQUAL(r.ev.family, T2S_AF_INET6);
+  CU_ASSERT_TRUE(r.ev.removed);
   t2s_addr gw = A("fe80::1");
-  CU_ASSERT(t2s_addr_ip_eq(&ev.addr, &gw));
+  CU_ASSERT(t2s_addr_ip_eq(&r.ev.addr, &gw));
 }
 
 static void test_prefix_route_short_mask_link_gateway(void) {
@@ -163,17 +167,14 @@ static void test_prefix_route_short_mask_link_gateway(void) {
   sa_dl(&m, 5, "en0");
   static const uint8_t mask16[] = {0xff, 0xff};
   sa_mask(&m, 0xff, 6, 4, mask16, sizeof(mask16)); /* shortened: 6 bytes, family 255 */
-  finish(&m);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, true);
-  CU_ASSERT_TRUE(msg.gateway_is_link);
-  CU_ASSERT_STRING_EQUAL(msg.ifname, "en0");
-  CU_ASSERT_EQUAL(ev.type, T2S_NET_ROUTE_CHANGED);
-  CU_ASSERT_EQUAL(ev.prefixlen, 16);
-  CU_ASSERT_STRING_EQUAL(ev.ifname, "en0");
+  parsed r = parse_ok(&m, true);
+  CU_ASSERT_TRUE(r.msg.gateway_is_link);
+  CU_ASSERT_STRING_EQUAL(r.msg.ifname, "en0");
+  CU_ASSERT_EQUAL(r.ev.type, T2S_NET_ROUTE_CHANGED);
+  CU_ASSERT_EQUAL(r.ev.prefixlen, 16);
+  CU_ASSERT_STRING_EQUAL(r.ev.ifname, "en0");
   t2s_addr dst = A("10.1.0.0");
-  CU_ASSERT(t2s_addr_ip_eq(&ev.addr, &dst));
+  CU_ASSERT(t2s_addr_ip_eq(&r.ev.addr, &dst));
 }
 
 static void test_host_route_without_mask_is_not_default(void) {
@@ -182,13 +183,10 @@ static void test_host_route_without_mask_is_not_default(void) {
          T2S_BSD_RTA_DST | T2S_BSD_RTA_GATEWAY);
   sa_in(&m, "203.0.113.7");
   sa_in(&m, "192.0.2.1");
-  finish(&m);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, true);
-  CU_ASSERT_EQUAL(msg.prefixlen, -1);
-  CU_ASSERT_EQUAL(ev.type, T2S_NET_ROUTE_CHANGED);
-  CU_ASSERT_EQUAL(ev.prefixlen, 32);
+  parsed r = parse_ok(&m, true);
+  CU_ASSERT_EQUAL(r.msg.prefixlen, -1);
+  CU_ASSERT_EQUAL(r.ev.type, T2S_NET_ROUTE_CHANGED);
+  CU_ASSERT_EQUAL(r.ev.prefixlen, 32);
 }
 
 static void test_cloned_and_neighbour_routes_skipped(void) {
@@ -198,10 +196,7 @@ static void test_cloned_and_neighbour_routes_skipped(void) {
     rt_hdr(&m, T2S_BSD_RTM_ADD, 5, flags[i], T2S_BSD_RTA_DST | T2S_BSD_RTA_GATEWAY);
     sa_in(&m, "192.0.2.99");
     sa_dl(&m, 5, "en0");
-    finish(&m);
-    t2s_bsd_route_msg msg;
-    t2s_net_event ev;
-    parse_ok(&m, &msg, &ev, false);
+    parse_ok(&m, false);
   }
 }
 
@@ -212,13 +207,10 @@ static void test_ifinfo_up_and_down(void) {
     msgbuf m;
     if_hdr(&m, T2S_BSD_RTM_IFINFO, T2S_BSD_IF_MSGHDR_LEN, 6, flags[i], T2S_BSD_RTA_IFP);
     sa_dl(&m, 6, "en1");
-    finish(&m);
-    t2s_bsd_route_msg msg;
-    t2s_net_event ev;
-    parse_ok(&m, &msg, &ev, true);
-    CU_ASSERT_EQUAL(ev.type, want[i]);
-    CU_ASSERT_EQUAL(ev.ifindex, 6);
-    CU_ASSERT_STRING_EQUAL(ev.ifname, "en1");
+    parsed r = parse_ok(&m, true);
+    CU_ASSERT_EQUAL(r.ev.type, want[i]);
+    CU_ASSERT_EQUAL(r.ev.ifindex, 6);
+    CU_ASSERT_STRING_EQUAL(r.ev.ifname, "en1");
   }
 }
 
@@ -231,17 +223,14 @@ static void test_newaddr_v4(void) {
   sa_dl(&m, 5, "en1");
   sa_in(&m, "192.0.2.10");
   sa_in(&m, "192.0.2.255");
-  finish(&m);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, true);
-  CU_ASSERT_EQUAL(ev.type, T2S_NET_ADDR_ADDED);
-  CU_ASSERT_EQUAL(ev.family, T2S_AF_INET);
-  CU_ASSERT_EQUAL(ev.prefixlen, 24);
-  CU_ASSERT_EQUAL(ev.ifindex, 5);
-  CU_ASSERT_STRING_EQUAL(ev.ifname, "en1");
+  parsed r = parse_ok(&m, true);
+  CU_ASSERT_EQUAL(r.ev.type, T2S_NET_ADDR_ADDED);
+  CU_ASSERT_EQUAL(r.ev.family, T2S_AF_INET);
+  CU_ASSERT_EQUAL(r.ev.prefixlen, 24);
+  CU_ASSERT_EQUAL(r.ev.ifindex, 5);
+  CU_ASSERT_STRING_EQUAL(r.ev.ifname, "en1");
   t2s_addr a = A("192.0.2.10");
-  CU_ASSERT(t2s_addr_ip_eq(&ev.addr, &a));
+  CU_ASSERT(t2s_addr_ip_eq(&r.ev.addr, &a));
 }
 
 static void test_deladdr_v6(void) {
@@ -251,25 +240,19 @@ static void test_deladdr_v6(void) {
   static const uint8_t mask64[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   sa_mask(&m, T2S_BSD_AF_INET6, 16, 8, mask64, sizeof(mask64)); /* shortened to 16 bytes */
   sa_in6(&m, "2001:db8::10", 0);
-  finish(&m);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, true);
-  CU_ASSERT_EQUAL(ev.type, T2S_NET_ADDR_REMOVED);
-  CU_ASSERT_EQUAL(ev.family, T2S_AF_INET6);
-  CU_ASSERT_EQUAL(ev.prefixlen, 64);
+  parsed r = parse_ok(&m, true);
+  CU_ASSERT_EQUAL(r.ev.type, T2S_NET_ADDR_REMOVED);
+  CU_ASSERT_EQUAL(r.ev.family, T2S_AF_INET6);
+  CU_ASSERT_EQUAL(r.ev.prefixlen, 64);
   t2s_addr a = A("2001:db8::10");
-  CU_ASSERT(t2s_addr_ip_eq(&ev.addr, &a));
+  CU_ASSERT(t2s_addr_ip_eq(&r.ev.addr, &a));
 }
 
 static void test_newaddr_without_inet_address_is_no_event(void) {
   msgbuf m;
   if_hdr(&m, T2S_BSD_RTM_NEWADDR, T2S_BSD_IFA_MSGHDR_LEN, 5, 0, T2S_BSD_RTA_IFP);
   sa_dl(&m, 5, "en1");
-  finish(&m);
-  t2s_bsd_route_msg msg;
-  t2s_net_event ev;
-  parse_ok(&m, &msg, &ev, false);
+  parse_ok(&m, false);
 }
 
 static void test_skipped_types_and_versions(void) {
