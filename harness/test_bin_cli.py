@@ -14,6 +14,7 @@ OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark
            "--tcp-connect-timeout", "--udp-timeout", "--dns-timeout", "--log-level",
            "--metrics", "--proxy-password-file", "--memory-budget", "--max-tcp-flows",
            "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
+           "--txqueuelen",
            "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]
@@ -59,6 +60,11 @@ def test_single_dash_long_options_work_like_tun2socks(tun2sock_bin):
     (GOOD + ["--address", "198.18.0.1/33"], "--address"),
     (GOOD + ["--address", "not-an-ip"], "--address"),
     (GOOD + ["--mtu", "100"], "--mtu"),
+    (GOOD + ["--txqueuelen", "x"], "--txqueuelen"),
+    (GOOD + ["--txqueuelen", "-1"], "--txqueuelen"),
+    (GOOD + ["--txqueuelen", "1000001"], "--txqueuelen"),
+    (["--device", "fd://3", "--proxy", "socks5://127.0.0.1:1080", "--txqueuelen", "1000"],
+     "--txqueuelen"),
     (GOOD + ["--memory-budget", "12"], "--memory-budget"),
     (GOOD + ["--memory-budget", "1T"], "--memory-budget"),
     (GOOD + ["--max-tcp-flows", "0"], "--max-tcp-flows"),

@@ -93,6 +93,32 @@ def test_attached_persistent_tun_gets_its_addresses_back_on_exit(ns, tun2sock_bi
     assert "198.51.100.1/24" in out, "an address we did not add must stay"
 
 
+def _txqueuelen(ns, dev="t2s0") -> int:
+    return int(ns.run("cat", f"/sys/class/net/{dev}/tx_queue_len").stdout)
+
+
+def test_created_tun_gets_a_longer_txqueuelen_than_the_kernels_500(ns, tun2sock_bin, tmp_path):
+    # The kernel gives a new TUN 500; a SYN flood on a loaded machine overruns that.
+    t = _start(ns, tun2sock_bin, tmp_path)
+    assert _txqueuelen(ns) == 10000, t.output()
+    assert "txqueuelen 10000" in t.output()
+
+
+@pytest.mark.parametrize("value,expect", [("2048", 2048), ("0", 500)])
+def test_txqueuelen_option_sets_the_tuns_queue(ns, tun2sock_bin, tmp_path, value, expect):
+    t = _start(ns, tun2sock_bin, tmp_path, "--txqueuelen", value)
+    assert _txqueuelen(ns) == expect, t.output()
+
+
+def test_attached_tun_with_a_longer_queue_keeps_it(ns, tun2sock_bin, tmp_path):
+    ns.ip("tuntap", "add", "dev", "t2s0", "mode", "tun")
+    ns.ip("link", "set", "t2s0", "txqueuelen", "20000")  # the operator's choice: not lowered
+    t = _start(ns, tun2sock_bin, tmp_path)
+    assert "attached" in t.output()
+    assert _txqueuelen(ns) == 20000, t.output()
+    assert t.stop() == 0, t.output()
+
+
 def test_device_fd_uses_the_tun_the_parent_opened(ns, tun2sock_bin, tmp_path):
     _need_ping()
     # A parent that opens the TUN itself and hands the fd over (as an embedding app would).
@@ -108,6 +134,7 @@ def test_device_fd_uses_the_tun_the_parent_opened(ns, tun2sock_bin, tmp_path):
              "t2s0 configured through fd://", proc=t)
     p = _ping(ns, "198.18.3.3", count=2)
     assert "2 received" in p.stdout, p.stdout + t.output()
+    assert _txqueuelen(ns) == 500, "an fd:// TUN is not ours to configure: " + t.output()
     assert t.stop() == 0, t.output()
 
 

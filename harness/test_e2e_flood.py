@@ -52,7 +52,7 @@ RSS_BOUND_MIB = 64
 CLIENT, PROXY, ORIGIN = "198.18.0.1", "198.51.100.2", "192.0.2.80"
 HTTP_PORT, ECHO_PORT, SOCKS_PORT = 8080, 7007, 1080
 FLOOD_NET = "203.0.113.0/24"
-TXQUEUELEN = 10000
+TXQUEUELEN = 10000           # tun2sock's default (--txqueuelen): the TUN's queue into it
 CHALLENGE_ACKS_PER_S = 100   # TCP_CHALLENGE_ACK_LIMIT (src/core/tcp_internal.h), per stack
 
 ECHO_PY = r"""
@@ -205,9 +205,11 @@ class FloodWorld:
             ready_addr=CLIENT)
         self.c.ip("route", "add", "192.0.2.0/24", "dev", "t2s0")
         self.c.ip("route", "add", FLOOD_NET, "dev", "t2s0")
-        # The kernel's queue into tun2sock holds 500 packets by default: on a loaded 2-core
+        # The kernel's queue into tun2sock holds 500 packets on a new TUN: on a loaded 2-core
         # machine a 25 ms descheduling at 20k packets/s loses SYNs before tun2sock sees them.
-        self.c.ip("link", "set", "t2s0", "txqueuelen", str(TXQUEUELEN))
+        # tun2sock raises it itself (--txqueuelen, default 10000).
+        qlen = int(self.c.run("cat", "/sys/class/net/t2s0/tx_queue_len").stdout)
+        assert qlen == TXQUEUELEN, f"tun2sock left the TUN's txqueuelen at {qlen}"
         # Counts what tun2sock sends on the echo flows: during the blind RSTs only challenge
         # ACKs (RFC 5961 3.2) travel there.
         self.c.sh(f"nft add table ip t2sflood && nft add chain ip t2sflood in "

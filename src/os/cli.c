@@ -17,6 +17,7 @@ enum {
   OPT_ADDRESS,
   OPT_MTU,
   OPT_NO_OFFLOAD,
+  OPT_TXQUEUELEN,
   OPT_INTERFACE,
   OPT_FWMARK,
   OPT_TCP_CONNECT_TIMEOUT,
@@ -51,6 +52,7 @@ static const struct option long_options[] = {
     {"address", required_argument, NULL, OPT_ADDRESS},
     {"mtu", required_argument, NULL, OPT_MTU},
     {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
+    {"txqueuelen", required_argument, NULL, OPT_TXQUEUELEN},
     {"interface", required_argument, NULL, OPT_INTERFACE},
     {"fwmark", required_argument, NULL, OPT_FWMARK},
     {"tcp-connect-timeout", required_argument, NULL, OPT_TCP_CONNECT_TIMEOUT},
@@ -98,6 +100,8 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --mtu N                      TUN MTU (default 1500; 576..65535)\n"
           "  --no-offload                 no TUN offloads (IFF_VNET_HDR, checksum offload,\n"
           "                               TSO): one plain packet per read and write\n"
+          "  --txqueuelen N               the TUN's queue of packets waiting for tun2sock\n"
+          "                               (default: raised to 10000; 0 = the kernel's)\n"
           "  --interface IFNAME           pin upstream sockets to this interface (default:\n"
           "                               the interface of the route to the proxy)\n"
           "  --fwmark N                   SO_MARK for upstream sockets (decimal or 0x hex)\n"
@@ -150,6 +154,7 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   memset(opts, 0, sizeof(*opts));
   opts->device_fd = -1;
   opts->mtu = 1500;
+  opts->txqueuelen = T2S_CLI_DEFAULT_TXQUEUELEN;
   opts->tcp_connect_timeout_ns = 10 * T2S_SECONDS;
   opts->udp_timeout_ns = 60 * T2S_SECONDS;
   opts->dns_timeout_ns = 10 * T2S_SECONDS;
@@ -330,6 +335,15 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       break;
     case OPT_NO_OFFLOAD:
       o->no_offload = true;
+      break;
+    }
+    case OPT_TXQUEUELEN: {
+      uint64_t n;
+      if (t2s_parse_uint(v, 0, 1000000, &n, &why) != 0) {
+        return bad(err, prog, "txqueuelen", v, "must be a number in 0..1000000");
+      }
+      o->txqueuelen = (uint32_t)n;
+      o->txqueuelen_given = true;
       break;
     }
     case OPT_INTERFACE:
@@ -566,6 +580,10 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
     o->fwmark = 0x2022; /* our upstream sockets must carry a mark to bypass the table */
   } else if (o->fwmark == 0) {
     return bad(err, prog, "fwmark", "0", "--auto-route needs a nonzero mark");
+  }
+  if (o->txqueuelen_given && o->device_fd >= 0 && o->txqueuelen != 0) {
+    return bad(err, prog, "txqueuelen", NULL,
+               "does not apply to --device fd://N (the TUN is not ours to configure)");
   }
   if (o->interface[0] && o->ifname[0] && strcmp(o->interface, o->ifname) == 0) {
     return bad(err, prog, "interface", o->interface,

@@ -88,14 +88,23 @@ int t2s_nl_addr(uint32_t ifindex, const t2s_addr *addr, uint8_t prefixlen, bool 
   return nl_transact(nlh, NULL, NULL);
 }
 
-int t2s_nl_link_set(uint32_t ifindex, uint32_t mtu, bool up) {
-  char buf[NL_BUFSIZE];
+/* Starts an RTM_NEWLINK/RTM_DELLINK request about ifindex in buf; returns its ifinfomsg. */
+static struct ifinfomsg *link_request(char *buf, uint16_t type, uint32_t ifindex,
+                                      struct nlmsghdr **pnlh) {
   struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = RTM_NEWLINK;
+  nlh->nlmsg_type = type;
   nlh->nlmsg_flags = NLM_F_REQUEST;
   struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
   ifi->ifi_family = AF_UNSPEC;
   ifi->ifi_index = (int)ifindex;
+  *pnlh = nlh;
+  return ifi;
+}
+
+int t2s_nl_link_set(uint32_t ifindex, uint32_t mtu, bool up) {
+  char buf[NL_BUFSIZE];
+  struct nlmsghdr *nlh;
+  struct ifinfomsg *ifi = link_request(buf, RTM_NEWLINK, ifindex, &nlh);
   ifi->ifi_change = IFF_UP;
   ifi->ifi_flags = up ? IFF_UP : 0;
   if (mtu) {
@@ -104,14 +113,18 @@ int t2s_nl_link_set(uint32_t ifindex, uint32_t mtu, bool up) {
   return nl_transact(nlh, NULL, NULL);
 }
 
+int t2s_nl_link_txqlen(uint32_t ifindex, uint32_t txqlen) {
+  char buf[NL_BUFSIZE];
+  struct nlmsghdr *nlh;
+  (void)link_request(buf, RTM_NEWLINK, ifindex, &nlh); /* ifi_change 0: flags untouched */
+  mnl_attr_put_u32(nlh, IFLA_TXQLEN, txqlen);
+  return nl_transact(nlh, NULL, NULL);
+}
+
 int t2s_nl_link_del(uint32_t ifindex) {
   char buf[NL_BUFSIZE];
-  struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = RTM_DELLINK;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = (int)ifindex;
+  struct nlmsghdr *nlh;
+  (void)link_request(buf, RTM_DELLINK, ifindex, &nlh);
   return nl_transact(nlh, NULL, NULL);
 }
 

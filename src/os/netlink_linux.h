@@ -19,6 +19,11 @@ int t2s_nl_addr(uint32_t ifindex, const t2s_addr *addr, uint8_t prefixlen, bool 
 /* Sets the MTU (when mtu != 0) and brings the link up (up=true) or down. Returns 0 or -errno. */
 int t2s_nl_link_set(uint32_t ifindex, uint32_t mtu, bool up);
 
+/* Sets the transmit queue length (IFLA_TXQLEN, `ip link set DEV txqueuelen N`; on a TUN the
+ * queue of packets waiting for the reader), leaving the link's flags alone. Returns 0 or
+ * -errno. */
+int t2s_nl_link_txqlen(uint32_t ifindex, uint32_t txqlen);
+
 /* Deletes the link ifindex. Returns 0 or -errno. */
 int t2s_nl_link_del(uint32_t ifindex);
 

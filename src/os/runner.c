@@ -486,6 +486,19 @@ static int tun_failure_message(const t2s_runner *r, t2s_tun_failure fail, int er
   }
 }
 
+/* The transmit queue length to set on the TUN, 0 = leave it: an fd://N is not ours to
+ * configure; --txqueuelen N is set as given; by default the queue is raised to
+ * T2S_CLI_DEFAULT_TXQUEUELEN when it is shorter (a TUN's own is 500), never lowered. */
+static uint32_t tun_txqlen(const t2s_runner *r) {
+  if (r->opts.device_fd >= 0) {
+    return 0;
+  }
+  if (r->opts.txqueuelen_given || r->tun.txqlen < r->opts.txqueuelen) {
+    return r->opts.txqueuelen;
+  }
+  return 0;
+}
+
 static uint64_t random_seed(void) {
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
@@ -533,7 +546,8 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
     goto fail;
   }
   const char *step = "";
-  int rv = t2s_tun_configure(&r->tun, r->opts.mtu, r->opts.addresses, r->opts.naddresses, &step);
+  int rv = t2s_tun_configure(&r->tun, r->opts.mtu, tun_txqlen(r), r->opts.addresses,
+                             r->opts.naddresses, &step);
   if (rv < 0) {
     if ((rv == -EPERM || rv == -EACCES) && !t2s_caps_have(CAP_NET_ADMIN)) {
       T2S_ERROR("%s on %s: %s. Configuring the TUN needs CAP_NET_ADMIN (run as root or grant "
@@ -673,8 +687,10 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   }
 
   char pbuf[64];
-  T2S_INFO("tun2sock running: %s (ifindex %u, mtu %u, %s, offloads %s) -> socks5 %s%s",
-           r->tun.ifname, r->tun.ifindex, r->tun.mtu, r->tun.created ? "created" : "attached",
+  T2S_INFO("tun2sock running: %s (ifindex %u, mtu %u, txqueuelen %u, %s, offloads %s) -> "
+           "socks5 %s%s",
+           r->tun.ifname, r->tun.ifindex, r->tun.mtu, r->tun.txqlen,
+           r->tun.created ? "created" : "attached",
            !r->tun.vnet                                  ? "off"
            : (r->tun.offloads & T2S_DEVICE_OFFLOAD_TSO)  ? "csum+tso"
            : (r->tun.offloads & T2S_DEVICE_OFFLOAD_CSUM) ? "csum"

@@ -100,6 +100,24 @@ static bool tcp_headers(const uint8_t *pkt, size_t len, size_t *pihl, size_t *pt
   return true;
 }
 
+/* Writes one packet (its pieces in iov), retrying a signal a few times. Returns 0,
+ * T2S_ERR_WOULDBLOCK (the kernel's queue is full) or T2S_ERR_CLOSED. */
+static int tun_write(t2s_tun *tun, const struct iovec *iov, int niov) {
+  for (int tries = 0; tries < 4; tries++) {
+    ssize_t n = writev(tun->fd, iov, niov);
+    if (n >= 0) {
+      tun->tx_packets++;
+      return 0;
+    }
+    if (errno != EINTR) {
+      break;
+    }
+  }
+  tun->tx_errors++;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? T2S_ERR_WOULDBLOCK
+                                                                     : T2S_ERR_CLOSED;
+}
+
 static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
   struct virtio_net_hdr h;
   memset(&h, 0, sizeof(h));
@@ -132,19 +150,7 @@ static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
     niov = 3;
     tun->tx_gso++;
   }
-  for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = writev(tun->fd, iov, niov);
-    if (n >= 0) {
-      tun->tx_packets++;
-      return 0;
-    }
-    if (errno != EINTR) {
-      break;
-    }
-  }
-  tun->tx_errors++;
-  return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? T2S_ERR_WOULDBLOCK
-                                                                     : T2S_ERR_CLOSED;
+  return tun_write(tun, iov, niov);
 }
 
 static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
@@ -182,19 +188,8 @@ static int tun_send(void *self, const uint8_t *pkt, size_t pktlen) {
   if (tun->vnet) {
     return tun_send_vnet(tun, pkt, pktlen);
   }
-  for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = write(tun->fd, pkt, pktlen);
-    if (n >= 0) {
-      tun->tx_packets++;
-      return 0;
-    }
-    if (errno != EINTR) {
-      break;
-    }
-  }
-  tun->tx_errors++;
-  return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? T2S_ERR_WOULDBLOCK
-                                                                     : T2S_ERR_CLOSED;
+  struct iovec iov = {.iov_base = (void *)pkt, .iov_len = pktlen};
+  return tun_write(tun, &iov, 1);
 }
 
 static void tun_get_caps(void *self, t2s_device_caps *caps) {
@@ -330,7 +325,7 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool of
     tun->fd = -1;
     return T2S_ERR_INTERNAL;
   }
-  /* The MTU the kernel has now (t2s_tun_configure may change it). */
+  /* The MTU and queue length the kernel has now (t2s_tun_configure may change them). */
   int sfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   tun->mtu = 1500;
   if (sfd >= 0) {
@@ -340,13 +335,16 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool of
     if (ioctl(sfd, SIOCGIFMTU, &mr) == 0 && mr.ifr_mtu > 0) {
       tun->mtu = (uint32_t)mr.ifr_mtu;
     }
+    if (ioctl(sfd, SIOCGIFTXQLEN, &mr) == 0 && mr.ifr_qlen > 0) {
+      tun->txqlen = (uint32_t)mr.ifr_qlen;
+    }
     close(sfd);
   }
   return 0;
 }
 
-int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, const t2s_cidr *addrs, size_t naddrs,
-                      const char **pstep) {
+int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cidr *addrs,
+                      size_t naddrs, const char **pstep) {
   int rv;
   if (mtu && mtu != tun->mtu) {
     rv = t2s_nl_link_set(tun->ifindex, mtu, false);
@@ -355,6 +353,14 @@ int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, const t2s_cidr *addrs, size_t 
       return rv;
     }
     tun->mtu = mtu;
+  }
+  if (txqlen && txqlen != tun->txqlen) {
+    rv = t2s_nl_link_txqlen(tun->ifindex, txqlen);
+    if (rv < 0) {
+      *pstep = "setting the txqueuelen";
+      return rv;
+    }
+    tun->txqlen = txqlen;
   }
   for (size_t i = 0; i < naddrs; i++) {
     rv = t2s_nl_addr(tun->ifindex, &addrs[i].addr, addrs[i].prefixlen, true);

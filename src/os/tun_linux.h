@@ -2,9 +2,9 @@
  * tun_linux.h: the Linux TUN device (IFF_TUN | IFF_NO_PI), as a t2s_device.
  *
  * Opens /dev/net/tun and creates or attaches to a named TUN, or adopts an already-open fd.
- * Addresses, MTU and link state are set through rtnetlink (netlink_linux.h). On close it
- * undoes what it did: a TUN it created disappears with its fd; on a TUN it attached to, the
- * addresses it added are removed.
+ * Addresses, MTU, transmit queue length and link state are set through rtnetlink
+ * (netlink_linux.h). On close it undoes what it did: a TUN it created disappears with its
+ * fd; on a TUN it attached to, the addresses it added are removed.
  */
 #ifndef T2S_TUN_LINUX_H
 #define T2S_TUN_LINUX_H
@@ -19,8 +19,9 @@ typedef struct t2s_tun {
   uint32_t ifindex;
   char ifname[T2S_IFNAMSIZ];
   uint32_t mtu;
-  bool created; /* the TUN did not exist before we opened it */
-  bool owns_fd; /* close fd on t2s_tun_close (false for fd:// handed in by an embedder) */
+  uint32_t txqlen; /* the transmit queue length (txqueuelen) in force; 0 = unknown */
+  bool created;    /* the TUN did not exist before we opened it */
+  bool owns_fd;    /* close fd on t2s_tun_close (false for fd:// handed in by an embedder) */
   t2s_cidr added[T2S_TUN_MAX_ADDRS]; /* addresses we added (removed on close) */
   size_t nadded;
   uint64_t rx_packets, tx_packets, tx_errors; /* device-level counters */
@@ -50,10 +51,12 @@ typedef enum t2s_tun_failure {
 int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool offload,
                  t2s_tun_failure *pfail, int *perrno);
 
-/* Sets the MTU, adds each address (remembering the ones it added), and brings the link up.
+/* Sets the MTU, the transmit queue length (txqlen != 0; the kernel's queue of packets waiting
+ * for us to read them, 500 on a new TUN), adds each address (remembering the ones it added),
+ * and brings the link up. Neither the MTU nor the queue length is restored on close.
  * Returns 0 or -errno of the first failing step (with *pstep naming it). */
-int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, const t2s_cidr *addrs, size_t naddrs,
-                      const char **pstep);
+int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cidr *addrs,
+                      size_t naddrs, const char **pstep);
 
 /* Removes the addresses this process added (when the TUN outlives us) and closes the fd. */
 void t2s_tun_close(t2s_tun *tun);
