@@ -98,6 +98,20 @@ static inline void t2s_put32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
+/* The value of hexadecimal digit c (0-9, a-f, A-F), or -1. */
+static inline int t2s_hexval(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
 #define T2S_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define T2S_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define T2S_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -185,19 +185,6 @@ int t2s_parse_cidr(const char *s, t2s_cidr *out, const char **pwhy) {
   return 0;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 /* Copies s[0..len) into out percent-decoding it. Returns the decoded length or -1. */
 static int pct_decode(const char *s, size_t len, char *out, size_t outlen) {
   size_t o = 0;
@@ -207,7 +194,7 @@ static int pct_decode(const char *s, size_t len, char *out, size_t outlen) {
       if (i + 2 >= len) {
         return -1;
       }
-      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+      int hi = t2s_hexval(s[i + 1]), lo = t2s_hexval(s[i + 2]);
       if (hi < 0 || lo < 0) {
         return -1;
       }
