@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netlink_linux.h"
 #include "route_linux.h"
 
 #define MON_MAX_LINKS 256
@@ -388,15 +389,11 @@ int t2s_monitor_linux_feed(t2s_monitor_linux *m, const void *buf, size_t len) {
 
 /* One dump (RTM_GETLINK, RTM_GETADDR or RTM_GETROUTE) on its own socket, fed as it arrives. */
 static int dump(t2s_monitor_linux *m, uint16_t type) {
-  struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  struct mnl_socket *nl = t2s_nl_socket_open(0, 0);
   if (!nl) {
     return -errno;
   }
   int rv = 0;
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-    rv = -errno;
-    goto out;
-  }
   char req[1024];
   struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
   nlh->nlmsg_type = type;

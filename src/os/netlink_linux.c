@@ -16,18 +16,25 @@
 
 typedef int (*nl_data_cb)(const struct nlmsghdr *nlh, void *arg);
 
+struct mnl_socket *t2s_nl_socket_open(int flags, unsigned groups) {
+  struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | flags);
+  if (nl && mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
+    int err = errno;
+    mnl_socket_close(nl);
+    errno = err;
+    return NULL;
+  }
+  return nl;
+}
+
 /* Sends nlh (NLM_F_ACK is added) and runs the answers through cb until the ACK or an error.
  * Returns 0 or -errno. */
 static int nl_transact(struct nlmsghdr *nlh, mnl_cb_t cb, void *arg) {
-  struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  struct mnl_socket *nl = t2s_nl_socket_open(0, 0);
   if (!nl) {
     return -errno;
   }
   int rv = 0;
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-    rv = -errno;
-    goto out;
-  }
   unsigned portid = mnl_socket_get_portid(nl);
   nlh->nlmsg_flags |= NLM_F_ACK;
   nlh->nlmsg_seq = (unsigned)time(NULL);

@@ -11,6 +11,13 @@
 
 #include "common.h"
 
+struct mnl_socket;
+
+/* Opens a NETLINK_ROUTE socket, close-on-exec with the extra SOCK_* flags (SOCK_NONBLOCK or 0),
+ * bound to the multicast groups (0: none, for requests and dumps). Returns it, or NULL with
+ * errno set. Close it with mnl_socket_close(). */
+struct mnl_socket *t2s_nl_socket_open(int flags, unsigned groups);
+
 /* Adds (add=true) or removes an address on interface ifindex. IPv6 addresses are added with
  * IFA_F_NODAD so they are usable at once. Returns 0 or -errno (-EEXIST when already there,
  * -EADDRNOTAVAIL when removing an absent one). */
