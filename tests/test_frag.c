@@ -48,12 +48,34 @@ static size_t make_udp(const char *src, const char *dst, size_t plen) {
   return (size_t)n;
 }
 
+/* Builds a UDP packet (make_udp) and splits it at mtu with identification ident into *f;
+ * returns the packet's length. */
+static size_t split_udp(frags *f, const char *src, const char *dst, size_t plen, uint32_t mtu,
+                        uint32_t ident) {
+  size_t len = make_udp(src, dst, plen);
+  memset(f, 0, sizeof(*f));
+  t2s_ssize n = t2s_frag_split(big, len, mtu, ident, scratch, sizeof(scratch), collect, f);
+  CU_ASSERT_FATAL(n > 0 && (size_t)n == f->n);
+  return len;
+}
+
+/* Parses fragment i of f into *p (p points into f). */
+static void parse_frag(const frags *f, size_t i, t2s_pkt *p) {
+  CU_ASSERT_FATAL(t2s_pkt_parse(f->pkt[i], f->len[i], p) == T2S_DROP_FRAGMENT);
+}
+
+/* Recomputes the checksum of an IPv4 packet's 20-byte header after an edit. */
+static void ipv4_fix_csum(uint8_t *pkt) {
+  t2s_put16(pkt + 10, 0);
+  t2s_put16(pkt + 10, t2s_csum_fold(t2s_csum_add(0, pkt, 20)));
+}
+
 /* Feeds fragments in the given order; returns the whole length (0 if never complete). */
 static t2s_ssize feed(t2s_reasm *r, frags *f, const size_t *order, size_t n, t2s_tstamp now) {
   t2s_ssize whole = 0;
   for (size_t i = 0; i < n; i++) {
     t2s_pkt p;
-    CU_ASSERT_FATAL(t2s_pkt_parse(f->pkt[order[i]], f->len[order[i]], &p) == T2S_DROP_FRAGMENT);
+    parse_frag(f, order[i], &p);
     t2s_drop_reason why;
     t2s_ssize rv = t2s_reasm_input(r, &p, now, out, sizeof(out), &why);
     CU_ASSERT(rv >= 0);
@@ -65,27 +87,27 @@ static t2s_ssize feed(t2s_reasm *r, frags *f, const size_t *order, size_t n, t2s
   return whole;
 }
 
-static t2s_reasm *new_reasm(void) {
+/* A reassembler with config *cfg (NULL: the defaults). */
+static t2s_reasm *new_reasm(const t2s_reasm_config *cfg) {
   t2s_reasm_config c;
   t2s_reasm_config_default(&c);
   t2s_reasm *r = NULL;
-  CU_ASSERT_FATAL(t2s_reasm_new(&r, &c) == 0);
+  CU_ASSERT_FATAL(t2s_reasm_new(&r, cfg != NULL ? cfg : &c) == 0);
   return r;
 }
 
 static void test_v4_split_and_reassemble(void) {
-  size_t len = make_udp("192.0.2.1:1000", "198.51.100.2:53", 3000);
-  frags f = {0};
-  t2s_ssize n = t2s_frag_split(big, len, 1500, 0x1234, scratch, sizeof(scratch), collect, &f);
-  CU_ASSERT_EQUAL(n, 3);
+  frags f;
+  size_t len = split_udp(&f, "192.0.2.1:1000", "198.51.100.2:53", 3000, 1500, 0x1234);
+  CU_ASSERT_EQUAL(f.n, 3);
   for (size_t i = 0; i < f.n; i++) {
     CU_ASSERT(f.len[i] <= 1500);
     t2s_pkt p;
-    CU_ASSERT(t2s_pkt_parse(f.pkt[i], f.len[i], &p) == T2S_DROP_FRAGMENT);
+    parse_frag(&f, i, &p);
     CU_ASSERT_EQUAL(p.frag_id, 0x1234);
     CU_ASSERT_EQUAL(p.more_frags, i + 1 < f.n);
   }
-  t2s_reasm *r = new_reasm();
+  t2s_reasm *r = new_reasm(NULL);
   size_t rev[] = {2, 0, 1}; /* out of order */
   t2s_ssize w = feed(r, &f, rev, 3, 0);
   CU_ASSERT_EQUAL((size_t)w, len);
@@ -101,14 +123,13 @@ static void test_v4_split_and_reassemble(void) {
 }
 
 static void test_v6_split_and_reassemble(void) {
-  size_t len = make_udp("[2001:db8::1]:1000", "[2001:db8::2]:53", 4000);
-  frags f = {0};
-  t2s_ssize n = t2s_frag_split(big, len, 1280, 0xdeadbeef, scratch, sizeof(scratch), collect, &f);
-  CU_ASSERT_EQUAL(n, 4);
+  frags f;
+  size_t len = split_udp(&f, "[2001:db8::1]:1000", "[2001:db8::2]:53", 4000, 1280, 0xdeadbeef);
+  CU_ASSERT_EQUAL(f.n, 4);
   for (size_t i = 0; i < f.n; i++) {
     CU_ASSERT(f.len[i] <= 1280);
   }
-  t2s_reasm *r = new_reasm();
+  t2s_reasm *r = new_reasm(NULL);
   size_t order[] = {1, 3, 0, 2};
   t2s_ssize w = feed(r, &f, order, 4, 0);
   CU_ASSERT_EQUAL((size_t)w, len);
@@ -119,10 +140,10 @@ static void test_v6_split_and_reassemble(void) {
 /* IPv6 fragments with a hop-by-hop header before the fragment header: the reassembled packet
  * keeps it, and its next-header names UDP again. */
 static void test_v6_with_hop_by_hop(void) {
-  size_t len = make_udp("[2001:db8::1]:1000", "[2001:db8::2]:53", 2000);
-  frags f = {0};
-  CU_ASSERT_EQUAL(t2s_frag_split(big, len, 1280, 5, scratch, sizeof(scratch), collect, &f), 2);
-  t2s_reasm *r = new_reasm();
+  frags f;
+  size_t len = split_udp(&f, "[2001:db8::1]:1000", "[2001:db8::2]:53", 2000, 1280, 5);
+  CU_ASSERT_EQUAL(f.n, 2);
+  t2s_reasm *r = new_reasm(NULL);
   t2s_ssize w = 0;
   for (size_t i = 0; i < f.n; i++) {
     /* Insert an 8-byte hop-by-hop header (PadN) after the IPv6 header. */
@@ -168,11 +189,11 @@ static void test_icmp_echo_reassembled(void) {
   big[9] = T2S_IPPROTO_ICMP;
   memcpy(big + 12, s.ip, 4);
   memcpy(big + 16, d.ip, 4);
-  t2s_put16(big + 10, t2s_csum_fold(t2s_csum_add(0, big, 20)));
+  ipv4_fix_csum(big);
   memcpy(big + 20, msg, sizeof(msg));
   frags f = {0};
   CU_ASSERT_EQUAL(t2s_frag_split(big, len, 1500, 99, scratch, sizeof(scratch), collect, &f), 3);
-  t2s_reasm *r = new_reasm();
+  t2s_reasm *r = new_reasm(NULL);
   size_t order[] = {0, 1, 2};
   t2s_ssize w = feed(r, &f, order, 3, 0);
   CU_ASSERT_EQUAL((size_t)w, len);
@@ -184,13 +205,12 @@ static void test_icmp_echo_reassembled(void) {
 }
 
 static void test_duplicate_ignored_overlap_dropped(void) {
-  size_t len = make_udp("192.0.2.1:1000", "198.51.100.2:53", 3000);
-  frags f = {0};
-  t2s_frag_split(big, len, 1500, 7, scratch, sizeof(scratch), collect, &f);
-  t2s_reasm *r = new_reasm();
+  frags f;
+  split_udp(&f, "192.0.2.1:1000", "198.51.100.2:53", 3000, 1500, 7);
+  t2s_reasm *r = new_reasm(NULL);
   t2s_pkt p;
   t2s_drop_reason why;
-  t2s_pkt_parse(f.pkt[0], f.len[0], &p);
+  parse_frag(&f, 0, &p);
   CU_ASSERT_EQUAL(t2s_reasm_input(r, &p, 0, out, sizeof(out), &why), 0);
   CU_ASSERT_EQUAL(t2s_reasm_input(r, &p, 0, out, sizeof(out), &why), 0); /* duplicate */
   CU_ASSERT_EQUAL(t2s_reasm_pending(r), 1);
@@ -199,8 +219,7 @@ static void test_duplicate_ignored_overlap_dropped(void) {
   memcpy(bad, f.pkt[1], f.len[1]);
   uint16_t fo = t2s_get16(bad + 6);
   t2s_put16(bad + 6, (uint16_t)(fo - 1));
-  t2s_put16(bad + 10, 0);
-  t2s_put16(bad + 10, t2s_csum_fold(t2s_csum_add(0, bad, 20)));
+  ipv4_fix_csum(bad);
   CU_ASSERT_EQUAL(t2s_pkt_parse(bad, f.len[1], &p), T2S_DROP_FRAGMENT);
   CU_ASSERT(t2s_reasm_input(r, &p, 0, out, sizeof(out), &why) < 0);
   CU_ASSERT_EQUAL(why, T2S_DROP_FRAG_OVERLAP);
@@ -210,19 +229,17 @@ static void test_duplicate_ignored_overlap_dropped(void) {
 }
 
 static void test_bad_length(void) {
-  size_t len = make_udp("192.0.2.1:1000", "198.51.100.2:53", 3000);
-  frags f = {0};
-  t2s_frag_split(big, len, 1500, 7, scratch, sizeof(scratch), collect, &f);
+  frags f;
+  split_udp(&f, "192.0.2.1:1000", "198.51.100.2:53", 3000, 1500, 7);
   /* First fragment cut by 3 bytes: MF set and a length not a multiple of 8. */
   uint8_t bad[1600];
   size_t blen = f.len[0] - 3;
   memcpy(bad, f.pkt[0], blen);
   t2s_put16(bad + 2, (uint16_t)blen);
-  t2s_put16(bad + 10, 0);
-  t2s_put16(bad + 10, t2s_csum_fold(t2s_csum_add(0, bad, 20)));
+  ipv4_fix_csum(bad);
   t2s_pkt p;
   CU_ASSERT_EQUAL(t2s_pkt_parse(bad, blen, &p), T2S_DROP_FRAGMENT);
-  t2s_reasm *r = new_reasm();
+  t2s_reasm *r = new_reasm(NULL);
   t2s_drop_reason why;
   CU_ASSERT(t2s_reasm_input(r, &p, 0, out, sizeof(out), &why) < 0);
   CU_ASSERT_EQUAL(why, T2S_DROP_FRAG_BAD);
@@ -235,15 +252,13 @@ static void test_timeout_and_limits(void) {
   t2s_reasm_config_default(&c);
   c.max_datagrams = 2;
   c.timeout = 5 * T2S_SECONDS;
-  t2s_reasm *r = NULL;
-  CU_ASSERT_FATAL(t2s_reasm_new(&r, &c) == 0);
+  t2s_reasm *r = new_reasm(&c);
   t2s_drop_reason why;
   for (uint32_t id = 1; id <= 3; id++) {
-    size_t len = make_udp("192.0.2.1:1000", "198.51.100.2:53", 2000);
-    frags f = {0};
-    t2s_frag_split(big, len, 1500, id, scratch, sizeof(scratch), collect, &f);
+    frags f;
+    split_udp(&f, "192.0.2.1:1000", "198.51.100.2:53", 2000, 1500, id);
     t2s_pkt p;
-    t2s_pkt_parse(f.pkt[0], f.len[0], &p);
+    parse_frag(&f, 0, &p);
     t2s_ssize rv = t2s_reasm_input(r, &p, id * T2S_SECONDS, out, sizeof(out), &why);
     if (id <= 2) {
       CU_ASSERT_EQUAL(rv, 0);
@@ -266,16 +281,14 @@ static void test_memory_bound(void) {
   t2s_reasm_config c;
   t2s_reasm_config_default(&c);
   c.max_bytes = 4000;
-  t2s_reasm *r = NULL;
-  CU_ASSERT_FATAL(t2s_reasm_new(&r, &c) == 0);
+  t2s_reasm *r = new_reasm(&c);
   t2s_drop_reason why;
   int refused = 0;
   for (uint32_t id = 1; id <= 5; id++) {
-    size_t len = make_udp("192.0.2.1:1000", "198.51.100.2:53", 2000);
-    frags f = {0};
-    t2s_frag_split(big, len, 1500, id, scratch, sizeof(scratch), collect, &f);
+    frags f;
+    split_udp(&f, "192.0.2.1:1000", "198.51.100.2:53", 2000, 1500, id);
     t2s_pkt p;
-    t2s_pkt_parse(f.pkt[0], f.len[0], &p);
+    parse_frag(&f, 0, &p);
     if (t2s_reasm_input(r, &p, 0, out, sizeof(out), &why) < 0) {
       CU_ASSERT_EQUAL(why, T2S_DROP_FRAG_LIMIT);
       refused++;
