@@ -211,15 +211,24 @@ static void test_other_routes(void) {
                                      RT_TABLE_MAIN, RTN_BLACKHOLE)),
                   1);
   /* The local table, broadcast and multicast routes, IPv6 link-local prefixes: ignored. */
-  CU_ASSERT_EQUAL(feed(&f, route_msg(&f, RTM_NEWROUTE, T2S_AF_INET, "198.51.100.10", 32, NULL, 3,
-                                     RT_TABLE_LOCAL, RTN_LOCAL)),
-                  0);
-  CU_ASSERT_EQUAL(feed(&f, route_msg(&f, RTM_NEWROUTE, T2S_AF_INET, "198.51.100.255", 32, NULL, 3,
-                                     RT_TABLE_MAIN, RTN_BROADCAST)),
-                  0);
-  CU_ASSERT_EQUAL(feed(&f, route_msg(&f, RTM_NEWROUTE, T2S_AF_INET6, "fe80::", 64, NULL, 3,
-                                     RT_TABLE_MAIN, RTN_UNICAST)),
-                  0);
+  static const struct {
+    uint8_t family;
+    const char *dst;
+    uint8_t dst_len;
+    uint32_t table;
+    uint8_t rtype;
+  } ignored[] = {
+      {T2S_AF_INET, "198.51.100.10", 32, RT_TABLE_LOCAL, RTN_LOCAL},
+      {T2S_AF_INET, "198.51.100.255", 32, RT_TABLE_MAIN, RTN_BROADCAST},
+      {T2S_AF_INET, "224.0.0.0", 4, RT_TABLE_MAIN, RTN_MULTICAST},
+      {T2S_AF_INET6, "fe80::", 64, RT_TABLE_MAIN, RTN_UNICAST},
+  };
+  for (size_t i = 0; i < T2S_ARRAY_LEN(ignored); i++) {
+    CU_ASSERT_EQUAL(
+        feed(&f, route_msg(&f, RTM_NEWROUTE, ignored[i].family, ignored[i].dst, ignored[i].dst_len,
+                           NULL, 3, ignored[i].table, ignored[i].rtype)),
+        0);
+  }
   fx_free(&f);
 }
 
