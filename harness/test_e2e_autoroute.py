@@ -422,6 +422,20 @@ def test_rules_and_routes_restored_after_sigterm_and_after_sigkill(world, tun2so
     wait_dumps_equal(world, before, "the dumps after SIGKILL + start + SIGINT", timeout=15)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=["SIGHUP", "SIGQUIT"])
+def test_sighup_and_sigquit_stop_cleanly_and_restore_the_rules(world, tun2sock_bin, sig):
+    # Their default action kills the process (SIGQUIT with a core dump) and leaves the rules
+    # behind until the next start; tun2sock takes the SIGTERM path for them.
+    world.start_dante()
+    before = world.dumps()
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
+    assert "lookup 2022" in world.dumps()
+    t.signal(sig)
+    assert t.p.wait(timeout=10) == 0, t.output()
+    assert f"{sig.name}: stopping" in t.output(), t.output()
+    wait_dumps_equal(world, before, f"the dumps after {sig.name}", timeout=15)
+
+
 def test_routes_removed_by_a_link_flap_are_put_back(world, tun2sock_bin):
     world.start_origin()
     world.start_dante()

@@ -37,7 +37,7 @@ struct t2s_runner {
   t2s_egress_choice egress;
   t2s_metrics *metrics;
   struct event *tun_ev;
-  struct event *sig_ev[3];
+  struct event *sig_ev[5];
   int stop_fd; /* eventfd written by t2s_runner_stop */
   struct event *stop_ev;
   int exit_code;
@@ -399,7 +399,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
     log_stats(r);
     return;
   }
-  T2S_INFO("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  /* SIGHUP (the terminal or the session went away) and SIGQUIT would otherwise kill the
+   * process and leave --auto-route's rules behind: every stop signal stops cleanly. */
+  T2S_INFO("%s: stopping", sig == SIGINT    ? "SIGINT"
+                           : sig == SIGHUP  ? "SIGHUP"
+                           : sig == SIGQUIT ? "SIGQUIT"
+                                            : "SIGTERM");
   r->stopping = true;
   event_base_loopbreak(r->base);
 }
@@ -660,8 +665,8 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
     goto fail;
   }
   if (cfg->handle_signals) {
-    static const int sigs[3] = {SIGINT, SIGTERM, SIGUSR1};
-    for (int i = 0; i < 3; i++) {
+    static const int sigs[T2S_ARRAY_LEN(r->sig_ev)] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
+    for (size_t i = 0; i < T2S_ARRAY_LEN(sigs); i++) {
       r->sig_ev[i] = evsignal_new(r->base, sigs[i], signal_cb, r);
       if (!r->sig_ev[i] || event_add(r->sig_ev[i], NULL) != 0) {
         T2S_ERROR("cannot install the signal handlers");
@@ -773,7 +778,7 @@ void t2s_runner_del(t2s_runner *r) {
     event_free(r->ar_timer);
   }
   t2s_autoroute_stop(r->autoroute); /* before the TUN goes: rules first, then the table */
-  for (int i = 0; i < 3; i++) {
+  for (size_t i = 0; i < T2S_ARRAY_LEN(r->sig_ev); i++) {
     if (r->sig_ev[i]) {
       event_free(r->sig_ev[i]);
     }

@@ -8,7 +8,7 @@
  *   after each of them: upstream housekeeping, then the timer re-armed to get_expiry()
  *   network monitor (monitor_linux.h) -> t2s_engine_network_event(); the engine's network
  *                     events -> log lines and the listener below
- *   SIGINT/SIGTERM -> clean stop; SIGUSR1 -> counters to the log
+ *   SIGINT/SIGTERM/SIGHUP/SIGQUIT -> clean stop; SIGUSR1 -> counters to the log
  *
  * Stopping undoes the setup: every flow closed (t2s_engine_del), the addresses we added on a
  * TUN that outlives us removed, a TUN we created deleted (it goes with its fd).
@@ -28,7 +28,7 @@ typedef struct t2s_runner_config {
   t2s_addr proxy;           /* the proxy, resolved */
   const char *username;     /* NULL = no authentication offered */
   const char *password;
-  bool handle_signals; /* install SIGINT/SIGTERM/SIGUSR1 handlers (the binary; not embedders) */
+  bool handle_signals; /* install SIGINT/TERM/HUP/QUIT/USR1 handlers (the binary; not embedders) */
   bool owns_fd;        /* with fd://N: close N when done */
 } t2s_runner_config;
 
