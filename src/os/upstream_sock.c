@@ -564,12 +564,13 @@ static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* ---------------- ops (called by the engine: never call it back) ---------------- */
 
-/* The start of every open: checks that id is new, makes the socket, files it in the map of its
- * kind and connects it to dst (a stream: in progress, or at once, *pnow; a datagram socket:
- * connected, so the kernel delivers only the relay's datagrams and reports ICMP errors).
- * Returns 0 with *ps set, or an error with nothing left behind. */
+/* Opens usock id of kind toward dst: checks that id is new, makes the socket, files it in the
+ * map of its kind and connects it. A stream then waits for the connect's completion (reported
+ * from the loop, also when it connected at once); a datagram socket, connected so that the
+ * kernel delivers only the relay's datagrams and reports ICMP errors, starts reading.
+ * Returns 0, or an error with nothing left behind. */
 static int usock_open(t2s_upstream_sock *up, uint64_t id, usock_kind kind, const t2s_addr *dst,
-                      const t2s_egress *egress, usock **ps, bool *pnow) {
+                      const t2s_egress *egress) {
   usock_map *m = map_of(up, kind);
   if (id == 0 || map_find(m, id)) {
     return T2S_ERR_EXISTS;
@@ -591,29 +592,24 @@ static int usock_open(t2s_upstream_sock *up, uint64_t id, usock_kind kind, const
   }
   s->connecting = kind == USOCK_STREAM;
   int rv = connect(s->fd, (struct sockaddr *)&ss, sslen);
-  if (rv < 0 && !(kind == USOCK_STREAM && errno == EINPROGRESS)) {
+  if (rv < 0 && !(s->connecting && errno == EINPROGRESS)) {
     err = count_error(up, errno);
     forget(s, false);
     return err;
   }
-  *ps = s;
-  *pnow = rv == 0;
+  if (kind == USOCK_DGRAM) {
+    set_reading(s, true);
+    return 0;
+  }
+  set_writing(s, true);
+  if (rv == 0) {
+    event_active(s->wev, EV_WRITE, 0); /* connected at once: report from the loop */
+  }
   return 0;
 }
 
 static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
-  t2s_upstream_sock *up = self;
-  usock *s;
-  bool now;
-  int rv = usock_open(up, id, USOCK_STREAM, dst, egress, &s, &now);
-  if (rv != 0) {
-    return rv;
-  }
-  set_writing(s, true);
-  if (now) {
-    event_active(s->wev, EV_WRITE, 0); /* connected at once: report from the loop */
-  }
-  return 0;
+  return usock_open(self, id, USOCK_STREAM, dst, egress);
 }
 
 static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
@@ -690,15 +686,7 @@ static void op_stream_close(void *self, uint64_t id, bool abort) {
 }
 
 static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
-  t2s_upstream_sock *up = self;
-  usock *s;
-  bool now;
-  int rv = usock_open(up, id, USOCK_DGRAM, relay, egress, &s, &now);
-  if (rv != 0) {
-    return rv;
-  }
-  set_reading(s, true);
-  return 0;
+  return usock_open(self, id, USOCK_DGRAM, relay, egress);
 }
 
 static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
