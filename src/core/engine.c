@@ -106,6 +106,21 @@ int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len) {
   return 0;
 }
 
+bool t2s_engine_send_unreach(t2s_engine *e, const t2s_addr *from, const t2s_pkt *orig,
+                             uint8_t code) {
+  t2s_ssize n = t2s_build_icmp_unreach(e->outbuf, sizeof(e->outbuf), from, orig, code);
+  return n > 0 && t2s_engine_send(e, e->outbuf, (size_t)n) == 0;
+}
+
+bool t2s_engine_send_unreach_rebuilt(t2s_engine *e, const t2s_addr *from, const uint8_t *pkt,
+                                     t2s_ssize len, uint8_t code) {
+  t2s_pkt quoted;
+  if (len < 0 || t2s_pkt_parse(pkt, (size_t)len, &quoted) != T2S_DROP_NONE) {
+    return false;
+  }
+  return t2s_engine_send_unreach(e, from, &quoted, code);
+}
+
 static void copy_str(char *dst, size_t dstlen, const char *src) {
   size_t n = strlen(src);
   if (n >= dstlen) {

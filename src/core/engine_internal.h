@@ -52,6 +52,14 @@ struct t2s_engine {
 
 /* Sends a packet toward the clients and counts it. */
 int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len);
+/* Sends toward the sender of *orig an ICMP destination unreachable from `from` (code: the
+ * family's ICMP code, see t2s_build_icmp_unreach) quoting orig. Returns true when sent. */
+bool t2s_engine_send_unreach(t2s_engine *e, const t2s_addr *from, const t2s_pkt *orig,
+                             uint8_t code);
+/* The same, quoting pkt[0..len): a packet the caller rebuilt because the client's is gone (a
+ * held SYN, a datagram); len is its builder's result (negative: not built, nothing sent). */
+bool t2s_engine_send_unreach_rebuilt(t2s_engine *e, const t2s_addr *from, const uint8_t *pkt,
+                                     t2s_ssize len, uint8_t code);
 /* Counts a drop and reports it. pkt may be NULL. */
 void t2s_engine_drop(t2s_engine *e, t2s_drop_reason reason, t2s_tstamp now, const t2s_pkt *pkt);
 /* Reports an event to the hooks. */

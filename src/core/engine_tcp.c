@@ -298,7 +298,6 @@ size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp no
 
 /* ---- completions from the upstream connector ---- */
 
-/* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
 /* Answers a held SYN with an ICMP destination unreachable quoting it (instead of a RST), the
  * way a router would for REP 3/4. Returns true when sent. */
 static bool send_icmp_unreach(t2s_session *s) {
@@ -306,15 +305,11 @@ static bool send_icmp_unreach(t2s_session *s) {
   uint8_t syn[64];
   t2s_ssize n = t2s_build_tcp(syn, sizeof(syn), &s->client, &s->dst, t2s_tcp_conn_irs(s->conn), 0,
                               T2S_TCP_SYN, 65535, NULL, NULL, 0, NULL, 0);
-  t2s_pkt quoted;
-  if (n < 0 || t2s_pkt_parse(syn, (size_t)n, &quoted) != T2S_DROP_NONE) {
-    return false;
-  }
   uint8_t code = s->dst.family == T2S_AF_INET ? 1 /* host unreachable */ : 3 /* address */;
-  t2s_ssize m = t2s_build_icmp_unreach(e->outbuf, sizeof(e->outbuf), &s->dst, &quoted, code);
-  return m > 0 && t2s_engine_send(e, e->outbuf, (size_t)m) == 0;
+  return t2s_engine_send_unreach_rebuilt(e, &s->dst, syn, n, code);
 }
 
+/* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
 static void session_refuse(t2s_session *s, int err, t2s_tstamp now) {
   t2s_engine *e = s->engine;
   e->stats.upstream_errors++;

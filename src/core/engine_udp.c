@@ -243,18 +243,16 @@ static void deliver(t2s_engine *e, usess *s, const t2s_addr *src, const uint8_t 
  * client to dst when orig is NULL). */
 static void send_port_unreach(t2s_engine *e, const t2s_addr *client, const t2s_addr *dst,
                               const t2s_pkt *orig) {
-  uint8_t tmp[128];
-  t2s_pkt synth;
-  if (orig == NULL) {
-    t2s_ssize n = t2s_build_udp(tmp, sizeof(tmp), client, dst, NULL, 0);
-    if (n < 0 || t2s_pkt_parse(tmp, (size_t)n, &synth) != T2S_DROP_NONE) {
-      return;
-    }
-    orig = &synth;
-  }
   uint8_t code = client->family == T2S_AF_INET ? 3 : 4;
-  t2s_ssize n = t2s_build_icmp_unreach(e->outbuf, sizeof(e->outbuf), dst, orig, code);
-  if (n > 0 && t2s_engine_send(e, e->outbuf, (size_t)n) == 0) {
+  bool sent;
+  if (orig == NULL) {
+    uint8_t tmp[128];
+    t2s_ssize n = t2s_build_udp(tmp, sizeof(tmp), client, dst, NULL, 0);
+    sent = t2s_engine_send_unreach_rebuilt(e, dst, tmp, n, code);
+  } else {
+    sent = t2s_engine_send_unreach(e, dst, orig, code);
+  }
+  if (sent) {
     e->stats.udp_port_unreach_sent++;
   }
 }
