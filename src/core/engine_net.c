@@ -201,6 +201,25 @@ static bool path_changed(const t2s_engine *e, const t2s_route *r) {
   return old->ifindex != r->ifindex || !t2s_addr_ip_eq(&old->src, &r->src);
 }
 
+/* Counts a decision: a change (the recovery time runs from now) or a mere route update. */
+static void count_decision(t2s_engine *e, bool changed, t2s_tstamp now) {
+  if (changed) {
+    e->stats.network_changes++;
+    e->net.decided_at = now;
+    e->net.awaiting_first_flow = true;
+  } else {
+    e->stats.route_updates++;
+    t2s_engine_emit(e, T2S_EV_ROUTE_UPDATE, now, 0, NULL, NULL, 0);
+  }
+}
+
+/* Ends a decision: remembers the default interfaces it saw, reports it, enters state. */
+static void end_decision(t2s_engine *e, size_t nreset, t2s_net_state state, t2s_tstamp now) {
+  memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
+  t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
+  set_state(e, state, now);
+}
+
 /* The end of a debounce: compare, decide, act. */
 static void decide(t2s_engine *e, t2s_tstamp now) {
   e->net.debounce_at = T2S_TSTAMP_MAX;
@@ -217,17 +236,8 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
       nreset = reset_flows(e, NULL, now);
     }
-    if (changed) {
-      e->stats.network_changes++;
-      e->net.decided_at = now;
-      e->net.awaiting_first_flow = true;
-    } else {
-      e->stats.route_updates++;
-      t2s_engine_emit(e, T2S_EV_ROUTE_UPDATE, now, 0, NULL, NULL, 0);
-    }
-    memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
-    t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
-    set_state(e, offline ? T2S_NET_STATE_NO_ROUTE : T2S_NET_STATE_UP, now);
+    count_decision(e, changed, now);
+    end_decision(e, nreset, offline ? T2S_NET_STATE_NO_ROUTE : T2S_NET_STATE_UP, now);
     return;
   }
   if (rv != 0) {
@@ -240,9 +250,7 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
       e->stats.network_changes++;
     }
     e->net.have_path = false;
-    memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
-    t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
-    set_state(e, T2S_NET_STATE_NO_ROUTE, now);
+    end_decision(e, nreset, T2S_NET_STATE_NO_ROUTE, now);
     return;
   }
   bool changed = path_changed(e, &r);
@@ -280,17 +288,8 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
   }
   e->net.path = r;
   e->net.have_path = true;
-  memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
-  if (changed) {
-    e->stats.network_changes++;
-    e->net.decided_at = now;
-    e->net.awaiting_first_flow = true;
-  } else {
-    e->stats.route_updates++;
-    t2s_engine_emit(e, T2S_EV_ROUTE_UPDATE, now, 0, NULL, NULL, 0);
-  }
-  t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
-  set_state(e, T2S_NET_STATE_UP, now);
+  count_decision(e, changed, now);
+  end_decision(e, nreset, T2S_NET_STATE_UP, now);
 }
 
 void t2s_engine_net_handle_expiry(t2s_engine *e, t2s_tstamp now) {
