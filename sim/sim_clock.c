@@ -23,6 +23,5 @@ static const t2s_clock_ops sim_clock_ops = {
 };
 
 t2s_clock sim_loop_clock(sim_loop *loop) {
-  t2s_clock c = {&sim_clock_ops, loop};
-  return c;
+  return (t2s_clock){&sim_clock_ops, loop};
 }

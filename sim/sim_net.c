@@ -294,8 +294,7 @@ static const t2s_monitor_ops sim_monitor_ops = {
 };
 
 t2s_monitor sim_net_monitor(sim_net *n) {
-  t2s_monitor m = {&sim_monitor_ops, n};
-  return m;
+  return (t2s_monitor){&sim_monitor_ops, n};
 }
 
 /* ---------------- changes ---------------- */

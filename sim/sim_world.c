@@ -4,6 +4,7 @@
 #include "packet.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,19 @@ int sim_world_start(sim_world *w) {
   return 0;
 }
 
+/* The engine counters the end-of-run "stats" record holds, in its order. */
+#define STAT(name)                                                                                 \
+  { #name, offsetof(t2s_engine_stats, name) }
+static const struct {
+  const char *name;
+  size_t off; /* of a uint64_t in t2s_engine_stats */
+} logged_stats[] = {STAT(packets_in),          STAT(packets_out),       STAT(bytes_up),
+                    STAT(bytes_down),          STAT(tcp_flows_active),  STAT(tcp_pending_syn),
+                    STAT(tcp_flows_total),     STAT(tcp_resets_sent),   STAT(tcp_retransmits),
+                    STAT(udp_sessions_active), STAT(icmp_echo_replies), STAT(upstream_errors),
+                    STAT(flows_reset)};
+#undef STAT
+
 static void log_stats(sim_world *w) {
   sim_log *log = &w->log;
   t2s_engine_stats st;
@@ -165,19 +179,11 @@ static void log_stats(sim_world *w) {
     t2s_engine_get_stats(w->engine, &st);
   }
   sim_log_open_obj(log, "stats");
-  sim_log_u64(log, "packets_in", st.packets_in);
-  sim_log_u64(log, "packets_out", st.packets_out);
-  sim_log_u64(log, "bytes_up", st.bytes_up);
-  sim_log_u64(log, "bytes_down", st.bytes_down);
-  sim_log_u64(log, "tcp_flows_active", st.tcp_flows_active);
-  sim_log_u64(log, "tcp_pending_syn", st.tcp_pending_syn);
-  sim_log_u64(log, "tcp_flows_total", st.tcp_flows_total);
-  sim_log_u64(log, "tcp_resets_sent", st.tcp_resets_sent);
-  sim_log_u64(log, "tcp_retransmits", st.tcp_retransmits);
-  sim_log_u64(log, "udp_sessions_active", st.udp_sessions_active);
-  sim_log_u64(log, "icmp_echo_replies", st.icmp_echo_replies);
-  sim_log_u64(log, "upstream_errors", st.upstream_errors);
-  sim_log_u64(log, "flows_reset", st.flows_reset);
+  for (size_t k = 0; k < T2S_ARRAY_LEN(logged_stats); k++) {
+    uint64_t v;
+    memcpy(&v, (const char *)&st + logged_stats[k].off, sizeof(v));
+    sim_log_u64(log, logged_stats[k].name, v);
+  }
   sim_log_open_obj(log, "drops");
   for (int r = 1; r < T2S_DROP_MAX; r++) {
     if (st.drops[r]) {

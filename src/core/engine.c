@@ -178,9 +178,9 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   e->net.debounce_at = T2S_TSTAMP_MAX;
   t2s_idmap_init(&e->sessions);
   e->sessions.mem = e->mem;
+  int rv = T2S_ERR_NOMEM;
   if (t2s_idmap_reserve(&e->sessions, 16) != 0) {
-    t2s_free(cfg->mem, e);
-    return T2S_ERR_NOMEM;
+    goto fail_engine;
   }
 
   t2s_tcp_config tcfg;
@@ -199,21 +199,24 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   t2s_tcp_callbacks cbs;
   t2s_engine_tcp_callbacks(&cbs);
   cbs.output = tcp_output_cb;
-  int rv = t2s_tcp_stack_new(&e->tcp, &tcfg, &cbs, e, &e->rand);
+  rv = t2s_tcp_stack_new(&e->tcp, &tcfg, &cbs, e, &e->rand);
   if (rv != 0) {
-    t2s_idmap_free(&e->sessions);
-    t2s_free(cfg->mem, e);
-    return rv;
+    goto fail_sessions;
   }
   rv = t2s_engine_udp_init(e);
   if (rv != 0) {
-    t2s_tcp_stack_del(e->tcp);
-    t2s_idmap_free(&e->sessions);
-    t2s_free(cfg->mem, e);
-    return rv;
+    goto fail_tcp;
   }
   *pengine = e;
   return 0;
+
+fail_tcp:
+  t2s_tcp_stack_del(e->tcp);
+fail_sessions:
+  t2s_idmap_free(&e->sessions);
+fail_engine:
+  t2s_free(cfg->mem, e);
+  return rv;
 }
 
 void t2s_engine_del(t2s_engine *e) {
