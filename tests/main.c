@@ -27,6 +27,7 @@ static const struct {
     {"tcp_close", t2s_test_register_tcp_close},
     {"tcp_timers", t2s_test_register_tcp_timers},
     {"fuzz_regressions", t2s_test_register_fuzz_regressions},
+    {"metrics", t2s_test_register_metrics},
 };
 
 int main(int argc, char **argv) {

@@ -21,5 +21,6 @@ int t2s_test_register_tcp_timers(void);
 int t2s_test_register_tcp_data(void);
 int t2s_test_register_tcp_tso(void);
 int t2s_test_register_fuzz_regressions(void);
+int t2s_test_register_metrics(void);
 
 #endif
