@@ -249,28 +249,25 @@ static void list_unlink(usock *s) {
   s->lprev = NULL;
 }
 
-static void set_reading(usock *s, bool on) {
-  if (on == s->reading) {
+/* Adds (on) or deletes ev, when *padded says it is not so already. */
+static void set_event(struct event *ev, bool *padded, bool on) {
+  if (on == *padded) {
     return;
   }
   if (on) {
-    event_add(s->rev, NULL);
+    event_add(ev, NULL);
   } else {
-    event_del(s->rev);
+    event_del(ev);
   }
-  s->reading = on;
+  *padded = on;
+}
+
+static void set_reading(usock *s, bool on) {
+  set_event(s->rev, &s->reading, on);
 }
 
 static void set_writing(usock *s, bool on) {
-  if (on == s->writing) {
-    return;
-  }
-  if (on) {
-    event_add(s->wev, NULL);
-  } else {
-    event_del(s->wev);
-  }
-  s->writing = on;
+  set_event(s->wev, &s->writing, on);
 }
 
 static void update_read(usock *s) {
