@@ -14,7 +14,7 @@ OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark
            "--tcp-connect-timeout", "--udp-timeout", "--dns-timeout", "--log-level",
            "--metrics", "--proxy-password-file", "--memory-budget", "--max-tcp-flows",
            "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
-           "--txqueuelen",
+           "--txqueuelen", "--no-logind",
            "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]

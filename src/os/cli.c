@@ -28,6 +28,7 @@ enum {
   OPT_PASSWORD_FILE,
   OPT_ON_NETWORK_CHANGE,
   OPT_NETWORK_DEBOUNCE,
+  OPT_NO_LOGIND,
   OPT_AUTO_ROUTE,
   OPT_ROUTE_TABLE,
   OPT_ROUTE_PRIORITY,
@@ -64,6 +65,7 @@ static const struct option long_options[] = {
     {"proxy-password-file", required_argument, NULL, OPT_PASSWORD_FILE},
     {"on-network-change", required_argument, NULL, OPT_ON_NETWORK_CHANGE},
     {"network-debounce", required_argument, NULL, OPT_NETWORK_DEBOUNCE},
+    {"no-logind", no_argument, NULL, OPT_NO_LOGIND},
     {"auto-route", no_argument, NULL, OPT_AUTO_ROUTE},
     {"route-table", required_argument, NULL, OPT_ROUTE_TABLE},
     {"route-priority", required_argument, NULL, OPT_ROUTE_PRIORITY},
@@ -119,6 +121,8 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "                               changed get an RST), reset-all, or none\n"
           "  --network-debounce DUR       how long network events settle before a decision\n"
           "                               (default 500ms; 0..60s)\n"
+          "  --no-logind                  do not listen for systemd-logind's PrepareForSleep\n"
+          "                               (sleep is then noticed by the clocks only)\n"
           "  --auto-route                 route all IPv4 and IPv6 traffic into the TUN with\n"
           "                               policy rules (removed at exit); see auto-route.md\n"
           "  --route-table N              routing table of --auto-route (default 2022)\n"
@@ -401,6 +405,9 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
     }
     case OPT_ICMP_UNREACHABLE:
       o->icmp_unreachable = true;
+      break;
+    case OPT_NO_LOGIND:
+      o->no_logind = true;
       break;
     case OPT_SOCKS5_PIPELINE:
       o->socks5_pipeline = true;

@@ -64,6 +64,7 @@ typedef struct t2s_cli_opts {
   t2s_addr dns_hijack;          /* --dns-hijack [IP[:PORT]]; family 0 = off */
   int on_network_change;        /* --on-network-change: a t2s_netchange_policy (engine.h) */
   uint64_t network_debounce_ns; /* --network-debounce, default 500 ms */
+  bool no_logind;               /* --no-logind: no PrepareForSleep from systemd-logind */
   /* Engine limits and protocol choices (docs/cli.md) */
   uint64_t memory_budget;    /* --memory-budget SIZE, bytes; default 512 MiB */
   uint32_t max_tcp_flows;    /* --max-tcp-flows, default 16384 */

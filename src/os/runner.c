@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "monitor_linux.h"
 #include "route_linux.h"
+#include "sleep_logind.h"
 #include "tun_linux.h"
 #include "upstream_sock.h"
 
@@ -59,6 +60,14 @@ struct t2s_runner {
   t2s_autoroute *autoroute; /* --auto-route */
   struct event *ar_ev;      /* its rtnetlink notifications */
   struct event *ar_timer;   /* debounce before re-applying */
+  /* systemd-logind's PrepareForSleep (sleep_logind.h), beside the monitor's clock detector;
+   * gaps are CLOCK_BOOTTIME - CLOCK_MONOTONIC readings (they grow by the time slept). */
+  t2s_sleep_logind *logind;
+  bool logind_paused;       /* PrepareForSleep(true) delivered, no false yet */
+  bool resumed_since_pause; /* the clock detector reported the wake first */
+  bool logind_resumed;      /* the last wake came from logind: the clocks' report repeats it */
+  int64_t gap_at_pause;
+  int64_t gap_at_resume;
   uint8_t pkt[65536 + 256]; /* one IP packet (a TSO super-packet is at most 64 KiB) */
 };
 
@@ -239,10 +248,84 @@ static void on_net_engine_event(t2s_runner *r, const t2s_engine_event *ev) {
 
 static void autoroute_schedule(t2s_runner *r);
 
-/* Monitor events: the initial dump only sets what the listener knows; changes go to the
- * engine. */
-static void on_monitor_event(void *arg, const t2s_net_event *ev) {
+/* ---------------- sleep: the clocks and logind ---------------- */
+
+/* A wake that logind reported is one the clock detector reports too (when the sleep exceeded
+ * its threshold), and the other way round: each sleep resets the flows once. */
+#define SLEEP_REPEAT_NS ((int64_t)(2 * T2S_SECONDS)) /* the clock detector's threshold */
+
+/* Signed: the two readings are not simultaneous, so without a sleep the gap may be a few
+ * microseconds below 0. */
+static int64_t sleep_gap(const t2s_runner *r) {
+  t2s_tstamp boot = r->clkops.ops->boottime(r->clkops.self);
+  return (int64_t)(boot - r->clkops.ops->now(r->clkops.self));
+}
+
+/* For a RESUMED from the clock detector: false when it is the sleep logind reported. */
+static bool clock_resume_is_new(t2s_runner *r) {
+  int64_t gap = sleep_gap(r);
+  if (r->logind_resumed) {
+    r->logind_resumed = false;
+    if (gap - r->gap_at_resume < SLEEP_REPEAT_NS) {
+      return false;
+    }
+  }
+  if (r->logind_paused) {
+    r->resumed_since_pause = true;
+  }
+  r->gap_at_resume = gap;
+  return true;
+}
+
+static void net_event(t2s_runner *r, const t2s_net_event *ev);
+
+/* PrepareForSleep: true -> PAUSED; false -> RESUMED with the time slept (the growth of
+ * boottime - monotonic since the pause), unless the clocks reported this wake already. */
+static void on_logind_sleep(void *arg, bool sleeping) {
   t2s_runner *r = arg;
+  t2s_net_event ev;
+  memset(&ev, 0, sizeof(ev));
+  if (sleeping) {
+    if (r->logind_paused && !r->resumed_since_pause) {
+      return; /* a repeat; after a wake the clocks saw (its false lost), a new pause */
+    }
+    T2S_INFO("network: logind: the machine is about to sleep");
+    r->logind_paused = true;
+    r->resumed_since_pause = false;
+    r->gap_at_pause = sleep_gap(r);
+    ev.type = T2S_NET_PAUSED;
+    net_event(r, &ev);
+    return;
+  }
+  if (!r->logind_paused) {
+    T2S_DEBUG("logind: PrepareForSleep(false) without a pause: ignored");
+    return;
+  }
+  r->logind_paused = false;
+  if (r->resumed_since_pause) {
+    T2S_DEBUG("logind: the wake was already reported by the clocks");
+    return;
+  }
+  int64_t gap = sleep_gap(r);
+  T2S_INFO("network: logind: the machine woke");
+  ev.type = T2S_NET_RESUMED;
+  ev.slept_ns = gap > r->gap_at_pause ? (t2s_tstamp)(gap - r->gap_at_pause) : 0;
+  r->logind_resumed = true;
+  r->gap_at_resume = gap;
+  net_event(r, &ev);
+}
+
+static void logind_start(t2s_runner *r) {
+  char why[256];
+  int rv = t2s_sleep_logind_new(&r->logind, r->base, on_logind_sleep, r, why, sizeof(why));
+  if (rv < 0) {
+    T2S_INFO("logind: %s: sleep is noticed by the clocks only", why);
+  }
+}
+
+/* Monitor (and logind) events: the initial dump only sets what the listener knows; changes go
+ * to the engine. */
+static void net_event(t2s_runner *r, const t2s_net_event *ev) {
   char a[64];
   t2s_addr_format(&ev->addr, false, a, sizeof(a));
   static const char *const names[] = {
@@ -271,6 +354,18 @@ static void on_monitor_event(void *arg, const t2s_net_event *ev) {
     r->listener.on_network_resumed(r->listener.arg, ev->slept_ns / T2S_MILLISECONDS);
   }
   rearm(r);
+}
+
+/* The monitor's events; a wake its clocks saw after logind reported it is not news. */
+static void on_monitor_event(void *arg, const t2s_net_event *ev) {
+  t2s_runner *r = arg;
+  if (ev->type == T2S_NET_RESUMED && !t2s_monitor_linux_dumping(r->mon) &&
+      !clock_resume_is_new(r)) {
+    T2S_DEBUG("network: the clocks saw the sleep logind already reported (%.1f s)",
+              (double)ev->slept_ns / 1e9);
+    return;
+  }
+  net_event(r, ev);
 }
 
 void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l) {
@@ -723,6 +818,9 @@ int t2s_runner_run(t2s_runner *r) {
     }
     const t2s_egress *eg = t2s_engine_get_egress(r->engine);
     set_default_interface(r, eg->ifindex ? eg->ifname : "", eg->ifindex);
+    if (!r->opts.no_logind) {
+      logind_start(r);
+    }
   }
   rearm(r);
   /* Bounded by the loop's own life: it returns on loopbreak (stop, signal, fatal error). */
@@ -767,6 +865,7 @@ void t2s_runner_del(t2s_runner *r) {
     t2s_engine_del(r->engine); /* closes every flow through the connector */
     r->engine = NULL;
   }
+  t2s_sleep_logind_del(r->logind);
   t2s_monitor_linux_del(r->mon);
   if (r->up) {
     t2s_upstream_sock_del(r->up);

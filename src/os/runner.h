@@ -8,6 +8,8 @@
  *   after each of them: upstream housekeeping, then the timer re-armed to get_expiry()
  *   network monitor (monitor_linux.h) -> t2s_engine_network_event(); the engine's network
  *                     events -> log lines and the listener below
+ *   systemd-logind's PrepareForSleep (sleep_logind.h; optional, off with --no-logind)
+ *                  -> PAUSED / RESUMED to the engine, a wake the clocks report again dropped
  *   SIGINT/SIGTERM/SIGHUP/SIGQUIT -> clean stop; SIGUSR1 -> counters to the log
  *
  * Stopping undoes the setup: every flow closed (t2s_engine_del), the addresses we added on a

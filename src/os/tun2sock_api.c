@@ -50,6 +50,7 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
     return TUN2SOCK_ERR_FAILED;
   }
   t2s_cli_defaults(o);
+  o->no_logind = true; /* the embedding program's own sleep handling: not ours to add */
   int rv = TUN2SOCK_ERR_CONFIG;
   const char *why = NULL;
   if (cfg->tun_fd < 0) {
