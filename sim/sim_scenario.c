@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "drop.h"
 #include "sim_client.h"
@@ -16,6 +17,8 @@
 #define MAX_TOKENS 64
 #define MAX_LINE 4096
 #define MAX_ECHO_COUNT 1000000
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define MAX_NAME 31
 
 /* ---------------- the parsed scenario ---------------- */
@@ -309,46 +312,57 @@ static uint64_t pow10u(int n) {
   return x;
 }
 
-/* One duration term: NUMBER UNIT (ns us ms s m h), or 0. */
-static int parse_duration_term(const char *s, t2s_tstamp *out) {
+typedef struct unit {
+  const char *name;
+  uint64_t mul; /* 0: a bare number, which must then be 0 */
+} unit;
+
+/* A decimal number and one of units (fold_case: compared ignoring case): the number times the
+ * unit's multiplier, which must come out whole. Returns 0, or -1 when s is not such a number. */
+static int parse_with_unit(const char *s, const unit *units, size_t nunits, bool fold_case,
+                           uint64_t *out) {
   uint64_t mant;
   int fd;
   const char *q = s;
   if (parse_decimal(&q, &mant, &fd) != 0) {
     return -1;
   }
-  static const struct {
-    const char *unit;
-    t2s_tstamp ns;
-  } units[] = {{"ns", 1},
-               {"us", T2S_MICROSECONDS},
-               {"ms", T2S_MILLISECONDS},
-               {"s", T2S_SECONDS},
-               {"m", 60 * T2S_SECONDS},
-               {"min", 60 * T2S_SECONDS},
-               {"h", 3600 * T2S_SECONDS}};
-  if (*q == 0) {
-    if (mant != 0) {
-      return -1; /* a unit is required except for 0 */
+  for (size_t i = 0; i < nunits; i++) {
+    if ((fold_case ? strcasecmp(q, units[i].name) : strcmp(q, units[i].name)) != 0) {
+      continue;
     }
-    *out = 0;
-    return 0;
-  }
-  for (size_t i = 0; i < T2S_ARRAY_LEN(units); i++) {
-    if (strcmp(q, units[i].unit) == 0) {
-      uint64_t div = pow10u(fd);
-      if (mant > UINT64_MAX / units[i].ns) {
+    if (units[i].mul == 0) {
+      if (mant != 0) {
         return -1;
       }
-      uint64_t v = mant * units[i].ns;
-      if (v % div != 0) {
-        return -1; /* finer than a nanosecond */
-      }
-      *out = v / div;
+      *out = 0;
       return 0;
     }
+    uint64_t div = pow10u(fd);
+    if (mant > UINT64_MAX / units[i].mul) {
+      return -1;
+    }
+    uint64_t v = mant * units[i].mul;
+    if (v % div != 0) {
+      return -1; /* finer than the smallest unit */
+    }
+    *out = v / div;
+    return 0;
   }
   return -1;
+}
+
+/* One duration term: NUMBER UNIT (ns us ms s m h), or 0. */
+static int parse_duration_term(const char *s, t2s_tstamp *out) {
+  static const unit units[] = {{"", 0}, /* a unit is required except for 0 */
+                               {"ns", 1},
+                               {"us", T2S_MICROSECONDS},
+                               {"ms", T2S_MILLISECONDS},
+                               {"s", T2S_SECONDS},
+                               {"m", 60 * T2S_SECONDS},
+                               {"min", 60 * T2S_SECONDS},
+                               {"h", 3600 * T2S_SECONDS}};
+  return parse_with_unit(s, units, T2S_ARRAY_LEN(units), false, out);
 }
 
 /* A duration at token *pi: TERM [+ TERM]... (a term may itself hold "+"). Advances *pi. */
@@ -403,46 +417,15 @@ static int parse_duration(pctx *p, int *pi, t2s_tstamp *out, const char *what) {
 
 /* A size: NUMBER[B|KB|KiB|MB|MiB|GB|GiB] (K = 1024). */
 static int parse_size_str(const char *s, uint64_t *out) {
-  uint64_t mant;
-  int fd;
-  const char *q = s;
-  if (parse_decimal(&q, &mant, &fd) != 0) {
-    return -1;
-  }
-  static const struct {
-    const char *unit;
-    uint64_t mul;
-  } units[] = {{"", 1},
-               {"b", 1},
-               {"kb", 1024},
-               {"kib", 1024},
-               {"mb", 1024 * 1024},
-               {"mib", 1024 * 1024},
-               {"gb", 1024ULL * 1024 * 1024},
-               {"gib", 1024ULL * 1024 * 1024}};
-  char unit[8];
-  size_t ul = strlen(q);
-  if (ul >= sizeof(unit)) {
-    return -1;
-  }
-  for (size_t i = 0; i <= ul; i++) {
-    unit[i] = (char)tolower((unsigned char)q[i]);
-  }
-  for (size_t i = 0; i < T2S_ARRAY_LEN(units); i++) {
-    if (strcmp(unit, units[i].unit) == 0) {
-      uint64_t div = pow10u(fd);
-      if (mant > UINT64_MAX / units[i].mul) {
-        return -1;
-      }
-      uint64_t v = mant * units[i].mul;
-      if (v % div != 0) {
-        return -1;
-      }
-      *out = v / div;
-      return 0;
-    }
-  }
-  return -1;
+  static const unit units[] = {{"", 1},
+                               {"b", 1},
+                               {"kb", 1024},
+                               {"kib", 1024},
+                               {"mb", 1024 * 1024},
+                               {"mib", 1024 * 1024},
+                               {"gb", 1024ULL * 1024 * 1024},
+                               {"gib", 1024ULL * 1024 * 1024}};
+  return parse_with_unit(s, units, T2S_ARRAY_LEN(units), true, out);
 }
 
 static int parse_size(pctx *p, int i, uint64_t *out, const char *what) {
@@ -529,6 +512,77 @@ static bool valid_name(const char *s) {
   return true;
 }
 
+/* ---------------- options: NAME VALUE after a command ---------------- */
+
+typedef enum opt_kind {
+  OPT_DURATION = 0, /* t2s_tstamp */
+  OPT_SIZE,         /* uint64_t */
+  OPT_COUNT,        /* uint64_t */
+  OPT_COUNT32,      /* uint32_t */
+  OPT_PERCENT,      /* uint32_t numerator and denominator */
+} opt_kind;
+
+/* An option whose value goes into a field of the struct the command fills (its base). */
+typedef struct opt {
+  const char *name;
+  opt_kind kind;
+  size_t off;        /* the field (OPT_PERCENT: the numerator) */
+  size_t den_off;    /* OPT_PERCENT: the denominator */
+  uint64_t min, max; /* the values accepted (max 0: no limit; not for OPT_PERCENT) */
+  const char *range; /* the message for a value outside them: "COMMAND NAME: RANGE" */
+} opt;
+
+#define OPT_DUR(name, type, field)                                                                 \
+  { name, OPT_DURATION, offsetof(type, field), 0, 0, 0, NULL }
+#define OPT_PCT(name, type, field)                                                                 \
+  { name, OPT_PERCENT, offsetof(type, field##_num), offsetof(type, field##_den), 0, 0, NULL }
+#define OPT_NUM(name, kind, type, field, min, max, range)                                          \
+  { name, kind, offsetof(type, field), 0, min, max, range }
+
+static const opt *find_opt(const pctx *p, int i, const opt *opts, size_t nopts) {
+  for (size_t k = 0; k < nopts; k++) {
+    if (is(p, i, opts[k].name)) {
+      return &opts[k];
+    }
+  }
+  return NULL;
+}
+
+/* Reads the value of option o, named by token *pi of command cmd, into its field of base, and
+ * advances *pi past the value. Returns 0 or the error (fail()). */
+static int read_opt(pctx *p, int *pi, const char *cmd, const opt *o, void *base) {
+  char what[64];
+  snprintf(what, sizeof(what), "%s %s", cmd, o->name);
+  char *field = (char *)base + o->off;
+  int i = *pi + 1;
+  uint64_t v = 0;
+  int rv;
+  switch (o->kind) {
+  case OPT_PERCENT:
+    *pi = i + 1;
+    return parse_percent(p, i, (uint32_t *)field, (uint32_t *)((char *)base + o->den_off), what);
+  case OPT_DURATION:
+    rv = parse_duration(p, &i, &v, what);
+    break;
+  case OPT_SIZE:
+    rv = parse_size(p, i++, &v, what);
+    break;
+  default:
+    rv = parse_count(p, i++, &v, what);
+    break;
+  }
+  if (rv == 0 && (v < o->min || (o->max != 0 && v > o->max))) {
+    rv = fail(p, "%s: %s", what, o->range);
+  }
+  if (o->kind == OPT_COUNT32) {
+    *(uint32_t *)field = (uint32_t)v;
+  } else {
+    *(uint64_t *)field = v;
+  }
+  *pi = i;
+  return rv;
+}
+
 /* ---------------- engine stats by name ---------------- */
 
 static const struct {
@@ -607,8 +661,16 @@ static int cmd_seed(pctx *p) {
   return rv;
 }
 
+static const opt device_opts[] = {
+    OPT_DUR("latency", sim_faults, latency), OPT_DUR("reorder-window", sim_faults, reorder_window),
+    OPT_PCT("loss", sim_faults, loss),       OPT_PCT("reorder", sim_faults, reorder),
+    OPT_PCT("duplicate", sim_faults, dup),   OPT_PCT("corrupt", sim_faults, corrupt),
+    OPT_DUR("jitter", sim_faults, jitter),
+};
+
 static int cmd_device(pctx *p) {
   sim_scenario *scn = p->scn;
+  const opt *o;
   int i = 1;
   if (i >= p->n) {
     return fail(p, "device: expected mtu, latency, loss, reorder, duplicate, corrupt, jitter or "
@@ -625,29 +687,8 @@ static int cmd_device(pctx *p) {
       scn->has_mtu = true;
       scn->mtu = (uint32_t)v;
       i += 2;
-    } else if (is(p, i, "latency")) {
-      i++;
-      rv = parse_duration(p, &i, &scn->faults.latency, "device latency");
-    } else if (is(p, i, "reorder-window")) {
-      i++;
-      rv = parse_duration(p, &i, &scn->faults.reorder_window, "device reorder-window");
-    } else if (is(p, i, "loss")) {
-      rv = parse_percent(p, i + 1, &scn->faults.loss_num, &scn->faults.loss_den, "device loss");
-      i += 2;
-    } else if (is(p, i, "reorder")) {
-      rv = parse_percent(p, i + 1, &scn->faults.reorder_num, &scn->faults.reorder_den,
-                         "device reorder");
-      i += 2;
-    } else if (is(p, i, "duplicate")) {
-      rv = parse_percent(p, i + 1, &scn->faults.dup_num, &scn->faults.dup_den, "device duplicate");
-      i += 2;
-    } else if (is(p, i, "corrupt")) {
-      rv = parse_percent(p, i + 1, &scn->faults.corrupt_num, &scn->faults.corrupt_den,
-                         "device corrupt");
-      i += 2;
-    } else if (is(p, i, "jitter")) {
-      i++;
-      rv = parse_duration(p, &i, &scn->faults.jitter, "device jitter");
+    } else if ((o = find_opt(p, i, device_opts, T2S_ARRAY_LEN(device_opts))) != NULL) {
+      rv = read_opt(p, &i, "device", o, &scn->faults);
     } else {
       return fail(p,
                   "device: unknown setting '%s' (expected mtu, latency, loss, reorder, duplicate, "
@@ -661,6 +702,17 @@ static int cmd_device(pctx *p) {
   }
   return 0;
 }
+
+static const opt upstream_opts[] = {
+    OPT_DUR("latency", sim_up_behaviour, latency),
+    OPT_NUM("reset-after", OPT_SIZE, sim_up_behaviour, reset_after, 0, 0, NULL),
+    OPT_PCT("refuse", sim_up_behaviour, refuse),
+    OPT_PCT("reset", sim_up_behaviour, reset), /* [within SIZE] */
+    OPT_PCT("stall", sim_up_behaviour, stall), /* for T */
+};
+static const opt reset_within =
+    OPT_NUM("within", OPT_SIZE, sim_up_behaviour, reset_within, 1, 0, "the size must not be 0");
+static const opt stall_for = OPT_DUR("for", sim_up_behaviour, stall_for);
 
 static int cmd_upstream(pctx *p) {
   sim_scenario *scn = p->scn;
@@ -704,34 +756,15 @@ static int cmd_upstream(pctx *p) {
                 word(p, i));
   }
   while (rv == 0 && i < p->n) {
-    if (is(p, i, "latency")) {
-      i++;
-      rv = parse_duration(p, &i, &r.beh.latency, "upstream latency");
-    } else if (is(p, i, "reset-after")) {
-      rv = parse_size(p, i + 1, &r.beh.reset_after, "upstream reset-after");
-      i += 2;
-    } else if (is(p, i, "refuse")) {
-      rv = parse_percent(p, i + 1, &r.beh.refuse_num, &r.beh.refuse_den, "upstream refuse");
-      i += 2;
-    } else if (is(p, i, "reset")) {
-      rv = parse_percent(p, i + 1, &r.beh.reset_num, &r.beh.reset_den, "upstream reset");
-      i += 2;
-      if (rv == 0 && is(p, i, "within")) {
-        rv = parse_size(p, i + 1, &r.beh.reset_within, "upstream reset within");
-        if (rv == 0 && r.beh.reset_within == 0) {
-          rv = fail(p, "upstream reset within: the size must not be 0");
-        }
-        i += 2;
-      }
-    } else if (is(p, i, "stall")) {
-      rv = parse_percent(p, i + 1, &r.beh.stall_num, &r.beh.stall_den, "upstream stall");
-      i += 2;
-      if (rv == 0 && !is(p, i, "for")) {
-        rv = fail(p, "upstream stall P%%: expected 'for T' but found %s", word(p, i));
-      }
-      i++;
-      if (rv == 0) {
-        rv = parse_duration(p, &i, &r.beh.stall_for, "upstream stall for");
+    const opt *o = find_opt(p, i, upstream_opts, T2S_ARRAY_LEN(upstream_opts));
+    if (o != NULL) {
+      rv = read_opt(p, &i, "upstream", o, &r.beh);
+      if (rv == 0 && strcmp(o->name, "reset") == 0 && is(p, i, "within")) {
+        rv = read_opt(p, &i, "upstream reset", &reset_within, &r.beh);
+      } else if (rv == 0 && strcmp(o->name, "stall") == 0) {
+        rv = is(p, i, "for")
+                 ? read_opt(p, &i, "upstream stall", &stall_for, &r.beh)
+                 : fail(p, "upstream stall P%%: expected 'for T' but found %s", word(p, i));
       }
     } else if (is(p, i, "slow-read")) {
       rv = parse_size(p, i + 1, &r.beh.slow_read, "upstream slow-read (bytes per second)");
@@ -810,6 +843,12 @@ static int act_replay(pctx *p, action *a, int i) {
   return rv;
 }
 
+static const opt inject_echo_opts[] = {
+    OPT_NUM("size", OPT_SIZE, action, size, 0, 65000, "at most 65000 bytes"),
+    OPT_NUM("count", OPT_COUNT, action, count, 1, MAX_ECHO_COUNT, "1.." STR(MAX_ECHO_COUNT)),
+    OPT_DUR("interval", action, interval),
+};
+
 static int act_inject_echo(pctx *p, action *a, int i) {
   a->type = ACT_INJECT_ECHO;
   a->size = 56;
@@ -829,12 +868,9 @@ static int act_inject_echo(pctx *p, action *a, int i) {
   i += 2;
   while (i < p->n) {
     uint64_t v;
-    if (is(p, i, "size")) {
-      rv = parse_size(p, i + 1, &a->size, "inject-echo size");
-      if (rv == 0 && a->size > 65000) {
-        rv = fail(p, "inject-echo size: at most 65000 bytes");
-      }
-      i += 2;
+    const opt *o = find_opt(p, i, inject_echo_opts, T2S_ARRAY_LEN(inject_echo_opts));
+    if (o != NULL) {
+      rv = read_opt(p, &i, "inject-echo", o, a);
     } else if (is(p, i, "id") || is(p, i, "seq")) {
       bool isid = is(p, i, "id");
       rv = parse_count(p, i + 1, &v, isid ? "inject-echo id" : "inject-echo seq");
@@ -849,15 +885,6 @@ static int act_inject_echo(pctx *p, action *a, int i) {
         a->seq = (uint16_t)v;
       }
       i += 2;
-    } else if (is(p, i, "count")) {
-      rv = parse_count(p, i + 1, &a->count, "inject-echo count");
-      if (rv == 0 && (a->count == 0 || a->count > MAX_ECHO_COUNT)) {
-        rv = fail(p, "inject-echo count: 1..%d", MAX_ECHO_COUNT);
-      }
-      i += 2;
-    } else if (is(p, i, "interval")) {
-      i++;
-      rv = parse_duration(p, &i, &a->interval, "inject-echo interval");
     } else {
       rv = fail(p, "inject-echo: unknown option '%s' (expected size, id, seq, count, interval)",
                 p->t[i].s);
@@ -878,7 +905,15 @@ static bool client_name_taken(const sim_scenario *scn, const char *name) {
   return false;
 }
 
+/* The options of UDP and ping clients (send, expect-... and from are for every client). */
+static const opt dgram_client_opts[] = {
+    OPT_NUM("count", OPT_COUNT32, sim_client_spec, count, 1, 100000, "1..100000"),
+    OPT_DUR("interval", sim_client_spec, interval),
+    OPT_NUM("size", OPT_SIZE, sim_client_spec, send_len, 0, 65000, "at most 65000"),
+};
+
 static int act_client(pctx *p, action *a, int i) {
+  const opt *o;
   a->type = ACT_CLIENT;
   sim_client_spec *c = &a->client;
   c->line = p->line;
@@ -941,17 +976,9 @@ static int act_client(pctx *p, action *a, int i) {
       c->check = SIM_CHECK_BYTES;
       rv = parse_size(p, i + 1, &c->expect_len, "client expect-bytes");
       i += 2;
-    } else if (c->proto != SIM_CLIENT_TCP && is(p, i, "count")) {
-      uint64_t n = 0;
-      rv = parse_count(p, i + 1, &n, "client count");
-      if (rv == 0 && (n == 0 || n > 100000)) {
-        rv = fail(p, "client count: 1..100000");
-      }
-      c->count = (uint32_t)n;
-      i += 2;
-    } else if (c->proto != SIM_CLIENT_TCP && is(p, i, "interval")) {
-      i++;
-      rv = parse_duration(p, &i, &c->interval, "client interval");
+    } else if (c->proto != SIM_CLIENT_TCP &&
+               (o = find_opt(p, i, dgram_client_opts, T2S_ARRAY_LEN(dgram_client_opts))) != NULL) {
+      rv = read_opt(p, &i, "client", o, c);
     } else if (c->proto == SIM_CLIENT_UDP &&
                (is(p, i, "expect-replies") || is(p, i, "expect-unreachable"))) {
       if (have_check) {
@@ -966,12 +993,6 @@ static int act_client(pctx *p, action *a, int i) {
         rv = parse_count(p, i + 1, &c->expect_len, "client expect-replies");
         i += 2;
       }
-    } else if (c->proto != SIM_CLIENT_TCP && is(p, i, "size")) {
-      rv = parse_size(p, i + 1, &c->send_len, "client size");
-      if (rv == 0 && c->send_len > 65000) {
-        rv = fail(p, "client size: at most 65000");
-      }
-      i += 2;
     } else if (is(p, i, "from")) {
       t2s_addr from;
       if (c->proto == SIM_CLIENT_UDP && i + 1 < p->n && t2s_addr_parse(p->t[i + 1].s, &from) == 0) {
@@ -1204,14 +1225,25 @@ static int cmd_net(pctx *p) {
   return 0;
 }
 
-/* engine network-debounce T | engine on-network-change reset-all|reset-affected|none */
+static const opt engine_opts[] = {
+    OPT_DUR("network-debounce", sim_scenario, debounce),
+    OPT_NUM("udp-timeout", OPT_DURATION, sim_scenario, udp_timeout, 1, 0, "must be more than 0"),
+    OPT_NUM("dns-timeout", OPT_DURATION, sim_scenario, dns_timeout, 1, 0, "must be more than 0"),
+    OPT_NUM("max-udp-sessions", OPT_COUNT, sim_scenario, max_udp_sessions, 1, 1000000,
+            "1..1000000"),
+};
+
+/* engine network-debounce T | engine on-network-change reset-all|reset-affected|none | engine
+ * udp-timeout T | engine dns-timeout T | engine max-udp-sessions N */
 static int cmd_engine(pctx *p) {
   sim_scenario *scn = p->scn;
   int i = 1;
-  if (is(p, i, "network-debounce")) {
-    i++;
-    int rv = parse_duration(p, &i, &scn->debounce, "engine network-debounce");
-    return rv == 0 ? expect_end(p, i, "engine network-debounce") : rv;
+  const opt *o = find_opt(p, i, engine_opts, T2S_ARRAY_LEN(engine_opts));
+  if (o != NULL) {
+    char what[64];
+    snprintf(what, sizeof(what), "engine %s", o->name);
+    int rv = read_opt(p, &i, "engine", o, scn);
+    return rv == 0 ? expect_end(p, i, what) : rv;
   }
   if (is(p, i, "on-network-change")) {
     if (is(p, 2, "reset-all")) {
@@ -1228,23 +1260,6 @@ static int cmd_engine(pctx *p) {
     }
     scn->has_policy = true;
     return expect_end(p, 3, "engine on-network-change");
-  }
-  if (is(p, i, "udp-timeout") || is(p, i, "dns-timeout")) {
-    t2s_tstamp *t = is(p, i, "udp-timeout") ? &scn->udp_timeout : &scn->dns_timeout;
-    const char *what = is(p, i, "udp-timeout") ? "engine udp-timeout" : "engine dns-timeout";
-    i++;
-    int rv = parse_duration(p, &i, t, what);
-    if (rv == 0 && *t == 0) {
-      rv = fail(p, "%s: must be more than 0", what);
-    }
-    return rv == 0 ? expect_end(p, i, what) : rv;
-  }
-  if (is(p, i, "max-udp-sessions")) {
-    int rv = parse_count(p, i + 1, &scn->max_udp_sessions, "engine max-udp-sessions");
-    if (rv == 0 && (scn->max_udp_sessions == 0 || scn->max_udp_sessions > 1000000)) {
-      rv = fail(p, "engine max-udp-sessions: 1..1000000");
-    }
-    return rv == 0 ? expect_end(p, i + 2, "engine max-udp-sessions") : rv;
   }
   return fail(p,
               "engine: expected network-debounce T, on-network-change POLICY, udp-timeout T, "
@@ -1501,41 +1516,26 @@ done:
   return 0;
 }
 
+static const struct {
+  const char *name;
+  int (*parse)(pctx *p);
+} commands[] = {
+    {"seed", cmd_seed},     {"device", cmd_device},     {"upstream", cmd_upstream},
+    {"at", cmd_at},         {"run", cmd_run},           {"expect", cmd_expect},
+    {"proxy", cmd_proxy},   {"link", cmd_net},          {"addr", cmd_net},
+    {"route", cmd_net},     {"suspend", cmd_net},       {"resume", cmd_net},
+    {"engine", cmd_engine}, {"liveness", cmd_liveness},
+};
+
 static int parse_line(pctx *p) {
   const char *cmd = p->t[0].s;
   if (p->t[0].quoted) {
     return fail(p, "expected a command but found a string");
   }
-  if (strcmp(cmd, "seed") == 0) {
-    return cmd_seed(p);
-  }
-  if (strcmp(cmd, "device") == 0) {
-    return cmd_device(p);
-  }
-  if (strcmp(cmd, "upstream") == 0) {
-    return cmd_upstream(p);
-  }
-  if (strcmp(cmd, "at") == 0) {
-    return cmd_at(p);
-  }
-  if (strcmp(cmd, "run") == 0) {
-    return cmd_run(p);
-  }
-  if (strcmp(cmd, "expect") == 0) {
-    return cmd_expect(p);
-  }
-  if (strcmp(cmd, "proxy") == 0) {
-    return cmd_proxy(p);
-  }
-  if (strcmp(cmd, "link") == 0 || strcmp(cmd, "addr") == 0 || strcmp(cmd, "route") == 0 ||
-      strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0) {
-    return cmd_net(p);
-  }
-  if (strcmp(cmd, "engine") == 0) {
-    return cmd_engine(p);
-  }
-  if (strcmp(cmd, "liveness") == 0) {
-    return cmd_liveness(p);
+  for (size_t k = 0; k < T2S_ARRAY_LEN(commands); k++) {
+    if (strcmp(cmd, commands[k].name) == 0) {
+      return commands[k].parse(p);
+    }
   }
   return fail(p,
               "unknown command '%s' (expected seed, device, upstream, proxy, link, addr, route, "
