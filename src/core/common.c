@@ -185,19 +185,6 @@ static int parse_v4(const char *s, size_t len, uint8_t *ip) {
   return part == 4 ? 0 : T2S_ERR_MALFORMED;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 static int parse_v6(const char *s, size_t len, uint8_t *ip) {
   uint16_t head[8], tail[8];
   int nhead = 0, ntail = 0;
@@ -214,8 +201,8 @@ static int parse_v6(const char *s, size_t len, uint8_t *ip) {
     size_t j = i;
     unsigned v = 0;
     int digits = 0;
-    while (j < len && hexval(s[j]) >= 0) {
-      v = (v << 4) | (unsigned)hexval(s[j]);
+    while (j < len && t2s_hexval(s[j]) >= 0) {
+      v = (v << 4) | (unsigned)t2s_hexval(s[j]);
       if (++digits > 4) {
         return T2S_ERR_MALFORMED;
       }
