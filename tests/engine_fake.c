@@ -31,7 +31,8 @@ static void dev_caps(void *self, t2s_device_caps *caps) {
   caps->offloads = 0;
 }
 
-static const t2s_device_ops dev_ops = {dev_recv, engine_fake_send, dev_caps};
+static const t2s_device_ops dev_ops = {
+    .recv = dev_recv, .send = engine_fake_send, .get_caps = dev_caps};
 
 /* ---- upstream ---- */
 

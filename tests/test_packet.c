@@ -1087,6 +1087,41 @@ static void test_mutation_never_crashes(void) {
   CU_ASSERT(counts[T2S_DROP_IPV6_BAD_EXT_HEADER] > 0);
 }
 
+/* A device that vouches for TCP/UDP checksums (virtio NEEDS_CSUM: the field holds only the
+ * pseudo-header sum): the parser takes TCP and UDP as they are, still verifies ICMP and the
+ * IPv4 header, and without the flag the same bytes are dropped. */
+static void test_parse_l4_csum_valid(void) {
+  for (int v6 = 0; v6 <= 1; v6++) {
+    uint8_t b[256];
+    size_t hl = v6 ? 40 : 20;
+    t2s_pkt p;
+    size_t n = mk_tcp(b, sizeof(b), v6, false);
+    b[hl + 16] ^= 0x5a; /* a partial checksum is not the full one */
+    CU_ASSERT_EQUAL(t2s_pkt_parse(b, n, &p), T2S_DROP_TCP_BAD_CHECKSUM);
+    CU_ASSERT_EQUAL(t2s_pkt_parse_ex(b, n, T2S_PARSE_L4_CSUM_VALID, &p), T2S_DROP_NONE);
+    CU_ASSERT_TRUE(p.l4_csum_valid);
+    CU_ASSERT_EQUAL(p.payload_len, 21);
+    n = mk_udp(b, sizeof(b), v6, 9);
+    t2s_put16(b + hl + 6, 0); /* 0: "no checksum", refused over IPv6 unless vouched for */
+    CU_ASSERT_EQUAL(t2s_pkt_parse(b, n, &p), v6 ? T2S_DROP_UDP_BAD_CHECKSUM : T2S_DROP_NONE);
+    CU_ASSERT_EQUAL(t2s_pkt_parse_ex(b, n, T2S_PARSE_L4_CSUM_VALID, &p), T2S_DROP_NONE);
+    b[hl + 6] = 0x12;
+    CU_ASSERT_EQUAL(t2s_pkt_parse(b, n, &p), T2S_DROP_UDP_BAD_CHECKSUM);
+    CU_ASSERT_EQUAL(t2s_pkt_parse_ex(b, n, T2S_PARSE_L4_CSUM_VALID, &p), T2S_DROP_NONE);
+    CU_ASSERT_EQUAL(p.payload_len, 9);
+    n = mk_echo_req(b, v6, 1, 2, 16);
+    b[hl + 2] ^= 0x01; /* offloads never cover ICMP */
+    CU_ASSERT_EQUAL(t2s_pkt_parse_ex(b, n, T2S_PARSE_L4_CSUM_VALID, &p),
+                    T2S_DROP_ICMP_BAD_CHECKSUM);
+    if (!v6) {
+      n = mk_tcp(b, sizeof(b), false, true);
+      b[10] ^= 0x01; /* nor the IPv4 header's own checksum */
+      CU_ASSERT_EQUAL(t2s_pkt_parse_ex(b, n, T2S_PARSE_L4_CSUM_VALID, &p),
+                      T2S_DROP_IPV4_BAD_CHECKSUM);
+    }
+  }
+}
+
 int t2s_test_register_packet(void) {
   CU_pSuite s = CU_add_suite("packet", NULL, NULL);
   if (s == NULL || !CU_add_test(s, "csum RFC 1071 vectors", test_csum_rfc1071) ||
@@ -1108,6 +1143,7 @@ int t2s_test_register_packet(void) {
       !CU_add_test(s, "drop: fragments and protocols", test_drop_fragment_and_proto) ||
       !CU_add_test(s, "drop: tcp", test_drop_tcp) ||
       !CU_add_test(s, "drop: udp and icmp", test_drop_udp_icmp) ||
+      !CU_add_test(s, "device-vouched l4 checksums", test_parse_l4_csum_valid) ||
       !CU_add_test(s, "truncation at every length", test_truncation_every_length) ||
       !CU_add_test(s, "mutations never crash", test_mutation_never_crashes)) {
     return -1;

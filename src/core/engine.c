@@ -250,10 +250,15 @@ static void handle_icmp(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
 }
 
 int t2s_engine_input(t2s_engine *e, const uint8_t *buf, size_t len, t2s_tstamp now) {
+  return t2s_engine_input_ex(e, buf, len, 0, now);
+}
+
+int t2s_engine_input_ex(t2s_engine *e, const uint8_t *buf, size_t len, unsigned flags,
+                        t2s_tstamp now) {
   t2s_pkt pkt;
   e->now = now;
   e->stats.packets_in++;
-  t2s_drop_reason r = t2s_pkt_parse(buf, len, &pkt);
+  t2s_drop_reason r = t2s_pkt_parse_ex(buf, len, flags, &pkt);
   if (r == T2S_DROP_FRAGMENT) {
     /* Reassembled in engine_udp.c; the whole packet is parsed again. */
     const uint8_t *whole;

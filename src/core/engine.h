@@ -185,6 +185,10 @@ void t2s_engine_del(t2s_engine *engine);
 /* Feeds one IP packet from the device. Never fails on bad input (drops are counted); returns
  * 0, or a fatal error. */
 int t2s_engine_input(t2s_engine *engine, const uint8_t *pkt, size_t len, t2s_tstamp now);
+/* The same with what the device knows of the packet: T2S_PARSE_* flags (packet.h), from the
+ * device's rx_flags(). */
+int t2s_engine_input_ex(t2s_engine *engine, const uint8_t *pkt, size_t len, unsigned flags,
+                        t2s_tstamp now);
 
 /* The earliest time at which t2s_engine_handle_expiry() must be called (T2S_TSTAMP_MAX: none). */
 t2s_tstamp t2s_engine_get_expiry(const t2s_engine *engine);

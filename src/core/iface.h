@@ -41,6 +41,10 @@ typedef struct t2s_device_ops {
   int (*send)(void *self, const uint8_t *pkt, size_t pktlen);
   /* Fills *caps. */
   void (*get_caps)(void *self, t2s_device_caps *caps);
+  /* Optional (may be NULL): T2S_PARSE_* flags (packet.h) for the packet the last recv()
+   * returned, passed to t2s_engine_input_ex(); a TUN with checksum offload vouches for the
+   * checksums of packets the local kernel sent (virtio NEEDS_CSUM / DATA_VALID). */
+  unsigned (*rx_flags)(void *self);
 } t2s_device_ops;
 
 typedef struct t2s_device {

@@ -80,6 +80,9 @@ bool t2s_addr_is_valid_src(const t2s_addr *a) {
 }
 
 static bool l4_csum_ok(const t2s_pkt *pkt, const uint8_t *l4, size_t l4len) {
+  if (pkt->l4_csum_valid && (pkt->proto == T2S_IPPROTO_TCP || pkt->proto == T2S_IPPROTO_UDP)) {
+    return true; /* offloads cover TCP and UDP only: ICMP is always verified */
+  }
   uint32_t s = t2s_csum_pseudo(&pkt->src, &pkt->dst, pkt->proto, (uint32_t)l4len);
   return t2s_csum_fold(t2s_csum_add(s, l4, l4len)) == 0;
 }
@@ -277,7 +280,7 @@ static t2s_drop_reason parse_udp(t2s_pkt *pkt) {
     return T2S_DROP_UDP_BAD_LENGTH;
   }
   uint16_t ck = t2s_get16(l4 + 6);
-  if (ck == 0) {
+  if (ck == 0 && !pkt->l4_csum_valid) {
     if (pkt->ipver == 6) {
       return T2S_DROP_UDP_BAD_CHECKSUM; /* RFC 8200 8.1: mandatory over IPv6 */
     }
@@ -495,8 +498,13 @@ static t2s_drop_reason parse_ipv6(const uint8_t *buf, size_t len, t2s_pkt *pkt) 
 }
 
 t2s_drop_reason t2s_pkt_parse(const uint8_t *buf, size_t len, t2s_pkt *pkt) {
+  return t2s_pkt_parse_ex(buf, len, 0, pkt);
+}
+
+t2s_drop_reason t2s_pkt_parse_ex(const uint8_t *buf, size_t len, unsigned flags, t2s_pkt *pkt) {
   memset(pkt, 0, sizeof(*pkt));
   pkt->data = buf;
+  pkt->l4_csum_valid = (flags & T2S_PARSE_L4_CSUM_VALID) != 0;
   if (len < 1) {
     return T2S_DROP_TRUNCATED;
   }

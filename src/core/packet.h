@@ -80,6 +80,7 @@ typedef struct t2s_pkt {
   uint8_t ttl;         /* TTL or hop limit */
   uint8_t tos;         /* TOS / traffic class */
   size_t l4off;        /* offset of the upper-layer header from data */
+  bool l4_csum_valid;  /* the device vouched for the L4 checksum: it was not verified */
   t2s_addr src;        /* with the TCP/UDP source port (0 otherwise) */
   t2s_addr dst;        /* with the TCP/UDP destination port (0 otherwise) */
   /* Fragment info (IPv4 flags/offset or IPv6 fragment header). */
@@ -108,6 +109,17 @@ typedef struct t2s_pkt {
  * Returns T2S_DROP_NONE (0) on success or the reason for dropping it.
  */
 t2s_drop_reason t2s_pkt_parse(const uint8_t *buf, size_t len, t2s_pkt *pkt);
+
+/* Flags for t2s_pkt_parse_ex() and t2s_engine_input_ex(). */
+enum {
+  /* The device vouches for the TCP/UDP checksum (virtio NEEDS_CSUM or DATA_VALID: the packet
+   * came from the local kernel's stack, its checksum field may hold only the pseudo-header
+   * sum): the parser neither verifies it nor reads it. Never set for bytes from elsewhere. */
+  T2S_PARSE_L4_CSUM_VALID = 1u << 0,
+};
+
+/* t2s_pkt_parse with T2S_PARSE_* flags. */
+t2s_drop_reason t2s_pkt_parse_ex(const uint8_t *buf, size_t len, unsigned flags, t2s_pkt *pkt);
 
 /* True when a packet may come from a: IPv4 neither 0.0.0.0, multicast nor 255.255.255.255;
  * IPv6 neither :: nor multicast (the source checks of t2s_pkt_parse). */

@@ -128,7 +128,8 @@ static void tun_readable(evutil_socket_t fd, short what, void *arg) {
       T2S_WARN("reading the TUN %s: %s", r->tun.ifname, strerror(errno));
       break;
     }
-    int rv = t2s_engine_input(r->engine, r->pkt, (size_t)n, t2s_clock_monotonic_ns());
+    unsigned flags = r->dev.ops->rx_flags ? r->dev.ops->rx_flags(r->dev.self) : 0;
+    int rv = t2s_engine_input_ex(r->engine, r->pkt, (size_t)n, flags, t2s_clock_monotonic_ns());
     if (t2s_err_is_fatal(rv)) {
       fatal(r, "engine input", rv);
       return;

@@ -24,27 +24,14 @@
  * holds only the pseudo-header sum (VIRTIO_NET_HDR_F_NEEDS_CSUM) and TCP super-packets up
  * to 64 KiB (gso_type TCPV4/TCPV6): the device looks like a NIC with checksum offload and TSO.
  *
- * Input: a super-packet is a well-formed IP packet whose total length covers all of it; we
- * complete a partial checksum here and give the engine one big segment.
+ * Input: a super-packet is a well-formed IP packet whose total length covers all of it: the
+ * engine gets one big segment. A partial checksum (NEEDS_CSUM) is left as it is and the engine
+ * told not to verify it (rx_flags): the local kernel's stack made the packet.
  * Output: a TCP packet longer than the device MTU is a super-segment built of MTU-sized
  * segments (the engine emits those only when the device reports T2S_DEVICE_OFFLOAD_TSO): we
  * describe it with gso_size = MTU - IP header - TCP header, and ask the kernel for the
  * checksum (NEEDS_CSUM with the pseudo-header sum in the field), which it computes per
  * segment when it splits. Everything else goes out with an all-zero header. */
-
-/* Completes a partial checksum in place: the field at start+off holds the pseudo-header sum;
- * the checksum covers [start, len). Returns false when the offsets do not fit the packet. */
-static bool complete_csum(uint8_t *pkt, size_t len, size_t start, size_t off) {
-  if (start >= len || off + 2 > len - start) {
-    return false;
-  }
-  uint16_t ck = t2s_csum_fold(t2s_csum_add(0, pkt + start, len - start));
-  if (ck == 0 && off == 6) {
-    ck = 0xffff; /* UDP: 0 means "no checksum" */
-  }
-  t2s_put16(pkt + start + off, ck);
-  return true;
-}
 
 static t2s_ssize tun_recv_vnet(t2s_tun *tun, uint8_t *buf, size_t buflen) {
   struct virtio_net_hdr h;
@@ -66,9 +53,15 @@ static t2s_ssize tun_recv_vnet(t2s_tun *tun, uint8_t *buf, size_t buflen) {
     if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
       tun->rx_gso++;
     }
-    if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-        !complete_csum(buf, len, h.csum_start, h.csum_offset)) {
-      return 0;
+    /* The local kernel's stack sent it: a partial checksum (NEEDS_CSUM) is not completed and
+     * then verified, nor a verified one (DATA_VALID) verified again; the engine is told. */
+    if (h.flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) {
+      if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+          (h.csum_start >= len || h.csum_offset + 2u > len - h.csum_start)) {
+        return 0; /* offsets outside the packet: the engine drops an empty packet */
+      }
+      tun->rx_flags = T2S_PARSE_L4_CSUM_VALID;
+      tun->rx_csum_trusted++;
     }
     return (t2s_ssize)len;
   }
@@ -155,6 +148,7 @@ static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
 
 static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
   t2s_tun *tun = self;
+  tun->rx_flags = 0;
   if (tun->vnet) {
     t2s_ssize n = tun_recv_vnet(tun, buf, buflen);
     if (n >= 0) {
@@ -198,10 +192,15 @@ static void tun_get_caps(void *self, t2s_device_caps *caps) {
   caps->offloads = tun->offloads;
 }
 
+static unsigned tun_rx_flags(void *self) {
+  return ((t2s_tun *)self)->rx_flags;
+}
+
 static const t2s_device_ops tun_ops = {
     .recv = tun_recv,
     .send = tun_send,
     .get_caps = tun_get_caps,
+    .rx_flags = tun_rx_flags,
 };
 
 void t2s_tun_device(t2s_tun *tun, t2s_device *dev) {
