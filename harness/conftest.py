@@ -12,6 +12,7 @@ Fixtures and helpers (see docs/testing.md):
   corpora_dir       Path of ../shared/corpora beside the clone (env T2S_CORPORA_DIR); may not exist.
   corpus(rel)       Path of one corpus file or folder, or skips the test with a visible reason.
   sim(...)          Runs the simulator and returns a SimResult (outputs parsed).
+  scenario(text)    Writes a scenario file (dedented) and runs `sim --scenario` on it.
   @pytest.mark.root Skips the test unless running as root.
   require_corpus()  The same as the corpus fixture, for use outside fixtures (module level).
 """
@@ -20,6 +21,7 @@ import json
 import os
 import shlex
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import List, Optional
 
@@ -174,4 +176,16 @@ def sim(sim_bin, tmp_path):
             pytest.fail(f"simulator failed\n{res.describe()}", pytrace=False)
         return res
 
+    return run
+
+
+@pytest.fixture
+def scenario(sim, tmp_path):
+    """scenario(text, *args, check=False, name="s") writes textwrap.dedent(text) to
+    <tmp>/<name>.scn and runs `sim --scenario` on it (further args as they are); returns the
+    SimResult. check=False by default: scenario tests look at the exit status themselves."""
+    def run(text, *args, check: bool = False, name: str = "s") -> SimResult:
+        path = tmp_path / f"{name}.scn"
+        path.write_text(textwrap.dedent(text))
+        return sim("--scenario", path, *args, check=check, name=name)
     return run

@@ -10,7 +10,6 @@ survives them byte-exact, and that the checkers fail when their property does no
 """
 import concurrent.futures
 import re
-import textwrap
 
 import pytest
 
@@ -18,15 +17,6 @@ from test_sim_soak import JOBS, SCENARIOS, SEEDS, failures_report, run_sim
 
 CHECKSUM_DROPS = ("tcp_bad_checksum", "icmp_bad_checksum", "udp_bad_checksum",
                   "tcp_bad_data_offset")
-
-
-@pytest.fixture
-def scenario(sim, tmp_path):
-    def run(text, *args, name="s"):
-        path = tmp_path / f"{name}.scn"
-        path.write_text(textwrap.dedent(text))
-        return sim("--scenario", path, *args, check=False, name=name)
-    return run
 
 
 def end_of(res):

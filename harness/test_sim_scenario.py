@@ -4,22 +4,10 @@ bytes end to end through the engine, checked byte by byte, also under seeded fau
 
 Fixtures (sim, sim_bin) come from conftest.py; set T2S_BUILD_DIR to test another build tree.
 """
-import textwrap
-
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.packet import Raw
 from scapy.utils import RawPcapReader
-
-
-@pytest.fixture
-def scenario(sim, tmp_path):
-    """scenario(text, *args, check=False, name="s") writes text to <tmp>/<name>.scn and runs it."""
-    def run(text, *args, check=False, name="s"):
-        path = tmp_path / f"{name}.scn"
-        path.write_text(textwrap.dedent(text))
-        return sim("--scenario", path, *args, check=check, name=name)
-    return run
 
 
 def out_packets(res):

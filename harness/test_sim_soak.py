@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 
@@ -66,15 +65,6 @@ def faults_of(stdout):
 
 
 # ---------------------------------------------------------------- clean transfers
-
-
-@pytest.fixture
-def scenario(sim, tmp_path):
-    def run(text, *args, name="s"):
-        path = tmp_path / f"{name}.scn"
-        path.write_text(textwrap.dedent(text))
-        return sim("--scenario", path, *args, check=False, name=name)
-    return run
 
 
 def closed(res, name):

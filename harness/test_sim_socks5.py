@@ -3,20 +3,9 @@ upstream (SYN-ACK only after the CONNECT succeeded; RST on refusal, unreachable,
 authentication failure), data is spliced byte-exactly, half-close works both ways, and an
 upstream reset after N bytes reaches the client as a RST.
 """
-import textwrap
-
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.utils import RawPcapReader
-
-
-@pytest.fixture
-def scenario(sim, tmp_path):
-    def run(text, *args, check=False, name="s"):
-        path = tmp_path / f"{name}.scn"
-        path.write_text(textwrap.dedent(text))
-        return sim("--scenario", path, *args, check=check, name=name)
-    return run
 
 
 def engine_segments(res):
