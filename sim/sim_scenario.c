@@ -649,7 +649,7 @@ static char *resolve_path(const sim_scenario *scn, const char *path) {
 }
 
 static int cmd_seed(pctx *p) {
-  uint64_t v;
+  uint64_t v = 0;
   int rv = parse_count(p, 1, &v, "seed");
   if (rv == 0) {
     rv = expect_end(p, 2, "seed");
@@ -679,7 +679,7 @@ static int cmd_device(pctx *p) {
   while (i < p->n) {
     int rv = 0;
     if (is(p, i, "mtu")) {
-      uint64_t v;
+      uint64_t v = 0;
       rv = parse_count(p, i + 1, &v, "device mtu");
       if (rv == 0 && (v < 576 || v > 65535)) {
         rv = fail(p, "device mtu: %llu is outside 576..65535", (unsigned long long)v);
@@ -867,7 +867,7 @@ static int act_inject_echo(pctx *p, action *a, int i) {
   }
   i += 2;
   while (i < p->n) {
-    uint64_t v;
+    uint64_t v = 0;
     const opt *o = find_opt(p, i, inject_echo_opts, T2S_ARRAY_LEN(inject_echo_opts));
     if (o != NULL) {
       rv = read_opt(p, &i, "inject-echo", o, a);

@@ -541,6 +541,7 @@ t2s_ssize t2s_socks5_udp_encode(uint8_t *buf, size_t buflen, const t2s_addr *dst
                                 const uint8_t *payload, size_t payloadlen) {
   size_t hlen = t2s_socks5_udp_header_len(dst);
   t2s_socks5_host h;
+  memset(&h, 0, sizeof(h)); /* -O3 cannot see that hlen != 0 means dst converts */
   if (hlen == 0 || (payload == NULL && payloadlen > 0)) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
