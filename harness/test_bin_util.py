@@ -5,14 +5,16 @@ process is started by the test and stopped by its PID (SIGTERM, then SIGKILL aft
 wait). Traffic stays in documentation and private ranges (192.0.2.0/24, 198.51.100.0/24,
 203.0.113.0/24, 198.18.0.0/15, 2001:db8::/32, fd00::/8) and loopback.
 """
+import hashlib
 import itertools
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, Sequence
 
 _counter = itertools.count()
 WAIT_S = 10.0  # the longest any helper waits for something to appear
@@ -20,6 +22,15 @@ WAIT_S = 10.0  # the longest any helper waits for something to appear
 
 def have(cmd: str) -> bool:
     return shutil.which(cmd) is not None
+
+
+def need(*tools: str) -> None:
+    """Skips the calling test unless every tool is on PATH. pytest is imported here, not at the
+    top, so that scripts outside the harness (bench/net/run.py) can import this module."""
+    import pytest
+    for t in tools:
+        if not have(t):
+            pytest.skip(f"{t} not installed (scripts/install-deps)")
 
 
 def run(cmd: List[str], check: bool = True, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
@@ -114,16 +125,17 @@ class Netns:
         self.close()
 
 
-def veth(a: Netns, a_addr: str, b: Netns, b_addr: str, a_addr6: str = "", b_addr6: str = "") -> None:
-    """Joins a and b with a veth pair (a side: va, b side: vb) and addresses them."""
+def veth(a: Netns, a_addr: str, b: Netns, b_addr: str, a_addr6: str = "", b_addr6: str = "",
+         a_dev: str = "va", b_dev: str = "vb") -> None:
+    """Joins a and b with a veth pair (a side: a_dev, b side: b_dev) and addresses them."""
     tmp_a = f"t2sa{os.getpid() % 100000}{next(_counter)}"[:15]
     tmp_b = f"t2sb{os.getpid() % 100000}{next(_counter)}"[:15]
     run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
     run(["ip", "link", "set", tmp_a, "netns", a.name])
     run(["ip", "link", "set", tmp_b, "netns", b.name])
-    a.ip("link", "set", tmp_a, "name", "va")
-    b.ip("link", "set", tmp_b, "name", "vb")
-    for ns, dev, addr, addr6 in ((a, "va", a_addr, a_addr6), (b, "vb", b_addr, b_addr6)):
+    a.ip("link", "set", tmp_a, "name", a_dev)
+    b.ip("link", "set", tmp_b, "name", b_dev)
+    for ns, dev, addr, addr6 in ((a, a_dev, a_addr, a_addr6), (b, b_dev, b_addr, b_addr6)):
         ns.ip("addr", "add", addr, "dev", dev)
         if addr6:
             ns.ip("addr", "add", addr6, "dev", dev, "nodad")
@@ -179,6 +191,9 @@ E2E_PROXY4, E2E_PROXY6 = "203.0.113.2", "fd00:1::2"
 E2E_SOCKS_PORT, E2E_HTTP_PORT = 1080, 8080
 PYTHON = "/usr/bin/python3"
 
+DANTE_ALL_COMMANDS = "connect udpassociate udpreply bindreply"
+
+# The template test_e2e_autoroute.py still formats (internals, blocks); elsewhere dante_conf().
 E2E_DANTE_CONF = """\
 logoutput: stderr
 {internals}
@@ -191,6 +206,25 @@ client pass {{ from: 0/0 to: 0/0 }}
 {blocks}
 socks pass {{ from: 0/0 to: 0/0 command: connect udpassociate udpreply bindreply }}
 """
+
+
+def dante_conf(internals: Sequence[str], port: int = E2E_SOCKS_PORT, external: str = "vb",
+               blocks: str = "", commands: str = DANTE_ALL_COMMANDS) -> str:
+    """A danted.conf: no authentication, listening on each address of internals at port,
+    connecting out through external; the `socks block` rules in blocks come before the one
+    `socks pass` rule, which allows commands."""
+    return "".join([
+        "logoutput: stderr\n",
+        *(f"internal: {a} port = {port}\n" for a in internals),
+        f"external: {external}\n",
+        "clientmethod: none\n",
+        "socksmethod: none\n",
+        "user.privileged: root\n",
+        "user.unprivileged: nobody\n",
+        "client pass { from: 0/0 to: 0/0 }\n",
+        f"{blocks}\n" if blocks else "",
+        f"socks pass {{ from: 0/0 to: 0/0 command: {commands} }}\n",
+    ])
 
 # The HTTP origin: GET serves the directory (SimpleHTTPRequestHandler, threaded); PUT and POST
 # read Content-Length bytes and answer "LENGTH SHA256\n" (uploads are checked by the origin).
@@ -224,6 +258,48 @@ S(("::", int(sys.argv[2])), H).serve_forever()
 def listening(ns: Netns, port: int, proto: str = "t") -> bool:
     r = ns.run("ss", f"-l{proto}nH", f"sport = :{port}", check=False)
     return r.returncode == 0 and r.stdout.strip() != ""
+
+
+def start_dante(ns: Netns, tmp: Path, internals: Sequence[str], port: int = E2E_SOCKS_PORT,
+                **conf) -> Process:
+    """Writes tmp/danted.conf (dante_conf(internals, port, **conf)), starts danted in ns (log:
+    tmp/danted.log) and waits until it listens on port."""
+    path = tmp / "danted.conf"
+    path.write_text(dante_conf(internals, port, **conf))
+    d = ns.start(["danted", "-f", str(path), "-N", "1", "-p", str(tmp / "d.pid")],
+                 tmp / "danted.log")
+    wait_for(lambda: listening(ns, port), "dante", proc=d)
+    return d
+
+
+def write_random(path: Path, size: int, randbytes: Callable[[int], bytes] = os.urandom) -> str:
+    """Writes size bytes from randbytes (1 MiB at a time) to path; returns their sha256."""
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            b = randbytes(min(left, 1 << 20))
+            h.update(b)
+            f.write(b)
+            left -= len(b)
+    return h.hexdigest()
+
+
+def tun2sock_stats(ns: Netns, metrics: str) -> dict:
+    """tun2sock's /stats (JSON) from its --metrics address (HOST:PORT) in ns."""
+    r = ns.run("curl", "-sf", "--max-time", "5", f"http://{metrics}/stats")
+    return json.loads(r.stdout)
+
+
+def check_clean_exit(t2s: Process, rc: int) -> None:
+    """Fails if tun2sock (stopped with status rc; an ASan/UBSan build) reported an error or
+    did not exit cleanly on SIGTERM."""
+    out = t2s.output()
+    for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        if marker in out:
+            i = out.index(marker)
+            raise AssertionError(f"tun2sock: {marker}\n{out[max(0, i - 200):i + 4000]}")
+    assert rc == 0, f"tun2sock exited {rc} on SIGTERM:\n{out[-3000:]}"
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -274,14 +350,7 @@ class E2EWorld:
         return p
 
     def start_dante(self, internals=(E2E_PROXY4,), blocks: str = "") -> Process:
-        conf = self.tmp / "danted.conf"
-        conf.write_text(E2E_DANTE_CONF.format(
-            internals="\n".join(f"internal: {a} port = {E2E_SOCKS_PORT}" for a in internals),
-            blocks=blocks))
-        d = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p", str(self.tmp / "d.pid")],
-                         self.tmp / "danted.log")
-        self.wait_listen(E2E_SOCKS_PORT, d, "dante")
-        return d
+        return start_dante(self.s, self.tmp, internals, blocks=blocks)
 
     def start_microsocks(self, user: str = "", password: str = "") -> Process:
         auth = ["-u", user, "-P", password] if user else []
@@ -329,9 +398,7 @@ class E2EWorld:
         return self.t2s
 
     def stats(self) -> dict:
-        import json
-        r = self.c.run("curl", "-sf", "--max-time", "5", f"http://{self.metrics}/stats")
-        return json.loads(r.stdout)
+        return tun2sock_stats(self.c, self.metrics)
 
     def log_tail(self, n: int = 4000) -> str:
         return "" if self.t2s is None else self.t2s.output()[-n:]
@@ -343,9 +410,4 @@ class E2EWorld:
         self.c.close()
         self.s.close()
         if self.t2s is not None:
-            out = self.t2s.output()
-            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-                if marker in out:
-                    i = out.index(marker)
-                    raise AssertionError(f"tun2sock: {marker}\n{out[max(0, i - 200):i + 4000]}")
-            assert rc == 0, f"tun2sock exited {rc} on SIGTERM:\n{out[-3000:]}"
+            check_clean_exit(self.t2s, rc)
