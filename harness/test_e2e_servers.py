@@ -18,7 +18,7 @@ import time
 import pytest
 
 from test_bin_util import (E2E_HTTP_PORT, E2E_ORIGIN4, E2E_ORIGIN4_B, E2E_ORIGIN6, E2E_PROXY4,
-                           E2E_SOCKS_PORT, PYTHON, E2EWorld, have, listening, wait_for)
+                           E2E_SOCKS_PORT, PYTHON, E2EWorld, listening, need, wait_for)
 
 pytestmark = [pytest.mark.root]
 
@@ -45,12 +45,6 @@ print(json.dumps({"outcome": outcome, "elapsed": time.monotonic() - t0}))
 """
 
 
-def _need(*tools):
-    for t in tools:
-        if not have(t):
-            pytest.skip(f"{t} not installed (scripts/install-deps)")
-
-
 @pytest.fixture(scope="module")
 def www(tmp_path_factory):
     d = tmp_path_factory.mktemp("www")
@@ -61,7 +55,7 @@ def www(tmp_path_factory):
 
 @pytest.fixture
 def world(tmp_path, www):
-    _need("curl", "ss")
+    need("curl", "ss")
     w = E2EWorld(tmp_path, "srv")
     w.start_origin(www[0])
     yield w
@@ -93,14 +87,14 @@ def _wait_listen_client(world, port, proc, what):
 
 @pytest.mark.parametrize("family", ["v4", "v6"])
 def test_1mb_through_dante(world, tun2sock_bin, www, family):
-    _need("danted")
+    need("danted")
     world.start_dante()
     world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}")
     _download_ok(world, www[1], family)
 
 
 def test_1mb_through_microsocks_without_auth(world, tun2sock_bin, www):
-    _need("microsocks")
+    need("microsocks")
     world.start_microsocks()
     world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}")
     _download_ok(world, www[1])
@@ -108,7 +102,7 @@ def test_1mb_through_microsocks_without_auth(world, tun2sock_bin, www):
 
 
 def test_1mb_through_microsocks_with_user_and_password(world, tun2sock_bin, www):
-    _need("microsocks")
+    need("microsocks")
     world.start_microsocks("alice", "s3cret")
     t = world.start_tun2sock(tun2sock_bin, f"socks5://alice:s3cret@{E2E_PROXY4}:{E2E_SOCKS_PORT}")
     _download_ok(world, www[1])
@@ -118,7 +112,7 @@ def test_1mb_through_microsocks_with_user_and_password(world, tun2sock_bin, www)
 def test_1mb_with_the_pipelined_socks5_handshake(world, tun2sock_bin, www):
     # --socks5-pipeline: greeting and CONNECT in one write. dante accepts it; microsocks does
     # not (it drops what arrives with the greeting), which is why pipelining is opt-in.
-    _need("danted")
+    need("danted")
     world.start_dante()
     world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}",
                          "--socks5-pipeline")
@@ -126,7 +120,7 @@ def test_1mb_with_the_pipelined_socks5_handshake(world, tun2sock_bin, www):
 
 
 def test_1mb_through_shadowsocks_ss_local_and_ss_server(world, tun2sock_bin, www):
-    _need("ss-local", "ss-server")
+    need("ss-local", "ss-server")
     common = ["-k", "t2s-pw", "-m", "chacha20-ietf-poly1305"]
     srv = world.s.start(["ss-server", "-s", E2E_PROXY4, "-p", "18388", *common],
                         world.tmp / "ss-server.log")
@@ -140,7 +134,7 @@ def test_1mb_through_shadowsocks_ss_local_and_ss_server(world, tun2sock_bin, www
 
 
 def test_1mb_through_ssh_dynamic_forwarding(world, tun2sock_bin, www):
-    _need("sshd", "ssh", "ssh-keygen")
+    need("sshd", "ssh", "ssh-keygen")
     key = world.start_sshd(addr=E2E_PROXY4)
     ssh = world.c.start(["ssh", "-N", "-D", "127.0.0.1:1082", "-p", "12222",
                          *world.ssh_opts(key), "-o", "ExitOnForwardFailure=yes",
@@ -167,7 +161,7 @@ def _count_syns_to_proxy(world):
 
 
 def test_wrong_password_resets_quickly_without_a_retry_storm(world, tun2sock_bin):
-    _need("microsocks")
+    need("microsocks")
     world.start_microsocks("alice", "s3cret")
     syns = _count_syns_to_proxy(world)
     t = world.start_tun2sock(tun2sock_bin, f"socks5://alice:wrong@{E2E_PROXY4}:{E2E_SOCKS_PORT}")
@@ -192,7 +186,7 @@ def test_proxy_port_closed_resets_the_client_at_once(world, tun2sock_bin):
 
 
 def test_proxy_blackholed_resets_the_client_within_the_connect_timeout(world, tun2sock_bin):
-    _need("danted", "nft")
+    need("danted", "nft")
     world.start_dante()
     # The server is there but unreachable: its host drops every packet to the SOCKS port.
     world.s.sh("nft add table inet t2sb && "
@@ -206,7 +200,7 @@ def test_proxy_blackholed_resets_the_client_within_the_connect_timeout(world, tu
 
 
 def test_dante_block_rule_resets_the_client_at_once(world, tun2sock_bin, www):
-    _need("danted")
+    need("danted")
     world.start_dante(blocks=f"socks block {{ from: 0/0 to: {E2E_ORIGIN4_B}/32 log: error }}")
     world.start_tun2sock(tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}")
     r = _probe(world, E2E_ORIGIN4_B)

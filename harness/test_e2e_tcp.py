@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from test_bin_util import (E2E_HTTP_PORT, E2E_ORIGIN4, E2E_ORIGIN6, E2E_PROXY4, E2E_PROXY6,
-                           E2E_SOCKS_PORT, PYTHON, E2EWorld, have, proc_cpu_seconds,
-                           proc_fd_count, proc_rss_kb, wait_for)
+                           E2E_SOCKS_PORT, PYTHON, E2EWorld, need, proc_cpu_seconds,
+                           proc_fd_count, proc_rss_kb, wait_for, write_random)
 
 pytestmark = [pytest.mark.root]
 
@@ -32,27 +32,11 @@ ROUNDS = 3
 RSS_TOLERANCE_KB = 6144
 
 
-def _need(*tools):
-    for t in tools:
-        if not have(t):
-            pytest.skip(f"{t} not installed (scripts/install-deps)")
-
-
 @pytest.fixture(scope="module")
 def www(tmp_path_factory):
     """The origin's files (random, made once per module) and their sha256."""
     d = tmp_path_factory.mktemp("www")
-    sums = {}
-    for name, size in SIZES.items():
-        h = hashlib.sha256()
-        with open(d / f"{name}.bin", "wb") as f:
-            left = size
-            while left:
-                b = os.urandom(min(left, 1 << 20))
-                h.update(b)
-                f.write(b)
-                left -= len(b)
-        sums[name] = h.hexdigest()
+    sums = {name: write_random(d / f"{name}.bin", size) for name, size in SIZES.items()}
     (d / "small.txt").write_text("x" * 2000)
     yield d, sums
     for name in SIZES:
@@ -61,7 +45,7 @@ def www(tmp_path_factory):
 
 @pytest.fixture
 def world(tmp_path):
-    _need("danted", "curl", "ss")
+    need("danted", "curl", "ss")
     w = E2EWorld(tmp_path, "tcp")
     yield w
     w.close()
@@ -126,7 +110,7 @@ def _iperf(world, t, reverse):
 @pytest.mark.parametrize("direction", ["up", "down"])
 def test_iperf3_10s_throughput_and_cpu_baseline(world, www, tun2sock_bin, direction,
                                                 record_property):
-    _need("iperf3")
+    need("iperf3")
     d, _ = www
     t = _start(world, d, tun2sock_bin)
     gbps, cpu, wall, sent, got, cmd = _iperf(world, t, reverse=(direction == "down"))
@@ -203,7 +187,7 @@ for _ in range(int(sys.argv[1])):
 
 @pytest.mark.parametrize("family", ["v4", "v6"])
 def test_nc_half_close_sends_then_receives_the_reply(world, www, tun2sock_bin, family, tmp_path):
-    _need("nc")
+    need("nc")
     d, _ = www
     (tmp_path / "hc.py").write_text(HALFCLOSE_SERVER)
     srv = world.s.start([PYTHON, str(tmp_path / "hc.py"), "1"], tmp_path / "hc.log")
@@ -221,7 +205,7 @@ def test_nc_half_close_sends_then_receives_the_reply(world, www, tun2sock_bin, f
 
 @pytest.mark.slow
 def test_ssh_and_scp_50mb_through_the_tunnel(world, www, tun2sock_bin, tmp_path):
-    _need("sshd", "ssh", "scp", "ssh-keygen")
+    need("sshd", "ssh", "scp", "ssh-keygen")
     d, _ = www
     key = world.start_sshd()
     _start(world, d, tun2sock_bin)
@@ -252,7 +236,7 @@ def test_demo_script_runs_and_removes_everything(tun2sock_bin, repo_root):
     """scripts/demo (what README promises): the page and the 10 MB file through the tunnel,
     /stats shown, and nothing of it left behind."""
     import subprocess
-    _need("danted", "curl")
+    need("danted", "curl")
     env = dict(os.environ, T2S_SKIP_INSTALL="1", T2S_DEMO_BIN=str(tun2sock_bin))
     r = subprocess.run([str(repo_root / "scripts" / "demo")], capture_output=True, text=True,
                        timeout=300, env=env)
