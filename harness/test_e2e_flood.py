@@ -22,7 +22,6 @@ RSS_BOUND_MIB, the pending SYNs drain to 0. The figures are printed (run with -s
 Environment: T2S_FLOOD_SYNS (default 100000), T2S_FLOOD_RSTS (20000), T2S_FLOOD_PPS (the SYN
 sender's rate, default 10000 packets/s).
 """
-import hashlib
 import json
 import os
 import random
@@ -35,8 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from test_bin_util import (E2E_DANTE_CONF, E2E_ORIGIN_PY, PYTHON, Netns, Process, have,
-                           listening, proc_cpu_seconds, start_tun2sock, veth, wait_for)
+from test_bin_util import (E2E_ORIGIN_PY, PYTHON, Netns, Process, check_clean_exit, listening,
+                           need, proc_cpu_seconds, start_dante, start_tun2sock, tun2sock_stats,
+                           veth, wait_for, write_random)
 
 pytestmark = [pytest.mark.root]
 
@@ -143,27 +143,12 @@ print(json.dumps({"sent": count, "seconds": time.monotonic() - t0, "enobufs": re
 PACKET_OUTGOING = 4
 
 
-def _need(*tools):
-    for t in tools:
-        if not have(t):
-            pytest.skip(f"{t} not installed (scripts/install-deps)")
-
-
 @pytest.fixture(scope="module")
 def www(tmp_path_factory):
     d = tmp_path_factory.mktemp("www")
-    h = hashlib.sha256()
-    rnd = random.Random(10)
-    with open(d / "32MB.bin", "wb") as f:
-        for _ in range(DOWNLOAD_BYTES // (1 << 20)):
-            b = rnd.randbytes(1 << 20)
-            h.update(b)
-            f.write(b)
-        b = rnd.randbytes(DOWNLOAD_BYTES % (1 << 20))
-        h.update(b)
-        f.write(b)
+    sha = write_random(d / "32MB.bin", DOWNLOAD_BYTES, random.Random(10).randbytes)
     (d / "small.txt").write_text("after the flood\n")
-    yield d, h.hexdigest()
+    yield d, sha
     (d / "32MB.bin").unlink()
 
 
@@ -190,12 +175,7 @@ class FloodWorld:
         e = self.s.start([PYTHON, str(self.tmp / "echo.py"), ORIGIN, str(ECHO_PORT)],
                          self.tmp / "echo.log")
         wait_for(lambda: listening(self.s, ECHO_PORT), "the echo server", proc=e)
-        conf = self.tmp / "danted.conf"
-        conf.write_text(E2E_DANTE_CONF.format(
-            internals=f"internal: {PROXY} port = {SOCKS_PORT}", blocks=""))
-        self.dante = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p",
-                                   str(self.tmp / "d.pid")], self.tmp / "danted.log")
-        wait_for(lambda: listening(self.s, SOCKS_PORT), "dante", proc=self.dante)
+        self.dante = start_dante(self.s, self.tmp, [PROXY], SOCKS_PORT)
 
     def start_tun2sock(self, binary: Path) -> Process:
         self.t2s = start_tun2sock(
@@ -222,8 +202,7 @@ class FloodWorld:
         return int(out.split("counter packets ")[1].split()[0])
 
     def stats(self) -> dict:
-        r = self.c.run("curl", "-sf", "--max-time", "5", f"http://{self.metrics}/stats")
-        return json.loads(r.stdout)
+        return tun2sock_stats(self.c, self.metrics)
 
     def log_tail(self, n: int = 3000) -> str:
         return "" if self.t2s is None else self.t2s.output()[-n:]
@@ -233,15 +212,12 @@ class FloodWorld:
         self.c.close()
         self.s.close()
         if self.t2s is not None:
-            out = self.t2s.output()
-            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-                assert marker not in out, f"tun2sock: {marker}\n{out[-4000:]}"
-            assert rc == 0, f"tun2sock exited {rc} on SIGTERM:\n{out[-3000:]}"
+            check_clean_exit(self.t2s, rc)
 
 
 @pytest.fixture
 def world(tmp_path):
-    _need("danted", "curl", "ss", "nft")
+    need("danted", "curl", "ss", "nft")
     w = FloodWorld(tmp_path)
     yield w
     w.close()
