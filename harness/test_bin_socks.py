@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from test_bin_util import Netns, have, start_tun2sock, veth, wait_for
+from test_bin_util import (Netns, listening, need, start_dante, start_tun2sock, veth,
+                           wait_for)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -29,19 +30,6 @@ def _engine_has_tcp() -> bool:
         return False
     text = "".join(p.read_text(errors="replace").lower() for p in core.glob("engine*.c"))
     return "socks5" in text
-
-
-DANTE_CONF = """\
-logoutput: stderr
-internal: {internal} port = {port}
-external: vb
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {{ from: 0/0 to: 0/0 }}
-socks pass {{ from: 0/0 to: 0/0 command: connect udpassociate udpreply bindreply }}
-"""
 
 
 class World:
@@ -62,27 +50,22 @@ class World:
         self.big_sha = hashlib.sha256(big).hexdigest()
         self.http = self.p.start(["/usr/bin/python3", "-m", "http.server", "--bind", "::",
                                   "--directory", str(www), str(HTTP_PORT)], tmp / "http.log")
-        wait_for(lambda: self.p.run("sh", "-c", f"ss -ltn | grep -q ':{HTTP_PORT} '",
-                                    check=False).returncode == 0, "the HTTP origin",
-                 proc=self.http)
+        wait_for(lambda: listening(self.p, HTTP_PORT), "the HTTP origin", proc=self.http)
 
     def start_dante(self, internal=PROXY4):
-        conf = self.tmp / "danted.conf"
-        conf.write_text(DANTE_CONF.format(internal=internal, port=SOCKS_PORT))
-        d = self.p.start(["danted", "-f", str(conf), "-N", "1", "-p", str(self.tmp / "d.pid")],
-                         self.tmp / "danted.log")
-        self._wait_listen(d)
-        return d
+        return start_dante(self.p, self.tmp, [internal], SOCKS_PORT)
 
     def start_microsocks(self, user, password):
         m = self.p.start(["microsocks", "-i", PROXY4, "-p", str(SOCKS_PORT), "-u", user, "-P",
                           password], self.tmp / "microsocks.log")
-        self._wait_listen(m)
+        wait_for(lambda: listening(self.p, SOCKS_PORT), "the SOCKS5 server", proc=m)
         return m
 
-    def _wait_listen(self, proc):
-        wait_for(lambda: self.p.run("sh", "-c", f"ss -ltn | grep -q ':{SOCKS_PORT} '",
-                                    check=False).returncode == 0, "the SOCKS5 server", proc=proc)
+    def start_server(self, script, port, log, what):
+        """Runs a Python script in the proxy namespace; waits until it listens on TCP port."""
+        p = self.p.start(["/usr/bin/python3", "-c", script], log)
+        wait_for(lambda: listening(self.p, port), what, proc=p)
+        return p
 
     def start_tun2sock(self, binary, proxy_url, *extra, env=None):
         t = start_tun2sock(self.c, binary, self.tmp / "tun2sock.log",
@@ -97,6 +80,12 @@ class World:
         return self.c.run("curl", "-sS", "--max-time", "20", "--connect-timeout", "10", *extra,
                           url, check=False, timeout=timeout)
 
+    def get_hello(self, t, host=ORIGIN4):
+        """curl gets /hello.txt from host (an address as it goes in a URL) through t, whole."""
+        r = self.curl(f"http://{host}:{HTTP_PORT}/hello.txt")
+        assert r.returncode == 0, r.stderr + t.output()
+        assert r.stdout == "hello through tun2sock\n"
+
     def close(self):
         self.c.close()
         self.p.close()
@@ -106,40 +95,29 @@ class World:
 def world(tmp_path):
     if not _engine_has_tcp():
         pytest.skip("the engine has no TCP + SOCKS5 yet (src/core/tcp.c, SOCKS5 in the engine)")
-    for tool in ("curl", "ss"):
-        if not have(tool):
-            pytest.skip(f"{tool} not installed")
+    need("curl", "ss")
     w = World(tmp_path)
     yield w
     w.close()
 
 
-def _need(tool):
-    if not have(tool):
-        pytest.skip(f"{tool} not installed")
-
-
 def test_curl_v4_through_dante_gets_the_page(world, tun2sock_bin):
-    _need("danted")
+    need("danted")
     world.start_dante()
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
-    r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
-    assert r.returncode == 0, r.stderr + t.output()
-    assert r.stdout == "hello through tun2sock\n"
+    world.get_hello(t)
     assert "bound to va" in t.output(), "the egress must be the veth (route to the proxy)"
 
 
 def test_curl_v6_destination_through_dante_over_v6_proxy(world, tun2sock_bin):
-    _need("danted")
+    need("danted")
     world.start_dante(internal=PROXY6)
     t = world.start_tun2sock(tun2sock_bin, f"socks5://[{PROXY6}]:{SOCKS_PORT}")
-    r = world.curl(f"http://[{ORIGIN6}]:{HTTP_PORT}/hello.txt")
-    assert r.returncode == 0, r.stderr + t.output()
-    assert r.stdout == "hello through tun2sock\n"
+    world.get_hello(t, f"[{ORIGIN6}]")
 
 
 def test_download_4mib_through_dante_is_byte_exact(world, tun2sock_bin, tmp_path):
-    _need("danted")
+    need("danted")
     world.start_dante()
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
     out = tmp_path / "big.out"
@@ -151,7 +129,7 @@ def test_download_4mib_through_dante_is_byte_exact(world, tun2sock_bin, tmp_path
 def test_upload_through_dante_arrives_whole(world, tun2sock_bin, tmp_path):
     """Client -> proxy direction: POST 2 MiB; http.server answers 501 to POST, after reading
     nothing, so use a tiny echo origin that reports the length and hash of what it got."""
-    _need("danted")
+    need("danted")
     world.start_dante()
     script = (
         "import hashlib, socket\n"
@@ -164,9 +142,7 @@ def test_upload_through_dante_arrives_whole(world, tun2sock_bin, tmp_path):
         "    if not b: break\n"
         "    h.update(b); n += len(b)\n"
         "c.sendall(f'{n} {h.hexdigest()}\\n'.encode()); c.close()\n")
-    sink = world.p.start(["/usr/bin/python3", "-c", script], tmp_path / "sink.log")
-    wait_for(lambda: world.p.run("sh", "-c", "ss -ltn | grep -q ':9090 '",
-                                 check=False).returncode == 0, "the sink", proc=sink)
+    world.start_server(script, 9090, tmp_path / "sink.log", "the sink")
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
     data = os.urandom(2 << 20)
     client = (
@@ -181,21 +157,19 @@ def test_upload_through_dante_arrives_whole(world, tun2sock_bin, tmp_path):
 
 
 def test_rfc1929_password_from_file_and_env_with_microsocks(world, tun2sock_bin, tmp_path):
-    _need("microsocks")
+    need("microsocks")
     world.start_microsocks("alice", "s3cret")
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
     t = world.start_tun2sock(tun2sock_bin, f"socks5://alice@{PROXY4}:{SOCKS_PORT}",
                              "--proxy-password-file", str(pw))
-    r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
-    assert r.returncode == 0, r.stderr + t.output()
-    assert r.stdout == "hello through tun2sock\n"
+    world.get_hello(t)
     assert "s3cret" not in t.output(), "the password must never be logged"
     assert t.stop() == 0
 
 
 def test_wrong_password_fails_the_connection_quickly(world, tun2sock_bin):
-    _need("microsocks")
+    need("microsocks")
     world.start_microsocks("alice", "s3cret")
     t = world.start_tun2sock(tun2sock_bin, f"socks5://alice:wrong@{PROXY4}:{SOCKS_PORT}")
     r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
@@ -217,20 +191,18 @@ def test_no_proxy_listening_refuses_fast_and_counts_econnrefused(world, tun2sock
 def test_fwmark_marks_upstream_sockets_for_policy_routing(world, tun2sock_bin):
     """The proxy's network is only in table 100, for marked packets: the flow works only if
     every upstream socket carries the mark."""
-    _need("danted")
+    need("danted")
     world.start_dante()
     world.c.ip("route", "del", "203.0.113.0/24", "dev", "va")
     world.c.ip("route", "add", "203.0.113.0/24", "dev", "va", "table", "100")
     world.c.ip("rule", "add", "fwmark", "0x162", "lookup", "100", "pref", "100")
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}", "--fwmark",
                              "0x162")
-    r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
-    assert r.returncode == 0, r.stderr + t.output()
-    assert r.stdout == "hello through tun2sock\n"
+    world.get_hello(t)
 
 
 def test_sigterm_closes_every_open_flow_upstream(world, tun2sock_bin, tmp_path):
-    _need("danted")
+    need("danted")
     world.start_dante()
     script = (
         "import socket, sys\n"
@@ -241,9 +213,7 @@ def test_sigterm_closes_every_open_flow_upstream(world, tun2sock_bin, tmp_path):
         "    while c.recv(65536): pass\n"
         "except OSError: pass\n"
         "print('closed', flush=True)\n")
-    server = world.p.start(["/usr/bin/python3", "-c", script], tmp_path / "server.log")
-    wait_for(lambda: world.p.run("sh", "-c", "ss -ltn | grep -q ':9091 '",
-                                 check=False).returncode == 0, "the server", proc=server)
+    server = world.start_server(script, 9091, tmp_path / "server.log", "the server")
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
     client = world.c.start(["/usr/bin/python3", "-c",
                             "import socket, time\n"
