@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
+# Plain-stdlib helpers shared with the pytest harness (that module does not need pytest).
+sys.path.insert(0, str(ROOT / "harness"))
+from test_bin_util import dante_conf, proc_cpu_seconds  # noqa: E402
 PY = "/usr/bin/python3"
 C_ADDR, S_ADDR = "203.0.113.1", "203.0.113.2"
 TUN_DST, KERNEL_DST = "192.0.2.80", "192.0.2.81"
@@ -44,18 +47,6 @@ SOCKS_PORT, IPERF_PORT, HTTP_PORT, IDLE_PORT, ECHO_PORT = 1080, 5201, 8080, 8081
 RELAY_IPERF, RELAY_HTTP, RELAY_IDLE = 9000, 9001, 9002
 TUN = "t2sbn0"
 LOAD_CPU, T2S_CPU = "1", "0"
-
-DANTE_CONF = """\
-logoutput: stderr
-internal: {s} port = {port}
-external: vb
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {{ from: 0/0 to: 0/0 }}
-socks pass {{ from: 0/0 to: 0/0 command: connect udpassociate udpreply bindreply }}
-"""
 
 NGINX_CONF = """\
 daemon off;
@@ -242,11 +233,6 @@ class World:
             run(["ip", "netns", "del", n], check=False)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def status_kb(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -289,7 +275,7 @@ class Bench:
         p = w.start(w.s, big + pin + ["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)],
                     "nginx")
         w.wait(lambda: w.listening(HTTP_PORT) and w.listening(IDLE_PORT), "nginx", proc=p)
-        (tmp / "danted.conf").write_text(DANTE_CONF.format(s=S_ADDR, port=SOCKS_PORT))
+        (tmp / "danted.conf").write_text(dante_conf([S_ADDR], SOCKS_PORT))
         p = w.start(w.s, big + pin + ["danted", "-f", str(tmp / "danted.conf"), "-N", "1",
                                       "-p", str(tmp / "danted.pid")], "danted")
         w.wait(lambda: w.listening(SOCKS_PORT), "dante", proc=p)
@@ -376,9 +362,9 @@ class Bench:
                 pcmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-p",
                         str(pid), "-o", str(out)]
             prof = subprocess.Popen(pcmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        c0 = cpu_seconds(pid) if pid else 0.0
+        c0 = proc_cpu_seconds(pid) if pid else 0.0
         r = run(self.w.ns(self.w.c, *cmd), check=False, timeout=self.a.duration + 60)
-        c1 = cpu_seconds(pid) if pid else 0.0
+        c1 = proc_cpu_seconds(pid) if pid else 0.0
         if prof is not None:
             prof.send_signal(signal.SIGINT)
             prof.wait(timeout=30)
@@ -422,11 +408,11 @@ class Bench:
     def http_download(self, path: str) -> Dict:
         host, port = self.target(path, HTTP_PORT)
         pid = self.path_pid(path, HTTP_PORT)
-        c0 = cpu_seconds(pid) if pid else 0.0
+        c0 = proc_cpu_seconds(pid) if pid else 0.0
         r = run(self.w.ns(self.w.c, "taskset", "-c", LOAD_CPU, "curl", "-sS", "-o", "/dev/null",
                           "--max-time", "60", "-w", "%{speed_download} %{size_download}",
                           f"http://{host}:{port}/100m.bin"), check=False, timeout=90)
-        c1 = cpu_seconds(pid) if pid else 0.0
+        c1 = proc_cpu_seconds(pid) if pid else 0.0
         try:
             speed, size = (float(x) for x in r.stdout.split())
         except ValueError:
