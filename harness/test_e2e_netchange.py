@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from test_bin_util import Netns, Process, have, start_tun2sock, wait_for
+from test_bin_util import Netns, Process, need, start_dante, start_tun2sock, veth, wait_for
 
 pytestmark = [pytest.mark.root]
 
@@ -66,52 +66,21 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 """
 
-DANTE_CONF = """\
-logoutput: stderr
-internal: {proxy} port = {port}
-external: lo
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {{ from: 0/0 to: 0/0 }}
-socks pass {{ from: 0/0 to: 0/0 command: connect }}
-"""
-
-
-def _veth(a: Netns, a_dev: str, a_addr: str, b: Netns, b_dev: str, b_addr: str) -> None:
-    tmp_a = f"t2n{os.getpid() % 100000}{a_dev}"[:15]
-    tmp_b = f"t2n{os.getpid() % 100000}{b_dev}"[:15]
-    subprocess.run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b], check=True)
-    subprocess.run(["ip", "link", "set", tmp_a, "netns", a.name], check=True)
-    subprocess.run(["ip", "link", "set", tmp_b, "netns", b.name], check=True)
-    a.ip("link", "set", tmp_a, "name", a_dev)
-    b.ip("link", "set", tmp_b, "name", b_dev)
-    for ns, dev, addr in ((a, a_dev, a_addr), (b, b_dev, b_addr)):
-        ns.ip("addr", "add", addr, "dev", dev)
-        ns.ip("link", "set", dev, "up")
-
-
 class World:
     def __init__(self, tmp: Path, tun2sock_bin: Path):
-        for cmd in ("danted", "curl", "ss"):
-            if not have(cmd):
-                pytest.skip(f"{cmd} is not installed (scripts/install-deps)")
+        need("danted", "curl", "ss")
         self.tmp = tmp
         self.bin = tun2sock_bin
         self.c = Netns("ncli")
         self.s = Netns("nsrv")
-        _veth(self.c, "up1", f"{ME1}/24", self.s, "dn1", f"{GW1}/24")
-        _veth(self.c, "up2", f"{ME2}/24", self.s, "dn2", f"{GW2}/24")
+        veth(self.c, f"{ME1}/24", self.s, f"{GW1}/24", a_dev="up1", b_dev="dn1")
+        veth(self.c, f"{ME2}/24", self.s, f"{GW2}/24", a_dev="up2", b_dev="dn2")
         self.s.ip("addr", "add", f"{PROXY}/32", "dev", "lo")
         self.s.ip("addr", "add", f"{ORIGIN}/32", "dev", "lo")
         origin = tmp / "origin.py"
         origin.write_text(ORIGIN_PY)
         self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT)], tmp / "http.log")
-        conf = tmp / "danted.conf"
-        conf.write_text(DANTE_CONF.format(proxy=PROXY, port=SOCKS_PORT))
-        d = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p", str(tmp / "d.pid")],
-                         tmp / "danted.log")
+        d = start_dante(self.s, tmp, [PROXY], SOCKS_PORT, external="lo", commands="connect")
         self.dante = d
         wait_for(lambda: self._listening(f"{PROXY}:{SOCKS_PORT}") and
                  self._listening(f"{ORIGIN}:{HTTP_PORT}"), "dante and the origin", proc=d)
