@@ -22,8 +22,8 @@ from typing import List
 
 import pytest
 
-from test_bin_util import (E2E_DANTE_CONF, E2E_ORIGIN_PY, PYTHON, Netns, Process, have, listening,
-                           run, start_tun2sock, wait_for)
+from test_bin_util import (E2E_DANTE_CONF, E2E_ORIGIN_PY, PYTHON, Netns, Process, listening,
+                           need as _need, run, start_tun2sock, wait_for)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -170,12 +170,6 @@ def wait_dumps_equal(world, before: str, what: str, timeout: float):
     diff = "\n".join(difflib.unified_diff(before.splitlines(), now.splitlines(), "before", "now",
                                           lineterm=""))
     assert now == before, f"{what}: still different after {timeout}s:\n{diff}"
-
-
-def _need(*tools):
-    for t in tools:
-        if not have(t):
-            pytest.skip(f"{t} not installed")
 
 
 @pytest.fixture
