@@ -139,6 +139,9 @@ def veth(a: Netns, a_addr: str, b: Netns, b_addr: str, a_addr6: str = "", b_addr
         ns.ip("addr", "add", addr, "dev", dev)
         if addr6:
             ns.ip("addr", "add", addr6, "dev", dev, "nodad")
+        # The link-local address too: no DAD, so it does not turn up seconds later in a
+        # routing dump a test compares.
+        ns.sh(f"sysctl -qw net.ipv6.conf.{dev}.accept_dad=0", check=False)
         ns.ip("link", "set", dev, "up")
 
 
@@ -194,20 +197,6 @@ PYTHON = "/usr/bin/python3"
 DANTE_ALL_COMMANDS = "connect udpassociate udpreply bindreply"
 
 # The template test_e2e_autoroute.py still formats (internals, blocks); elsewhere dante_conf().
-E2E_DANTE_CONF = """\
-logoutput: stderr
-{internals}
-external: vb
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {{ from: 0/0 to: 0/0 }}
-{blocks}
-socks pass {{ from: 0/0 to: 0/0 command: connect udpassociate udpreply bindreply }}
-"""
-
-
 def dante_conf(internals: Sequence[str], port: int = E2E_SOCKS_PORT, external: str = "vb",
                blocks: str = "", commands: str = DANTE_ALL_COMMANDS) -> str:
     """A danted.conf: no authentication, listening on each address of internals at port,

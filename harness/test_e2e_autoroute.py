@@ -22,8 +22,9 @@ from typing import List
 
 import pytest
 
-from test_bin_util import (E2E_DANTE_CONF, E2E_ORIGIN_PY, PYTHON, Netns, Process, listening,
-                           need as _need, run, start_tun2sock, wait_for)
+from test_bin_util import (E2E_ORIGIN_PY, PYTHON, Netns, Process, listening,
+                           need as _need, run, start_dante, start_tun2sock, veth,
+                           wait_for)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -47,23 +48,6 @@ class ArNetns(Netns):
             self.sh(f"sysctl -qw net.ipv4.conf.{key}.rp_filter=0", check=False)
 
 
-def link(a: Netns, a_dev: str, a_addr: str, b: Netns, b_dev: str, b_addr: str,
-         a6: str = "", b6: str = "") -> None:
-    ta, tb = f"t2sr{os.getpid() % 100000}{next(_n)}"[:15], f"t2sq{os.getpid() % 100000}{next(_n)}"[:15]
-    run(["ip", "link", "add", ta, "type", "veth", "peer", "name", tb])
-    run(["ip", "link", "set", ta, "netns", a.name])
-    run(["ip", "link", "set", tb, "netns", b.name])
-    a.ip("link", "set", ta, "name", a_dev)
-    b.ip("link", "set", tb, "name", b_dev)
-    for ns, dev, addr, addr6 in ((a, a_dev, a_addr, a6), (b, b_dev, b_addr, b6)):
-        ns.ip("addr", "add", addr, "dev", dev)
-        if addr6:
-            ns.ip("addr", "add", addr6, "dev", dev, "nodad")
-        # The link-local address too: no DAD, so it cannot turn up in a later routing dump.
-        ns.sh(f"sysctl -qw net.ipv6.conf.{dev}.accept_dad=0", check=False)
-        ns.ip("link", "set", dev, "up")
-
-
 class World:
     def __init__(self, tmp: Path, tag: str, proxy_on_lo: bool = False):
         self.tmp = tmp
@@ -72,8 +56,8 @@ class World:
         self.t2s = None
         self.metrics = f"127.0.0.1:{19300 + next(_n) % 500}"
         try:
-            link(self.c, "va", "203.0.113.1/24", self.s, "vb", "203.0.113.2/24",
-                 "fd00:1::1/64", "fd00:1::2/64")
+            veth(self.c, "203.0.113.1/24", self.s, "203.0.113.2/24", "fd00:1::1/64",
+                 "fd00:1::2/64")
             self.c.ip("route", "add", "default", "via", "203.0.113.2")
             self.c.ip("-6", "route", "add", "default", "via", "fd00:1::2")
             for a in (ORIGIN4, DNS4) + (("192.0.2.1",) if proxy_on_lo else ()):
@@ -102,13 +86,7 @@ class World:
         self.wait_listen(HTTP_PORT, p, "the HTTP origin")
 
     def start_dante(self, internal=PROXY4, external="vb"):
-        conf = self.tmp / "danted.conf"
-        text = E2E_DANTE_CONF.format(internals=f"internal: {internal} port = {SOCKS_PORT}",
-                                     blocks="")
-        conf.write_text(text.replace("external: vb", f"external: {external}"))
-        d = self.s.start(["danted", "-f", str(conf), "-N", "1", "-p", str(self.tmp / "d.pid")],
-                         self.tmp / "danted.log")
-        self.wait_listen(SOCKS_PORT, d, "dante")
+        start_dante(self.s, self.tmp, [internal], SOCKS_PORT, external=external)
 
     def start_dns(self):
         p = self.s.start(["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
@@ -456,7 +434,7 @@ def test_default_route_switch_between_uplinks(tmp_path, tun2sock_bin):
     _need("danted", "curl", "tcpdump")
     w = World(tmp_path, "sw", proxy_on_lo=True)
     try:
-        link(w.c, "vc", "198.51.100.1/24", w.s, "vd", "198.51.100.2/24")
+        veth(w.c, "198.51.100.1/24", w.s, "198.51.100.2/24", a_dev="vc", b_dev="vd")
         w.start_origin()
         w.start_dante(internal="192.0.2.1", external="192.0.2.1")
         t = w.start_tun2sock(tun2sock_bin, f"socks5://192.0.2.1:{SOCKS_PORT}")
