@@ -45,6 +45,7 @@ typedef struct tfx {
   int syn_verdict;
   t2s_tcp_conn *c; /* the connection under test; NULL after on_closed */
   unsigned n_syn, n_est, n_recv, n_sendable, n_fin, n_closed;
+  unsigned n_partial; /* super-segments seen with a partial checksum (test_tcp_tso) */
   int closed_err;
   /* The peer's view. */
   uint32_t pseq;   /* next sequence number the peer sends */

@@ -189,6 +189,8 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   tcfg.sndbuf = e->cfg.tcp_sndbuf;
   tcfg.rcvbuf = e->cfg.tcp_rcvbuf;
   tcfg.tso = (caps.offloads & T2S_DEVICE_OFFLOAD_TSO) != 0;
+  /* The device's own MTU: what it compares a packet with to split it (and checksum it). */
+  tcfg.partial_csum_over = tcfg.tso && caps.mtu != 0 ? caps.mtu : 0;
   tcfg.max_conns = e->cfg.max_tcp_flows;
   tcfg.max_pending = e->cfg.max_pending_syn;
   tcfg.pending_timeout = e->cfg.tcp_connect_timeout;

@@ -589,6 +589,13 @@ t2s_ssize t2s_build_tcp(uint8_t *buf, size_t buflen, const t2s_addr *src, const 
                         uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
                         const t2s_tcp_opts *opts, const uint8_t *p1, size_t len1, const uint8_t *p2,
                         size_t len2) {
+  return t2s_build_tcp_ex(buf, buflen, src, dst, seq, ack, flags, wnd, opts, p1, len1, p2, len2, 0);
+}
+
+t2s_ssize t2s_build_tcp_ex(uint8_t *buf, size_t buflen, const t2s_addr *src, const t2s_addr *dst,
+                           uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
+                           const t2s_tcp_opts *opts, const uint8_t *p1, size_t len1,
+                           const uint8_t *p2, size_t len2, size_t partial_over) {
   t2s_ssize r = ip_check(buflen, src, dst, TCP_HDRLEN);
   if (r < 0) {
     return r;
@@ -619,7 +626,12 @@ t2s_ssize t2s_build_tcp(uint8_t *buf, size_t buflen, const t2s_addr *src, const 
   t2s_put16(th + 18, 0);
   copy_in(th + doff, p1, len1);
   copy_in(th + doff + len1, p2, len2);
-  t2s_put16(th + 16, l4_csum(src, dst, T2S_IPPROTO_TCP, th, l4len));
+  if (partial_over != 0 && hl + l4len > partial_over) {
+    uint32_t psum = t2s_csum_pseudo(src, dst, T2S_IPPROTO_TCP, (uint32_t)l4len);
+    t2s_put16(th + 16, (uint16_t)~t2s_csum_fold(psum));
+  } else {
+    t2s_put16(th + 16, l4_csum(src, dst, T2S_IPPROTO_TCP, th, l4len));
+  }
   ip_write(buf, src, dst, T2S_IPPROTO_TCP, l4len);
   return (t2s_ssize)(hl + l4len);
 }

@@ -166,6 +166,13 @@ t2s_ssize t2s_build_tcp(uint8_t *buf, size_t buflen, const t2s_addr *src, const 
                         uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
                         const t2s_tcp_opts *opts, const uint8_t *p1, size_t len1, const uint8_t *p2,
                         size_t len2);
+/* The same, but a packet longer than partial_over bytes (0: none) gets a partial checksum: the
+ * field holds the pseudo-header sum (folded, not complemented) and the segment is not summed,
+ * for a device that completes it (a TSO super-segment: virtio NEEDS_CSUM). */
+t2s_ssize t2s_build_tcp_ex(uint8_t *buf, size_t buflen, const t2s_addr *src, const t2s_addr *dst,
+                           uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
+                           const t2s_tcp_opts *opts, const uint8_t *p1, size_t len1,
+                           const uint8_t *p2, size_t len2, size_t partial_over);
 
 /* Builds an IP+UDP datagram (ports from the addresses). Returns the length or T2S_ERR_NOBUF. */
 t2s_ssize t2s_build_udp(uint8_t *buf, size_t buflen, const t2s_addr *src, const t2s_addr *dst,

@@ -54,8 +54,11 @@ typedef struct t2s_tcp_config {
   bool wscale;                /* offer window scaling (when the peer does) */
   bool timestamps;            /* offer timestamps */
   bool sack;                  /* offer SACK */
-  bool tso;     /* the device splits TCP super-segments (T2S_DEVICE_OFFLOAD_TSO): data goes out in
-                 * segments of up to 64 KiB of whole MSS when the MSS fills the MTU */
+  bool tso; /* the device splits TCP super-segments (T2S_DEVICE_OFFLOAD_TSO): data goes out in
+             * segments of up to 64 KiB of whole MSS when the MSS fills the MTU */
+  uint32_t partial_csum_over; /* a segment longer than this (the device's MTU: one the device
+                               * splits and checksums itself) carries only the pseudo-header
+                               * sum; 0: every segment is fully checksummed */
   t2s_mem *mem; /* counts the stack's heap blocks (alloc.h); NULL: an internal counter */
 } t2s_tcp_config;
 

@@ -112,8 +112,8 @@ static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t 
   if (len > 0) {
     tcp_ring_read(&c->sbuf, off, len, &p1, &l1, &p2, &l2);
   }
-  t2s_ssize n = t2s_build_tcp(st->outbuf, sizeof(st->outbuf), &c->local, &c->remote, seq, ack,
-                              flags, wnd16, &opts, p1, l1, p2, l2);
+  t2s_ssize n = t2s_build_tcp_ex(st->outbuf, sizeof(st->outbuf), &c->local, &c->remote, seq, ack,
+                                 flags, wnd16, &opts, p1, l1, p2, l2, st->cfg.partial_csum_over);
   if (n < 0) {
     return;
   }
