@@ -413,8 +413,12 @@ void fz_world_free(fz_world *w) {
 }
 
 void fz_input(fz_world *w, const uint8_t *pkt, size_t len) {
+  fz_input_ex(w, pkt, len, 0);
+}
+
+void fz_input_ex(fz_world *w, const uint8_t *pkt, size_t len, unsigned flags) {
   w->in_engine = true;
-  int rv = t2s_engine_input(w->engine, pkt, len, w->now);
+  int rv = t2s_engine_input_ex(w->engine, pkt, len, flags, w->now);
   w->in_engine = false;
   FZ_CHECK(rv == 0, "t2s_engine_input returned %d (%s)", rv, t2s_strerror(rv));
 }

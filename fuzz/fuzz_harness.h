@@ -128,6 +128,8 @@ void fz_world_free(fz_world *w);
 
 /* Engine entry points wrapped with the re-entrancy flag and the checks after each call. */
 void fz_input(fz_world *w, const uint8_t *pkt, size_t len);
+/* The same with device flags (T2S_PARSE_*: t2s_engine_input_ex). */
+void fz_input_ex(fz_world *w, const uint8_t *pkt, size_t len, unsigned flags);
 /* Moves the clock to `to`, running every timer due on the way (at most `max_fires`
  * handle_expiry calls); checks that each call leaves nothing due at or before its time. */
 void fz_advance(fz_world *w, t2s_tstamp to, unsigned max_fires);
