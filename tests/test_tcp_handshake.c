@@ -166,6 +166,27 @@ static void test_options_every_combination(void) {
   }
 }
 
+/* A receive buffer below 64 KiB: the SYN-ACK offers exactly it, whatever the client's ISN
+ * (the right edge started at 0, so an ISN in the upper half of the sequence space used to
+ * advertise 65535 for a 32 KiB buffer). */
+static void test_synack_window_is_a_small_rcvbuf(void) {
+  static const uint32_t isns[] = {1000, 0x7fffffffu, 0x80000000u, 0xc0000000u, 0xfffffffeu};
+  for (size_t i = 0; i < sizeof(isns) / sizeof(isns[0]); i++) {
+    t2s_tcp_config cfg;
+    t2s_tcp_config_default(&cfg);
+    cfg.rcvbuf = 32768;
+    tfx f;
+    tfx_setup(&f, &cfg);
+    f.pseq = isns[i];
+    t2s_tcp_opts o = tfx_opts(1460, 7, true, true);
+    tseg sa;
+    tcb_in_established(&f, &o, &sa);
+    CU_ASSERT(sa.opts.has_wscale && sa.opts.wscale == 0);
+    CU_ASSERT(sa.wnd == 32768);
+    tfx_teardown(&f);
+  }
+}
+
 static void test_options_disabled_in_config(void) {
   t2s_tcp_config cfg;
   t2s_tcp_config_default(&cfg);
@@ -376,7 +397,9 @@ int t2s_test_register_tcp_handshake(void) {
       !CU_add_test(s, "active open", test_active_open) ||
       !CU_add_test(s, "active open: RST -> REFUSED", test_active_open_rst_refused) ||
       !CU_add_test(s, "SYN-RECEIVED: bad ACK -> RST", test_syn_received_bad_ack_rst) ||
-      !CU_add_test(s, "no connection: RST", test_no_connection_rst)) {
+      !CU_add_test(s, "no connection: RST", test_no_connection_rst) ||
+      !CU_add_test(s, "SYN-ACK window: a small buffer, any ISN",
+                   test_synack_window_is_a_small_rcvbuf)) {
     return -1;
   }
   return 0;

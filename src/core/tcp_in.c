@@ -342,7 +342,8 @@ static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
     /* The first SYN. */
     c->rcv.irs = th->seq;
     c->rcv.nxt = th->seq + 1;
-    c->snd.wnd = th->wnd; /* never scaled in a SYN */
+    c->rcv.adv = c->rcv.nxt; /* nothing advertised yet: the window starts here */
+    c->snd.wnd = th->wnd;    /* never scaled in a SYN */
     c->snd.wl1 = th->seq;
     negotiate(c, &th->opts, false);
     return T2S_DROP_NONE;
@@ -352,6 +353,7 @@ static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
   if (th->seq != c->rcv.irs) {
     c->rcv.irs = th->seq;
     c->rcv.nxt = th->seq + 1;
+    c->rcv.adv = c->rcv.nxt; /* nothing advertised yet: the window starts here */
     c->snd.wl1 = th->seq;
     negotiate(c, &th->opts, false);
   }
@@ -382,6 +384,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   }
   c->rcv.irs = th->seq;
   c->rcv.nxt = th->seq + 1;
+  c->rcv.adv = c->rcv.nxt; /* nothing advertised yet: the window starts here */
   negotiate(c, &th->opts, true);
   c->snd.una = th->ack;
   c->snd.wnd = th->wnd;
