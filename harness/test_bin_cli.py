@@ -14,7 +14,7 @@ OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark
            "--tcp-connect-timeout", "--udp-timeout", "--dns-timeout", "--log-level",
            "--metrics", "--proxy-password-file", "--memory-budget", "--max-tcp-flows",
            "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
-           "--txqueuelen", "--no-logind",
+           "--txqueuelen", "--no-logind", "--tcp-sndbuf", "--tcp-rcvbuf",
            "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]
@@ -67,6 +67,8 @@ def test_single_dash_long_options_work_like_tun2socks(tun2sock_bin):
      "--txqueuelen"),
     (GOOD + ["--memory-budget", "12"], "--memory-budget"),
     (GOOD + ["--memory-budget", "1T"], "--memory-budget"),
+    (GOOD + ["--tcp-sndbuf", "1K"], "--tcp-sndbuf"),
+    (GOOD + ["--tcp-rcvbuf", "128M"], "--tcp-rcvbuf"),
     (GOOD + ["--max-tcp-flows", "0"], "--max-tcp-flows"),
     (GOOD + ["--max-udp-sessions", "x"], "--max-udp-sessions"),
     (GOOD + ["--mtu", "1000", "--address", "fd00:18::1/64"], "--mtu"),

@@ -273,6 +273,29 @@ static void test_option_errors_name_the_option(void) {
   CU_ASSERT_EQUAL(parse(&o, err, sizeof(err), "--version", NULL), T2S_CLI_EXIT);
 }
 
+/* --tcp-sndbuf / --tcp-rcvbuf: sizes with units, 1 MiB by default, 4K..64M. */
+static void test_tcp_buffer_options(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.tcp_sndbuf, 1u << 20);
+  CU_ASSERT_EQUAL(o.tcp_rcvbuf, 1u << 20);
+  CU_ASSERT_EQUAL(
+      parse_t0(&o, err, sizeof(err), "--tcp-sndbuf", "256K", "--tcp-rcvbuf", "64MiB", NULL),
+      T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.tcp_sndbuf, 256u << 10);
+  CU_ASSERT_EQUAL(o.tcp_rcvbuf, 64u << 20);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--tcp-sndbuf", "4096", NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.tcp_sndbuf, 4096);
+  static const char *const bad[] = {"4095", "65M", "1G", "-1", "", "1X", "K"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--tcp-rcvbuf", bad[i], NULL), T2S_CLI_BAD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--tcp-rcvbuf"));
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--tcp-sndbuf", bad[i], NULL), T2S_CLI_BAD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--tcp-sndbuf"));
+  }
+}
+
 static void test_network_change_options(void) {
   t2s_cli_opts o;
   char err[512];
@@ -373,6 +396,7 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "proxy url errors", test_proxy_url_errors) ||
       !CU_add_test(s, "host:port", test_hostport) || !CU_add_test(s, "options", test_options) ||
       !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option) ||
+      !CU_add_test(s, "tcp buffer options", test_tcp_buffer_options) ||
       !CU_add_test(s, "network-change options", test_network_change_options) ||
       !CU_add_test(s, "auto-route options", test_auto_route_options)) {
     return -1;

@@ -38,6 +38,8 @@ enum {
   OPT_EXCLUDE_CGROUP,
   OPT_DNS_HIJACK,
   OPT_MEMORY_BUDGET,
+  OPT_TCP_SNDBUF,
+  OPT_TCP_RCVBUF,
   OPT_MAX_TCP_FLOWS,
   OPT_MAX_PENDING_SYN,
   OPT_MAX_UDP_SESSIONS,
@@ -75,6 +77,8 @@ static const struct option long_options[] = {
     {"exclude-cgroup", required_argument, NULL, OPT_EXCLUDE_CGROUP},
     {"dns-hijack", optional_argument, NULL, OPT_DNS_HIJACK},
     {"memory-budget", required_argument, NULL, OPT_MEMORY_BUDGET},
+    {"tcp-sndbuf", required_argument, NULL, OPT_TCP_SNDBUF},
+    {"tcp-rcvbuf", required_argument, NULL, OPT_TCP_RCVBUF},
     {"max-tcp-flows", required_argument, NULL, OPT_MAX_TCP_FLOWS},
     {"max-pending-syn", required_argument, NULL, OPT_MAX_PENDING_SYN},
     {"max-udp-sessions", required_argument, NULL, OPT_MAX_UDP_SESSIONS},
@@ -135,6 +139,10 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --dns-hijack[=IP[:PORT]]     send every port-53 flow to this resolver through\n"
           "                               the proxy (default 1.1.1.1:53)\n"
           "  --memory-budget SIZE         heap the engine may use (default 512M; K, M, G)\n"
+          "  --tcp-sndbuf SIZE            per-flow buffer toward a client (default 1M;\n"
+          "                               4K..64M; allocated as bytes arrive)\n"
+          "  --tcp-rcvbuf SIZE            per-flow buffer from a client, its window\n"
+          "                               (default 1M; 4K..64M)\n"
           "  --max-tcp-flows N            TCP flow cap; past it a SYN gets an RST (16384)\n"
           "  --max-pending-syn N          SYNs held while their upstream opens (1024)\n"
           "  --max-udp-sessions N         UDP session cap, least recently used evicted (4096)\n"
@@ -164,6 +172,8 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->udp_timeout_ns = 60 * T2S_SECONDS;
   opts->dns_timeout_ns = 10 * T2S_SECONDS;
   opts->memory_budget = 512ULL << 20;
+  opts->tcp_sndbuf = 1u << 20;
+  opts->tcp_rcvbuf = 1u << 20;
   opts->max_tcp_flows = 16384;
   opts->max_pending_syn = 1024;
   opts->max_udp_sessions = 4096;
@@ -213,7 +223,8 @@ static t2s_cli_result bad(FILE *err, const char *prog, const char *opt, const ch
 }
 
 /* A byte count with an optional K, M or G suffix (powers of 1024), at least 1 MiB. */
-static int parse_size(const char *s, uint64_t *out) {
+/* A size with an optional K, M or G (and i/B) suffix, at least min bytes. */
+static int parse_size(const char *s, uint64_t min, uint64_t *out) {
   char *end = NULL;
   if (s == NULL || *s < '0' || *s > '9') {
     return -1;
@@ -233,7 +244,7 @@ static int parse_size(const char *s, uint64_t *out) {
   if (*end == 'i' || *end == 'B') { /* "MiB", "MB" */
     end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
   }
-  if (*end != 0 || v > (UINT64_MAX >> 30) || v * mult < (1ULL << 20)) {
+  if (*end != 0 || v > (UINT64_MAX >> 30) || v * mult < min) {
     return -1;
   }
   *out = v * mult;
@@ -383,10 +394,20 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       }
       break;
     case OPT_MEMORY_BUDGET:
-      if (parse_size(v, &o->memory_budget) != 0) {
+      if (parse_size(v, 1ULL << 20, &o->memory_budget) != 0) {
         return bad(err, prog, "memory-budget", v, "must be a size such as 64M or 1G (>= 1M)");
       }
       break;
+    case OPT_TCP_SNDBUF:
+    case OPT_TCP_RCVBUF: {
+      uint64_t n;
+      const char *name = c == OPT_TCP_SNDBUF ? "tcp-sndbuf" : "tcp-rcvbuf";
+      if (parse_size(v, 4ULL << 10, &n) != 0 || n > (64ULL << 20)) {
+        return bad(err, prog, name, v, "must be a size from 4K to 64M, such as 256K or 1M");
+      }
+      *(c == OPT_TCP_SNDBUF ? &o->tcp_sndbuf : &o->tcp_rcvbuf) = (uint32_t)n;
+      break;
+    }
     case OPT_MAX_TCP_FLOWS:
     case OPT_MAX_PENDING_SYN:
     case OPT_MAX_UDP_SESSIONS: {

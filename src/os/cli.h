@@ -67,6 +67,8 @@ typedef struct t2s_cli_opts {
   bool no_logind;               /* --no-logind: no PrepareForSleep from systemd-logind */
   /* Engine limits and protocol choices (docs/cli.md) */
   uint64_t memory_budget;    /* --memory-budget SIZE, bytes; default 512 MiB */
+  uint32_t tcp_sndbuf;       /* --tcp-sndbuf SIZE: per-flow buffer toward a client; 1 MiB */
+  uint32_t tcp_rcvbuf;       /* --tcp-rcvbuf SIZE: per-flow buffer from a client; 1 MiB */
   uint32_t max_tcp_flows;    /* --max-tcp-flows, default 16384 */
   uint32_t max_pending_syn;  /* --max-pending-syn, default 1024 */
   uint32_t max_udp_sessions; /* --max-udp-sessions, default 4096 */

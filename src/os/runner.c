@@ -704,11 +704,11 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   t2s_engine_config_default(&ecfg);
   ecfg.seed = random_seed();
   ecfg.mtu = r->tun.mtu;
-  /* 1 MiB each way per TCP flow (the rings grow on demand, so an idle flow does not pay for
-   * it): with 256 KiB a single download through a 64 KiB-segment TUN ran at about half the
-   * plain relay's rate and twice its CPU per GB (docs/benchmarks.md). */
-  ecfg.tcp_sndbuf = 1u << 20;
-  ecfg.tcp_rcvbuf = 1u << 20;
+  /* 1 MiB each way per TCP flow by default (the rings grow on demand, so an idle flow does not
+   * pay for it): with 256 KiB a single download through a 64 KiB-segment TUN ran at about half
+   * the plain relay's rate and twice its CPU per GB (docs/benchmarks.md). */
+  ecfg.tcp_sndbuf = r->opts.tcp_sndbuf;
+  ecfg.tcp_rcvbuf = r->opts.tcp_rcvbuf;
   ecfg.proxy_kind = T2S_PROXY_SOCKS5;
   ecfg.proxy = r->proxy;
   ecfg.username = r->have_auth ? r->username : NULL;
