@@ -372,6 +372,21 @@ static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
   return 0;
 }
 
+/* A read failed with errno_value: counts it, forgets the socket and tells the engine (whose
+ * stream or datagram socket it was). s is freed. */
+static void fail_io(usock *s, int errno_value) {
+  t2s_upstream_sock *up = s->up;
+  int err = count_error(up, errno_value);
+  uint64_t id = s->id;
+  usock_kind kind = s->kind;
+  forget(s, false);
+  if (kind == USOCK_STREAM) {
+    t2s_engine_stream_error(up->engine, id, err, t2s_clock_monotonic_ns());
+  } else {
+    t2s_engine_dgram_error(up->engine, id, err, t2s_clock_monotonic_ns());
+  }
+}
+
 static void stream_read_cb(evutil_socket_t fd, short what, void *arg);
 static void stream_write_cb(evutil_socket_t fd, short what, void *arg);
 static void dgram_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -478,10 +493,7 @@ static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       break;
     } else {
-      int err = count_error(up, errno);
-      uint64_t id = s->id;
-      forget(s, false);
-      t2s_engine_stream_error(up->engine, id, err, t2s_clock_monotonic_ns());
+      fail_io(s, errno);
       break;
     }
   }
@@ -549,10 +561,7 @@ static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       break;
     } else {
-      int err = count_error(up, errno);
-      uint64_t id = s->id;
-      forget(s, false);
-      t2s_engine_dgram_error(up->engine, id, err, t2s_clock_monotonic_ns());
+      fail_io(s, errno);
       break;
     }
   }
