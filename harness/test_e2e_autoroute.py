@@ -408,6 +408,37 @@ def test_sighup_and_sigquit_stop_cleanly_and_restore_the_rules(world, tun2sock_b
     wait_dumps_equal(world, before, f"the dumps after {sig.name}", timeout=15)
 
 
+def test_a_second_instance_on_the_same_table_refuses_instead_of_removing_the_rules(
+        world, tun2sock_bin, tmp_path):
+    # The start-up cleanup finds an earlier run's leftovers by table and priority: a second
+    # tun2sock in the same namespace with the same (default) ones would take the first one's
+    # rules for leftovers. It must refuse to start and leave them; with its own table and
+    # priorities it runs beside the first.
+    world.start_origin()
+    world.start_dante()
+    url = f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt"
+    world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
+    first = world.dumps()
+    second = [str(tun2sock_bin), "--device", "t2s1", "--proxy", f"socks5://{PROXY4}:{SOCKS_PORT}",
+              "--address", "198.19.0.1/16", "--auto-route"]
+    r = world.c.run(*second, check=False, timeout=20)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "another tun2sock" in r.stderr and "--route-table" in r.stderr, r.stderr
+    assert world.dumps() == first, "the refused instance changed the rules and routes"
+    assert world.curl(url).returncode == 0, world.log()
+    third = start_tun2sock(world.c, tun2sock_bin, tmp_path / "third.log",
+                           second[1:] + ["--route-table", "2023", "--route-priority", "9100"],
+                           dev="t2s1")
+    wait_for(lambda: "9103:" in world.c.run("ip", "rule").stdout, "the third's rules",
+             proc=third)
+    assert "lookup 2022" in world.dumps(), "the third instance removed the first's rules"
+    third.signal(signal.SIGTERM)
+    assert third.p.wait(timeout=10) == 0, third.output()
+    wait_dumps_equal(world, first, "the first instance's rules after the third stopped",
+                     timeout=15)
+    assert world.curl(url).returncode == 0, world.log()
+
+
 def test_routes_removed_by_a_link_flap_are_put_back(world, tun2sock_bin):
     world.start_origin()
     world.start_dante()

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +75,7 @@ struct t2s_autoroute {
   uint64_t repairs;
   struct mnl_socket *events; /* link, route and rule notifications */
   char evbuf[AR_DUMP_BUFSIZE];
+  int claims[1 + T2S_AUTOROUTE_SPAN]; /* the table and each priority (see claim_all) */
 };
 
 /* ---------------- netlink ---------------- */
@@ -732,6 +735,65 @@ static int nft_install(const t2s_autoroute *ar, char *why, size_t whylen) {
   return 0;
 }
 
+/* ---------------- one instance per table and priority range ---------------- */
+
+/* An abstract unix socket name belongs to one network namespace and is released by the kernel
+ * when its process ends, SIGKILL included. Binding one for the table and one per reserved
+ * priority claims them: a second tun2sock in this namespace whose table or priorities overlap
+ * ours refuses to start, instead of removing our rules as if a crash had left them, while a
+ * crashed run's claims are gone and its leftovers are still cleaned up. Returns an fd or
+ * -errno (-EADDRINUSE: claimed). */
+static int claim_name(const char *kind, uint32_t v) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sun_family = AF_UNIX;
+  int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "tun2sock-autoroute-%s-%u", kind, v);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -errno;
+  }
+  socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+  if (bind(fd, (struct sockaddr *)&sa, len) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+static void release_all(t2s_autoroute *ar) {
+  for (size_t i = 0; i < T2S_ARRAY_LEN(ar->claims); i++) {
+    if (ar->claims[i] >= 0) {
+      close(ar->claims[i]);
+      ar->claims[i] = -1;
+    }
+  }
+}
+
+static int claim_all(t2s_autoroute *ar, char *why, size_t whylen) {
+  uint32_t t = ar->cfg.table, p = ar->cfg.priority;
+  for (size_t i = 0; i < T2S_ARRAY_LEN(ar->claims); i++) {
+    int fd = i == 0 ? claim_name("table", t) : claim_name("priority", p + (uint32_t)(i - 1));
+    if (fd == -EADDRINUSE) {
+      snprintf(why, whylen,
+               "auto-route: another tun2sock in this network namespace uses routing table %u or "
+               "a rule priority in %u..%u: give this one another --route-table and "
+               "--route-priority",
+               t, p, p + T2S_AUTOROUTE_SPAN - 1);
+      release_all(ar);
+      return fd;
+    }
+    if (fd < 0) { /* no unix sockets at all: go on unclaimed, as before */
+      T2S_WARN("auto-route: cannot claim table %u and priorities %u..%u: %s", t, p,
+               p + T2S_AUTOROUTE_SPAN - 1, strerror(-fd));
+      release_all(ar);
+      return 0;
+    }
+    ar->claims[i] = fd;
+  }
+  return 0;
+}
+
 /* ---------------- public ---------------- */
 
 static void events_open(t2s_autoroute *ar);
@@ -798,6 +860,17 @@ int t2s_autoroute_start(t2s_autoroute **par, const t2s_autoroute_config *cfg, ch
   ar->cfg.include = ar->include;
   ar->cfg.uids = ar->uids;
   ar->cfg.cgroups = ar->cgroup_ptrs;
+  for (size_t i = 0; i < T2S_ARRAY_LEN(ar->claims); i++) {
+    ar->claims[i] = -1;
+  }
+  int rv = claim_all(ar, why, whylen);
+  if (rv < 0) {
+    for (size_t i = 0; i < cfg->ncgroups; i++) {
+      free(ar->cgroups[i]);
+    }
+    free(ar);
+    return rv;
+  }
 
   int stale = t2s_autoroute_cleanup(cfg->table, cfg->priority);
   if (stale > 0) {
@@ -807,7 +880,7 @@ int t2s_autoroute_start(t2s_autoroute **par, const t2s_autoroute_config *cfg, ch
   }
 
   ar_nl s = {0};
-  int rv = ar_nl_open(&s);
+  rv = ar_nl_open(&s);
   if (rv < 0) {
     snprintf(why, whylen, "auto-route: cannot open rtnetlink: %s", strerror(-rv));
     goto fail;
@@ -844,6 +917,7 @@ int t2s_autoroute_start(t2s_autoroute **par, const t2s_autoroute_config *cfg, ch
 
 fail:
   t2s_autoroute_cleanup(cfg->table, cfg->priority);
+  release_all(ar);
   for (size_t i = 0; i < AR_MAX_LIST; i++) {
     free(ar->cgroups[i]);
   }
@@ -934,6 +1008,7 @@ void t2s_autoroute_stop(t2s_autoroute *ar) {
   if (ar->events) {
     mnl_socket_close(ar->events);
   }
+  release_all(ar); /* after the cleanup: a next instance cannot start in between */
   for (size_t i = 0; i < AR_MAX_LIST; i++) {
     free(ar->cgroups[i]);
   }
