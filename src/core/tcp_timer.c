@@ -163,7 +163,10 @@ static void on_persist(t2s_tcp_conn *c, t2s_tstamp now) {
   }
   /* Zero-window probe: a segment one below snd.una elicits an ACK with the current window. */
   tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
-  c->persist_backoff = T2S_MIN(c->persist_backoff * 2, TCP_PERSIST_MAX);
+  /* An ACK of new data resets the backoff to 0 while the window stays shut and the timer armed:
+   * start again from the first interval (doubling 0 re-armed the timer at now, for ever). */
+  c->persist_backoff = c->persist_backoff == 0 ? T2S_MAX(c->rto, TCP_PERSIST_MIN)
+                                               : T2S_MIN(c->persist_backoff * 2, TCP_PERSIST_MAX);
   c->persist_at = now + c->persist_backoff;
   tcp_timer_update(c);
 }
