@@ -37,7 +37,10 @@ typedef struct t2s_device_ops {
    * passes each packet to t2s_engine_input(). */
   t2s_ssize (*recv)(void *self, uint8_t *buf, size_t buflen);
   /* Sends one IP packet toward the clients (the packet is only borrowed for the call).
-   * Returns 0, or a negative error (the engine counts a T2S_DROP_DEVICE_ERROR). */
+   * On a device that reports T2S_DEVICE_OFFLOAD_TSO, a TCP packet longer than its MTU is a
+   * super-segment whose checksum field holds only the pseudo-header sum, for the device to
+   * complete per segment (t2s_tcp_config.partial_csum_over). Returns 0, or a negative error
+   * (the engine counts a T2S_DROP_DEVICE_ERROR). */
   int (*send)(void *self, const uint8_t *pkt, size_t pktlen);
   /* Fills *caps. */
   void (*get_caps)(void *self, t2s_device_caps *caps);

@@ -30,8 +30,8 @@
  * Output: a TCP packet longer than the device MTU is a super-segment built of MTU-sized
  * segments (the engine emits those only when the device reports T2S_DEVICE_OFFLOAD_TSO): we
  * describe it with gso_size = MTU - IP header - TCP header, and ask the kernel for the
- * checksum (NEEDS_CSUM with the pseudo-header sum in the field), which it computes per
- * segment when it splits. Everything else goes out with an all-zero header. */
+ * checksum (NEEDS_CSUM: the engine put the pseudo-header sum in the field), which it computes
+ * per segment when it splits. Everything else goes out with an all-zero header. */
 
 static t2s_ssize tun_recv_vnet(t2s_tun *tun, uint8_t *buf, size_t buflen) {
   struct virtio_net_hdr h;
@@ -61,7 +61,6 @@ static t2s_ssize tun_recv_vnet(t2s_tun *tun, uint8_t *buf, size_t buflen) {
         return 0; /* offsets outside the packet: the engine drops an empty packet */
       }
       tun->rx_flags = T2S_PARSE_L4_CSUM_VALID;
-      tun->rx_csum_trusted++;
     }
     return (t2s_ssize)len;
   }
@@ -111,39 +110,27 @@ static int tun_write(t2s_tun *tun, const struct iovec *iov, int niov) {
                                                                      : T2S_ERR_CLOSED;
 }
 
+/* A TCP packet over the MTU is a super-segment whose checksum field the engine already filled
+ * with the pseudo-header sum (the device contract, iface.h): the kernel completes it for each
+ * segment it cuts. Everything else goes out with an all-zero header. */
 static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
   struct virtio_net_hdr h;
   memset(&h, 0, sizeof(h));
-  uint8_t hdrs[60 + 60]; /* a copy of the IP and TCP headers with the partial checksum */
-  struct iovec iov[3] = {
-      {.iov_base = &h, .iov_len = sizeof(h)}, {.iov_base = (void *)pkt, .iov_len = pktlen}, {0}};
-  int niov = 2;
   size_t ihl, thl;
   bool v6;
   if (pktlen > tun->mtu && (tun->offloads & T2S_DEVICE_OFFLOAD_TSO) &&
       tcp_headers(pkt, pktlen, &ihl, &thl, &v6) && tun->mtu > ihl + thl) {
-    size_t hl = ihl + thl;
-    t2s_addr src, dst;
-    memset(&src, 0, sizeof(src));
-    memset(&dst, 0, sizeof(dst));
-    src.family = dst.family = v6 ? T2S_AF_INET6 : T2S_AF_INET;
-    memcpy(src.ip, pkt + (v6 ? 8 : 12), v6 ? 16 : 4);
-    memcpy(dst.ip, pkt + (v6 ? 24 : 16), v6 ? 16 : 4);
-    memcpy(hdrs, pkt, hl);
-    uint32_t psum = t2s_csum_pseudo(&src, &dst, T2S_IPPROTO_TCP, (uint32_t)(pktlen - ihl));
-    t2s_put16(hdrs + ihl + 16, (uint16_t)~t2s_csum_fold(psum));
     h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     h.gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
-    h.hdr_len = (uint16_t)hl;
-    h.gso_size = (uint16_t)(tun->mtu - hl);
+    h.hdr_len = (uint16_t)(ihl + thl);
+    h.gso_size = (uint16_t)(tun->mtu - ihl - thl);
     h.csum_start = (uint16_t)ihl;
     h.csum_offset = 16;
-    iov[1] = (struct iovec){.iov_base = hdrs, .iov_len = hl};
-    iov[2] = (struct iovec){.iov_base = (void *)(pkt + hl), .iov_len = pktlen - hl};
-    niov = 3;
     tun->tx_gso++;
   }
-  return tun_write(tun, iov, niov);
+  struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
+                         {.iov_base = (void *)pkt, .iov_len = pktlen}};
+  return tun_write(tun, iov, 2);
 }
 
 static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {

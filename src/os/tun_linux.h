@@ -25,12 +25,11 @@ typedef struct t2s_tun {
   t2s_cidr added[T2S_TUN_MAX_ADDRS]; /* addresses we added (removed on close) */
   size_t nadded;
   uint64_t rx_packets, tx_packets, tx_errors; /* device-level counters */
-  bool vnet;                /* IFF_VNET_HDR: each packet is preceded by a struct virtio_net_hdr */
-  uint32_t offloads;        /* T2S_DEVICE_OFFLOAD_* in force (TUNSETOFFLOAD accepted) */
-  unsigned tun_f;           /* the TUN_F_* flags set */
-  uint64_t rx_gso, tx_gso;  /* super-packets read and written */
-  unsigned rx_flags;        /* T2S_PARSE_* for the packet the last recv returned */
-  uint64_t rx_csum_trusted; /* packets whose TCP/UDP checksum the kernel vouched for */
+  bool vnet;               /* IFF_VNET_HDR: each packet is preceded by a struct virtio_net_hdr */
+  uint32_t offloads;       /* T2S_DEVICE_OFFLOAD_* in force (TUNSETOFFLOAD accepted) */
+  unsigned tun_f;          /* the TUN_F_* flags set */
+  uint64_t rx_gso, tx_gso; /* super-packets read and written */
+  unsigned rx_flags;       /* T2S_PARSE_* for the packet the last recv returned */
 } t2s_tun;
 
 /* Why t2s_tun_open failed, for a message that says what to do. */
