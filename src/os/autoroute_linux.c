@@ -849,6 +849,14 @@ int t2s_autoroute_start(t2s_autoroute **par, const t2s_autoroute_config *cfg, ch
     return -ENOMEM;
   }
   ar->cfg = *cfg;
+  for (size_t i = 0; i < T2S_ARRAY_LEN(ar->claims); i++) {
+    ar->claims[i] = -1;
+  }
+  int rv = claim_all(ar, why, whylen);
+  if (rv < 0) {
+    free(ar);
+    return rv;
+  }
   memcpy(ar->exclude, cfg->exclude, cfg->nexclude * sizeof(*cfg->exclude));
   memcpy(ar->include, cfg->include, cfg->ninclude * sizeof(*cfg->include));
   memcpy(ar->uids, cfg->uids, cfg->nuids * sizeof(*cfg->uids));
@@ -860,17 +868,6 @@ int t2s_autoroute_start(t2s_autoroute **par, const t2s_autoroute_config *cfg, ch
   ar->cfg.include = ar->include;
   ar->cfg.uids = ar->uids;
   ar->cfg.cgroups = ar->cgroup_ptrs;
-  for (size_t i = 0; i < T2S_ARRAY_LEN(ar->claims); i++) {
-    ar->claims[i] = -1;
-  }
-  int rv = claim_all(ar, why, whylen);
-  if (rv < 0) {
-    for (size_t i = 0; i < cfg->ncgroups; i++) {
-      free(ar->cgroups[i]);
-    }
-    free(ar);
-    return rv;
-  }
 
   int stale = t2s_autoroute_cleanup(cfg->table, cfg->priority);
   if (stale > 0) {
