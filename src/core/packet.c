@@ -71,7 +71,6 @@ static bool v6_is_any(const uint8_t *ip) {
   return acc == 0;
 }
 
-/* Verifies an upper-layer checksum with the pseudo-header: true when it is correct. */
 bool t2s_addr_is_valid_src(const t2s_addr *a) {
   if (a->family == T2S_AF_INET) {
     return !v4_is_multicast(a->ip) && !v4_is_bcast(a->ip) && !v4_is_any(a->ip);
@@ -79,6 +78,8 @@ bool t2s_addr_is_valid_src(const t2s_addr *a) {
   return a->family == T2S_AF_INET6 && a->ip[0] != 0xff && !v6_is_any(a->ip);
 }
 
+/* Verifies an upper-layer checksum with the pseudo-header: true when it is correct (or the
+ * device vouched for it). */
 static bool l4_csum_ok(const t2s_pkt *pkt, const uint8_t *l4, size_t l4len) {
   if (pkt->l4_csum_valid && (pkt->proto == T2S_IPPROTO_TCP || pkt->proto == T2S_IPPROTO_UDP)) {
     return true; /* offloads cover TCP and UDP only: ICMP is always verified */

@@ -329,6 +329,14 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
   return false;
 }
 
+/* The peer's SYN at isn: the receive sequence space starts after it, and nothing has been
+ * advertised yet, so the window's right edge starts there too. */
+static void rcv_start(t2s_tcp_conn *c, uint32_t isn) {
+  c->rcv.irs = isn;
+  c->rcv.nxt = isn + 1;
+  c->rcv.adv = c->rcv.nxt;
+}
+
 static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
   const t2s_tcp_hdr *th = &pkt->l4.tcp;
   if (th->flags & T2S_TCP_RST) {
@@ -340,10 +348,8 @@ static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
   }
   if (c->rcv.nxt == 0 && c->rcv.irs == 0 && c->peer_mss == 0) {
     /* The first SYN. */
-    c->rcv.irs = th->seq;
-    c->rcv.nxt = th->seq + 1;
-    c->rcv.adv = c->rcv.nxt; /* nothing advertised yet: the window starts here */
-    c->snd.wnd = th->wnd;    /* never scaled in a SYN */
+    rcv_start(c, th->seq);
+    c->snd.wnd = th->wnd; /* never scaled in a SYN */
     c->snd.wl1 = th->seq;
     negotiate(c, &th->opts, false);
     return T2S_DROP_NONE;
@@ -351,9 +357,7 @@ static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
   /* A retransmitted SYN while the upstream is being opened: absorbed. A SYN with another ISN
    * replaces the attempt's sequence numbers. */
   if (th->seq != c->rcv.irs) {
-    c->rcv.irs = th->seq;
-    c->rcv.nxt = th->seq + 1;
-    c->rcv.adv = c->rcv.nxt; /* nothing advertised yet: the window starts here */
+    rcv_start(c, th->seq);
     c->snd.wl1 = th->seq;
     negotiate(c, &th->opts, false);
   }
@@ -382,9 +386,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   if (!(th->flags & T2S_TCP_SYN) || !ack_ok) {
     return T2S_DROP_TCP_OUT_OF_WINDOW; /* simultaneous open is not supported */
   }
-  c->rcv.irs = th->seq;
-  c->rcv.nxt = th->seq + 1;
-  c->rcv.adv = c->rcv.nxt; /* nothing advertised yet: the window starts here */
+  rcv_start(c, th->seq);
   negotiate(c, &th->opts, true);
   c->snd.una = th->ack;
   c->snd.wnd = th->wnd;
