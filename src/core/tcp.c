@@ -118,7 +118,7 @@ static size_t bucket_of(const t2s_tcp_stack *st, const t2s_addr *local, const t2
   return (size_t)(h & (st->table_size - 1));
 }
 
-t2s_tcp_conn *tcp_lookup(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
+static t2s_tcp_conn *conn_lookup(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
   for (t2s_tcp_conn *c = st->table[bucket_of(st, local, remote)]; c; c = c->hnext) {
     if (t2s_addr_eq(&c->local, local) && t2s_addr_eq(&c->remote, remote)) {
       return c;
@@ -135,7 +135,7 @@ static uint8_t wscale_for(uint32_t buf) {
   return s;
 }
 
-t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
+static t2s_tcp_conn *conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
   if (st->nconns >= st->cfg.max_conns) {
     return NULL;
   }
@@ -148,7 +148,7 @@ t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_a
    * space by less than 1 << wscale bytes. */
   c->rcv.wscale = wscale_for(st->cfg.rcvbuf);
   /* Both rings are allocated by the first byte they hold and grow on demand up to their
-   * configured size (tcp_ring_reserve), so a connection that never carries data (held SYNs,
+   * configured size (t2s_tcp_ring_reserve), so a connection that never carries data (held SYNs,
    * idle flows) costs no ring at all (1,000 idle flows held ~9 MB resident of 8 KiB rings). */
   c->sbuf.cap = 0;
   c->rbuf.cap = 0;
@@ -181,7 +181,7 @@ static void table_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
   }
 }
 
-void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
+void t2s_tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
   t2s_tcp_stack *st = c->stack;
   if (c->dead) {
     return;
@@ -192,23 +192,23 @@ void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
      * rewinds snd.nxt, so not there); at snd.una when what we sent past its window was dropped
      * (a slow reader with a full buffer answers nothing else, not even a challenge ACK). Send
      * both; the one that misses is ignored. */
-    tcp_send_ctl(c, c->snd.max, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+    t2s_tcp_send_ctl(c, c->snd.max, T2S_TCP_RST | T2S_TCP_ACK, st->now);
     if (c->snd.una != c->snd.max && c->state != T2S_TCP_SYN_SENT &&
         c->state != T2S_TCP_SYN_RECEIVED) {
-      tcp_send_ctl(c, c->snd.una, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+      t2s_tcp_send_ctl(c, c->snd.una, T2S_TCP_RST | T2S_TCP_ACK, st->now);
     }
   }
   if (c->state == T2S_TCP_SYN_PENDING) {
     st->npending--;
     if (send_rst) {
       /* RST for a SYN we never answered: ack the SYN. */
-      tcp_send_ctl(c, 0, T2S_TCP_RST | T2S_TCP_ACK, st->now);
+      t2s_tcp_send_ctl(c, 0, T2S_TCP_RST | T2S_TCP_ACK, st->now);
     }
   }
   c->state = T2S_TCP_CLOSED;
   c->dead = true;
   table_remove(st, c);
-  tcp_heap_remove(st, c);
+  t2s_tcp_heap_remove(st, c);
   c->rnext = st->reap;
   st->reap = c;
   if (!c->closed_notified) {
@@ -219,11 +219,11 @@ void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst) {
   }
 }
 
-void tcp_enter(t2s_tcp_stack *st) {
+void t2s_tcp_enter(t2s_tcp_stack *st) {
   st->depth++;
 }
 
-void tcp_leave(t2s_tcp_stack *st) {
+void t2s_tcp_leave(t2s_tcp_stack *st) {
   if (--st->depth > 0) {
     return;
   }
@@ -234,7 +234,7 @@ void tcp_leave(t2s_tcp_stack *st) {
   }
 }
 
-int tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max) {
+int t2s_tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max) {
   if (need <= r->cap) {
     return 0;
   }
@@ -265,7 +265,7 @@ int tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max
   return 0;
 }
 
-size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len) {
+size_t t2s_tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len) {
   if (len == 0 || r->cap == 0) {
     return 0; /* an unallocated ring holds nothing (callers reserve first) */
   }
@@ -278,8 +278,8 @@ size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len
   return len;
 }
 
-void tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
-                   const uint8_t **p2, size_t *l2) {
+void t2s_tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
+                       const uint8_t **p2, size_t *l2) {
   if (r->cap == 0) {
     *p1 = *p2 = r->buf;
     *l1 = *l2 = 0;
@@ -297,30 +297,30 @@ t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp 
   st->now = now;
   st->stats.segs_in++;
   /* Our local endpoint is the packet's destination. */
-  t2s_tcp_conn *c = tcp_lookup(st, &pkt->dst, &pkt->src);
+  t2s_tcp_conn *c = conn_lookup(st, &pkt->dst, &pkt->src);
   const t2s_tcp_hdr *th = &pkt->l4.tcp;
   t2s_drop_reason r = T2S_DROP_NONE;
-  tcp_enter(st);
+  t2s_tcp_enter(st);
   if (c != NULL) {
-    r = tcp_input_conn(c, pkt, now);
+    r = t2s_tcp_input_conn(c, pkt, now);
   } else if ((th->flags & (T2S_TCP_SYN | T2S_TCP_ACK | T2S_TCP_RST)) == T2S_TCP_SYN) {
     if (st->npending >= st->cfg.max_pending) {
-      tcp_send_reset_for(st, pkt);
+      t2s_tcp_send_reset_for(st, pkt);
       r = T2S_DROP_TCP_SYN_LIMIT;
-    } else if ((c = tcp_conn_new(st, &pkt->dst, &pkt->src)) == NULL) {
-      tcp_send_reset_for(st, pkt);
+    } else if ((c = conn_new(st, &pkt->dst, &pkt->src)) == NULL) {
+      t2s_tcp_send_reset_for(st, pkt);
       r = T2S_DROP_TCP_FLOW_LIMIT;
     } else {
       c->state = T2S_TCP_SYN_PENDING;
       st->npending++;
-      r = tcp_input_conn(c, pkt, now);
+      r = t2s_tcp_input_conn(c, pkt, now);
       if (!c->dead) {
         c->pending_at = now + st->cfg.pending_timeout;
-        tcp_timer_update(c);
+        t2s_tcp_timer_update(c);
         int rv = st->cbs.on_syn ? st->cbs.on_syn(st->arg, c) : 0;
         if (rv != 0) {
           if (!c->dead) {
-            tcp_conn_finish(c, T2S_ERR_REFUSED, true);
+            t2s_tcp_conn_finish(c, T2S_ERR_REFUSED, true);
           }
         } else if (st->cbs.on_syn == NULL && !c->dead) {
           t2s_tcp_accept(c, now);
@@ -329,11 +329,11 @@ t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp 
     }
   } else {
     if (!(th->flags & T2S_TCP_RST)) {
-      tcp_send_reset_for(st, pkt);
+      t2s_tcp_send_reset_for(st, pkt);
     }
     r = T2S_DROP_TCP_NO_CONNECTION;
   }
-  tcp_leave(st);
+  t2s_tcp_leave(st);
   return r;
 }
 
@@ -347,7 +347,7 @@ int t2s_tcp_accept(t2s_tcp_conn *c, t2s_tstamp now) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
   st->now = now;
-  tcp_enter(st);
+  t2s_tcp_enter(st);
   st->npending--;
   c->pending_at = T2S_TSTAMP_MAX;
   c->state = T2S_TCP_SYN_RECEIVED;
@@ -355,10 +355,10 @@ int t2s_tcp_accept(t2s_tcp_conn *c, t2s_tstamp now) {
   c->snd.una = c->snd.iss;
   c->snd.nxt = c->snd.iss + 1;
   c->snd.max = c->snd.nxt;
-  tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
+  t2s_tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
   c->retries = 0;
-  tcp_rto_arm(c, now);
-  tcp_leave(st);
+  t2s_tcp_rto_arm(c, now);
+  t2s_tcp_leave(st);
   return 0;
 }
 
@@ -368,9 +368,9 @@ int t2s_tcp_refuse(t2s_tcp_conn *c, t2s_tstamp now) {
     return T2S_ERR_CLOSED;
   }
   st->now = now;
-  tcp_enter(st);
-  tcp_conn_finish(c, T2S_ERR_REFUSED, true);
-  tcp_leave(st);
+  t2s_tcp_enter(st);
+  t2s_tcp_conn_finish(c, T2S_ERR_REFUSED, true);
+  t2s_tcp_leave(st);
   return 0;
 }
 
@@ -383,9 +383,9 @@ int t2s_tcp_refuse_silently(t2s_tcp_conn *c, t2s_tstamp now) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
   st->now = now;
-  tcp_enter(st);
-  tcp_conn_finish(c, T2S_ERR_REFUSED, false);
-  tcp_leave(st);
+  t2s_tcp_enter(st);
+  t2s_tcp_conn_finish(c, T2S_ERR_REFUSED, false);
+  t2s_tcp_leave(st);
   return 0;
 }
 
@@ -398,25 +398,25 @@ int t2s_tcp_connect(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *re
   if (local->family != remote->family || local->family == 0) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
-  if (tcp_lookup(st, local, remote)) {
+  if (conn_lookup(st, local, remote)) {
     return T2S_ERR_EXISTS;
   }
   st->now = now;
-  t2s_tcp_conn *c = tcp_conn_new(st, local, remote);
+  t2s_tcp_conn *c = conn_new(st, local, remote);
   if (c == NULL) {
     return T2S_ERR_LIMIT;
   }
-  tcp_enter(st);
+  t2s_tcp_enter(st);
   c->state = T2S_TCP_SYN_SENT;
   c->snd.iss = t2s_rand_u32(st->rand);
   c->snd.una = c->snd.iss;
   c->snd.nxt = c->snd.iss + 1;
   c->snd.max = c->snd.nxt;
   c->last_activity = now;
-  tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
-  tcp_rto_arm(c, now);
+  t2s_tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
+  t2s_tcp_rto_arm(c, now);
   *pconn = c;
-  tcp_leave(st);
+  t2s_tcp_leave(st);
   return 0;
 }
 
@@ -425,7 +425,7 @@ t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tst
     return T2S_ERR_CLOSED;
   }
   t2s_tcp_stack *st = c->stack;
-  uint32_t space = tcp_sbuf_space(c);
+  uint32_t space = t2s_tcp_sbuf_space(c);
   size_t n = T2S_MIN(len, (size_t)space);
   if (n < len) {
     c->sbuf_was_full = true;
@@ -433,23 +433,23 @@ t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tst
   if (n == 0) {
     return 0;
   }
-  if (tcp_ring_reserve(st, &c->sbuf, c->sbuf_len + (uint32_t)n, st->cfg.sndbuf) != 0) {
+  if (t2s_tcp_ring_reserve(st, &c->sbuf, c->sbuf_len + (uint32_t)n, st->cfg.sndbuf) != 0) {
     n = c->sbuf.cap - c->sbuf_len; /* out of memory: take what fits now */
     c->sbuf_was_full = true;
     if (n == 0) {
       return 0;
     }
   }
-  tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
+  t2s_tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
   c->sbuf_len += (uint32_t)n;
-  if (tcp_sbuf_space(c) == 0) {
+  if (t2s_tcp_sbuf_space(c) == 0) {
     c->sbuf_was_full = true; /* on_sendable follows when space opens */
   }
   st->now = now;
   if (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_CLOSE_WAIT) {
-    tcp_enter(st);
-    tcp_output(c, now);
-    tcp_leave(st);
+    t2s_tcp_enter(st);
+    t2s_tcp_output(c, now);
+    t2s_tcp_leave(st);
   }
   return (t2s_ssize)n;
 }
@@ -458,7 +458,7 @@ size_t t2s_tcp_send_space(const t2s_tcp_conn *c) {
   if (c->dead || c->fin_queued) {
     return 0;
   }
-  return tcp_sbuf_space(c);
+  return t2s_tcp_sbuf_space(c);
 }
 
 size_t t2s_tcp_send_queued(const t2s_tcp_conn *c) {
@@ -467,7 +467,7 @@ size_t t2s_tcp_send_queued(const t2s_tcp_conn *c) {
 
 size_t t2s_tcp_recv_peek(const t2s_tcp_conn *c, const uint8_t **p1, size_t *len1,
                          const uint8_t **p2, size_t *len2) {
-  tcp_ring_read(&c->rbuf, 0, c->rbuf_ready, p1, len1, p2, len2);
+  t2s_tcp_ring_read(&c->rbuf, 0, c->rbuf_ready, p1, len1, p2, len2);
   return c->rbuf_ready;
 }
 
@@ -483,7 +483,7 @@ void t2s_tcp_consume(t2s_tcp_conn *c, size_t n, t2s_tstamp now) {
   c->rbuf_ready -= (uint32_t)n;
   /* Send a window update when the window grew enough to matter (receiver SWS avoidance,
    * RFC 9293 3.8.6.2.2): by a full segment or a quarter of the buffer since the last one. */
-  uint32_t wnd = tcp_rcv_window(c);
+  uint32_t wnd = t2s_tcp_rcv_window(c);
   /* Compare what can be advertised: without window scaling the field caps it at 65535, and a
    * window that grew beyond that would send the same ACK on every consume. */
   uint32_t maxwnd = c->ws_ok ? 65535u << c->rcv.wscale : 65535u;
@@ -494,9 +494,9 @@ void t2s_tcp_consume(t2s_tcp_conn *c, size_t n, t2s_tstamp now) {
       (wnd >= old + thresh || (old < c->mss && wnd >= c->mss))) {
     c->need_ack = true;
     st->now = now;
-    tcp_enter(st);
-    tcp_output(c, now);
-    tcp_leave(st);
+    t2s_tcp_enter(st);
+    t2s_tcp_output(c, now);
+    t2s_tcp_leave(st);
   }
 }
 
@@ -510,13 +510,13 @@ int t2s_tcp_shutdown(t2s_tcp_conn *c, t2s_tstamp now) {
   t2s_tcp_stack *st = c->stack;
   st->now = now;
   c->fin_queued = true;
-  tcp_enter(st);
+  t2s_tcp_enter(st);
   if (c->state == T2S_TCP_SYN_PENDING || c->state == T2S_TCP_SYN_SENT) {
-    tcp_conn_finish(c, T2S_ERR_CLOSED, true);
+    t2s_tcp_conn_finish(c, T2S_ERR_CLOSED, true);
   } else if (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_CLOSE_WAIT) {
-    tcp_output(c, now);
+    t2s_tcp_output(c, now);
   }
-  tcp_leave(st);
+  t2s_tcp_leave(st);
   return 0;
 }
 
@@ -526,9 +526,9 @@ void t2s_tcp_abort(t2s_tcp_conn *c, t2s_tstamp now) {
   }
   t2s_tcp_stack *st = c->stack;
   st->now = now;
-  tcp_enter(st);
-  tcp_conn_finish(c, T2S_ERR_CLOSED, true);
-  tcp_leave(st);
+  t2s_tcp_enter(st);
+  t2s_tcp_conn_finish(c, T2S_ERR_CLOSED, true);
+  t2s_tcp_leave(st);
 }
 
 t2s_tcp_state t2s_tcp_conn_state(const t2s_tcp_conn *c) {

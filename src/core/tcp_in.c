@@ -6,8 +6,6 @@
 
 #include "tcp_internal.h"
 
-bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now);
-
 /* Negotiates options from the peer's SYN (passive) or SYN-ACK (active). */
 static void negotiate(t2s_tcp_conn *c, const t2s_tcp_opts *o, bool active) {
   t2s_tcp_stack *st = c->stack;
@@ -45,7 +43,7 @@ static void enter_time_wait(t2s_tcp_conn *c, t2s_tstamp now) {
   c->state = T2S_TCP_TIME_WAIT;
   c->rto_at = c->persist_at = c->keepalive_at = T2S_TSTAMP_MAX;
   c->timewait_at = now + st->cfg.time_wait;
-  tcp_timer_update(c);
+  t2s_tcp_timer_update(c);
   if (!c->closed_notified) {
     c->closed_notified = true;
     if (st->cbs.on_closed) {
@@ -73,7 +71,7 @@ static void challenge_ack(t2s_tcp_conn *c, t2s_tstamp now) {
   }
   st->challenge_count++;
   st->stats.challenge_acks++;
-  tcp_send_ctl(c, c->snd.max, T2S_TCP_ACK, now);
+  t2s_tcp_send_ctl(c, c->snd.max, T2S_TCP_ACK, now);
 }
 
 /* Records SACK blocks from the peer in the scoreboard. */
@@ -155,13 +153,13 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     /* RTT sample: from the echoed timestamp, or the timed segment (Karn: never a
      * retransmitted one, since timing stops on a retransmission timeout). */
     if (c->ts_ok && th->opts.has_ts && th->opts.ts_ecr != 0) {
-      uint32_t ms = tcp_now_ts(c, now) - th->opts.ts_ecr;
+      uint32_t ms = t2s_tcp_now_ts(c, now) - th->opts.ts_ecr;
       if (ms < 60000) {
-        tcp_rtt_sample(c, (t2s_tstamp)ms * T2S_MILLISECONDS + T2S_MILLISECONDS / 2);
+        t2s_tcp_rtt_sample(c, (t2s_tstamp)ms * T2S_MILLISECONDS + T2S_MILLISECONDS / 2);
       }
     } else if (c->rtt_timing && t2s_seq_gt(ack, c->rtt_seq)) {
       c->rtt_timing = false;
-      tcp_rtt_sample(c, now - c->rtt_start);
+      t2s_tcp_rtt_sample(c, now - c->rtt_start);
     }
     c->retries = 0;
     c->persist_backoff = 0;
@@ -174,7 +172,7 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
       } else {
         /* Partial ACK: retransmit the next hole, deflate by what was acked. */
         c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->mss : c->mss;
-        tcp_retransmit_hole(c, now);
+        t2s_tcp_retransmit_hole(c, now);
       }
     } else if (c->cwnd < c->ssthresh) {
       c->cwnd += T2S_MIN(acked, 2u * c->mss); /* slow start, RFC 3465 L = 2 */
@@ -185,9 +183,9 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     c->dupacks = 0;
     if (c->snd.una == c->snd.max) {
       c->rto_at = T2S_TSTAMP_MAX;
-      tcp_timer_update(c);
+      t2s_tcp_timer_update(c);
     } else {
-      tcp_rto_arm(c, now);
+      t2s_tcp_rto_arm(c, now);
     }
   } else if (ack == c->snd.una && pkt->payload_len == 0 &&
              !(th->flags & (T2S_TCP_SYN | T2S_TCP_FIN)) && c->snd.una != c->snd.max &&
@@ -202,7 +200,7 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     if (wnd > 0 && c->persist_at != T2S_TSTAMP_MAX) {
       c->persist_at = T2S_TSTAMP_MAX;
       c->persist_backoff = 0;
-      tcp_timer_update(c);
+      t2s_tcp_timer_update(c);
     }
   }
   if (is_dup) {
@@ -217,10 +215,10 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
       c->cwnd = c->ssthresh + TCP_DUPACK_THRESH * c->mss;
       c->rtx_next = c->snd.una;
       c->rtt_timing = false;
-      tcp_retransmit_hole(c, now);
+      t2s_tcp_retransmit_hole(c, now);
     } else if (c->in_recovery) {
       c->cwnd += c->mss; /* inflation */
-      tcp_retransmit_hole(c, now);
+      t2s_tcp_retransmit_hole(c, now);
     }
   }
   return true;
@@ -291,7 +289,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
     data += skip;
     len -= skip;
   }
-  uint32_t wnd = tcp_rcv_window(c);
+  uint32_t wnd = t2s_tcp_rcv_window(c);
   uint32_t off = seq - c->rcv.nxt;
   if (off >= wnd) {
     c->need_ack = true;
@@ -301,8 +299,8 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
   len = T2S_MIN(len, wnd - off);
   /* Grow the ring to hold it (up to the configured buffer plus the scaling slack); if memory
    * is short, take what the ring already holds. */
-  tcp_ring_reserve(c->stack, &c->rbuf, c->rbuf_ready + off + len,
-                   c->stack->cfg.rcvbuf + (1u << c->rcv.wscale));
+  t2s_tcp_ring_reserve(c->stack, &c->rbuf, c->rbuf_ready + off + len,
+                       c->stack->cfg.rcvbuf + (1u << c->rcv.wscale));
   /* Physical room in the ring after the readable bytes. */
   uint32_t room = c->rbuf.cap - c->rbuf_ready;
   if (off >= room) {
@@ -313,7 +311,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
   len = T2S_MIN(len, room - off);
   c->need_ack = true;
   if (off == 0) {
-    tcp_ring_write(&c->rbuf, c->rbuf_ready, data, len);
+    t2s_tcp_ring_write(&c->rbuf, c->rbuf_ready, data, len);
     c->rbuf_ready += len;
     c->rcv.nxt += len;
     if (c->nooo) {
@@ -325,7 +323,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
     *drop = T2S_DROP_TCP_RCVBUF_FULL;
     return false;
   }
-  tcp_ring_write(&c->rbuf, c->rbuf_ready + off, data, len);
+  t2s_tcp_ring_write(&c->rbuf, c->rbuf_ready + off, data, len);
   return false;
 }
 
@@ -340,7 +338,7 @@ static void rcv_start(t2s_tcp_conn *c, uint32_t isn) {
 static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
   const t2s_tcp_hdr *th = &pkt->l4.tcp;
   if (th->flags & T2S_TCP_RST) {
-    tcp_conn_finish(c, T2S_ERR_RESET, false);
+    t2s_tcp_conn_finish(c, T2S_ERR_RESET, false);
     return T2S_DROP_NONE;
   }
   if ((th->flags & (T2S_TCP_SYN | T2S_TCP_ACK)) != T2S_TCP_SYN) {
@@ -371,7 +369,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   if (th->flags & T2S_TCP_ACK) {
     if (t2s_seq_leq(th->ack, c->snd.iss) || t2s_seq_gt(th->ack, c->snd.max)) {
       if (!(th->flags & T2S_TCP_RST)) {
-        tcp_send_reset_for(st, pkt);
+        t2s_tcp_send_reset_for(st, pkt);
       }
       return T2S_DROP_TCP_OUT_OF_WINDOW;
     }
@@ -379,7 +377,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   }
   if (th->flags & T2S_TCP_RST) {
     if (ack_ok) {
-      tcp_conn_finish(c, T2S_ERR_REFUSED, false);
+      t2s_tcp_conn_finish(c, T2S_ERR_REFUSED, false);
     }
     return T2S_DROP_NONE;
   }
@@ -395,20 +393,20 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   cc_init(c);
   c->state = T2S_TCP_ESTABLISHED;
   if (c->retries == 0) {
-    tcp_rtt_sample(c, now - c->last_activity);
+    t2s_tcp_rtt_sample(c, now - c->last_activity);
   }
   c->retries = 0;
   c->rto_at = T2S_TSTAMP_MAX;
   keepalive_arm(c, now);
-  tcp_timer_update(c);
+  t2s_tcp_timer_update(c);
   c->last_activity = now;
   c->need_ack = true;
-  tcp_output(c, now);
+  t2s_tcp_output(c, now);
   if (st->cbs.on_established) {
     st->cbs.on_established(st->arg, c);
   }
   if (!c->dead) {
-    tcp_output(c, now);
+    t2s_tcp_output(c, now);
   }
   return T2S_DROP_NONE;
 }
@@ -429,7 +427,7 @@ static bool acceptable(const t2s_tcp_conn *c, uint32_t seq, uint32_t seglen, uin
          (t2s_seq_leq(c->rcv.nxt, last) && t2s_seq_lt(last, c->rcv.nxt + wnd));
 }
 
-t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now) {
+t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now) {
   t2s_tcp_stack *st = c->stack;
   const t2s_tcp_hdr *th = &pkt->l4.tcp;
   if (c->state == T2S_TCP_SYN_PENDING) {
@@ -446,20 +444,20 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
       t2s_seq_lt(th->opts.ts_val, c->ts_recent) &&
       now - c->ts_recent_at < 24ULL * 24 * 3600 * T2S_SECONDS) {
     c->need_ack = true;
-    tcp_output(c, now);
+    t2s_tcp_output(c, now);
     return T2S_DROP_TCP_PAWS;
   }
-  uint32_t wnd = tcp_rcv_window(c);
+  uint32_t wnd = t2s_tcp_rcv_window(c);
   if (c->state == T2S_TCP_SYN_RECEIVED && (th->flags & T2S_TCP_SYN) && !(th->flags & T2S_TCP_ACK) &&
       th->seq == c->rcv.irs) {
     /* The client retransmitted its SYN: our SYN-ACK was lost. */
-    tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
+    t2s_tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
     return T2S_DROP_NONE;
   }
   if (!acceptable(c, th->seq, seglen, wnd)) {
     if (!(th->flags & T2S_TCP_RST)) {
       c->need_ack = true;
-      tcp_output(c, now);
+      t2s_tcp_output(c, now);
     }
     return T2S_DROP_TCP_OUT_OF_WINDOW;
   }
@@ -467,9 +465,9 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
   if (th->flags & T2S_TCP_RST) {
     if (th->seq == c->rcv.nxt) {
       if (c->state == T2S_TCP_TIME_WAIT) {
-        tcp_conn_finish(c, 0, false);
+        t2s_tcp_conn_finish(c, 0, false);
       } else {
-        tcp_conn_finish(c, T2S_ERR_RESET, false);
+        t2s_tcp_conn_finish(c, T2S_ERR_RESET, false);
       }
     } else {
       challenge_ack(c, now);
@@ -494,7 +492,7 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
   bool established_now = false;
   if (c->state == T2S_TCP_SYN_RECEIVED) {
     if (t2s_seq_leq(th->ack, c->snd.una) || t2s_seq_gt(th->ack, c->snd.max)) {
-      tcp_send_reset_for(st, pkt);
+      t2s_tcp_send_reset_for(st, pkt);
       return T2S_DROP_TCP_OUT_OF_WINDOW;
     }
     c->state = T2S_TCP_ESTABLISHED;
@@ -504,18 +502,18 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
     if (c->retries == 0 && c->rto_at != T2S_TSTAMP_MAX) {
       t2s_tstamp sent_at = c->rto_at - c->rto;
       if (now >= sent_at) {
-        tcp_rtt_sample(c, now - sent_at);
+        t2s_tcp_rtt_sample(c, now - sent_at);
       }
     }
     c->retries = 0;
     c->rto_at = T2S_TSTAMP_MAX;
     keepalive_arm(c, now);
-    tcp_timer_update(c);
+    t2s_tcp_timer_update(c);
     established_now = true;
   }
   bool freed = false;
   if (!process_ack(c, pkt, now, &freed)) {
-    tcp_output(c, now);
+    t2s_tcp_output(c, now);
     return T2S_DROP_TCP_OUT_OF_WINDOW;
   }
   if (established_now && st->cbs.on_established) {
@@ -538,7 +536,7 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
     break;
   case T2S_TCP_LAST_ACK:
     if (fin_acked) {
-      tcp_conn_finish(c, 0, false);
+      t2s_tcp_conn_finish(c, 0, false);
       return T2S_DROP_NONE;
     }
     break;
@@ -546,8 +544,8 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
     if (th->flags & T2S_TCP_FIN) {
       c->need_ack = true;
       c->timewait_at = now + st->cfg.time_wait;
-      tcp_timer_update(c);
-      tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
+      t2s_tcp_timer_update(c);
+      t2s_tcp_send_ctl(c, c->snd.nxt, T2S_TCP_ACK, now);
     }
     return T2S_DROP_NONE;
   default:
@@ -589,7 +587,7 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
   }
   if (c->need_ack && (fin_now || c->nooo > 0 || drop != T2S_DROP_NONE)) {
     /* Out-of-order data, a FIN or a drop: acknowledge at once. */
-    tcp_output(c, now);
+    t2s_tcp_output(c, now);
   }
   if (delivered && st->cbs.on_recv) {
     st->cbs.on_recv(st->arg, c);
@@ -601,14 +599,14 @@ t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp n
     enter_time_wait(c, now); /* the FIN was acknowledged above */
     return drop;
   }
-  if (!c->dead && freed && c->sbuf_was_full && tcp_sbuf_space(c) > 0) {
+  if (!c->dead && freed && c->sbuf_was_full && t2s_tcp_sbuf_space(c) > 0) {
     c->sbuf_was_full = false;
     if (st->cbs.on_sendable) {
       st->cbs.on_sendable(st->arg, c);
     }
   }
   if (!c->dead) {
-    tcp_output(c, now);
+    t2s_tcp_output(c, now);
   }
   return drop;
 }

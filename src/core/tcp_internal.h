@@ -156,42 +156,42 @@ struct t2s_tcp_stack {
 };
 
 /* tcp.c */
-t2s_tcp_conn *tcp_lookup(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote);
-t2s_tcp_conn *tcp_conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote);
 /* Ends a connection: calls on_closed(err) once, removes it from the table and heap, and queues
  * it for freeing. send_rst sends a RST first. */
-void tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst);
-void tcp_enter(t2s_tcp_stack *st);
-void tcp_leave(t2s_tcp_stack *st);
+void t2s_tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst);
+void t2s_tcp_enter(t2s_tcp_stack *st);
+void t2s_tcp_leave(t2s_tcp_stack *st);
 /* Grows r to hold at least need bytes (at most max), keeping every offset from its head.
  * Returns 0, T2S_ERR_NOBUF (max reached) or T2S_ERR_NOMEM. */
-int tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max);
-size_t tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len);
-void tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
-                   const uint8_t **p2, size_t *l2);
+int t2s_tcp_ring_reserve(t2s_tcp_stack *st, tcp_ring *r, uint32_t need, uint32_t max);
+size_t t2s_tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t len);
+void t2s_tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
+                       const uint8_t **p2, size_t *l2);
 
 /* tcp_out.c */
 /* Sends what the windows allow (data, FIN) and an ACK when one is owed. */
-void tcp_output(t2s_tcp_conn *c, t2s_tstamp now);
+void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now);
 /* Sends one segment with no data (SYN, SYN-ACK, ACK, FIN, RST variants). */
-void tcp_send_ctl(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, t2s_tstamp now);
+void t2s_tcp_send_ctl(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, t2s_tstamp now);
 /* Sends a RST for a segment that belongs to no connection (RFC 9293 3.10.7.1). */
-void tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt);
+void t2s_tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt);
+/* During recovery: retransmits the next segment the peer is missing. Returns true if sent. */
+bool t2s_tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now);
 /* Retransmits starting at snd.una after an RTO. */
-void tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now);
+void t2s_tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now);
 /* The receive window to advertise now (bytes, before scaling). */
-uint32_t tcp_rcv_window(const t2s_tcp_conn *c);
+uint32_t t2s_tcp_rcv_window(const t2s_tcp_conn *c);
 /* Free bytes in the send buffer. */
-uint32_t tcp_sbuf_space(const t2s_tcp_conn *c);
+uint32_t t2s_tcp_sbuf_space(const t2s_tcp_conn *c);
 
 /* tcp_in.c */
-t2s_drop_reason tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now);
+t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now);
 
 /* tcp_timer.c */
-void tcp_timer_update(t2s_tcp_conn *c);
-void tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c);
-void tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt);
-void tcp_rto_arm(t2s_tcp_conn *c, t2s_tstamp now);
-uint32_t tcp_now_ts(const t2s_tcp_conn *c, t2s_tstamp now);
+void t2s_tcp_timer_update(t2s_tcp_conn *c);
+void t2s_tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c);
+void t2s_tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt);
+void t2s_tcp_rto_arm(t2s_tcp_conn *c, t2s_tstamp now);
+uint32_t t2s_tcp_now_ts(const t2s_tcp_conn *c, t2s_tstamp now);
 
 #endif

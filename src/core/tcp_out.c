@@ -1,5 +1,5 @@
 /*
- * tcp_out.c: TCP output. Writing only enqueues (tcp.c); tcp_output() sends what the peer's
+ * tcp_out.c: TCP output. Writing only enqueues (tcp.c); t2s_tcp_output() sends what the peer's
  * window and the congestion window allow, a FIN after the last byte, and an ACK when one is
  * owed. No Nagle; sender-side silly-window avoidance; hole filling during SACK recovery.
  */
@@ -7,11 +7,11 @@
 
 #include "tcp_internal.h"
 
-uint32_t tcp_sbuf_space(const t2s_tcp_conn *c) {
+uint32_t t2s_tcp_sbuf_space(const t2s_tcp_conn *c) {
   return c->stack->cfg.sndbuf - c->sbuf_len; /* the ring grows up to sndbuf on demand */
 }
 
-uint32_t tcp_rcv_window(const t2s_tcp_conn *c) {
+uint32_t t2s_tcp_rcv_window(const t2s_tcp_conn *c) {
   uint32_t cfgbuf = c->stack->cfg.rcvbuf;
   uint32_t free_bytes = cfgbuf > c->rbuf_ready ? cfgbuf - c->rbuf_ready : 0;
   /* Never move the right edge to the left (RFC 9293 3.8.6.2.2). */
@@ -38,14 +38,14 @@ static void fill_opts(t2s_tcp_conn *c, uint8_t flags, t2s_tstamp now, t2s_tcp_op
     }
     if (synack ? c->ts_ok : st->cfg.timestamps) {
       o->has_ts = true;
-      o->ts_val = tcp_now_ts(c, now);
+      o->ts_val = t2s_tcp_now_ts(c, now);
       o->ts_ecr = synack ? c->ts_recent : 0;
     }
     return;
   }
   if (c->ts_ok) {
     o->has_ts = true;
-    o->ts_val = tcp_now_ts(c, now);
+    o->ts_val = t2s_tcp_now_ts(c, now);
     o->ts_ecr = c->ts_recent;
   }
   if (c->sack_ok && c->nooo > 0 && !(flags & T2S_TCP_RST)) {
@@ -89,7 +89,7 @@ static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t 
   uint16_t wnd16 = 0;
   if (flags & T2S_TCP_ACK) {
     ack = c->rcv.nxt;
-    uint32_t wnd = tcp_rcv_window(c);
+    uint32_t wnd = t2s_tcp_rcv_window(c);
     if (flags & T2S_TCP_SYN) {
       wnd16 = (uint16_t)T2S_MIN(wnd, 65535u);
       c->rcv.adv = c->rcv.nxt + wnd16;
@@ -110,7 +110,7 @@ static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t 
   const uint8_t *p1 = NULL, *p2 = NULL;
   size_t l1 = 0, l2 = 0;
   if (len > 0) {
-    tcp_ring_read(&c->sbuf, off, len, &p1, &l1, &p2, &l2);
+    t2s_tcp_ring_read(&c->sbuf, off, len, &p1, &l1, &p2, &l2);
   }
   t2s_ssize n = t2s_build_tcp_ex(st->outbuf, sizeof(st->outbuf), &c->local, &c->remote, seq, ack,
                                  flags, wnd16, &opts, p1, l1, p2, l2, st->cfg.partial_csum_over);
@@ -124,11 +124,11 @@ static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t 
   st->cbs.output(st->arg, st->outbuf, (size_t)n);
 }
 
-void tcp_send_ctl(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, t2s_tstamp now) {
+void t2s_tcp_send_ctl(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, t2s_tstamp now) {
   send_segment(c, seq, flags, 0, 0, now);
 }
 
-void tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt) {
+void t2s_tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt) {
   const t2s_tcp_hdr *th = &pkt->l4.tcp;
   uint32_t seq = 0, ack = 0;
   uint8_t flags = T2S_TCP_RST;
@@ -161,8 +161,7 @@ static bool is_sacked(const t2s_tcp_conn *c, uint32_t seq, uint32_t *skip_to) {
 }
 
 /* During recovery: retransmits the next segment the peer is missing. Returns true if sent. */
-bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now);
-bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now) {
+bool t2s_tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now) {
   uint32_t seq = t2s_seq_max(c->rtx_next, c->snd.una);
   uint32_t data_end = c->snd.una + c->sbuf_len;
   uint32_t limit = t2s_seq_min(c->snd.max, data_end);
@@ -201,7 +200,7 @@ bool tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now) {
   c->stack->stats.retransmits++;
   c->rtx_next = seq + len;
   if (c->rto_at == T2S_TSTAMP_MAX) {
-    tcp_rto_arm(c, now);
+    t2s_tcp_rto_arm(c, now);
   }
   return true;
 }
@@ -235,7 +234,7 @@ static uint32_t seg_super_max(const t2s_tcp_conn *c, uint32_t smax) {
   return T2S_MAX(room / c->mss, 1u) * c->mss;
 }
 
-void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
+void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
   if (c->dead) {
     return;
   }
@@ -280,7 +279,7 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
       c->snd.nxt += len;
       c->snd.max = t2s_seq_max(c->snd.max, c->snd.nxt);
       if (c->rto_at == T2S_TSTAMP_MAX) {
-        tcp_rto_arm(c, now);
+        t2s_tcp_rto_arm(c, now);
       }
     }
     /* FIN after the last byte; it needs no window. */
@@ -296,7 +295,7 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
         c->state = T2S_TCP_LAST_ACK;
       }
       if (c->rto_at == T2S_TSTAMP_MAX) {
-        tcp_rto_arm(c, now);
+        t2s_tcp_rto_arm(c, now);
       }
     }
     /* Zero window with data waiting and nothing in flight: probe (persist timer). */
@@ -307,7 +306,7 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
           c->persist_backoff = T2S_MAX(c->rto, TCP_PERSIST_MIN);
         }
         c->persist_at = now + c->persist_backoff;
-        tcp_timer_update(c);
+        t2s_tcp_timer_update(c);
       }
     }
   }
@@ -319,10 +318,10 @@ void tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
   }
 }
 
-void tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now) {
+void t2s_tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now) {
   uint32_t flight = c->snd.max - c->snd.una;
   if (flight == 0) {
-    tcp_timer_update(c);
+    t2s_tcp_timer_update(c);
     return;
   }
   /* RFC 5681 (4): ssthresh = max(FlightSize / 2, 2 * SMSS); cwnd = 1 segment. */
@@ -333,6 +332,6 @@ void tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now) {
   c->nsacked = 0; /* the receiver may have reneged (RFC 2018) */
   c->rtt_timing = false;
   c->snd.nxt = c->snd.una;
-  tcp_output(c, now);
-  tcp_rto_arm(c, now);
+  t2s_tcp_output(c, now);
+  t2s_tcp_rto_arm(c, now);
 }

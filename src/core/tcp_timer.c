@@ -44,7 +44,7 @@ static void sift_down(t2s_tcp_stack *st, size_t i) {
   }
 }
 
-void tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
+void t2s_tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
   size_t i = c->heap_idx;
   if (i == SIZE_MAX) {
     return;
@@ -76,7 +76,7 @@ static bool heap_insert(t2s_tcp_stack *st, t2s_tcp_conn *c) {
   return true;
 }
 
-void tcp_timer_update(t2s_tcp_conn *c) {
+void t2s_tcp_timer_update(t2s_tcp_conn *c) {
   t2s_tcp_stack *st = c->stack;
   t2s_tstamp d = c->rto_at;
   d = T2S_MIN(d, c->persist_at);
@@ -88,13 +88,13 @@ void tcp_timer_update(t2s_tcp_conn *c) {
   }
   c->deadline = d;
   if (d == T2S_TSTAMP_MAX) {
-    tcp_heap_remove(st, c);
+    t2s_tcp_heap_remove(st, c);
     return;
   }
   if (c->heap_idx == SIZE_MAX) {
     if (!heap_insert(st, c)) {
       /* Out of memory for the heap: the connection cannot keep time; end it. */
-      tcp_conn_finish(c, T2S_ERR_NOMEM, true);
+      t2s_tcp_conn_finish(c, T2S_ERR_NOMEM, true);
     }
     return;
   }
@@ -102,7 +102,7 @@ void tcp_timer_update(t2s_tcp_conn *c) {
   sift_down(st, c->heap_idx);
 }
 
-void tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt) {
+void t2s_tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt) {
   if (c->srtt == 0) {
     c->srtt = rtt;
     c->rttvar = rtt / 2;
@@ -115,12 +115,12 @@ void tcp_rtt_sample(t2s_tcp_conn *c, t2s_tstamp rtt) {
   c->rto = T2S_MIN(T2S_MAX(rto, TCP_RTO_MIN), TCP_RTO_MAX);
 }
 
-void tcp_rto_arm(t2s_tcp_conn *c, t2s_tstamp now) {
+void t2s_tcp_rto_arm(t2s_tcp_conn *c, t2s_tstamp now) {
   c->rto_at = now + c->rto;
-  tcp_timer_update(c);
+  t2s_tcp_timer_update(c);
 }
 
-uint32_t tcp_now_ts(const t2s_tcp_conn *c, t2s_tstamp now) {
+uint32_t t2s_tcp_now_ts(const t2s_tcp_conn *c, t2s_tstamp now) {
   return (uint32_t)(now / T2S_MILLISECONDS) + c->ts_offset;
 }
 
@@ -131,26 +131,26 @@ static void on_rto(t2s_tcp_conn *c, t2s_tstamp now) {
                        ? TCP_SYN_RETRIES
                        : st->cfg.max_retries;
   if (c->retries >= limit) {
-    tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
+    t2s_tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
     return;
   }
   c->retries++;
   c->rto = T2S_MIN(c->rto * 2, TCP_RTO_MAX); /* RFC 6298 5.5 */
   switch (c->state) {
   case T2S_TCP_SYN_SENT:
-    /* Counted here; data retransmissions are counted where they are sent (tcp_output), so
+    /* Counted here; data retransmissions are counted where they are sent (t2s_tcp_output), so
      * counting every expiry too counted each one twice. */
     st->stats.retransmits++;
-    tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
-    tcp_rto_arm(c, now);
+    t2s_tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN, now);
+    t2s_tcp_rto_arm(c, now);
     break;
   case T2S_TCP_SYN_RECEIVED:
     st->stats.retransmits++;
-    tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
-    tcp_rto_arm(c, now);
+    t2s_tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
+    t2s_tcp_rto_arm(c, now);
     break;
   default:
-    tcp_retransmit_timeout(c, now);
+    t2s_tcp_retransmit_timeout(c, now);
     break;
   }
 }
@@ -158,24 +158,24 @@ static void on_rto(t2s_tcp_conn *c, t2s_tstamp now) {
 static void on_persist(t2s_tcp_conn *c, t2s_tstamp now) {
   c->persist_at = T2S_TSTAMP_MAX;
   if (c->snd.wnd != 0 || (c->sbuf_len == 0 && !c->fin_queued)) {
-    tcp_timer_update(c);
+    t2s_tcp_timer_update(c);
     return;
   }
   /* Zero-window probe: a segment one below snd.una elicits an ACK with the current window. */
-  tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
+  t2s_tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
   /* An ACK of new data resets the backoff to 0 while the window stays shut and the timer armed:
    * start again from the first interval (doubling 0 re-armed the timer at now, for ever). */
   c->persist_backoff = c->persist_backoff == 0 ? T2S_MAX(c->rto, TCP_PERSIST_MIN)
                                                : T2S_MIN(c->persist_backoff * 2, TCP_PERSIST_MAX);
   c->persist_at = now + c->persist_backoff;
-  tcp_timer_update(c);
+  t2s_tcp_timer_update(c);
 }
 
 static void on_keepalive(t2s_tcp_conn *c, t2s_tstamp now) {
   t2s_tcp_stack *st = c->stack;
   c->keepalive_at = T2S_TSTAMP_MAX;
   if (st->cfg.keepalive_idle == 0 || c->state != T2S_TCP_ESTABLISHED) {
-    tcp_timer_update(c);
+    t2s_tcp_timer_update(c);
     return;
   }
   t2s_tstamp idle_until = c->last_activity + st->cfg.keepalive_idle;
@@ -185,30 +185,30 @@ static void on_keepalive(t2s_tcp_conn *c, t2s_tstamp now) {
     /* Probes every idle/4; after 9 unanswered probes the peer is gone. */
     t2s_tstamp interval = T2S_MAX(st->cfg.keepalive_idle / 4, T2S_SECONDS);
     if (now >= idle_until + 9 * interval) {
-      tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
+      t2s_tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
       return;
     }
-    tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
+    t2s_tcp_send_ctl(c, c->snd.una - 1, T2S_TCP_ACK, now);
     c->keepalive_at = now + interval;
   }
-  tcp_timer_update(c);
+  t2s_tcp_timer_update(c);
 }
 
 void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
   st->now = now;
-  tcp_enter(st);
+  t2s_tcp_enter(st);
   /* Bounded: each connection is handled at most once per call for each timer kind. */
   size_t budget = st->heap_len * 5 + 16;
   while (st->heap_len && st->heap[0]->deadline <= now && budget-- > 0) {
     t2s_tcp_conn *c = st->heap[0];
     if (c->pending_at <= now) {
       c->pending_at = T2S_TSTAMP_MAX;
-      tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
+      t2s_tcp_conn_finish(c, T2S_ERR_TIMEOUT, true);
       continue;
     }
     if (c->timewait_at <= now) {
       c->timewait_at = T2S_TSTAMP_MAX;
-      tcp_conn_finish(c, 0, false);
+      t2s_tcp_conn_finish(c, 0, false);
       continue;
     }
     if (c->rto_at <= now) {
@@ -223,7 +223,7 @@ void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
       on_keepalive(c, now);
       continue;
     }
-    tcp_timer_update(c); /* stale deadline */
+    t2s_tcp_timer_update(c); /* stale deadline */
   }
-  tcp_leave(st);
+  t2s_tcp_leave(st);
 }
