@@ -12,6 +12,7 @@ static const struct {
   register_fn fn;
 } suites[] = {
     {"common", t2s_test_register_common},
+    {"assert", t2s_test_register_assert},
     {"cli", t2s_test_register_cli},
     {"socks5", t2s_test_register_socks5},
     {"packet", t2s_test_register_packet},

@@ -2,9 +2,18 @@
 #include "common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "drop.h"
+
+#ifdef T2S_ENABLE_ASSERTS
+_Noreturn void t2s_assert_fail(const char *file, int line, const char *cond) {
+  fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, cond);
+  fflush(stderr);
+  abort();
+}
+#endif
 
 const char *t2s_strerror(int err) {
   switch (err) {

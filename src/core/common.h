@@ -112,6 +112,20 @@ static inline int t2s_hexval(char c) {
   return -1;
 }
 
+/*
+ * T2S_ASSERT(cond): an invariant the code relies on. When it does not hold, the process
+ * prints "file:line: assertion failed: cond" on stderr and aborts. Compiled in when
+ * T2S_ENABLE_ASSERTS is defined: CMake defines it in Debug, ASan (T2S_SANITIZE) and fuzz
+ * (T2S_FUZZ) builds and with -DT2S_ASSERTS=ON; off in Release and RelWithDebInfo, where the
+ * condition is not evaluated (it must have no side effect). Keep them cheap: O(1) checks.
+ */
+#ifdef T2S_ENABLE_ASSERTS
+_Noreturn void t2s_assert_fail(const char *file, int line, const char *cond);
+#define T2S_ASSERT(cond) ((cond) ? (void)0 : t2s_assert_fail(__FILE__, __LINE__, #cond))
+#else
+#define T2S_ASSERT(cond) ((void)sizeof(!(cond)))
+#endif
+
 #define T2S_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define T2S_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define T2S_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
