@@ -269,6 +269,7 @@ size_t t2s_tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t
   if (len == 0 || r->cap == 0) {
     return 0; /* an unallocated ring holds nothing (callers reserve first) */
   }
+  T2S_ASSERT((uint64_t)off + len <= r->cap && r->head < r->cap);
   uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
   size_t first = T2S_MIN(len, (size_t)(r->cap - pos));
   memcpy(r->buf + pos, data, first);
@@ -285,6 +286,7 @@ void t2s_tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_
     *l1 = *l2 = 0;
     return;
   }
+  T2S_ASSERT((uint64_t)off + len <= r->cap && r->head < r->cap);
   uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
   size_t first = T2S_MIN(len, (size_t)(r->cap - pos));
   *p1 = r->buf + pos;
@@ -303,6 +305,9 @@ t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp 
   t2s_tcp_enter(st);
   if (c != NULL) {
     r = t2s_tcp_input_conn(c, pkt, now);
+    if (!c->dead) {
+      tcp_check(c);
+    }
   } else if ((th->flags & (T2S_TCP_SYN | T2S_TCP_ACK | T2S_TCP_RST)) == T2S_TCP_SYN) {
     if (st->npending >= st->cfg.max_pending) {
       t2s_tcp_send_reset_for(st, pkt);

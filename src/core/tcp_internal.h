@@ -155,6 +155,27 @@ struct t2s_tcp_stack {
   uint8_t outbuf[65536 + 128];
 };
 
+/* Invariants of a connection's sequence space, rings and heap slot (T2S_ASSERT: compiled in
+ * Debug, ASan and fuzz builds). Cheap: O(1), checked after each input, output and timer. */
+static inline void tcp_check(const t2s_tcp_conn *c) {
+  const t2s_tcp_stack *st = c->stack;
+  (void)st;
+  T2S_ASSERT(t2s_seq_leq(c->snd.una, c->snd.nxt));
+  T2S_ASSERT(t2s_seq_leq(c->snd.nxt, c->snd.max));
+  T2S_ASSERT(c->sbuf_len <= st->cfg.sndbuf);
+  T2S_ASSERT(c->sbuf.cap == 0 || (c->sbuf.head < c->sbuf.cap && c->sbuf_len <= c->sbuf.cap));
+  T2S_ASSERT(c->rbuf.cap == 0 || (c->rbuf.head < c->rbuf.cap && c->rbuf_ready <= c->rbuf.cap));
+  T2S_ASSERT(c->sbuf.cap != 0 || c->sbuf_len == 0);
+  T2S_ASSERT(c->rbuf.cap != 0 || c->rbuf_ready == 0);
+  T2S_ASSERT(c->nooo <= TCP_MAX_OOO && c->nsacked <= TCP_MAX_SACKED);
+  /* Sent but unacknowledged: queued bytes plus our FIN (the SYN before ESTABLISHED). */
+  T2S_ASSERT(c->state < T2S_TCP_ESTABLISHED ||
+             c->snd.max - c->snd.una <= c->sbuf_len + (c->fin_sent ? 1u : 0u));
+  T2S_ASSERT(c->heap_idx == SIZE_MAX ||
+             (c->heap_idx < st->heap_len && st->heap[c->heap_idx] == c &&
+              (c->heap_idx == 0 || st->heap[(c->heap_idx - 1) / 2]->deadline <= c->deadline)));
+}
+
 /* tcp.c */
 /* Ends a connection: calls on_closed(err) once, removes it from the table and heap, and queues
  * it for freeing. send_rst sends a RST first. */

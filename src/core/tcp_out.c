@@ -316,6 +316,7 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
      * there, its ACK field is ignored, and two rewound peers answer each other's ACKs forever. */
     send_segment(c, c->snd.max, T2S_TCP_ACK, 0, 0, now);
   }
+  tcp_check(c);
 }
 
 void t2s_tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now) {

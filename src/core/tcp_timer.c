@@ -49,6 +49,7 @@ void t2s_tcp_heap_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
   if (i == SIZE_MAX) {
     return;
   }
+  T2S_ASSERT(i < st->heap_len && st->heap[i] == c);
   c->heap_idx = SIZE_MAX;
   st->heap_len--;
   if (i == st->heap_len) {
@@ -213,17 +214,27 @@ void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
     }
     if (c->rto_at <= now) {
       on_rto(c, now);
+      if (!c->dead) {
+        tcp_check(c);
+      }
       continue;
     }
     if (c->persist_at <= now) {
       on_persist(c, now);
+      if (!c->dead) {
+        tcp_check(c);
+      }
       continue;
     }
     if (c->keepalive_at <= now) {
       on_keepalive(c, now);
+      if (!c->dead) {
+        tcp_check(c);
+      }
       continue;
     }
     t2s_tcp_timer_update(c); /* stale deadline */
+    tcp_check(c);
   }
   t2s_tcp_leave(st);
 }
