@@ -108,6 +108,92 @@ static void test_sack_order_after_gap_fill(void) {
   tfx_teardown(&f);
 }
 
+/* RFC 2018 section 4: the block holding the segment that triggered the ACK first, then the
+ * others in the order they were last reported, so a sender that only sees three blocks (with
+ * timestamps) still learns of the newest holes. */
+static void test_sack_most_recent_first(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, -1, true, true);
+  uint32_t r = f.pseq;
+  tseg s;
+  for (uint32_t i = 1; i <= 4; i++) {
+    feed_at(&f, r, i * 200, 100);
+  }
+  tfx_drain(&f);
+  feed_at(&f, r, 1000, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 3);
+  CU_ASSERT(s.opts.sack[0].left == r + 1000 && s.opts.sack[0].right == r + 1100);
+  CU_ASSERT(s.opts.sack[1].left == r + 800 && s.opts.sack[1].right == r + 900);
+  CU_ASSERT(s.opts.sack[2].left == r + 600 && s.opts.sack[2].right == r + 700);
+  /* A segment that extends an old block moves it to the front; the rest keep their order. */
+  feed_at(&f, r, 300, 50);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 3);
+  CU_ASSERT(s.opts.sack[0].left == r + 200 && s.opts.sack[0].right == r + 350);
+  CU_ASSERT(s.opts.sack[1].left == r + 1000);
+  CU_ASSERT(s.opts.sack[2].left == r + 800);
+  /* Filling the first gap keeps the order of what is still held. */
+  feed_at(&f, r, 0, 200);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 350, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 3);
+  CU_ASSERT(s.opts.sack[0].left == r + 1000 && s.opts.sack[1].left == r + 800 &&
+            s.opts.sack[2].left == r + 600);
+  tfx_teardown(&f);
+}
+
+/* RFC 2883: a duplicate segment is reported in a D-SACK block first in the next ACK (once);
+ * one inside a held block has that block second. */
+static void test_dsack(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, -1, true, true);
+  uint32_t r = f.pseq;
+  tseg s;
+  feed_at(&f, r, 0, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 100, &s);
+  CU_ASSERT(s.opts.nsack == 0);
+  /* Entirely below rcv.nxt. */
+  feed_at(&f, r, 0, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 100, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 1);
+  CU_ASSERT(s.opts.sack[0].left == r && s.opts.sack[0].right == r + 100);
+  /* Partly old: only the old part is a duplicate. */
+  feed_at(&f, r, 50, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 150, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 1);
+  CU_ASSERT(s.opts.sack[0].left == r + 50 && s.opts.sack[0].right == r + 100);
+  /* Inside held out-of-order data: D-SACK, then the block holding it, then the others. */
+  feed_at(&f, r, 300, 100);
+  feed_at(&f, r, 600, 100);
+  tfx_drain(&f);
+  feed_at(&f, r, 320, 50);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 150, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 3);
+  CU_ASSERT(s.opts.sack[0].left == r + 320 && s.opts.sack[0].right == r + 370);
+  CU_ASSERT(s.opts.sack[1].left == r + 300 && s.opts.sack[1].right == r + 400);
+  CU_ASSERT(s.opts.sack[2].left == r + 600 && s.opts.sack[2].right == r + 700);
+  /* Reported once: the next ACK has only the held blocks. */
+  feed_at(&f, r, 800, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 150, &s);
+  CU_ASSERT_FATAL(s.opts.nsack == 3);
+  CU_ASSERT(s.opts.sack[0].left == r + 800 && s.opts.sack[1].left == r + 300 &&
+            s.opts.sack[2].left == r + 600);
+  /* Without SACK negotiated there is no D-SACK. */
+  tfx_teardown(&f);
+  tfx_setup(&f, NULL);
+  established(&f, -1, false, true);
+  r = f.pseq;
+  feed_at(&f, r, 0, 100);
+  feed_at(&f, r, 0, 100);
+  tfx_drain(&f);
+  feed_at(&f, r, 100, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 200, &s);
+  CU_ASSERT(s.opts.nsack == 0);
+  tfx_teardown(&f);
+}
+
 /* Four blocks fit without timestamps, three with them. */
 static void test_sack_block_limit(void) {
   for (int ts = 0; ts < 2; ts++) {
@@ -481,6 +567,8 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "OOO: SACK blocks, merge, cumulative jump", test_ooo_sack_blocks) ||
       !CU_add_test(s, "SACK order after a gap fills", test_sack_order_after_gap_fill) ||
       !CU_add_test(s, "SACK: 4 blocks, 3 with timestamps", test_sack_block_limit) ||
+      !CU_add_test(s, "SACK: most recent block first (RFC 2018 4)", test_sack_most_recent_first) ||
+      !CU_add_test(s, "D-SACK for duplicates (RFC 2883)", test_dsack) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
       !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
       !CU_add_test(s, "SACK blocks fit in the MTU", test_sack_blocks_within_mtu) ||

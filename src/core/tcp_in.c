@@ -224,14 +224,23 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
   return true;
 }
 
-/* Inserts out-of-order range [l, r) into the receiver's list. Returns false if it is full. */
+/* Removes ooo[i], keeping the others in their order (most recent first). */
+static void ooo_remove(t2s_tcp_conn *c, uint8_t i) {
+  memmove(&c->ooo[i], &c->ooo[i + 1], (size_t)(c->nooo - i - 1) * sizeof(c->ooo[0]));
+  c->nooo--;
+}
+
+/* Inserts out-of-order range [l, r) into the receiver's list, merged with the ranges it
+ * overlaps or touches, at the front: the block holding the most recent segment is reported
+ * first and the others follow in the order they last changed (RFC 2018 section 4). Returns
+ * false if the list is full. */
 static bool ooo_insert(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
   for (uint8_t i = 0; i < c->nooo;) {
     tcp_range *x = &c->ooo[i];
     if (t2s_seq_leq(x->left, r) && t2s_seq_leq(l, x->right)) {
       l = t2s_seq_min(l, x->left);
       r = t2s_seq_max(r, x->right);
-      c->ooo[i] = c->ooo[--c->nooo];
+      ooo_remove(c, i);
       continue;
     }
     i++;
@@ -239,37 +248,48 @@ static bool ooo_insert(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
   if (c->nooo >= TCP_MAX_OOO) {
     return false;
   }
-  c->ooo[c->nooo].left = l;
-  c->ooo[c->nooo].right = r;
-  c->ooo_last = c->nooo;
+  memmove(&c->ooo[1], &c->ooo[0], (size_t)c->nooo * sizeof(c->ooo[0]));
+  c->ooo[0].left = l;
+  c->ooo[0].right = r;
   c->nooo++;
   return true;
 }
 
 /* Moves out-of-order data that now continues the in-order stream into it. */
 static void ooo_advance(t2s_tcp_conn *c) {
-  bool moved = true;
-  while (moved) {
-    moved = false;
-    for (uint8_t i = 0; i < c->nooo; i++) {
-      tcp_range *x = &c->ooo[i];
-      if (t2s_seq_leq(x->left, c->rcv.nxt)) {
-        if (t2s_seq_gt(x->right, c->rcv.nxt)) {
-          uint32_t adv = x->right - c->rcv.nxt;
-          c->rbuf_ready += adv;
-          c->rcv.nxt = x->right;
-        }
-        c->ooo[i] = c->ooo[--c->nooo];
-        /* The last range moved into slot i: keep pointing at the most recent one (reported
-         * first in SACK). */
-        if (c->ooo_last == c->nooo) {
-          c->ooo_last = i;
-        } else if (c->ooo_last == i) {
-          c->ooo_last = 0;
-        }
-        moved = true;
-        break;
+  for (uint8_t i = 0; i < c->nooo;) {
+    tcp_range *x = &c->ooo[i];
+    if (t2s_seq_leq(x->left, c->rcv.nxt)) {
+      if (t2s_seq_gt(x->right, c->rcv.nxt)) {
+        c->rbuf_ready += x->right - c->rcv.nxt;
+        c->rcv.nxt = x->right;
       }
+      ooo_remove(c, i);
+      i = 0; /* rcv.nxt moved: an earlier range may continue it now */
+      continue;
+    }
+    i++;
+  }
+}
+
+/* Records [l, r) as data the peer sent twice, for a D-SACK block in the next ACK (RFC 2883
+ * section 4): the first duplicate since the last ACK is the one reported. */
+static void dsack_note(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
+  if (!c->sack_ok || !t2s_seq_lt(l, r) || c->dsack_pending) {
+    return;
+  }
+  c->dsack.left = l;
+  c->dsack.right = r;
+  c->dsack_pending = true;
+}
+
+/* The part of [l, r) that a held out-of-order range already covers: a duplicate. */
+static void dsack_note_ooo(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
+  for (uint8_t i = 0; i < c->nooo; i++) {
+    uint32_t dl = t2s_seq_max(l, c->ooo[i].left), dr = t2s_seq_min(r, c->ooo[i].right);
+    if (t2s_seq_lt(dl, dr)) {
+      dsack_note(c, dl, dr);
+      return;
     }
   }
 }
@@ -281,6 +301,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
   uint32_t len = (uint32_t)pkt->payload_len;
   if (t2s_seq_lt(seq, c->rcv.nxt)) {
     uint32_t skip = c->rcv.nxt - seq;
+    dsack_note(c, seq, seq + T2S_MIN(skip, len));
     if (skip >= len) {
       c->need_ack = true;
       return false;
@@ -319,6 +340,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
     }
     return true;
   }
+  dsack_note_ooo(c, seq, seq + len);
   if (!ooo_insert(c, seq, seq + len)) {
     *drop = T2S_DROP_TCP_RCVBUF_FULL;
     return false;
@@ -455,6 +477,10 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
     return T2S_DROP_NONE;
   }
   if (!acceptable(c, th->seq, seglen, wnd)) {
+    if (pkt->payload_len > 0 && t2s_seq_lt(th->seq, c->rcv.nxt)) {
+      /* Data the peer sent before: report it (a spurious retransmission, RFC 2883). */
+      dsack_note(c, th->seq, t2s_seq_min(th->seq + (uint32_t)pkt->payload_len, c->rcv.nxt));
+    }
     if (!(th->flags & T2S_TCP_RST)) {
       c->need_ack = true;
       t2s_tcp_output(c, now);

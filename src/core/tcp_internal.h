@@ -95,9 +95,10 @@ struct t2s_tcp_conn {
    * its offset from rcv.nxt. */
   tcp_ring rbuf;
   uint32_t rbuf_ready;
-  tcp_range ooo[TCP_MAX_OOO];
+  tcp_range ooo[TCP_MAX_OOO]; /* most recently changed first: the SACK blocks' order */
   uint8_t nooo;
-  uint8_t ooo_last; /* the range most recently changed (reported first in SACK) */
+  bool dsack_pending; /* dsack goes first in the next ACK (RFC 2883), once */
+  tcp_range dsack;    /* the duplicate range the peer sent */
   bool fin_rcvd;
   bool fin_ooo;     /* an out-of-order FIN sits at fin_seq */
   uint32_t fin_seq; /* sequence of the peer's FIN (valid when fin_rcvd or fin_ooo) */

@@ -48,16 +48,16 @@ static void fill_opts(t2s_tcp_conn *c, uint8_t flags, t2s_tstamp now, t2s_tcp_op
     o->ts_val = t2s_tcp_now_ts(c, now);
     o->ts_ecr = c->ts_recent;
   }
-  if (c->sack_ok && c->nooo > 0 && !(flags & T2S_TCP_RST)) {
+  if (c->sack_ok && !(flags & T2S_TCP_RST)) {
+    /* A D-SACK block first (once), then the held ranges, most recently changed first. */
     uint8_t max = c->ts_ok ? 3 : 4;
-    uint8_t idx = c->ooo_last < c->nooo ? c->ooo_last : 0;
-    o->sack[o->nsack].left = c->ooo[idx].left;
-    o->sack[o->nsack].right = c->ooo[idx].right;
-    o->nsack++;
+    if (c->dsack_pending) {
+      o->sack[0].left = c->dsack.left;
+      o->sack[0].right = c->dsack.right;
+      o->nsack = 1;
+      c->dsack_pending = false;
+    }
     for (uint8_t i = 0; i < c->nooo && o->nsack < max; i++) {
-      if (i == idx) {
-        continue;
-      }
       o->sack[o->nsack].left = c->ooo[i].left;
       o->sack[o->nsack].right = c->ooo[i].right;
       o->nsack++;
@@ -70,8 +70,8 @@ static void fill_opts(t2s_tcp_conn *c, uint8_t flags, t2s_tstamp now, t2s_tcp_op
  * full-sized segment stays within the MTU. */
 static uint32_t seg_payload_max(const t2s_tcp_conn *c) {
   uint32_t mss = c->mss;
-  if (c->sack_ok && c->nooo > 0) {
-    uint32_t blocks = T2S_MIN((uint32_t)c->nooo, c->ts_ok ? 3u : 4u);
+  if (c->sack_ok && (c->nooo > 0 || c->dsack_pending)) {
+    uint32_t blocks = T2S_MIN((uint32_t)c->nooo + c->dsack_pending, c->ts_ok ? 3u : 4u);
     uint32_t optlen = (2 + 8 * blocks + 3) & ~3u; /* NOP-padded to 4 */
     mss = mss > optlen + 64 ? mss - optlen : 64;
   }
