@@ -1,6 +1,7 @@
 /* test_monitor_linux.c: the Linux monitor's translation of rtnetlink messages into network
  * events (t2s_monitor_linux_feed, no socket), and the sleep detector. */
 #include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
@@ -277,11 +278,452 @@ static void test_sleep_detector(void) {
   CU_ASSERT_EQUAL(t2s_sleep_detector_check(&d, mono, boot), 7200 * T2S_SECONDS);
 }
 
+/* A default route with flags (NLM_F_REPLACE, NLM_F_APPEND, ...) and a priority (metric). */
+static struct nlmsghdr *default_msg(fixture *f, uint16_t type, uint16_t flags, const char *gw,
+                                    int oif, uint32_t table, uint32_t priority) {
+  struct nlmsghdr *nlh = route_msg(f, type, T2S_AF_INET, NULL, 0, gw, oif, table, RTN_UNICAST);
+  nlh->nlmsg_flags = flags;
+  if (priority) {
+    mnl_attr_put_u32(nlh, RTA_PRIORITY, priority);
+  }
+  return nlh;
+}
+
+/* `ip route replace default via ...` flipping between two uplinks, A -> B -> A -> B: one
+ * NEWROUTE with NLM_F_REPLACE each time, no DELROUTE. Every flip is a change. */
+static void test_replace_flips(void) {
+  fixture f;
+  fx_init(&f);
+  feed(&f, link_msg(&f, RTM_NEWLINK, 3, "eth0", UP_RUNNING));
+  feed(&f, link_msg(&f, RTM_NEWLINK, 4, "wlan0", UP_RUNNING));
+  CU_ASSERT_EQUAL(feed(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, "198.51.100.1",
+                                       3, RT_TABLE_MAIN, 0)),
+                  1);
+  for (int i = 0; i < 4; i++) {
+    bool to_b = i % 2 == 0;
+    CU_ASSERT_EQUAL(
+        feed(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE,
+                             to_b ? "192.0.2.1" : "198.51.100.1", to_b ? 4 : 3, RT_TABLE_MAIN, 0)),
+        1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+    CU_ASSERT_EQUAL(f.g.ev[0].ifindex, to_b ? 4u : 3u);
+    CU_ASSERT_FALSE(f.g.ev[0].removed);
+  }
+  fx_free(&f);
+}
+
+#define GW_A "198.51.100.1"
+#define GW_B "192.0.2.1"
+#define IF_A 3
+#define IF_B 4
+
+/* eth0 (A) and wlan0 (B), both up; the fixture ready for default-route tests. */
+static void fx_two_links(fixture *f) {
+  fx_init(f);
+  feed(f, link_msg(f, RTM_NEWLINK, IF_A, "eth0", UP_RUNNING));
+  feed(f, link_msg(f, RTM_NEWLINK, IF_B, "wlan0", UP_RUNNING));
+}
+
+/* Feeds msg and checks it produced exactly one DEFAULT_ROUTE_CHANGED naming ifindex (0: the
+ * default route is gone). */
+static void expect_default(fixture *f, struct nlmsghdr *msg, uint32_t ifindex) {
+  CU_ASSERT_EQUAL(feed(f, msg), 1);
+  CU_ASSERT_EQUAL(f->g.ev[0].type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+  CU_ASSERT_EQUAL(f->g.ev[0].ifindex, ifindex);
+  CU_ASSERT_EQUAL(f->g.ev[0].removed, ifindex == 0);
+}
+
+/* A default route over several nexthops (RTA_MULTIPATH, no RTA_OIF), as `ip route replace
+ * default nexthop via A dev eth0 nexthop via B dev wlan0` sends it. */
+static struct nlmsghdr *multipath_msg(fixture *f, uint16_t type, uint16_t flags,
+                                      const char *const *gws, const int *oifs, size_t n) {
+  struct nlmsghdr *nlh =
+      route_msg(f, type, T2S_AF_INET, NULL, 0, NULL, 0, RT_TABLE_MAIN, RTN_UNICAST);
+  nlh->nlmsg_flags = flags;
+  struct nlattr *mp = mnl_attr_nest_start(nlh, RTA_MULTIPATH);
+  for (size_t i = 0; i < n; i++) {
+    struct rtnexthop *nh = mnl_nlmsg_get_payload_tail(nlh);
+    size_t at = nlh->nlmsg_len;
+    nlh->nlmsg_len += RTNH_ALIGN(sizeof(*nh));
+    memset(nh, 0, sizeof(*nh));
+    nh->rtnh_ifindex = oifs[i];
+    t2s_addr a;
+    CU_ASSERT_FATAL(t2s_addr_parse(gws[i], &a) == 0);
+    mnl_attr_put(nlh, RTA_GATEWAY, 4, a.ip);
+    nh->rtnh_len = (unsigned short)(nlh->nlmsg_len - at);
+  }
+  mnl_attr_nest_end(nlh, mp);
+  return nlh;
+}
+
+/* NetworkManager's way: the new default with a lower metric, then the old one deleted. */
+static void test_add_delete_flips(void) {
+  fixture f;
+  fx_two_links(&f);
+  uint32_t metric = 100;
+  expect_default(
+      &f,
+      default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, GW_A, IF_A, RT_TABLE_MAIN, metric),
+      IF_A);
+  for (int i = 0; i < 4; i++) {
+    bool to_b = i % 2 == 0;
+    expect_default(&f,
+                   default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, to_b ? GW_B : GW_A,
+                               to_b ? IF_B : IF_A, RT_TABLE_MAIN, metric - 1),
+                   to_b ? IF_B : IF_A);
+    expect_default(&f,
+                   default_msg(&f, RTM_DELROUTE, 0, to_b ? GW_A : GW_B, to_b ? IF_A : IF_B,
+                               RT_TABLE_MAIN, metric),
+                   to_b ? IF_B : IF_A);
+    metric--;
+  }
+  /* The last one deleted: no default route left. */
+  expect_default(&f, default_msg(&f, RTM_DELROUTE, 0, GW_B, IF_B, RT_TABLE_MAIN, metric), 0);
+  fx_free(&f);
+}
+
+/* `ip route change` (NLM_F_REPLACE without NLM_F_CREATE), `ip route append` (NLM_F_APPEND: a
+ * second route under the same key) and its removal, A -> B -> A -> B. */
+static void test_change_and_append(void) {
+  fixture f;
+  fx_two_links(&f);
+  expect_default(
+      &f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, GW_A, IF_A, RT_TABLE_MAIN, 0),
+      IF_A);
+  for (int i = 0; i < 4; i++) {
+    bool to_b = i % 2 == 0;
+    expect_default(&f,
+                   default_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, to_b ? GW_B : GW_A,
+                               to_b ? IF_B : IF_A, RT_TABLE_MAIN, 0),
+                   to_b ? IF_B : IF_A);
+  }
+  /* Now A. Append B under the same key, remove it, again: each is an event; the route that
+   * counts stays A's (the first). */
+  for (int i = 0; i < 4; i++) {
+    expect_default(
+        &f,
+        default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, GW_B, IF_B, RT_TABLE_MAIN, 0),
+        IF_A);
+    expect_default(&f, default_msg(&f, RTM_DELROUTE, 0, GW_B, IF_B, RT_TABLE_MAIN, 0), IF_A);
+  }
+  /* Two routes under the key: the same values replaced are not proof of nothing (which one
+   * did the kernel replace?): an event each time. */
+  feed(&f,
+       default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND, GW_B, IF_B, RT_TABLE_MAIN, 0));
+  for (int i = 0; i < 2; i++) {
+    CU_ASSERT_EQUAL(
+        feed(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, GW_A, IF_A, RT_TABLE_MAIN, 0)), 1);
+  }
+  /* One route left under it: the same values again are a refresh (a DHCP renewal): none. */
+  expect_default(&f, default_msg(&f, RTM_DELROUTE, 0, GW_B, IF_B, RT_TABLE_MAIN, 0), IF_A);
+  CU_ASSERT_EQUAL(
+      feed(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, GW_A, IF_A, RT_TABLE_MAIN, 0)), 0);
+  fx_free(&f);
+}
+
+/* A multipath default route (RTA_MULTIPATH, no RTA_OIF) losing a nexthop and getting it back,
+ * repeatedly; the same multipath route told again is a refresh. */
+static void test_multipath_default(void) {
+  fixture f;
+  fx_two_links(&f);
+  static const char *const gws[] = {GW_A, GW_B};
+  static const int oifs[] = {IF_A, IF_B};
+  expect_default(&f, multipath_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, gws, oifs, 2),
+                 IF_A);
+  CU_ASSERT(t2s_addr_ip_eq(&f.g.ev[0].addr, &(t2s_addr){0}) == false);
+  CU_ASSERT_EQUAL(feed(&f, multipath_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, gws, oifs, 2)), 0);
+  for (int i = 0; i < 4; i++) {
+    /* Loses A (only B left), then both again. */
+    expect_default(&f, multipath_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, gws + 1, oifs + 1, 1), IF_B);
+    expect_default(&f, multipath_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, gws, oifs, 2), IF_A);
+  }
+  /* Loses B: the route's first nexthop is still A, and it is still an event. */
+  expect_default(&f, multipath_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, gws, oifs, 1), IF_A);
+  /* The link of a nexthop goes down: the route is unsure; the same route told again is news. */
+  feed(&f, link_msg(&f, RTM_NEWLINK, IF_A, "eth0", IFF_UP));
+  CU_ASSERT_EQUAL(feed(&f, multipath_msg(&f, RTM_NEWROUTE, NLM_F_REPLACE, gws, oifs, 1)), 1);
+  fx_free(&f);
+}
+
+/* Routes in other tables (policy routing: the route to the proxy may live there) are events,
+ * flipped repeatedly; the default that counts stays main's. Our own --auto-route table is not. */
+static void test_other_tables(void) {
+  fixture f;
+  fx_init(&f);
+  feed(&f, link_msg(&f, RTM_NEWLINK, IF_A, "eth0", UP_RUNNING));
+  feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan0", UP_RUNNING));
+  expect_default(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE, GW_A, IF_A, RT_TABLE_MAIN, 0),
+                 IF_A);
+  for (int i = 0; i < 4; i++) {
+    bool b = i % 2 == 0;
+    expect_default(&f,
+                   default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, b ? GW_B : GW_A,
+                               b ? IF_B : IF_A, 100, 0),
+                   IF_A);
+  }
+  /* 10.0.0.0/8 in table 100, replaced back and forth. */
+  for (int i = 0; i < 4; i++) {
+    struct nlmsghdr *nlh = route_msg(&f, RTM_NEWROUTE, T2S_AF_INET, "10.0.0.0", 8,
+                                     i % 2 ? GW_A : GW_B, i % 2 ? IF_A : IF_B, 100, RTN_UNICAST);
+    nlh->nlmsg_flags = NLM_F_REPLACE;
+    CU_ASSERT_EQUAL(feed(&f, nlh), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ROUTE_CHANGED);
+  }
+  fx_free(&f);
+}
+
+/* A policy rule, as `ip rule add/del` sends it. */
+static struct nlmsghdr *rule_msg(fixture *f, uint16_t type, uint8_t family, uint32_t prio,
+                                 uint32_t table, uint32_t fwmark, bool invert) {
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header(f->buf);
+  nlh->nlmsg_type = type;
+  struct fib_rule_hdr *frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+  frh->family = family;
+  frh->action = FR_ACT_TO_TBL;
+  frh->table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
+  frh->flags = invert ? FIB_RULE_INVERT : 0;
+  mnl_attr_put_u32(nlh, FRA_PRIORITY, prio);
+  mnl_attr_put_u32(nlh, FRA_TABLE, table);
+  if (fwmark) {
+    mnl_attr_put_u32(nlh, FRA_FWMARK, fwmark);
+    mnl_attr_put_u32(nlh, FRA_FWMASK, 0xffffffffu);
+  }
+  return nlh;
+}
+
+static void fx_init_autoroute(fixture *f) {
+  memset(f, 0, sizeof(*f));
+  t2s_monitor_linux_config cfg = {
+      .ignore_ifindex = TUN_IFINDEX, .own_table = 2022, .own_priority = 9000};
+  CU_ASSERT_FATAL(t2s_monitor_linux_new(&f->m, NULL, &cfg) == 0);
+  t2s_monitor_linux_ops(f->m, &f->ops);
+  CU_ASSERT_FATAL(f->ops.ops->start(f->ops.self, collect, &f->g) == 0);
+}
+
+/* wg-quick's rule (`ip rule add priority 100 not fwmark 0x1234 table 100`) added and removed,
+ * IPv4 and IPv6, four times each: every one an event. Our own --auto-route rules (priorities
+ * 9000..9009, or a lookup of table 2022) and routes of table 2022: none. */
+static void test_rules(void) {
+  fixture f;
+  fx_init_autoroute(&f);
+  for (int i = 0; i < 4; i++) {
+    uint8_t fam = i < 2 ? AF_INET : AF_INET6;
+    CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, fam, 100, 100, 0x1234, true)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ROUTE_CHANGED);
+    CU_ASSERT_EQUAL(f.g.ev[0].family, fam == AF_INET ? T2S_AF_INET : T2S_AF_INET6);
+    CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_DELRULE, fam, 100, 100, 0x1234, true)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ROUTE_CHANGED);
+  }
+  /* A rule to main (Tailscale's `lookup main suppress_prefixlength 0` shape): an event. */
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 5210, RT_TABLE_MAIN, 0, false)), 1);
+  /* Ours: nothing. */
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 9000, RT_TABLE_MAIN, 0x2022, 0)), 0);
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET6, 9009, 0, 0, false)), 0);
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 1234, 2022, 0, false)), 0);
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_DELRULE, AF_INET, 9003, 2022, 0, false)), 0);
+  CU_ASSERT_EQUAL(feed(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE, GW_B, IF_B, 2022, 0)), 0);
+  /* Just beside our range: not ours. */
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 9010, 100, 0, false)), 1);
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 8999, 100, 0, false)), 1);
+  fx_free(&f);
+  /* Without --auto-route nothing is ours. */
+  fx_init(&f);
+  CU_ASSERT_EQUAL(feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 9000, 2022, 0, false)), 1);
+  fx_free(&f);
+}
+
+/* The kernel drops the routes through a link that goes administratively down, or away, or
+ * loses its last IPv4 address, without a DELROUTE: the same route added again afterwards is a
+ * change, every time. */
+static void test_silent_route_loss(void) {
+  fixture f;
+  fx_two_links(&f);
+  for (int i = 0; i < 4; i++) {
+    expect_default(
+        &f,
+        default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, GW_A, IF_A, RT_TABLE_MAIN, 100),
+        IF_A);
+    /* Down: LINK_DOWN, and the default route it took with it (none left). */
+    CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_A, "eth0", 0)), 2);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+    CU_ASSERT_TRUE(f.g.ev[0].removed);
+    CU_ASSERT_EQUAL(f.g.ev[1].type, T2S_NET_LINK_DOWN);
+    CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_A, "eth0", UP_RUNNING)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_LINK_UP);
+  }
+  /* Its last IPv4 address flushed: the routes through it went too. */
+  feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "198.51.100.10", 24, 0));
+  for (int i = 0; i < 4; i++) {
+    expect_default(
+        &f,
+        default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, GW_A, IF_A, RT_TABLE_MAIN, 100),
+        IF_A);
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_DELADDR, IF_A, "198.51.100.10", 24, 0)), 2);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_REMOVED);
+    CU_ASSERT_EQUAL(f.g.ev[1].type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+    CU_ASSERT_TRUE(f.g.ev[1].removed);
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "198.51.100.10", 24, 0)), 1);
+  }
+  fx_free(&f);
+}
+
+/* A link deleted and created again under a new index (USB tethering, a VPN interface): down
+ * with its addresses and routes, then up under the new index, four times; a renamed link. */
+static void test_link_recreated_and_renamed(void) {
+  fixture f;
+  fx_init(&f);
+  feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan0", UP_RUNNING));
+  expect_default(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE, GW_B, IF_B, RT_TABLE_MAIN, 200),
+                 IF_B);
+  for (int i = 0; i < 4; i++) {
+    int idx = 10 + i;
+    CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, idx, "usb0", UP_RUNNING)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_LINK_UP);
+    CU_ASSERT_EQUAL(f.g.ev[0].ifindex, (uint32_t)idx);
+    CU_ASSERT_STRING_EQUAL(f.g.ev[0].ifname, "usb0");
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, idx, "198.51.100.10", 24, 0)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_ADDED);
+    expect_default(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE, GW_A, idx, RT_TABLE_MAIN, 100),
+                   idx);
+    /* Deleted without DELADDR or DELROUTE: the address, the route (back to wlan0's) and the
+     * link are reported. */
+    CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_DELLINK, idx, "usb0", UP_RUNNING)), 3);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_REMOVED);
+    CU_ASSERT_EQUAL(f.g.ev[1].type, T2S_NET_DEFAULT_ROUTE_CHANGED);
+    CU_ASSERT_EQUAL(f.g.ev[1].ifindex, IF_B);
+    CU_ASSERT_EQUAL(f.g.ev[2].type, T2S_NET_LINK_DOWN);
+    CU_ASSERT_STRING_EQUAL(f.g.ev[2].ifname, "usb0");
+  }
+  /* Renamed while up: reported under its new name; the same name again: nothing. */
+  CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan1", UP_RUNNING)), 1);
+  CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_LINK_UP);
+  CU_ASSERT_STRING_EQUAL(f.g.ev[0].ifname, "wlan1");
+  CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan1", UP_RUNNING)), 0);
+  /* Renamed while down: the name is kept for the LINK_UP that follows. */
+  CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan1", 0)), 2);
+  CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan2", 0)), 0);
+  CU_ASSERT_EQUAL(feed(&f, link_msg(&f, RTM_NEWLINK, IF_B, "wlan2", UP_RUNNING)), 1);
+  CU_ASSERT_STRING_EQUAL(f.g.ev[0].ifname, "wlan2");
+  fx_free(&f);
+}
+
+/* Addresses replaced (the same values: a refresh), re-added after removal, given another
+ * prefix, turning tentative again: each reported as it is, repeatedly. */
+static void test_address_repeats(void) {
+  fixture f;
+  fx_init(&f);
+  feed(&f, link_msg(&f, RTM_NEWLINK, IF_A, "eth0", UP_RUNNING));
+  for (int i = 0; i < 4; i++) {
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "198.51.100.10", 24, 0)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_ADDED);
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "198.51.100.10", 24, 0)), 0);
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_DELADDR, IF_A, "198.51.100.10", 24, 0)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_REMOVED);
+  }
+  /* Another prefix length is another address. */
+  CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "198.51.100.10", 24, 0)), 1);
+  CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "198.51.100.10", 25, 0)), 1);
+  CU_ASSERT_EQUAL(f.g.ev[0].prefixlen, 25);
+  /* IPv6, known, then tentative again (DAD after a link flap): not usable, then usable. */
+  for (int i = 0; i < 4; i++) {
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "2001:db8::10", 64, 0)), 1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_ADDED);
+    CU_ASSERT_EQUAL(feed(&f, addr_msg(&f, RTM_NEWADDR, IF_A, "2001:db8::10", 64, IFA_F_TENTATIVE)),
+                    1);
+    CU_ASSERT_EQUAL(f.g.ev[0].type, T2S_NET_ADDR_REMOVED);
+  }
+  fx_free(&f);
+}
+
+/* Appends msg to a dump buffer. */
+static size_t put_msg(char *dump, size_t at, const struct nlmsghdr *msg) {
+  memcpy(dump + at, msg, msg->nlmsg_len);
+  return at + MNL_ALIGN(msg->nlmsg_len);
+}
+
+/* After an overrun the monitor re-reads everything: a resynchronisation from a dump reports
+ * what changed while events were lost (the default route moved, a rule went, a link came),
+ * A -> B -> A -> B, and nothing when nothing changed. */
+static void test_resync(void) {
+  fixture f;
+  fx_two_links(&f);
+  feed(&f, default_msg(&f, RTM_NEWROUTE, NLM_F_CREATE, GW_A, IF_A, RT_TABLE_MAIN, 0));
+  feed(&f, rule_msg(&f, RTM_NEWRULE, AF_INET, 100, 100, 0x1234, true));
+  static char dump[16384];
+  for (int i = 0; i < 4; i++) {
+    bool b = i % 2 == 0;
+    size_t len = 0;
+    len = put_msg(dump, len, link_msg(&f, RTM_NEWLINK, IF_A, "eth0", UP_RUNNING));
+    len = put_msg(dump, len, link_msg(&f, RTM_NEWLINK, IF_B, "wlan0", UP_RUNNING));
+    len = put_msg(dump, len,
+                  default_msg(&f, RTM_NEWROUTE, NLM_F_MULTI, b ? GW_B : GW_A, b ? IF_B : IF_A,
+                              RT_TABLE_MAIN, 0));
+    if (!b) {
+      len = put_msg(dump, len, rule_msg(&f, RTM_NEWRULE, AF_INET, 100, 100, 0x1234, true));
+    }
+    f.g.n = 0;
+    t2s_monitor_linux_resync_begin(f.m);
+    CU_ASSERT(t2s_monitor_linux_feed(f.m, dump, len) >= 0);
+    /* The new default (B's or A's), the old one gone, and the rule gone or back. */
+    int n = t2s_monitor_linux_resync_end(f.m);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL((int)f.g.n, n);
+    bool saw_default = false, saw_rule = false;
+    for (size_t k = 0; k < f.g.n; k++) {
+      if (f.g.ev[k].type == T2S_NET_DEFAULT_ROUTE_CHANGED) {
+        saw_default = true;
+        CU_ASSERT_FALSE(f.g.ev[k].removed);
+      }
+      saw_rule |= f.g.ev[k].type == T2S_NET_ROUTE_CHANGED;
+    }
+    CU_ASSERT_TRUE(saw_default);
+    CU_ASSERT_TRUE(saw_rule);
+    /* The last event leaves the default that counts on the dump's route. */
+    const t2s_net_event *last = NULL;
+    for (size_t k = 0; k < f.g.n; k++) {
+      if (f.g.ev[k].type == T2S_NET_DEFAULT_ROUTE_CHANGED) {
+        last = &f.g.ev[k];
+      }
+    }
+    CU_ASSERT_EQUAL(last ? last->ifindex : 0, b ? (uint32_t)IF_B : (uint32_t)IF_A);
+    if (!b) {
+      /* The same dump again: nothing changed, nothing reported. */
+      f.g.n = 0;
+      t2s_monitor_linux_resync_begin(f.m);
+      t2s_monitor_linux_feed(f.m, dump, len);
+      CU_ASSERT_EQUAL(t2s_monitor_linux_resync_end(f.m), 0);
+      CU_ASSERT_EQUAL(f.g.n, 0);
+    }
+  }
+  /* A link gone during the overrun: LINK_DOWN from the sweep. */
+  size_t len = put_msg(dump, 0, link_msg(&f, RTM_NEWLINK, IF_B, "wlan0", UP_RUNNING));
+  f.g.n = 0;
+  t2s_monitor_linux_resync_begin(f.m);
+  t2s_monitor_linux_feed(f.m, dump, len);
+  CU_ASSERT(t2s_monitor_linux_resync_end(f.m) >= 2); /* eth0's route and eth0 */
+  bool down = false;
+  for (size_t k = 0; k < f.g.n; k++) {
+    down |= f.g.ev[k].type == T2S_NET_LINK_DOWN && f.g.ev[k].ifindex == IF_A;
+  }
+  CU_ASSERT_TRUE(down);
+  fx_free(&f);
+}
+
 int t2s_test_register_monitor_linux(void) {
   CU_pSuite s = CU_add_suite("monitor_linux", NULL, NULL);
   if (s == NULL || !CU_add_test(s, "links", test_links) ||
       !CU_add_test(s, "addresses", test_addresses) ||
       !CU_add_test(s, "default routes", test_default_routes) ||
+      !CU_add_test(s, "replace flips A B A B", test_replace_flips) ||
+      !CU_add_test(s, "add/delete flips (NetworkManager)", test_add_delete_flips) ||
+      !CU_add_test(s, "route change and append", test_change_and_append) ||
+      !CU_add_test(s, "multipath default", test_multipath_default) ||
+      !CU_add_test(s, "other tables", test_other_tables) ||
+      !CU_add_test(s, "policy rules", test_rules) ||
+      !CU_add_test(s, "silent route loss", test_silent_route_loss) ||
+      !CU_add_test(s, "link re-created and renamed", test_link_recreated_and_renamed) ||
+      !CU_add_test(s, "address repeats", test_address_repeats) ||
+      !CU_add_test(s, "resync after overrun", test_resync) ||
       !CU_add_test(s, "other routes", test_other_routes) ||
       !CU_add_test(s, "truncated and batched", test_truncated_and_batched) ||
       !CU_add_test(s, "sleep detector", test_sleep_detector)) {

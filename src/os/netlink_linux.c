@@ -14,8 +14,6 @@
 /* The kernel's answers to one request are small: 8 KiB holds them. */
 #define NL_BUFSIZE 8192
 
-typedef int (*nl_data_cb)(const struct nlmsghdr *nlh, void *arg);
-
 struct mnl_socket *t2s_nl_socket_open(int flags, unsigned groups) {
   struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | flags);
   if (nl && mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
@@ -27,41 +25,42 @@ struct mnl_socket *t2s_nl_socket_open(int flags, unsigned groups) {
   return nl;
 }
 
-/* Sends nlh (NLM_F_ACK is added) and runs the answers through cb until the ACK or an error.
- * Returns 0 or -errno. */
+int t2s_nl_talk(struct mnl_socket *nl, struct nlmsghdr *nlh, unsigned seq, void *buf, size_t buflen,
+                unsigned max_reads, mnl_cb_t cb, void *arg) {
+  if ((nlh->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) {
+    nlh->nlmsg_flags |= NLM_F_ACK;
+  }
+  nlh->nlmsg_seq = seq;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+    return -errno;
+  }
+  unsigned portid = mnl_socket_get_portid(nl);
+  /* Bounded by max_reads. */
+  for (unsigned rounds = 0; rounds < max_reads; rounds++) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf, buflen);
+    if (n < 0) {
+      return -errno;
+    }
+    int r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, arg);
+    if (r < 0) {
+      return -errno;
+    }
+    if (r == MNL_CB_STOP) {
+      return 0;
+    }
+  }
+  return -EIO;
+}
+
+/* One request on a socket of its own: the kernel answers with a handful of messages and one
+ * ACK. Returns 0 or -errno. */
 static int nl_transact(struct nlmsghdr *nlh, mnl_cb_t cb, void *arg) {
   struct mnl_socket *nl = t2s_nl_socket_open(0, 0);
   if (!nl) {
     return -errno;
   }
-  int rv = 0;
-  unsigned portid = mnl_socket_get_portid(nl);
-  nlh->nlmsg_flags |= NLM_F_ACK;
-  nlh->nlmsg_seq = (unsigned)time(NULL);
-  unsigned seq = nlh->nlmsg_seq;
-  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-    rv = -errno;
-    goto out;
-  }
   char buf[NL_BUFSIZE];
-  /* Bounded: the kernel answers one request with a handful of messages and one ACK. */
-  for (int rounds = 0; rounds < 64; rounds++) {
-    ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-    if (n < 0) {
-      rv = -errno;
-      goto out;
-    }
-    int r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, arg);
-    if (r < 0) {
-      rv = -errno;
-      goto out;
-    }
-    if (r == MNL_CB_STOP) {
-      goto out;
-    }
-  }
-  rv = -EIO;
-out:
+  int rv = t2s_nl_talk(nl, nlh, (unsigned)time(NULL), buf, sizeof(buf), 64, cb, arg);
   mnl_socket_close(nl);
   return rv;
 }

@@ -9,14 +9,23 @@
 #ifndef T2S_NETLINK_LINUX_H
 #define T2S_NETLINK_LINUX_H
 
-#include "common.h"
+#include <libmnl/libmnl.h>
 
-struct mnl_socket;
+#include "common.h"
 
 /* Opens a NETLINK_ROUTE socket, close-on-exec with the extra SOCK_* flags (SOCK_NONBLOCK or 0),
  * bound to the multicast groups (0: none, for requests and dumps). Returns it, or NULL with
  * errno set. Close it with mnl_socket_close(). */
 struct mnl_socket *t2s_nl_socket_open(int flags, unsigned groups);
+
+/* One request or dump on nl, the loop every rtnetlink conversation here shares: sends nlh with
+ * sequence number seq (a dump when NLM_F_DUMP is set; otherwise NLM_F_ACK is added and the
+ * answer ends at the kernel's ACK), then reads the answers into buf (buflen bytes) and runs each
+ * message through cb (NULL: none) until NLMSG_DONE, the ACK or an error. Reads at most max_reads
+ * datagrams. Returns 0, or -errno (the kernel's NLMSG_ERROR, a socket error, or -EIO when
+ * max_reads ran out). */
+int t2s_nl_talk(struct mnl_socket *nl, struct nlmsghdr *nlh, unsigned seq, void *buf, size_t buflen,
+                unsigned max_reads, mnl_cb_t cb, void *arg);
 
 /* Adds (add=true) or removes an address on interface ifindex. IPv6 addresses are added with
  * IFA_F_NODAD so they are usable at once. Returns 0 or -errno (-EEXIST when already there,

@@ -740,7 +740,10 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   /* The network monitor: its route_get is the engine's at the end of every debounce (the
    * engine takes the current path from it now); it starts in t2s_runner_run. */
   t2s_clock_linux_ops(&r->clk, &r->clkops);
-  t2s_monitor_linux_config mcfg = {.ignore_ifindex = r->tun.ifindex, .clock = &r->clkops};
+  t2s_monitor_linux_config mcfg = {.ignore_ifindex = r->tun.ifindex,
+                                   .own_table = r->opts.auto_route ? r->opts.route_table : 0,
+                                   .own_priority = r->opts.route_priority,
+                                   .clock = &r->clkops};
   if (t2s_monitor_linux_new(&r->mon, r->base, &mcfg) != 0) {
     T2S_ERROR("out of memory");
     goto fail;
@@ -815,7 +818,7 @@ int t2s_runner_run(t2s_runner *r) {
     if (rv != 0) {
       T2S_WARN("network monitor: cannot subscribe to rtnetlink (%s): network changes will not "
                "be noticed",
-               rv < 0 && rv > -4096 ? strerror(-rv) : t2s_strerror(rv));
+               t2s_strerror(rv));
     }
     const t2s_egress *eg = t2s_engine_get_egress(r->engine);
     set_default_interface(r, eg->ifindex ? eg->ifname : "", eg->ifindex);
