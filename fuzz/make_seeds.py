@@ -9,6 +9,8 @@ OUT/engine_sequence/  operation sequences (fuzz_engine_sequence.c): hand-made TC
                       (direct and SOCKS5, v4 and v6, refusals, errors, backpressure, network
                       events, UDP) and every raw-IP capture replayed as packets and clock steps
 OUT/socks5/           proxy replies (fuzz_socks5.c): every reply shape, failures, UDP headers
+OUT/dns/              DNS queries and state files (fuzz_dns.c): every qtype the responder
+                      knows, EDNS, compression pointers, hostile names
 OUT/scenario/         scenarios: harness/scenarios/*.scn, the examples of docs/*.md and the
                       scenario texts of harness/test_sim_*.py
 OUT/scenario.dict     the scenario language's words (from the parser's string literals)
@@ -238,6 +240,51 @@ def socks5_seeds(out):
         write(d, hdr)
 
 
+def dns_name(name):
+    b = b""
+    for label in name.strip(".").split("."):
+        if label:
+            b += bytes([len(label)]) + label.encode()
+    return b + b"\0"
+
+
+def dns_query(name, qtype, qclass=1, edns=None, flags=0x0100, extra=b""):
+    """A query (fuzz_dns.c's message); edns = (UDP size, version) adds an OPT record."""
+    ar = 1 if edns else 0
+    b = struct.pack(">HHHHHH", 0x1234, flags, 1, 0, 0, ar) + dns_name(name)
+    b += struct.pack(">HH", qtype, qclass)
+    if edns:
+        b += b"\0" + struct.pack(">HHIH", 41, edns[0], edns[1] << 16, len(extra)) + extra
+    return b
+
+
+def dns_seeds(out):
+    d = os.path.join(out, "dns")
+    names = ("www.example.com", "WWW.Example.COM", "a", "corp.example", "x.corp.example",
+             "5.0.19.198.in-addr.arpa", "1.0.19.198.in-addr.arpa", "8.8.8.8.in-addr.arpa",
+             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.1.0.0.0.0.d.f.ip6.arpa", ".")
+    for sel in (0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x19):
+        for name in names:
+            for qtype in (1, 28, 65, 64, 12, 15, 16, 255):
+                write(d, bytes([sel]) + dns_query(name, qtype))
+        write(d, bytes([sel]) + dns_query("www.example.com", 1, edns=(1232, 0)))
+        write(d, bytes([sel]) + dns_query("www.example.com", 28, edns=(4096, 1)))
+        write(d, bytes([sel]) + dns_query("www.example.com", 1, edns=(512, 0),
+                                          extra=b"\x00\x0a\x00\x08" + bytes(8)))
+        write(d, bytes([sel]) + dns_query("version.bind", 16, qclass=3))
+        write(d, bytes([sel]) + dns_query("www.example.com", 1, flags=0x2800))
+        write(d, bytes([sel]) + dns_query("www.example.com", 1, flags=0x8180))
+    # Compression pointers (backward, forward, to themselves) and reserved label types.
+    hdr = struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0)
+    for name in (b"\xc0\x0c", b"\x01a\xc0\x0c", b"\x01a\xc0\x0e", b"\x41a\x00",
+                 b"\x81a\x00", b"\x3fa\x00", b"\x01a" * 130 + b"\x00"):
+        write(d, b"\x00" + hdr + name + b"\x00\x01\x00\x01")
+    write(d, b"\x00" + hdr)
+    write(d, b"\x00" + b"tun2sock-fakedns 1\nnext 3\n198.19.0.1 fd00:19::1 a.example\n"
+          b"198.19.0.2 fd00:19::2 b.example\n- fd00:19::3 c.example\n")
+    write(d, b"\x02" + b"tun2sock-fakedns 1\n198.19.0.4 - v4only.example\n")
+
+
 def scenario_seeds(out):
     d = os.path.join(out, "scenario")
     sdir = os.path.join(ROOT, "harness", "scenarios")
@@ -304,7 +351,7 @@ def main():
         sys.exit("make_seeds: OUT must be under a build directory, not in the repository")
     rawip = os.path.join(a.corpora, "pcaps", "rawip")
     tcpdump = os.path.join(a.corpora, "fuzz-seeds", "tcpdump-ip")
-    for t in ("engine_packet", "engine_sequence", "socks5", "scenario"):
+    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns"):
         shutil.rmtree(os.path.join(out, t), ignore_errors=True)
         os.makedirs(os.path.join(out, t))
     if os.path.isdir(rawip):
@@ -315,6 +362,7 @@ def main():
     engine_sequence_seeds(out, rawip)
     socks5_seeds(out)
     scenario_seeds(out)
+    dns_seeds(out)
     if a.quick:
         quick_sample(out, "engine_packet", [tcpdump], a.quick)
         # Single packets as sequences: the config, then one raw packet.
@@ -330,7 +378,8 @@ def main():
         quick_sample(out, "engine_sequence", [seq_extra], a.quick)
         quick_sample(out, "socks5", [], a.quick)
         quick_sample(out, "scenario", [], a.quick)
-    for t in ("engine_packet", "engine_sequence", "socks5", "scenario"):
+        quick_sample(out, "dns", [], a.quick)
+    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns"):
         n = len(os.listdir(os.path.join(out, t)))
         print("make_seeds: %s: %d seeds in %s" % (t, n, os.path.join(out, t)))
 

@@ -29,6 +29,8 @@ static const struct {
     {"tcp_timers", t2s_test_register_tcp_timers},
     {"fuzz_regressions", t2s_test_register_fuzz_regressions},
     {"metrics", t2s_test_register_metrics},
+    {"dns", t2s_test_register_dns},
+    {"fakedns", t2s_test_register_fakedns},
 };
 
 int main(int argc, char **argv) {

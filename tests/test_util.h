@@ -23,5 +23,7 @@ int t2s_test_register_tcp_data(void);
 int t2s_test_register_tcp_tso(void);
 int t2s_test_register_fuzz_regressions(void);
 int t2s_test_register_metrics(void);
+int t2s_test_register_dns(void);
+int t2s_test_register_fakedns(void);
 
 #endif
