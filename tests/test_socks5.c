@@ -694,6 +694,46 @@ static void test_udp_header(void) {
   CU_ASSERT_EQUAL(r, T2S_SOCKS5_REASON_BAD_DOMAIN_LEN);
 }
 
+/* UDP datagrams to a domain name (ATYP 3, --fake-dns): the header, in place, and what the
+ * server-side decoder reads back. */
+static void test_udp_header_domain(void) {
+  uint8_t buf[300];
+  t2s_socks5_host h, got;
+  const uint8_t *pl;
+  size_t pllen;
+  t2s_socks5_error_reason r;
+  CU_ASSERT_EQUAL(t2s_socks5_host_from_domain(&h, "quic.example", 443), 0);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode_host(buf, sizeof(buf), &h, (const uint8_t *)"hi", 2),
+                  3 + 1 + 1 + 12 + 2 + 2);
+  static const uint8_t want[] = {0,   0,   0,   3,   12,  'q', 'u', 'i',  'c', '.', 'e',
+                                 'x', 'a', 'm', 'p', 'l', 'e', 1,   0xbb, 'h', 'i'};
+  CU_ASSERT(memcmp(buf, want, sizeof(want)) == 0);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_decode_host(buf, sizeof(want), &got, &pl, &pllen, &r), 0);
+  CU_ASSERT_EQUAL(got.atyp, T2S_SOCKS5_ATYP_DOMAIN);
+  CU_ASSERT_STRING_EQUAL(got.domain, "quic.example");
+  CU_ASSERT_EQUAL(got.addr.port, 443);
+  CU_ASSERT(pllen == 2 && memcmp(pl, "hi", 2) == 0);
+  /* In place, the payload already after the header room. */
+  memcpy(buf + 19, "xyz", 3);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode_host(buf, sizeof(buf), &h, buf + 19, 3), 22);
+  CU_ASSERT(memcmp(buf + 19, "xyz", 3) == 0);
+  /* An IP host encodes as t2s_socks5_udp_encode does. */
+  t2s_addr v4 = addr_of("192.0.2.1:53");
+  uint8_t a[32], b[32];
+  CU_ASSERT_EQUAL(t2s_socks5_host_from_addr(&h, &v4), 0);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode_host(a, sizeof(a), &h, (const uint8_t *)"q", 1), 11);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode(b, sizeof(b), &v4, (const uint8_t *)"q", 1), 11);
+  CU_ASSERT(memcmp(a, b, 11) == 0);
+  /* Errors: no room, an invalid host. */
+  CU_ASSERT_EQUAL(t2s_socks5_host_from_domain(&h, "quic.example", 443), 0);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode_host(buf, 19, &h, (const uint8_t *)"hi", 2), T2S_ERR_NOBUF);
+  memset(&h, 0, sizeof(h));
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode_host(buf, sizeof(buf), &h, NULL, 0),
+                  T2S_ERR_INVALID_ARGUMENT);
+  CU_ASSERT_EQUAL(t2s_socks5_udp_encode_host(buf, sizeof(buf), NULL, NULL, 0),
+                  T2S_ERR_INVALID_ARGUMENT);
+}
+
 static void test_reason_names(void) {
   CU_ASSERT_STRING_EQUAL(t2s_socks5_reason_name(T2S_SOCKS5_REASON_BAD_VERSION), "bad_version");
   CU_ASSERT_STRING_EQUAL(t2s_socks5_reason_name(T2S_SOCKS5_REASON_UNKNOWN_ATYP), "unknown_atyp");
@@ -1030,6 +1070,7 @@ int t2s_test_register_socks5(void) {
       !CU_add_test(s, "eof by stage", test_eof_stages) ||
       !CU_add_test(s, "udp relay address", test_udp_relay) ||
       !CU_add_test(s, "udp header", test_udp_header) ||
+      !CU_add_test(s, "udp header to a domain", test_udp_header_domain) ||
       !CU_add_test(s, "reason names", test_reason_names) ||
       !CU_add_test(s, "server vectors", test_server_vectors) ||
       !CU_add_test(s, "client x server matrix", test_client_server_matrix)) {

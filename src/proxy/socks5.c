@@ -558,6 +558,25 @@ t2s_ssize t2s_socks5_udp_encode(uint8_t *buf, size_t buflen, const t2s_addr *dst
   return (t2s_ssize)(hlen + payloadlen);
 }
 
+t2s_ssize t2s_socks5_udp_encode_host(uint8_t *buf, size_t buflen, const t2s_socks5_host *dst,
+                                     const uint8_t *payload, size_t payloadlen) {
+  size_t alen = dst ? t2s_socks5_host_len(dst) : 0;
+  if (alen == 0 || (payload == NULL && payloadlen > 0)) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  size_t hlen = 3 + alen;
+  if (buflen < hlen || buflen - hlen < payloadlen) {
+    return T2S_ERR_NOBUF;
+  }
+  if (payloadlen > 0) {
+    memmove(buf + hlen, payload, payloadlen); /* first: payload may sit where the header goes */
+  }
+  buf[0] = buf[1] = 0; /* RSV */
+  buf[2] = 0;          /* FRAG */
+  t2s_socks5_host_encode(buf + 3, alen, dst);
+  return (t2s_ssize)(hlen + payloadlen);
+}
+
 int t2s_socks5_udp_decode_host(const uint8_t *data, size_t len, t2s_socks5_host *psrc,
                                const uint8_t **ppayload, size_t *ppayloadlen,
                                t2s_socks5_error_reason *preason) {

@@ -260,6 +260,13 @@ size_t t2s_socks5_udp_header_len(const t2s_addr *dst);
 t2s_ssize t2s_socks5_udp_encode(uint8_t *buf, size_t buflen, const t2s_addr *dst,
                                 const uint8_t *payload, size_t payloadlen);
 
+/* As t2s_socks5_udp_encode(), to an IP address or a domain name (ATYP 3: the relay resolves
+ * it; --fake-dns sends datagrams to the name a pool address stands for). The header is
+ * t2s_socks5_host_len(dst) + 3 bytes. Returns the total length, T2S_ERR_NOBUF or
+ * T2S_ERR_INVALID_ARGUMENT (dst invalid). */
+t2s_ssize t2s_socks5_udp_encode_host(uint8_t *buf, size_t buflen, const t2s_socks5_host *dst,
+                                     const uint8_t *payload, size_t payloadlen);
+
 /*
  * Parses a datagram from the relay: *psrc receives DST.ADDR/DST.PORT (the remote peer),
  * *ppayload and *ppayloadlen the data (pointing into data). Returns 0 or:
