@@ -325,6 +325,62 @@ def scenario_seeds(out):
             f.write('"%s"\n' % esc)
 
 
+def rec_header(seed=1, proxy=0, user=None):
+    """The header of a flight recording (docs/recording.md, version 1) with the engine's
+    default options."""
+    def s(x):
+        if x is None:
+            return struct.pack("<H", 0xffff)
+        return struct.pack("<H", len(x)) + x
+    addr0 = bytes(19)
+    proxy_addr = bytes([4, 192, 0, 2, 1]) + bytes(12) + struct.pack("<H", 1080) if proxy else addr0
+    cfg = struct.pack("<QIB", seed, 1500, proxy) + proxy_addr + s(user) + s(user)
+    cfg += struct.pack("<I", 0) + bytes(16) + addr0 + struct.pack("<I", 0)
+    cfg += struct.pack("<BQIIIIQIQQQIBBBQIB", 0, 10 * 10**9, 262144, 262144, 16384, 1024,
+                       2 * 10**9, 12, 0, 60 * 10**9, 10 * 10**9, 4096, 1, 0, 0, 500 * 10**6, 0, 0)
+    cfg += addr0 + struct.pack("<Q", 512 << 20)
+    body = b""
+    for tag, val in ((1, s(b"make_seeds")), (2, s(b"")), (3, cfg)):
+        body += struct.pack("<HI", tag, len(val)) + val
+    return b"T2SREC\r\n" + struct.pack("<III", 1, 0, len(body)) + body
+
+
+def rec_record(kind, now, body=b""):
+    return struct.pack("<BIQ", kind, len(body), now) + body
+
+
+def recording_seeds(out, rawip):
+    """Recordings: inputs (packets from the corpora, completions, events, timers) with and
+    without the outputs a replay expects; the replay tells them apart."""
+    d = os.path.join(out, "recording")
+    pkts = []
+    if os.path.isdir(rawip):
+        for name in sorted(os.listdir(rawip))[:20]:
+            for _ts, pkt in pcap_packets(os.path.join(rawip, name)):
+                if 0 < len(pkt) <= 1500:
+                    pkts.append(pkt)
+                if len(pkts) % 20 == 19:
+                    break
+    ms = 10**6
+    for i in range(0, max(1, len(pkts)), 4):
+        for proxy in (0, 1):
+            f = rec_header(seed=i + 1, proxy=proxy, user=b"u" if proxy and i % 8 == 0 else None)
+            now = ms
+            for pkt in pkts[i:i + 4]:
+                f += rec_record(1, now, struct.pack("<I", 0) + pkt)
+                f += rec_record(32, now, struct.pack("<q", 0))
+                now += ms
+            f += rec_record(3, now, struct.pack("<Qi", 1, 0))
+            f += rec_record(4, now, struct.pack("<Q", 1) + bytes([5, 0]))
+            f += rec_record(10, now, bytes([5]) + bytes(4) + b"up1".ljust(16, b"\0") +
+                            bytes([4]) + bytes(19) + bytes(3) + bytes(8))
+            f += rec_record(2, now + 600 * ms)
+            f += rec_record(32, now + 600 * ms, struct.pack("<q", 0))
+            f += rec_record(12, now + 700 * ms)
+            f += rec_record(68, now + 700 * ms, struct.pack("<I", 0))
+            write(d, f)
+
+
 def quick_sample(out, target, extra_dirs, n):
     """OUT/TARGET-quick: a fixed sample of at most n seeds of the target's directories."""
     files = []
@@ -351,7 +407,7 @@ def main():
         sys.exit("make_seeds: OUT must be under a build directory, not in the repository")
     rawip = os.path.join(a.corpora, "pcaps", "rawip")
     tcpdump = os.path.join(a.corpora, "fuzz-seeds", "tcpdump-ip")
-    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns"):
+    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns", "recording"):
         shutil.rmtree(os.path.join(out, t), ignore_errors=True)
         os.makedirs(os.path.join(out, t))
     if os.path.isdir(rawip):
@@ -363,6 +419,7 @@ def main():
     socks5_seeds(out)
     scenario_seeds(out)
     dns_seeds(out)
+    recording_seeds(out, rawip)
     if a.quick:
         quick_sample(out, "engine_packet", [tcpdump], a.quick)
         # Single packets as sequences: the config, then one raw packet.
@@ -379,7 +436,8 @@ def main():
         quick_sample(out, "socks5", [], a.quick)
         quick_sample(out, "scenario", [], a.quick)
         quick_sample(out, "dns", [], a.quick)
-    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns"):
+        quick_sample(out, "recording", [], a.quick)
+    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns", "recording"):
         n = len(os.listdir(os.path.join(out, t)))
         print("make_seeds: %s: %d seeds in %s" % (t, n, os.path.join(out, t)))
 

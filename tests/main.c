@@ -31,6 +31,8 @@ static const struct {
     {"metrics", t2s_test_register_metrics},
     {"dns", t2s_test_register_dns},
     {"fakedns", t2s_test_register_fakedns},
+    {"recording", t2s_test_register_recording},
+    {"iface_wrap", t2s_test_register_iface_wrap},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,653 @@
+/*
+ * test_recording.c: the flight recorder's format (round trips, the strict reader against
+ * hostile input), the recorder around an engine, and the replay: identical, a flipped byte
+ * named as the first difference, truncated and other-version files refused.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_fake.h"
+#include "packet.h"
+#include "rand.h"
+#include "rec.h"
+#include "rec_replay.h"
+#include "test_util.h"
+
+static const t2s_tstamp MS = T2S_MILLISECONDS;
+
+/* ---------------- a memory sink ---------------- */
+
+typedef struct membuf {
+  uint8_t *data;
+  size_t len, cap;
+  int fail_after; /* > 0: the write that many calls later fails */
+  size_t rewinds;
+} membuf;
+
+static int mem_write(void *arg, const uint8_t *d, size_t n) {
+  membuf *m = arg;
+  if (m->fail_after > 0 && --m->fail_after == 0) {
+    return -1;
+  }
+  if (m->len + n > m->cap) {
+    size_t cap = (m->len + n) * 2;
+    uint8_t *p = realloc(m->data, cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    m->data = p;
+    m->cap = cap;
+  }
+  memcpy(m->data + m->len, d, n);
+  m->len += n;
+  return 0;
+}
+
+static int mem_rewind(void *arg) {
+  membuf *m = arg;
+  m->len = 0;
+  m->rewinds++;
+  return 0;
+}
+
+/* ---------------- format round trips ---------------- */
+
+static void test_record_roundtrip_every_kind(void) {
+  for (int k = 1; k < T2S_REC_NOTE_MAX_; k++) {
+    if (t2s_rec_kind_name(k) == NULL) {
+      continue;
+    }
+    t2s_rec_record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = (uint8_t)k;
+    r.now = 123456789ull * (uint64_t)k;
+    r.id = 77;
+    r.rv = k == T2S_REC_RET || k == T2S_REC_STREAM_WRITE ? -5000000000ll : -304;
+    r.u32a = 0xdeadbeef;
+    r.u32b = 3;
+    r.flag = 1;
+    r.t1 = 42;
+    t2s_addr_parse("[2001:db8::5]:443", &r.addr);
+    r.egress.ifindex = 9;
+    strcpy(r.egress.ifname, "eth9");
+    t2s_addr_parse("192.0.2.9", &r.egress.src);
+    r.egress.mark = 0x100;
+    r.route.ifindex = 3;
+    strcpy(r.route.ifname, "wlan0");
+    r.route.local = true;
+    r.nev.type = T2S_NET_RESUMED;
+    r.nev.slept_ns = 5 * T2S_SECONDS;
+    strcpy(r.nev.ifname, "up1");
+    r.eev.type = T2S_EV_TCP_RESET;
+    r.eev.flow_id = 12;
+    r.eev.reason = T2S_ERR_RESET;
+    r.eev.bytes_up = 1;
+    r.eev.bytes_down = 2;
+    static const uint8_t payload[] = "payload bytes";
+    r.data = payload;
+    r.datalen = sizeof(payload);
+    uint8_t buf[512];
+    size_t n = t2s_rec_encode_record(&r, buf);
+    CU_ASSERT_EQUAL(n, t2s_rec_record_len(&r));
+
+    /* a header, then the record */
+    t2s_rec_header h;
+    memset(&h, 0, sizeof(h));
+    h.build = "test";
+    h.options = "--x";
+    t2s_engine_config_default(&h.cfg);
+    uint8_t file[T2S_REC_MAX_HEADER / 8 + 512];
+    t2s_ssize hl = t2s_rec_encode_header(&h, file, sizeof(file));
+    CU_ASSERT_FATAL(hl > 0);
+    memcpy(file + hl, buf, n);
+    static t2s_rec_reader rd;
+    CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, file, (size_t)hl + n), 0);
+    t2s_rec_record o;
+    CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_next(&rd, &o), 1);
+    CU_ASSERT_EQUAL(o.kind, k);
+    CU_ASSERT_EQUAL(o.now, r.now);
+    /* re-encoding what was read gives the same bytes */
+    uint8_t again[512];
+    CU_ASSERT_EQUAL_FATAL(t2s_rec_encode_record(&o, again), n);
+    CU_ASSERT_EQUAL(memcmp(again, buf, n), 0);
+    CU_ASSERT_EQUAL(t2s_rec_reader_next(&rd, &o), 0);
+  }
+}
+
+static void test_header_roundtrip_config(void) {
+  t2s_rec_header h;
+  memset(&h, 0, sizeof(h));
+  h.build = "tun2sock 0.1.0";
+  h.options = "tun2sock --proxy socks5://u:p@192.0.2.1:1080";
+  t2s_engine_config_default(&h.cfg);
+  h.cfg.seed = 0x1122334455667788ull;
+  h.cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  t2s_addr_parse("192.0.2.1:1080", &h.cfg.proxy);
+  h.cfg.username = "user";
+  h.cfg.password = "secret";
+  h.cfg.tcp_sndbuf = 32768;
+  h.cfg.on_network_change = T2S_NETCHANGE_RESET_ALL;
+  t2s_addr_parse("198.51.100.53:53", &h.cfg.dns_hijack);
+  h.cfg.egress_pinned = true;
+  strcpy(h.cfg.egress.ifname, "up1");
+  uint8_t buf[T2S_REC_MAX_HEADER];
+  t2s_ssize n = t2s_rec_encode_header(&h, buf, sizeof(buf));
+  CU_ASSERT_FATAL(n > 0);
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, buf, (size_t)n), 0);
+  const t2s_engine_config *c = &rd.hdr.cfg;
+  CU_ASSERT_EQUAL(c->seed, h.cfg.seed);
+  CU_ASSERT_STRING_EQUAL(rd.hdr.build, h.build);
+  CU_ASSERT_STRING_EQUAL(rd.hdr.options, h.options);
+  CU_ASSERT_STRING_EQUAL(c->username, "user");
+  CU_ASSERT_STRING_EQUAL(c->password, "secret");
+  CU_ASSERT_EQUAL(c->tcp_sndbuf, 32768);
+  CU_ASSERT_EQUAL(c->on_network_change, T2S_NETCHANGE_RESET_ALL);
+  CU_ASSERT(t2s_addr_eq(&c->dns_hijack, &h.cfg.dns_hijack));
+  CU_ASSERT(t2s_addr_eq(&c->proxy, &h.cfg.proxy));
+  CU_ASSERT(c->egress_pinned);
+  CU_ASSERT_STRING_EQUAL(c->egress.ifname, "up1");
+  CU_ASSERT_EQUAL(c->memory_budget, h.cfg.memory_budget);
+  CU_ASSERT_EQUAL(c->network_debounce, h.cfg.network_debounce);
+  CU_ASSERT_EQUAL(t2s_rec_reader_next(&rd, &(t2s_rec_record){0}), 0);
+  /* No password: NULL comes back as NULL. */
+  h.cfg.username = h.cfg.password = NULL;
+  n = t2s_rec_encode_header(&h, buf, sizeof(buf));
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, buf, (size_t)n), 0);
+  CU_ASSERT_PTR_NULL(rd.hdr.cfg.username);
+  CU_ASSERT_PTR_NULL(rd.hdr.cfg.password);
+}
+
+/*
+ * The format writes each field of t2s_engine_config by name (rec_format.c w_config). A field
+ * added to the struct must be added to the format too (and the version bumped), or a replay
+ * would silently run with its default: this size check fails first.
+ */
+static void test_config_fields_all_recorded(void) {
+  if (sizeof(t2s_engine_config) != 240) {
+    fprintf(stderr, "\nsizeof(t2s_engine_config) = %zu\n", sizeof(t2s_engine_config));
+  }
+  CU_ASSERT_EQUAL(sizeof(t2s_engine_config), 240);
+}
+
+/* ---------------- a recorded session ---------------- */
+
+static engine_fake F;
+static int finish_rv; /* t2s_rec_finish's result in the last record_session */
+
+static void build_syn(uint8_t *buf, size_t *len, uint16_t sport) {
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2", &src);
+  t2s_addr_parse("203.0.113.10:80", &dst);
+  src.port = sport;
+  t2s_tcp_opts o;
+  memset(&o, 0, sizeof(o));
+  o.has_mss = true;
+  o.mss = 1460;
+  t2s_ssize n = t2s_build_tcp(buf, 128, &src, &dst, 1000u * sport, 0, T2S_TCP_SYN, 65535, &o, NULL,
+                              0, NULL, 0);
+  CU_ASSERT_FATAL(n > 0);
+  *len = (size_t)n;
+}
+
+/* The last packet the engine sent to the client. */
+static bool last_pkt(t2s_pkt *p) {
+  if (F.npkts == 0) {
+    return false;
+  }
+  return t2s_pkt_parse(F.pkts[F.npkts - 1].data, F.pkts[F.npkts - 1].len, p) == T2S_DROP_NONE;
+}
+
+/*
+ * Records a session into m (stop mode, max_bytes as given): two TCP flows through a SOCKS5
+ * proxy with data both ways, a DNS query over UDP, a network change with its route query,
+ * timers, a reset of every flow and the engine's deletion. Returns the recorder's stats.
+ */
+static t2s_rec_stats record_session(membuf *m, t2s_rec_mode mode, uint64_t max_bytes) {
+  engine_fake_init(&F);
+  engine_fake_set_route(&F, 2, "up1", "192.0.2.2", false);
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  cfg.seed = 4242;
+  cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  t2s_addr_parse("192.0.2.1:1080", &cfg.proxy);
+  t2s_rec_opts o;
+  memset(&o, 0, sizeof(o));
+  o.sink.write = mem_write;
+  o.sink.rewind = mem_rewind;
+  o.sink.arg = m;
+  o.mode = mode;
+  o.max_bytes = max_bytes;
+  o.build = "test_recording";
+  o.options = "record_session";
+  t2s_rec *rec;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
+  t2s_device dev;
+  t2s_upstream up;
+  t2s_monitor mon;
+  t2s_engine_hooks hooks;
+  t2s_rec_wrap_device(rec, &F.dev, &dev);
+  t2s_rec_wrap_upstream(rec, &F.up, &up);
+  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
+  t2s_rec_wrap_hooks(rec, NULL, &hooks);
+  t2s_engine *e;
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
+  t2s_engine_set_monitor(e, &mon);
+
+  t2s_tstamp now = 10 * MS;
+  for (uint16_t sport = 40000; sport < 40002; sport++) {
+    uint8_t pkt[2048];
+    size_t len;
+    build_syn(pkt, &len, sport);
+    t2s_rec_input_ex(rec, e, pkt, len, 0, now);
+    CU_ASSERT_FATAL(F.nstreams > 0);
+    uint64_t id = F.streams[F.nstreams - 1].id;
+    static const uint8_t method[] = {5, 0};
+    static const uint8_t reply[] = {5, 0, 0, 1, 198, 51, 100, 200, 0x04, 0x38};
+    now += MS;
+    t2s_rec_stream_opened(rec, e, id, 0, now);
+    t2s_rec_stream_recv(rec, e, id, method, sizeof(method), now);
+    t2s_rec_stream_recv(rec, e, id, reply, sizeof(reply), now);
+    t2s_pkt synack;
+    CU_ASSERT_FATAL(last_pkt(&synack));
+    /* the client's ACK with a request */
+    static const uint8_t req[] = "GET / HTTP/1.0\r\n\r\n";
+    t2s_ssize n = t2s_build_tcp(pkt, sizeof(pkt), &synack.dst, &synack.src, 1000u * sport + 1,
+                                synack.l4.tcp.seq + 1, T2S_TCP_ACK | T2S_TCP_PSH, 65535, NULL, req,
+                                sizeof(req) - 1, NULL, 0);
+    now += MS;
+    t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+    /* the answer from upstream, then EOF */
+    uint8_t body[3000];
+    for (size_t i = 0; i < sizeof(body); i++) {
+      body[i] = (uint8_t)(i * 7 + sport);
+    }
+    now += MS;
+    t2s_rec_stream_recv(rec, e, id, body, sizeof(body), now);
+    t2s_rec_stream_eof(rec, e, id, now);
+    for (int i = 0; i < 20 && t2s_engine_get_expiry(e) <= now + 300 * MS; i++) {
+      now = T2S_MAX(now, t2s_engine_get_expiry(e));
+      t2s_rec_handle_expiry(rec, e, now);
+    }
+  }
+  /* a DNS query over UDP (through UDP ASSOCIATE: a control stream first) */
+  {
+    t2s_addr s, d;
+    t2s_addr_parse("198.18.0.2:5353", &s);
+    t2s_addr_parse("198.51.100.53:53", &d);
+    static const uint8_t q[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t pkt[256];
+    t2s_ssize n = t2s_build_udp(pkt, sizeof(pkt), &s, &d, q, sizeof(q));
+    now += MS;
+    t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+  }
+  /* a network change: link down, then the debounce ends with a route query */
+  t2s_net_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = T2S_NET_DEFAULT_ROUTE_CHANGED;
+  ev.family = T2S_AF_INET;
+  ev.ifindex = 3;
+  strcpy(ev.ifname, "up2");
+  now += MS;
+  t2s_rec_network_event(rec, e, &ev, now);
+  engine_fake_set_route(&F, 3, "up2", "198.51.100.2", false);
+  for (int i = 0; i < 20 && t2s_engine_get_expiry(e) <= now + 2 * T2S_SECONDS; i++) {
+    now = T2S_MAX(now, t2s_engine_get_expiry(e));
+    t2s_rec_handle_expiry(rec, e, now);
+  }
+  now += MS;
+  t2s_rec_reset_all(rec, e, now);
+  t2s_rec_note(rec, now, "before the stop");
+  t2s_rec_engine_del(rec, e, now + MS);
+  finish_rv = t2s_rec_finish(rec);
+  t2s_rec_stats st;
+  t2s_rec_get_stats(rec, &st);
+  t2s_rec_del(rec);
+  return st;
+}
+
+static bool has_kind(const membuf *m, int kind) {
+  static t2s_rec_reader rd;
+  if (t2s_rec_reader_init(&rd, m->data, m->len) != 0) {
+    return false;
+  }
+  t2s_rec_record r;
+  while (t2s_rec_reader_next(&rd, &r) == 1) {
+    if (r.kind == kind) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The offset of the body of the n-th record of kind (0-based), or 0. */
+static size_t find_record(const membuf *m, int kind, int nth) {
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m->data, m->len), 0);
+  t2s_rec_record r;
+  size_t at = rd.pos;
+  while (t2s_rec_reader_next(&rd, &r) == 1) {
+    if (r.kind == kind && nth-- == 0) {
+      return at + T2S_REC_RECORD_HEAD;
+    }
+    at = rd.pos;
+  }
+  return 0;
+}
+
+static void test_session_replays_identical(void) {
+  membuf m = {0};
+  t2s_rec_stats st = record_session(&m, T2S_REC_MODE_STOP, 0);
+  CU_ASSERT_EQUAL(st.error, 0);
+  CU_ASSERT_EQUAL(finish_rv, 0);
+  CU_ASSERT_EQUAL(st.bytes, m.len);
+  /* every kind of the session is in the file */
+  int kinds[] = {T2S_REC_DEV_IN,       T2S_REC_EXPIRY,       T2S_REC_STREAM_OPENED,
+                 T2S_REC_STREAM_RECV,  T2S_REC_STREAM_EOF,   T2S_REC_NET_EVENT,
+                 T2S_REC_RESET_ALL,    T2S_REC_ENGINE_DEL,   T2S_REC_RET,
+                 T2S_REC_TIMER,        T2S_REC_DEV_SEND,     T2S_REC_STREAM_OPEN,
+                 T2S_REC_STREAM_WRITE, T2S_REC_STREAM_CLOSE, T2S_REC_ROUTE_GET,
+                 T2S_REC_EVENT,        T2S_REC_NOTE,         T2S_REC_END};
+  for (size_t i = 0; i < T2S_ARRAY_LEN(kinds); i++) {
+    if (!has_kind(&m, kinds[i])) {
+      fprintf(stderr, "\nmissing record kind %s\n", t2s_rec_kind_name(kinds[i]));
+      CU_FAIL("a record kind is missing");
+    }
+  }
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
+  if (res.status != T2S_REPLAY_IDENTICAL) {
+    fprintf(stderr, "\n%s\n", res.msg);
+  }
+  CU_ASSERT(res.ended);
+  CU_ASSERT(res.engine_deleted);
+  CU_ASSERT_EQUAL(res.leaked_blocks, 0);
+  CU_ASSERT_EQUAL(res.seed, 4242);
+  CU_ASSERT(res.inputs > 10);
+  CU_ASSERT(res.outputs > 20);
+  /* twice: the same */
+  t2s_replay_result res2;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res2), T2S_REPLAY_IDENTICAL);
+  CU_ASSERT_EQUAL(res.outputs, res2.outputs);
+  /* recording again gives the same bytes: nothing outside the inputs and the seed counts */
+  membuf m2 = {0};
+  record_session(&m2, T2S_REC_MODE_STOP, 0);
+  CU_ASSERT_EQUAL(m.len, m2.len);
+  CU_ASSERT(m.len == m2.len && memcmp(m.data, m2.data, m.len) == 0);
+  free(m2.data);
+  free(m.data);
+}
+
+static void test_flipped_input_byte_named(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  /* the 2nd packet from the client (the request with data): flip a payload byte */
+  size_t off = find_record(&m, T2S_REC_DEV_IN, 1);
+  CU_ASSERT_FATAL(off != 0);
+  m.data[off + 4 + 20 + 20 + 3] ^= 0x20; /* flags, IPv4, TCP, "GET" */
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+  /* the difference is found while replaying that packet (record #N dev_in) */
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "dev_in"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "first difference at t=0.012000000 s"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(res.msg, "input record #17 dev_in (TCP 198.18.0.2:40000 > 203.0.113.10:80 len 58)"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "replayed drop flow 0"));
+  free(m.data);
+}
+
+static void test_flipped_output_byte_named(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  size_t off = find_record(&m, T2S_REC_DEV_SEND, 2);
+  CU_ASSERT_FATAL(off != 0);
+  m.data[off + 4 + 30] ^= 1; /* rv, then inside the TCP header */
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "dev_send flow 0: recorded TCP 203.0.113.10:80 > "));
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "offset 30"));
+  /* a stream_write's bytes */
+  free(m.data);
+  m = (membuf){0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  off = find_record(&m, T2S_REC_STREAM_WRITE, 0);
+  CU_ASSERT_FATAL(off != 0);
+  m.data[off + 16] ^= 0xff; /* id, rv, then the SOCKS5 greeting's version */
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "stream_write flow"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "offset 0: recorded 0xfa, replayed 0x05"));
+  free(m.data);
+}
+
+static void test_changed_return_value_differs(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  /* the engine's expiry as recorded moved by 1 ns */
+  size_t off = find_record(&m, T2S_REC_TIMER, 0);
+  CU_ASSERT_FATAL(off != 0);
+  m.data[off] ^= 1;
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "engine expiry"));
+  free(m.data);
+}
+
+static void test_truncated_and_other_version_refused(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len - 7, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "truncated"));
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, 30, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "truncated"));
+  m.data[T2S_REC_MAGIC_LEN] = 2; /* version 2 */
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "another format version"));
+  m.data[0] = 'X';
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "bad magic"));
+  free(m.data);
+}
+
+static void test_until_stops_early(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  t2s_replay_opts o = {.until = 12 * MS};
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, &o, &res), T2S_REPLAY_IDENTICAL);
+  CU_ASSERT(res.until_reached);
+  CU_ASSERT(res.last_now <= 12 * MS);
+  CU_ASSERT(!res.engine_deleted);
+  free(m.data);
+}
+
+static void test_record_max_stop_and_ring(void) {
+  membuf full = {0};
+  record_session(&full, T2S_REC_MODE_STOP, 0);
+  /* stop mode: the file ends with END(max) within the bound and replays up to there */
+  membuf m = {0};
+  t2s_rec_stats st = record_session(&m, T2S_REC_MODE_STOP, 4000);
+  CU_ASSERT(st.stopped);
+  CU_ASSERT(m.len <= 4000);
+  CU_ASSERT(m.len > 1000);
+  CU_ASSERT(m.len < full.len && memcmp(m.data, full.data, m.len - 17) == 0);
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
+  CU_ASSERT(res.ended);
+  CU_ASSERT_EQUAL(res.end_reason, T2S_REC_END_MAX);
+  free(m.data);
+  /* a ring large enough: the same bytes as the file */
+  m = (membuf){0};
+  st = record_session(&m, T2S_REC_MODE_RING, full.len + 100);
+  CU_ASSERT_EQUAL(st.dropped, 0);
+  CU_ASSERT(m.rewinds >= 1);
+  CU_ASSERT(m.len == full.len && memcmp(m.data, full.data, full.len) == 0);
+  free(m.data);
+  /* a small ring: the oldest records dropped, the file marked and refused by the replay */
+  m = (membuf){0};
+  st = record_session(&m, T2S_REC_MODE_RING, 5000);
+  CU_ASSERT(st.dropped > 0);
+  CU_ASSERT(m.len <= 5000);
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+  CU_ASSERT(rd.hdr.flags & T2S_REC_FLAG_RING_CUT);
+  t2s_rec_record r;
+  int rv;
+  while ((rv = t2s_rec_reader_next(&rd, &r)) == 1) {
+  }
+  CU_ASSERT_EQUAL(rv, 0); /* whole records only */
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "ring"));
+  free(m.data);
+  free(full.data);
+}
+
+static void test_sink_failure_stops_recording(void) {
+  membuf m = {0};
+  m.fail_after = 1;
+  t2s_rec_stats st = record_session(&m, T2S_REC_MODE_STOP, 0);
+  CU_ASSERT(st.stopped);
+  CU_ASSERT_EQUAL(st.error, T2S_REC_ERR_IO);
+  CU_ASSERT_EQUAL(finish_rv, T2S_REC_ERR_IO);
+  free(m.data);
+}
+
+/* ---------------- the reader against hostile input ---------------- */
+
+static int read_all(const uint8_t *buf, size_t len) {
+  static t2s_rec_reader rd;
+  int rv = t2s_rec_reader_init(&rd, buf, len);
+  if (rv != 0) {
+    return rv;
+  }
+  t2s_rec_record r;
+  for (int i = 0; i < 1000000; i++) {
+    rv = t2s_rec_reader_next(&rd, &r);
+    if (rv != 1) {
+      return rv;
+    }
+  }
+  return -100;
+}
+
+static void test_reader_every_prefix(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  /* the record boundaries */
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+  uint8_t *boundary = calloc(m.len + 1, 1);
+  boundary[rd.pos] = 1;
+  t2s_rec_record r;
+  while (t2s_rec_reader_next(&rd, &r) == 1) {
+    boundary[rd.pos] = 1;
+  }
+  for (size_t n = 0; n <= m.len; n++) {
+    uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan sees any read beyond */
+    memcpy(copy, m.data, n);
+    int rv = read_all(copy, n);
+    if (boundary[n]) {
+      CU_ASSERT_EQUAL(rv, 0);
+    } else if (rv != T2S_REC_ERR_TRUNCATED) {
+      fprintf(stderr, "\nprefix %zu of %zu: %d\n", n, m.len, rv);
+      CU_FAIL("a prefix that is not at a record boundary must read as truncated");
+    }
+    free(copy);
+  }
+  free(boundary);
+  free(m.data);
+}
+
+static void test_reader_hostile_fields(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+  size_t first = rd.pos;
+  uint8_t *c = malloc(m.len);
+  /* an unknown kind */
+  memcpy(c, m.data, m.len);
+  c[first] = 200;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  c[first] = 0;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* a body length past the bound */
+  memcpy(c, m.data, m.len);
+  c[first + 4] = 0x7f;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* a fixed-size record one byte longer than its layout */
+  size_t off = find_record(&m, T2S_REC_TIMER, 0) - T2S_REC_RECORD_HEAD;
+  memcpy(c, m.data, m.len);
+  c[off + 1] = 9;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* a boolean that is 2 */
+  off = find_record(&m, T2S_REC_STREAM_CLOSE, 0);
+  memcpy(c, m.data, m.len);
+  c[off + 8] = 2;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* a net event type out of range */
+  off = find_record(&m, T2S_REC_NET_EVENT, 0);
+  memcpy(c, m.data, m.len);
+  c[off] = 99;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* an address family that is not 0, 4 or 6 */
+  off = find_record(&m, T2S_REC_STREAM_OPEN, 0);
+  memcpy(c, m.data, m.len);
+  c[off + 8] = 5;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* header: unknown flags, an unknown tag, a header length past the file */
+  memcpy(c, m.data, m.len);
+  c[T2S_REC_MAGIC_LEN + 4] = 0x80;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  memcpy(c, m.data, m.len);
+  c[T2S_REC_MAGIC_LEN + 12] = 9;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  memcpy(c, m.data, m.len);
+  c[T2S_REC_MAGIC_LEN + 10] = 0x7f;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* the build string's length one past its field */
+  memcpy(c, m.data, m.len);
+  c[T2S_REC_MAGIC_LEN + 12 + 6] += 1;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  free(c);
+  /* random byte flips: never a crash, a read past the buffer (ASan) or an endless loop; the
+   * replay of each either matches, differs or refuses the file */
+  t2s_rand rnd;
+  t2s_rand_init(&rnd, 7);
+  uint8_t *x = malloc(m.len);
+  for (int i = 0; i < 300; i++) {
+    memcpy(x, m.data, m.len);
+    int flips = 1 + (int)t2s_rand_below(&rnd, 4);
+    for (int j = 0; j < flips; j++) {
+      x[t2s_rand_below(&rnd, m.len)] ^= (uint8_t)(1 + t2s_rand_below(&rnd, 255));
+    }
+    int rv = read_all(x, m.len);
+    CU_ASSERT(rv == 0 || rv == T2S_REC_ERR_TRUNCATED || rv == T2S_REC_ERR_CORRUPT ||
+              rv == T2S_REC_ERR_MAGIC || rv == T2S_REC_ERR_VERSION);
+    t2s_replay_result res;
+    t2s_replay_status st = t2s_replay_run(x, m.len, NULL, &res);
+    CU_ASSERT(st == T2S_REPLAY_IDENTICAL || st == T2S_REPLAY_DIFFERENT ||
+              st == T2S_REPLAY_BAD_FILE);
+  }
+  free(x);
+  free(m.data);
+}
+
+int t2s_test_register_recording(void) {
+  CU_pSuite s = CU_add_suite("recording", NULL, NULL);
+  if (s == NULL) {
+    return -1;
+  }
+  CU_add_test(s, "record_roundtrip_every_kind", test_record_roundtrip_every_kind);
+  CU_add_test(s, "header_roundtrip_config", test_header_roundtrip_config);
+  CU_add_test(s, "config_fields_all_recorded", test_config_fields_all_recorded);
+  CU_add_test(s, "session_replays_identical", test_session_replays_identical);
+  CU_add_test(s, "flipped_input_byte_named", test_flipped_input_byte_named);
+  CU_add_test(s, "flipped_output_byte_named", test_flipped_output_byte_named);
+  CU_add_test(s, "changed_return_value_differs", test_changed_return_value_differs);
+  CU_add_test(s, "truncated_and_other_version_refused", test_truncated_and_other_version_refused);
+  CU_add_test(s, "until_stops_early", test_until_stops_early);
+  CU_add_test(s, "record_max_stop_and_ring", test_record_max_stop_and_ring);
+  CU_add_test(s, "sink_failure_stops_recording", test_sink_failure_stops_recording);
+  CU_add_test(s, "reader_every_prefix", test_reader_every_prefix);
+  CU_add_test(s, "reader_hostile_fields", test_reader_hostile_fields);
+  return CU_get_error() == CUE_SUCCESS ? 0 : -1;
+}
