@@ -15,7 +15,8 @@ OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark
            "--metrics", "--proxy-password-file", "--memory-budget", "--max-tcp-flows",
            "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
            "--txqueuelen", "--no-logind", "--tcp-sndbuf", "--tcp-rcvbuf",
-           "--help", "--version"]
+           "--fake-dns", "--fake-dns-pool", "--fake-dns-exclude", "--fake-dns-size",
+           "--fake-dns-state", "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]
 
@@ -58,6 +59,8 @@ def test_single_dash_long_options_work_like_tun2socks(tun2sock_bin):
     (["--device", "averyveryverylongname"] + GOOD[2:], "--device"),
     (["--device", "fd://x"] + GOOD[2:], "--device"),
     (GOOD + ["--address", "198.18.0.1/33"], "--address"),
+    (GOOD + ["--fake-dns", "--fake-dns-pool", "198.19.0.0/31"], "--fake-dns-pool"),
+    (GOOD + ["--fake-dns-size", "10"], "--fake-dns-size"),
     (GOOD + ["--address", "not-an-ip"], "--address"),
     (GOOD + ["--mtu", "100"], "--mtu"),
     (GOOD + ["--txqueuelen", "x"], "--txqueuelen"),

@@ -383,6 +383,82 @@ static void test_auto_route_options(void) {
   CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--dns-hijack=nope", NULL), T2S_CLI_BAD);
 }
 
+static void test_fake_dns_options(void) {
+  t2s_cli_opts o;
+  char err[512];
+  /* Off by default, with the documented defaults ready. */
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
+  CU_ASSERT(!o.fake_dns);
+  CU_ASSERT_EQUAL(o.fake_dns_size, 16384);
+  CU_ASSERT_EQUAL(o.fake_dns_pool4.addr.family, T2S_AF_INET);
+  CU_ASSERT_EQUAL(o.fake_dns_pool4.addr.ip[1], 19);
+  CU_ASSERT_EQUAL(o.fake_dns_pool4.prefixlen, 16);
+  CU_ASSERT_EQUAL(o.fake_dns_pool6.addr.family, T2S_AF_INET6);
+  CU_ASSERT_EQUAL(o.fake_dns_pool6.prefixlen, 64);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fake-dns", "--fake-dns-pool", "10.64.0.0/10",
+                           "--fake-dns-pool", "fd00:aa::/96", "--fake-dns-exclude", "corp.example",
+                           "--fake-dns-exclude", ".lan", "--fake-dns-size", "1000",
+                           "--fake-dns-state", "/var/lib/tun2sock/fake-dns", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT(o.fake_dns);
+  CU_ASSERT_EQUAL(o.fake_dns_pool4.addr.ip[0], 10);
+  CU_ASSERT_EQUAL(o.fake_dns_pool4.prefixlen, 10);
+  CU_ASSERT_EQUAL(o.fake_dns_pool6.prefixlen, 96);
+  CU_ASSERT_EQUAL(o.nfake_dns_exclude, 2);
+  CU_ASSERT_STRING_EQUAL(o.fake_dns_exclude[0], "corp.example");
+  CU_ASSERT_STRING_EQUAL(o.fake_dns_exclude[1], "lan");
+  CU_ASSERT_EQUAL(o.fake_dns_size, 1000);
+  CU_ASSERT_STRING_EQUAL(o.fake_dns_state, "/var/lib/tun2sock/fake-dns");
+  /* Bad values, each naming its option. */
+  static const char *const bad[][2] = {
+      {"--fake-dns-pool", "198.19.0.0/31"},
+      {"--fake-dns-pool", "10.0.0.0/7"},
+      {"--fake-dns-pool", "fd00::/127"},
+      {"--fake-dns-pool", "nope"},
+      {"--fake-dns-exclude", ""},
+      {"--fake-dns-exclude", "a..b"},
+      {"--fake-dns-exclude", "."},
+      {"--fake-dns-exclude", "a b"},
+      {"--fake-dns-size", "0"},
+      {"--fake-dns-size", "1048577"},
+      {"--fake-dns-state", ""},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fake-dns", bad[i][0], bad[i][1], NULL),
+                    T2S_CLI_BAD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][0]));
+  }
+  /* One pool per family. */
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fake-dns", "--fake-dns-pool", "10.0.0.0/16",
+                           "--fake-dns-pool", "10.1.0.0/16", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "only one IPv4 pool"));
+  /* The size must leave addresses free in the smaller pool: a /24 has 254. */
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fake-dns", "--fake-dns-pool", "10.0.0.0/24",
+                           "--fake-dns-size", "246", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--fake-dns-size"));
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fake-dns", "--fake-dns-pool", "10.0.0.0/24",
+                           "--fake-dns-size", "246", "--fake-dns-pool", "fd00::/64", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--fake-dns", "--fake-dns-pool", "10.0.0.0/24",
+                           "--fake-dns-size", "245", NULL),
+                  T2S_CLI_RUN);
+  /* The default size does not fit a /24. */
+  CU_ASSERT_EQUAL(
+      parse_t0(&o, err, sizeof(err), "--fake-dns", "--fake-dns-pool", "10.0.0.0/24", NULL),
+      T2S_CLI_BAD);
+  /* The companions need --fake-dns. */
+  static const char *const needs[][2] = {{"--fake-dns-pool", "10.0.0.0/16"},
+                                         {"--fake-dns-exclude", "lan"},
+                                         {"--fake-dns-size", "100"},
+                                         {"--fake-dns-state", "f"}};
+  for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), needs[i][0], needs[i][1], NULL), T2S_CLI_BAD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs --fake-dns"));
+  }
+}
+
 int t2s_test_register_cli(void) {
   CU_pSuite s = CU_add_suite("cli", NULL, NULL);
   if (s == NULL) {
@@ -398,7 +474,8 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option) ||
       !CU_add_test(s, "tcp buffer options", test_tcp_buffer_options) ||
       !CU_add_test(s, "network-change options", test_network_change_options) ||
-      !CU_add_test(s, "auto-route options", test_auto_route_options)) {
+      !CU_add_test(s, "auto-route options", test_auto_route_options) ||
+      !CU_add_test(s, "fake-dns options", test_fake_dns_options)) {
     return -1;
   }
   return 0;

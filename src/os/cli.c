@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "engine.h"
+#include "fakedns.h"
 
 #ifndef T2S_VERSION
 #define T2S_VERSION "0.0.0"
@@ -45,6 +47,11 @@ enum {
   OPT_MAX_UDP_SESSIONS,
   OPT_ICMP_UNREACHABLE,
   OPT_SOCKS5_PIPELINE,
+  OPT_FAKE_DNS,
+  OPT_FAKE_DNS_POOL,
+  OPT_FAKE_DNS_EXCLUDE,
+  OPT_FAKE_DNS_SIZE,
+  OPT_FAKE_DNS_STATE,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -84,6 +91,11 @@ static const struct option long_options[] = {
     {"max-udp-sessions", required_argument, NULL, OPT_MAX_UDP_SESSIONS},
     {"icmp-unreachable", no_argument, NULL, OPT_ICMP_UNREACHABLE},
     {"socks5-pipeline", no_argument, NULL, OPT_SOCKS5_PIPELINE},
+    {"fake-dns", no_argument, NULL, OPT_FAKE_DNS},
+    {"fake-dns-pool", required_argument, NULL, OPT_FAKE_DNS_POOL},
+    {"fake-dns-exclude", required_argument, NULL, OPT_FAKE_DNS_EXCLUDE},
+    {"fake-dns-size", required_argument, NULL, OPT_FAKE_DNS_SIZE},
+    {"fake-dns-state", required_argument, NULL, OPT_FAKE_DNS_STATE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -150,6 +162,16 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "                               unreachable instead of a TCP reset\n"
           "  --socks5-pipeline            send greeting, auth and CONNECT in one write (saves\n"
           "                               round trips; the server must accept it)\n"
+          "  --fake-dns                   answer every A/AAAA query entering the TUN with an\n"
+          "                               address of a private pool and connect to such an\n"
+          "                               address by name (SOCKS5 ATYP 3); see fake-dns.md\n"
+          "  --fake-dns-pool CIDR         the pool, one IPv4 and one IPv6 (default\n"
+          "                               198.19.0.0/16 and fd00:19::/64)\n"
+          "  --fake-dns-exclude SUFFIX    names resolved for real, through the proxy\n"
+          "                               (repeatable; a suffix matches the names under it)\n"
+          "  --fake-dns-size N            names remembered, least recently used recycled\n"
+          "                               (default 16384)\n"
+          "  --fake-dns-state FILE        keep the names across restarts in FILE\n"
           "  --help                       print this help and exit\n"
           "  --version                    print the version and exit\n"
           "\n"
@@ -182,6 +204,13 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->network_debounce_ns = 500 * T2S_MILLISECONDS;
   opts->route_table = 2022;
   opts->route_priority = 9000;
+  t2s_fakedns_config fd;
+  t2s_fakedns_config_default(&fd);
+  opts->fake_dns_pool4.addr = fd.pool4;
+  opts->fake_dns_pool4.prefixlen = fd.pool4_prefix;
+  opts->fake_dns_pool6.addr = fd.pool6;
+  opts->fake_dns_pool6.prefixlen = fd.pool6_prefix;
+  opts->fake_dns_size = fd.size;
 }
 
 /* "UID" or "UID-UID". */
@@ -534,6 +563,60 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       }
       break;
     }
+    case OPT_FAKE_DNS:
+      o->fake_dns = true;
+      break;
+    case OPT_FAKE_DNS_POOL: {
+      t2s_cidr pool;
+      if (t2s_parse_cidr(v, &pool, &why) != 0) {
+        return bad(err, prog, "fake-dns-pool", v, why);
+      }
+      bool v4 = pool.addr.family == T2S_AF_INET;
+      if (v4 ? (pool.prefixlen < 8 || pool.prefixlen > 30)
+             : (pool.prefixlen < 8 || pool.prefixlen > 126)) {
+        return bad(err, prog, "fake-dns-pool", v,
+                   v4 ? "an IPv4 pool needs a prefix length in 8..30"
+                      : "an IPv6 pool needs a prefix length in 8..126");
+      }
+      bool *given = v4 ? &o->fake_dns_pool4_given : &o->fake_dns_pool6_given;
+      if (*given) {
+        return bad(err, prog, "fake-dns-pool", v, v4 ? "only one IPv4 pool" : "only one IPv6 pool");
+      }
+      *given = true;
+      *(v4 ? &o->fake_dns_pool4 : &o->fake_dns_pool6) = pool;
+      break;
+    }
+    case OPT_FAKE_DNS_EXCLUDE: {
+      uint8_t wire[T2S_DNS_NAME_MAX];
+      const char *name = v;
+      while (*name == '.') {
+        name++; /* ".corp.example" means the same as "corp.example" */
+      }
+      if (o->nfake_dns_exclude == T2S_CLI_MAX_FAKE_DNS_EXCLUDE) {
+        return bad(err, prog, "fake-dns-exclude", v, "too many suffixes (at most 32)");
+      }
+      if (!*name || strlen(name) >= sizeof(o->fake_dns_exclude[0]) ||
+          t2s_dns_name_to_wire(name, wire, sizeof(wire)) <= 1 || strpbrk(name, " \t\\")) {
+        return bad(err, prog, "fake-dns-exclude", v, "needs a domain name suffix");
+      }
+      strcpy(o->fake_dns_exclude[o->nfake_dns_exclude++], name);
+      break;
+    }
+    case OPT_FAKE_DNS_SIZE: {
+      uint64_t n;
+      if (t2s_parse_uint(v, 1, T2S_FAKEDNS_SIZE_MAX, &n, &why) != 0) {
+        return bad(err, prog, "fake-dns-size", v, "must be a number in 1..1048576");
+      }
+      o->fake_dns_size = (uint32_t)n;
+      o->fake_dns_size_given = true;
+      break;
+    }
+    case OPT_FAKE_DNS_STATE:
+      if (!*v || strlen(v) >= sizeof(o->fake_dns_state)) {
+        return bad(err, prog, "fake-dns-state", v, "needs a file name");
+      }
+      strcpy(o->fake_dns_state, v);
+      break;
     case OPT_ON_NETWORK_CHANGE:
       if (strcmp(v, "reset-affected") == 0) {
         o->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
@@ -609,6 +692,30 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
     o->fwmark = 0x2022; /* our upstream sockets must carry a mark to bypass the table */
   } else if (o->fwmark == 0) {
     return bad(err, prog, "fwmark", "0", "--auto-route needs a nonzero mark");
+  }
+  if (!o->fake_dns) {
+    const char *needs = o->fake_dns_pool4_given || o->fake_dns_pool6_given ? "fake-dns-pool"
+                        : o->nfake_dns_exclude                             ? "fake-dns-exclude"
+                        : o->fake_dns_size_given                           ? "fake-dns-size"
+                        : o->fake_dns_state[0]                             ? "fake-dns-state"
+                                                                           : NULL;
+    if (needs) {
+      return bad(err, prog, needs, NULL, "needs --fake-dns");
+    }
+  } else {
+    /* The table must leave free addresses in the smaller pool (docs/fake-dns.md). */
+    uint64_t count = UINT64_MAX;
+    for (int k = 0; k < 2; k++) {
+      const t2s_cidr *p = k == 0 ? &o->fake_dns_pool4 : &o->fake_dns_pool6;
+      unsigned bits = (p->addr.family == T2S_AF_INET ? 32u : 128u) - p->prefixlen;
+      uint64_t n = bits >= 32 ? (1ull << 32) - 2 : (1ull << bits) - 2;
+      count = n < count ? n : count;
+    }
+    if ((uint64_t)o->fake_dns_size + T2S_FAKEDNS_MAX_AVOID >= count) {
+      return bad(err, prog, "fake-dns-size", NULL,
+                 "must be smaller than the number of addresses of the smaller --fake-dns-pool "
+                 "(less 9)");
+    }
   }
   if (o->txqueuelen_given && o->device_fd >= 0 && o->txqueuelen != 0) {
     return bad(err, prog, "txqueuelen", NULL,

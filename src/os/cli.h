@@ -12,9 +12,10 @@
 
 #define T2S_CLI_MAX_ADDRESSES 8
 #define T2S_CLI_IFNAMSIZ 16
-#define T2S_CLI_MAX_ROUTES 32 /* --route-exclude, --route-include */
-#define T2S_CLI_MAX_UIDS 16   /* --exclude-uid */
-#define T2S_CLI_MAX_CGROUPS 8 /* --exclude-cgroup */
+#define T2S_CLI_MAX_ROUTES 32           /* --route-exclude, --route-include */
+#define T2S_CLI_MAX_UIDS 16             /* --exclude-uid */
+#define T2S_CLI_MAX_CGROUPS 8           /* --exclude-cgroup */
+#define T2S_CLI_MAX_FAKE_DNS_EXCLUDE 32 /* --fake-dns-exclude */
 /* The TUN's transmit queue length when --txqueuelen is not given: the kernel's 500 loses
  * packets to a reader descheduled for 25 ms at 20,000 packets/s (a SYN flood on a loaded
  * machine). Applied to a TUN whose queue is shorter, never to an fd://N. */
@@ -74,6 +75,17 @@ typedef struct t2s_cli_opts {
   uint32_t max_udp_sessions; /* --max-udp-sessions, default 4096 */
   bool icmp_unreachable;     /* --icmp-unreachable: REP 3/4 answered with ICMP, not RST */
   bool socks5_pipeline;      /* --socks5-pipeline: greeting, auth and CONNECT in one write */
+  /* --fake-dns and its companions (docs/fake-dns.md) */
+  bool fake_dns;             /* --fake-dns: answer A/AAAA from a pool, connect by name */
+  t2s_cidr fake_dns_pool4;   /* --fake-dns-pool (IPv4); default 198.19.0.0/16 */
+  t2s_cidr fake_dns_pool6;   /* --fake-dns-pool (IPv6); default fd00:19::/64 */
+  bool fake_dns_pool4_given; /* an IPv4 --fake-dns-pool was on the command line */
+  bool fake_dns_pool6_given; /* an IPv6 one */
+  char fake_dns_exclude[T2S_CLI_MAX_FAKE_DNS_EXCLUDE][254]; /* --fake-dns-exclude SUFFIX */
+  size_t nfake_dns_exclude;
+  uint32_t fake_dns_size;    /* --fake-dns-size N, default 16384 */
+  bool fake_dns_size_given;  /* --fake-dns-size was on the command line */
+  char fake_dns_state[4096]; /* --fake-dns-state FILE, "" = none */
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */
