@@ -1,6 +1,7 @@
 /* sim_client.c: closed-loop client hosts on their own t2s_tcp_stack. */
 #include "sim_client.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ typedef struct client {
   bool shut;
   uint64_t rx_hash;
   uint16_t ping_id; /* ping: the echo identifier */
+  uint64_t rx_seen; /* res.received at the last progress */
 } client;
 
 struct sim_clients {
@@ -56,6 +58,19 @@ const char *sim_client_state_name(sim_client_state s) {
     return "failed";
   }
   return "unknown";
+}
+
+/* Notes progress of a TCP client: bytes read or newly acknowledged since the last call. */
+static void note_progress(client *c, t2s_tstamp now) {
+  sim_client_result *r = &c->res;
+  uint64_t acked = c->conn ? r->sent - t2s_tcp_send_queued(c->conn) : r->acked;
+  if (acked <= r->acked && r->received == c->rx_seen) {
+    return;
+  }
+  r->acked = acked;
+  c->rx_seen = r->received;
+  r->stall_max = T2S_MAX(r->stall_max, now - r->progress_at);
+  r->progress_at = now;
 }
 
 static void log_client(client *c, t2s_tstamp now, const char *ev) {
@@ -186,6 +201,7 @@ static void cb_on_recv(void *arg, t2s_tcp_conn *conn) {
     check_bytes(c, p2, l2, c->res.received + l1, now);
     c->rx_hash = sim_fnv(sim_fnv(c->rx_hash, p1, l1), p2, l2);
     c->res.received += n;
+    note_progress(c, now);
   }
   t2s_tcp_consume(conn, n, now);
 }
@@ -373,6 +389,13 @@ void sim_clients_input(sim_clients *h, const uint8_t *pkt, size_t len, t2s_tstam
   }
   if (r == T2S_DROP_NONE) {
     r = t2s_tcp_input(h->stack, &p, now);
+    for (size_t i = 0; i < h->n; i++) {
+      client *c = h->v[i];
+      if (c->conn != NULL && c->spec.proto == SIM_CLIENT_TCP &&
+          t2s_addr_eq(&c->spec.local, &p.dst)) {
+        note_progress(c, now);
+      }
+    }
   }
   if (r != T2S_DROP_NONE) {
     sim_log_begin(&h->w->log, now, "client_drop");
@@ -619,6 +642,7 @@ int sim_clients_start(sim_clients *h, const sim_client_spec *spec, t2s_tstamp no
   }
   c->res.state = SIM_CLIENT_CONNECTING;
   c->res.started_at = now;
+  c->res.progress_at = now;
   log_client(c, now, "client_connect");
   sim_log_addr(&h->w->log, "local", &c->spec.local);
   sim_log_addr(&h->w->log, "remote", &c->spec.remote);
@@ -651,6 +675,25 @@ uint64_t sim_clients_unfinished(const sim_clients *h) {
     n += h->v[i]->res.state == SIM_CLIENT_CONNECTING || h->v[i]->res.state == SIM_CLIENT_OPEN;
   }
   return n;
+}
+
+void sim_clients_print(const sim_clients *h, FILE *f, t2s_tstamp now) {
+  for (size_t i = 0; h != NULL && i < h->n; i++) {
+    const client *c = h->v[i];
+    const sim_client_result *r = &c->res;
+    if (c->spec.proto != SIM_CLIENT_TCP) {
+      continue;
+    }
+    bool open = r->state == SIM_CLIENT_CONNECTING || r->state == SIM_CLIENT_OPEN;
+    t2s_tstamp end = open ? now : r->ended_at;
+    t2s_tstamp stall = T2S_MAX(r->stall_max, end > r->progress_at ? end - r->progress_at : 0);
+    t2s_tstamp took = end - r->started_at;
+    fprintf(f,
+            "client %s: %s after %" PRIu64 ".%06" PRIu64 " s, longest without progress %" PRIu64
+            ".%06" PRIu64 " s\n",
+            c->spec.name, sim_client_state_name(r->state), took / T2S_SECONDS,
+            took % T2S_SECONDS / 1000, stall / T2S_SECONDS, stall % T2S_SECONDS / 1000);
+  }
 }
 
 bool sim_clients_get(const sim_clients *h, size_t i, const sim_client_spec **pspec,

@@ -16,6 +16,7 @@
 #ifndef T2S_SIM_CLIENT_H
 #define T2S_SIM_CLIENT_H
 
+#include <stdio.h>
 #include "common.h"
 #include "sim_world.h"
 
@@ -65,6 +66,10 @@ typedef struct sim_client_result {
   t2s_tstamp started_at, established_at, ended_at; /* ended_at: done / reset / failure */
   uint64_t sent, received, bad_bytes;
   int err; /* on_closed error */
+  /* TCP: the last time a byte was read or newly acknowledged (the flow made progress), and
+   * the longest time between two such moments up to now (scripts/soak --loss reports it). */
+  t2s_tstamp progress_at, stall_max;
+  uint64_t acked; /* bytes the peer acknowledged so far */
 } sim_client_result;
 
 /* Creates the client hosts of world w (sets w->clients) with their TCP stack seeded from
@@ -80,6 +85,9 @@ uint64_t sim_clients_unfinished(const sim_clients *c);
 /* The i-th client started (in start order): its spec (spec->local carries the port it used),
  * its result, and whether it sent the byte pattern (not a text). False when i is past the
  * last. For the invariant checkers (sim_check.c). */
+/* Prints one line per TCP client: how it ended and when, and the longest time it spent
+ * without progress (counting an unfinished client's time since its last progress). */
+void sim_clients_print(const sim_clients *c, FILE *f, t2s_tstamp now);
 bool sim_clients_get(const sim_clients *c, size_t i, const sim_client_spec **pspec,
                      const sim_client_result **pres, bool *ppattern);
 

@@ -140,6 +140,7 @@ static void print_summary(FILE *f, sim_world *w, sim_end_reason why, int passed,
     fprintf(f, "invariant failures: %" PRIu64 " (first: %s)\n", w->invariant_failures,
             w->first_invariant ? w->first_invariant : "?");
   }
+  sim_clients_print(w->clients, f, w->loop.now);
   if (have_expects) {
     fprintf(f, "expectations: %d passed, %d failed\n", passed, failed);
   }
