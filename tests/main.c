@@ -27,6 +27,7 @@ static const struct {
     {"tcp_tso", t2s_test_register_tcp_tso},
     {"tcp_close", t2s_test_register_tcp_close},
     {"tcp_timers", t2s_test_register_tcp_timers},
+    {"tcp_recovery", t2s_test_register_tcp_recovery},
     {"fuzz_regressions", t2s_test_register_fuzz_regressions},
     {"metrics", t2s_test_register_metrics},
     {"dns", t2s_test_register_dns},

@@ -19,6 +19,7 @@ int t2s_test_register_udp(void);
 int t2s_test_register_tcp_handshake(void);
 int t2s_test_register_tcp_close(void);
 int t2s_test_register_tcp_timers(void);
+int t2s_test_register_tcp_recovery(void);
 int t2s_test_register_tcp_data(void);
 int t2s_test_register_tcp_tso(void);
 int t2s_test_register_fuzz_regressions(void);

@@ -136,7 +136,9 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     sack_update(c, &th->opts);
   }
   bool is_dup = false;
-  if (t2s_seq_gt(ack, c->snd.una)) {
+  bool una_before = t2s_seq_lt(ack, c->snd.una); /* an old ACK */
+  bool advanced = t2s_seq_gt(ack, c->snd.una);
+  if (advanced) {
     uint32_t acked = ack - c->snd.una;
     uint32_t data_acked = T2S_MIN(acked, c->sbuf_len);
     if (data_acked > 0) { /* the ring may be unallocated: no data ever queued */
@@ -192,8 +194,16 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
              (wnd == c->snd.wnd || th->opts.nsack > 0)) {
     is_dup = true;
   }
-  /* Window update (RFC 9293: SND.WL1 < SEG.SEQ or (WL1 = SEQ and WL2 =< SEG.ACK)). */
-  if (t2s_seq_lt(c->snd.wl1, th->seq) || (c->snd.wl1 == th->seq && t2s_seq_leq(c->snd.wl2, ack))) {
+  /* Window update: from an ACK that advances SND.UNA (Linux's tcp_may_update_window), else by
+   * RFC 9293's rule (SND.WL1 < SEG.SEQ, or WL1 = SEQ and WL2 =< SEG.ACK); never from an ACK
+   * below SND.UNA. The window is an offer from SEG.ACK on: a retransmission of the peer's
+   * carries an older SEG.SEQ but may carry a newer ACK, and keeping the old window at the new
+   * SND.UNA moved the right edge beyond anything the peer offered. Data sent there was dropped,
+   * and the pure ACKs that followed (at SND.MAX, beyond the peer's now shut window) were not
+   * acceptable to it, so it never read their ACK fields: an echo through the engine stalled
+   * for good with both windows full (issue 13). */
+  if (!una_before && (advanced || t2s_seq_lt(c->snd.wl1, th->seq) ||
+                      (c->snd.wl1 == th->seq && t2s_seq_leq(c->snd.wl2, ack)))) {
     c->snd.wnd = wnd;
     c->snd.wl1 = th->seq;
     c->snd.wl2 = ack;

@@ -94,13 +94,19 @@ static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t 
       wnd16 = (uint16_t)T2S_MIN(wnd, 65535u);
       c->rcv.adv = c->rcv.nxt + wnd16;
     } else {
-      uint32_t scaled = (wnd + (1u << c->rcv.wscale) - 1) >> c->rcv.wscale;
-      if (!c->ws_ok) {
-        scaled = T2S_MIN(wnd, 65535u);
-      }
-      wnd16 = (uint16_t)T2S_MIN(scaled, 65535u);
-      uint32_t advbytes = c->ws_ok ? (uint32_t)wnd16 << c->rcv.wscale : wnd16;
-      if (t2s_seq_gt(c->rcv.nxt + advbytes, c->rcv.adv) || !(flags & T2S_TCP_RST)) {
+      /* Rounded down to the scale: rounding up promised up to 1 << wscale bytes beyond the
+       * buffer in each ACK, and as the "never shrink" rule (t2s_tcp_rcv_window) kept each
+       * promise, the excess grew with every segment received while the owner was not reading
+       * (issue 13: 2 KiB after 300 segments). The peer then sent into a window the ring could
+       * not hold, every such segment was dropped as rcvbuf_full and acknowledged with the
+       * same small window, and its sender backed off its retransmission timer to tens of
+       * seconds. Rounding down may show the right edge up to 1 << wscale - 1 bytes left of an
+       * earlier one (RFC 7323 2.4 allows it); rcv.adv keeps the furthest promise, and data
+       * up to it is still taken. */
+      uint8_t shift = c->ws_ok ? c->rcv.wscale : 0;
+      wnd16 = (uint16_t)T2S_MIN(wnd >> shift, 65535u);
+      uint32_t advbytes = (uint32_t)wnd16 << shift;
+      if (t2s_seq_gt(c->rcv.nxt + advbytes, c->rcv.adv)) {
         c->rcv.adv = c->rcv.nxt + advbytes;
       }
     }
