@@ -499,6 +499,44 @@ static void test_paws(void) {
   tfx_teardown(&f);
 }
 
+/* RFC 5961 section 5.2: a segment whose ACK lies outside [SND.UNA - MAX.SND.WND, SND.NXT] is
+ * dropped with an ACK before it touches TS.Recent or anything else; a blind in-window segment
+ * acknowledging data never sent can no longer make PAWS drop every later segment. */
+static void test_bad_ack_before_timestamps(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, -1, false, true);
+  CU_ASSERT_FATAL(t2s_tcp_send(f.c, data, 500, f.now) == 500);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  uint32_t una = f.pack, max = f.pack + 500;
+  f.ptsval = 6000;
+  feed_data(&f, data, 100);
+  expect_segment(&f, T2S_TCP_ACK, max, f.pseq, NULL);
+  CU_ASSERT_FATAL(f.c->ts_recent == 6000);
+  /* Acknowledges data never sent, with a timestamp far ahead. */
+  f.ptsval = 900000;
+  CU_ASSERT(feed_segment(&f, T2S_TCP_ACK, f.pseq, max + 1000, f.pwnd, NULL, data + 100, 100) ==
+            T2S_DROP_TCP_OUT_OF_WINDOW);
+  expect_segment(&f, T2S_TCP_ACK, max, f.pseq, NULL);
+  CU_ASSERT(f.c->ts_recent == 6000);
+  CU_ASSERT(f.c->snd.una == una && f.c->rbuf_ready == 100 && f.n_recv == 1);
+  /* Too old: more than the largest window the peer ever advertised (65535) below SND.UNA. */
+  CU_ASSERT(feed_segment(&f, T2S_TCP_ACK, f.pseq, una - 70000, f.pwnd, NULL, data + 100, 100) ==
+            T2S_DROP_TCP_OUT_OF_WINDOW);
+  expect_segment(&f, T2S_TCP_ACK, max, f.pseq, NULL);
+  CU_ASSERT(f.c->ts_recent == 6000 && f.c->rbuf_ready == 100);
+  /* The legitimate next segment is not dropped by PAWS; an old but acceptable ACK is fine. */
+  f.ptsval = 6001;
+  CU_ASSERT(feed_segment(&f, T2S_TCP_ACK, f.pseq, una - 1000, f.pwnd, NULL, data + 100, 100) ==
+            T2S_DROP_NONE);
+  f.pseq += 100;
+  expect_segment(&f, T2S_TCP_ACK, max, f.pseq, NULL);
+  CU_ASSERT(f.c->ts_recent == 6001 && f.c->rbuf_ready == 200 && f.n_recv == 2);
+  CU_ASSERT(feed_ack(&f, max) == T2S_DROP_NONE);
+  CU_ASSERT(f.c->snd.una == max);
+  tfx_teardown(&f);
+}
+
 /* The peer's ISN just below 2^32: data and SACK blocks cross the wrap. */
 static void test_wrap_receive(void) {
   tfx f;
@@ -578,6 +616,8 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "zero window ours: update on consume", test_zero_window_ours) ||
       !CU_add_test(s, "send buffer backpressure", test_send_buffer_backpressure) ||
       !CU_add_test(s, "PAWS", test_paws) ||
+      !CU_add_test(s, "RFC 5961 5.2: bad ACK dropped before TS.Recent",
+                   test_bad_ack_before_timestamps) ||
       !CU_add_test(s, "wrap: peer ISN near 2^32", test_wrap_receive) ||
       !CU_add_test(s, "wrap: our ISN near 2^32", test_wrap_send)) {
     return -1;

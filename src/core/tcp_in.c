@@ -205,6 +205,7 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
   if (!una_before && (advanced || t2s_seq_lt(c->snd.wl1, th->seq) ||
                       (c->snd.wl1 == th->seq && t2s_seq_leq(c->snd.wl2, ack)))) {
     c->snd.wnd = wnd;
+    c->snd.max_wnd = T2S_MAX(c->snd.max_wnd, wnd);
     c->snd.wl1 = th->seq;
     c->snd.wl2 = ack;
     if (wnd > 0 && c->persist_at != T2S_TSTAMP_MAX) {
@@ -380,6 +381,7 @@ static t2s_drop_reason input_pending(t2s_tcp_conn *c, const t2s_pkt *pkt) {
     /* The first SYN. */
     rcv_start(c, th->seq);
     c->snd.wnd = th->wnd; /* never scaled in a SYN */
+    c->snd.max_wnd = th->wnd;
     c->snd.wl1 = th->seq;
     negotiate(c, &th->opts, false);
     return T2S_DROP_NONE;
@@ -420,6 +422,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   negotiate(c, &th->opts, true);
   c->snd.una = th->ack;
   c->snd.wnd = th->wnd;
+  c->snd.max_wnd = th->wnd;
   c->snd.wl1 = th->seq;
   c->snd.wl2 = th->ack;
   cc_init(c);
@@ -518,6 +521,20 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
   if (!(th->flags & T2S_TCP_ACK)) {
     return T2S_DROP_TCP_BAD_FLAGS;
   }
+  /* The ACK field (RFC 5961 5.2), before the segment may touch TS.Recent or any other state:
+   * in SYN-RECEIVED it must acknowledge our SYN (else RST); later it must lie in
+   * [SND.UNA - MAX.SND.WND, SND.MAX], else the segment is dropped with a (rate-limited) ACK.
+   * A blind segment acknowledging data never sent must not move TS.Recent forward, after
+   * which PAWS would drop every legitimate segment. */
+  if (c->state == T2S_TCP_SYN_RECEIVED) {
+    if (t2s_seq_leq(th->ack, c->snd.una) || t2s_seq_gt(th->ack, c->snd.max)) {
+      t2s_tcp_send_reset_for(st, pkt);
+      return T2S_DROP_TCP_OUT_OF_WINDOW;
+    }
+  } else if (t2s_seq_gt(th->ack, c->snd.max) || t2s_seq_lt(th->ack, c->snd.una - c->snd.max_wnd)) {
+    challenge_ack(c, now);
+    return T2S_DROP_TCP_OUT_OF_WINDOW;
+  }
   /* Update TS.Recent (RFC 7323 4.3): when the segment covers the last ACK we sent. */
   if (c->ts_ok && th->opts.has_ts && t2s_seq_leq(th->seq, c->last_ack_sent) &&
       t2s_seq_leq(c->last_ack_sent, th->seq + seglen)) {
@@ -527,10 +544,6 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
   c->last_activity = now;
   bool established_now = false;
   if (c->state == T2S_TCP_SYN_RECEIVED) {
-    if (t2s_seq_leq(th->ack, c->snd.una) || t2s_seq_gt(th->ack, c->snd.max)) {
-      t2s_tcp_send_reset_for(st, pkt);
-      return T2S_DROP_TCP_OUT_OF_WINDOW;
-    }
     c->state = T2S_TCP_ESTABLISHED;
     c->snd.una = c->snd.iss + 1; /* our SYN is acknowledged; data starts here */
     c->snd.wl1 = th->seq - 1;    /* force the window update below */

@@ -65,6 +65,7 @@ struct t2s_tcp_conn {
   struct {
     uint32_t una, nxt, max; /* max: highest sequence ever sent + 1 */
     uint32_t wnd;           /* peer's window in bytes (scaled) */
+    uint32_t max_wnd;       /* the largest window the peer advertised (RFC 5961 MAX.SND.WND) */
     uint32_t wl1, wl2;
     uint32_t iss;
     uint8_t wscale; /* the peer's shift, applied to windows it sends */
