@@ -116,21 +116,11 @@ t2s_tcp_opts tfx_opts(uint16_t mss, int ws, bool sack, bool ts) {
   return o;
 }
 
-/* Inverse of an odd number modulo 2^64 (Newton's iteration). */
-static uint64_t inv64(uint64_t a) {
-  uint64_t x = a;
-  for (int i = 0; i < 6; i++) {
-    x *= 2 - a * x;
-  }
-  return x;
-}
-
-void tfx_force_next_rand(tfx *f, uint32_t v) {
-  /* xoshiro256** outputs rotl(s[1] * 5, 7) * 9 and t2s_rand_u32 takes the top half. */
-  uint64_t out = ((uint64_t)v << 32) | 0x9abcdefu;
-  uint64_t y = out * inv64(9);
-  y = (y >> 7) | (y << 57);
-  f->rand.s[1] = y * inv64(5);
+void tfx_clock_for_isn(tfx *f, uint32_t isn) {
+  const t2s_tstamp tick = 4 * T2S_MICROSECONDS;
+  uint32_t now_isn = t2s_tcp_isn(f->st, &f->local, &f->peer, f->now - f->now % tick);
+  f->now = f->now - f->now % tick + (t2s_tstamp)(uint32_t)(isn - now_isn) * tick;
+  CU_ASSERT_FATAL(t2s_tcp_isn(f->st, &f->local, &f->peer, f->now) == isn);
 }
 
 t2s_drop_reason feed_segment(tfx *f, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t wnd,

@@ -62,8 +62,9 @@ void tfx_setup(tfx *f, const t2s_tcp_config *cfg);
 void tfx_teardown(tfx *f);
 /* The options a client offers: mss 0 = none, ws < 0 = none. */
 t2s_tcp_opts tfx_opts(uint16_t mss, int ws, bool sack, bool ts);
-/* Makes the next t2s_rand_u32() of the stack's generator return v (to choose our ISN). */
-void tfx_force_next_rand(tfx *f, uint32_t v);
+/* Moves the clock forward (by less than 4.8 hours) to where the stack's ISN for a connection
+ * between f->local and f->peer is isn (RFC 6528: the ISN follows a 4 us clock). */
+void tfx_clock_for_isn(tfx *f, uint32_t isn);
 
 /* Sends a segment from the peer. opts NULL: timestamps when f->pts. */
 t2s_drop_reason feed_segment(tfx *f, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t wnd,

@@ -330,6 +330,55 @@ static void test_active_open(void) {
   tfx_teardown(&f);
 }
 
+/* RFC 6528: ISN = a 4 us clock + a keyed hash of the four-tuple, the key from the stack's
+ * generator. One four-tuple's ISNs increase with the clock (an old duplicate of an earlier
+ * incarnation falls behind the new one); another four-tuple's are unrelated; the same seed
+ * gives the same ISNs (the simulator stays deterministic). */
+static void test_isn_rfc6528(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  tseg syn;
+  t2s_tcp_conn *c = tcb_in_syn_sent(&f, &syn);
+  uint32_t isn1 = syn.seq;
+  CU_ASSERT(isn1 == t2s_tcp_isn(f.st, &f.local, &f.peer, f.now));
+  t2s_tcp_abort(c, f.now);
+  tfx_drain(&f);
+  f.now += T2S_MILLISECONDS;
+  c = tcb_in_syn_sent(&f, &syn);
+  CU_ASSERT(syn.seq == isn1 + 250); /* 1 ms = 250 ticks of 4 us */
+  t2s_tcp_abort(c, f.now);
+  tfx_drain(&f);
+  f.now += 10 * T2S_SECONDS;
+  c = tcb_in_syn_sent(&f, &syn);
+  CU_ASSERT(syn.seq == isn1 + 250 + 2500000);
+  t2s_tcp_abort(c, f.now);
+  tfx_drain(&f);
+  /* A passive open's SYN-ACK uses the same function of its four-tuple. */
+  tseg sa;
+  tcb_in_syn_received(&f, NULL, &sa);
+  CU_ASSERT(sa.seq == t2s_tcp_isn(f.st, &f.local, &f.peer, f.now));
+  /* Another port, another address: unrelated values at the same instant. */
+  t2s_addr other = f.peer;
+  other.port++;
+  uint32_t a = t2s_tcp_isn(f.st, &f.local, &f.peer, f.now);
+  uint32_t b = t2s_tcp_isn(f.st, &f.local, &other, f.now);
+  CU_ASSERT((uint32_t)(a - b) > 1000000u && (uint32_t)(b - a) > 1000000u);
+  /* Deterministic per seed, different across seeds. */
+  t2s_rand r1, r2;
+  t2s_rand_init(&r1, 42);
+  t2s_rand_init(&r2, 43);
+  t2s_tcp_stack *s1 = NULL, *s2 = NULL;
+  t2s_tcp_callbacks cbs = {0};
+  cbs.output = f.st->cbs.output;
+  CU_ASSERT_FATAL(t2s_tcp_stack_new(&s1, &f.cfg, &cbs, &f, &r1) == 0);
+  CU_ASSERT_FATAL(t2s_tcp_stack_new(&s2, &f.cfg, &cbs, &f, &r2) == 0);
+  CU_ASSERT(t2s_tcp_isn(s1, &f.local, &f.peer, f.now) == a); /* f's stack: seed 42 too */
+  CU_ASSERT(t2s_tcp_isn(s2, &f.local, &f.peer, f.now) != a);
+  t2s_tcp_stack_del(s1);
+  t2s_tcp_stack_del(s2);
+  tfx_teardown(&f);
+}
+
 static void test_active_open_rst_refused(void) {
   tfx f;
   tfx_setup(&f, NULL);
@@ -396,6 +445,7 @@ int t2s_test_register_tcp_handshake(void) {
       !CU_add_test(s, "window scale 0, 14, >14 clamped", test_wscale_edges) ||
       !CU_add_test(s, "active open", test_active_open) ||
       !CU_add_test(s, "active open: RST -> REFUSED", test_active_open_rst_refused) ||
+      !CU_add_test(s, "ISN per RFC 6528: monotonic per four-tuple", test_isn_rfc6528) ||
       !CU_add_test(s, "SYN-RECEIVED: bad ACK -> RST", test_syn_received_bad_ack_rst) ||
       !CU_add_test(s, "no connection: RST", test_no_connection_rst) ||
       !CU_add_test(s, "SYN-ACK window: a small buffer, any ISN",

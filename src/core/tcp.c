@@ -65,6 +65,8 @@ int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
   st->arg = arg;
   st->rand = rand;
   st->hash_seed = t2s_rand_u64(rand);
+  st->isn_key[0] = t2s_rand_u64(rand);
+  st->isn_key[1] = t2s_rand_u64(rand);
   st->table_size = TCP_HASH_MIN;
   while (st->table_size < st->cfg.max_conns && st->table_size < (1u << 20)) {
     st->table_size <<= 1;
@@ -167,6 +169,74 @@ static t2s_tcp_conn *conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2
   st->table[b] = c;
   st->nconns++;
   return c;
+}
+
+static uint64_t rotl64(uint64_t x, int b) {
+  return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                                                                                   \
+  do {                                                                                             \
+    v0 += v1;                                                                                      \
+    v1 = rotl64(v1, 13);                                                                           \
+    v1 ^= v0;                                                                                      \
+    v0 = rotl64(v0, 32);                                                                           \
+    v2 += v3;                                                                                      \
+    v3 = rotl64(v3, 16);                                                                           \
+    v3 ^= v2;                                                                                      \
+    v0 += v3;                                                                                      \
+    v3 = rotl64(v3, 21);                                                                           \
+    v3 ^= v0;                                                                                      \
+    v2 += v1;                                                                                      \
+    v1 = rotl64(v1, 17);                                                                           \
+    v1 ^= v2;                                                                                      \
+    v2 = rotl64(v2, 32);                                                                           \
+  } while (0)
+
+/* SipHash-2-4 (Aumasson and Bernstein) of m[0..len) under the 128-bit key k. */
+static uint64_t siphash24(const uint64_t k[2], const uint8_t *m, size_t len) {
+  uint64_t v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f6dULL ^ k[1];
+  uint64_t v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
+  size_t whole = len & ~(size_t)7;
+  for (size_t i = 0; i < whole; i += 8) {
+    uint64_t w = 0;
+    for (int j = 7; j >= 0; j--) {
+      w = (w << 8) | m[i + (size_t)j]; /* little-endian word */
+    }
+    v3 ^= w;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= w;
+  }
+  uint64_t b = (uint64_t)len << 56;
+  for (size_t j = 0; j < (len & 7); j++) {
+    b |= (uint64_t)m[whole + j] << (8 * j);
+  }
+  v3 ^= b;
+  SIPROUND;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint32_t t2s_tcp_isn(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote,
+                     t2s_tstamp now) {
+  uint8_t m[37] = {0};
+  size_t iplen = local->family == T2S_AF_INET ? 4 : 16; /* bytes past an IPv4 address vary */
+  m[0] = local->family;
+  memcpy(m + 1, local->ip, iplen);
+  memcpy(m + 17, remote->ip, iplen);
+  m[33] = (uint8_t)(local->port >> 8);
+  m[34] = (uint8_t)local->port;
+  m[35] = (uint8_t)(remote->port >> 8);
+  m[36] = (uint8_t)remote->port;
+  /* ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 us timer. */
+  return (uint32_t)(now / (4 * T2S_MICROSECONDS)) + (uint32_t)siphash24(st->isn_key, m, sizeof(m));
 }
 
 static void table_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
@@ -356,7 +426,7 @@ int t2s_tcp_accept(t2s_tcp_conn *c, t2s_tstamp now) {
   st->npending--;
   c->pending_at = T2S_TSTAMP_MAX;
   c->state = T2S_TCP_SYN_RECEIVED;
-  c->snd.iss = t2s_rand_u32(st->rand);
+  c->snd.iss = t2s_tcp_isn(st, &c->local, &c->remote, now);
   c->snd.una = c->snd.iss;
   c->snd.nxt = c->snd.iss + 1;
   c->snd.max = c->snd.nxt;
@@ -413,7 +483,7 @@ int t2s_tcp_connect(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *re
   }
   t2s_tcp_enter(st);
   c->state = T2S_TCP_SYN_SENT;
-  c->snd.iss = t2s_rand_u32(st->rand);
+  c->snd.iss = t2s_tcp_isn(st, local, remote, now);
   c->snd.una = c->snd.iss;
   c->snd.nxt = c->snd.iss + 1;
   c->snd.max = c->snd.nxt;

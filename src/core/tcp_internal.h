@@ -140,6 +140,7 @@ struct t2s_tcp_stack {
   void *arg;
   t2s_rand *rand;
   uint64_t hash_seed;
+  uint64_t isn_key[2]; /* the RFC 6528 secret, from the caller's generator */
   t2s_tcp_conn **table;
   size_t table_size; /* power of two */
   size_t nconns;
@@ -179,6 +180,11 @@ static inline void tcp_check(const t2s_tcp_conn *c) {
 }
 
 /* tcp.c */
+/* The initial sequence number for a connection from local to remote at now (RFC 6528):
+ * a 4 us clock plus SipHash-2-4, keyed by the stack's secret, of the four-tuple. Successive
+ * connections of one four-tuple get increasing ISNs; others cannot guess them. */
+uint32_t t2s_tcp_isn(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote,
+                     t2s_tstamp now);
 /* Ends a connection: calls on_closed(err) once, removes it from the table and heap, and queues
  * it for freeing. send_rst sends a RST first. */
 void t2s_tcp_conn_finish(t2s_tcp_conn *c, int err, bool send_rst);
