@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netlink_linux.h"
 
 #define AR_DUMP_BUFSIZE 32768 /* libmnl's MNL_SOCKET_DUMP_SIZE */
 #define AR_MSG_MAX 512        /* a rule or route message we keep to echo back as a delete */
@@ -86,7 +87,6 @@ typedef struct ar_nl {
   struct mnl_socket *nl;
   char *buf;     /* AR_DUMP_BUFSIZE */
   ar_seen *seen; /* AR_MAX_SEEN */
-  unsigned portid;
   unsigned seq;
 } ar_nl;
 
@@ -108,7 +108,6 @@ static int ar_nl_open(ar_nl *s) {
     s->nl = NULL;
     return err;
   }
-  s->portid = mnl_socket_get_portid(s->nl);
   s->seq = (unsigned)time(NULL);
   return 0;
 }
@@ -124,32 +123,11 @@ static void ar_nl_close(ar_nl *s) {
   s->seen = NULL;
 }
 
-/* Sends nlh and runs the answers through cb until the ACK (requests) or NLMSG_DONE (dumps).
- * Returns 0 or -errno. */
+/* Sends nlh and runs the answers through cb until the ACK (requests) or NLMSG_DONE (dumps):
+ * t2s_nl_talk (netlink_linux.h). Bounded: a dump of every route of a big routing table fits in
+ * a few thousand reads. Returns 0 or -errno. */
 static int ar_nl_talk(ar_nl *s, struct nlmsghdr *nlh, mnl_cb_t cb, void *arg) {
-  bool dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
-  if (!dump) {
-    nlh->nlmsg_flags |= NLM_F_ACK;
-  }
-  nlh->nlmsg_seq = ++s->seq;
-  if (mnl_socket_sendto(s->nl, nlh, nlh->nlmsg_len) < 0) {
-    return -errno;
-  }
-  /* Bounded: a dump of every route of a big routing table fits in a few thousand reads. */
-  for (int rounds = 0; rounds < 100000; rounds++) {
-    ssize_t n = mnl_socket_recvfrom(s->nl, s->buf, AR_DUMP_BUFSIZE);
-    if (n < 0) {
-      return -errno;
-    }
-    int r = mnl_cb_run(s->buf, (size_t)n, nlh->nlmsg_seq, s->portid, cb, arg);
-    if (r < 0) {
-      return -errno;
-    }
-    if (r == MNL_CB_STOP) {
-      return 0;
-    }
-  }
-  return -EIO;
+  return t2s_nl_talk(s->nl, nlh, ++s->seq, s->buf, AR_DUMP_BUFSIZE, 100000, cb, arg);
 }
 
 static size_t af_len(uint8_t af) {
