@@ -3,7 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "fakedns.h"
+#include "fakedns_host.h"
 #include "test_util.h"
 
 static t2s_addr ip(const char *s) {
@@ -148,8 +152,14 @@ static void test_pinned(void) {
   t2s_fakedns_get_stats(t, &st);
   CU_ASSERT_EQUAL(st.full, 1);
   CU_ASSERT_EQUAL(st.pinned, 2);
-  /* An address no entry holds cannot be pinned. */
+  CU_ASSERT_EQUAL(st.flows, 3);
+  /* An address no entry holds cannot be pinned (counted as stale when in a pool). */
   CU_ASSERT_PTR_NULL(t2s_fakedns_pin(t, &b));
+  t2s_addr outside = ip("192.0.2.1");
+  CU_ASSERT_PTR_NULL(t2s_fakedns_pin(t, &outside));
+  t2s_fakedns_get_stats(t, &st);
+  CU_ASSERT_EQUAL(st.stale, 1);
+  CU_ASSERT_EQUAL(st.flows, 3);
   /* One of a's flows ends: still pinned. */
   t2s_fakedns_unpin(t, &a);
   CU_ASSERT_EQUAL(t2s_fakedns_resolve(t, "d.test", T2S_AF_INET, &x), T2S_ERR_LIMIT);
@@ -445,6 +455,59 @@ static void test_state_hostile(void) {
   t2s_fakedns_del(t);
 }
 
+/* The binary's side: the table from the options (the TUN's address never given out) and the
+ * state file written atomically and read back; a missing file loads nothing. */
+static void test_host_state_file(void) {
+  t2s_cli_opts o;
+  t2s_cli_defaults(&o);
+  o.fake_dns = true;
+  o.fake_dns_size = 8;
+  o.addresses[0].addr = ip("198.19.0.1");
+  o.addresses[0].prefixlen = 16;
+  o.naddresses = 1;
+  strcpy(o.fake_dns_exclude[0], "lan");
+  o.nfake_dns_exclude = 1;
+  t2s_fakedns *t;
+  CU_ASSERT_FATAL(t2s_fakedns_host_new(&t, &o, 1) == 0);
+  t2s_addr a = resolve4(t, "first.test"), want = ip("198.19.0.2");
+  CU_ASSERT(t2s_addr_eq(&a, &want));
+  CU_ASSERT(t2s_fakedns_excluded(t, "printer.lan"));
+  char dir[] = "/tmp/t2s-fakedns-XXXXXX";
+  CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+  char path[128];
+  snprintf(path, sizeof(path), "%s/state", dir);
+  size_t loaded = 1, skipped = 1;
+  t2s_fakedns *u;
+  CU_ASSERT_FATAL(t2s_fakedns_host_new(&u, &o, 2) == 0);
+  CU_ASSERT_EQUAL(t2s_fakedns_host_load(u, path, &loaded, &skipped), 0); /* no file yet */
+  CU_ASSERT_EQUAL(loaded, 0);
+  resolve4(t, "second.test");
+  int err = -1;
+  CU_ASSERT_EQUAL(t2s_fakedns_host_save(t, path, &err), 0);
+  CU_ASSERT_EQUAL(err, 0);
+  CU_ASSERT_EQUAL(t2s_fakedns_host_load(u, path, &loaded, &skipped), 0);
+  CU_ASSERT_EQUAL(loaded, 2);
+  CU_ASSERT_EQUAL(skipped, 0);
+  CU_ASSERT_STRING_EQUAL(t2s_fakedns_name_of(u, &a, false), "first.test");
+  /* Not a state file; a directory that does not exist. */
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_FATAL(f != NULL);
+  fputs("hello\n", f);
+  fclose(f);
+  t2s_fakedns *v;
+  CU_ASSERT_FATAL(t2s_fakedns_host_new(&v, &o, 3) == 0);
+  CU_ASSERT_EQUAL(t2s_fakedns_host_load(v, path, &loaded, &skipped), T2S_ERR_MALFORMED);
+  char bad[160];
+  snprintf(bad, sizeof(bad), "%s/no/such/dir/state", dir);
+  CU_ASSERT_NOT_EQUAL(t2s_fakedns_host_save(t, bad, &err), 0);
+  CU_ASSERT_NOT_EQUAL(err, 0);
+  unlink(path);
+  rmdir(dir);
+  t2s_fakedns_del(t);
+  t2s_fakedns_del(u);
+  t2s_fakedns_del(v);
+}
+
 int t2s_test_register_fakedns(void) {
   CU_pSuite s = CU_add_suite("fakedns", NULL, NULL);
   if (s == NULL) {
@@ -460,5 +523,6 @@ int t2s_test_register_fakedns(void) {
   CU_add_test(s, "respond_limits", test_respond_limits);
   CU_add_test(s, "state_round_trip", test_state_round_trip);
   CU_add_test(s, "state_hostile", test_state_hostile);
+  CU_add_test(s, "host_state_file", test_host_state_file);
   return 0;
 }

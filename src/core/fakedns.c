@@ -510,9 +510,13 @@ const char *t2s_fakedns_name_of(t2s_fakedns *t, const t2s_addr *addr, bool do_to
 const char *t2s_fakedns_pin(t2s_fakedns *t, const t2s_addr *addr) {
   uint32_t idx = find_addr(t, addr);
   if (idx == NIL) {
+    if (t2s_fakedns_in_pool(t, addr)) {
+      t->stats.stale++;
+    }
     return NULL;
   }
   entry *e = &t->ents[idx];
+  t->stats.flows++;
   if (e->refs++ == 0) {
     lru_unlink(t, idx);
     t->stats.pinned++;

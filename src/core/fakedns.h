@@ -58,6 +58,8 @@ typedef struct t2s_fakedns_stats {
   uint64_t forwarded; /* queries to be forwarded through the proxy (other types, excluded) */
   uint64_t refused;   /* queries answered with an error (FORMERR, NOTIMP, BADVERS, ...) */
   uint64_t dropped;   /* messages not answered at all (not a query, shorter than a header) */
+  uint64_t flows;     /* flows to a pool address carried by name (successful pins) */
+  uint64_t stale;     /* flows to a pool address no entry holds (refused) */
 } t2s_fakedns_stats;
 
 /* Fills *cfg with the default pools and size; no exclusion. */
@@ -86,7 +88,8 @@ bool t2s_fakedns_in_pool(const t2s_fakedns *t, const t2s_addr *addr);
  * until the entry is recycled (never while pinned). */
 const char *t2s_fakedns_name_of(t2s_fakedns *t, const t2s_addr *addr, bool touch);
 /* A flow to addr starts: its entry is never recycled until as many unpins. Returns the name,
- * or NULL (no entry holds the address: refuse the flow). */
+ * or NULL (no entry holds the address: refuse the flow; counted in stale when addr is in a
+ * pool). Counted in flows. */
 const char *t2s_fakedns_pin(t2s_fakedns *t, const t2s_addr *addr);
 /* A flow pinned with t2s_fakedns_pin(addr) ended: the entry becomes the most recently used
  * when its last flow ends. */
