@@ -365,6 +365,7 @@ def recording_seeds(out, rawip):
     for i in range(0, max(1, len(pkts)), 4):
         for proxy in (0, 1):
             f = rec_header(seed=i + 1, proxy=proxy, user=b"u" if proxy and i % 8 == 0 else None)
+            f += rec_record(34, 0, struct.pack("<II", 1500, 0))  # dev_caps at engine_new
             now = ms
             for pkt in pkts[i:i + 4]:
                 f += rec_record(1, now, struct.pack("<I", 0) + pkt)

@@ -15,6 +15,7 @@
 #include "drop.h"
 #include "sim_check.h"
 #include "sim_client.h"
+#include "sim_replay_record.h"
 #include "sim_scenario.h"
 #include "sim_world.h"
 
@@ -29,6 +30,7 @@ static void usage(FILE *f) {
              "                    [--seed N] [--until T] [--max-steps N] [--quiet]\n"
              "       tun2sock-sim --scenario FILE [--pcap-out OUT.pcap] [--events-out FILE]\n"
              "                    [--seed N] [--until T] [--max-steps N] [--quiet]\n"
+             "       tun2sock-sim --replay-record FILE [--until T] [--events-out FILE] [--quiet]\n"
              "\n"
              "Runs the tun2sock engine on a virtual clock. --replay injects a capture's packets\n"
              "at their recorded times; --scenario runs a scenario file (docs/scenarios.md).\n"
@@ -147,6 +149,11 @@ static void print_summary(FILE *f, sim_world *w, sim_end_reason why, int passed,
 }
 
 int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) { /* a flight recording: its own mode (docs/recording.md) */
+    if (strcmp(argv[i], "--replay-record") == 0) {
+      return sim_replay_record_main(argc, argv);
+    }
+  }
   const char *replay = NULL, *scenario = NULL, *pcap_out = NULL, *events_out = NULL;
   uint64_t seed = 1, max_steps = DEFAULT_MAX_STEPS;
   bool seed_given = false, quiet = false;

@@ -11,6 +11,7 @@
 
 #include "clock_linux.h"
 #include "log.h"
+#include "rec.h"
 
 #define UPSTREAM_ERRNOS(X)                                                                         \
   X(ECONNREFUSED)                                                                                  \
@@ -81,6 +82,7 @@ struct t2s_upstream_sock {
   struct event_base *base;
   t2s_upstream_sock_config cfg;
   t2s_engine *engine;
+  t2s_rec *rec; /* the flight recorder (--record), or NULL: completions are recorded */
   void (*after)(void *arg);
   void *after_arg;
   usock_map streams, dgrams;
@@ -381,9 +383,9 @@ static void fail_io(usock *s, int errno_value) {
   usock_kind kind = s->kind;
   forget(s, false);
   if (kind == USOCK_STREAM) {
-    t2s_engine_stream_error(up->engine, id, err, t2s_clock_monotonic_ns());
+    t2s_rec_stream_error(up->rec, up->engine, id, err, t2s_clock_monotonic_ns());
   } else {
-    t2s_engine_dgram_error(up->engine, id, err, t2s_clock_monotonic_ns());
+    t2s_rec_dgram_error(up->rec, up->engine, id, err, t2s_clock_monotonic_ns());
   }
 }
 
@@ -474,8 +476,8 @@ static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
     size_t want = T2S_MIN(space, sizeof(up->buf));
     ssize_t n = recv(s->fd, up->buf, want, MSG_DONTWAIT);
     if (n > 0) {
-      size_t took =
-          t2s_engine_stream_recv(up->engine, s->id, up->buf, (size_t)n, t2s_clock_monotonic_ns());
+      size_t took = t2s_rec_stream_recv(up->rec, up->engine, s->id, up->buf, (size_t)n,
+                                        t2s_clock_monotonic_ns());
       if (took < (size_t)n && !s->dead) {
         T2S_WARN("upstream stream %llu: engine took %zu of %zd bytes within its room",
                  (unsigned long long)s->id, took, n);
@@ -486,7 +488,7 @@ static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
     } else if (n == 0) {
       s->eof = true;
       update_read(s);
-      t2s_engine_stream_eof(up->engine, s->id, t2s_clock_monotonic_ns());
+      t2s_rec_stream_eof(up->rec, up->engine, s->id, t2s_clock_monotonic_ns());
       break;
     } else if (errno == EINTR) {
       continue;
@@ -521,7 +523,7 @@ static void stream_write_cb(evutil_socket_t fd, short what, void *arg) {
     if (soerr != 0) {
       int err = count_error(up, soerr);
       forget(s, false);
-      t2s_engine_stream_opened(up->engine, id, err, t2s_clock_monotonic_ns());
+      t2s_rec_stream_opened(up->rec, up->engine, id, err, t2s_clock_monotonic_ns());
       after(up);
       return;
     }
@@ -530,18 +532,18 @@ static void stream_write_cb(evutil_socket_t fd, short what, void *arg) {
       shutdown(s->fd, SHUT_WR);
     }
     update_read(s);
-    t2s_engine_stream_opened(up->engine, id, 0, t2s_clock_monotonic_ns());
+    t2s_rec_stream_opened(up->rec, up->engine, id, 0, t2s_clock_monotonic_ns());
     if (!s->dead && s->want_write) {
       s->want_write = false;
       set_writing(s, false);
-      t2s_engine_stream_writable(up->engine, id, t2s_clock_monotonic_ns());
+      t2s_rec_stream_writable(up->rec, up->engine, id, t2s_clock_monotonic_ns());
     }
     after(up);
     return;
   }
   s->want_write = false;
   set_writing(s, false);
-  t2s_engine_stream_writable(up->engine, s->id, t2s_clock_monotonic_ns());
+  t2s_rec_stream_writable(up->rec, up->engine, s->id, t2s_clock_monotonic_ns());
   after(up);
 }
 
@@ -555,7 +557,7 @@ static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
   for (int i = 0; i < DGRAMS_PER_CALLBACK && !s->dead; i++) {
     ssize_t n = recv(s->fd, up->buf, sizeof(up->buf), MSG_DONTWAIT);
     if (n >= 0) {
-      t2s_engine_dgram_recv(up->engine, s->id, up->buf, (size_t)n, t2s_clock_monotonic_ns());
+      t2s_rec_dgram_recv(up->rec, up->engine, s->id, up->buf, (size_t)n, t2s_clock_monotonic_ns());
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -771,6 +773,10 @@ void t2s_upstream_sock_set_engine(t2s_upstream_sock *up, t2s_engine *engine,
   up->engine = engine;
   up->after = after_cb;
   up->after_arg = arg;
+}
+
+void t2s_upstream_sock_set_recorder(t2s_upstream_sock *up, t2s_rec *rec) {
+  up->rec = rec;
 }
 
 void t2s_upstream_sock_poll(t2s_upstream_sock *up) {

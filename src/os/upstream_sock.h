@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "engine.h"
+#include "rec.h"
 
 typedef struct t2s_upstream_sock t2s_upstream_sock;
 
@@ -43,6 +44,9 @@ void t2s_upstream_sock_ops(t2s_upstream_sock *up, t2s_upstream *out);
  * that called the engine. Must be set before the engine opens anything. */
 void t2s_upstream_sock_set_engine(t2s_upstream_sock *up, t2s_engine *engine,
                                   void (*after)(void *arg), void *arg);
+/* Records every completion reported to the engine in rec (--record, docs/recording.md); NULL
+ * (the default) reports them directly. */
+void t2s_upstream_sock_set_recorder(t2s_upstream_sock *up, t2s_rec *rec);
 /* Housekeeping at a safe point (outside any engine call): resumes reads of streams whose
  * engine-side room reopened, frees closed sockets. Bounded by the number of such sockets. */
 void t2s_upstream_sock_poll(t2s_upstream_sock *up);
