@@ -371,3 +371,26 @@ def test_replay_record_verdicts_and_exit_codes(tmp_path, sim_bin):
         assert r.returncode == 2, (args, r.stderr)
     r = replay(sim_bin, tmp_path / "missing.t2srec")
     assert r.returncode == 2 and "cannot open" in r.stderr
+
+
+@pytest.mark.root
+def test_record_max_bounds_the_file_and_it_still_replays(tmp_path, tun2sock_bin, sim_bin):
+    _need_record(tun2sock_bin)
+    w = World(tmp_path, tun2sock_bin, udp=True)
+    rec, ring = tmp_path / "max.t2srec", tmp_path / "ring.t2srec"
+    try:
+        w.start("--record", str(rec), "--record-max", "64K")
+        assert w.curl(f"http://{ORIGIN}:{HTTP_PORT}/file") == SIZE
+        stop(w)
+        w.start("--record", str(ring), "--record-max", "64K", "--record-mode", "ring")
+        assert w.curl(f"http://{ORIGIN}:{HTTP_PORT}/file") == SIZE
+        stop(w)
+    finally:
+        w.close()
+    assert 0 < rec.stat().st_size <= 64 * 1024
+    r = replay(sim_bin, rec)
+    assert r.returncode == 0 and "stops at its --record-max" in r.stdout, r.stdout + r.stderr
+    # the ring kept the newest 64 KiB: marked, refused by the replay
+    assert 0 < ring.stat().st_size <= 64 * 1024
+    r = replay(sim_bin, ring)
+    assert r.returncode == 2 and "ring recording" in r.stderr, r.stdout + r.stderr
