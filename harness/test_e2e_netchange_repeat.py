@@ -302,3 +302,29 @@ def test_overrun_resynchronises_and_counts_each_flip(world):
     n = out.count("resynchronised from a fresh dump")
     assert n >= REPEATS, out[-3000:]
     final_dev(world, "up1")
+
+
+def test_autoroute_own_rules_are_not_network_changes(world):
+    """--auto-route's own rules and table are not events (its refresh would otherwise feed
+    itself): one of them deleted and re-added by tun2sock's repair, four times, changes no
+    counter; a foreign wg-quick rule selecting a table with a route to the proxy still counts."""
+    world.c.ip("route", "add", "default", "via", GW2, "dev", "up2", "table", "100")
+    world.start("--network-debounce", f"{DEBOUNCE_MS}ms", "--auto-route")
+    time.sleep(1.5)
+    events0 = world.metric("tun2sock_network_events_total")
+    assert world.metric("tun2sock_network_changes_total") == 0
+    for i in range(REPEATS):
+        world.c.ip("rule", "del", "priority", "9003")
+        wait_for(lambda: "9003:" in world.c.ip("rule", "show").stdout,
+                 f"tun2sock re-adding rule 9003 (#{i + 1})", timeout=3, proc=world.t)
+    time.sleep(DEBOUNCE_MS / 1000 + 0.3)
+    out = world.t.output()
+    assert world.metric("tun2sock_network_events_total") == events0, out[-3000:]
+    assert world.metric("tun2sock_network_changes_total") == 0, out[-3000:]
+    assert world.metric("tun2sock_route_updates_total") == 0, out[-3000:]
+    assert "state SETTLING" not in out, out[-3000:]
+    world.c.ip("rule", "add", "priority", "100", "not", "fwmark", "0x1234", "table", "100")
+    wait_for(lambda: world.metric("tun2sock_network_changes_total") == 1,
+             "the foreign rule counted", timeout=3, proc=world.t)
+    print(f"auto-route: {REPEATS} repairs of rule 9003, network events {events0:.0f} -> "
+          f"{world.metric('tun2sock_network_events_total'):.0f} (the foreign rule), changes 1")
