@@ -19,9 +19,13 @@
  *
  * Link with libt2s_os.a, libt2s_core.a, -levent and -lmnl. Log lines go to stderr; the log level
  * is process-wide. tun2sock installs no signal handlers: with `metrics` set, ignore SIGPIPE
- * (a scraper that hangs up mid-reply would otherwise end the process). To drive the sans-I/O engine
- * from your own loop instead (your own clock, sockets and packet I/O), use the core's engine.h
- * (t2s_engine_*), which this API is built on.
+ * (a scraper that hangs up mid-reply would otherwise end the process).
+ *
+ * This header is the only one installed, and the only stable interface. The sans-I/O engine
+ * this API is built on (t2s_engine_*, with your own clock, sockets and packet I/O) has its
+ * header in the source tree, src/core/engine.h, which is not installed and may change between
+ * versions: to drive it from your own loop, build against a tun2sock source tree (src/core on
+ * the include path, libt2s_core.a only).
  */
 #ifndef TUN2SOCK_H
 #define TUN2SOCK_H
@@ -71,6 +75,8 @@ enum {
   TUN2SOCK_NETCHANGE_RESET_ALL = 1,      /* every flow, on any change of the path */
   TUN2SOCK_NETCHANGE_NONE = 2,           /* none (new flows still use the new path) */
 };
+/* Under every policy, NONE included, a resume after sleep resets every flow (see
+ * on_network_resumed): what was open before the sleep is dead at the proxy and every NAT. */
 
 /*
  * Network-change callbacks. tun2sock watches the links, addresses and routes (rtnetlink) and

@@ -1,4 +1,5 @@
-/* main.c: the tun2sock binary: options, proxy address, privileges, then the runner. */
+/* main.c: the tun2sock binary: options, proxy address, privileges, then the runner. The only
+ * place where exit codes (cli.h's T2S_EXIT_*) are made: everything below returns T2S_ERR_*. */
 #include <errno.h>
 #include <linux/capability.h>
 #include <stdio.h>
@@ -8,14 +9,17 @@
 #include "caps_linux.h"
 #include "cli.h"
 #include "log.h"
+#include "os_error.h"
 #include "resolve.h"
 #include "runner.h"
 
-/* Reads the first line of path into out (without the line end). Returns 0 or -errno. */
-static int read_password_file(const char *path, char *out, size_t outlen) {
+/* Reads the first line of path into out (without the line end). Returns 0, T2S_ERR_LIMIT
+ * (longer than outlen - 1), or the T2S_ERR_* of the failed open with *perrno its errno. */
+static int read_password_file(const char *path, char *out, size_t outlen, int *perrno) {
   FILE *f = fopen(path, "re");
   if (!f) {
-    return -errno;
+    *perrno = errno;
+    return t2s_err_from_errno(errno);
   }
   char line[T2S_PROXY_FIELD_MAX + 2];
   int rv = 0;
@@ -24,7 +28,7 @@ static int read_password_file(const char *path, char *out, size_t outlen) {
   }
   size_t n = strcspn(line, "\r\n");
   if (n >= outlen || (n == strlen(line) && !feof(f) && n == sizeof(line) - 1)) {
-    rv = -E2BIG;
+    rv = T2S_ERR_LIMIT;
   } else {
     memcpy(out, line, n);
     out[n] = '\0';
@@ -44,9 +48,9 @@ static void drop_capabilities(const t2s_runner *r) {
   if (t2s_kernel_older_than(5, 7)) {
     keep |= 1ull << CAP_NET_RAW;
   }
-  int rv = t2s_caps_restrict(keep);
-  if (rv < 0) {
-    T2S_WARN("cannot drop capabilities: %s", strerror(-rv));
+  int err = 0;
+  if (t2s_caps_restrict(keep, &err) != 0) {
+    T2S_WARN("cannot drop capabilities: %s", strerror(err));
   } else {
     T2S_DEBUG("capabilities after setup:%s%s", (keep >> CAP_NET_ADMIN) & 1 ? " CAP_NET_ADMIN" : "",
               (keep >> CAP_NET_RAW) & 1 ? " CAP_NET_RAW" : "");
@@ -74,10 +78,11 @@ int main(int argc, char **argv) {
                       "(socks5://USER@HOST:PORT)\n");
       return T2S_EXIT_USAGE;
     }
-    int rv = read_password_file(opts.password_file, password, sizeof(password));
-    if (rv < 0) {
+    int err = 0;
+    int rv = read_password_file(opts.password_file, password, sizeof(password), &err);
+    if (rv != 0) {
       fprintf(stderr, "tun2sock: --proxy-password-file '%s': %s\n", opts.password_file,
-              rv == -E2BIG ? "password longer than 255 bytes" : strerror(-rv));
+              rv == T2S_ERR_LIMIT ? "password longer than 255 bytes" : strerror(err));
       return T2S_EXIT_USAGE;
     }
   } else if (getenv("TUN2SOCK_PROXY_PASSWORD") && opts.proxy.has_user) {
@@ -101,13 +106,13 @@ int main(int argc, char **argv) {
     return T2S_EXIT_FAILURE;
   }
   t2s_runner *r = NULL;
-  int code = t2s_runner_new(&r, &cfg);
+  int rv = t2s_runner_new(&r, &cfg);
   explicit_bzero(password, sizeof(password));
-  if (code != 0) {
-    return code;
+  if (rv != 0) {
+    return rv == T2S_ERR_INVALID_ARGUMENT ? T2S_EXIT_USAGE : T2S_EXIT_FAILURE;
   }
   drop_capabilities(r);
-  code = t2s_runner_run(r);
+  rv = t2s_runner_run(r);
   t2s_runner_del(r);
-  return code;
+  return rv == 0 ? T2S_EXIT_OK : T2S_EXIT_FAILURE;
 }

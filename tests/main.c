@@ -34,6 +34,7 @@ static const struct {
     {"fakedns", t2s_test_register_fakedns},
     {"recording", t2s_test_register_recording},
     {"iface_wrap", t2s_test_register_iface_wrap},
+    {"sleep_merge", t2s_test_register_sleep_merge},
 };
 
 int main(int argc, char **argv) {

@@ -28,5 +28,6 @@ int t2s_test_register_dns(void);
 int t2s_test_register_fakedns(void);
 int t2s_test_register_recording(void);
 int t2s_test_register_iface_wrap(void);
+int t2s_test_register_sleep_merge(void);
 
 #endif

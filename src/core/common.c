@@ -29,6 +29,8 @@ const char *t2s_strerror(int err) {
     return "not found";
   case T2S_ERR_EXISTS:
     return "already exists";
+  case T2S_ERR_PERMISSION:
+    return "permission denied";
   case T2S_ERR_MALFORMED:
     return "malformed";
   case T2S_ERR_PROTO:

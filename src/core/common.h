@@ -33,10 +33,11 @@ enum {
   T2S_ERR_WOULDBLOCK = -203, /* nothing to do now; try again later */
   T2S_ERR_NOT_FOUND = -204,
   T2S_ERR_EXISTS = -205,
-  T2S_ERR_MALFORMED = -301, /* bytes do not parse */
-  T2S_ERR_PROTO = -302,     /* parses but violates the protocol */
-  T2S_ERR_CLOSED = -303,    /* the flow or stream is closed */
-  T2S_ERR_RESET = -304,     /* the peer reset the flow */
+  T2S_ERR_PERMISSION = -206, /* the OS refused: a privilege or an access right is missing */
+  T2S_ERR_MALFORMED = -301,  /* bytes do not parse */
+  T2S_ERR_PROTO = -302,      /* parses but violates the protocol */
+  T2S_ERR_CLOSED = -303,     /* the flow or stream is closed */
+  T2S_ERR_RESET = -304,      /* the peer reset the flow */
   T2S_ERR_TIMEOUT = -305,
   T2S_ERR_REFUSED = -306,     /* connection refused (by the proxy or the destination) */
   T2S_ERR_UNREACHABLE = -307, /* network or host unreachable */

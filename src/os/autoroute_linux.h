@@ -21,6 +21,9 @@
  *
  * Every rule with a priority in [P, P+T2S_AUTOROUTE_SPAN) and every route of table T is ours:
  * start removes what a crashed run left there before adding, stop removes all of it.
+ *
+ * The code: autoroute_linux.c (these functions), autoroute_rtnl_linux.c (rules and routes),
+ * autoroute_nft_linux.c (nftables); autoroute_watch.h decides when to refresh.
  */
 #ifndef T2S_AUTOROUTE_LINUX_H
 #define T2S_AUTOROUTE_LINUX_H
@@ -56,21 +59,24 @@ typedef struct t2s_autoroute_config {
 typedef struct t2s_autoroute t2s_autoroute;
 
 /* Removes what an earlier run left (rules in the range, routes of the table, our nftables
- * table), then installs the rules and routes. Returns 0, or -errno with a message in why
- * (nothing is left installed then). cfg's arrays are copied. */
+ * table), then installs the rules and routes. Returns 0, or a T2S_ERR_* with a message in why
+ * that names the errno (nothing is left installed then): T2S_ERR_EXISTS when another
+ * tun2sock in this network namespace holds the table or a priority, T2S_ERR_LIMIT for lists
+ * over the maximum, T2S_ERR_PERMISSION without CAP_NET_ADMIN. cfg's arrays are copied. */
 int t2s_autoroute_start(t2s_autoroute **par, const t2s_autoroute_config *cfg, char *why,
                         size_t whylen);
 
 /* Re-applies after a network change: adds what is missing (e.g. routes the kernel removed with
  * a link that went down), removes what is ours but no longer wanted. Cheap when nothing changed
- * (two dumps per family). Returns 0 or -errno (logged; the next refresh tries again). */
+ * (two dumps per family). Returns 0 or a T2S_ERR_* (logged with its errno; the next refresh
+ * tries again). */
 int t2s_autoroute_refresh(t2s_autoroute *ar);
 
 /* Removes everything installed and frees ar (NULL is fine). */
 void t2s_autoroute_stop(t2s_autoroute *ar);
 
 /* Removes the rules in [priority, priority + SPAN), the routes of table and the nftables table
- * of that table number. Returns how many objects were removed, or -errno. */
+ * of that table number. Returns how many objects were removed, or a T2S_ERR_*. */
 int t2s_autoroute_cleanup(uint32_t table, uint32_t priority);
 
 /* A nonblocking rtnetlink socket subscribed to link, route and rule changes (-1 when it could

@@ -4,7 +4,8 @@
  * RTM_ADD / RTM_DELETE / RTM_CHANGE (routes). Portable: it includes no BSD header; the message
  * layouts and constants are written out below from the route(4) manual and <net/route.h>,
  * <net/if.h> of macOS (Darwin), so it builds and is tested on Linux with byte vectors
- * (tests/test_bsd_route.c). docs/macos.md describes the glue that will feed it.
+ * (tests/test_bsd_route.c). docs/macos.md describes the glue that will feed it. Until a BSD
+ * driver uses it, only the unit tests build it (CMakeLists.txt): libt2s_os.a does not ship it.
  *
  * Layouts (Darwin, host byte order, natural alignment):
  *   struct rt_msghdr   (92 bytes)  msglen u16 @0, version u8 @2, type u8 @3, index u16 @4,

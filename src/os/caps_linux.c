@@ -10,6 +10,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "os_error.h"
+
 static int cap_get(struct __user_cap_data_struct data[2]) {
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   memset(data, 0, 2 * sizeof(data[0]));
@@ -41,7 +43,8 @@ static int last_cap(void) {
   return last < 63 ? last : 63;
 }
 
-int t2s_caps_restrict(uint64_t keep) {
+/* t2s_caps_restrict with -errno. */
+static int restrict_caps(uint64_t keep) {
   struct __user_cap_data_struct d[2];
   if (cap_get(d) != 0) {
     return -errno;
@@ -73,6 +76,12 @@ int t2s_caps_restrict(uint64_t keep) {
     return -errno;
   }
   return 0;
+}
+
+int t2s_caps_restrict(uint64_t keep, int *perrno) {
+  int rv = restrict_caps(keep);
+  *perrno = rv < 0 ? -rv : 0;
+  return rv < 0 ? t2s_err_from_errno(-rv) : 0;
 }
 
 bool t2s_kernel_older_than(int major, int minor) {

@@ -16,8 +16,9 @@ bool t2s_caps_have(int cap);
 
 /* Keeps only the capabilities in the bit mask `keep` (1ull << CAP_*) that are held now, in the
  * effective and permitted sets; clears the inheritable and ambient sets; drops the others from
- * the bounding set when CAP_SETPCAP allows it; sets no_new_privs. Returns 0 or -errno. */
-int t2s_caps_restrict(uint64_t keep);
+ * the bounding set when CAP_SETPCAP allows it; sets no_new_privs. Returns 0, or the T2S_ERR_*
+ * of the first failing call with *perrno its errno. */
+int t2s_caps_restrict(uint64_t keep, int *perrno);
 
 /* True when the running kernel is older than major.minor. */
 bool t2s_kernel_older_than(int major, int minor);

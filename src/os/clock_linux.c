@@ -1,8 +1,6 @@
 /* clock_linux.c: CLOCK_MONOTONIC / CLOCK_BOOTTIME and the engine timer (see clock_linux.h). */
 #include "clock_linux.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
 
 static t2s_tstamp read_clock(clockid_t id) {
@@ -26,25 +24,9 @@ static t2s_tstamp op_now(void *self) {
   return t2s_clock_monotonic_ns();
 }
 
-/* The test hook: the number (nanoseconds) in the file named by the environment variable. */
-static t2s_tstamp test_offset(const t2s_clock_linux *clk) {
-  if (clk->boottime_offset_file == NULL) {
-    return 0;
-  }
-  FILE *f = fopen(clk->boottime_offset_file, "re");
-  if (f == NULL) {
-    return 0;
-  }
-  unsigned long long v = 0;
-  if (fscanf(f, "%llu", &v) != 1) {
-    v = 0;
-  }
-  fclose(f);
-  return (t2s_tstamp)v;
-}
-
 static t2s_tstamp op_boottime(void *self) {
-  return t2s_clock_boottime_ns() + test_offset(self);
+  (void)self;
+  return t2s_clock_boottime_ns();
 }
 
 void t2s_clock_linux_arm(t2s_clock_linux *clk, t2s_tstamp deadline) {
@@ -90,7 +72,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
 int t2s_clock_linux_init(t2s_clock_linux *clk, struct event_base *base,
                          void (*on_fire)(void *arg, t2s_tstamp now), void *arg) {
   clk->deadline = T2S_TSTAMP_MAX;
-  clk->boottime_offset_file = getenv("TUN2SOCK_TEST_BOOTTIME_OFFSET_FILE");
   clk->on_fire = on_fire;
   clk->arg = arg;
   clk->timer = evtimer_new(base, timer_cb, clk);

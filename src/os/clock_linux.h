@@ -1,7 +1,7 @@
 /*
  * clock_linux.h: the t2s_clock of the binary. now() is CLOCK_MONOTONIC, boottime() is
- * CLOCK_BOOTTIME (plus a test offset, below), and the single engine timer is one libevent
- * timer event.
+ * CLOCK_BOOTTIME, and the single engine timer is one libevent timer event. (Tests fake a
+ * suspend through a wrapper, clock_test_offset.h, that this driver knows nothing of.)
  */
 #ifndef T2S_CLOCK_LINUX_H
 #define T2S_CLOCK_LINUX_H
@@ -15,10 +15,6 @@ typedef struct t2s_clock_linux {
   t2s_tstamp deadline;                        /* T2S_TSTAMP_MAX when disarmed */
   void (*on_fire)(void *arg, t2s_tstamp now); /* the runner: t2s_engine_handle_expiry() */
   void *arg;
-  /* Test hook: when the environment variable TUN2SOCK_TEST_BOOTTIME_OFFSET_FILE names a file,
-   * boottime() adds the number of nanoseconds written in it (read at each call; missing or
-   * unreadable = 0). Raising it by 30e9 looks, to the sleep detector, like a 30 s suspend. */
-  const char *boottime_offset_file;
 } t2s_clock_linux;
 
 /* Monotonic nanoseconds (CLOCK_MONOTONIC). */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os_error.h"
+
 struct t2s_metrics {
   struct evhttp *http;
   t2s_metrics_collect_fn collect;
@@ -387,17 +389,18 @@ static void handle(struct evhttp_request *req, void *arg) {
 }
 
 int t2s_metrics_new(t2s_metrics **pm, struct event_base *base, const char *host, uint16_t port,
-                    t2s_metrics_collect_fn collect, void *arg) {
+                    t2s_metrics_collect_fn collect, void *arg, int *perrno) {
+  *perrno = ENOMEM;
   t2s_metrics *m = calloc(1, sizeof(*m));
   if (!m) {
-    return -ENOMEM;
+    return T2S_ERR_NOMEM;
   }
   m->collect = collect;
   m->arg = arg;
   m->http = evhttp_new(base);
   if (!m->http) {
     free(m);
-    return -ENOMEM;
+    return T2S_ERR_NOMEM;
   }
   evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
   evhttp_set_timeout(m->http, 10);
@@ -409,8 +412,10 @@ int t2s_metrics_new(t2s_metrics **pm, struct event_base *base, const char *host,
     int err = errno ? errno : EADDRNOTAVAIL;
     evhttp_free(m->http);
     free(m);
-    return -err;
+    *perrno = err;
+    return t2s_err_from_errno(err);
   }
+  *perrno = 0;
   *pm = m;
   return 0;
 }

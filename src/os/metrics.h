@@ -30,10 +30,11 @@ typedef void (*t2s_metrics_collect_fn)(void *arg, t2s_metrics_snapshot *snap);
 
 typedef struct t2s_metrics t2s_metrics;
 
-/* Listens on host:port (host "" = every address) on base. Returns 0, or a negative errno when
- * the address cannot be bound. */
+/* Listens on host:port (host "" = every address) on base. Returns 0, or T2S_ERR_NOMEM, or the
+ * T2S_ERR_* of the errno that kept the address from being bound (EADDRINUSE -> EXISTS, ...),
+ * with *perrno set to that errno for the message. */
 int t2s_metrics_new(t2s_metrics **pm, struct event_base *base, const char *host, uint16_t port,
-                    t2s_metrics_collect_fn collect, void *arg);
+                    t2s_metrics_collect_fn collect, void *arg, int *perrno);
 /* Stops listening and frees. */
 void t2s_metrics_del(t2s_metrics *m);
 

@@ -27,7 +27,7 @@ int t2s_resolve_host(const char *host, uint16_t port, t2s_addr *out, const char 
   int rv = getaddrinfo(host, NULL, &hints, &res);
   if (rv != 0) {
     T2S_ERROR("%s: cannot resolve '%s': %s", what, host, gai_strerror(rv));
-    return -1;
+    return rv == EAI_MEMORY ? T2S_ERR_NOMEM : T2S_ERR_NOT_FOUND;
   }
   bool found = false;
   for (struct addrinfo *ai = res; ai && !found; ai = ai->ai_next) {
@@ -44,7 +44,7 @@ int t2s_resolve_host(const char *host, uint16_t port, t2s_addr *out, const char 
   freeaddrinfo(res);
   if (!found) {
     T2S_ERROR("%s: '%s' has no IPv4 or IPv6 address", what, host);
-    return -1;
+    return T2S_ERR_NOT_FOUND;
   }
   char buf[64];
   T2S_INFO("%s: %s resolved to %s", what, host, t2s_addr_format(out, false, buf, sizeof(buf)));

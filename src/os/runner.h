@@ -1,27 +1,21 @@
 /*
- * runner.h: the binary's event loop. It owns the TUN, the clock, the upstream connector, the
- * engine and (optionally) the metrics server, all on one libevent base:
- *
- *   TUN readable   -> t2s_engine_input() for each packet, at most T2S_RUNNER_BATCH per wakeup
- *   timer          -> t2s_engine_handle_expiry()
- *   upstream I/O   -> the t2s_engine_stream_* / dgram_* completions (upstream_sock.c)
- *   after each of them: upstream housekeeping, then the timer re-armed to get_expiry()
- *   network monitor (monitor_linux.h) -> t2s_engine_network_event(); the engine's network
- *                     events -> log lines and the listener below
- *   systemd-logind's PrepareForSleep (sleep_logind.h; optional, off with --no-logind)
- *                  -> PAUSED / RESUMED to the engine, a wake the clocks report again dropped
- *   SIGINT/SIGTERM/SIGHUP/SIGQUIT -> clean stop; SIGUSR1 -> counters to the log
+ * runner.h: tun2sock as one object: the binary's (src/main.c) and the embedding API's
+ * (tun2sock_api.c). t2s_runner_new is the composition root (runner.c): it turns the options
+ * into drivers (the TUN, the clock, the upstream connector, the network monitor, --auto-route,
+ * the metrics endpoint), hands their ops to the engine, and wires the loop (runner_loop.h:
+ * device reads, the engine's timer, signals, stop) and the network watch (netwatch.h: the
+ * monitor and logind in, decisions out to the log and the listener below) on one libevent base.
  *
  * Stopping undoes the setup: every flow closed (t2s_engine_del), the addresses we added on a
  * TUN that outlives us removed, a TUN we created deleted (it goes with its fd).
+ *
+ * Errors are T2S_ERR_* (common.h); exit codes are src/main.c's business.
  */
 #ifndef T2S_RUNNER_H
 #define T2S_RUNNER_H
 
 #include "cli.h"
 #include "engine.h"
-
-#define T2S_RUNNER_BATCH 64 /* packets read from the TUN per wakeup */
 
 typedef struct t2s_runner t2s_runner;
 
@@ -34,11 +28,13 @@ typedef struct t2s_runner_config {
   bool owns_fd;        /* with fd://N: close N when done */
 } t2s_runner_config;
 
-/* Sets everything up (TUN, addresses, egress, engine, metrics). On failure logs what went
- * wrong and what to do, and returns the exit code (T2S_EXIT_FAILURE or T2S_EXIT_USAGE);
- * 0 on success with *prunner set. */
+/* Sets everything up (TUN, addresses, egress, engine, metrics). Returns 0 with *prunner set;
+ * on failure logs what went wrong and what to do, and returns T2S_ERR_INVALID_ARGUMENT when an
+ * option is to blame (a --device fd:// that is not a TUN, an --interface that does not exist),
+ * another T2S_ERR_* otherwise (privilege, the kernel refused, out of memory). */
 int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg);
-/* Runs until stopped. Returns the exit code (0 after a clean stop, 1 after a fatal error). */
+/* Starts the network watch (first call only) and runs the loop until stopped. Returns 0 after
+ * a clean stop, or the fatal T2S_ERR_* that stopped it (logged). */
 int t2s_runner_run(t2s_runner *r);
 /* Asks a running loop to stop. Safe from any thread and from a signal handler. */
 void t2s_runner_stop(t2s_runner *r);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "os_error.h"
 
 #ifndef T2S_HAVE_SD_BUS
 
@@ -17,7 +18,7 @@ int t2s_sleep_logind_new(t2s_sleep_logind **ps, struct event_base *base, t2s_sle
   (void)arg;
   *ps = NULL;
   snprintf(why, whylen, "built without sd-bus (libsystemd-dev)");
-  return -ENOTSUP;
+  return T2S_ERR_UNSUPPORTED;
 }
 
 void t2s_sleep_logind_del(t2s_sleep_logind *s) {
@@ -184,7 +185,7 @@ int t2s_sleep_logind_new(t2s_sleep_logind **ps, struct event_base *base, t2s_sle
   t2s_sleep_logind *s = calloc(1, sizeof(*s));
   if (!s) {
     snprintf(why, whylen, "out of memory");
-    return -ENOMEM;
+    return T2S_ERR_NOMEM;
   }
   s->base = base;
   s->cb = cb;
@@ -216,7 +217,7 @@ int t2s_sleep_logind_new(t2s_sleep_logind **ps, struct event_base *base, t2s_sle
   }
   if (rv < 0) {
     t2s_sleep_logind_del(s);
-    return rv;
+    return t2s_err_from_errno(-rv); /* sd-bus's -errno, worded in why */
   }
   *ps = s;
   return 0;

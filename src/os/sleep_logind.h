@@ -12,7 +12,7 @@
  * libsystemd is loaded at run time (dlopen "libsystemd.so.0"), so neither the binary nor an
  * embedder's link line needs it; the sd-bus header is needed at build time (Debian
  * libsystemd-dev; CMake says when it is missing and then builds a stub that always fails
- * with -ENOTSUP).
+ * with T2S_ERR_UNSUPPORTED).
  */
 #ifndef T2S_SLEEP_LOGIND_H
 #define T2S_SLEEP_LOGIND_H
@@ -21,15 +21,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common.h"
+
 typedef struct t2s_sleep_logind t2s_sleep_logind;
 
 /* Called on the loop's thread: sleeping = true before a sleep, false after the wake. */
 typedef void (*t2s_sleep_logind_cb)(void *arg, bool sleeping);
 
 /* Connects and subscribes (the subscription completes asynchronously; a refusal is logged at
- * info level). Returns 0 with *ps set, or a negative errno with why (whylen bytes) saying
- * what failed: -ENOTSUP when built without sd-bus or libsystemd cannot be loaded, the
- * connection's error otherwise (-ENOENT: no system bus). Nothing is logged on failure. */
+ * info level). Returns 0 with *ps set, or a T2S_ERR_* with why (whylen bytes) saying what
+ * failed, the errno's text included: T2S_ERR_UNSUPPORTED when built without sd-bus or
+ * libsystemd cannot be loaded, the connection's error otherwise (T2S_ERR_NOT_FOUND: no system
+ * bus). Nothing is logged on failure. */
 int t2s_sleep_logind_new(t2s_sleep_logind **ps, struct event_base *base, t2s_sleep_logind_cb cb,
                          void *arg, char *why, size_t whylen);
 

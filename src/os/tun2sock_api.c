@@ -127,10 +127,10 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
     rv = TUN2SOCK_ERR_FAILED;
     goto out;
   }
-  int code = t2s_runner_new(&t->runner, &rc);
-  if (code != 0) {
+  int err = t2s_runner_new(&t->runner, &rc);
+  if (err != 0) {
     free(t);
-    rv = code == T2S_EXIT_USAGE ? TUN2SOCK_ERR_CONFIG : TUN2SOCK_ERR_FAILED;
+    rv = err == T2S_ERR_INVALID_ARGUMENT ? TUN2SOCK_ERR_CONFIG : TUN2SOCK_ERR_FAILED;
     goto out;
   }
   *pt = t;
@@ -181,7 +181,7 @@ void tun2sock_set_listener(tun2sock *t, const tun2sock_listener *listener) {
 }
 
 int tun2sock_run(tun2sock *t) {
-  return t2s_runner_run(t->runner) == T2S_EXIT_OK ? TUN2SOCK_OK : TUN2SOCK_ERR_FAILED;
+  return t2s_runner_run(t->runner) == 0 ? TUN2SOCK_OK : TUN2SOCK_ERR_FAILED;
 }
 
 void tun2sock_stop(tun2sock *t) {

@@ -7,6 +7,7 @@
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -14,7 +15,26 @@
 
 #include "log.h"
 #include "netlink_linux.h"
+#include "os_error.h"
 #include "packet.h"
+
+struct t2s_tun {
+  int fd;
+  uint32_t ifindex;
+  char ifname[T2S_IFNAMSIZ];
+  uint32_t mtu;
+  uint32_t txqlen; /* the transmit queue length (txqueuelen) in force; 0 = unknown */
+  bool created;    /* the TUN did not exist before we opened it */
+  bool owns_fd;    /* close fd on t2s_tun_close (false for fd:// handed in by an embedder) */
+  t2s_cidr added[T2S_TUN_MAX_ADDRS]; /* addresses we added (removed on close) */
+  size_t nadded;
+  uint64_t rx_packets, tx_packets, tx_errors; /* device-level counters */
+  bool vnet;               /* IFF_VNET_HDR: each packet is preceded by a struct virtio_net_hdr */
+  uint32_t offloads;       /* T2S_DEVICE_OFFLOAD_* in force (TUNSETOFFLOAD accepted) */
+  unsigned tun_f;          /* the TUN_F_* flags set */
+  uint64_t rx_gso, tx_gso; /* super-packets read and written */
+  unsigned rx_flags;       /* T2S_PARSE_* for the packet the last recv returned */
+};
 
 /* ---------------- offloads (IFF_VNET_HDR) ----------------
  *
@@ -133,18 +153,24 @@ static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
   return tun_write(tun, iov, 2);
 }
 
+/* A failed read: the errno read here goes into the warning; the caller gets T2S_ERR_*. */
+static t2s_ssize recv_error(const t2s_tun *tun, int err) {
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    return T2S_ERR_WOULDBLOCK;
+  }
+  if (err == EBADFD || err == EBADF) {
+    return T2S_ERR_FATAL;
+  }
+  T2S_WARN("reading the TUN %s: %s", tun->ifname, strerror(err));
+  return T2S_ERR_CLOSED;
+}
+
 static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
   t2s_tun *tun = self;
   tun->rx_flags = 0;
   if (tun->vnet) {
     t2s_ssize n = tun_recv_vnet(tun, buf, buflen);
-    if (n >= 0) {
-      return n;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return T2S_ERR_WOULDBLOCK;
-    }
-    return errno == EBADFD || errno == EBADF ? T2S_ERR_FATAL : T2S_ERR_CLOSED;
+    return n >= 0 ? n : recv_error(tun, errno);
   }
   /* Bounded: a signal may interrupt the read; retry a few times, then report nothing. */
   for (int tries = 0; tries < 4; tries++) {
@@ -153,13 +179,9 @@ static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
       tun->rx_packets++;
       return (t2s_ssize)n;
     }
-    if (errno == EINTR) {
-      continue;
+    if (errno != EINTR) {
+      return recv_error(tun, errno);
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return T2S_ERR_WOULDBLOCK;
-    }
-    return errno == EBADFD || errno == EBADF ? T2S_ERR_FATAL : T2S_ERR_CLOSED;
   }
   return T2S_ERR_WOULDBLOCK;
 }
@@ -193,6 +215,31 @@ static const t2s_device_ops tun_ops = {
 void t2s_tun_device(t2s_tun *tun, t2s_device *dev) {
   dev->ops = &tun_ops;
   dev->self = tun;
+}
+
+int t2s_tun_fd(const t2s_tun *tun) {
+  return tun->fd;
+}
+
+void t2s_tun_get_info(const t2s_tun *tun, t2s_tun_info *info) {
+  memset(info, 0, sizeof(*info));
+  snprintf(info->ifname, sizeof(info->ifname), "%s", tun->ifname);
+  info->ifindex = tun->ifindex;
+  info->mtu = tun->mtu;
+  info->txqlen = tun->txqlen;
+  info->created = tun->created;
+  info->outlives = !tun->created || !tun->owns_fd;
+  info->naddrs_added = tun->nadded;
+  info->vnet = tun->vnet;
+  info->offloads = tun->offloads;
+}
+
+void t2s_tun_get_counters(const t2s_tun *tun, t2s_tun_counters *c) {
+  c->rx_packets = tun->rx_packets;
+  c->tx_packets = tun->tx_packets;
+  c->tx_errors = tun->tx_errors;
+  c->rx_gso = tun->rx_gso;
+  c->tx_gso = tun->tx_gso;
 }
 
 static t2s_tun_failure failure_of(int err) {
@@ -239,9 +286,8 @@ static void setup_offloads(t2s_tun *tun) {
   (void)ioctl(tun->fd, TUNSETOFFLOAD, 0u);
 }
 
-int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool offload,
-                 t2s_tun_failure *pfail, int *perrno) {
-  memset(tun, 0, sizeof(*tun));
+static int tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool offload,
+                    t2s_tun_failure *pfail, int *perrno) {
   tun->fd = -1;
   *pfail = T2S_TUN_FAIL_NONE;
   *perrno = 0;
@@ -329,8 +375,26 @@ int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool of
   return 0;
 }
 
-int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cidr *addrs,
-                      size_t naddrs, const char **pstep) {
+int t2s_tun_open(t2s_tun **ptun, const char *ifname, int fd, bool owns_fd, bool offload,
+                 t2s_tun_failure *pfail, int *perrno) {
+  t2s_tun *tun = calloc(1, sizeof(*tun));
+  if (!tun) {
+    *pfail = T2S_TUN_FAIL_OTHER;
+    *perrno = ENOMEM;
+    return T2S_ERR_NOMEM;
+  }
+  int rv = tun_open(tun, ifname, fd, owns_fd, offload, pfail, perrno);
+  if (rv != 0) {
+    free(tun);
+    return rv;
+  }
+  *ptun = tun;
+  return 0;
+}
+
+/* The rtnetlink steps (-errno, netlink_linux.h). */
+static int link_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cidr *addrs,
+                          size_t naddrs, const char **pstep) {
   int rv;
   if (mtu && mtu != tun->mtu) {
     rv = t2s_nl_link_set(tun->ifindex, mtu, false);
@@ -369,8 +433,19 @@ int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cid
   return 0;
 }
 
+int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cidr *addrs,
+                      size_t naddrs, const char **pstep, int *perrno) {
+  int rv = link_configure(tun, mtu, txqlen, addrs, naddrs, pstep);
+  *perrno = rv < 0 ? -rv : 0;
+  return rv < 0 ? t2s_err_from_errno(-rv) : 0;
+}
+
 void t2s_tun_close(t2s_tun *tun) {
+  if (!tun) {
+    return;
+  }
   if (tun->fd < 0) {
+    free(tun);
     return;
   }
   /* A TUN we created vanishes with its last fd (it is not persistent), addresses included.
@@ -391,5 +466,5 @@ void t2s_tun_close(t2s_tun *tun) {
   if (tun->owns_fd) {
     close(tun->fd);
   }
-  tun->fd = -1;
+  free(tun);
 }

@@ -14,23 +14,28 @@
 
 #define T2S_TUN_MAX_ADDRS 8
 
-typedef struct t2s_tun {
-  int fd;
-  uint32_t ifindex;
+typedef struct t2s_tun t2s_tun;
+
+/* What the composition root needs to know about the TUN beyond the device ops: its name and
+ * index (logs, the egress check, the monitor, --auto-route), what was in force at start (MTU,
+ * queue length, offloads, for the start line) and what stopping has to undo. */
+typedef struct t2s_tun_info {
   char ifname[T2S_IFNAMSIZ];
+  uint32_t ifindex;
   uint32_t mtu;
-  uint32_t txqlen; /* the transmit queue length (txqueuelen) in force; 0 = unknown */
-  bool created;    /* the TUN did not exist before we opened it */
-  bool owns_fd;    /* close fd on t2s_tun_close (false for fd:// handed in by an embedder) */
-  t2s_cidr added[T2S_TUN_MAX_ADDRS]; /* addresses we added (removed on close) */
-  size_t nadded;
-  uint64_t rx_packets, tx_packets, tx_errors; /* device-level counters */
-  bool vnet;               /* IFF_VNET_HDR: each packet is preceded by a struct virtio_net_hdr */
-  uint32_t offloads;       /* T2S_DEVICE_OFFLOAD_* in force (TUNSETOFFLOAD accepted) */
-  unsigned tun_f;          /* the TUN_F_* flags set */
+  uint32_t txqlen;     /* the transmit queue length (txqueuelen) in force; 0 = unknown */
+  bool created;        /* the TUN did not exist before we opened it */
+  bool outlives;       /* it stays after t2s_tun_close (attached to, or an fd that is not ours) */
+  size_t naddrs_added; /* addresses we added (removed on close when the TUN outlives us) */
+  bool vnet;           /* IFF_VNET_HDR: each packet is preceded by a struct virtio_net_hdr */
+  uint32_t offloads;   /* T2S_DEVICE_OFFLOAD_* in force (TUNSETOFFLOAD accepted) */
+} t2s_tun_info;
+
+/* Device-level counters (for the metrics). */
+typedef struct t2s_tun_counters {
+  uint64_t rx_packets, tx_packets, tx_errors;
   uint64_t rx_gso, tx_gso; /* super-packets read and written */
-  unsigned rx_flags;       /* T2S_PARSE_* for the packet the last recv returned */
-} t2s_tun;
+} t2s_tun_counters;
 
 /* Why t2s_tun_open failed, for a message that says what to do. */
 typedef enum t2s_tun_failure {
@@ -46,23 +51,35 @@ typedef enum t2s_tun_failure {
 /* Creates or attaches to the TUN `ifname` (fd < 0), or adopts fd (ifname ignored; owns_fd says
  * whether t2s_tun_close closes it). The fd is made non-blocking. offload asks for
  * IFF_VNET_HDR with checksum offload and TSO (TUNSETOFFLOAD), each dropped where the kernel
- * refuses it (tun->offloads says what is in force); an adopted fd keeps the IFF_VNET_HDR
- * setting it was opened with. On failure returns a negative error and sets *pfail and
- * *perrno. */
-int t2s_tun_open(t2s_tun *tun, const char *ifname, int fd, bool owns_fd, bool offload,
+ * refuses it (the info's offloads say what is in force); an adopted fd keeps the IFF_VNET_HDR
+ * setting it was opened with. Returns 0 with *ptun set, or T2S_ERR_INVALID_ARGUMENT (fd:// is
+ * not a TUN), T2S_ERR_NOMEM or T2S_ERR_INTERNAL, with *pfail saying why and *perrno the errno
+ * read (for the message; 0 when none). */
+int t2s_tun_open(t2s_tun **ptun, const char *ifname, int fd, bool owns_fd, bool offload,
                  t2s_tun_failure *pfail, int *perrno);
 
 /* Sets the MTU, the transmit queue length (txqlen != 0; the kernel's queue of packets waiting
  * for us to read them, 500 on a new TUN), adds each address (remembering the ones it added),
  * and brings the link up. Neither the MTU nor the queue length is restored on close.
- * Returns 0 or -errno of the first failing step (with *pstep naming it). */
+ * Returns 0, or the T2S_ERR_* of the first failing step with *pstep naming it and *perrno the
+ * kernel's errno (EPERM, EACCES, ...). */
 int t2s_tun_configure(t2s_tun *tun, uint32_t mtu, uint32_t txqlen, const t2s_cidr *addrs,
-                      size_t naddrs, const char **pstep);
+                      size_t naddrs, const char **pstep, int *perrno);
 
-/* Removes the addresses this process added (when the TUN outlives us) and closes the fd. */
+/* Removes the addresses this process added (when the TUN outlives us), closes the fd (when
+ * ours) and frees tun (NULL is fine). */
 void t2s_tun_close(t2s_tun *tun);
 
-/* A t2s_device over tun (borrowed). */
+/* A t2s_device over tun (borrowed). recv() logs a read error other than "nothing waiting"
+ * with its errno (a warning) and returns T2S_ERR_CLOSED, or T2S_ERR_FATAL when the fd is
+ * gone. */
 void t2s_tun_device(t2s_tun *tun, t2s_device *dev);
+
+/* The fd to wait on for readability (the loop's only use of it). */
+int t2s_tun_fd(const t2s_tun *tun);
+/* Copies the name, index, settings in force and what close will undo. */
+void t2s_tun_get_info(const t2s_tun *tun, t2s_tun_info *info);
+/* Copies the device-level counters. */
+void t2s_tun_get_counters(const t2s_tun *tun, t2s_tun_counters *c);
 
 #endif

@@ -1,0 +1,198 @@
+/* runner_loop.c: the libevent loop around the engine (see runner_loop.h). */
+#include "runner_loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* ---------------- after every callback ---------------- */
+
+void t2s_loop_rearm(t2s_loop *l) {
+  if (!l->engine) {
+    return;
+  }
+  t2s_upstream_sock_poll(l->up);
+  l->clock.ops->timer_arm(l->clock.self, t2s_engine_get_expiry(l->engine));
+}
+
+void t2s_loop_after(void *l) {
+  t2s_loop_rearm(l);
+}
+
+void t2s_loop_fatal(t2s_loop *l, const char *what, int err) {
+  T2S_ERROR("%s: %s; stopping", what, t2s_strerror(err));
+  l->result = err;
+  event_base_loopbreak(l->base);
+}
+
+void t2s_loop_on_timer(void *arg, t2s_tstamp now) {
+  t2s_loop *l = arg;
+  int rv = t2s_engine_handle_expiry(l->engine, now);
+  if (l->hooks.engine_call_end) {
+    l->hooks.engine_call_end(l->hooks.arg, now);
+  }
+  if (t2s_err_is_fatal(rv)) {
+    t2s_loop_fatal(l, "engine timers", rv);
+    return;
+  }
+  t2s_loop_rearm(l);
+}
+
+/* The device's driver logs a read error with its errno; here only the code counts. */
+static void device_readable(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  t2s_loop *l = arg;
+  for (int i = 0; i < T2S_RUNNER_BATCH; i++) {
+    t2s_ssize n = l->dev.ops->recv(l->dev.self, l->pkt, sizeof(l->pkt));
+    if (n == T2S_ERR_WOULDBLOCK) {
+      break;
+    }
+    if (n < 0) {
+      if (t2s_err_is_fatal((int)n)) {
+        t2s_loop_fatal(l, "reading the TUN", (int)n);
+        return;
+      }
+      T2S_DEBUG("reading the device: %s", t2s_strerror((int)n));
+      break;
+    }
+    unsigned flags = l->dev.ops->rx_flags ? l->dev.ops->rx_flags(l->dev.self) : 0;
+    int rv =
+        t2s_engine_input_ex(l->engine, l->pkt, (size_t)n, flags, l->clock.ops->now(l->clock.self));
+    if (t2s_err_is_fatal(rv)) {
+      t2s_loop_fatal(l, "engine input", rv);
+      return;
+    }
+  }
+  t2s_loop_rearm(l);
+}
+
+/* ---------------- signals and stop ---------------- */
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg) {
+  (void)what;
+  t2s_loop *l = arg;
+  if (sig == SIGUSR1) {
+    if (l->hooks.stats) {
+      l->hooks.stats(l->hooks.arg);
+    }
+    return;
+  }
+  /* SIGHUP (the terminal or the session went away) and SIGQUIT would otherwise kill the
+   * process and leave --auto-route's rules behind: every stop signal stops cleanly. */
+  T2S_INFO("%s: stopping", sig == SIGINT    ? "SIGINT"
+                           : sig == SIGHUP  ? "SIGHUP"
+                           : sig == SIGQUIT ? "SIGQUIT"
+                                            : "SIGTERM");
+  l->stopping = true;
+  event_base_loopbreak(l->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  t2s_loop *l = arg;
+  uint64_t v;
+  if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+    T2S_DEBUG("stop eventfd: %s", strerror(errno));
+  }
+  l->stopping = true;
+  event_base_loopbreak(l->base);
+}
+
+void t2s_loop_stop(t2s_loop *l) {
+  uint64_t one = 1;
+  ssize_t n = write(l->stop_fd, &one, sizeof(one));
+  (void)n;
+}
+
+/* ---------------- setup ---------------- */
+
+int t2s_loop_init(t2s_loop *l, struct event_base *base) {
+  memset(l, 0, offsetof(t2s_loop, pkt));
+  l->base = base;
+  l->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (l->stop_fd < 0) {
+    T2S_ERROR("cannot create the loop's events: %s", strerror(errno));
+    return T2S_ERR_INTERNAL;
+  }
+  l->stop_ev = event_new(base, l->stop_fd, EV_READ | EV_PERSIST, stop_cb, l);
+  if (!l->stop_ev || event_add(l->stop_ev, NULL) != 0) {
+    T2S_ERROR("cannot register the loop's events");
+    return T2S_ERR_INTERNAL;
+  }
+  return 0;
+}
+
+void t2s_loop_attach(t2s_loop *l, t2s_engine *engine, const t2s_device *dev, const t2s_clock *clock,
+                     t2s_upstream_sock *up, const t2s_loop_hooks *hooks) {
+  l->engine = engine;
+  l->dev = *dev;
+  l->clock = *clock;
+  l->up = up;
+  l->hooks = *hooks;
+}
+
+int t2s_loop_watch_device(t2s_loop *l, int fd) {
+  l->dev_ev = event_new(l->base, fd, EV_READ | EV_PERSIST, device_readable, l);
+  if (!l->dev_ev || event_add(l->dev_ev, NULL) != 0) {
+    T2S_ERROR("cannot register the loop's events");
+    return T2S_ERR_INTERNAL;
+  }
+  return 0;
+}
+
+int t2s_loop_handle_signals(t2s_loop *l) {
+  static const int sigs[T2S_ARRAY_LEN(l->sig_ev)] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
+  for (size_t i = 0; i < T2S_ARRAY_LEN(sigs); i++) {
+    l->sig_ev[i] = evsignal_new(l->base, sigs[i], signal_cb, l);
+    if (!l->sig_ev[i] || event_add(l->sig_ev[i], NULL) != 0) {
+      T2S_ERROR("cannot install the signal handlers");
+      return T2S_ERR_INTERNAL;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return 0;
+}
+
+int t2s_loop_run(t2s_loop *l) {
+  l->result = 0;
+  t2s_loop_rearm(l);
+  /* Bounded by the loop's own life: it returns on loopbreak (stop, signal, fatal error). */
+  while (!l->stopping && l->result == 0) {
+    int rv = event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (rv < 0) {
+      T2S_ERROR("event loop failed");
+      l->result = T2S_ERR_INTERNAL;
+      break;
+    }
+    if (event_base_got_break(l->base) || rv == 1) {
+      break;
+    }
+  }
+  return l->result;
+}
+
+void t2s_loop_free(t2s_loop *l) {
+  for (size_t i = 0; i < T2S_ARRAY_LEN(l->sig_ev); i++) {
+    if (l->sig_ev[i]) {
+      event_free(l->sig_ev[i]);
+      l->sig_ev[i] = NULL;
+    }
+  }
+  if (l->dev_ev) {
+    event_free(l->dev_ev);
+    l->dev_ev = NULL;
+  }
+  if (l->stop_ev) {
+    event_free(l->stop_ev);
+    l->stop_ev = NULL;
+  }
+  if (l->stop_fd >= 0) {
+    close(l->stop_fd);
+    l->stop_fd = -1;
+  }
+}

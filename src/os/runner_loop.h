@@ -1,0 +1,79 @@
+/*
+ * runner_loop.h: the binary's event loop, and nothing else: it reads the device, fires the
+ * engine's timer, runs the upstream connector's housekeeping and stops. Everything it touches
+ * it reaches through interfaces the composition root (runner.c) hands it:
+ *
+ *   device readable -> dev.ops->recv() then t2s_engine_input_ex(), at most T2S_RUNNER_BATCH
+ *                      packets per wakeup
+ *   timer           -> t2s_engine_handle_expiry() (t2s_loop_on_timer, given to the clock driver)
+ *   after each callback that called the engine (its own, the connector's through
+ *   t2s_loop_after, the network watch's through t2s_loop_rearm): t2s_upstream_sock_poll(),
+ *   then clock.ops->timer_arm(t2s_engine_get_expiry())
+ *   SIGINT/SIGTERM/SIGHUP/SIGQUIT, t2s_loop_stop() -> a clean stop; SIGUSR1 -> hooks.stats
+ *
+ * The device is whatever t2s_device the root built (the TUN's ops, or a wrapper around them);
+ * the loop knows only the fd to wait on.
+ */
+#ifndef T2S_RUNNER_LOOP_H
+#define T2S_RUNNER_LOOP_H
+
+#include <event2/event.h>
+
+#include "engine.h"
+#include "upstream_sock.h"
+
+#define T2S_RUNNER_BATCH 64 /* packets read from the device per wakeup */
+
+typedef struct t2s_loop_hooks {
+  /* After an engine call that may have taken a network decision (the timer): started is the
+   * time the call began (the network watch measures the reset there). May be NULL. */
+  void (*engine_call_end)(void *arg, t2s_tstamp started);
+  /* SIGUSR1: the counters to the log. May be NULL. */
+  void (*stats)(void *arg);
+  void *arg;
+} t2s_loop_hooks;
+
+typedef struct t2s_loop {
+  struct event_base *base; /* borrowed */
+  t2s_engine *engine;      /* borrowed; NULL until t2s_loop_attach */
+  t2s_device dev;          /* read on readability */
+  t2s_clock clock;         /* now() for input, timer_arm() for the engine's expiry */
+  t2s_upstream_sock *up;   /* housekeeping after every callback */
+  t2s_loop_hooks hooks;
+  struct event *dev_ev;
+  struct event *sig_ev[5];
+  int stop_fd; /* eventfd written by t2s_loop_stop */
+  struct event *stop_ev;
+  int result;               /* 0, or the T2S_ERR_* that stopped the loop */
+  bool stopping;            /* a stop was asked for */
+  uint8_t pkt[65536 + 256]; /* one IP packet (a TSO super-packet is at most 64 KiB) */
+} t2s_loop;
+
+/* Prepares l on base with its stop event. Returns 0, or T2S_ERR_* after logging why. */
+int t2s_loop_init(t2s_loop *l, struct event_base *base);
+/* Gives the loop what it drives (borrowed). Call before t2s_loop_watch_device. */
+void t2s_loop_attach(t2s_loop *l, t2s_engine *engine, const t2s_device *dev, const t2s_clock *clock,
+                     t2s_upstream_sock *up, const t2s_loop_hooks *hooks);
+/* Waits on fd for the device's packets. Returns 0, or T2S_ERR_* after logging why. */
+int t2s_loop_watch_device(t2s_loop *l, int fd);
+/* Installs the SIGINT/TERM/HUP/QUIT/USR1 handlers and ignores SIGPIPE (the binary; not for
+ * embedders). Returns 0, or T2S_ERR_* after logging why. */
+int t2s_loop_handle_signals(t2s_loop *l);
+
+/* The clock driver's on_fire (clock_linux.h): the engine's timers. */
+void t2s_loop_on_timer(void *l, t2s_tstamp now);
+/* The connector's after-hook (upstream_sock.h): the same as t2s_loop_rearm. */
+void t2s_loop_after(void *l);
+/* Housekeeping, then the timer re-armed to the engine's expiry. */
+void t2s_loop_rearm(t2s_loop *l);
+/* Logs "what: error; stopping" and stops with err. */
+void t2s_loop_fatal(t2s_loop *l, const char *what, int err);
+
+/* Runs until stopped. Returns 0 after a stop, or the T2S_ERR_* of a fatal error. */
+int t2s_loop_run(t2s_loop *l);
+/* Asks a running loop to stop. Safe from any thread and from a signal handler. */
+void t2s_loop_stop(t2s_loop *l);
+/* Frees the loop's events (not the base). */
+void t2s_loop_free(t2s_loop *l);
+
+#endif
