@@ -276,6 +276,98 @@ static void test_sack_blocks_within_mtu(void) {
   }
 }
 
+/* The first TCP_QUICKACKS (16) segments of a connection: each ACKed at once (quick-ack, so
+ * the peer's slow start is not held back by delayed ACKs), every one delivered and read. */
+static void quickacks_used_up(tfx *f) {
+  uint8_t buf[1000];
+  for (int i = 0; i < TCP_QUICKACKS; i++) {
+    feed_data(f, data + i, 1000);
+    expect_segment(f, T2S_TCP_ACK, f->pack, f->pseq, NULL);
+    CU_ASSERT(tfx_read(f, buf, sizeof(buf)) == 1000);
+  }
+  expect_nothing(f);
+}
+
+/* Quick-ack, then a lone segment's ACK waits TCP_DELACK_TIMEOUT (40 ms), and a second
+ * full-sized segment is ACKed at once (RFC 1122 4.2.3.2, RFC 5681 4.2). */
+static void test_delayed_ack_timing(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, 7, true, true);
+  CU_ASSERT(TCP_DELACK_TIMEOUT == 40 * T2S_MILLISECONDS);
+  quickacks_used_up(&f);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == T2S_TSTAMP_MAX);
+  uint8_t buf[2000];
+  /* A lone full-sized segment: read at once (no window update for it), ACKed 40 ms later. */
+  feed_data(&f, data, 1000);
+  CU_ASSERT(f.n_recv == TCP_QUICKACKS + 1);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 1000);
+  expect_nothing(&f);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == f.now + 40 * T2S_MILLISECONDS);
+  tick(&f, 39 * T2S_MILLISECONDS);
+  expect_nothing(&f);
+  tick(&f, T2S_MILLISECONDS);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == T2S_TSTAMP_MAX);
+  /* Two full-sized segments: the second is ACKed at once and the timer is off. */
+  feed_data(&f, data, 1000);
+  expect_nothing(&f);
+  tick(&f, 10 * T2S_MILLISECONDS);
+  feed_data(&f, data + 1000, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == T2S_TSTAMP_MAX);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 2000);
+  /* Small segments: ACKed once two full-sized segments' worth arrived, or by the timer. */
+  for (int i = 0; i < 19; i++) {
+    feed_data(&f, data, 100);
+    expect_nothing(&f);
+  }
+  feed_data(&f, data, 100);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  /* Data we send carries the owed ACK: the delayed ACK is not sent on its own. */
+  feed_data(&f, data, 300);
+  expect_nothing(&f);
+  CU_ASSERT(t2s_tcp_send(f.c, data, 10, f.now) == 10);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  f.pack += 10;
+  tick(&f, 40 * T2S_MILLISECONDS);
+  expect_nothing(&f);
+  tfx_teardown(&f);
+}
+
+/* Out-of-order data, the segment that fills the hole and a duplicate are ACKed at once even
+ * after quick-ack ended (RFC 5681 4.2, RFC 9293 3.8.6.3). */
+static void test_immediate_ack_ooo_and_hole(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, 7, true, true);
+  quickacks_used_up(&f);
+  uint32_t r = f.pseq;
+  feed_at(&f, r, 1000, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r, NULL);
+  feed_at(&f, r, 0, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 2000, NULL);
+  f.pseq = r + 2000;
+  feed_at(&f, r, 1000, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, r + 2000, NULL);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == T2S_TSTAMP_MAX);
+  tfx_teardown(&f);
+}
+
+/* Quick-ack at the start of each connection: exactly the first TCP_QUICKACKS data segments
+ * get an ACK of their own, then the ACK policy delays. */
+static void test_quickack_first_segments(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, 7, true, true);
+  for (int i = 0; i < TCP_QUICKACKS + 4; i++) {
+    feed_data(&f, data, 100);
+  }
+  CU_ASSERT(tfx_drain(&f) == TCP_QUICKACKS);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == f.now + TCP_DELACK_TIMEOUT);
+  tfx_teardown(&f);
+}
+
 /* Five 1000-byte segments in flight; the first is lost. */
 static uint32_t five_in_flight(tfx *f) {
   uint32_t una = f->pack;
@@ -607,6 +699,10 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "SACK: 4 blocks, 3 with timestamps", test_sack_block_limit) ||
       !CU_add_test(s, "SACK: most recent block first (RFC 2018 4)", test_sack_most_recent_first) ||
       !CU_add_test(s, "D-SACK for duplicates (RFC 2883)", test_dsack) ||
+      !CU_add_test(s, "delayed ACK: 40 ms, every second full segment", test_delayed_ack_timing) ||
+      !CU_add_test(s, "immediate ACK: out-of-order, hole filled, duplicate",
+                   test_immediate_ack_ooo_and_hole) ||
+      !CU_add_test(s, "quick-ack for the first 16 segments", test_quickack_first_segments) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
       !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
       !CU_add_test(s, "SACK blocks fit in the MTU", test_sack_blocks_within_mtu) ||

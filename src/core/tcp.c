@@ -162,6 +162,7 @@ static t2s_tcp_conn *conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2
   c->heap_idx = SIZE_MAX;
   c->deadline = T2S_TSTAMP_MAX;
   c->rto_at = c->persist_at = c->pending_at = c->timewait_at = c->keepalive_at = T2S_TSTAMP_MAX;
+  c->delack_at = T2S_TSTAMP_MAX;
   c->rto = TCP_RTO_INITIAL;
   c->ts_offset = t2s_rand_u32(st->rand);
   size_t b = bucket_of(st, local, remote);
@@ -565,7 +566,12 @@ void t2s_tcp_consume(t2s_tcp_conn *c, size_t n, t2s_tstamp now) {
   wnd = T2S_MIN(wnd, maxwnd);
   uint32_t old = c->rcv.adv - c->rcv.nxt;
   uint32_t thresh = T2S_MIN((uint32_t)c->mss, st->cfg.rcvbuf / 4);
+  /* Only while the peer sees less than half the window open (as Linux's tcp_cleanup_rbuf):
+   * an owner that consumes each segment as it arrives would otherwise answer every one with
+   * a window update, and the ACK policy (every second segment, delayed ACK) would be moot.
+   * The grown window rides on the next ACK. */
   if (c->state >= T2S_TCP_ESTABLISHED && !c->fin_rcvd &&
+      old < T2S_MIN(maxwnd, st->cfg.rcvbuf) / 2 &&
       (wnd >= old + thresh || (old < c->mss && wnd >= c->mss))) {
     c->need_ack = true;
     st->now = now;

@@ -32,6 +32,13 @@ static void negotiate(t2s_tcp_conn *c, const t2s_tcp_opts *o, bool active) {
   (void)active;
 }
 
+/* The receiver's ACK state on entering ESTABLISHED: quick-acks for the first segments, and a
+ * full-sized segment assumed to be the default MSS until larger ones arrive. */
+static void ack_init(t2s_tcp_conn *c) {
+  c->quickacks = TCP_QUICKACKS;
+  c->rcv_mss = (uint16_t)T2S_MIN(536u, (uint32_t)c->mss);
+}
+
 static void cc_init(t2s_tcp_conn *c) {
   /* RFC 6928: IW = min(10 * MSS, max(2 * MSS, 14600)). */
   c->cwnd = T2S_MIN(TCP_INITIAL_WINDOW * (uint32_t)c->mss, T2S_MAX(2u * c->mss, 14600u));
@@ -305,12 +312,38 @@ static void dsack_note_ooo(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
   }
 }
 
+/* The ACK policy for in-order data (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, RFC 5681 4.2): at
+ * once for the first TCP_QUICKACKS segments of a connection (so the peer's slow start is not
+ * held back, as Linux's quick-ack), for a segment that fills a hole or was cut short, and
+ * when two full-sized segments are unacknowledged; otherwise within TCP_DELACK_TIMEOUT.
+ * Data we send in the meantime carries the ACK. */
+static void ack_policy(t2s_tcp_conn *c, uint32_t len, bool ack_now, t2s_tstamp now) {
+  /* A full-sized segment is the largest the peer has sent, up to the MSS we announced. */
+  uint32_t adv_mss = c->stack->cfg.mtu - (uint32_t)t2s_ip_hdrlen(c->local.family) - 20;
+  if (len > c->rcv_mss) {
+    c->rcv_mss = (uint16_t)T2S_MIN(len, adv_mss);
+  }
+  if (c->quickacks > 0) {
+    c->quickacks--;
+    ack_now = true;
+  }
+  if (ack_now || c->rcv.nxt - c->last_ack_sent >= 2u * c->rcv_mss) {
+    c->need_ack = true;
+  } else if (c->delack_at == T2S_TSTAMP_MAX) {
+    c->delack_at = now + TCP_DELACK_TIMEOUT;
+    t2s_tcp_timer_update(c);
+  }
+}
+
 /* Takes the payload of an acceptable segment. Returns true if in-order data was added. */
-static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *drop) {
+static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now,
+                         t2s_drop_reason *drop) {
   uint32_t seq = pkt->l4.tcp.seq;
   const uint8_t *data = pkt->payload;
   uint32_t len = (uint32_t)pkt->payload_len;
+  bool ack_now = false; /* a duplicate, a hole filled or data cut short: ACK at once */
   if (t2s_seq_lt(seq, c->rcv.nxt)) {
+    ack_now = true;
     uint32_t skip = c->rcv.nxt - seq;
     dsack_note(c, seq, seq + T2S_MIN(skip, len));
     if (skip >= len) {
@@ -328,10 +361,9 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
     *drop = T2S_DROP_TCP_RCVBUF_FULL;
     return false;
   }
-  len = T2S_MIN(len, wnd - off);
   /* Grow the ring to hold it (up to the configured buffer plus the scaling slack); if memory
    * is short, take what the ring already holds. */
-  t2s_tcp_ring_reserve(c->stack, &c->rbuf, c->rbuf_ready + off + len,
+  t2s_tcp_ring_reserve(c->stack, &c->rbuf, c->rbuf_ready + off + T2S_MIN(len, wnd - off),
                        c->stack->cfg.rcvbuf + (1u << c->rcv.wscale));
   /* Physical room in the ring after the readable bytes. */
   uint32_t room = c->rbuf.cap - c->rbuf_ready;
@@ -340,17 +372,20 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_drop_reason *d
     *drop = T2S_DROP_TCP_RCVBUF_FULL;
     return false;
   }
-  len = T2S_MIN(len, room - off);
-  c->need_ack = true;
+  ack_now |= len > room - off || len > wnd - off;
+  len = T2S_MIN(len, T2S_MIN(room, wnd) - off);
   if (off == 0) {
     t2s_tcp_ring_write(&c->rbuf, c->rbuf_ready, data, len);
     c->rbuf_ready += len;
     c->rcv.nxt += len;
     if (c->nooo) {
+      ack_now = true; /* the segment fills (part of) a hole */
       ooo_advance(c);
     }
+    ack_policy(c, len, ack_now, now);
     return true;
   }
+  c->need_ack = true; /* out-of-order: a duplicate ACK at once (RFC 5681 4.2) */
   dsack_note_ooo(c, seq, seq + len);
   if (!ooo_insert(c, seq, seq + len)) {
     *drop = T2S_DROP_TCP_RCVBUF_FULL;
@@ -426,6 +461,7 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
   c->snd.wl1 = th->seq;
   c->snd.wl2 = th->ack;
   cc_init(c);
+  ack_init(c);
   c->state = T2S_TCP_ESTABLISHED;
   if (c->retries == 0) {
     t2s_tcp_rtt_sample(c, now - c->last_activity);
@@ -548,6 +584,7 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
     c->snd.una = c->snd.iss + 1; /* our SYN is acknowledged; data starts here */
     c->snd.wl1 = th->seq - 1;    /* force the window update below */
     cc_init(c);
+    ack_init(c);
     if (c->retries == 0 && c->rto_at != T2S_TSTAMP_MAX) {
       t2s_tstamp sent_at = c->rto_at - c->rto;
       if (now >= sent_at) {
@@ -607,7 +644,7 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
   if (!c->fin_rcvd && (c->state == T2S_TCP_ESTABLISHED || c->state == T2S_TCP_FIN_WAIT_1 ||
                        c->state == T2S_TCP_FIN_WAIT_2)) {
     if (pkt->payload_len > 0) {
-      delivered = process_data(c, pkt, &drop);
+      delivered = process_data(c, pkt, now, &drop);
     }
     if (th->flags & T2S_TCP_FIN) {
       c->fin_seq = th->seq + (uint32_t)pkt->payload_len;

@@ -19,6 +19,8 @@
 #define TCP_MAX_OOO 16              /* out-of-order ranges held by a receiver */
 #define TCP_MAX_SACKED 16           /* SACK scoreboard ranges held by a sender */
 #define TCP_CHALLENGE_ACK_LIMIT 100 /* per second, per stack (RFC 5961 section 7) */
+#define TCP_DELACK_TIMEOUT (40 * T2S_MILLISECONDS) /* a lone segment's ACK waits this long */
+#define TCP_QUICKACKS 16 /* data segments ACKed at once after the handshake (Linux's maximum) */
 #define TCP_HASH_MIN 1024
 #define TCP_RING_INITIAL 8192u /* first size of a connection's send and receive rings */
 
@@ -125,11 +127,14 @@ struct t2s_tcp_conn {
   t2s_tstamp pending_at; /* a held SYN */
   t2s_tstamp timewait_at;
   t2s_tstamp keepalive_at;
+  t2s_tstamp delack_at; /* a delayed ACK is owed by then */
   uint32_t retries;
   t2s_tstamp persist_backoff;
   t2s_tstamp last_activity;
 
-  bool need_ack;
+  bool need_ack;        /* send an ACK now (at the end of the current input or call) */
+  uint8_t quickacks;    /* data segments still ACKed at once (quick-ack at the start) */
+  uint16_t rcv_mss;     /* the peer's full-sized segment as seen so far (at most our MSS) */
   bool closed_notified; /* on_closed was called */
   bool dead;            /* in the reap list */
 };

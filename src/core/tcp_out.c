@@ -112,6 +112,10 @@ static void send_segment(t2s_tcp_conn *c, uint32_t seq, uint8_t flags, uint32_t 
     }
     c->last_ack_sent = ack;
     c->need_ack = false;
+    if (c->delack_at != T2S_TSTAMP_MAX) {
+      c->delack_at = T2S_TSTAMP_MAX; /* this segment carries the owed ACK */
+      t2s_tcp_timer_update(c);
+    }
   }
   const uint8_t *p1 = NULL, *p2 = NULL;
   size_t l1 = 0, l2 = 0;

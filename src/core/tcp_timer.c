@@ -84,6 +84,7 @@ void t2s_tcp_timer_update(t2s_tcp_conn *c) {
   d = T2S_MIN(d, c->pending_at);
   d = T2S_MIN(d, c->timewait_at);
   d = T2S_MIN(d, c->keepalive_at);
+  d = T2S_MIN(d, c->delack_at);
   if (c->dead) {
     d = T2S_TSTAMP_MAX;
   }
@@ -224,6 +225,13 @@ void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
       if (!c->dead) {
         tcp_check(c);
       }
+      continue;
+    }
+    if (c->delack_at <= now) {
+      c->delack_at = T2S_TSTAMP_MAX; /* the ACK clears it; a state without ACKs leaves it */
+      c->need_ack = true;
+      t2s_tcp_output(c, now);
+      t2s_tcp_timer_update(c);
       continue;
     }
     if (c->keepalive_at <= now) {
