@@ -82,9 +82,13 @@ def test_corruption_is_always_caught_and_transfers_stay_byte_exact(scenario):
     assert sum(drops.get(r, 0) for r in CHECKSUM_DROPS) == end["faults_corrupt_to_engine"] > 0
     assert drops.get("icmp_bad_checksum", 0) > 0  # echo requests were corrupted too
     # Toward the clients, the client stack dropped them for the same reasons.
+    # tcp_no_connection: a retransmission crossing the client's last ACK is answered from its
+    # TIME-WAIT after the engine closed; the engine's RST ends that TIME-WAIT and a second one
+    # finds no connection (the normal race; 2 of seeds 1-40 before the ACK policy, seed 9 after).
     client_drops = [e["reason"] for e in res.events_of("client_drop")]
     assert client_drops and set(client_drops) <= set(CHECKSUM_DROPS) | {"tcp_out_of_window",
-                                                                        "tcp_paws"}
+                                                                        "tcp_paws",
+                                                                        "tcp_no_connection"}
 
 
 def test_jitter_reorders_packets_and_transfers_survive(scenario):
