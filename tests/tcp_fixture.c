@@ -254,6 +254,10 @@ void expect_nothing_at(tfx *f, const char *file, unsigned line) {
   CU_assertImplementation(CU_TRUE, line, "expect_nothing", file, "", CU_FALSE);
 }
 
+bool tfx_in_time_wait(const tfx *f) {
+  return t2s_tcp_tw_lookup(f->st, &f->local, &f->peer) != NULL;
+}
+
 size_t tfx_drain(tfx *f) {
   size_t n = 0;
   while (f->qhead != f->qtail) {

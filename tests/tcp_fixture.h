@@ -88,6 +88,9 @@ bool expect_segment_at(tfx *f, int flags, int64_t seq, int64_t ack, tseg *out, c
 /* Checks that nothing was sent. */
 void expect_nothing_at(tfx *f, const char *file, unsigned line);
 #define expect_nothing(f) expect_nothing_at((f), __FILE__, __LINE__)
+/* True when the connection between f->local and f->peer is in TIME-WAIT (its control block
+ * is freed then: a compact record holds the state, tcp_tw.c). */
+bool tfx_in_time_wait(const tfx *f);
 /* Discards captured packets; returns how many. */
 size_t tfx_drain(tfx *f);
 /* Captured packets not yet popped. */

@@ -120,7 +120,7 @@ static void test_we_close_first(void) {
   CU_ASSERT(memcmp(buf, data, 300) == 0);
   feed_fin(&f);
   expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
-  CU_ASSERT(t2s_tcp_conn_state(c) == T2S_TCP_TIME_WAIT);
+  CU_ASSERT(tfx_in_time_wait(&f));
   CU_ASSERT(f.n_fin == 1 && f.n_closed == 1 && f.closed_err == 0);
   CU_ASSERT(t2s_tcp_get_expiry(f.st) == f.now + f.cfg.time_wait);
   /* A retransmitted FIN is acknowledged again; TIME-WAIT stays bounded (not extended). */
@@ -143,15 +143,67 @@ static void test_we_close_first(void) {
   tfx_teardown(&f);
 }
 
+/* Connection churn: a flow in TIME-WAIT holds only what that state needs (the issue 13
+ * target: at most 512 bytes; before, the control block and both rings stayed, about 17 KB),
+ * counted by the stack's allocator; it still answers like TIME-WAIT and frees everything when
+ * it ends. */
+static void test_time_wait_memory(void) {
+  for (int ts = 0; ts < 2; ts++) {
+    tfx f;
+    tfx_setup(&f, NULL);
+    uint64_t base = f.st->mem->bytes;
+    t2s_tcp_opts o = tfx_opts(1460, 7, true, ts);
+    tcb_in_established(&f, &o, NULL);
+    /* Data both ways, so both rings are allocated. */
+    feed_data(&f, data, 3000);
+    uint8_t buf[4000];
+    CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 3000);
+    CU_ASSERT(t2s_tcp_send(f.c, data, 3000, f.now) == 3000);
+    CU_ASSERT(f.c->sbuf.cap > 0 && f.c->rbuf.cap > 0);
+    CU_ASSERT(f.st->mem->bytes - base > 16384);
+    tfx_drain(&f);
+    f.pack += 3000;
+    feed_ack(&f, f.pack);
+    CU_ASSERT_FATAL(t2s_tcp_shutdown(f.c, f.now) == 0);
+    expect_segment(&f, T2S_TCP_FIN | T2S_TCP_ACK, f.pack, f.pseq, NULL);
+    f.pack++;
+    feed_ack(&f, f.pack);
+    feed_fin(&f);
+    expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+    CU_ASSERT_FATAL(tfx_in_time_wait(&f) && f.n_closed == 1);
+    /* The first TIME-WAIT also allocates the table of TIME-WAIT records, once per stack. */
+    uint64_t table = f.st->table_size * sizeof(*f.st->tw_table);
+    uint64_t tw_bytes = f.st->mem->bytes - base - table;
+    CU_ASSERT(tw_bytes <= 512); /* 112 (tcp_tw); before: 17,032 (block and two 8 KiB rings) */
+    CU_ASSERT(conns(&f) == 1);
+    /* Still TIME-WAIT: a retransmitted FIN is acknowledged, a SYN gets a challenge ACK, a new
+     * active open of the four-tuple is refused, and the record goes when it ends. */
+    feed_segment(&f, T2S_TCP_FIN | T2S_TCP_ACK, f.pseq - 1, f.pack, f.pwnd, NULL, NULL, 0);
+    tseg s;
+    expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, &s);
+    CU_ASSERT(s.opts.has_ts == (ts != 0));
+    feed_segment(&f, T2S_TCP_SYN, f.pseq + 5000, 0, f.pwnd, NULL, NULL, 0);
+    expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+    t2s_tcp_conn *c2 = NULL;
+    CU_ASSERT(t2s_tcp_connect(f.st, &f.local, &f.peer, f.now, &c2) == T2S_ERR_EXISTS);
+    CU_ASSERT(t2s_tcp_get_expiry(f.st) == f.now + f.cfg.time_wait);
+    tick(&f, f.cfg.time_wait);
+    CU_ASSERT(conns(&f) == 0 && !tfx_in_time_wait(&f));
+    CU_ASSERT(t2s_tcp_get_expiry(f.st) == T2S_TSTAMP_MAX);
+    CU_ASSERT(f.st->mem->bytes - base == table);
+    expect_nothing(&f);
+    tfx_teardown(&f);
+  }
+}
+
 /* FIN-WAIT-1: a FIN that also acknowledges ours goes straight to TIME-WAIT. */
 static void test_fin_wait_1_fin_ack(void) {
   tfx f;
   tfx_setup(&f, NULL);
   to_state(&f, T2S_TCP_FIN_WAIT_1);
-  t2s_tcp_conn *c = f.c; /* still in the table during TIME-WAIT (white-box look) */
   feed_fin(&f);
   expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
-  CU_ASSERT(t2s_tcp_conn_state(c) == T2S_TCP_TIME_WAIT);
+  CU_ASSERT(tfx_in_time_wait(&f));
   CU_ASSERT(conns(&f) == 1);
   CU_ASSERT(f.n_fin == 1 && f.n_closed == 1 && f.closed_err == 0);
   tfx_teardown(&f);
@@ -168,9 +220,8 @@ static void test_simultaneous_close(void) {
   feed_segment(&f, T2S_TCP_FIN | T2S_TCP_ACK, f.pseq - 1, f.pack - 1, f.pwnd, NULL, NULL, 0);
   expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
   CU_ASSERT(t2s_tcp_conn_state(f.c) == T2S_TCP_CLOSING);
-  t2s_tcp_conn *c = f.c;
   feed_ack(&f, f.pack);
-  CU_ASSERT(t2s_tcp_conn_state(c) == T2S_TCP_TIME_WAIT && f.c == NULL);
+  CU_ASSERT(tfx_in_time_wait(&f) && f.c == NULL);
   CU_ASSERT(f.n_closed == 1 && f.closed_err == 0);
   CU_ASSERT(conns(&f) == 1);
   expect_nothing(&f);
@@ -358,6 +409,7 @@ int t2s_test_register_tcp_close(void) {
       !CU_add_test(s, "peer closes first (CLOSE-WAIT, LAST-ACK)", test_peer_closes_first) ||
       !CU_add_test(s, "we close first (FIN-WAIT-1/2, TIME-WAIT)", test_we_close_first) ||
       !CU_add_test(s, "FIN-WAIT-1: FIN+ACK -> TIME-WAIT", test_fin_wait_1_fin_ack) ||
+      !CU_add_test(s, "TIME-WAIT holds <= 512 bytes per flow", test_time_wait_memory) ||
       !CU_add_test(s, "simultaneous close (CLOSING)", test_simultaneous_close) ||
       !CU_add_test(s, "LAST-ACK retransmissions", test_last_ack_retransmissions) ||
       !CU_add_test(s, "FIN in SYN-RECEIVED and SYN-SENT", test_fin_in_handshake_states) ||

@@ -110,18 +110,19 @@ void t2s_tcp_stack_del(t2s_tcp_stack *st) {
     st->reap = c->rnext;
     conn_free(c);
   }
+  t2s_tcp_tw_free_all(st);
   t2s_free(st->mem, st->table);
   t2s_free(st->mem, st->heap);
   t2s_free(st->cfg.mem, st);
 }
 
-static size_t bucket_of(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
+size_t t2s_tcp_bucket(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
   uint64_t h = t2s_addr_hash(local, st->hash_seed) ^ (t2s_addr_hash(remote, ~st->hash_seed) * 3);
   return (size_t)(h & (st->table_size - 1));
 }
 
 static t2s_tcp_conn *conn_lookup(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote) {
-  for (t2s_tcp_conn *c = st->table[bucket_of(st, local, remote)]; c; c = c->hnext) {
+  for (t2s_tcp_conn *c = st->table[t2s_tcp_bucket(st, local, remote)]; c; c = c->hnext) {
     if (t2s_addr_eq(&c->local, local) && t2s_addr_eq(&c->remote, remote)) {
       return c;
     }
@@ -165,7 +166,7 @@ static t2s_tcp_conn *conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2
   c->delack_at = T2S_TSTAMP_MAX;
   c->rto = TCP_RTO_INITIAL;
   c->ts_offset = t2s_rand_u32(st->rand);
-  size_t b = bucket_of(st, local, remote);
+  size_t b = t2s_tcp_bucket(st, local, remote);
   c->hnext = st->table[b];
   st->table[b] = c;
   st->nconns++;
@@ -241,7 +242,7 @@ uint32_t t2s_tcp_isn(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_a
 }
 
 static void table_remove(t2s_tcp_stack *st, t2s_tcp_conn *c) {
-  t2s_tcp_conn **pp = &st->table[bucket_of(st, &c->local, &c->remote)];
+  t2s_tcp_conn **pp = &st->table[t2s_tcp_bucket(st, &c->local, &c->remote)];
   while (*pp) {
     if (*pp == c) {
       *pp = c->hnext;
@@ -374,11 +375,17 @@ t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp 
   const t2s_tcp_hdr *th = &pkt->l4.tcp;
   t2s_drop_reason r = T2S_DROP_NONE;
   t2s_tcp_enter(st);
+  tcp_tw *tw = NULL;
   if (c != NULL) {
     r = t2s_tcp_input_conn(c, pkt, now);
     if (!c->dead) {
       tcp_check(c);
+      if (c->state == T2S_TCP_TIME_WAIT) {
+        t2s_tcp_tw_enter(c, now); /* a safe point: input_conn is done with c */
+      }
     }
+  } else if ((tw = t2s_tcp_tw_lookup(st, &pkt->dst, &pkt->src)) != NULL) {
+    r = t2s_tcp_tw_input(st, tw, pkt, now);
   } else if ((th->flags & (T2S_TCP_SYN | T2S_TCP_ACK | T2S_TCP_RST)) == T2S_TCP_SYN) {
     if (st->npending >= st->cfg.max_pending) {
       t2s_tcp_send_reset_for(st, pkt);
@@ -414,7 +421,8 @@ t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp 
 }
 
 t2s_tstamp t2s_tcp_get_expiry(const t2s_tcp_stack *st) {
-  return st->heap_len ? st->heap[0]->deadline : T2S_TSTAMP_MAX;
+  t2s_tstamp e = st->heap_len ? st->heap[0]->deadline : T2S_TSTAMP_MAX;
+  return T2S_MIN(e, t2s_tcp_tw_expiry(st));
 }
 
 int t2s_tcp_accept(t2s_tcp_conn *c, t2s_tstamp now) {
@@ -474,7 +482,7 @@ int t2s_tcp_connect(t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *re
   if (local->family != remote->family || local->family == 0) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
-  if (conn_lookup(st, local, remote)) {
+  if (conn_lookup(st, local, remote) || t2s_tcp_tw_lookup(st, local, remote)) {
     return T2S_ERR_EXISTS;
   }
   st->now = now;

@@ -67,18 +67,23 @@ static void keepalive_arm(t2s_tcp_conn *c, t2s_tstamp now) {
   }
 }
 
-static void challenge_ack(t2s_tcp_conn *c, t2s_tstamp now) {
-  t2s_tcp_stack *st = c->stack;
+bool t2s_tcp_challenge_allowed(t2s_tcp_stack *st, t2s_tstamp now) {
   if (now - st->challenge_window_start >= T2S_SECONDS || now < st->challenge_window_start) {
     st->challenge_window_start = now;
     st->challenge_count = 0;
   }
   if (st->challenge_count >= TCP_CHALLENGE_ACK_LIMIT) {
-    return;
+    return false;
   }
   st->challenge_count++;
   st->stats.challenge_acks++;
-  t2s_tcp_send_ctl(c, c->snd.max, T2S_TCP_ACK, now);
+  return true;
+}
+
+static void challenge_ack(t2s_tcp_conn *c, t2s_tstamp now) {
+  if (t2s_tcp_challenge_allowed(c->stack, now)) {
+    t2s_tcp_send_ctl(c, c->snd.max, T2S_TCP_ACK, now);
+  }
 }
 
 /* Records SACK blocks from the peer in the scoreboard. */
@@ -483,19 +488,19 @@ static t2s_drop_reason input_syn_sent(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_t
 }
 
 /* The RFC 9293 acceptability test. */
-static bool acceptable(const t2s_tcp_conn *c, uint32_t seq, uint32_t seglen, uint32_t wnd) {
+bool t2s_tcp_acceptable(uint32_t rcv_nxt, uint32_t seq, uint32_t seglen, uint32_t wnd) {
   if (seglen == 0) {
     if (wnd == 0) {
-      return seq == c->rcv.nxt;
+      return seq == rcv_nxt;
     }
-    return t2s_seq_leq(c->rcv.nxt, seq) && t2s_seq_lt(seq, c->rcv.nxt + wnd);
+    return t2s_seq_leq(rcv_nxt, seq) && t2s_seq_lt(seq, rcv_nxt + wnd);
   }
   if (wnd == 0) {
-    return seq == c->rcv.nxt; /* ACK, RST and FIN fields still count; data is dropped */
+    return seq == rcv_nxt; /* ACK, RST and FIN fields still count; data is dropped */
   }
   uint32_t last = seq + seglen - 1;
-  return (t2s_seq_leq(c->rcv.nxt, seq) && t2s_seq_lt(seq, c->rcv.nxt + wnd)) ||
-         (t2s_seq_leq(c->rcv.nxt, last) && t2s_seq_lt(last, c->rcv.nxt + wnd));
+  return (t2s_seq_leq(rcv_nxt, seq) && t2s_seq_lt(seq, rcv_nxt + wnd)) ||
+         (t2s_seq_leq(rcv_nxt, last) && t2s_seq_lt(last, rcv_nxt + wnd));
 }
 
 t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now) {
@@ -525,7 +530,7 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
     t2s_tcp_send_ctl(c, c->snd.iss, T2S_TCP_SYN | T2S_TCP_ACK, now);
     return T2S_DROP_NONE;
   }
-  if (!acceptable(c, th->seq, seglen, wnd)) {
+  if (!t2s_tcp_acceptable(c->rcv.nxt, th->seq, seglen, wnd)) {
     if (pkt->payload_len > 0 && t2s_seq_lt(th->seq, c->rcv.nxt)) {
       /* Data the peer sent before: report it (a spurious retransmission, RFC 2883). */
       dsack_note(c, th->seq, t2s_seq_min(th->seq + (uint32_t)pkt->payload_len, c->rcv.nxt));

@@ -139,6 +139,20 @@ struct t2s_tcp_conn {
   bool dead;            /* in the reap list */
 };
 
+/* A connection in TIME-WAIT, once its control block and rings are freed (tcp_tw.c). */
+typedef struct tcp_tw {
+  t2s_addr local, remote;
+  struct tcp_tw *hnext;       /* hash chain in tw_table */
+  struct tcp_tw *prev, *next; /* expiry order */
+  t2s_tstamp at;              /* TIME-WAIT ends */
+  t2s_tstamp ts_recent_at;
+  uint32_t snd_max, max_wnd; /* our sequence space, all acknowledged; the peer's largest window */
+  uint32_t rcv_nxt, rcv_wnd; /* after the peer's FIN; the window in bytes */
+  uint32_t ts_recent, ts_offset;
+  uint16_t wnd16; /* the window field we send */
+  bool ts_ok, sack_ok;
+} tcp_tw;
+
 struct t2s_tcp_stack {
   t2s_tcp_config cfg;
   t2s_tcp_callbacks cbs;
@@ -153,7 +167,9 @@ struct t2s_tcp_stack {
   t2s_tcp_conn **heap;
   size_t heap_len, heap_cap;
   t2s_tcp_conn *reap;
-  int depth; /* nesting of public calls; reaping happens at depth 0 */
+  tcp_tw **tw_table;         /* table_size buckets, allocated by the first TIME-WAIT */
+  tcp_tw *tw_head, *tw_tail; /* TIME-WAIT records by expiry */
+  int depth;                 /* nesting of public calls; reaping happens at depth 0 */
   t2s_tstamp now;
   t2s_tstamp challenge_window_start;
   uint32_t challenge_count;
@@ -202,6 +218,23 @@ size_t t2s_tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t
 void t2s_tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_t **p1, size_t *l1,
                        const uint8_t **p2, size_t *l2);
 
+/* The hash bucket of a four-tuple (the connection table and the TIME-WAIT table). */
+size_t t2s_tcp_bucket(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote);
+
+/* tcp_tw.c */
+/* Replaces c (in TIME-WAIT, on_closed already called) by a compact record and frees c.
+ * Returns false (c stays, whole) when memory is short. */
+bool t2s_tcp_tw_enter(t2s_tcp_conn *c, t2s_tstamp now);
+tcp_tw *t2s_tcp_tw_lookup(const t2s_tcp_stack *st, const t2s_addr *local, const t2s_addr *remote);
+/* Handles a segment for a TIME-WAIT record (may free it: a RST at rcv_nxt). */
+t2s_drop_reason t2s_tcp_tw_input(t2s_tcp_stack *st, tcp_tw *tw, const t2s_pkt *pkt, t2s_tstamp now);
+/* The earliest end of a TIME-WAIT (T2S_TSTAMP_MAX: none). */
+t2s_tstamp t2s_tcp_tw_expiry(const t2s_tcp_stack *st);
+/* Frees the records whose TIME-WAIT ended at or before now. */
+void t2s_tcp_tw_expire(t2s_tcp_stack *st, t2s_tstamp now);
+/* Frees every record and the table. */
+void t2s_tcp_tw_free_all(t2s_tcp_stack *st);
+
 /* tcp_out.c */
 /* Sends what the windows allow (data, FIN) and an ACK when one is owed. */
 void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now);
@@ -219,6 +252,10 @@ uint32_t t2s_tcp_rcv_window(const t2s_tcp_conn *c);
 uint32_t t2s_tcp_sbuf_space(const t2s_tcp_conn *c);
 
 /* tcp_in.c */
+/* RFC 9293's acceptability test of a segment (seq, seglen) against [rcv_nxt, rcv_nxt + wnd). */
+bool t2s_tcp_acceptable(uint32_t rcv_nxt, uint32_t seq, uint32_t seglen, uint32_t wnd);
+/* Counts a challenge ACK against the per-stack limit (RFC 5961 7): false when over it. */
+bool t2s_tcp_challenge_allowed(t2s_tcp_stack *st, t2s_tstamp now);
 t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now);
 
 /* tcp_timer.c */

@@ -199,6 +199,7 @@ static void on_keepalive(t2s_tcp_conn *c, t2s_tstamp now) {
 void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
   st->now = now;
   t2s_tcp_enter(st);
+  t2s_tcp_tw_expire(st, now);
   /* Bounded: each connection is handled at most once per call for each timer kind. */
   size_t budget = st->heap_len * 5 + 16;
   while (st->heap_len && st->heap[0]->deadline <= now && budget-- > 0) {
