@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-#include "clock_linux.h"
 #include "log.h"
 
 void t2s_netwatch_init(t2s_netwatch *nw, struct event_base *base, t2s_engine *engine,
@@ -31,7 +30,7 @@ void t2s_netwatch_set_listener(t2s_netwatch *nw, const t2s_runner_listener *l) {
 void t2s_netwatch_call_end(t2s_netwatch *nw, t2s_tstamp started) {
   if (nw->decided) {
     nw->decided = false;
-    nw->last_reset_ns = t2s_clock_monotonic_ns() - started;
+    nw->last_reset_ns = nw->clock.ops->now(nw->clock.self) - started;
   }
 }
 
@@ -148,7 +147,7 @@ static void net_event(t2s_netwatch *nw, const t2s_net_event *ev) {
   } else {
     T2S_DEBUG("network: %s %s %s", name, ev->ifname, ev->addr.family ? a : "");
   }
-  t2s_tstamp now = t2s_clock_monotonic_ns();
+  t2s_tstamp now = nw->clock.ops->now(nw->clock.self);
   t2s_engine_network_event(nw->engine, ev, now);
   t2s_netwatch_call_end(nw, now);
   t2s_autoroute_watch_kick(nw->autoroute); /* --auto-route: re-apply after the burst */

@@ -24,10 +24,10 @@
 typedef struct t2s_netwatch {
   struct event_base *base;
   t2s_engine *engine;
-  t2s_monitor monitor;            /* the ops the engine also holds (maybe a wrapper) */
-  const t2s_monitor_linux *mon;   /* the driver under them: is it reporting its initial dump? */
-  t2s_clock clock;                /* boottime() - now(): the sleep gap */
-  t2s_loop *loop;                 /* re-armed after every event */
+  t2s_monitor monitor;          /* the ops the engine also holds (maybe a wrapper) */
+  const t2s_monitor_linux *mon; /* the driver under them: is it reporting its initial dump? */
+  t2s_clock clock;              /* now() for the engine calls; boottime() - now(): the sleep gap */
+  t2s_loop *loop;               /* re-armed after every event */
   t2s_autoroute_watch *autoroute; /* kicked after every event; NULL without --auto-route */
   t2s_runner_listener listener;   /* the embedder's (tun2sock.h); fields may be NULL */
   t2s_sleep_logind *logind;       /* NULL: off, or not available */
