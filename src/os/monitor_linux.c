@@ -17,6 +17,7 @@
 #include "log.h"
 #include "monitor_linux_internal.h"
 #include "netlink_linux.h"
+#include "os_error.h"
 #include "route_linux.h"
 
 #define RCVBUF_BYTES (1 << 20)
@@ -53,19 +54,7 @@ uint64_t t2s_monitor_linux_overruns(const t2s_monitor_linux *m) {
 /* errno read at a socket call: logged with what was being done, then translated. */
 static int err_from_errno(int err, const char *what) {
   T2S_WARN("network monitor: %s: %s", what, strerror(err));
-  switch (err) {
-  case ENOMEM:
-  case ENOBUFS:
-    return T2S_ERR_NOMEM;
-  case EPERM:
-  case EACCES:
-  case EPROTONOSUPPORT:
-  case EAFNOSUPPORT:
-  case ENOSYS:
-    return T2S_ERR_UNSUPPORTED;
-  default:
-    return T2S_ERR_INTERNAL;
-  }
+  return t2s_err_from_errno(err);
 }
 
 static int dump_msg_cb(const struct nlmsghdr *nlh, void *arg) {
