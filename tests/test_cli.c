@@ -296,6 +296,43 @@ static void test_tcp_buffer_options(void) {
   }
 }
 
+/* --record, --record-max, --record-mode, --pcap, --pcap-snaplen, --device-fault (issue 15). */
+static void test_record_options(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
+  CU_ASSERT_STRING_EQUAL(o.record_path, "");
+  CU_ASSERT_EQUAL(o.pcap_snaplen, 65535);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--record", "/tmp/r.t2srec", "--record-max", "64M",
+                           "--record-mode", "ring", "--pcap", "/tmp/p.pcap", "--pcap-snaplen", "96",
+                           "--device-fault", "loss=2%,seed=3", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_STRING_EQUAL(o.record_path, "/tmp/r.t2srec");
+  CU_ASSERT_EQUAL(o.record_max, 64ull << 20);
+  CU_ASSERT(o.record_ring);
+  CU_ASSERT_STRING_EQUAL(o.pcap_path, "/tmp/p.pcap");
+  CU_ASSERT_EQUAL(o.pcap_snaplen, 96);
+  CU_ASSERT_STRING_EQUAL(o.device_fault, "loss=2%,seed=3");
+  static const char *const bad[][3] = {
+      {"--record-max", "1M", "--record"},         /* without --record */
+      {"--record-mode", "ring", "--record-mode"}, /* without --record */
+      {"--record-mode", "fifo", "--record-mode"},
+      {"--pcap-snaplen", "10", "--pcap-snaplen"},
+      {"--device-fault", "loss=200%", "--device-fault"},
+      {"--device-fault", "jitter=1ms", "--device-fault"},
+      {"--record-max", "1K", "--record-max"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), bad[i][0], bad[i][1], NULL), T2S_CLI_BAD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i][2]));
+  }
+  /* a ring needs its size */
+  CU_ASSERT_EQUAL(
+      parse_t0(&o, err, sizeof(err), "--record", "/tmp/r", "--record-mode", "ring", NULL),
+      T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "--record-max"));
+}
+
 static void test_network_change_options(void) {
   t2s_cli_opts o;
   char err[512];
@@ -473,6 +510,7 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "host:port", test_hostport) || !CU_add_test(s, "options", test_options) ||
       !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option) ||
       !CU_add_test(s, "tcp buffer options", test_tcp_buffer_options) ||
+      !CU_add_test(s, "record options", test_record_options) ||
       !CU_add_test(s, "network-change options", test_network_change_options) ||
       !CU_add_test(s, "auto-route options", test_auto_route_options) ||
       !CU_add_test(s, "fake-dns options", test_fake_dns_options)) {

@@ -8,6 +8,7 @@
 #include "dns.h"
 #include "engine.h"
 #include "fakedns.h"
+#include "rec_wrap.h"
 
 #ifndef T2S_VERSION
 #define T2S_VERSION "0.0.0"
@@ -52,6 +53,12 @@ enum {
   OPT_FAKE_DNS_EXCLUDE,
   OPT_FAKE_DNS_SIZE,
   OPT_FAKE_DNS_STATE,
+  OPT_RECORD,
+  OPT_RECORD_MAX,
+  OPT_RECORD_MODE,
+  OPT_PCAP,
+  OPT_PCAP_SNAPLEN,
+  OPT_DEVICE_FAULT,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -96,6 +103,12 @@ static const struct option long_options[] = {
     {"fake-dns-exclude", required_argument, NULL, OPT_FAKE_DNS_EXCLUDE},
     {"fake-dns-size", required_argument, NULL, OPT_FAKE_DNS_SIZE},
     {"fake-dns-state", required_argument, NULL, OPT_FAKE_DNS_STATE},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"record-max", required_argument, NULL, OPT_RECORD_MAX},
+    {"record-mode", required_argument, NULL, OPT_RECORD_MODE},
+    {"pcap", required_argument, NULL, OPT_PCAP},
+    {"pcap-snaplen", required_argument, NULL, OPT_PCAP_SNAPLEN},
+    {"device-fault", required_argument, NULL, OPT_DEVICE_FAULT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -172,6 +185,15 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --fake-dns-size N            names remembered, least recently used recycled\n"
           "                               (default 16384)\n"
           "  --fake-dns-state FILE        keep the names across restarts in FILE\n"
+          "  --record FILE                write a flight recording (docs/recording.md): every\n"
+          "                               input and output of the engine, payloads included\n"
+          "  --record-max SIZE            bound the recording (K, M, G); at it, stop recording\n"
+          "  --record-mode stop|ring      ring: keep the newest SIZE in memory, written at\n"
+          "                               each flush (default stop)\n"
+          "  --pcap FILE                  write the TUN's packets as a pcap (LINKTYPE_RAW)\n"
+          "  --pcap-snaplen N             bytes kept per packet in the pcap (default 65535)\n"
+          "  --device-fault SPEC          for tests: inject faults on the TUN, e.g.\n"
+          "                               loss=2%%,dup=1%%,reorder=1%%,delay=10ms,seed=7\n"
           "  --help                       print this help and exit\n"
           "  --version                    print the version and exit\n"
           "\n"
@@ -179,7 +201,7 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "The proxy password may also come from the environment variable\n"
           "TUN2SOCK_PROXY_PASSWORD (the file wins over the variable, both over the URL).\n"
           "Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop cleanly, SIGUSR1 logs the\n"
-          "counters.\n"
+          "counters, SIGUSR2 flushes --record and --pcap.\n"
           "Exit status: 0 stopped cleanly, 1 runtime failure or missing privilege, 2 bad "
           "usage.\n",
           prog);
@@ -194,6 +216,7 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->udp_timeout_ns = 60 * T2S_SECONDS;
   opts->dns_timeout_ns = 10 * T2S_SECONDS;
   opts->memory_budget = 512ULL << 20;
+  opts->pcap_snaplen = 65535;
   opts->tcp_sndbuf = 1u << 20;
   opts->tcp_rcvbuf = 1u << 20;
   opts->max_tcp_flows = 16384;
@@ -462,6 +485,46 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
     case OPT_SOCKS5_PIPELINE:
       o->socks5_pipeline = true;
       break;
+    case OPT_RECORD:
+    case OPT_PCAP: {
+      char *dst = c == OPT_RECORD ? o->record_path : o->pcap_path;
+      if (!*v || strlen(v) >= sizeof(o->record_path)) {
+        return bad(err, prog, c == OPT_RECORD ? "record" : "pcap", v, "needs a file name");
+      }
+      strcpy(dst, v);
+      break;
+    }
+    case OPT_RECORD_MAX:
+      if (parse_size(v, 64ULL << 10, &o->record_max) != 0) {
+        return bad(err, prog, "record-max", v, "must be a size such as 64M or 1G (>= 64K)");
+      }
+      break;
+    case OPT_RECORD_MODE:
+      if (strcmp(v, "stop") == 0 || strcmp(v, "ring") == 0) {
+        o->record_ring = v[0] == 'r';
+      } else {
+        return bad(err, prog, "record-mode", v, "must be stop or ring");
+      }
+      break;
+    case OPT_PCAP_SNAPLEN: {
+      uint64_t n;
+      if (t2s_parse_uint(v, 20, 65535, &n, &why) != 0) {
+        return bad(err, prog, "pcap-snaplen", v, "must be in 20..65535");
+      }
+      o->pcap_snaplen = (uint32_t)n;
+      break;
+    }
+    case OPT_DEVICE_FAULT: {
+      t2s_fault_opts fo;
+      char ferr[160];
+      if (strlen(v) >= sizeof(o->device_fault) ||
+          t2s_fault_parse(v, &fo, ferr, sizeof(ferr)) != 0) {
+        return bad(err, prog, "device-fault", v,
+                   strlen(v) >= sizeof(o->device_fault) ? "is too long" : ferr);
+      }
+      strcpy(o->device_fault, v);
+      break;
+    }
     case OPT_LOG_LEVEL:
       if (strcmp(v, "debug") == 0) {
         o->log_level = T2S_LOG_DEBUG;
@@ -720,6 +783,12 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
   if (o->txqueuelen_given && o->device_fd >= 0 && o->txqueuelen != 0) {
     return bad(err, prog, "txqueuelen", NULL,
                "does not apply to --device fd://N (the TUN is not ours to configure)");
+  }
+  if ((o->record_max || o->record_ring) && !o->record_path[0]) {
+    return bad(err, prog, o->record_ring ? "record-mode" : "record-max", NULL, "needs --record");
+  }
+  if (o->record_ring && !o->record_max) {
+    return bad(err, prog, "record-mode", "ring", "needs --record-max (the ring's size)");
   }
   if (o->interface[0] && o->ifname[0] && strcmp(o->interface, o->ifname) == 0) {
     return bad(err, prog, "interface", o->interface,

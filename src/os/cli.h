@@ -86,6 +86,13 @@ typedef struct t2s_cli_opts {
   uint32_t fake_dns_size;    /* --fake-dns-size N, default 16384 */
   bool fake_dns_size_given;  /* --fake-dns-size was on the command line */
   char fake_dns_state[4096]; /* --fake-dns-state FILE, "" = none */
+  /* Diagnosis (docs/recording.md) */
+  char record_path[4096]; /* --record FILE: the flight recording, "" = none */
+  uint64_t record_max;    /* --record-max SIZE: the file's bound, 0 = none */
+  bool record_ring;       /* --record-mode ring (keep the newest; needs --record-max) */
+  char pcap_path[4096];   /* --pcap FILE: the TUN side as a pcap, "" = none */
+  uint32_t pcap_snaplen;  /* --pcap-snaplen N: bytes kept per packet, default 65535 */
+  char device_fault[256]; /* --device-fault SPEC (for tests: rec_wrap.h), "" = none */
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */

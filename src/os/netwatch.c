@@ -148,7 +148,7 @@ static void net_event(t2s_netwatch *nw, const t2s_net_event *ev) {
     T2S_DEBUG("network: %s %s %s", name, ev->ifname, ev->addr.family ? a : "");
   }
   t2s_tstamp now = nw->clock.ops->now(nw->clock.self);
-  t2s_engine_network_event(nw->engine, ev, now);
+  t2s_rec_network_event(nw->rec, nw->engine, ev, now);
   t2s_netwatch_call_end(nw, now);
   t2s_autoroute_watch_kick(nw->autoroute); /* --auto-route: re-apply after the burst */
   if (ev->type == T2S_NET_RESUMED && nw->listener.on_network_resumed) {

@@ -24,6 +24,7 @@
 typedef struct t2s_netwatch {
   struct event_base *base;
   t2s_engine *engine;
+  t2s_rec *rec;                 /* --record: events go through it (rec.h); NULL = none */
   t2s_monitor monitor;          /* the ops the engine also holds (maybe a wrapper) */
   const t2s_monitor_linux *mon; /* the driver under them: is it reporting its initial dump? */
   t2s_clock clock;              /* now() for the engine calls; boottime() - now(): the sleep gap */

@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "monitor_linux.h"
 #include "netwatch.h"
+#include "record_linux.h"
 #include "route_linux.h"
 #include "runner_loop.h"
 #include "runner_report.h"
@@ -62,6 +63,7 @@ struct t2s_runner {
   t2s_autoroute_watch *autoroute; /* --auto-route */
   t2s_egress_choice egress;
   t2s_engine *engine;
+  t2s_os_record rec; /* --record, --pcap, --device-fault: wrappers between drivers and users */
   /* What runs. */
   t2s_loop loop;
   bool loop_ready;
@@ -235,6 +237,12 @@ static uint64_t random_seed(void) {
   return seed;
 }
 
+/* SIGUSR2: --record and --pcap to their files. */
+static void on_flush_signal(void *arg) {
+  t2s_runner *r = arg;
+  t2s_os_record_flush(&r->rec, t2s_clock_monotonic_ns(), "SIGUSR2");
+}
+
 static int engine_start(t2s_runner *r) {
   t2s_engine_config ecfg;
   t2s_engine_config_default(&ecfg);
@@ -265,6 +273,13 @@ static int engine_start(t2s_runner *r) {
   ecfg.icmp_unreach_on_refuse = r->opts.icmp_unreachable;
   ecfg.socks5_pipelined = r->opts.socks5_pipeline;
   t2s_engine_hooks hooks = {.on_event = on_engine_event, .arg = r};
+  char err[512];
+  if (t2s_os_record_open(&r->rec, &r->opts, "", &ecfg, &r->clkops, err, sizeof(err)) != 0) {
+    T2S_ERROR("%s", err);
+    return T2S_ERR_INTERNAL;
+  }
+  t2s_os_record_wrap(&r->rec, &r->dev, &r->upops, &hooks);
+  t2s_upstream_sock_set_recorder(r->up, r->rec.rec);
   int rv = t2s_engine_new(&r->engine, &ecfg, &r->dev, &r->upops, &hooks);
   if (rv != 0) {
     T2S_ERROR("cannot create the engine: %s", t2s_strerror(rv));
@@ -393,13 +408,19 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
     return rv;
   }
   t2s_monitor_linux_ops(r->mon, &r->monops);
+  t2s_os_record_wrap_monitor(&r->rec, &r->monops);
   t2s_engine_set_monitor(r->engine, &r->monops);
   t2s_netwatch_init(&r->net, r->base, r->engine, &r->monops, r->mon, &r->clkops, &r->loop,
                     r->autoroute);
+  r->net.rec = r->rec.rec;
 
   /* The loop: what it reads, fires and reports. */
-  t2s_loop_hooks lh = {.engine_call_end = on_engine_call_end, .stats = on_stats_signal, .arg = r};
+  t2s_loop_hooks lh = {.engine_call_end = on_engine_call_end,
+                       .stats = on_stats_signal,
+                       .flush = on_flush_signal,
+                       .arg = r};
   t2s_loop_attach(&r->loop, r->engine, &r->dev, &r->clkops, r->up, &lh);
+  r->loop.rec = r->rec.rec;
   if ((rv = t2s_loop_watch_device(&r->loop, t2s_tun_fd(r->tun))) != 0) {
     return rv;
   }
@@ -421,6 +442,7 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
     return T2S_ERR_NOMEM;
   }
   r->opts = *cfg->opts;
+  r->rec.rec_fd = -1;
   r->proxy = cfg->proxy;
   r->report.started = t2s_clock_monotonic_ns();
   if (cfg->username && cfg->username[0]) {
@@ -474,10 +496,12 @@ void t2s_runner_del(t2s_runner *r) {
     t2s_metrics_del(r->metrics);
   }
   if (r->engine) {
-    t2s_engine_del(r->engine); /* closes every flow through the connector */
+    /* closes every flow through the connector (recorded: the stop's outputs) */
+    t2s_rec_engine_del(r->rec.rec, r->engine, t2s_clock_monotonic_ns());
     r->engine = NULL;
     r->loop.engine = NULL; /* a late callback re-arms nothing */
   }
+  t2s_os_record_close(&r->rec); /* the end record, flushed */
   t2s_netwatch_free(&r->net);
   t2s_monitor_linux_del(r->mon);
   if (r->up) {

@@ -31,7 +31,7 @@ void t2s_loop_fatal(t2s_loop *l, const char *what, int err) {
 
 void t2s_loop_on_timer(void *arg, t2s_tstamp now) {
   t2s_loop *l = arg;
-  int rv = t2s_engine_handle_expiry(l->engine, now);
+  int rv = t2s_rec_handle_expiry(l->rec, l->engine, now);
   if (l->hooks.engine_call_end) {
     l->hooks.engine_call_end(l->hooks.arg, now);
   }
@@ -61,8 +61,8 @@ static void device_readable(evutil_socket_t fd, short what, void *arg) {
       break;
     }
     unsigned flags = l->dev.ops->rx_flags ? l->dev.ops->rx_flags(l->dev.self) : 0;
-    int rv =
-        t2s_engine_input_ex(l->engine, l->pkt, (size_t)n, flags, l->clock.ops->now(l->clock.self));
+    int rv = t2s_rec_input_ex(l->rec, l->engine, l->pkt, (size_t)n, flags,
+                              l->clock.ops->now(l->clock.self));
     if (t2s_err_is_fatal(rv)) {
       t2s_loop_fatal(l, "engine input", rv);
       return;
@@ -79,6 +79,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
   if (sig == SIGUSR1) {
     if (l->hooks.stats) {
       l->hooks.stats(l->hooks.arg);
+    }
+    return;
+  }
+  if (sig == SIGUSR2) {
+    if (l->hooks.flush) {
+      l->hooks.flush(l->hooks.arg);
     }
     return;
   }
@@ -146,7 +152,8 @@ int t2s_loop_watch_device(t2s_loop *l, int fd) {
 }
 
 int t2s_loop_handle_signals(t2s_loop *l) {
-  static const int sigs[T2S_ARRAY_LEN(l->sig_ev)] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
+  static const int sigs[T2S_ARRAY_LEN(l->sig_ev)] = {SIGINT,  SIGTERM, SIGHUP,
+                                                     SIGQUIT, SIGUSR1, SIGUSR2};
   for (size_t i = 0; i < T2S_ARRAY_LEN(sigs); i++) {
     l->sig_ev[i] = evsignal_new(l->base, sigs[i], signal_cb, l);
     if (!l->sig_ev[i] || event_add(l->sig_ev[i], NULL) != 0) {

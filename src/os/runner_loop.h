@@ -9,7 +9,8 @@
  *   after each callback that called the engine (its own, the connector's through
  *   t2s_loop_after, the network watch's through t2s_loop_rearm): t2s_upstream_sock_poll(),
  *   then clock.ops->timer_arm(t2s_engine_get_expiry())
- *   SIGINT/SIGTERM/SIGHUP/SIGQUIT, t2s_loop_stop() -> a clean stop; SIGUSR1 -> hooks.stats
+ *   SIGINT/SIGTERM/SIGHUP/SIGQUIT, t2s_loop_stop() -> a clean stop; SIGUSR1 -> hooks.stats,
+ *   SIGUSR2 -> hooks.flush
  *
  * The device is whatever t2s_device the root built (the TUN's ops, or a wrapper around them);
  * the loop knows only the fd to wait on.
@@ -20,6 +21,7 @@
 #include <event2/event.h>
 
 #include "engine.h"
+#include "rec.h"
 #include "upstream_sock.h"
 
 #define T2S_RUNNER_BATCH 64 /* packets read from the device per wakeup */
@@ -30,18 +32,21 @@ typedef struct t2s_loop_hooks {
   void (*engine_call_end)(void *arg, t2s_tstamp started);
   /* SIGUSR1: the counters to the log. May be NULL. */
   void (*stats)(void *arg);
+  /* SIGUSR2: --record and --pcap flushed to their files. May be NULL. */
+  void (*flush)(void *arg);
   void *arg;
 } t2s_loop_hooks;
 
 typedef struct t2s_loop {
   struct event_base *base; /* borrowed */
   t2s_engine *engine;      /* borrowed; NULL until t2s_loop_attach */
+  t2s_rec *rec;            /* --record: inputs go through it (rec.h); NULL = none */
   t2s_device dev;          /* read on readability */
   t2s_clock clock;         /* now() for input, timer_arm() for the engine's expiry */
   t2s_upstream_sock *up;   /* housekeeping after every callback */
   t2s_loop_hooks hooks;
   struct event *dev_ev;
-  struct event *sig_ev[5];
+  struct event *sig_ev[6];
   int stop_fd; /* eventfd written by t2s_loop_stop */
   struct event *stop_ev;
   int result;               /* 0, or the T2S_ERR_* that stopped the loop */
