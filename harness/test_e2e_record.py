@@ -136,12 +136,6 @@ class World:
         self.s.close()
 
 
-def _need_record(binary: Path) -> None:
-    out = subprocess.run([str(binary), "--help"], capture_output=True, text=True).stdout
-    if "--record FILE" not in out:
-        pytest.skip("this tun2sock has no --record yet")
-
-
 def stop(world: World) -> None:
     """SIGTERM: the clean stop that flushes the recording."""
     rc = world.t.stop()
@@ -182,7 +176,6 @@ def check_replays(tmp: Path, sim_bin: Path, rec: Path) -> str:
 
 @pytest.mark.root
 def test_recorded_session_replays_identically(tmp_path, tun2sock_bin, sim_bin):
-    _need_record(tun2sock_bin)
     w = World(tmp_path, tun2sock_bin, udp=True)
     rec, pcap = tmp_path / "session.t2srec", tmp_path / "session.pcap"
     offset = tmp_path / "boottime-offset"
@@ -259,7 +252,6 @@ def test_recorded_session_replays_identically(tmp_path, tun2sock_bin, sim_bin):
 @pytest.mark.root
 def test_recorded_session_with_device_faults_replays_identically(tmp_path, tun2sock_bin,
                                                                    sim_bin):
-    _need_record(tun2sock_bin)
     w = World(tmp_path, tun2sock_bin, udp=False)  # a proxy without UDP: DNS over TCP
     rec = tmp_path / "faults.t2srec"
     try:
@@ -291,7 +283,6 @@ def test_recorded_session_with_device_faults_replays_identically(tmp_path, tun2s
 def test_replay_is_the_same_on_a_second_build(tmp_path, tun2sock_bin, sim_bin):
     """Builds tun2sock-sim again from the same sources in another directory and replays a
     fresh recording with both: the same summary and the same events."""
-    _need_record(tun2sock_bin)
     if not shutil.which("cmake"):
         pytest.skip("cmake not installed")
     w = World(tmp_path, tun2sock_bin, udp=True)
@@ -375,7 +366,6 @@ def test_replay_record_verdicts_and_exit_codes(tmp_path, sim_bin):
 
 @pytest.mark.root
 def test_record_max_bounds_the_file_and_it_still_replays(tmp_path, tun2sock_bin, sim_bin):
-    _need_record(tun2sock_bin)
     w = World(tmp_path, tun2sock_bin, udp=True)
     rec, ring = tmp_path / "max.t2srec", tmp_path / "ring.t2srec"
     try:
