@@ -203,6 +203,10 @@ def test_recorded_session_replays_identically(tmp_path, tun2sock_bin, sim_bin):
         w.close()
     data = rec.read_bytes()
     assert data[:8] == b"T2SREC\r\n"
+    kinds = {k for _, k, _, _, _ in records(data)}
+    # inputs, outputs, and the notes: clock reads (boottime: how the sleep was seen), SIGUSR2
+    assert {1, 2, 3, 4, 10, 12, 32, 33, 35, 36, 37, 41, 42, 44, 45, 64, 65, 66, 67, 68} <= kinds, \
+        sorted(kinds)
     summary = check_replays(tmp_path, sim_bin, rec)
     print(f"\n{len(data)} bytes recorded; {summary.strip()}")
     shutil.copy(rec, tmp_path / "keep.t2srec")  # for the second-build test's reuse

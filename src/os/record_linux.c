@@ -62,7 +62,8 @@ int t2s_os_record_open(t2s_os_record *r, const t2s_cli_opts *opts, const char *c
                        .mode = opts->record_ring ? T2S_REC_MODE_RING : T2S_REC_MODE_STOP,
                        .max_bytes = opts->record_max,
                        .build = "tun2sock " T2S_VERSION,
-                       .options = cmdline};
+                       .options = cmdline,
+                       .clock_reads = true};
     int rv = t2s_rec_new(&r->rec, &ro, cfg);
     if (rv != 0) {
       snprintf(err, errlen, "--record: %s",
@@ -102,7 +103,7 @@ int t2s_os_record_open(t2s_os_record *r, const t2s_cli_opts *opts, const char *c
   return 0;
 }
 
-void t2s_os_record_wrap(t2s_os_record *r, t2s_device *dev, t2s_upstream *up,
+void t2s_os_record_wrap(t2s_os_record *r, t2s_device *dev, t2s_upstream *up, t2s_clock *pclk,
                         t2s_engine_hooks *hooks) {
   t2s_clock clk = r->tee.clk;
   if (r->tee_on) {
@@ -128,6 +129,8 @@ void t2s_os_record_wrap(t2s_os_record *r, t2s_device *dev, t2s_upstream *up,
     t2s_rec_wrap_upstream(r->rec, &u, up);
     t2s_engine_hooks h = *hooks;
     t2s_rec_wrap_hooks(r->rec, &h, hooks);
+    t2s_clock c = *pclk;
+    t2s_rec_wrap_clock(r->rec, &c, pclk);
   }
 }
 

@@ -33,8 +33,10 @@ typedef struct t2s_os_record {
 int t2s_os_record_open(t2s_os_record *r, const t2s_cli_opts *opts, const char *cmdline,
                        const t2s_engine_config *cfg, const t2s_clock *clk, char *err,
                        size_t errlen);
-/* Wraps *dev, *up and *hooks in place (each is left as it is when not needed). */
-void t2s_os_record_wrap(t2s_os_record *r, t2s_device *dev, t2s_upstream *up,
+/* Wraps *dev, *up, *pclk and *hooks in place (each is left as it is when not needed). The
+ * clock's reads and timer arms become notes of the recording (the boottime reads show how a
+ * sleep was detected); the engine never reads a clock, so the replay skips them. */
+void t2s_os_record_wrap(t2s_os_record *r, t2s_device *dev, t2s_upstream *up, t2s_clock *pclk,
                         t2s_engine_hooks *hooks);
 /* Wraps the monitor the engine is given (its route_get answers are recorded). */
 void t2s_os_record_wrap_monitor(t2s_os_record *r, t2s_monitor *mon);

@@ -278,7 +278,7 @@ static int engine_start(t2s_runner *r) {
     T2S_ERROR("%s", err);
     return T2S_ERR_INTERNAL;
   }
-  t2s_os_record_wrap(&r->rec, &r->dev, &r->upops, &hooks);
+  t2s_os_record_wrap(&r->rec, &r->dev, &r->upops, &r->clkops, &hooks);
   t2s_upstream_sock_set_recorder(r->up, r->rec.rec);
   int rv = t2s_engine_new(&r->engine, &ecfg, &r->dev, &r->upops, &hooks);
   if (rv != 0) {
