@@ -132,13 +132,14 @@ static void on_link(t2s_monitor_linux *m, const struct nlmsghdr *nlh, int *pcoun
   memset(&ev, 0, sizeof(ev));
   ev.ifindex = ifindex;
   if (nlh->nlmsg_type == RTM_DELLINK) {
-    if (l == NULL) {
-      return;
-    }
-    /* Its addresses and routes went with it (the kernel may not say so one by one). */
+    /* Its addresses and routes went with it (the kernel may not say so one by one), also when
+     * the link was not tracked (a full table). */
     forget_addrs_of(m, ifindex, pcount);
     forget_routes_via(m, ifindex, true, pcount);
     l = find_link(m, ifindex);
+    if (l == NULL) {
+      return;
+    }
     bool was = l->usable;
     memcpy(ev.ifname, l->name, sizeof(ev.ifname));
     *l = m->links[--m->nlinks];
