@@ -11,7 +11,6 @@
 
 #include "clock_linux.h"
 #include "log.h"
-#include "rec.h"
 
 #define UPSTREAM_ERRNOS(X)                                                                         \
   X(ECONNREFUSED)                                                                                  \
@@ -82,7 +81,8 @@ struct t2s_upstream_sock {
   struct event_base *base;
   t2s_upstream_sock_config cfg;
   t2s_engine *engine;
-  t2s_rec *rec; /* the flight recorder (--record), or NULL: completions are recorded */
+  t2s_upstream_sink sink; /* where completions go: the engine, or a recorder in between */
+  void *sink_arg;
   void (*after)(void *arg);
   void *after_arg;
   usock_map streams, dgrams;
@@ -338,7 +338,8 @@ static int to_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t
   return T2S_ERR_INVALID_ARGUMENT;
 }
 
-/* Applies the egress (mark, device, source) to fd. Returns 0 or a negative errno. */
+/* Applies the egress (mark, device, source) to fd. Returns 0 or the errno of the call that
+ * failed (the caller counts it by name and maps it, count_error). */
 static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
   if (!eg) {
     return 0;
@@ -346,19 +347,19 @@ static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
   if (eg->mark) {
     int mark = (int)eg->mark;
     if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
-      return -errno;
+      return errno;
     }
   }
   if (eg->ifindex) {
     int idx = (int)eg->ifindex;
     if (setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof(idx)) < 0) {
       if (errno != ENOPROTOOPT || !eg->ifname[0]) {
-        return -errno;
+        return errno;
       }
       /* Kernels before 5.0: by name. */
       if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, eg->ifname, (socklen_t)strlen(eg->ifname)) <
           0) {
-        return -errno;
+        return errno;
       }
     }
   }
@@ -367,8 +368,11 @@ static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
     src.port = 0;
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    if (to_sockaddr(&src, &ss, &len) != 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
-      return -errno;
+    if (to_sockaddr(&src, &ss, &len) != 0) {
+      return EAFNOSUPPORT;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+      return errno;
     }
   }
   return 0;
@@ -383,9 +387,9 @@ static void fail_io(usock *s, int errno_value) {
   usock_kind kind = s->kind;
   forget(s, false);
   if (kind == USOCK_STREAM) {
-    t2s_rec_stream_error(up->rec, up->engine, id, err, t2s_clock_monotonic_ns());
+    up->sink.stream_error(up->sink_arg, up->engine, id, err, t2s_clock_monotonic_ns());
   } else {
-    t2s_rec_dgram_error(up->rec, up->engine, id, err, t2s_clock_monotonic_ns());
+    up->sink.dgram_error(up->sink_arg, up->engine, id, err, t2s_clock_monotonic_ns());
   }
 }
 
@@ -412,13 +416,13 @@ static usock *usock_new(t2s_upstream_sock *up, uint64_t id, usock_kind kind, con
     free(s);
     return NULL;
   }
-  int rv = apply_egress(s->fd, dst, eg);
-  if (rv < 0) {
-    if (rv == -EPERM && eg->mark && !up->warned_mark) {
+  int err = apply_egress(s->fd, dst, eg);
+  if (err != 0) {
+    if (err == EPERM && eg->mark && !up->warned_mark) {
       up->warned_mark = true;
       T2S_WARN("cannot set SO_MARK %u on upstream sockets: CAP_NET_ADMIN needed", eg->mark);
     }
-    *perr = count_error(up, -rv);
+    *perr = count_error(up, err);
     close(s->fd);
     free(s);
     return NULL;
@@ -476,8 +480,8 @@ static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
     size_t want = T2S_MIN(space, sizeof(up->buf));
     ssize_t n = recv(s->fd, up->buf, want, MSG_DONTWAIT);
     if (n > 0) {
-      size_t took = t2s_rec_stream_recv(up->rec, up->engine, s->id, up->buf, (size_t)n,
-                                        t2s_clock_monotonic_ns());
+      size_t took = up->sink.stream_recv(up->sink_arg, up->engine, s->id, up->buf, (size_t)n,
+                                         t2s_clock_monotonic_ns());
       if (took < (size_t)n && !s->dead) {
         T2S_WARN("upstream stream %llu: engine took %zu of %zd bytes within its room",
                  (unsigned long long)s->id, took, n);
@@ -488,7 +492,7 @@ static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
     } else if (n == 0) {
       s->eof = true;
       update_read(s);
-      t2s_rec_stream_eof(up->rec, up->engine, s->id, t2s_clock_monotonic_ns());
+      up->sink.stream_eof(up->sink_arg, up->engine, s->id, t2s_clock_monotonic_ns());
       break;
     } else if (errno == EINTR) {
       continue;
@@ -523,7 +527,7 @@ static void stream_write_cb(evutil_socket_t fd, short what, void *arg) {
     if (soerr != 0) {
       int err = count_error(up, soerr);
       forget(s, false);
-      t2s_rec_stream_opened(up->rec, up->engine, id, err, t2s_clock_monotonic_ns());
+      up->sink.stream_opened(up->sink_arg, up->engine, id, err, t2s_clock_monotonic_ns());
       after(up);
       return;
     }
@@ -532,18 +536,18 @@ static void stream_write_cb(evutil_socket_t fd, short what, void *arg) {
       shutdown(s->fd, SHUT_WR);
     }
     update_read(s);
-    t2s_rec_stream_opened(up->rec, up->engine, id, 0, t2s_clock_monotonic_ns());
+    up->sink.stream_opened(up->sink_arg, up->engine, id, 0, t2s_clock_monotonic_ns());
     if (!s->dead && s->want_write) {
       s->want_write = false;
       set_writing(s, false);
-      t2s_rec_stream_writable(up->rec, up->engine, id, t2s_clock_monotonic_ns());
+      up->sink.stream_writable(up->sink_arg, up->engine, id, t2s_clock_monotonic_ns());
     }
     after(up);
     return;
   }
   s->want_write = false;
   set_writing(s, false);
-  t2s_rec_stream_writable(up->rec, up->engine, s->id, t2s_clock_monotonic_ns());
+  up->sink.stream_writable(up->sink_arg, up->engine, s->id, t2s_clock_monotonic_ns());
   after(up);
 }
 
@@ -557,7 +561,8 @@ static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
   for (int i = 0; i < DGRAMS_PER_CALLBACK && !s->dead; i++) {
     ssize_t n = recv(s->fd, up->buf, sizeof(up->buf), MSG_DONTWAIT);
     if (n >= 0) {
-      t2s_rec_dgram_recv(up->rec, up->engine, s->id, up->buf, (size_t)n, t2s_clock_monotonic_ns());
+      up->sink.dgram_recv(up->sink_arg, up->engine, s->id, up->buf, (size_t)n,
+                          t2s_clock_monotonic_ns());
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -754,6 +759,7 @@ int t2s_upstream_sock_new(t2s_upstream_sock **pup, struct event_base *base,
     return T2S_ERR_NOMEM;
   }
   up->base = base;
+  t2s_upstream_sock_set_sink(up, NULL, NULL);
   if (cfg) {
     up->cfg = *cfg;
   } else {
@@ -775,8 +781,58 @@ void t2s_upstream_sock_set_engine(t2s_upstream_sock *up, t2s_engine *engine,
   up->after_arg = arg;
 }
 
-void t2s_upstream_sock_set_recorder(t2s_upstream_sock *up, t2s_rec *rec) {
-  up->rec = rec;
+/* ---------------- the sink: completions to the engine ---------------- */
+
+static void direct_stream_opened(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  (void)arg;
+  t2s_engine_stream_opened(e, id, err, now);
+}
+
+static size_t direct_stream_recv(void *arg, t2s_engine *e, uint64_t id, const uint8_t *data,
+                                 size_t len, t2s_tstamp now) {
+  (void)arg;
+  return t2s_engine_stream_recv(e, id, data, len, now);
+}
+
+static void direct_stream_eof(void *arg, t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  (void)arg;
+  t2s_engine_stream_eof(e, id, now);
+}
+
+static void direct_stream_writable(void *arg, t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  (void)arg;
+  t2s_engine_stream_writable(e, id, now);
+}
+
+static void direct_stream_error(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  (void)arg;
+  t2s_engine_stream_error(e, id, err, now);
+}
+
+static void direct_dgram_recv(void *arg, t2s_engine *e, uint64_t id, const uint8_t *data,
+                              size_t len, t2s_tstamp now) {
+  (void)arg;
+  t2s_engine_dgram_recv(e, id, data, len, now);
+}
+
+static void direct_dgram_error(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  (void)arg;
+  t2s_engine_dgram_error(e, id, err, now);
+}
+
+static const t2s_upstream_sink direct_sink = {
+    .stream_opened = direct_stream_opened,
+    .stream_recv = direct_stream_recv,
+    .stream_eof = direct_stream_eof,
+    .stream_writable = direct_stream_writable,
+    .stream_error = direct_stream_error,
+    .dgram_recv = direct_dgram_recv,
+    .dgram_error = direct_dgram_error,
+};
+
+void t2s_upstream_sock_set_sink(t2s_upstream_sock *up, const t2s_upstream_sink *sink, void *arg) {
+  up->sink = sink ? *sink : direct_sink;
+  up->sink_arg = sink ? arg : NULL;
 }
 
 void t2s_upstream_sock_poll(t2s_upstream_sock *up) {

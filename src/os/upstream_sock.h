@@ -19,7 +19,9 @@
 #include <event2/event.h>
 
 #include "engine.h"
-#include "rec.h"
+
+/* The recorder (src/rec/rec.h), only named here: a host that never records needs no rec.h. */
+typedef struct t2s_rec t2s_rec;
 
 typedef struct t2s_upstream_sock t2s_upstream_sock;
 
@@ -44,8 +46,27 @@ void t2s_upstream_sock_ops(t2s_upstream_sock *up, t2s_upstream *out);
  * that called the engine. Must be set before the engine opens anything. */
 void t2s_upstream_sock_set_engine(t2s_upstream_sock *up, t2s_engine *engine,
                                   void (*after)(void *arg), void *arg);
+/* Where the connector reports its completions: each is the engine.h call of the same name
+ * (t2s_engine_stream_opened, ...) with the sink's arg first. By default they go straight to the
+ * engine; a recorder puts itself in between (t2s_upstream_sock_set_recorder). */
+typedef struct t2s_upstream_sink {
+  void (*stream_opened)(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
+  size_t (*stream_recv)(void *arg, t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                        t2s_tstamp now);
+  void (*stream_eof)(void *arg, t2s_engine *e, uint64_t id, t2s_tstamp now);
+  void (*stream_writable)(void *arg, t2s_engine *e, uint64_t id, t2s_tstamp now);
+  void (*stream_error)(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
+  void (*dgram_recv)(void *arg, t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                     t2s_tstamp now);
+  void (*dgram_error)(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
+} t2s_upstream_sink;
+
+/* Sends completions through sink (copied) with arg; NULL: straight to the engine (the
+ * default). */
+void t2s_upstream_sock_set_sink(t2s_upstream_sock *up, const t2s_upstream_sink *sink, void *arg);
 /* Records every completion reported to the engine in rec (--record, docs/recording.md); NULL
- * (the default) reports them directly. */
+ * (the default) reports them directly. A sink over rec.h's t2s_rec_stream_* entry points, in
+ * upstream_sock_rec.c: a program that never calls this does not link the recorder. */
 void t2s_upstream_sock_set_recorder(t2s_upstream_sock *up, t2s_rec *rec);
 /* Housekeeping at a safe point (outside any engine call): resumes reads of streams whose
  * engine-side room reopened, frees closed sockets. Bounded by the number of such sockets. */
