@@ -43,11 +43,17 @@ static int last_cap(void) {
   return last < 63 ? last : 63;
 }
 
-/* t2s_caps_restrict with -errno. */
-static int restrict_caps(uint64_t keep) {
+/* errno of a failed call: kept for the caller's message, translated for its code. */
+static int failed(int *perrno) {
+  *perrno = errno;
+  return t2s_err_from_errno(errno);
+}
+
+int t2s_caps_restrict(uint64_t keep, int *perrno) {
+  *perrno = 0;
   struct __user_cap_data_struct d[2];
   if (cap_get(d) != 0) {
-    return -errno;
+    return failed(perrno);
   }
   uint64_t eff = (uint64_t)d[0].effective | ((uint64_t)d[1].effective << 32);
   uint64_t perm = (uint64_t)d[0].permitted | ((uint64_t)d[1].permitted << 32);
@@ -70,18 +76,12 @@ static int restrict_caps(uint64_t keep) {
   d[0].inheritable = 0;
   d[1].inheritable = 0;
   if (cap_set(d) != 0) {
-    return -errno;
+    return failed(perrno);
   }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    return -errno;
+    return failed(perrno);
   }
   return 0;
-}
-
-int t2s_caps_restrict(uint64_t keep, int *perrno) {
-  int rv = restrict_caps(keep);
-  *perrno = rv < 0 ? -rv : 0;
-  return rv < 0 ? t2s_err_from_errno(-rv) : 0;
 }
 
 bool t2s_kernel_older_than(int major, int minor) {
