@@ -4,7 +4,7 @@
  * It creates the TUN itself (as an application that owns its TUN would), hands the fd to
  * tun2sock and runs until SIGINT/SIGTERM. Configure addresses and routes on the TUN yourself.
  *
- *   cc embed_example.c -o embed -I PREFIX/include -L PREFIX/lib -lt2s_os -lt2s_core \
+ *   cc embed_example.c -o embed -I PREFIX/include -L PREFIX/lib -lt2s_os -lt2s_rec -lt2s_core \
  *      $(pkg-config --libs libevent libmnl)
  *   ./embed tun7 socks5://127.0.0.1:1080
  */

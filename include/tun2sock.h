@@ -17,9 +17,10 @@
  *     tun2sock_del(t);
  *   }
  *
- * Link with libt2s_os.a, libt2s_core.a, -levent and -lmnl. Log lines go to stderr; the log level
- * is process-wide. tun2sock installs no signal handlers: with `metrics` set, ignore SIGPIPE
- * (a scraper that hangs up mid-reply would otherwise end the process).
+ * Link with libt2s_os.a, libt2s_rec.a, libt2s_core.a (in that order), -levent and -lmnl. Log
+ * lines go to stderr; the log level is process-wide. tun2sock installs no signal handlers: with
+ * `metrics` set, ignore SIGPIPE (a scraper that hangs up mid-reply would otherwise end the
+ * process).
  *
  * This header is the only one installed, and the only stable interface. The sans-I/O engine
  * this API is built on (t2s_engine_*, with your own clock, sockets and packet I/O) has its
