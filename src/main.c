@@ -1,5 +1,5 @@
 /* main.c: the tun2sock binary: options, proxy address, privileges, then the runner. The only
- * place where exit codes (cli.h's T2S_EXIT_*) are made: everything below returns T2S_ERR_*. */
+ * place where exit codes (T2S_EXIT_*, below) are made: everything it calls returns T2S_ERR_*. */
 #include <errno.h>
 #include <linux/capability.h>
 #include <stdio.h>
@@ -12,6 +12,13 @@
 #include "os_error.h"
 #include "resolve.h"
 #include "runner.h"
+
+/* Exit codes of the binary (docs/cli.md); nothing below main() knows them. */
+enum {
+  T2S_EXIT_OK = 0,
+  T2S_EXIT_FAILURE = 1, /* runtime failure, missing privilege */
+  T2S_EXIT_USAGE = 2,   /* a bad or missing option */
+};
 
 /* Reads the first line of path into out (without the line end). Returns 0, T2S_ERR_LIMIT
  * (longer than outlen - 1), or the T2S_ERR_* of the failed open with *perrno its errno. */

@@ -21,13 +21,6 @@
  * machine). Applied to a TUN whose queue is shorter, never to an fd://N. */
 #define T2S_CLI_DEFAULT_TXQUEUELEN 10000
 
-/* Exit codes of the binary. */
-enum {
-  T2S_EXIT_OK = 0,
-  T2S_EXIT_FAILURE = 1, /* runtime failure, missing privilege */
-  T2S_EXIT_USAGE = 2,   /* a bad or missing option */
-};
-
 typedef struct t2s_cli_opts {
   /* --device: "tun0", "tun://tun0" or "fd://N" */
   char ifname[T2S_CLI_IFNAMSIZ];             /* the TUN to create or attach; "" with fd:// */
