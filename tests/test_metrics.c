@@ -32,6 +32,10 @@ static const char prom_types[] =
     "tun2sock_udp_dns_tcp_queries_total counter|tun2sock_udp_dns_tcp_answers_total counter|"
     "tun2sock_udp_port_unreachable_sent_total counter|"
     "tun2sock_fragments_reassembled_total counter|tun2sock_fragments_sent_total counter|"
+    "tun2sock_fake_dns_queries_total counter|tun2sock_fake_dns_entries gauge|"
+    "tun2sock_fake_dns_pinned gauge|tun2sock_fake_dns_recycled_total counter|"
+    "tun2sock_fake_dns_full_total counter|tun2sock_fake_dns_flows_total counter|"
+    "tun2sock_fake_dns_stale_total counter|"
     "tun2sock_uptime_seconds gauge|";
 
 /* Every JSON key, in order, but those inside packets_dropped and upstream_errors. */
@@ -44,7 +48,8 @@ static const char json_keys[] =
     "resumes,syn_refused_offline,state,last_detect_ns,last_reset_ns,recovery_sum_s,"
     "last_recovery_ns,udp,sessions_total,datagrams_up,datagrams_down,evictions,timeouts,"
     "proxy_no_udp,no_udp_verdicts,dns_tcp_queries,dns_tcp_answers,port_unreach_sent,"
-    "frag_reassembled,frag_sent,packets_dropped,upstream_errors,";
+    "frag_reassembled,frag_sent,fake_dns,answered,forwarded,refused,dropped,entries,pinned,"
+    "recycled,full,flows,stale,packets_dropped,upstream_errors,";
 
 /* The rendering of s (json or Prometheus) as a NUL-terminated string; the caller frees it. */
 static char *render(const t2s_metrics_snapshot *s, bool json) {

@@ -80,6 +80,12 @@ typedef struct t2s_engine_config {
    * resolver instead; answers come back from the address the client asked. Family 0 = off. */
   t2s_addr dns_hijack;
 
+  /* Fake-IP DNS (--fake-dns, docs/fake-dns.md): the table (fakedns.h), borrowed for the
+   * engine's life; NULL = off. With it, every UDP query to port 53 is answered from it (the
+   * types it does not answer are carried as above), and a TCP or UDP flow to a pool address
+   * asks the proxy for the name it stands for (SOCKS5 ATYP 3); one no name holds is refused. */
+  struct t2s_fakedns *fake_dns;
+
   /* Counts every heap block of the engine, its own struct included (alloc.h); owned by the
    * caller, so it can be read after t2s_engine_del (0 = no leak). NULL: an internal counter. */
   t2s_mem *mem;

@@ -1,6 +1,8 @@
 /* fakedns_host.c: the --fake-dns table from the options and its state file (fakedns_host.h). */
 #include "fakedns_host.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,4 +104,60 @@ int t2s_fakedns_host_save(const t2s_fakedns *t, const char *path, int *perrno) {
   }
   free(buf);
   return rv;
+}
+
+int t2s_fakedns_host_start(t2s_fakedns **ptable, const t2s_cli_opts *o, uint64_t seed) {
+  *ptable = NULL;
+  if (!o->fake_dns) {
+    return 0;
+  }
+  t2s_fakedns *t;
+  int rv = t2s_fakedns_host_new(&t, o, seed);
+  if (rv != 0) {
+    T2S_ERROR("--fake-dns: cannot create the table: %s", t2s_strerror(rv));
+    return rv;
+  }
+  if (o->fake_dns_state[0]) {
+    size_t loaded = 0, skipped = 0;
+    rv = t2s_fakedns_host_load(t, o->fake_dns_state, &loaded, &skipped);
+    if (rv != 0) {
+      T2S_WARN("--fake-dns-state %s: not loaded (%s); starting empty", o->fake_dns_state,
+               t2s_strerror(rv));
+      t2s_fakedns_del(t);
+      if ((rv = t2s_fakedns_host_new(&t, o, seed)) != 0) {
+        return rv;
+      }
+    } else {
+      T2S_INFO("--fake-dns-state %s: %zu names loaded, %zu lines skipped", o->fake_dns_state,
+               loaded, skipped);
+    }
+  }
+  char p4[64], p6[64];
+  T2S_INFO("fake-dns on: pools %s/%u and %s/%u, %u names at most",
+           t2s_addr_format(&o->fake_dns_pool4.addr, false, p4, sizeof(p4)),
+           o->fake_dns_pool4.prefixlen,
+           t2s_addr_format(&o->fake_dns_pool6.addr, false, p6, sizeof(p6)),
+           o->fake_dns_pool6.prefixlen, o->fake_dns_size);
+  *ptable = t;
+  return 0;
+}
+
+void t2s_fakedns_host_stop(t2s_fakedns *t, const t2s_cli_opts *o) {
+  if (t == NULL) {
+    return;
+  }
+  if (o->fake_dns_state[0]) {
+    int err = 0;
+    int rv = t2s_fakedns_host_save(t, o->fake_dns_state, &err);
+    if (rv != 0) {
+      T2S_WARN("--fake-dns-state %s: not saved: %s", o->fake_dns_state,
+               err ? strerror(err) : t2s_strerror(rv));
+    } else {
+      t2s_fakedns_stats st;
+      t2s_fakedns_get_stats(t, &st);
+      T2S_INFO("--fake-dns-state %s: %llu names saved", o->fake_dns_state,
+               (unsigned long long)st.entries);
+    }
+  }
+  t2s_fakedns_del(t);
 }

@@ -23,4 +23,12 @@ int t2s_fakedns_host_load(t2s_fakedns *t, const char *path, size_t *ploaded, siz
  * the T2S_ERR_* of the failure (*perrno, may be NULL, receives the errno). */
 int t2s_fakedns_host_save(const t2s_fakedns *t, const char *path, int *perrno);
 
+/* What the runner calls: creates the table from the options and loads --fake-dns-state when
+ * given (a state that cannot be read is logged and ignored: the table starts empty). Returns
+ * 0 (*ptable NULL when --fake-dns is off) or the error of t2s_fakedns_host_new. */
+int t2s_fakedns_host_start(t2s_fakedns **ptable, const t2s_cli_opts *opts, uint64_t seed);
+/* Writes --fake-dns-state when given (a failure is logged) and frees the table (NULL: nothing).
+ * Call after the engine that borrowed it is deleted. */
+void t2s_fakedns_host_stop(t2s_fakedns *t, const t2s_cli_opts *opts);
+
 #endif

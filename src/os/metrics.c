@@ -31,9 +31,9 @@ typedef enum metric_kind {
 
 /* Where a row's JSON key stands: the top object, one of its objects, or after those (the
  * map rows, each an object of its own). */
-typedef enum json_section { J_TOP, J_NETWORK, J_UDP, J_END } json_section;
+typedef enum json_section { J_TOP, J_NETWORK, J_UDP, J_FAKE_DNS, J_END } json_section;
 
-static const char *const json_section_names[] = {NULL, "network", "udp", NULL};
+static const char *const json_section_names[] = {NULL, "network", "udp", "fake_dns", NULL};
 
 /*
  * One row per value: both renderers walk this table, in its order, so a counter cannot be in one
@@ -177,6 +177,31 @@ static const metric_row metric_rows[] = {
     {"tun2sock_fragments_sent_total", "counter",
      "Fragments sent for packets larger than the TUN MTU.", NULL, J_UDP, "frag_sent",
      U64(engine.frag_sent)},
+    /* --fake-dns (docs/fake-dns.md); zero when it is off. */
+    {"tun2sock_fake_dns_queries_total", "counter",
+     "DNS queries seen by the fake-IP responder, by what became of them.", "result=\"answered\"",
+     J_FAKE_DNS, "answered", U64(fake_dns.answered)},
+    {"tun2sock_fake_dns_queries_total", NULL, NULL, "result=\"forwarded\"", J_FAKE_DNS, "forwarded",
+     U64(fake_dns.forwarded)},
+    {"tun2sock_fake_dns_queries_total", NULL, NULL, "result=\"refused\"", J_FAKE_DNS, "refused",
+     U64(fake_dns.refused)},
+    {"tun2sock_fake_dns_queries_total", NULL, NULL, "result=\"dropped\"", J_FAKE_DNS, "dropped",
+     U64(fake_dns.dropped)},
+    {"tun2sock_fake_dns_entries", "gauge", "Names in the fake-IP table now.", NULL, J_FAKE_DNS,
+     "entries", U64(fake_dns.entries)},
+    {"tun2sock_fake_dns_pinned", "gauge", "Names with live flows now (never recycled).", NULL,
+     J_FAKE_DNS, "pinned", U64(fake_dns.pinned)},
+    {"tun2sock_fake_dns_recycled_total", "counter",
+     "Names recycled for a new one (least recently used).", NULL, J_FAKE_DNS, "recycled",
+     U64(fake_dns.recycled)},
+    {"tun2sock_fake_dns_full_total", "counter",
+     "Names refused (SERVFAIL) because every entry had live flows.", NULL, J_FAKE_DNS, "full",
+     U64(fake_dns.full)},
+    {"tun2sock_fake_dns_flows_total", "counter", "Flows to a pool address carried by name.", NULL,
+     J_FAKE_DNS, "flows", U64(fake_dns.flows)},
+    {"tun2sock_fake_dns_stale_total", "counter",
+     "Flows to a pool address no name holds, refused at once.", NULL, J_FAKE_DNS, "stale",
+     U64(fake_dns.stale)},
     {"tun2sock_uptime_seconds", "gauge", "Seconds since start.", NULL, J_TOP, "uptime_seconds",
      SECONDS(uptime_seconds)},
 };

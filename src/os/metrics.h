@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "engine.h"
+#include "fakedns.h"
 
 #define T2S_METRICS_MAX_ERROR_KINDS 32
 
@@ -24,6 +25,8 @@ typedef struct t2s_metrics_snapshot {
   uint64_t tun_rx_packets, tun_tx_packets, tun_tx_errors;
   uint64_t upstream_streams, upstream_dgrams; /* sockets open now */
   double uptime_seconds;
+  uint64_t fake_dns_on;       /* 1 with --fake-dns */
+  t2s_fakedns_stats fake_dns; /* the fake-IP table's counters (fakedns.h); zero when off */
 } t2s_metrics_snapshot;
 
 typedef void (*t2s_metrics_collect_fn)(void *arg, t2s_metrics_snapshot *snap);

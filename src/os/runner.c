@@ -31,6 +31,7 @@
 #include "clock_linux.h"
 #include "clock_test_offset.h"
 #include "log.h"
+#include "fakedns_host.h"
 #include "metrics.h"
 #include "monitor_linux.h"
 #include "netwatch.h"
@@ -63,7 +64,8 @@ struct t2s_runner {
   t2s_autoroute_watch *autoroute; /* --auto-route */
   t2s_egress_choice egress;
   t2s_engine *engine;
-  t2s_os_record rec; /* --record, --pcap, --device-fault: wrappers between drivers and users */
+  t2s_os_record rec;     /* --record, --pcap, --device-fault: wrappers between drivers and users */
+  t2s_fakedns *fake_dns; /* --fake-dns: the table the engine borrows (fakedns_host.h) */
   /* What runs. */
   t2s_loop loop;
   bool loop_ready;
@@ -97,6 +99,10 @@ static void on_stats_signal(void *arg) {
 static void collect(void *arg, t2s_metrics_snapshot *snap) {
   t2s_runner *r = arg;
   t2s_report_collect(&r->report, snap);
+  if (r->fake_dns) {
+    snap->fake_dns_on = 1;
+    t2s_fakedns_get_stats(r->fake_dns, &snap->fake_dns);
+  }
 }
 
 /* ---------------- setup: the TUN ---------------- */
@@ -272,6 +278,11 @@ static int engine_start(t2s_runner *r) {
   ecfg.max_udp_sessions = r->opts.max_udp_sessions;
   ecfg.icmp_unreach_on_refuse = r->opts.icmp_unreachable;
   ecfg.socks5_pipelined = r->opts.socks5_pipeline;
+  int rv = t2s_fakedns_host_start(&r->fake_dns, &r->opts, ecfg.seed ^ 0x66616b65);
+  if (rv != 0) {
+    return rv;
+  }
+  ecfg.fake_dns = r->fake_dns;
   t2s_engine_hooks hooks = {.on_event = on_engine_event, .arg = r};
   char err[512];
   if (t2s_os_record_open(&r->rec, &r->opts, "", &ecfg, &r->clkops, err, sizeof(err)) != 0) {
@@ -280,7 +291,7 @@ static int engine_start(t2s_runner *r) {
   }
   t2s_os_record_wrap(&r->rec, &r->dev, &r->upops, &r->clkops, &hooks);
   t2s_upstream_sock_set_recorder(r->up, r->rec.rec);
-  int rv = t2s_engine_new(&r->engine, &ecfg, &r->dev, &r->upops, &hooks);
+  rv = t2s_engine_new(&r->engine, &ecfg, &r->dev, &r->upops, &hooks);
   if (rv != 0) {
     T2S_ERROR("cannot create the engine: %s", t2s_strerror(rv));
     r->engine = NULL;
@@ -501,7 +512,9 @@ void t2s_runner_del(t2s_runner *r) {
     r->engine = NULL;
     r->loop.engine = NULL; /* a late callback re-arms nothing */
   }
-  t2s_os_record_close(&r->rec); /* the end record, flushed */
+  t2s_os_record_close(&r->rec);                 /* the end record, flushed */
+  t2s_fakedns_host_stop(r->fake_dns, &r->opts); /* after the engine: no flow pins it now */
+  r->fake_dns = NULL;
   t2s_netwatch_free(&r->net);
   t2s_monitor_linux_del(r->mon);
   if (r->up) {
