@@ -51,6 +51,44 @@ static void test_rto_backoff_and_give_up(void) {
   tfx_teardown(&f);
 }
 
+/* RFC 6298: the RTO doubles on each expiry up to TCP_RTO_MAX (60 s, the lowest maximum 2.5
+ * allows) and stays there (docs/tcp-recovery.md); the next valid RTT sample ends the backoff. */
+static void test_rto_backoff_capped(void) {
+  t2s_tcp_config cfg;
+  t2s_tcp_config_default(&cfg);
+  cfg.max_retries = 12;
+  tfx f;
+  tfx_setup(&f, &cfg);
+  established(&f);
+  CU_ASSERT(t2s_tcp_send(f.c, data, 500, f.now) == 500);
+  tfx_drain(&f);
+  t2s_tstamp gap = TCP_RTO_MIN, total = 0;
+  for (int i = 0; i < 12; i++) {
+    t2s_tstamp before = f.now;
+    run_to_expiry(&f);
+    CU_ASSERT(f.now - before == gap);
+    total += f.now - before;
+    CU_ASSERT(tfx_drain(&f) == 1);
+    gap = T2S_MIN(gap * 2, TCP_RTO_MAX);
+  }
+  CU_ASSERT(f.c->rto == TCP_RTO_MAX);
+  CU_ASSERT(total ==
+            (200 + 400 + 800 + 1600 + 3200 + 6400 + 12800 + 25600 + 51200) * T2S_MILLISECONDS +
+                3 * TCP_RTO_MAX);
+  tick(&f, 10 * T2S_MILLISECONDS);
+  feed_ack(&f, f.pack + 500);
+  /* Karn: no sample from a retransmitted segment (no timestamps here), so the backed-off RTO
+   * stays until one sent once is acknowledged. */
+  CU_ASSERT(f.c->retries == 0 && f.c->rto == TCP_RTO_MAX);
+  CU_ASSERT(t2s_tcp_send(f.c, data, 500, f.now) == 500);
+  tfx_drain(&f);
+  tick(&f, 10 * T2S_MILLISECONDS);
+  feed_ack(&f, f.pack + 1000);
+  CU_ASSERT(f.c->rto == TCP_RTO_MIN);
+  CU_ASSERT(f.n_closed == 0);
+  tfx_teardown(&f);
+}
+
 /* An ACK after a timeout: the retransmission queue restarts from cwnd = 1 segment and grows. */
 static void test_rto_recovery(void) {
   tfx f;
@@ -263,6 +301,7 @@ int t2s_test_register_tcp_timers(void) {
   if (s == NULL ||
       !CU_add_test(s, "RTO doubling, give up: RST + TIMEOUT", test_rto_backoff_and_give_up) ||
       !CU_add_test(s, "RTO recovery: slow start from one segment", test_rto_recovery) ||
+      !CU_add_test(s, "RTO backoff capped at 60 s, reset by a sample", test_rto_backoff_capped) ||
       !CU_add_test(s, "SYN-ACK retransmission and give up", test_synack_retransmission) ||
       !CU_add_test(s, "SYN retransmission and give up", test_syn_retransmission) ||
       !CU_add_test(s, "keepalive probes and timeout", test_keepalive) ||

@@ -164,6 +164,7 @@ static t2s_tcp_conn *conn_new(t2s_tcp_stack *st, const t2s_addr *local, const t2
   c->deadline = T2S_TSTAMP_MAX;
   c->rto_at = c->persist_at = c->pending_at = c->timewait_at = c->keepalive_at = T2S_TSTAMP_MAX;
   c->delack_at = T2S_TSTAMP_MAX;
+  c->tlp_at = c->reo_at = T2S_TSTAMP_MAX;
   c->rto = TCP_RTO_INITIAL;
   c->ts_offset = t2s_rand_u32(st->rand);
   size_t b = t2s_tcp_bucket(st, local, remote);

@@ -152,6 +152,7 @@ typedef struct t2s_tcp_stats {
   uint64_t conns_active;
   uint64_t conns_pending;
   uint64_t retransmits;
+  uint64_t tlp_probes; /* tail loss probes sent (RFC 8985 7) */
   uint64_t rsts_sent;
   uint64_t challenge_acks;
   uint64_t segs_in, segs_out;

@@ -48,7 +48,7 @@ static void cc_init(t2s_tcp_conn *c) {
 static void enter_time_wait(t2s_tcp_conn *c, t2s_tstamp now) {
   t2s_tcp_stack *st = c->stack;
   c->state = T2S_TCP_TIME_WAIT;
-  c->rto_at = c->persist_at = c->keepalive_at = T2S_TSTAMP_MAX;
+  c->rto_at = c->persist_at = c->keepalive_at = c->tlp_at = c->reo_at = T2S_TSTAMP_MAX;
   c->timewait_at = now + st->cfg.time_wait;
   t2s_tcp_timer_update(c);
   if (!c->closed_notified) {
@@ -144,8 +144,11 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     c->need_ack = true;
     return false;
   }
+  bool sack_new = false; /* the scoreboard grew */
   if (c->sack_ok && th->opts.nsack > 0) {
+    uint32_t before = sacked_bytes(c);
     sack_update(c, &th->opts);
+    sack_new = sacked_bytes(c) > before;
   }
   bool is_dup = false;
   bool una_before = t2s_seq_lt(ack, c->snd.una); /* an old ACK */
@@ -178,13 +181,23 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     c->retries = 0;
     c->persist_backoff = 0;
     sack_prune(c);
+    if (c->rto_recovery && t2s_seq_geq(ack, c->recover)) {
+      c->rto_recovery = false;
+    }
+    if (c->tlp_out && t2s_seq_geq(ack, c->tlp_high)) {
+      c->tlp_out = false; /* the probe's episode ends (RFC 8985 7.4) */
+    }
+    if (c->nsacked == 0) {
+      c->reo_at = T2S_TSTAMP_MAX; /* the hole filled: it was reordering */
+    }
     /* Congestion control. */
     if (c->in_recovery) {
       if (t2s_seq_geq(ack, c->recover)) {
         c->in_recovery = false; /* full ACK: deflate (RFC 6582) */
         c->cwnd = c->ssthresh;
-      } else {
-        /* Partial ACK: retransmit the next hole, deflate by what was acked. */
+      } else if (!c->sack_ok) {
+        /* Partial ACK: retransmit the next hole, deflate by what was acked. With SACK the
+         * pipe shrank instead, and t2s_tcp_output() fills the holes it leaves room for. */
         c->cwnd = c->cwnd > acked ? c->cwnd - acked + c->mss : c->mss;
         t2s_tcp_retransmit_hole(c, now);
       }
@@ -201,9 +214,13 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
     } else {
       t2s_tcp_rto_arm(c, now);
     }
-  } else if (ack == c->snd.una && pkt->payload_len == 0 &&
-             !(th->flags & (T2S_TCP_SYN | T2S_TCP_FIN)) && c->snd.una != c->snd.max &&
-             (wnd == c->snd.wnd || th->opts.nsack > 0)) {
+    t2s_tcp_tlp_arm(c, now);
+  } else if (ack == c->snd.una && c->snd.una != c->snd.max &&
+             !(th->flags & (T2S_TCP_SYN | T2S_TCP_FIN)) &&
+             ((pkt->payload_len == 0 && (wnd == c->snd.wnd || th->opts.nsack > 0)) || sack_new)) {
+    /* A duplicate ACK (RFC 5681 2), or any ACK that SACKs new data, data-bearing too (RFC
+     * 6675 2): in a transfer both ways every ACK rides on data, and without this a loss was
+     * repaired only by the retransmission timer. */
     is_dup = true;
   }
   /* Window update: from an ACK that advances SND.UNA (Linux's tcp_may_update_window), else by
@@ -228,21 +245,24 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
   }
   if (is_dup) {
     c->dupacks++;
-    uint32_t flight = c->snd.max - c->snd.una;
-    if (!c->in_recovery && (c->dupacks >= TCP_DUPACK_THRESH ||
-                            (c->sack_ok && sacked_bytes(c) >= TCP_DUPACK_THRESH * c->mss))) {
-      /* Fast retransmit (RFC 5681 3.2). */
-      c->in_recovery = true;
-      c->recover = c->snd.max;
-      c->ssthresh = T2S_MAX(flight / 2, 2u * c->mss);
-      c->cwnd = c->ssthresh + TCP_DUPACK_THRESH * c->mss;
-      c->rtx_next = c->snd.una;
-      c->rtt_timing = false;
-      t2s_tcp_retransmit_hole(c, now);
-    } else if (c->in_recovery) {
-      c->cwnd += c->mss; /* inflation */
+    if (!c->in_recovery && !c->rto_recovery &&
+        (c->dupacks >= TCP_DUPACK_THRESH ||
+         (c->sack_ok && sacked_bytes(c) >= TCP_DUPACK_THRESH * c->mss))) {
+      /* Fast retransmit (RFC 5681 3.2, RFC 6675 5). */
+      t2s_tcp_enter_recovery(c, now);
+    } else if (c->in_recovery && !c->sack_ok) {
+      c->cwnd += c->mss; /* NewReno inflation; with SACK the pipe shrank instead */
       t2s_tcp_retransmit_hole(c, now);
     }
+  }
+  /* SACKed data above a hole outside recovery: if the hole is still there a reordering window
+   * later, it is lost (RFC 8985 6.2 on sequence ranges: what was sent after the hole arrived,
+   * and within one window all is sent in sequence order). This repairs a loss that leaves
+   * fewer than three duplicate ACKs behind it, such as the segment before a tail probe. */
+  if (c->sack_ok && c->nsacked > 0 && !c->in_recovery && !c->rto_recovery &&
+      c->snd.una != c->snd.max && c->reo_at == T2S_TSTAMP_MAX) {
+    c->reo_at = now + T2S_MAX(c->srtt / 4, TCP_REO_WND_MIN);
+    t2s_tcp_timer_update(c);
   }
   return true;
 }

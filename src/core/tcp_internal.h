@@ -13,14 +13,16 @@
 #define TCP_RTO_MAX (60 * T2S_SECONDS)
 #define TCP_PERSIST_MIN (200 * T2S_MILLISECONDS)
 #define TCP_PERSIST_MAX (60 * T2S_SECONDS)
-#define TCP_SYN_RETRIES 6           /* SYN-ACK / SYN retransmissions before giving up */
-#define TCP_DUPACK_THRESH 3         /* RFC 5681 */
-#define TCP_INITIAL_WINDOW 10       /* segments, RFC 6928 */
-#define TCP_MAX_OOO 16              /* out-of-order ranges held by a receiver */
-#define TCP_MAX_SACKED 16           /* SACK scoreboard ranges held by a sender */
-#define TCP_CHALLENGE_ACK_LIMIT 100 /* per second, per stack (RFC 5961 section 7) */
 #define TCP_DELACK_TIMEOUT (40 * T2S_MILLISECONDS) /* a lone segment's ACK waits this long */
-#define TCP_QUICKACKS 16 /* data segments ACKed at once after the handshake (Linux's maximum) */
+#define TCP_QUICKACKS 16    /* data segments ACKed at once after the handshake (Linux's maximum) */
+#define TCP_SYN_RETRIES 6   /* SYN-ACK / SYN retransmissions before giving up */
+#define TCP_DUPACK_THRESH 3 /* RFC 5681 */
+#define TCP_TLP_DELACK (200 * T2S_MILLISECONDS) /* RFC 8985 7.2 WCDelAckT */
+#define TCP_REO_WND_MIN T2S_MILLISECONDS        /* RFC 8985 6.2: reo_wnd = max(SRTT / 4, this) */
+#define TCP_INITIAL_WINDOW 10                   /* segments, RFC 6928 */
+#define TCP_MAX_OOO 16                          /* out-of-order ranges held by a receiver */
+#define TCP_MAX_SACKED 16                       /* SACK scoreboard ranges held by a sender */
+#define TCP_CHALLENGE_ACK_LIMIT 100             /* per second, per stack (RFC 5961 section 7) */
 #define TCP_HASH_MIN 1024
 #define TCP_RING_INITIAL 8192u /* first size of a connection's send and receive rings */
 
@@ -106,12 +108,18 @@ struct t2s_tcp_conn {
   bool fin_ooo;     /* an out-of-order FIN sits at fin_seq */
   uint32_t fin_seq; /* sequence of the peer's FIN (valid when fin_rcvd or fin_ooo) */
 
-  /* Congestion control (RFC 5681 NewReno, RFC 6675-style hole filling with SACK). */
+  /* Congestion control and loss recovery (docs/tcp-recovery.md): RFC 5681 with limited
+   * transmit (RFC 3042); NewReno (RFC 6582) without SACK; with SACK, RFC 6675 recovery driven
+   * by the pipe estimate, a reordering window after which a hole below SACKed data is lost
+   * (RFC 8985 6.2, on sequence ranges) and a tail loss probe (RFC 8985 7). */
   uint32_t cwnd, ssthresh;
   uint32_t dupacks;
   bool in_recovery;
+  bool rto_recovery; /* after an RTO, until snd.una reaches recover: no fast retransmit */
+  bool tlp_out;      /* a tail loss probe is outstanding (until snd.una reaches tlp_high) */
   uint32_t recover;
   uint32_t rtx_next; /* next hole to fill during recovery */
+  uint32_t tlp_high; /* snd.max when the probe went out */
   tcp_range sacked[TCP_MAX_SACKED];
   uint8_t nsacked;
 
@@ -128,6 +136,8 @@ struct t2s_tcp_conn {
   t2s_tstamp timewait_at;
   t2s_tstamp keepalive_at;
   t2s_tstamp delack_at; /* a delayed ACK is owed by then */
+  t2s_tstamp tlp_at;    /* tail loss probe (RFC 8985 7.2) */
+  t2s_tstamp reo_at;    /* end of the reordering window: SACKed data above a hole (RFC 8985 6.2) */
   uint32_t retries;
   t2s_tstamp persist_backoff;
   t2s_tstamp last_activity;
@@ -246,6 +256,22 @@ void t2s_tcp_send_reset_for(t2s_tcp_stack *st, const t2s_pkt *pkt);
 bool t2s_tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now);
 /* Retransmits starting at snd.una after an RTO. */
 void t2s_tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now);
+/* Bytes the peer has SACKed within [from, to). */
+uint32_t t2s_tcp_sacked_in(const t2s_tcp_conn *c, uint32_t from, uint32_t to);
+/* The end of the highest SACKed range (snd.una when none). */
+uint32_t t2s_tcp_high_sacked(const t2s_tcp_conn *c);
+/* RFC 6675 pipe during SACK recovery: bytes in flight, less those SACKed and the holes below
+ * the highest SACKed byte not yet retransmitted (presumed lost). */
+uint32_t t2s_tcp_pipe(const t2s_tcp_conn *c);
+/* Enters fast recovery at snd.una (RFC 5681 3.2 / RFC 6675 5): ssthresh, cwnd, the first hole
+ * retransmitted. */
+void t2s_tcp_enter_recovery(t2s_tcp_conn *c, t2s_tstamp now);
+/* Arms the tail loss probe (RFC 8985 7.2) when data is in flight outside recovery with SACK;
+ * disarms it otherwise. */
+void t2s_tcp_tlp_arm(t2s_tcp_conn *c, t2s_tstamp now);
+/* Sends the tail loss probe: one new segment if the peer's window allows, else the last one
+ * sent again (RFC 8985 7.3). */
+void t2s_tcp_tlp_send(t2s_tcp_conn *c, t2s_tstamp now);
 /* The receive window to advertise now (bytes, before scaling). */
 uint32_t t2s_tcp_rcv_window(const t2s_tcp_conn *c);
 /* Free bytes in the send buffer. */

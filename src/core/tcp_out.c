@@ -170,6 +170,39 @@ static bool is_sacked(const t2s_tcp_conn *c, uint32_t seq, uint32_t *skip_to) {
   return false;
 }
 
+uint32_t t2s_tcp_sacked_in(const t2s_tcp_conn *c, uint32_t from, uint32_t to) {
+  uint32_t n = 0;
+  for (uint8_t i = 0; i < c->nsacked; i++) {
+    uint32_t l = t2s_seq_max(c->sacked[i].left, from);
+    uint32_t r = t2s_seq_min(c->sacked[i].right, to);
+    if (t2s_seq_lt(l, r)) {
+      n += r - l;
+    }
+  }
+  return n;
+}
+
+uint32_t t2s_tcp_high_sacked(const t2s_tcp_conn *c) {
+  uint32_t high = c->snd.una;
+  for (uint8_t i = 0; i < c->nsacked; i++) {
+    high = t2s_seq_max(high, c->sacked[i].right);
+  }
+  return high;
+}
+
+uint32_t t2s_tcp_pipe(const t2s_tcp_conn *c) {
+  uint32_t out = c->snd.max - c->snd.una;
+  uint32_t sacked = t2s_tcp_sacked_in(c, c->snd.una, c->snd.max);
+  uint32_t pipe = out > sacked ? out - sacked : 0;
+  uint32_t from = t2s_seq_max(c->rtx_next, c->snd.una);
+  uint32_t high = t2s_tcp_high_sacked(c);
+  if (t2s_seq_lt(from, high)) {
+    uint32_t lost = (high - from) - t2s_tcp_sacked_in(c, from, high);
+    pipe = pipe > lost ? pipe - lost : 0;
+  }
+  return pipe;
+}
+
 /* During recovery: retransmits the next segment the peer is missing. Returns true if sent. */
 bool t2s_tcp_retransmit_hole(t2s_tcp_conn *c, t2s_tstamp now) {
   uint32_t seq = t2s_seq_max(c->rtx_next, c->snd.una);
@@ -248,21 +281,63 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
   if (c->dead) {
     return;
   }
-  bool sent = false;
+  bool sent = false, sent_new = false;
   if (can_send_data(c)) {
     uint32_t data_end = c->snd.una + c->sbuf_len;
+    /* SACK recovery (RFC 6675 5 (C)): the holes first, as far as the pipe leaves room. */
+    for (int guard = 0; c->in_recovery && c->sack_ok && guard < 1024; guard++) {
+      if (t2s_tcp_pipe(c) + c->mss > c->cwnd || !t2s_tcp_retransmit_hole(c, now)) {
+        break;
+      }
+      sent = true;
+    }
     for (int guard = 0; guard < 4096; guard++) {
       if (!t2s_seq_lt(c->snd.nxt, data_end)) {
         break;
       }
+      bool is_rtx = t2s_seq_lt(c->snd.nxt, c->snd.max);
+      uint32_t sack_end = 0;
+      if (is_rtx && c->nsacked > 0) {
+        /* Resending after a timeout: what the peer SACKed is not sent again (the scoreboard
+         * is kept across the timeout, RFC 6675 5.1). */
+        for (int g = 0; g < TCP_MAX_SACKED + 2 && is_sacked(c, c->snd.nxt, &sack_end); g++) {
+          c->snd.nxt = t2s_seq_min(sack_end, c->snd.max);
+        }
+        if (!t2s_seq_lt(c->snd.nxt, data_end)) {
+          break;
+        }
+        is_rtx = t2s_seq_lt(c->snd.nxt, c->snd.max);
+      }
       uint32_t off = c->snd.nxt - c->snd.una;
       uint32_t avail = c->sbuf_len - off;
+      /* The peer's window counts from snd.una; the congestion window counts what is in the
+       * network: with SACK recovery the pipe (RFC 6675), when resending after a timeout the
+       * bytes sent less those SACKed, else the bytes sent. Limited transmit (RFC 3042): on the
+       * first and second duplicate ACK one more segment each beyond cwnd, new data only. */
       uint32_t in_flight = c->snd.nxt - c->snd.una;
-      uint32_t wnd = T2S_MIN(c->snd.wnd, c->cwnd);
-      uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
+      uint32_t in_net = in_flight;
+      uint32_t cwnd = c->cwnd;
+      if (c->in_recovery && c->sack_ok) {
+        in_net = t2s_tcp_pipe(c);
+      } else if (is_rtx && c->nsacked > 0) {
+        in_net -= T2S_MIN(in_net, t2s_tcp_sacked_in(c, c->snd.una, c->snd.nxt));
+      } else if (!c->in_recovery && !is_rtx && c->dupacks > 0 && c->dupacks < TCP_DUPACK_THRESH) {
+        cwnd += c->dupacks * (uint32_t)c->mss;
+      }
+      uint32_t usable = c->snd.wnd > in_flight ? c->snd.wnd - in_flight : 0;
+      usable = T2S_MIN(usable, cwnd > in_net ? cwnd - in_net : 0);
       uint32_t smax = seg_payload_max(c);
       uint32_t len = T2S_MIN(avail, seg_super_max(c, smax));
       len = T2S_MIN(len, usable);
+      if (is_rtx && c->nsacked > 0) {
+        /* Stop at the next SACKed range. */
+        for (uint8_t i = 0; i < c->nsacked; i++) {
+          uint32_t l = c->sacked[i].left;
+          if (t2s_seq_gt(l, c->snd.nxt) && t2s_seq_lt(l, c->snd.nxt + len)) {
+            len = l - c->snd.nxt;
+          }
+        }
+      }
       if (len > smax) {
         len -= len % smax; /* a super-segment holds whole segments; the rest goes alone */
       }
@@ -280,10 +355,11 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
         c->rtt_seq = c->snd.nxt;
         c->rtt_start = now;
       }
-      bool is_rtx = t2s_seq_lt(c->snd.nxt, c->snd.max);
       send_segment(c, c->snd.nxt, flags, off, len, now);
       if (is_rtx) {
         c->stack->stats.retransmits++;
+      } else {
+        sent_new = true;
       }
       sent = true;
       c->snd.nxt += len;
@@ -307,6 +383,9 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
       if (c->rto_at == T2S_TSTAMP_MAX) {
         t2s_tcp_rto_arm(c, now);
       }
+    }
+    if (sent_new) {
+      t2s_tcp_tlp_arm(c, now);
     }
     /* Zero window with data waiting and nothing in flight: probe (persist timer). */
     if (c->snd.wnd == 0 && c->snd.nxt == c->snd.una && t2s_seq_lt(c->snd.nxt, data_end)) {
@@ -335,14 +414,89 @@ void t2s_tcp_retransmit_timeout(t2s_tcp_conn *c, t2s_tstamp now) {
     t2s_tcp_timer_update(c);
     return;
   }
-  /* RFC 5681 (4): ssthresh = max(FlightSize / 2, 2 * SMSS); cwnd = 1 segment. */
-  c->ssthresh = T2S_MAX(flight / 2, 2u * c->mss);
+  /* RFC 5681 (4): ssthresh = max(FlightSize / 2, 2 * SMSS), held on a second timeout in a
+   * row (the flight is then what the first one left); cwnd = 1 segment. */
+  if (c->retries <= 1) {
+    c->ssthresh = T2S_MAX(flight / 2, 2u * c->mss);
+  }
   c->cwnd = c->mss;
   c->in_recovery = false;
   c->dupacks = 0;
-  c->nsacked = 0; /* the receiver may have reneged (RFC 2018) */
+  /* The scoreboard is kept (RFC 6675 5.1): the resend from snd.una skips what the peer
+   * SACKed. Only a second timeout in a row clears it, in case the peer reneged (RFC 2018 8):
+   * a receiver that dropped SACKed data would otherwise never get it again. */
+  if (c->retries > 1) {
+    c->nsacked = 0;
+  }
+  /* No fast retransmit until what was sent before the timeout is acknowledged (RFC 6582 4):
+   * the resent segments' duplicates would trigger one. */
+  c->rto_recovery = true;
+  c->recover = c->snd.max;
+  c->tlp_out = false;
+  c->tlp_at = c->reo_at = T2S_TSTAMP_MAX;
   c->rtt_timing = false;
   c->snd.nxt = c->snd.una;
   t2s_tcp_output(c, now);
+  t2s_tcp_rto_arm(c, now);
+}
+
+void t2s_tcp_enter_recovery(t2s_tcp_conn *c, t2s_tstamp now) {
+  uint32_t flight = c->snd.max - c->snd.una;
+  c->in_recovery = true;
+  c->recover = c->snd.max;
+  c->ssthresh = T2S_MAX(flight / 2, 2u * c->mss);
+  /* With SACK the pipe governs (RFC 6675 5: cwnd = ssthresh); NewReno inflates by the three
+   * segments that left the network (RFC 6582). */
+  c->cwnd = c->sack_ok ? c->ssthresh : c->ssthresh + TCP_DUPACK_THRESH * c->mss;
+  c->rtx_next = c->snd.una;
+  c->rtt_timing = false;
+  c->tlp_at = c->reo_at = T2S_TSTAMP_MAX;
+  t2s_tcp_retransmit_hole(c, now); /* the first hole whatever the pipe (RFC 6675 5 (4.3)) */
+  t2s_tcp_timer_update(c);
+}
+
+void t2s_tcp_tlp_arm(t2s_tcp_conn *c, t2s_tstamp now) {
+  uint32_t flight = c->snd.max - c->snd.una;
+  t2s_tstamp at = T2S_TSTAMP_MAX;
+  if (c->sack_ok && flight > 0 && c->srtt > 0 && !c->in_recovery && !c->rto_recovery &&
+      !c->tlp_out && c->snd.wnd > 0) {
+    /* PTO = 2 SRTT, plus the peer's worst-case delayed ACK when one segment is out. */
+    t2s_tstamp pto = 2 * c->srtt + (flight <= c->mss ? TCP_TLP_DELACK : 0);
+    if (c->rto_at == T2S_TSTAMP_MAX || now + pto < c->rto_at) {
+      at = now + pto;
+    }
+  }
+  if (at != c->tlp_at) {
+    c->tlp_at = at;
+    t2s_tcp_timer_update(c);
+  }
+}
+
+void t2s_tcp_tlp_send(t2s_tcp_conn *c, t2s_tstamp now) {
+  uint32_t data_end = c->snd.una + c->sbuf_len;
+  uint32_t sent_end = t2s_seq_min(c->snd.max, data_end); /* the FIN aside */
+  c->tlp_out = true;
+  c->stack->stats.tlp_probes++;
+  /* New data when there is some and the peer's window has room (RFC 8985 7.3). */
+  if (c->snd.nxt == c->snd.max && t2s_seq_lt(c->snd.nxt, data_end) &&
+      c->snd.wnd > c->snd.nxt - c->snd.una) {
+    uint32_t off = c->snd.nxt - c->snd.una;
+    uint32_t len = T2S_MIN(T2S_MIN(c->sbuf_len - off, seg_payload_max(c)),
+                           c->snd.wnd - (c->snd.nxt - c->snd.una));
+    send_segment(c, c->snd.nxt, T2S_TCP_ACK | (len == c->sbuf_len - off ? T2S_TCP_PSH : 0), off,
+                 len, now);
+    c->snd.nxt += len;
+    c->snd.max = c->snd.nxt;
+  } else if (t2s_seq_lt(c->snd.una, sent_end)) {
+    /* Else the last segment sent, again. */
+    uint32_t len = T2S_MIN(seg_payload_max(c), sent_end - c->snd.una);
+    uint32_t seq = sent_end - len;
+    send_segment(c, seq, T2S_TCP_ACK, seq - c->snd.una, len, now);
+    c->stack->stats.retransmits++;
+  } else if (c->fin_sent) {
+    send_segment(c, c->snd.max - 1, T2S_TCP_FIN | T2S_TCP_ACK, 0, 0, now); /* only the FIN */
+    c->stack->stats.retransmits++;
+  }
+  c->tlp_high = c->snd.max;
   t2s_tcp_rto_arm(c, now);
 }

@@ -85,6 +85,8 @@ void t2s_tcp_timer_update(t2s_tcp_conn *c) {
   d = T2S_MIN(d, c->timewait_at);
   d = T2S_MIN(d, c->keepalive_at);
   d = T2S_MIN(d, c->delack_at);
+  d = T2S_MIN(d, c->tlp_at);
+  d = T2S_MIN(d, c->reo_at);
   if (c->dead) {
     d = T2S_TSTAMP_MAX;
   }
@@ -157,6 +159,30 @@ static void on_rto(t2s_tcp_conn *c, t2s_tstamp now) {
   }
 }
 
+/* The probe timeout (RFC 8985 7.3): no ACK for 2 SRTT with data in flight. */
+static void on_tlp(t2s_tcp_conn *c, t2s_tstamp now) {
+  c->tlp_at = T2S_TSTAMP_MAX;
+  if (c->snd.una == c->snd.max || c->in_recovery || c->rto_recovery || c->tlp_out ||
+      c->state < T2S_TCP_ESTABLISHED || c->state == T2S_TCP_TIME_WAIT) {
+    t2s_tcp_timer_update(c);
+    return;
+  }
+  t2s_tcp_tlp_send(c, now);
+  t2s_tcp_timer_update(c);
+}
+
+/* The reordering window ended (RFC 8985 6.2, on sequence ranges): data above snd.una was
+ * SACKed a reordering window ago and snd.una has not reached it: the hole is lost. */
+static void on_reo(t2s_tcp_conn *c, t2s_tstamp now) {
+  c->reo_at = T2S_TSTAMP_MAX;
+  if (!c->in_recovery && !c->rto_recovery && c->nsacked > 0 && c->snd.una != c->snd.max &&
+      c->state >= T2S_TCP_ESTABLISHED && c->state != T2S_TCP_TIME_WAIT) {
+    t2s_tcp_enter_recovery(c, now);
+    t2s_tcp_output(c, now);
+  }
+  t2s_tcp_timer_update(c);
+}
+
 static void on_persist(t2s_tcp_conn *c, t2s_tstamp now) {
   c->persist_at = T2S_TSTAMP_MAX;
   if (c->snd.wnd != 0 || (c->sbuf_len == 0 && !c->fin_queued)) {
@@ -201,7 +227,7 @@ void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
   t2s_tcp_enter(st);
   t2s_tcp_tw_expire(st, now);
   /* Bounded: each connection is handled at most once per call for each timer kind. */
-  size_t budget = st->heap_len * 5 + 16;
+  size_t budget = st->heap_len * 7 + 16;
   while (st->heap_len && st->heap[0]->deadline <= now && budget-- > 0) {
     t2s_tcp_conn *c = st->heap[0];
     if (c->pending_at <= now) {
@@ -233,6 +259,20 @@ void t2s_tcp_handle_expiry(t2s_tcp_stack *st, t2s_tstamp now) {
       c->need_ack = true;
       t2s_tcp_output(c, now);
       t2s_tcp_timer_update(c);
+      continue;
+    }
+    if (c->reo_at <= now) {
+      on_reo(c, now);
+      if (!c->dead) {
+        tcp_check(c);
+      }
+      continue;
+    }
+    if (c->tlp_at <= now) {
+      on_tlp(c, now);
+      if (!c->dead) {
+        tcp_check(c);
+      }
       continue;
     }
     if (c->keepalive_at <= now) {
