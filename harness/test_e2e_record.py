@@ -339,7 +339,7 @@ def test_replay_record_verdicts_and_exit_codes(tmp_path, sim_bin):
                           + end, 0, "identical: 1 inputs"),
         # the engine never sends this packet: the first difference
         "extra.t2srec": (_header() + caps + _record(2, 10**6)
-                         + _record(35, 10**6, bytes(4) + b"x"),
+                         + _record(35, 10**6, bytes(4) + struct.pack("<IQ", 1, 0) + b"x"),
                          1, "recorded dev_send (flow 0), replayed nothing"),
         # an expiry that returns 1 instead of 0
         "rv.t2srec": (_header() + caps + _record(2, 10**6)

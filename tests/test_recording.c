@@ -84,6 +84,8 @@ static void test_record_roundtrip_every_kind(void) {
     static const uint8_t payload[] = "payload bytes";
     r.data = payload;
     r.datalen = sizeof(payload);
+    r.fulllen = sizeof(payload); /* outputs: all of it is the prefix, and its hash */
+    r.hash = t2s_rec_hash(payload, sizeof(payload));
     uint8_t buf[512];
     size_t n = t2s_rec_encode_record(&r, buf);
     CU_ASSERT_EQUAL(n, t2s_rec_record_len(&r));
@@ -400,7 +402,7 @@ static void test_flipped_output_byte_named(void) {
   record_session(&m, T2S_REC_MODE_STOP, 0);
   size_t off = find_record(&m, T2S_REC_DEV_SEND, 2);
   CU_ASSERT_FATAL(off != 0);
-  m.data[off + 4 + 30] ^= 1; /* rv, then inside the TCP header */
+  m.data[off + 16 + 30] ^= 1; /* rv, length, hash, then inside the TCP header */
   t2s_replay_result res;
   CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
   CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "dev_send flow 0: recorded TCP 203.0.113.10:80 > "));
@@ -411,10 +413,42 @@ static void test_flipped_output_byte_named(void) {
   record_session(&m, T2S_REC_MODE_STOP, 0);
   off = find_record(&m, T2S_REC_STREAM_WRITE, 0);
   CU_ASSERT_FATAL(off != 0);
-  m.data[off + 16] ^= 0xff; /* id, rv, then the SOCKS5 greeting's version */
+  m.data[off + 28] ^= 0xff; /* id, rv, length, hash, then the SOCKS5 greeting's version */
   CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
   CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "stream_write flow"));
   CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "offset 0: recorded 0xfa, replayed 0x05"));
+  free(m.data);
+}
+
+/* Outputs keep their first 64 bytes and a hash of all: a change past the prefix is named by
+ * the hash (a long packet: the 3000-byte answer goes out in segments over 64 bytes). */
+static void test_output_hash_catches_payload(void) {
+  membuf m = {0};
+  record_session(&m, T2S_REC_MODE_STOP, 0);
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+  t2s_rec_record r;
+  size_t at = rd.pos, found = 0;
+  while (t2s_rec_reader_next(&rd, &r) == 1) {
+    if (r.kind == T2S_REC_DEV_SEND && r.fulllen > 1000) {
+      CU_ASSERT_EQUAL(r.datalen, T2S_REC_OUTPUT_PREFIX);
+      found = at + T2S_REC_RECORD_HEAD;
+      break;
+    }
+    at = rd.pos;
+  }
+  CU_ASSERT_FATAL(found != 0);
+  m.data[found + 8] ^= 0x10; /* rv, length, then the hash */
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "the first 64 bytes are the same, the rest differs"));
+  /* the hash: every byte counts, and the length */
+  uint8_t a[100] = {0};
+  uint64_t h = t2s_rec_hash(a, sizeof(a));
+  a[99] = 1;
+  CU_ASSERT_NOT_EQUAL(t2s_rec_hash(a, sizeof(a)), h);
+  a[99] = 0;
+  CU_ASSERT_NOT_EQUAL(t2s_rec_hash(a, sizeof(a) - 1), h);
   free(m.data);
 }
 
@@ -594,6 +628,11 @@ static void test_reader_hostile_fields(void) {
   memcpy(c, m.data, m.len);
   c[off + 8] = 5;
   CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
+  /* an output whose kept prefix is not min(length, 64) */
+  off = find_record(&m, T2S_REC_DEV_SEND, 0);
+  memcpy(c, m.data, m.len);
+  c[off + 4] ^= 1;
+  CU_ASSERT_EQUAL(read_all(c, m.len), T2S_REC_ERR_CORRUPT);
   /* header: unknown flags, an unknown tag, a header length past the file */
   memcpy(c, m.data, m.len);
   c[T2S_REC_MAGIC_LEN + 4] = 0x80;
@@ -644,6 +683,7 @@ int t2s_test_register_recording(void) {
   CU_add_test(s, "flipped_input_byte_named", test_flipped_input_byte_named);
   CU_add_test(s, "flipped_output_byte_named", test_flipped_output_byte_named);
   CU_add_test(s, "changed_return_value_differs", test_changed_return_value_differs);
+  CU_add_test(s, "output_hash_catches_payload", test_output_hash_catches_payload);
   CU_add_test(s, "truncated_and_other_version_refused", test_truncated_and_other_version_refused);
   CU_add_test(s, "until_stops_early", test_until_stops_early);
   CU_add_test(s, "record_max_stop_and_ring", test_record_max_stop_and_ring);

@@ -259,9 +259,11 @@ static t2s_ssize dev_recv(void *self, uint8_t *buf, size_t buflen) {
 static int dev_send(void *self, const uint8_t *pkt, size_t len) {
   t2s_rec *rec = self;
   int rv = rec->dev.ops->send(rec->dev.self, pkt, len);
-  t2s_rec_record r = {.kind = T2S_REC_DEV_SEND, .now = rec->now, .rv = rv, .data = pkt};
-  r.datalen = len;
-  append(rec, &r);
+  if (!rec->st.stopped) {
+    t2s_rec_record r = {.kind = T2S_REC_DEV_SEND, .now = rec->now, .rv = rv};
+    t2s_rec_set_output_bytes(&r, pkt, len);
+    append(rec, &r);
+  }
   return rv;
 }
 
@@ -300,10 +302,11 @@ static int up_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
 static t2s_ssize up_stream_write(void *self, uint64_t id, const uint8_t *data, size_t len) {
   t2s_rec *rec = self;
   t2s_ssize rv = rec->up.ops->stream_write(rec->up.self, id, data, len);
-  t2s_rec_record r = {.kind = T2S_REC_STREAM_WRITE, .now = rec->now, .id = id, .rv = rv};
-  r.data = data;
-  r.datalen = len;
-  append(rec, &r);
+  if (!rec->st.stopped) {
+    t2s_rec_record r = {.kind = T2S_REC_STREAM_WRITE, .now = rec->now, .id = id, .rv = rv};
+    t2s_rec_set_output_bytes(&r, data, len);
+    append(rec, &r);
+  }
   return rv;
 }
 
@@ -341,10 +344,11 @@ static int up_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
 static int up_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
   t2s_rec *rec = self;
   int rv = rec->up.ops->dgram_send(rec->up.self, id, data, len);
-  t2s_rec_record r = {.kind = T2S_REC_DGRAM_SEND, .now = rec->now, .id = id, .rv = rv};
-  r.data = data;
-  r.datalen = len;
-  append(rec, &r);
+  if (!rec->st.stopped) {
+    t2s_rec_record r = {.kind = T2S_REC_DGRAM_SEND, .now = rec->now, .id = id, .rv = rv};
+    t2s_rec_set_output_bytes(&r, data, len);
+    append(rec, &r);
+  }
   return rv;
 }
 

@@ -29,7 +29,8 @@ const char *t2s_rec_strerror(int err) {
 
 /*
  * Layouts: i id (u64), r rv (i64), e err (i32, into rv), a u32a, b u32b, f flag (u8, 0 or 1),
- * t t1 (u64), A addr, E egress, R route, N net event, V engine event, D the bytes (the rest).
+ * t t1 (u64), A addr, E egress, R route, N net event, V engine event, H an output's length
+ * (u32) and hash (u64), D the bytes (the rest; after H: the first T2S_REC_OUTPUT_PREFIX).
  */
 static const struct {
   const char *name;
@@ -50,14 +51,14 @@ static const struct {
     [T2S_REC_RET] = {"return", "r"},
     [T2S_REC_TIMER] = {"timer", "t"},
     [T2S_REC_DEV_CAPS] = {"dev_caps", "ab"},
-    [T2S_REC_DEV_SEND] = {"dev_send", "eD"},
+    [T2S_REC_DEV_SEND] = {"dev_send", "eHD"},
     [T2S_REC_STREAM_OPEN] = {"stream_open", "iAEe"},
-    [T2S_REC_STREAM_WRITE] = {"stream_write", "irD"},
+    [T2S_REC_STREAM_WRITE] = {"stream_write", "irHD"},
     [T2S_REC_STREAM_SHUTDOWN] = {"stream_shutdown", "ie"},
     [T2S_REC_STREAM_PAUSE] = {"stream_pause", "if"},
     [T2S_REC_STREAM_CLOSE] = {"stream_close", "if"},
     [T2S_REC_DGRAM_OPEN] = {"dgram_open", "iAEe"},
-    [T2S_REC_DGRAM_SEND] = {"dgram_send", "ieD"},
+    [T2S_REC_DGRAM_SEND] = {"dgram_send", "ieHD"},
     [T2S_REC_DGRAM_CLOSE] = {"dgram_close", "i"},
     [T2S_REC_ROUTE_GET] = {"route_get", "AaeR"},
     [T2S_REC_EVENT] = {"event", "V"},
@@ -73,6 +74,56 @@ static const char *layout_of(int kind) {
     return NULL;
   }
   return kinds[kind].layout;
+}
+
+/* One 8-byte little-endian word. */
+static uint64_t le64(const uint8_t *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  w = __builtin_bswap64(w);
+#endif
+  return w;
+}
+
+static uint64_t mix(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 29);
+}
+
+static uint64_t rotl(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
+
+uint64_t t2s_rec_hash(const uint8_t *data, size_t len) {
+  /* Four lanes over 32-byte blocks (independent multiplies), then the tail in lane 0. */
+  uint64_t h[4] = {0x9e3779b97f4a7c15ull ^ (uint64_t)len, 0xc2b2ae3d27d4eb4full,
+                   0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
+  size_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    h[0] = mix(h[0], le64(data + i));
+    h[1] = mix(h[1], le64(data + i + 8));
+    h[2] = mix(h[2], le64(data + i + 16));
+    h[3] = mix(h[3], le64(data + i + 24));
+  }
+  for (; i + 8 <= len; i += 8) {
+    h[0] = mix(h[0], le64(data + i));
+  }
+  if (i < len) {
+    uint8_t last[8] = {0};
+    memcpy(last, data + i, len - i);
+    h[0] = mix(h[0], le64(last));
+  }
+  uint64_t x = h[0] ^ rotl(h[1], 17) ^ rotl(h[2], 31) ^ rotl(h[3], 47);
+  x ^= x >> 32;
+  return x * 0x9e3779b97f4a7c15ull;
+}
+
+void t2s_rec_set_output_bytes(t2s_rec_record *r, const uint8_t *data, size_t len) {
+  r->fulllen = (uint32_t)len;
+  r->hash = t2s_rec_hash(data, len);
+  r->data = data;
+  r->datalen = T2S_MIN(len, (size_t)T2S_REC_OUTPUT_PREFIX);
 }
 
 const char *t2s_rec_kind_name(int kind) {
@@ -159,6 +210,9 @@ static size_t body_len(const t2s_rec_record *r) {
     case 'V':
       n += EEV_LEN;
       break;
+    case 'H':
+      n += 12;
+      break;
     case 'D':
       n += r->datalen;
       break;
@@ -233,6 +287,10 @@ size_t t2s_rec_encode_record(const t2s_rec_record *r, uint8_t *buf) {
       w_u32(&c, (uint32_t)r->eev.reason);
       w_u64(&c, r->eev.bytes_up);
       w_u64(&c, r->eev.bytes_down);
+      break;
+    case 'H':
+      w_u32(&c, r->fulllen);
+      w_u64(&c, r->hash);
       break;
     case 'D':
       w_bytes(&c, r->data, r->datalen);
@@ -489,6 +547,13 @@ int t2s_rec_reader_next(t2s_rec_reader *rd, t2s_rec_record *out) {
       out->eev.bytes_down = r_u64(&c);
       break;
     }
+    case 'H':
+      out->fulllen = r_u32(&c);
+      out->hash = r_u64(&c);
+      if ((size_t)(c.end - c.p) != T2S_MIN((size_t)out->fulllen, (size_t)T2S_REC_OUTPUT_PREFIX)) {
+        c.bad = true; /* the prefix is exactly the first bytes */
+      }
+      break;
     case 'D':
       out->data = c.p;
       out->datalen = (size_t)(c.end - c.p);

@@ -26,6 +26,8 @@
 #define T2S_REC_MAX_HEADER (64u * 1024)
 /* The longest string of the header (build, options, username, password). */
 #define T2S_REC_MAX_STRING 4095
+/* The bytes of an output kept whole; the rest is in its hash. */
+#define T2S_REC_OUTPUT_PREFIX 64
 /* Bytes before a record's body: kind (1), body length (4), now (8). */
 #define T2S_REC_RECORD_HEAD 13
 
@@ -94,6 +96,10 @@ enum {
   T2S_REC_END_MAX = 1,  /* --record-max reached in stop mode: the records stop here */
 };
 
+/* The 64-bit hash of an output's bytes (fixed by the format: 8-byte little-endian words
+ * mixed by multiply and xor-shift, the tail zero-padded, the length folded in). */
+uint64_t t2s_rec_hash(const uint8_t *data, size_t len);
+
 /* The record kind's name ("dev_in", "stream_write", ...), or NULL when unknown. */
 const char *t2s_rec_kind_name(int kind);
 /* True for the kinds that are calls into the engine. */
@@ -124,7 +130,15 @@ typedef struct t2s_rec_record {
   t2s_engine_event eev; /* eev.now = now */
   const uint8_t *data;  /* points into the reader's or the caller's buffer */
   size_t datalen;
+  /* Outputs' bytes (dev_send, stream_write, dgram_send) are kept as their length, their hash
+   * and their first T2S_REC_OUTPUT_PREFIX bytes (data, datalen): the replay only compares
+   * them, and the headers stay readable in a difference. */
+  uint32_t fulllen;
+  uint64_t hash; /* t2s_rec_hash of all fulllen bytes */
 } t2s_rec_record;
+
+/* Fills r->fulllen, r->hash, r->data and r->datalen for an output of len bytes at data. */
+void t2s_rec_set_output_bytes(t2s_rec_record *r, const uint8_t *data, size_t len);
 
 /* The header. Strings are NUL-terminated; the reader points them into its own copy. */
 typedef struct t2s_rec_header {

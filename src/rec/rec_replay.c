@@ -147,20 +147,32 @@ static const t2s_rec_record *expect(rp *p, uint8_t kind, const char *made) {
 /* Compares two byte strings; on a difference writes both sides into a message. */
 static bool bytes_same(rp *p, const t2s_rec_record *r, const char *what, uint64_t flow,
                        const uint8_t *d, size_t len, bool is_pkt) {
-  if (r->datalen == len && (len == 0 || memcmp(r->data, d, len) == 0)) {
+  size_t keep = T2S_MIN(len, (size_t)T2S_REC_OUTPUT_PREFIX);
+  bool prefix_same = r->datalen == keep && (keep == 0 || memcmp(r->data, d, keep) == 0);
+  if (prefix_same && r->fulllen == len && r->hash == t2s_rec_hash(d, len)) {
     return true;
-  }
-  size_t i = 0;
-  while (i < len && i < r->datalen && r->data[i] == d[i]) {
-    i++;
   }
   char a[200], b[200];
   if (is_pkt) {
     pkt_name(r->data, r->datalen, a, sizeof(a));
     pkt_name(d, len, b, sizeof(b));
   } else {
-    snprintf(a, sizeof(a), "%zu bytes", r->datalen);
+    snprintf(a, sizeof(a), "%" PRIu32 " bytes", r->fulllen);
     snprintf(b, sizeof(b), "%zu bytes", len);
+  }
+  if (is_pkt && r->fulllen != len) { /* the name shows the captured prefix's length */
+    snprintf(a + strlen(a), sizeof(a) - strlen(a), " (%" PRIu32 " bytes)", r->fulllen);
+  }
+  if (prefix_same) {
+    differ(p, r->now,
+           "%s flow %" PRIu64 ": recorded %s, replayed %s; the first %zu bytes are the same, the "
+           "rest differs (hash %016" PRIx64 " recorded, %016" PRIx64 " replayed)",
+           what, flow, a, b, keep, r->hash, t2s_rec_hash(d, len));
+    return false;
+  }
+  size_t i = 0;
+  while (i < keep && i < r->datalen && r->data[i] == d[i]) {
+    i++;
   }
   char ra[16] = "end", rb[16] = "end";
   if (i < r->datalen) {
@@ -170,8 +182,8 @@ static bool bytes_same(rp *p, const t2s_rec_record *r, const char *what, uint64_
     snprintf(rb, sizeof(rb), "0x%02x", d[i]);
   }
   differ(p, r->now,
-         "%s flow %" PRIu64
-         ": recorded %s, replayed %s; first differing byte at offset %zu: recorded %s, replayed %s",
+         "%s flow %" PRIu64 ": recorded %s, replayed %s; first differing byte at offset %zu: "
+         "recorded %s, replayed %s",
          what, flow, a, b, i, ra, rb);
   return false;
 }
