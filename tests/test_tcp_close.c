@@ -196,6 +196,52 @@ static void test_time_wait_memory(void) {
   }
 }
 
+/* Buffers are freed at the FIN exchange: the receive ring once the peer's FIN is in and read
+ * up to it (CLOSE-WAIT while we still send), the send ring once our FIN is acknowledged
+ * (FIN-WAIT-2 while the peer still sends); the other direction keeps working. */
+static void test_rings_freed_at_fin(void) {
+  uint8_t buf[4000];
+  tfx f;
+  tfx_setup(&f, NULL);
+  to_state(&f, T2S_TCP_ESTABLISHED);
+  uint64_t base = f.st->mem->bytes;
+  feed_data(&f, data, 2000);
+  CU_ASSERT(t2s_tcp_send(f.c, data, 2000, f.now) == 2000);
+  CU_ASSERT(f.c->rbuf.cap > 0 && f.c->sbuf.cap > 0);
+  tfx_drain(&f);
+  f.pack += 2000;
+  feed_fin(&f);
+  CU_ASSERT(t2s_tcp_conn_state(f.c) == T2S_TCP_CLOSE_WAIT && f.c->rbuf.cap > 0);
+  CU_ASSERT(tfx_read(&f, buf, 1000) == 1000 && f.c->rbuf.cap > 0);
+  CU_ASSERT(tfx_read(&f, buf + 1000, 3000) == 1000);
+  CU_ASSERT(memcmp(buf, data, 2000) == 0);
+  CU_ASSERT(f.c->rbuf.cap == 0 && f.c->rbuf.buf == NULL);
+  CU_ASSERT(f.st->mem->bytes - base == f.c->sbuf.cap);
+  /* Still sending in CLOSE-WAIT. */
+  tfx_drain(&f);
+  CU_ASSERT(t2s_tcp_send(f.c, data, 500, f.now) == 500);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  tfx_teardown(&f);
+
+  tfx_setup(&f, NULL);
+  to_state(&f, T2S_TCP_ESTABLISHED);
+  base = f.st->mem->bytes;
+  CU_ASSERT(t2s_tcp_send(f.c, data, 2000, f.now) == 2000);
+  CU_ASSERT(t2s_tcp_shutdown(f.c, f.now) == 0);
+  tfx_drain(&f);
+  feed_ack(&f, f.pack + 2000);
+  CU_ASSERT(f.c->sbuf.cap > 0); /* the FIN is not acknowledged yet */
+  feed_ack(&f, f.pack + 2001);
+  f.pack += 2001;
+  CU_ASSERT(t2s_tcp_conn_state(f.c) == T2S_TCP_FIN_WAIT_2);
+  CU_ASSERT(f.c->sbuf.cap == 0 && f.c->sbuf.buf == NULL && f.st->mem->bytes == base);
+  /* Still receiving in FIN-WAIT-2. */
+  feed_data(&f, data, 300);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 300 && memcmp(buf, data, 300) == 0);
+  tfx_teardown(&f);
+}
+
 /* FIN-WAIT-1: a FIN that also acknowledges ours goes straight to TIME-WAIT. */
 static void test_fin_wait_1_fin_ack(void) {
   tfx f;
@@ -410,6 +456,7 @@ int t2s_test_register_tcp_close(void) {
       !CU_add_test(s, "we close first (FIN-WAIT-1/2, TIME-WAIT)", test_we_close_first) ||
       !CU_add_test(s, "FIN-WAIT-1: FIN+ACK -> TIME-WAIT", test_fin_wait_1_fin_ack) ||
       !CU_add_test(s, "TIME-WAIT holds <= 512 bytes per flow", test_time_wait_memory) ||
+      !CU_add_test(s, "rings freed at the FIN exchange", test_rings_freed_at_fin) ||
       !CU_add_test(s, "simultaneous close (CLOSING)", test_simultaneous_close) ||
       !CU_add_test(s, "LAST-ACK retransmissions", test_last_ack_retransmissions) ||
       !CU_add_test(s, "FIN in SYN-RECEIVED and SYN-SENT", test_fin_in_handshake_states) ||

@@ -368,6 +368,25 @@ void t2s_tcp_ring_read(const tcp_ring *r, uint32_t off, size_t len, const uint8_
   *l2 = len - first;
 }
 
+/* Frees a ring the connection will not use again: the receive ring once the peer's FIN is in
+ * and every byte before it consumed, the send ring once our FIN is acknowledged. A half-closed
+ * flow (CLOSE-WAIT while the upstream still sends, FIN-WAIT-2) then holds one ring. */
+static void rings_trim(t2s_tcp_conn *c) {
+  t2s_mem *mem = c->stack->mem;
+  if (c->rbuf.buf != NULL && c->fin_rcvd && c->rbuf_ready == 0) {
+    t2s_free(mem, c->rbuf.buf);
+    c->rbuf.buf = NULL;
+    c->rbuf.cap = c->rbuf.head = 0;
+    c->nooo = 0; /* nothing can sit beyond the FIN */
+  }
+  if (c->sbuf.buf != NULL && c->fin_sent && c->snd.una == c->snd.max) {
+    T2S_ASSERT(c->sbuf_len == 0);
+    t2s_free(mem, c->sbuf.buf);
+    c->sbuf.buf = NULL;
+    c->sbuf.cap = c->sbuf.head = 0;
+  }
+}
+
 t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp now) {
   st->now = now;
   st->stats.segs_in++;
@@ -380,6 +399,7 @@ t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *st, const t2s_pkt *pkt, t2s_tstamp 
   if (c != NULL) {
     r = t2s_tcp_input_conn(c, pkt, now);
     if (!c->dead) {
+      rings_trim(c);
       tcp_check(c);
       if (c->state == T2S_TCP_TIME_WAIT) {
         t2s_tcp_tw_enter(c, now); /* a safe point: input_conn is done with c */
@@ -566,6 +586,7 @@ void t2s_tcp_consume(t2s_tcp_conn *c, size_t n, t2s_tstamp now) {
   t2s_tcp_stack *st = c->stack;
   c->rbuf.head = (uint32_t)(((uint64_t)c->rbuf.head + n) % c->rbuf.cap);
   c->rbuf_ready -= (uint32_t)n;
+  rings_trim(c);
   /* Send a window update when the window grew enough to matter (receiver SWS avoidance,
    * RFC 9293 3.8.6.2.2): by a full segment or a quarter of the buffer since the last one. */
   uint32_t wnd = t2s_tcp_rcv_window(c);
