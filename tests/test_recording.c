@@ -535,6 +535,31 @@ static void test_record_max_stop_and_ring(void) {
   free(full.data);
 }
 
+/* A recording made with a fake-IP DNS table (host state it does not hold) is marked, and the
+ * replay refuses it as an option it cannot honour. */
+static void test_fake_dns_recording_refused(void) {
+  membuf m = {0};
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  cfg.fake_dns = (struct t2s_fakedns *)&m; /* only its presence counts here */
+  t2s_rec_opts o;
+  memset(&o, 0, sizeof(o));
+  o.sink.write = mem_write;
+  o.sink.arg = &m;
+  t2s_rec *rec;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
+  CU_ASSERT_EQUAL(t2s_rec_finish(rec), 0);
+  t2s_rec_del(rec);
+  static t2s_rec_reader rd;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+  CU_ASSERT(rd.hdr.flags & T2S_REC_FLAG_FAKE_DNS);
+  CU_ASSERT_PTR_NULL(rd.hdr.cfg.fake_dns);
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "--fake-dns"));
+  free(m.data);
+}
+
 static void test_sink_failure_stops_recording(void) {
   membuf m = {0};
   m.fail_after = 1;
@@ -688,6 +713,7 @@ int t2s_test_register_recording(void) {
   CU_add_test(s, "until_stops_early", test_until_stops_early);
   CU_add_test(s, "record_max_stop_and_ring", test_record_max_stop_and_ring);
   CU_add_test(s, "sink_failure_stops_recording", test_sink_failure_stops_recording);
+  CU_add_test(s, "fake_dns_recording_refused", test_fake_dns_recording_refused);
   CU_add_test(s, "reader_every_prefix", test_reader_every_prefix);
   CU_add_test(s, "reader_hostile_fields", test_reader_hostile_fields);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;

@@ -11,7 +11,8 @@
 
 struct t2s_rec {
   t2s_rec_opts opts;
-  uint8_t *hdr; /* the encoded header */
+  uint8_t *hdr;       /* the encoded header */
+  uint32_t hdr_flags; /* its flags (T2S_REC_FLAG_FAKE_DNS); RING_CUT is added at a flush */
   size_t hdrlen;
   /* stop mode: bytes not yet handed to the sink */
   uint8_t *pend;
@@ -162,6 +163,9 @@ int t2s_rec_new(t2s_rec **prec, const t2s_rec_opts *opts, const t2s_engine_confi
   t2s_rec_header h = {.version = T2S_REC_VERSION, .build = opts->build, .options = opts->options};
   h.cfg = *cfg;
   h.cfg.mem = NULL;
+  h.cfg.fake_dns = NULL;
+  h.flags = cfg->fake_dns ? T2S_REC_FLAG_FAKE_DNS : 0;
+  rec->hdr_flags = h.flags;
   t2s_ssize n = t2s_rec_encode_header(&h, hdr, T2S_REC_MAX_HEADER);
   if (n < 0 || (opts->max_bytes && (uint64_t)n + 64 > opts->max_bytes)) {
     free(rec);
@@ -201,7 +205,7 @@ int t2s_rec_flush(t2s_rec *rec) {
     return T2S_REC_ERR_IO;
   }
   /* The header's flags word follows the magic and the version. */
-  uint32_t flags = rec->st.dropped ? T2S_REC_FLAG_RING_CUT : 0;
+  uint32_t flags = rec->hdr_flags | (rec->st.dropped ? T2S_REC_FLAG_RING_CUT : 0);
   for (size_t i = 0; i < 4; i++) {
     rec->hdr[T2S_REC_MAGIC_LEN + 4 + i] = (uint8_t)(flags >> (8 * i));
   }

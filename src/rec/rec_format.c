@@ -652,7 +652,7 @@ int t2s_rec_reader_init(t2s_rec_reader *rd, const uint8_t *buf, size_t len) {
   }
   rd->hdr.flags = r_u32(&c);
   uint32_t body = r_u32(&c);
-  if ((rd->hdr.flags & ~(uint32_t)T2S_REC_FLAG_RING_CUT) != 0 || body > T2S_REC_MAX_HEADER) {
+  if ((rd->hdr.flags & ~(uint32_t)T2S_REC_FLAGS_KNOWN) != 0 || body > T2S_REC_MAX_HEADER) {
     return rd->err = T2S_REC_ERR_CORRUPT;
   }
   if ((size_t)(c.end - c.p) < body) {

@@ -34,6 +34,10 @@
 /* Header flags. */
 enum {
   T2S_REC_FLAG_RING_CUT = 1u << 0, /* a ring recording whose oldest records were dropped */
+  /* The engine had a fake-IP DNS table (t2s_engine_config.fake_dns): host state the
+   * recording does not hold, so the replay cannot honour it. */
+  T2S_REC_FLAG_FAKE_DNS = 1u << 1,
+  T2S_REC_FLAGS_KNOWN = (1u << 2) - 1,
 };
 
 /* Reader results (negative) and their names (t2s_rec_strerror). */

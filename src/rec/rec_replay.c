@@ -531,6 +531,10 @@ static t2s_replay_status run(rp *p, const uint8_t *buf, size_t len) {
   const t2s_rec_header *h = &p->rd.hdr;
   res->seed = h->cfg.seed;
   snprintf(res->build, sizeof(res->build), "%s", h->build);
+  if (h->flags & T2S_REC_FLAG_FAKE_DNS) {
+    return bad(res, "recorded with --fake-dns: the fake-IP table is host state the recording "
+                    "does not hold, so the simulator cannot honour it (record without --fake-dns)");
+  }
   if (h->flags & T2S_REC_FLAG_RING_CUT) {
     return bad(res, "a ring recording whose oldest records were dropped cannot be replayed from "
                     "a fresh engine (record with a larger --record-max)");
