@@ -84,7 +84,7 @@ int t2s_os_record_open(t2s_os_record *r, const t2s_cli_opts *opts, const char *c
       return -1;
     }
     r->tee_on = true;
-    r->tee.snaplen = opts->pcap_snaplen;
+    r->snaplen = opts->pcap_snaplen;
   }
   if (opts->device_fault[0]) {
     t2s_fault_opts fo;
@@ -98,22 +98,23 @@ int t2s_os_record_open(t2s_os_record *r, const t2s_cli_opts *opts, const char *c
     r->fault.o = fo; /* t2s_fault_init in wrap, around the device */
     T2S_WARN("--device-fault %s: faults are injected on the TUN (for tests)", opts->device_fault);
   }
-  (void)clk;
-  r->tee.clk = clk ? *clk : (t2s_clock){0};
+  if (clk) {
+    r->clk = *clk;
+  }
   return 0;
 }
 
 void t2s_os_record_wrap(t2s_os_record *r, t2s_device *dev, t2s_upstream *up, t2s_clock *pclk,
                         t2s_engine_hooks *hooks) {
-  t2s_clock clk = r->tee.clk;
+  t2s_clock clk = r->clk;
   if (r->tee_on) {
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
     uint64_t wall = (uint64_t)rt.tv_sec * T2S_SECONDS + (uint64_t)rt.tv_nsec;
     t2s_tstamp mono = clk.ops ? clk.ops->now(clk.self) : 0;
     t2s_device inner = *dev;
-    uint32_t snaplen = r->tee.snaplen;
-    t2s_pcap_tee_init(&r->tee, &inner, clk.ops ? &clk : NULL, snaplen, wall - mono, pcap_write, r);
+    t2s_pcap_tee_init(&r->tee, &inner, clk.ops ? &clk : NULL, r->snaplen, wall - mono, pcap_write,
+                      r);
     t2s_pcap_tee_device(&r->tee, dev);
   }
   if (r->fault_on) {

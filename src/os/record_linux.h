@@ -22,6 +22,8 @@ typedef struct t2s_os_record {
   t2s_pcap_tee tee; /* --pcap */
   FILE *pcap;
   bool tee_on;
+  uint32_t snaplen; /* --pcap-snaplen */
+  t2s_clock clk;    /* stamps the pcap, times the injector's delays (not wrapped) */
 } t2s_os_record;
 
 /*
