@@ -3,6 +3,10 @@
  * before anything runs: a mistake names its line and nothing is simulated. Then it
  * configures the world (device, upstream), schedules its timed actions, and after the run
  * checks its expectations.
+ *
+ * The parts (docs/simulator.md): scn_lex.c tokens and values, scn_parse*.c the commands into
+ * the model of scn_model.h, scn_exec.c configuring and scheduling, scn_check.c the
+ * expectations; sim_scenario.c reads the file and owns the scenario.
  */
 #ifndef T2S_SIM_SCENARIO_H
 #define T2S_SIM_SCENARIO_H
