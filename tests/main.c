@@ -37,6 +37,7 @@ static const struct {
     {"sleep_merge", t2s_test_register_sleep_merge},
     {"os_error", t2s_test_register_os_error},
     {"clock_test_offset", t2s_test_register_clock_test_offset},
+    {"scenario_parse", t2s_test_register_scenario_parse},
 };
 
 int main(int argc, char **argv) {
