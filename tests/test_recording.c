@@ -570,6 +570,173 @@ static void test_sink_failure_stops_recording(void) {
   free(m.data);
 }
 
+/*
+ * A property: whatever a session does, its recording replays identically. Random sessions
+ * (seeded) over TCP and UDP, IPv4 and IPv6: SYNs, the client's ACKs with data, upstream
+ * connects that succeed or fail, bytes, EOFs and errors from upstream, datagrams both ways,
+ * network events, timers run for up to seconds at a time, resets, then the stop.
+ */
+static void random_session(membuf *m, uint64_t seed, int steps) {
+  engine_fake_init(&F);
+  engine_fake_set_route(&F, 2, "up1", "192.0.2.2", false);
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  cfg.seed = seed;
+  cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  t2s_addr_parse("192.0.2.1:1080", &cfg.proxy);
+  cfg.tcp_sndbuf = cfg.tcp_rcvbuf = 16384;
+  t2s_rec_opts o;
+  memset(&o, 0, sizeof(o));
+  o.sink.write = mem_write;
+  o.sink.arg = m;
+  t2s_rec *rec;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
+  t2s_device dev;
+  t2s_upstream up;
+  t2s_monitor mon;
+  t2s_engine_hooks hooks;
+  t2s_rec_wrap_device(rec, &F.dev, &dev);
+  t2s_rec_wrap_upstream(rec, &F.up, &up);
+  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
+  t2s_rec_wrap_hooks(rec, NULL, &hooks);
+  t2s_engine *e;
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
+  t2s_engine_set_monitor(e, &mon);
+  t2s_rand rnd;
+  t2s_rand_init(&rnd, seed * 7919 + 1);
+  t2s_tstamp now = MS;
+  uint8_t pkt[4096], data[3000];
+  for (int step = 0; step < steps; step++) {
+    uint64_t pick = t2s_rand_below(&rnd, 100);
+    bool v6 = t2s_rand_below(&rnd, 2);
+    t2s_addr cli, srv;
+    t2s_addr_parse(v6 ? "fd00:18::2" : "198.18.0.2", &cli);
+    t2s_addr_parse(v6 ? "[2001:db8::10]:443" : "203.0.113.10:80", &srv);
+    cli.port = (uint16_t)(40000 + t2s_rand_below(&rnd, 16));
+    for (size_t i = 0; i < sizeof(data); i++) {
+      data[i] = (uint8_t)t2s_rand_u32(&rnd);
+    }
+    size_t dlen = 1 + (size_t)t2s_rand_below(&rnd, sizeof(data));
+    if (pick < 15) { /* a SYN */
+      t2s_tcp_opts to;
+      memset(&to, 0, sizeof(to));
+      to.has_mss = true;
+      to.mss = 1400;
+      t2s_ssize n = t2s_build_tcp(pkt, sizeof(pkt), &cli, &srv, t2s_rand_u32(&rnd), 0, T2S_TCP_SYN,
+                                  65535, &to, NULL, 0, NULL, 0);
+      t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+    } else if (pick < 30) { /* the client answers the newest SYN-ACK, with data */
+      for (size_t i = F.npkts; i-- > 0;) {
+        t2s_pkt sa;
+        if (t2s_pkt_parse(F.pkts[i].data, F.pkts[i].len, &sa) == T2S_DROP_NONE &&
+            sa.proto == T2S_IPPROTO_TCP &&
+            (sa.l4.tcp.flags & (T2S_TCP_SYN | T2S_TCP_ACK)) == (T2S_TCP_SYN | T2S_TCP_ACK)) {
+          size_t plen = T2S_MIN(dlen, (size_t)1200);
+          t2s_ssize n =
+              t2s_build_tcp(pkt, sizeof(pkt), &sa.dst, &sa.src, sa.l4.tcp.ack, sa.l4.tcp.seq + 1,
+                            T2S_TCP_ACK | T2S_TCP_PSH, 65535, NULL, data, plen, NULL, 0);
+          t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+          break;
+        }
+      }
+      F.npkts = 0;
+    } else if (pick < 42 && F.nstreams) { /* upstream connects: success or refusal */
+      engine_fake_stream *st = &F.streams[t2s_rand_below(&rnd, F.nstreams)];
+      static const uint8_t method[] = {5, 0};
+      static const uint8_t reply[] = {5, 0, 0, 1, 198, 51, 100, 200, 0x04, 0x38};
+      bool ok = t2s_rand_below(&rnd, 4) != 0;
+      t2s_rec_stream_opened(rec, e, st->id, ok ? 0 : T2S_ERR_REFUSED, now);
+      if (ok) {
+        t2s_rec_stream_recv(rec, e, st->id, method, sizeof(method), now);
+        t2s_rec_stream_recv(rec, e, st->id, reply, sizeof(reply), now);
+      }
+    } else if (pick < 55 && F.nstreams) { /* bytes, EOF, an error or room from upstream */
+      uint64_t id = F.streams[t2s_rand_below(&rnd, F.nstreams)].id;
+      uint64_t what = t2s_rand_below(&rnd, 10);
+      if (what < 6) {
+        t2s_rec_stream_recv(rec, e, id, data, dlen, now);
+      } else if (what < 8) {
+        t2s_rec_stream_eof(rec, e, id, now);
+      } else if (what < 9) {
+        t2s_rec_stream_writable(rec, e, id, now);
+      } else {
+        t2s_rec_stream_error(rec, e, id, T2S_ERR_RESET, now);
+      }
+    } else if (pick < 65) { /* a datagram from a client (DNS or other) */
+      t2s_addr d = srv;
+      d.port = t2s_rand_below(&rnd, 2) ? 53 : 5000;
+      t2s_ssize n = t2s_build_udp(pkt, sizeof(pkt), &cli, &d, data, T2S_MIN(dlen, (size_t)512));
+      t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+    } else if (pick < 72 && F.ndgrams) { /* a datagram from the relay, or its failure */
+      uint64_t id = F.dgrams[t2s_rand_below(&rnd, F.ndgrams)].id;
+      if (t2s_rand_below(&rnd, 8) == 0) {
+        t2s_rec_dgram_error(rec, e, id, T2S_ERR_UNREACHABLE, now);
+      } else {
+        uint8_t dg[600] = {0, 0, 0, 1, 203, 0, 113, 10, 0, 53};
+        size_t n = 10 + T2S_MIN(dlen, sizeof(dg) - 10);
+        memcpy(dg + 10, data, n - 10);
+        t2s_rec_dgram_recv(rec, e, id, dg, n, now);
+      }
+    } else if (pick < 77) { /* the network changes */
+      t2s_net_event ev;
+      memset(&ev, 0, sizeof(ev));
+      ev.type = (t2s_net_event_type)(1 + t2s_rand_below(&rnd, T2S_NET_RESUMED));
+      ev.family = T2S_AF_INET;
+      ev.ifindex = 2 + (uint32_t)t2s_rand_below(&rnd, 2);
+      strcpy(ev.ifname, ev.ifindex == 2 ? "up1" : "up2");
+      ev.slept_ns = ev.type == T2S_NET_RESUMED ? 30 * T2S_SECONDS : 0;
+      engine_fake_set_route(&F, ev.ifindex, ev.ifname, "192.0.2.2", false);
+      t2s_rec_network_event(rec, e, &ev, now);
+    } else if (pick < 78) {
+      t2s_rec_reset_all(rec, e, now);
+    } else { /* time passes: the timers due run */
+      now += t2s_rand_below(&rnd, 2000) * MS;
+      for (int i = 0; i < 50 && t2s_engine_get_expiry(e) <= now; i++) {
+        t2s_rec_handle_expiry(rec, e, T2S_MAX(t2s_engine_get_expiry(e), now - 1));
+      }
+    }
+    now += MS;
+  }
+  t2s_rec_engine_del(rec, e, now);
+  CU_ASSERT_EQUAL(t2s_rec_finish(rec), 0);
+  t2s_rec_del(rec);
+}
+
+static void test_random_sessions_replay_identical(void) {
+  uint64_t inputs = 0, established = 0, dgrams = 0, routes = 0;
+  for (uint64_t seed = 1; seed <= 6; seed++) {
+    membuf m = {0};
+    random_session(&m, seed, 600);
+    t2s_replay_result res;
+    t2s_replay_status st = t2s_replay_run(m.data, m.len, NULL, &res);
+    if (st != T2S_REPLAY_IDENTICAL) {
+      fprintf(stderr, "\nseed %llu: %s\n", (unsigned long long)seed, res.msg);
+    }
+    CU_ASSERT_EQUAL(st, T2S_REPLAY_IDENTICAL);
+    CU_ASSERT(res.engine_deleted);
+    CU_ASSERT_EQUAL(res.leaked_blocks, 0);
+    inputs += res.inputs;
+    static t2s_rec_reader rd;
+    CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+    t2s_rec_record r;
+    while (t2s_rec_reader_next(&rd, &r) == 1) {
+      if (r.kind == T2S_REC_EVENT && r.eev.type == T2S_EV_TCP_ESTABLISHED) {
+        established++;
+      } else if (r.kind == T2S_REC_DGRAM_SEND) {
+        dgrams++;
+      } else if (r.kind == T2S_REC_ROUTE_GET) {
+        routes++;
+      }
+    }
+    free(m.data);
+  }
+  CU_ASSERT(inputs > 2500);
+  /* the sessions reach the paths that matter: flows up, datagrams relayed, routes asked */
+  CU_ASSERT(established > 10);
+  CU_ASSERT(dgrams > 10);
+  CU_ASSERT(routes > 3);
+}
+
 /* ---------------- the reader against hostile input ---------------- */
 
 static int read_all(const uint8_t *buf, size_t len) {
@@ -714,6 +881,7 @@ int t2s_test_register_recording(void) {
   CU_add_test(s, "record_max_stop_and_ring", test_record_max_stop_and_ring);
   CU_add_test(s, "sink_failure_stops_recording", test_sink_failure_stops_recording);
   CU_add_test(s, "fake_dns_recording_refused", test_fake_dns_recording_refused);
+  CU_add_test(s, "random_sessions_replay_identical", test_random_sessions_replay_identical);
   CU_add_test(s, "reader_every_prefix", test_reader_every_prefix);
   CU_add_test(s, "reader_hostile_fields", test_reader_hostile_fields);
   return CU_get_error() == CUE_SUCCESS ? 0 : -1;
