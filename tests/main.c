@@ -38,6 +38,7 @@ static const struct {
     {"os_error", t2s_test_register_os_error},
     {"clock_test_offset", t2s_test_register_clock_test_offset},
     {"scenario_parse", t2s_test_register_scenario_parse},
+    {"proxy_health", t2s_test_register_proxy_health},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,333 @@
+/* test_proxy_health.c: the proxy health state machine and the failover policy
+ * (src/core/proxy_health.c, docs/proxies.md). Each test drives its own clock. */
+#include <string.h>
+
+#include "proxy_health.h"
+#include "test_util.h"
+
+#define S T2S_SECONDS
+#define MS T2S_MILLISECONDS
+
+typedef struct acts {
+  size_t n;
+  t2s_proxy_action a[64];
+  t2s_tstamp at[64];
+} acts;
+
+static void record(void *arg, const t2s_proxy_action *act, t2s_tstamp now) {
+  acts *r = arg;
+  if (r->n < T2S_ARRAY_LEN(r->a)) {
+    r->a[r->n] = *act;
+    r->at[r->n] = now;
+    r->n++;
+  }
+}
+
+static size_t count_kind(const acts *r, t2s_proxy_action_kind kind, uint32_t proxy) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    if (r->a[i].kind == kind && r->a[i].proxy == proxy) {
+      n++;
+    }
+  }
+  return n;
+}
+
+static void setup(t2s_proxy_set *set, acts *r, size_t n) {
+  memset(r, 0, sizeof(*r));
+  CU_ASSERT_EQUAL_FATAL(t2s_proxy_set_init(set, n, NULL, record, r, 0), 0);
+}
+
+/* Runs the expiry if it is due at or before now; returns whether it ran. */
+static bool run_expiry(t2s_proxy_set *set, t2s_tstamp now) {
+  if (t2s_proxy_set_get_expiry(set) > now) {
+    return false;
+  }
+  t2s_proxy_set_handle_expiry(set, now);
+  return true;
+}
+
+/* One failure makes the proxy SUSPECT and asks for a probe at once; it never takes it down,
+ * and a lone proxy that is SUSPECT still takes new flows. */
+static void test_one_failure_does_not_take_down(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 1);
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, 5 * S);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_SUSPECT);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 0);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 0);
+  CU_ASSERT_EQUAL(t2s_proxy_set_get_expiry(&set), 5 * S);
+  t2s_proxy_set_handle_expiry(&set, 5 * S);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_PROBE, 0), 1);
+  /* The probe succeeds: UP again, and no UP action (it never was DOWN). */
+  t2s_proxy_set_probe_result(&set, 0, true, 0, 5 * S + 3 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UP);
+  CU_ASSERT_EQUAL(set.p[0].fails_in_row, 0);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_UP, 0), 0);
+  CU_ASSERT_EQUAL(t2s_proxy_set_get_expiry(&set) > 5 * S + 3 * MS, true);
+}
+
+/* down_after (3) failures in a row make DOWN, reported once however many failures follow:
+ * the host resets the proxy's flows exactly once. */
+static void test_down_after_evidence_reported_once(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 2);
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, 1 * S);
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, 1 * S + 1 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_SUSPECT);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 0);
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_TIMEOUT, 1 * S + 2 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_DOWN);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 1);
+  CU_ASSERT_EQUAL(set.p[0].changed_at, 1 * S + 2 * MS);
+  CU_ASSERT_EQUAL(set.p[0].last_cause, T2S_PROXY_CAUSE_TIMEOUT);
+  for (int k = 0; k < 20; k++) {
+    t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, 1 * S + (3 + (t2s_tstamp)k) * MS);
+  }
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 1);
+  CU_ASSERT_EQUAL(set.p[0].downs, 1);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 1), 0);
+  CU_ASSERT_EQUAL(set.p[0].failures[T2S_PROXY_CAUSE_REFUSED], 22);
+  CU_ASSERT_EQUAL(set.p[0].failures[T2S_PROXY_CAUSE_TIMEOUT], 1);
+}
+
+/* A success between failures clears the evidence: failures that are not in a row never take
+ * the proxy down (no flapping on a flaky path). */
+static void test_success_clears_evidence(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 1);
+  t2s_tstamp now = 0;
+  for (int k = 0; k < 10; k++) {
+    t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_RESET, now += 100 * MS);
+    t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_RESET, now += 100 * MS);
+    t2s_proxy_set_success(&set, 0, now += 100 * MS);
+    CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UP);
+  }
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 0);
+  CU_ASSERT_EQUAL(set.p[0].last_success_at, now);
+}
+
+/* Probes of a SUSPECT proxy count as evidence: one real failure and two failed probes (at once,
+ * then probe_interval later) make DOWN about 1 s after the first failure. */
+static void test_failed_probes_take_suspect_down(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 1);
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, 10 * S);
+  CU_ASSERT_TRUE(run_expiry(&set, 10 * S));
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_PROBE, 0), 1);
+  /* No second probe while one is out. */
+  CU_ASSERT_FALSE(run_expiry(&set, 10 * S + 500 * MS));
+  t2s_proxy_set_probe_result(&set, 0, false, T2S_PROXY_CAUSE_REFUSED, 10 * S + 1 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_SUSPECT);
+  CU_ASSERT_EQUAL(t2s_proxy_set_get_expiry(&set), 11 * S + 1 * MS);
+  CU_ASSERT_TRUE(run_expiry(&set, 11 * S + 1 * MS));
+  t2s_proxy_set_probe_result(&set, 0, false, T2S_PROXY_CAUSE_REFUSED, 11 * S + 2 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_DOWN);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 1);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), -1);
+  /* A result with no probe out is ignored. */
+  t2s_proxy_set_probe_result(&set, 0, true, 0, 11 * S + 3 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_DOWN);
+}
+
+/* While DOWN the probe waits double from probe_interval up to probe_interval_max. */
+static void test_probe_backoff_while_down(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 1);
+  t2s_tstamp now = 0;
+  for (int k = 0; k < 3; k++) {
+    t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_TIMEOUT, now);
+  }
+  CU_ASSERT_EQUAL_FATAL(set.p[0].state, T2S_PROXY_DOWN);
+  const t2s_tstamp waits[] = {1 * S, 2 * S, 4 * S, 8 * S, 16 * S, 30 * S, 30 * S};
+  for (size_t k = 0; k < T2S_ARRAY_LEN(waits); k++) {
+    t2s_tstamp due = set.p[0].probe_at; /* the expiry also ends report windows */
+    CU_ASSERT_EQUAL(due, now + waits[k]);
+    CU_ASSERT_TRUE(t2s_proxy_set_get_expiry(&set) <= due);
+    run_expiry(&set, due - 1);
+    CU_ASSERT_FALSE(set.p[0].probing); /* not a nanosecond early */
+    now = due;
+    CU_ASSERT_TRUE(run_expiry(&set, now));
+    CU_ASSERT_EQUAL(set.p[0].probing, true);
+    t2s_proxy_set_probe_result(&set, 0, false, T2S_PROXY_CAUSE_TIMEOUT, now);
+  }
+  CU_ASSERT_EQUAL(set.p[0].probes, T2S_ARRAY_LEN(waits));
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 1);
+}
+
+static void take_down(t2s_proxy_set *set, size_t i, t2s_tstamp now) {
+  for (uint32_t k = 0; k < set->cfg.down_after; k++) {
+    t2s_proxy_set_failure(set, i, T2S_PROXY_CAUSE_REFUSED, now);
+  }
+  CU_ASSERT_EQUAL(set->p[i].state, T2S_PROXY_DOWN);
+}
+
+/* New flows go to the most preferred healthy proxy; a DOWN one is skipped; when it comes back
+ * (a good probe) new flows return to it, and nothing is reset for the flows on the second. */
+static void test_failover_and_preference_restored(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 3);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 0);
+  take_down(&set, 0, 1 * S);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 1);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 1);
+  CU_ASSERT_TRUE(run_expiry(&set, 2 * S));
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_PROBE, 0), 1);
+  size_t before = r.n;
+  t2s_proxy_set_probe_result(&set, 0, true, 0, 2 * S + 5 * MS);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UP);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_UP, 0), 1);
+  /* The only action of the comeback is UP for proxy 0: no DOWN (reset) of anyone. */
+  CU_ASSERT_EQUAL(r.n, before + 1);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 1), 0);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 0);
+  CU_ASSERT_EQUAL(set.p[0].picks, 2);
+  CU_ASSERT_EQUAL(set.p[1].picks, 2);
+  CU_ASSERT_EQUAL(set.p[1].state, T2S_PROXY_UP);
+  /* No more probes once UP. */
+  CU_ASSERT_EQUAL(set.p[0].probe_at, T2S_TSTAMP_MAX);
+  CU_ASSERT_FALSE(set.p[0].probing);
+}
+
+/* With every proxy DOWN the pick is -1 (refuse at once); the first one back takes flows. */
+static void test_all_down_refuses(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 2);
+  take_down(&set, 0, 1 * S);
+  take_down(&set, 1, 1 * S);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), -1);
+  CU_ASSERT_EQUAL(t2s_proxy_set_next(&set, -1), -1);
+  t2s_proxy_set_handle_expiry(&set, 2 * S);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_PROBE, 0), 1);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_PROBE, 1), 1);
+  t2s_proxy_set_probe_result(&set, 1, true, 0, 2 * S);
+  t2s_proxy_set_probe_result(&set, 0, false, T2S_PROXY_CAUSE_REFUSED, 2 * S);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 1);
+}
+
+/* An UP proxy lower in preference is chosen over a SUSPECT one; with none UP, the SUSPECT one.
+ * _next() after a failed connect skips DOWN ones and looks only further down the list. */
+static void test_suspect_yields_to_up(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 3);
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_RESET, 1 * S);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 1);
+  t2s_proxy_set_failure(&set, 1, T2S_PROXY_CAUSE_RESET, 1 * S);
+  t2s_proxy_set_failure(&set, 2, T2S_PROXY_CAUSE_RESET, 1 * S);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 0);
+  take_down(&set, 1, 1 * S);
+  CU_ASSERT_EQUAL(t2s_proxy_set_next(&set, 0), 2);
+  CU_ASSERT_EQUAL(t2s_proxy_set_next(&set, 2), -1);
+}
+
+/* One line per proxy and cause: the first failure of a quiet time at once, then one line per
+ * report_interval with the count ("37 flows refused in the last 10 s"), then quiet. */
+static void test_failure_report_rate_limited(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 2);
+  t2s_tstamp t0 = 100 * S;
+  for (int k = 0; k < 38; k++) {
+    t2s_proxy_set_failure(&set, 1, T2S_PROXY_CAUSE_REFUSED, t0 + (t2s_tstamp)k * 200 * MS);
+    t2s_proxy_set_success(&set, 1, t0 + (t2s_tstamp)k * 200 * MS + 1); /* stays UP */
+  }
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_LOG_FAILURE, 1), 1);
+  CU_ASSERT_EQUAL(r.a[0].count, 1);
+  CU_ASSERT_EQUAL(r.a[0].cause, T2S_PROXY_CAUSE_REFUSED);
+  CU_ASSERT_FALSE(run_expiry(&set, t0 + 10 * S - 1));
+  CU_ASSERT_TRUE(run_expiry(&set, t0 + 10 * S));
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_LOG_FAILURE, 1), 2);
+  CU_ASSERT_EQUAL(r.a[r.n - 1].count, 37);
+  CU_ASSERT_EQUAL(r.a[r.n - 1].period, 10 * S);
+  /* A quiet window closes the report: nothing more is logged, and nothing is due. */
+  CU_ASSERT_TRUE(run_expiry(&set, t0 + 20 * S));
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_LOG_FAILURE, 1), 2);
+  CU_ASSERT_EQUAL(t2s_proxy_set_get_expiry(&set), T2S_TSTAMP_MAX);
+  /* The next failure is news at once; another cause has its own line. */
+  t2s_proxy_set_failure(&set, 1, T2S_PROXY_CAUSE_REFUSED, t0 + 30 * S);
+  t2s_proxy_set_failure(&set, 1, T2S_PROXY_CAUSE_AUTH, t0 + 30 * S);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_LOG_FAILURE, 1), 4);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_LOG_FAILURE, 0), 0);
+}
+
+/* A scripted run (proxy 0 dies, refuses, comes back) gives the same actions at the same times
+ * twice: the set holds no hidden state. */
+static void script(acts *r) {
+  t2s_proxy_set set;
+  setup(&set, r, 2);
+  t2s_tstamp now = 0;
+  for (int step = 0; step < 200; step++) {
+    now += 50 * MS;
+    if (step < 100) {
+      if (step % 7 == 0) {
+        t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, now);
+      }
+    }
+    run_expiry(&set, now);
+    if (set.p[0].probing) {
+      t2s_proxy_set_probe_result(&set, 0, step >= 100, T2S_PROXY_CAUSE_REFUSED, now);
+    }
+  }
+}
+
+static void test_scripted_run_is_deterministic(void) {
+  static acts a, b;
+  script(&a);
+  script(&b);
+  CU_ASSERT_EQUAL(a.n, b.n);
+  CU_ASSERT_EQUAL(memcmp(a.a, b.a, sizeof(a.a)), 0);
+  CU_ASSERT_EQUAL(memcmp(a.at, b.at, sizeof(a.at)), 0);
+  CU_ASSERT_EQUAL(count_kind(&a, T2S_PROXY_ACT_DOWN, 0), 1);
+  CU_ASSERT_EQUAL(count_kind(&a, T2S_PROXY_ACT_UP, 0), 1);
+}
+
+static void test_cause_from_err(void) {
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_REFUSED), T2S_PROXY_CAUSE_REFUSED);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_TIMEOUT), T2S_PROXY_CAUSE_TIMEOUT);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_UNREACHABLE), T2S_PROXY_CAUSE_UNREACHABLE);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_RESET), T2S_PROXY_CAUSE_RESET);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_AUTH), T2S_PROXY_CAUSE_AUTH);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_MALFORMED), T2S_PROXY_CAUSE_PROTOCOL);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_NETWORK_CHANGED), -1);
+  CU_ASSERT_EQUAL(t2s_proxy_cause_from_err(T2S_ERR_LIMIT), -1);
+  CU_ASSERT_STRING_EQUAL(t2s_proxy_state_name(T2S_PROXY_SUSPECT), "SUSPECT");
+  CU_ASSERT_STRING_EQUAL(t2s_proxy_cause_name(T2S_PROXY_CAUSE_PROTOCOL), "protocol");
+  t2s_proxy_set set;
+  CU_ASSERT_EQUAL(t2s_proxy_set_init(&set, 0, NULL, NULL, NULL, 0), T2S_ERR_INVALID_ARGUMENT);
+  CU_ASSERT_EQUAL(t2s_proxy_set_init(&set, T2S_PROXY_MAX + 1, NULL, NULL, NULL, 0),
+                  T2S_ERR_INVALID_ARGUMENT);
+  t2s_proxy_health_config cfg = {.down_after = 1};
+  CU_ASSERT_EQUAL(t2s_proxy_set_init(&set, 1, &cfg, NULL, NULL, 0), 0);
+  CU_ASSERT_EQUAL(set.cfg.down_after, 2); /* one failure never takes a proxy down */
+  CU_ASSERT_EQUAL(set.cfg.probe_interval, 1 * S);
+}
+
+int t2s_test_register_proxy_health(void) {
+  CU_pSuite s = CU_add_suite("proxy_health", NULL, NULL);
+  if (s == NULL ||
+      !CU_add_test(s, "one failure does not take a proxy down",
+                   test_one_failure_does_not_take_down) ||
+      !CU_add_test(s, "down after the evidence, reported once",
+                   test_down_after_evidence_reported_once) ||
+      !CU_add_test(s, "a success clears the evidence", test_success_clears_evidence) ||
+      !CU_add_test(s, "failed probes take a suspect down", test_failed_probes_take_suspect_down) ||
+      !CU_add_test(s, "probe backoff while down", test_probe_backoff_while_down) ||
+      !CU_add_test(s, "failover, preference restored for new flows",
+                   test_failover_and_preference_restored) ||
+      !CU_add_test(s, "every proxy down refuses", test_all_down_refuses) ||
+      !CU_add_test(s, "a suspect proxy yields to an up one", test_suspect_yields_to_up) ||
+      !CU_add_test(s, "failure report rate-limited", test_failure_report_rate_limited) ||
+      !CU_add_test(s, "scripted run is deterministic", test_scripted_run_is_deterministic) ||
+      !CU_add_test(s, "causes, names and config bounds", test_cause_from_err)) {
+    return -1;
+  }
+  return 0;
+}
