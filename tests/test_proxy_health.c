@@ -2,6 +2,9 @@
  * (src/core/proxy_health.c, docs/proxies.md). Each test drives its own clock. */
 #include <string.h>
 
+#include "engine.h"
+#include "engine_fake.h"
+#include "packet.h"
 #include "proxy_health.h"
 #include "test_util.h"
 
@@ -310,6 +313,228 @@ static void test_cause_from_err(void) {
   CU_ASSERT_EQUAL(set.cfg.probe_interval, 1 * S);
 }
 
+/* ---- the engine with two proxies (engine_proxy.c), a fake device and upstream ---- */
+
+static engine_fake EF;
+static t2s_engine *EE;
+static t2s_engine_event evs[256];
+static size_t nevs;
+
+static void on_event(void *arg, const t2s_engine_event *ev) {
+  (void)arg;
+  if (nevs < T2S_ARRAY_LEN(evs)) {
+    evs[nevs++] = *ev;
+  }
+}
+
+static size_t count_ev(t2s_engine_event_type type, uint64_t proxy) {
+  size_t n = 0;
+  for (size_t i = 0; i < nevs; i++) {
+    if (evs[i].type == type && evs[i].flow_id == proxy) {
+      n++;
+    }
+  }
+  return n;
+}
+
+static t2s_addr PA, PB;
+
+static void engine_setup(size_t nproxies) {
+  engine_fake_init(&EF);
+  engine_fake_set_route(&EF, 2, "eth0", "192.0.2.10", false);
+  nevs = 0;
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  t2s_engine_hooks hooks = {.on_event = on_event, .arg = NULL};
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&EE, &cfg, &EF.dev, &EF.up, &hooks), 0);
+  t2s_addr_parse("192.0.2.2:1080", &PA);
+  t2s_addr_parse("192.0.2.3:1080", &PB);
+  t2s_engine_proxy list[2] = {{.addr = PA, .username = "alice", .password = "a-pass"},
+                              {.addr = PB, .username = "bob", .password = "b-pass"}};
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_set_proxies(EE, list, nproxies, NULL, 0), 0);
+}
+
+static void engine_teardown(void) {
+  t2s_engine_del(EE);
+  EE = NULL;
+}
+
+static void run_to(t2s_tstamp t) {
+  for (int i = 0; i < 1000; i++) {
+    t2s_tstamp x = t2s_engine_get_expiry(EE);
+    if (x > t) {
+      break;
+    }
+    t2s_engine_handle_expiry(EE, x);
+  }
+}
+
+static void syn(uint16_t sport, t2s_tstamp now) {
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2", &src);
+  t2s_addr_parse("203.0.113.10:80", &dst);
+  src.port = sport;
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &src, &dst, 1000u * sport, 0, T2S_TCP_SYN, 65535,
+                              NULL, NULL, 0, NULL, 0);
+  CU_ASSERT_FATAL(n > 0);
+  t2s_engine_input(EE, buf, (size_t)n, now);
+}
+
+/* The flags of the last packet toward client port sport since packet `from`, or -1. */
+static int flags_to(uint16_t sport, size_t from) {
+  int flags = -1;
+  for (size_t i = from; i < EF.npkts; i++) {
+    t2s_pkt p;
+    if (t2s_pkt_parse(EF.pkts[i].data, EF.pkts[i].len, &p) == T2S_DROP_NONE &&
+        p.proto == T2S_IPPROTO_TCP && p.dst.port == sport) {
+      flags = p.l4.tcp.flags;
+    }
+  }
+  return flags;
+}
+
+static size_t rsts_to(uint16_t sport) {
+  size_t n = 0;
+  for (size_t i = 0; i < EF.npkts; i++) {
+    t2s_pkt p;
+    if (t2s_pkt_parse(EF.pkts[i].data, EF.pkts[i].len, &p) == T2S_DROP_NONE &&
+        p.proto == T2S_IPPROTO_TCP && p.dst.port == sport && (p.l4.tcp.flags & T2S_TCP_RST)) {
+      n++;
+    }
+  }
+  return n;
+}
+
+static engine_fake_stream *last_stream(void) {
+  CU_ASSERT_FATAL(EF.nstreams > 0);
+  return &EF.streams[EF.nstreams - 1];
+}
+
+/* Opens a flow through whichever proxy the engine picks; the proxy answers with success. */
+static engine_fake_stream *flow_ok(uint16_t sport, t2s_tstamp now) {
+  syn(sport, now);
+  engine_fake_stream *st = last_stream();
+  static const uint8_t method[] = {5, 2}, auth[] = {1, 0};
+  static const uint8_t reply[] = {5, 0, 0, 1, 203, 0, 113, 10, 0, 80};
+  t2s_engine_stream_opened(EE, st->id, 0, now);
+  t2s_engine_stream_recv(EE, st->id, method, sizeof(method), now);
+  t2s_engine_stream_recv(EE, st->id, auth, sizeof(auth), now);
+  t2s_engine_stream_recv(EE, st->id, reply, sizeof(reply), now);
+  return st;
+}
+
+/* Opens a flow whose connect to the proxy is refused. */
+static void flow_refused(uint16_t sport, t2s_tstamp now) {
+  size_t before = EF.nstreams;
+  syn(sport, now);
+  CU_ASSERT_EQUAL_FATAL(EF.nstreams, before + 1);
+  t2s_engine_stream_opened(EE, last_stream()->id, T2S_ERR_REFUSED, now);
+}
+
+/* Flows use the first proxy with its own credentials; refused connects take it DOWN (a probe at
+ * once, reported to the host as an event); its established flow is reset exactly once; new
+ * flows go to the second proxy with the second's credentials. */
+static void test_engine_fails_over_and_resets_once(void) {
+  engine_setup(2);
+  engine_fake_stream *a = flow_ok(40001, 0);
+  CU_ASSERT_TRUE(t2s_addr_eq(&a->dst, &PA));
+  CU_ASSERT_EQUAL(a->written[3], 2); /* the greeting 5 2 0 2 offers user/password */
+  CU_ASSERT_EQUAL(memcmp(a->written + 4 + 2, "alice", 5), 0);
+  flow_refused(40002, 1 * S);
+  run_to(1 * S);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_PROBE, 0), 1);
+  t2s_engine_proxy_probe_result(EE, 0, T2S_ERR_REFUSED, 1 * S + 1 * MS);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_DOWN, 0), 0);
+  /* One SUSPECT failure: new flows already prefer the healthy second proxy. */
+  engine_fake_stream *b = flow_ok(40003, 1 * S + 2 * MS);
+  CU_ASSERT_TRUE(t2s_addr_eq(&b->dst, &PB));
+  CU_ASSERT_EQUAL(memcmp(b->written + 4 + 2, "bob", 3), 0);
+  run_to(2 * S + 1 * MS);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_PROBE, 0), 2);
+  t2s_engine_proxy_probe_result(EE, 0, T2S_ERR_REFUSED, 2 * S + 1 * MS);
+  run_to(2 * S + 1 * MS);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_DOWN);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_DOWN, 0), 1);
+  CU_ASSERT_EQUAL(evs[nevs - 1].bytes_up, 1); /* one flow reset */
+  CU_ASSERT(rsts_to(40001) >= 1);
+  CU_ASSERT_EQUAL(rsts_to(40003), 0);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(EE, &st);
+  CU_ASSERT_EQUAL(st.flows_reset, 1);
+  /* More time and more expiries reset nothing more. */
+  size_t rst_a = rsts_to(40001);
+  run_to(2 * S + 500 * MS);
+  CU_ASSERT_EQUAL(rsts_to(40001), rst_a);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_DOWN, 0), 1);
+  engine_teardown();
+}
+
+/* A DOWN proxy that answers its probe is UP again: new flows return to it, the flow on the
+ * second proxy keeps running (no RST), nothing is counted as reset. */
+static void test_engine_preference_restored_for_new_flows_only(void) {
+  engine_setup(2);
+  flow_refused(40010, 0);
+  run_to(0);
+  t2s_engine_proxy_probe_result(EE, 0, T2S_ERR_TIMEOUT, 0);
+  run_to(1 * S);
+  t2s_engine_proxy_probe_result(EE, 0, T2S_ERR_TIMEOUT, 1 * S);
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_DOWN);
+  engine_fake_stream *b = flow_ok(40020, 1 * S + 10 * MS);
+  CU_ASSERT_TRUE(t2s_addr_eq(&b->dst, &PB));
+  run_to(2 * S);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_PROBE, 0), 3); /* twice SUSPECT, once DOWN */
+  t2s_engine_proxy_probe_result(EE, 0, 0, 2 * S);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_UP, 0), 1);
+  engine_fake_stream *a = flow_ok(40021, 2 * S + 1 * MS);
+  CU_ASSERT_TRUE(t2s_addr_eq(&a->dst, &PA));
+  CU_ASSERT_EQUAL(rsts_to(40020), 0);
+  CU_ASSERT_FALSE(b->closed);
+  engine_teardown();
+}
+
+/* With every proxy DOWN a new SYN is answered with a RST at once and no upstream is tried. */
+static void test_engine_all_down_refuses_at_once(void) {
+  engine_setup(1);
+  for (uint16_t k = 0; k < 3; k++) {
+    flow_refused((uint16_t)(40030 + k), 0);
+  }
+  run_to(0);
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_DOWN);
+  size_t streams = EF.nstreams, mark = EF.npkts;
+  syn(40040, 1 * MS);
+  CU_ASSERT(flags_to(40040, mark) & T2S_TCP_RST);
+  CU_ASSERT_EQUAL(EF.nstreams, streams);
+  engine_teardown();
+}
+
+/* A proxy that accepts the connect and then says nothing: the SYN held for the connect timeout
+ * counts as a timeout against the proxy. A SOCKS5 REP about the destination (5: refused) is
+ * the proxy answering: not evidence. */
+static void test_engine_handshake_timeout_counts_rep_does_not(void) {
+  engine_setup(1);
+  syn(40050, 0);
+  t2s_engine_stream_opened(EE, last_stream()->id, 0, 0);
+  run_to(11 * S);
+  const t2s_proxy_health *h = &t2s_engine_proxy_health(EE)->p[0];
+  CU_ASSERT_EQUAL(h->failures[T2S_PROXY_CAUSE_TIMEOUT], 1);
+  CU_ASSERT_EQUAL(h->state, T2S_PROXY_SUSPECT);
+  t2s_engine_proxy_probe_result(EE, 0, 0, 11 * S);
+  CU_ASSERT_EQUAL(h->state, T2S_PROXY_UP);
+  syn(40051, 12 * S);
+  engine_fake_stream *st = last_stream();
+  static const uint8_t method[] = {5, 2}, auth[] = {1, 0};
+  static const uint8_t rep5[] = {5, 5, 0, 1, 0, 0, 0, 0, 0, 0};
+  t2s_engine_stream_opened(EE, st->id, 0, 12 * S);
+  t2s_engine_stream_recv(EE, st->id, method, sizeof(method), 12 * S);
+  t2s_engine_stream_recv(EE, st->id, auth, sizeof(auth), 12 * S);
+  t2s_engine_stream_recv(EE, st->id, rep5, sizeof(rep5), 12 * S);
+  CU_ASSERT(rsts_to(40051) >= 1);
+  CU_ASSERT_EQUAL(h->state, T2S_PROXY_UP);
+  CU_ASSERT_EQUAL(h->last_success_at, 12 * S);
+  engine_teardown();
+}
+
 int t2s_test_register_proxy_health(void) {
   CU_pSuite s = CU_add_suite("proxy_health", NULL, NULL);
   if (s == NULL ||
@@ -326,7 +551,14 @@ int t2s_test_register_proxy_health(void) {
       !CU_add_test(s, "a suspect proxy yields to an up one", test_suspect_yields_to_up) ||
       !CU_add_test(s, "failure report rate-limited", test_failure_report_rate_limited) ||
       !CU_add_test(s, "scripted run is deterministic", test_scripted_run_is_deterministic) ||
-      !CU_add_test(s, "causes, names and config bounds", test_cause_from_err)) {
+      !CU_add_test(s, "causes, names and config bounds", test_cause_from_err) ||
+      !CU_add_test(s, "engine: fails over, resets once", test_engine_fails_over_and_resets_once) ||
+      !CU_add_test(s, "engine: preference restored for new flows only",
+                   test_engine_preference_restored_for_new_flows_only) ||
+      !CU_add_test(s, "engine: every proxy down refuses at once",
+                   test_engine_all_down_refuses_at_once) ||
+      !CU_add_test(s, "engine: handshake timeout counts, a REP does not",
+                   test_engine_handshake_timeout_counts_rep_does_not)) {
     return -1;
   }
   return 0;

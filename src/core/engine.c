@@ -63,6 +63,14 @@ const char *t2s_engine_event_name(t2s_engine_event_type type) {
     return "egress";
   case T2S_EV_ROUTE_UPDATE:
     return "route_update";
+  case T2S_EV_PROXY_PROBE:
+    return "proxy_probe";
+  case T2S_EV_PROXY_DOWN:
+    return "proxy_down";
+  case T2S_EV_PROXY_UP:
+    return "proxy_up";
+  case T2S_EV_PROXY_FAILURES:
+    return "proxy_failures";
   }
   return "engine_event";
 }
@@ -229,6 +237,7 @@ void t2s_engine_del(t2s_engine *e) {
   t2s_engine_sessions_close_all(e);
   t2s_tcp_stack_del(e->tcp);
   t2s_idmap_free(&e->sessions);
+  t2s_engine_proxy_free(e);
   t2s_free(e->cfg.mem, e);
 }
 
@@ -303,6 +312,7 @@ t2s_tstamp t2s_engine_get_expiry(const t2s_engine *e) {
   t2s_tstamp t = t2s_tcp_get_expiry(e->tcp);
   t = T2S_MIN(t, t2s_engine_net_expiry(e));
   t = T2S_MIN(t, t2s_engine_udp_get_expiry(e));
+  t = T2S_MIN(t, t2s_engine_proxy_expiry(e));
   return t;
 }
 
@@ -311,6 +321,7 @@ int t2s_engine_handle_expiry(t2s_engine *e, t2s_tstamp now) {
   t2s_engine_net_handle_expiry(e, now);
   t2s_tcp_handle_expiry(e->tcp, now);
   t2s_engine_udp_handle_expiry(e, now);
+  t2s_engine_proxy_handle_expiry(e, now);
   t2s_engine_reap(e);
   return 0;
 }

@@ -15,6 +15,7 @@
 #include "common.h"
 #include "drop.h"
 #include "iface.h"
+#include "proxy_health.h"
 
 typedef struct t2s_engine t2s_engine;
 
@@ -113,6 +114,11 @@ typedef enum t2s_engine_event_type {
   T2S_EV_NET_DECISION, /* end of a debounce: reason = number of flows reset */
   T2S_EV_EGRESS,       /* the egress changed: see t2s_engine_get_egress() */
   T2S_EV_ROUTE_UPDATE, /* a change that left the path to the proxy as it was */
+  /* Several proxies (docs/proxies.md): flow_id = the proxy's index, dst = its address. */
+  T2S_EV_PROXY_PROBE,    /* probe it; answer with t2s_engine_proxy_probe_result() */
+  T2S_EV_PROXY_DOWN,     /* it went DOWN: reason = t2s_proxy_cause, bytes_up = flows reset */
+  T2S_EV_PROXY_UP,       /* it came back: new flows prefer it again */
+  T2S_EV_PROXY_FAILURES, /* reason = cause, bytes_up = count, bytes_down = period (ns) */
 } t2s_engine_event_type;
 
 /* The event's name as logs print it ("tcp_syn", "net_state", ...). */
@@ -245,6 +251,27 @@ const t2s_egress *t2s_engine_get_egress(const t2s_engine *engine);
  * Returns how many flows were reset. Counted in flows_reset.
  */
 size_t t2s_engine_reset_all(t2s_engine *engine, t2s_tstamp now);
+
+/* ---- several proxies (docs/proxies.md) ---- */
+
+typedef struct t2s_engine_proxy {
+  t2s_addr addr;        /* the SOCKS5 server */
+  const char *username; /* RFC 1929; NULL = none offered (copied) */
+  const char *password;
+} t2s_engine_proxy;
+
+/*
+ * Gives the engine list[0..n) (1..T2S_PROXY_MAX, order = preference) in place of cfg.proxy and
+ * its credentials, each with a health state (hcfg NULL = defaults). Call once, before the first
+ * packet. New flows go to the most preferred healthy proxy; with every proxy DOWN they are
+ * refused at once, as in NO_ROUTE. Returns 0, T2S_ERR_INVALID_ARGUMENT or T2S_ERR_NOMEM.
+ */
+int t2s_engine_set_proxies(t2s_engine *engine, const t2s_engine_proxy *list, size_t n,
+                           const t2s_proxy_health_config *hcfg, t2s_tstamp now);
+/* The probe asked by T2S_EV_PROXY_PROBE for proxy i ended: err 0 = good, else why it failed. */
+void t2s_engine_proxy_probe_result(t2s_engine *engine, size_t i, int err, t2s_tstamp now);
+/* The proxies' health (for /stats), or NULL without t2s_engine_set_proxies(). */
+const t2s_proxy_set *t2s_engine_proxy_health(const t2s_engine *engine);
 
 /* Copies the counters. */
 void t2s_engine_get_stats(const t2s_engine *engine, t2s_engine_stats *stats);

@@ -47,6 +47,7 @@ struct t2s_engine {
   t2s_tstamp now;           /* time of the call being handled */
   struct t2s_udp *udp;      /* UDP sessions and fragments (engine_udp.c) */
   t2s_engine_net net;
+  struct t2s_engine_proxies *px; /* several proxies (engine_proxy.c); NULL: cfg.proxy alone */
   uint8_t outbuf[T2S_ENGINE_OUTBUF];
 };
 
@@ -74,6 +75,19 @@ bool t2s_engine_offline(const t2s_engine *e);
 /* A new flow completed its handshake (recovery time after a change). */
 void t2s_engine_net_flow_established(t2s_engine *e, t2s_tstamp now);
 
+/* engine_proxy.c (docs/proxies.md). Without t2s_engine_set_proxies() these answer for
+ * cfg.proxy: pick -1, the address and credentials of the configuration, no outcome kept. */
+int t2s_engine_proxy_pick(t2s_engine *e);
+bool t2s_engine_proxies_all_down(const t2s_engine *e);
+const t2s_addr *t2s_engine_proxy_addr(const t2s_engine *e, int i);
+const char *t2s_engine_proxy_username(const t2s_engine *e, int i);
+const char *t2s_engine_proxy_password(const t2s_engine *e, int i);
+/* A handshake with proxy i ended: err 0 = the proxy answered, else why it failed. */
+void t2s_engine_proxy_outcome(t2s_engine *e, int i, int err, t2s_tstamp now);
+t2s_tstamp t2s_engine_proxy_expiry(const t2s_engine *e);
+void t2s_engine_proxy_handle_expiry(t2s_engine *e, t2s_tstamp now);
+void t2s_engine_proxy_free(t2s_engine *e);
+
 /* engine_udp.c: flushes the UDP sessions whose egress differs from *keep (all when keep is
  * NULL); returns how many. */
 size_t t2s_engine_udp_flush(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now);
@@ -85,6 +99,8 @@ bool t2s_engine_egress_differs(const t2s_egress *a, const t2s_egress *b);
 /* Resets the TCP sessions whose egress differs from *keep (every one when keep is NULL).
  * Returns how many. */
 size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now);
+/* Resets the TCP sessions carried by proxy index `proxy`. Returns how many. */
+size_t t2s_engine_tcp_reset_proxy(t2s_engine *e, int proxy, t2s_tstamp now);
 void t2s_engine_tcp_callbacks(t2s_tcp_callbacks *cbs);
 void t2s_engine_sessions_close_all(t2s_engine *e);
 void t2s_engine_reap(t2s_engine *e);

@@ -85,7 +85,8 @@ const t2s_egress *t2s_engine_get_egress(const t2s_engine *e) {
 }
 
 bool t2s_engine_offline(const t2s_engine *e) {
-  return e->net.state == T2S_NET_STATE_NO_ROUTE || e->net.state == T2S_NET_STATE_SUSPENDED;
+  return e->net.state == T2S_NET_STATE_NO_ROUTE || e->net.state == T2S_NET_STATE_SUSPENDED ||
+         t2s_engine_proxies_all_down(e); /* docs/proxies.md: every proxy DOWN */
 }
 
 bool t2s_engine_egress_differs(const t2s_egress *a, const t2s_egress *b) {

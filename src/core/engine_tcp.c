@@ -35,6 +35,8 @@ typedef struct t2s_session {
   bool netreset;            /* reset by the network-change policy */
   t2s_egress egress;        /* where its upstream left from */
   t2s_socks5_client *socks; /* the SOCKS5 handshake: allocated for PHASE_HANDSHAKE only */
+  int proxy;                /* index of its proxy (engine_proxy.c); -1: cfg.proxy alone */
+  bool proxy_told;          /* its handshake's outcome was reported to the proxy's health */
   uint64_t bytes_up, bytes_down;
   struct t2s_session *next_dead;
 } t2s_session;
@@ -122,8 +124,20 @@ static void maybe_resume_down(t2s_session *s) {
   }
 }
 
+/* Tells the proxy's health how this flow's handshake ended (once): err 0, or a failure the
+ * proxy answered (a SOCKS5 REP about the destination), is the proxy working. */
+static void report_proxy(t2s_session *s, int err, t2s_tstamp now) {
+  if (s->proxy_told || s->netreset) {
+    return;
+  }
+  s->proxy_told = true;
+  bool answered = s->socks != NULL && s->socks->have_rep;
+  t2s_engine_proxy_outcome(s->engine, s->proxy, answered ? 0 : err, now);
+}
+
 /* The upstream is ready for data: complete the client's handshake. */
 static void session_go_splice(t2s_session *s, t2s_tstamp now) {
+  report_proxy(s, 0, now);
   s->phase = PHASE_SPLICE;
   /* The handshake state (1.4 KB) is not kept for the life of the flow: 1,000 idle flows
    * would hold 1.4 MB of it. */
@@ -163,6 +177,7 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     s->updst = e->cfg.dns_hijack;
   }
   s->egress = e->cfg.egress;
+  s->proxy = t2s_engine_proxy_pick(e);
   if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
     t2s_free(e->mem, s);
     return T2S_ERR_NOMEM;
@@ -170,7 +185,8 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   t2s_tcp_conn_set_user(c, s);
   e->stats.tcp_flows_total++;
   t2s_engine_emit(e, T2S_EV_TCP_SYN, e->now, s->id, &s->client, &s->dst, 0);
-  const t2s_addr *target = e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? &e->cfg.proxy : &s->updst;
+  const t2s_addr *target =
+      e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? t2s_engine_proxy_addr(e, s->proxy) : &s->updst;
   int rv = e->up.ops->stream_open(e->up.self, s->id, target, &e->cfg.egress);
   if (rv != 0) {
     e->stats.upstream_errors++;
@@ -229,6 +245,9 @@ static void on_closed(void *arg, t2s_tcp_conn *c, int err) {
   t2s_engine_event_type type = clean ? T2S_EV_TCP_CLOSED : T2S_EV_TCP_RESET;
   if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE) {
     type = T2S_EV_TCP_REFUSED;
+    if (err == T2S_ERR_TIMEOUT) {
+      report_proxy(s, err, e->now); /* the SYN was held for the connect timeout */
+    }
   }
   if (s->netreset) {
     type = T2S_EV_TCP_RESET;
@@ -296,6 +315,29 @@ size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp no
   return n;
 }
 
+size_t t2s_engine_tcp_reset_proxy(t2s_engine *e, int proxy, t2s_tstamp now) {
+  size_t n = 0;
+  for (size_t i = 0; i < e->sessions.cap; i++) {
+    uint64_t k = e->sessions.keys[i];
+    if (k == 0 || k == UINT64_MAX) {
+      continue;
+    }
+    t2s_session *s = e->sessions.vals[i];
+    if (s->phase == PHASE_DONE || s->proxy != proxy) {
+      continue;
+    }
+    s->netreset = true;
+    n++;
+    if (s->conn) {
+      t2s_tcp_abort(s->conn, now);
+    } else {
+      session_close_upstream(s, true);
+      session_kill(s);
+    }
+  }
+  return n;
+}
+
 /* ---- completions from the upstream connector ---- */
 
 /* Answers a held SYN with an ICMP destination unreachable quoting it (instead of a RST), the
@@ -312,6 +354,7 @@ static bool send_icmp_unreach(t2s_session *s) {
 /* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
 static void session_refuse(t2s_session *s, int err, t2s_tstamp now) {
   t2s_engine *e = s->engine;
+  report_proxy(s, err, now);
   e->stats.upstream_errors++;
   if (s->fail_err == 0) {
     s->fail_err = err;
@@ -374,8 +417,9 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
       return;
     }
     s->phase = PHASE_HANDSHAKE;
-    int rv = t2s_socks5_client_init_addr(s->socks, T2S_SOCKS5_CMD_CONNECT, &s->updst,
-                                         e->cfg.username, e->cfg.password, e->cfg.socks5_pipelined);
+    int rv = t2s_socks5_client_init_addr(
+        s->socks, T2S_SOCKS5_CMD_CONNECT, &s->updst, t2s_engine_proxy_username(e, s->proxy),
+        t2s_engine_proxy_password(e, s->proxy), e->cfg.socks5_pipelined);
     if (rv == 0) {
       rv = socks_flush(s);
     }
