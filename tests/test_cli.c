@@ -211,6 +211,44 @@ static t2s_cli_result parse_t0(t2s_cli_opts *o, char *errbuf, size_t errlen, ...
   return r;
 }
 
+/* --proxy repeatable (docs/proxies.md): the first in proxy, the others in order, each with
+ * its credentials; at most 8; the probe options and their bounds. */
+static void test_several_proxies(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--proxy", "socks5://b:pb@192.0.2.2:1081",
+                           "--proxy", "socks5://192.0.2.3", "--proxy-probe-interval", "250ms",
+                           "--proxy-probe-target", "example.com:80", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_STRING_EQUAL(o.proxy.host, "h");
+  CU_ASSERT_EQUAL(o.nmore_proxies, 2);
+  CU_ASSERT_STRING_EQUAL(o.more_proxies[0].host, "192.0.2.2");
+  CU_ASSERT_EQUAL(o.more_proxies[0].port, 1081);
+  CU_ASSERT_STRING_EQUAL(o.more_proxies[0].user, "b");
+  CU_ASSERT_STRING_EQUAL(o.more_proxies[0].pass, "pb");
+  CU_ASSERT_FALSE(o.more_proxies[1].has_user);
+  CU_ASSERT_EQUAL(o.proxy_probe_interval_ns, 250 * T2S_MILLISECONDS);
+  CU_ASSERT_STRING_EQUAL(o.proxy_probe_host, "example.com");
+  CU_ASSERT_EQUAL(o.proxy_probe_port, 80);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.nmore_proxies, 0);
+  CU_ASSERT_EQUAL(o.proxy_probe_interval_ns, T2S_SECONDS);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--proxy", "socks5://a", "--proxy", "socks5://a",
+                           "--proxy", "socks5://a", "--proxy", "socks5://a", "--proxy",
+                           "socks5://a", "--proxy", "socks5://a", "--proxy", "socks5://a", NULL),
+                  T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.nmore_proxies, 7);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--proxy", "socks5://a", "--proxy", "socks5://a",
+                           "--proxy", "socks5://a", "--proxy", "socks5://a", "--proxy",
+                           "socks5://a", "--proxy", "socks5://a", "--proxy", "socks5://a",
+                           "--proxy", "socks5://a", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err, "too many proxies"));
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--proxy-probe-interval", "10ms", NULL),
+                  T2S_CLI_BAD);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--proxy-probe-target", ":80", NULL), T2S_CLI_BAD);
+}
+
 static void test_options(void) {
   t2s_cli_opts o;
   char err[512];
@@ -513,7 +551,8 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "record options", test_record_options) ||
       !CU_add_test(s, "network-change options", test_network_change_options) ||
       !CU_add_test(s, "auto-route options", test_auto_route_options) ||
-      !CU_add_test(s, "fake-dns options", test_fake_dns_options)) {
+      !CU_add_test(s, "fake-dns options", test_fake_dns_options) ||
+      !CU_add_test(s, "several proxies", test_several_proxies)) {
     return -1;
   }
   return 0;

@@ -59,6 +59,8 @@ enum {
   OPT_PCAP,
   OPT_PCAP_SNAPLEN,
   OPT_DEVICE_FAULT,
+  OPT_PROXY_PROBE_INTERVAL,
+  OPT_PROXY_PROBE_TARGET,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -109,6 +111,8 @@ static const struct option long_options[] = {
     {"pcap", required_argument, NULL, OPT_PCAP},
     {"pcap-snaplen", required_argument, NULL, OPT_PCAP_SNAPLEN},
     {"device-fault", required_argument, NULL, OPT_DEVICE_FAULT},
+    {"proxy-probe-interval", required_argument, NULL, OPT_PROXY_PROBE_INTERVAL},
+    {"proxy-probe-target", required_argument, NULL, OPT_PROXY_PROBE_TARGET},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -125,7 +129,12 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --device DEV                 TUN device: NAME (created or attached), tun://NAME,\n"
           "                               or fd://N (an open TUN file descriptor)\n"
           "  --proxy URL                  socks5://[USER[:PASS]@]HOST[:PORT] (port 1080 by\n"
-          "                               default; HOST may be a name, IPv4 or [IPv6])\n"
+          "                               default; HOST may be a name, IPv4 or [IPv6]);\n"
+          "                               repeatable: the order is the preference, each\n"
+          "                               with its own credentials (docs/proxies.md)\n"
+          "  --proxy-probe-interval DUR   with several proxies: the first wait before probing\n"
+          "                               a proxy that is down (default 1s, doubling to 30s)\n"
+          "  --proxy-probe-target H:P     probe with a CONNECT to H:P instead of the greeting\n"
           "  --address CIDR               address to put on the TUN (repeatable, IPv4 and\n"
           "                               IPv6), e.g. 198.18.0.1/15 or fd00:18::1/64\n"
           "  --mtu N                      TUN MTU (default 1500; 576..65535)\n"
@@ -225,6 +234,7 @@ void t2s_cli_defaults(t2s_cli_opts *opts) {
   opts->log_level = T2S_LOG_INFO;
   opts->on_network_change = T2S_NETCHANGE_RESET_AFFECTED;
   opts->network_debounce_ns = 500 * T2S_MILLISECONDS;
+  opts->proxy_probe_interval_ns = 1 * T2S_SECONDS;
   opts->route_table = 2022;
   opts->route_priority = 9000;
   t2s_fakedns_config fd;
@@ -379,11 +389,40 @@ t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *o, FILE *out, 
       }
       have_device = true;
       break;
-    case OPT_PROXY:
-      if (t2s_parse_proxy_url(v, &o->proxy, &why) != 0) {
+    case OPT_PROXY: {
+      /* Repeatable (docs/proxies.md): the first is o->proxy, the others follow in order. */
+      if (have_proxy && o->nmore_proxies == T2S_CLI_MAX_PROXIES - 1) {
+        return bad(err, prog, "proxy", v, "too many proxies (at most 8)");
+      }
+      t2s_proxy_url *u = have_proxy ? &o->more_proxies[o->nmore_proxies] : &o->proxy;
+      if (t2s_parse_proxy_url(v, u, &why) != 0) {
         return bad(err, prog, "proxy", v, why);
       }
+      if (have_proxy) {
+        o->nmore_proxies++;
+      }
       have_proxy = true;
+      break;
+    }
+    case OPT_PROXY_PROBE_INTERVAL: {
+      uint64_t ns;
+      if (t2s_parse_duration(v, &ns, &why) != 0) {
+        return bad(err, prog, "proxy-probe-interval", v, why);
+      }
+      if (ns < 100 * T2S_MILLISECONDS || ns > 30 * T2S_SECONDS) {
+        return bad(err, prog, "proxy-probe-interval", v, "must be between 100ms and 30s");
+      }
+      o->proxy_probe_interval_ns = ns;
+      break;
+    }
+    case OPT_PROXY_PROBE_TARGET:
+      if (t2s_parse_hostport(v, o->proxy_probe_host, sizeof(o->proxy_probe_host),
+                             &o->proxy_probe_port, &why) != 0) {
+        return bad(err, prog, "proxy-probe-target", v, why);
+      }
+      if (!o->proxy_probe_host[0]) {
+        return bad(err, prog, "proxy-probe-target", v, "needs a host");
+      }
       break;
     case OPT_ADDRESS:
       if (o->naddresses == T2S_CLI_MAX_ADDRESSES) {

@@ -16,6 +16,7 @@
 #define T2S_CLI_MAX_UIDS 16             /* --exclude-uid */
 #define T2S_CLI_MAX_CGROUPS 8           /* --exclude-cgroup */
 #define T2S_CLI_MAX_FAKE_DNS_EXCLUDE 32 /* --fake-dns-exclude */
+#define T2S_CLI_MAX_PROXIES 8           /* --proxy (repeatable; T2S_PROXY_MAX) */
 /* The TUN's transmit queue length when --txqueuelen is not given: the kernel's 500 loses
  * packets to a reader descheduled for 25 ms at 20,000 packets/s (a SYN flood on a loaded
  * machine). Applied to a TUN whose queue is shorter, never to an fd://N. */
@@ -86,6 +87,13 @@ typedef struct t2s_cli_opts {
   char pcap_path[4096];   /* --pcap FILE: the TUN side as a pcap, "" = none */
   uint32_t pcap_snaplen;  /* --pcap-snaplen N: bytes kept per packet, default 65535 */
   char device_fault[256]; /* --device-fault SPEC (for tests: rec_wrap.h), "" = none */
+  /* Several proxies (docs/proxies.md): the second --proxy and later, in order of preference
+   * (the first is `proxy`); each with the credentials of its URL. */
+  t2s_proxy_url more_proxies[T2S_CLI_MAX_PROXIES - 1];
+  size_t nmore_proxies;
+  uint64_t proxy_probe_interval_ns; /* --proxy-probe-interval, default 1 s (doubling to 30 s) */
+  char proxy_probe_host[T2S_PROXY_FIELD_MAX]; /* --proxy-probe-target HOST:PORT, "" = greeting */
+  uint16_t proxy_probe_port;
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */

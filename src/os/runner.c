@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "monitor_linux.h"
 #include "netwatch.h"
+#include "proxy_host.h"
 #include "record_linux.h"
 #include "route_linux.h"
 #include "runner_loop.h"
@@ -66,6 +67,7 @@ struct t2s_runner {
   t2s_engine *engine;
   t2s_os_record rec;     /* --record, --pcap, --device-fault: wrappers between drivers and users */
   t2s_fakedns *fake_dns; /* --fake-dns: the table the engine borrows (fakedns_host.h) */
+  t2s_proxy_host *proxies; /* several --proxy: health, probes, their log (docs/proxies.md) */
   /* What runs. */
   t2s_loop loop;
   bool loop_ready;
@@ -78,6 +80,10 @@ struct t2s_runner {
 
 static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   t2s_runner *r = arg;
+  if (t2s_proxy_host_is_event(ev->type)) {
+    t2s_proxy_host_event(r->proxies, ev);
+    return;
+  }
   if (t2s_netwatch_is_net_event(ev->type) || ev->type == T2S_EV_TCP_ESTABLISHED) {
     t2s_netwatch_engine_event(&r->net, ev);
   }
@@ -432,6 +438,11 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
                        .arg = r};
   t2s_loop_attach(&r->loop, r->engine, &r->dev, &r->clkops, r->up, &lh);
   r->loop.rec = r->rec.rec;
+  if ((rv = t2s_proxy_host_start(&r->proxies, r->base, &r->loop, r->engine, &r->clkops, &r->opts,
+                                 &r->proxy, r->have_auth ? r->username : NULL,
+                                 r->have_auth ? r->password : NULL)) != 0) {
+    return rv;
+  }
   if ((rv = t2s_loop_watch_device(&r->loop, t2s_tun_fd(r->tun))) != 0) {
     return rv;
   }
@@ -506,6 +517,8 @@ void t2s_runner_del(t2s_runner *r) {
   if (r->metrics) {
     t2s_metrics_del(r->metrics);
   }
+  t2s_proxy_host_del(r->proxies); /* its probes call into the engine */
+  r->proxies = NULL;
   if (r->engine) {
     /* closes every flow through the connector (recorded: the stop's outputs) */
     t2s_rec_engine_del(r->rec.rec, r->engine, t2s_clock_monotonic_ns());
