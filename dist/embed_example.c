@@ -4,8 +4,9 @@
  * It creates the TUN itself (as an application that owns its TUN would), hands the fd to
  * tun2sock and runs until SIGINT/SIGTERM. Configure addresses and routes on the TUN yourself.
  *
- *   cc embed_example.c -o embed -I PREFIX/include -L PREFIX/lib -lt2s_os -lt2s_rec -lt2s_core \
- *      $(pkg-config --libs libevent libmnl)
+ *   cc embed_example.c -o embed $(pkg-config --cflags --libs tun2sock)
+ * or, with the CMakeLists.txt installed beside it (PKG_CONFIG_PATH=PREFIX/lib/pkgconfig):
+ *   cmake -S PREFIX/share/doc/tun2sock/examples -B build && cmake --build build
  *   ./embed tun7 socks5://127.0.0.1:1080
  */
 #define _GNU_SOURCE

@@ -1,5 +1,6 @@
 """Shipping: `cmake --install` puts the binary, the man page, the systemd unit, the embedding
-header and libraries in place; the embedding API works on a TUN fd the program owns; the
+header, libtun2sock.so (only tun2sock_* exported), tun2sock.pc and the static libraries in place;
+the example builds in a fresh directory against the installed .so found through pkg-config; the embedding API works on a TUN fd the program owns; the
 binary runs as an unprivileged user holding CAP_NET_ADMIN and drops it after setup."""
 import os
 import re
@@ -60,7 +61,7 @@ def test_man_page_renders_without_warnings(installed):
     assert p.returncode == 0 and p.stderr == "", p.stderr
 
 
-def _compile_example(installed, out: Path) -> Path:
+def _compile_example_static(installed, out: Path) -> Path:
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc or not have("pkg-config"):
         pytest.skip("no C compiler or pkg-config")
@@ -75,11 +76,76 @@ def _compile_example(installed, out: Path) -> Path:
     return out
 
 
+def _pc_env(installed) -> dict:
+    env = dict(os.environ)
+    env["PKG_CONFIG_PATH"] = str(installed / "lib/pkgconfig")
+    return env
+
+
+def _build_example_shared(installed, tmp: Path) -> Path:
+    """The example as an outside program builds it: a fresh CMake build directory of the
+    installed examples, the library found through pkg-config (tun2sock.pc), linked to the .so."""
+    if not have("pkg-config"):
+        pytest.skip("pkg-config not installed")
+    src = tmp / "examples"
+    shutil.copytree(installed / "share/doc/tun2sock/examples", src)
+    build = tmp / "example-build"
+    env = _pc_env(installed)
+    p = subprocess.run(["cmake", "-S", str(src), "-B", str(build)], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return build / "embed_example"
+
+
+def test_shared_library_and_pkg_config_installed(installed):
+    so = installed / "lib/libtun2sock.so"
+    assert so.is_symlink() and so.resolve().is_file(), "libtun2sock.so not installed"
+    assert (installed / "lib/libtun2sock.so.1").exists()
+    for a in ("libt2s_os.a", "libt2s_rec.a", "libt2s_core.a"):
+        assert (installed / "lib" / a).is_file(), f"{a}: the static archives stay available"
+    p = subprocess.run(["objdump", "-p", str(so)], capture_output=True, text=True, check=True)
+    assert re.search(r"SONAME\s+libtun2sock\.so\.1\b", p.stdout), p.stdout
+    p = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True, text=True,
+                       check=True)
+    syms = [line.split()[-1] for line in p.stdout.splitlines() if line.strip()]
+    assert "tun2sock_new" in syms and all(s.startswith("tun2sock_") for s in syms), syms
+    if not have("pkg-config"):
+        pytest.skip("pkg-config not installed")
+    env = _pc_env(installed)
+    p = subprocess.run(["pkg-config", "--cflags", "--libs", "tun2sock"], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert f"-I{installed}/include" in p.stdout and f"-L{installed}/lib" in p.stdout
+    assert "-ltun2sock" in p.stdout.split()
+    p = subprocess.run(["pkg-config", "--modversion", "tun2sock"], capture_output=True,
+                       text=True, env=env)
+    assert p.stdout.strip() == subprocess.run(
+        [str(installed / "bin/tun2sock"), "--version"], capture_output=True,
+        text=True).stdout.split()[1], p.stdout
+    # The header points at nothing that is not installed.
+    hdr = (installed / "include/tun2sock.h").read_text()
+    assert not re.search(r"src/|engine\.h", hdr), "tun2sock.h names an uninstalled header"
+
+
+def test_example_builds_in_fresh_dir_against_installed_so(installed, tmp_path):
+    exe = _build_example_shared(installed, tmp_path)
+    p = subprocess.run(["ldd", str(exe)], capture_output=True, text=True, check=True)
+    m = re.search(r"libtun2sock\.so\.1 => (\S+)", p.stdout)
+    assert m and Path(m.group(1)).resolve() == (installed / "lib/libtun2sock.so.1").resolve(), \
+        p.stdout
+    assert "libt2s" not in p.stdout
+    # The static archives still make the same program.
+    _compile_example_static(installed, tmp_path / "embed-static")
+
+
 @pytest.mark.root
 def test_embedding_api_serves_a_tun_the_program_owns(installed, tmp_path):
     if not have("ping"):
         pytest.skip("ping not installed (iputils-ping)")
-    exe = _compile_example(installed, tmp_path / "embed")
+    exe = _build_example_shared(installed, tmp_path)
     with Netns("embed") as ns:
         proc = ns.start([str(exe), "t2se0", "socks5://127.0.0.1:1080"], tmp_path / "embed.log")
         wait_for(lambda: link_exists(ns, "t2se0"), "t2se0 created by the embedding program",

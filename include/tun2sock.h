@@ -17,16 +17,16 @@
  *     tun2sock_del(t);
  *   }
  *
- * Link with libt2s_os.a, libt2s_rec.a, libt2s_core.a (in that order), -levent and -lmnl. Log
- * lines go to stderr; the log level is process-wide. tun2sock installs no signal handlers: with
- * `metrics` set, ignore SIGPIPE (a scraper that hangs up mid-reply would otherwise end the
- * process).
+ * Build with `pkg-config --cflags --libs tun2sock` (libtun2sock.so, SONAME libtun2sock.so.1,
+ * which exports only the tun2sock_* functions of this header). To link statically instead, use
+ * the installed archives: -lt2s_os -lt2s_rec -lt2s_core (in that order), then
+ * `pkg-config --libs libevent libmnl`. Log lines go to stderr; the log level is process-wide.
+ * tun2sock installs no signal handlers: with `metrics` set, ignore SIGPIPE (a scraper that
+ * hangs up mid-reply would otherwise end the process). embedding.md (installed with the
+ * documentation) covers Android, iOS/macOS and Linux hosts and the threading rules.
  *
- * This header is the only one installed, and the only stable interface. The sans-I/O engine
- * this API is built on (t2s_engine_*, with your own clock, sockets and packet I/O) has its
- * header in the source tree, src/core/engine.h, which is not installed and may change between
- * versions: to drive it from your own loop, build against a tun2sock source tree (src/core on
- * the include path, libt2s_core.a only).
+ * This header is the only one installed and the only stable interface: everything tun2sock
+ * needs is behind it, and no other tun2sock header is needed or supported.
  */
 #ifndef TUN2SOCK_H
 #define TUN2SOCK_H
