@@ -7,21 +7,55 @@
  *   cc embed_example.c -o embed $(pkg-config --cflags --libs tun2sock)
  * or, with the CMakeLists.txt installed beside it (PKG_CONFIG_PATH=PREFIX/lib/pkgconfig):
  *   cmake -S PREFIX/share/doc/tun2sock/examples -B build && cmake --build build
- *   ./embed tun7 socks5://127.0.0.1:1080
+ *   ./embed tun7 socks5://127.0.0.1:1080 [protect-bind=IFNAME | protect-fail]
+ *
+ * protect-bind=IFNAME: the protect callback binds every upstream socket to the uplink IFNAME
+ * (SO_BINDTODEVICE, as a host that routes everything into its TUN must; on Android it would
+ * call VpnService.protect() instead); protect-fail: it refuses every socket (each flow is
+ * refused). Without either, no protect callback.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tun2sock.h"
 
 static tun2sock *running;
+
+/* The protect callback: runs on tun2sock_run()'s thread for every upstream socket, before it
+ * connects or sends. */
+static const char *protect_ifname; /* NULL: refuse every socket */
+static unsigned long protect_seen;
+
+static int protect(void *arg, int fd) {
+  (void)arg;
+  protect_seen++;
+  if (!protect_ifname) {
+    printf("protect: fd %d refused\n", fd);
+    fflush(stdout);
+    return -1;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, protect_ifname,
+                 (socklen_t)strlen(protect_ifname)) != 0) {
+    perror("protect: SO_BINDTODEVICE");
+    return -1;
+  }
+  int type = 0;
+  socklen_t tlen = sizeof(type);
+  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen);
+  printf("protect: fd %d (%s) bound to %s\n", fd, type == SOCK_DGRAM ? "datagram" : "stream",
+         protect_ifname);
+  fflush(stdout);
+  return 0;
+}
 
 static void on_signal(int sig) {
   (void)sig;
@@ -56,8 +90,15 @@ static void on_routes(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s TUN-NAME socks5://HOST:PORT\n", argv[0]);
+  bool use_protect = false;
+  if (argc == 4 && strncmp(argv[3], "protect-bind=", 13) == 0 && argv[3][13]) {
+    use_protect = true;
+    protect_ifname = argv[3] + 13;
+  } else if (argc == 4 && strcmp(argv[3], "protect-fail") == 0) {
+    use_protect = true;
+  } else if (argc != 3) {
+    fprintf(stderr, "usage: %s TUN-NAME socks5://HOST:PORT [protect-bind=IFNAME|protect-fail]\n",
+            argv[0]);
     return 2;
   }
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -73,6 +114,10 @@ int main(int argc, char **argv) {
   tun2sock_config_default(&cfg);
   cfg.tun_fd = fd;
   cfg.proxy = argv[2];
+  if (use_protect) {
+    cfg.protect = protect;
+    cfg.protect_arg = NULL;
+  }
   tun2sock *t;
   if (tun2sock_new(&t, &cfg) != TUN2SOCK_OK) {
     return 1;
@@ -90,6 +135,11 @@ int main(int argc, char **argv) {
          tun2sock_version(), (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
          (unsigned long long)st.icmp_echo_replies, (unsigned long long)st.network_changes,
          (unsigned long long)st.route_updates);
+  printf("upstream sockets %llu, protect calls %llu (seen by the host %lu), protect failures "
+         "%llu, tcp flows %llu\n",
+         (unsigned long long)st.upstream_sockets, (unsigned long long)st.protect_calls,
+         protect_seen, (unsigned long long)st.protect_failures,
+         (unsigned long long)st.tcp_flows_total);
   running = NULL;
   tun2sock_del(t);
   close(fd); /* the fd is ours */

@@ -37,6 +37,13 @@
 extern "C" {
 #endif
 
+/* The version of this interface. Fields are only ever appended to the structs below, and
+ * every change of their layout comes with a new SONAME (libtun2sock.so.N): a program built
+ * against this header runs against the library of the same SONAME.
+ *   1  tun2sock_new/run/stop/del, the listener, the stats
+ *   2  tun2sock_config.protect/protect_arg, tun2sock_stats.upstream_sockets/protect_* */
+#define TUN2SOCK_API_VERSION 2
+
 typedef struct tun2sock tun2sock;
 
 enum {
@@ -68,6 +75,15 @@ typedef struct tun2sock_config {
   const char *metrics;             /* "HOST:PORT" for Prometheus /metrics and JSON /stats; NULL */
   int on_network_change;           /* TUN2SOCK_NETCHANGE_*, default RESET_AFFECTED */
   uint32_t network_debounce_ms;    /* 0 = 500 ms; how long network events settle */
+  /* Loop avoidance by the host (API 2). Called with every upstream socket tun2sock creates,
+   * TCP to the proxy and UDP to its relays, after socket() and before connect() or the first
+   * send, on the thread running tun2sock_run(); it must not block. On Android pass the fd to
+   * VpnService.protect(); elsewhere mark it or bind it to the uplink. Return 0 to go on;
+   * anything else closes the socket and refuses the flow (the client sees a reset or ICMP
+   * unreachable), counted in tun2sock_stats.protect_failures. The fd stays tun2sock's: do not
+   * close it or keep it. NULL = no callback. */
+  int (*protect)(void *arg, int fd);
+  void *protect_arg; /* passed to protect */
 } tun2sock_config;
 
 /* What a network change does to running flows (docs/network-change.md). */
@@ -113,6 +129,10 @@ typedef struct tun2sock_stats {
   uint64_t flows_reset;      /* flows reset by the network-change policy */
   uint64_t last_recovery_ms; /* last change: decision to the first new connection */
   int network_state;         /* 0 up, 1 settling, 2 no route to the proxy, 3 suspended */
+  /* API 2: upstream sockets created (stream and datagram), calls of tun2sock_config.protect
+   * (equal to upstream_sockets when set, unless socket options failed first) and how many of
+   * them failed (each refused a flow). */
+  uint64_t upstream_sockets, protect_calls, protect_failures;
 } tun2sock_stats;
 
 /* Fills *cfg with the defaults (tun_fd -1, no proxy). */

@@ -405,6 +405,7 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
     return rv;
   }
   t2s_upstream_sock_ops(r->up, &r->upops);
+  t2s_upstream_sock_set_protect(r->up, cfg->protect, cfg->protect_arg);
   if ((rv = engine_start(r)) != 0) {
     return runtime_failure(rv);
   }
@@ -496,6 +497,11 @@ void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l) {
 
 void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats) {
   t2s_engine_get_stats(r->engine, stats);
+}
+
+void t2s_runner_protect_counts(const t2s_runner *r, uint64_t *popened, uint64_t *pcalls,
+                               uint64_t *pfailures) {
+  t2s_upstream_sock_protect_counts(r->up, popened, pcalls, pfailures);
 }
 
 uint32_t t2s_runner_tun_ifindex(const t2s_runner *r) {

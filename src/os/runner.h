@@ -26,6 +26,9 @@ typedef struct t2s_runner_config {
   const char *password;
   bool handle_signals; /* install SIGINT/TERM/HUP/QUIT/USR1 handlers (the binary; not embedders) */
   bool owns_fd;        /* with fd://N: close N when done */
+  /* The embedder's protect (tun2sock.h): every upstream socket before it connects; NULL none. */
+  int (*protect)(void *arg, int fd);
+  void *protect_arg;
 } t2s_runner_config;
 
 /* Sets everything up (TUN, addresses, egress, engine, metrics). Returns 0 with *prunner set;
@@ -58,6 +61,9 @@ void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l);
 
 /* Copies the engine's counters. */
 void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats);
+/* Upstream sockets created, protect calls and protect failures (upstream_sock.h). */
+void t2s_runner_protect_counts(const t2s_runner *r, uint64_t *popened, uint64_t *pcalls,
+                               uint64_t *pfailures);
 /* The TUN's interface index and whether the upstream is bound (for the capability policy). */
 uint32_t t2s_runner_tun_ifindex(const t2s_runner *r);
 /* True when teardown needs CAP_NET_ADMIN (addresses to remove from a TUN that outlives us),

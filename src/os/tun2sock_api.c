@@ -117,6 +117,8 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
       .password = password,
       .handle_signals = false,
       .owns_fd = false,
+      .protect = cfg->protect,
+      .protect_arg = cfg->protect_arg,
   };
   if (t2s_resolve_host(o->proxy.host, o->proxy.port, &rc.proxy, "tun2sock_config.proxy") != 0) {
     rv = TUN2SOCK_ERR_FAILED;
@@ -209,6 +211,8 @@ void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
   st->flows_reset = es.flows_reset;
   st->last_recovery_ms = es.last_recovery_ns / T2S_MILLISECONDS;
   st->network_state = (int)es.net_state;
+  t2s_runner_protect_counts(t->runner, &st->upstream_sockets, &st->protect_calls,
+                            &st->protect_failures);
 }
 
 void tun2sock_del(tun2sock *t) {

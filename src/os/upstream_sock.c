@@ -89,7 +89,10 @@ struct t2s_upstream_sock {
   usock *starved;   /* streams waiting for room in the engine */
   usock *graveyard; /* closed, freed at the next poll */
   uint64_t errors[N_ERROR_KINDS];
-  bool warned_mark; /* the SO_MARK privilege warning was logged */
+  bool warned_mark;                  /* the SO_MARK privilege warning was logged */
+  int (*protect)(void *arg, int fd); /* the embedder's protect (NULL: none) */
+  void *protect_arg;
+  uint64_t sockets_opened, protect_calls, protect_failures;
   uint8_t buf[READ_CHUNK];
 };
 
@@ -110,6 +113,19 @@ uint64_t t2s_upstream_sock_error_count(const t2s_upstream_sock *up, size_t i) {
 void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, uint64_t *pdgrams) {
   *pstreams = up->streams.count;
   *pdgrams = up->dgrams.count;
+}
+
+void t2s_upstream_sock_set_protect(t2s_upstream_sock *up, int (*protect)(void *arg, int fd),
+                                   void *arg) {
+  up->protect = protect;
+  up->protect_arg = arg;
+}
+
+void t2s_upstream_sock_protect_counts(const t2s_upstream_sock *up, uint64_t *popened,
+                                      uint64_t *pcalls, uint64_t *pfailures) {
+  *popened = up->sockets_opened;
+  *pcalls = up->protect_calls;
+  *pfailures = up->protect_failures;
 }
 
 int t2s_upstream_map_errno(int err) {
@@ -416,7 +432,22 @@ static usock *usock_new(t2s_upstream_sock *up, uint64_t id, usock_kind kind, con
     free(s);
     return NULL;
   }
+  up->sockets_opened++;
   int err = apply_egress(s->fd, dst, eg);
+  if (err == 0 && up->protect) {
+    /* The embedder's protect (Android VpnService.protect): after socket(), before connect() or
+     * the first send. A failure refuses the flow. */
+    up->protect_calls++;
+    if (up->protect(up->protect_arg, s->fd) != 0) {
+      up->protect_failures++;
+      T2S_DEBUG("upstream %s socket %d: the host's protect failed: flow %llu refused",
+                kind == USOCK_STREAM ? "stream" : "datagram", s->fd, (unsigned long long)id);
+      *perr = t2s_upstream_map_errno(EPERM);
+      close(s->fd);
+      free(s);
+      return NULL;
+    }
+  }
   if (err != 0) {
     if (err == EPERM && eg->mark && !up->warned_mark) {
       up->warned_mark = true;

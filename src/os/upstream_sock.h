@@ -81,6 +81,15 @@ uint64_t t2s_upstream_sock_error_count(const t2s_upstream_sock *up, size_t i);
 /* Streams and datagram sockets open now. */
 void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, uint64_t *pdgrams);
 
+/* The embedder's protect (tun2sock.h): called with every upstream socket, stream or datagram,
+ * after socket() (and SO_MARK/SO_BINDTODEVICE) and before connect() or the first send; nonzero
+ * closes it and refuses the flow (T2S_ERR_UNREACHABLE to the engine). NULL (the default): none. */
+void t2s_upstream_sock_set_protect(t2s_upstream_sock *up, int (*protect)(void *arg, int fd),
+                                   void *arg);
+/* Sockets created, protect calls and protect failures so far. */
+void t2s_upstream_sock_protect_counts(const t2s_upstream_sock *up, uint64_t *popened,
+                                      uint64_t *pcalls, uint64_t *pfailures);
+
 /* Maps an errno to the T2S_ERR_* the engine gets (never in the fatal band). */
 int t2s_upstream_map_errno(int err);
 
