@@ -130,7 +130,13 @@ static void arrive(void *arg, sim_event *ev, t2s_tstamp now) {
       sim_log_end(&w->log);
     }
     uint64_t drops_before = corrupt ? drops_total(w->engine) : 0;
-    int rv = t2s_engine_input(w->engine, ev->data, ev->len, now);
+    /* A burst is every packet that reaches the engine at the same virtual time: the next
+     * queued event (the loop popped this one) tells whether another follows, as a device
+     * read loop knows it from its next read. */
+    const sim_event *next = w->loop.nheap > 0 ? &w->loop.heap[0] : NULL;
+    bool more = next != NULL && next->at == now && next->fn == arrive && next->arg == arg &&
+                next->u64a == SIM_DIR_TO_ENGINE;
+    int rv = t2s_engine_input_ex(w->engine, ev->data, ev->len, more ? T2S_INPUT_MORE : 0, now);
     if (rv != 0 && t2s_err_is_fatal(rv)) {
       w->fatal = rv;
       sim_loop_stop(&w->loop);

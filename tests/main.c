@@ -20,6 +20,7 @@ static const struct {
     {"bsd_route", t2s_test_register_bsd_route},
     {"monitor_linux", t2s_test_register_monitor_linux},
     {"engine_net", t2s_test_register_engine_net},
+    {"engine_batch", t2s_test_register_engine_batch},
     {"tcp_handshake", t2s_test_register_tcp_handshake},
     {"frag", t2s_test_register_frag},
     {"udp", t2s_test_register_udp},

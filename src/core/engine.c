@@ -260,15 +260,44 @@ static void handle_icmp(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
   }
 }
 
+static int input_one(t2s_engine *e, const uint8_t *buf, size_t len, unsigned flags, t2s_tstamp now);
+
 int t2s_engine_input(t2s_engine *e, const uint8_t *buf, size_t len, t2s_tstamp now) {
   return t2s_engine_input_ex(e, buf, len, 0, now);
 }
 
 int t2s_engine_input_ex(t2s_engine *e, const uint8_t *buf, size_t len, unsigned flags,
                         t2s_tstamp now) {
-  t2s_pkt pkt;
   e->now = now;
   e->stats.packets_in++;
+  bool more = (flags & T2S_INPUT_MORE) != 0;
+  flags &= ~T2S_INPUT_MORE;
+  if (more && !e->in_burst) {
+    e->in_burst = true;
+    t2s_tcp_batch_begin(e->tcp);
+  }
+  int rv = input_one(e, buf, len, flags, now);
+  if (!more) {
+    t2s_engine_flush(e, now);
+  }
+  return rv;
+}
+
+void t2s_engine_flush(t2s_engine *e, t2s_tstamp now) {
+  if (!e->in_burst) {
+    return;
+  }
+  e->now = now;
+  e->in_burst = false;
+  /* The writes first: the window each consume opens rides on the one ACK flushed after. */
+  t2s_engine_tcp_flush(e, now);
+  t2s_tcp_flush(e->tcp, now);
+  t2s_engine_reap(e);
+}
+
+static int input_one(t2s_engine *e, const uint8_t *buf, size_t len, unsigned flags,
+                     t2s_tstamp now) {
+  t2s_pkt pkt;
   t2s_drop_reason r = t2s_pkt_parse_ex(buf, len, flags, &pkt);
   if (r == T2S_DROP_FRAGMENT) {
     /* Reassembled in engine_udp.c; the whole packet is parsed again. */

@@ -202,6 +202,17 @@ int t2s_engine_input(t2s_engine *engine, const uint8_t *pkt, size_t len, t2s_tst
 int t2s_engine_input_ex(t2s_engine *engine, const uint8_t *pkt, size_t len, unsigned flags,
                         t2s_tstamp now);
 
+/* A flag for t2s_engine_input_ex: more packets of the same burst follow (the device read
+ * loop has not yet seen "would block"). Within a burst the engine coalesces as GRO does: each
+ * TCP flow that received data is written upstream once with everything the burst delivered,
+ * and answered with one ACK (carrying the window its writes opened). The burst ends with an
+ * input without the flag, or with t2s_engine_flush(). Out-of-order data, duplicates and FINs
+ * are still answered at once. */
+#define T2S_INPUT_MORE (1u << 31)
+/* Ends a burst begun with T2S_INPUT_MORE: does the upstream writes and sends the ACKs held for
+ * it. Does nothing outside a burst. */
+void t2s_engine_flush(t2s_engine *engine, t2s_tstamp now);
+
 /* The earliest time at which t2s_engine_handle_expiry() must be called (T2S_TSTAMP_MAX: none). */
 t2s_tstamp t2s_engine_get_expiry(const t2s_engine *engine);
 /* Runs every timer due at or before now. Returns 0 or a fatal error. */

@@ -48,6 +48,9 @@ struct t2s_engine {
   struct t2s_udp *udp;      /* UDP sessions and fragments (engine_udp.c) */
   t2s_engine_net net;
   struct t2s_engine_proxies *px; /* several proxies (engine_proxy.c); NULL: cfg.proxy alone */
+  /* A burst (T2S_INPUT_MORE): sessions with client data to write upstream at its end. */
+  struct t2s_session *pumpq;
+  bool in_burst;
   uint8_t outbuf[T2S_ENGINE_OUTBUF];
 };
 
@@ -103,6 +106,8 @@ size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp no
 size_t t2s_engine_tcp_reset_proxy(t2s_engine *e, int proxy, t2s_tstamp now);
 void t2s_engine_tcp_callbacks(t2s_tcp_callbacks *cbs);
 void t2s_engine_sessions_close_all(t2s_engine *e);
+/* Writes upstream what the burst delivered to each queued session (engine_tcp.c). */
+void t2s_engine_tcp_flush(t2s_engine *e, t2s_tstamp now);
 void t2s_engine_reap(t2s_engine *e);
 
 /* engine_udp.c: UDP sessions (SOCKS5 UDP ASSOCIATE, full cone), the no-UDP fallback (DNS

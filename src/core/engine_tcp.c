@@ -39,6 +39,8 @@ typedef struct t2s_session {
   bool proxy_told;          /* its handshake's outcome was reported to the proxy's health */
   uint64_t bytes_up, bytes_down;
   struct t2s_session *next_dead;
+  struct t2s_session *next_pump; /* in e->pumpq */
+  bool pump_queued;
 } t2s_session;
 
 static t2s_session *session_get(const t2s_engine *e, uint64_t id) {
@@ -54,12 +56,28 @@ static void session_close_upstream(t2s_session *s, bool abort) {
   s->engine->up.ops->stream_close(s->engine->up.self, s->id, abort);
 }
 
+/* Takes s out of the burst's write queue (a short list: sessions that got data this burst). */
+static void pumpq_remove(t2s_session *s) {
+  if (!s->pump_queued) {
+    return;
+  }
+  for (t2s_session **pp = &s->engine->pumpq; *pp; pp = &(*pp)->next_pump) {
+    if (*pp == s) {
+      *pp = s->next_pump;
+      break;
+    }
+  }
+  s->next_pump = NULL;
+  s->pump_queued = false;
+}
+
 /* Schedules a session to be freed at the next safe point. */
 static void session_kill(t2s_session *s) {
   if (s->phase == PHASE_DONE) {
     return;
   }
   s->phase = PHASE_DONE;
+  pumpq_remove(s);
   t2s_idmap_del(&s->engine->sessions, s->id);
   s->next_dead = s->engine->dead;
   s->engine->dead = s;
@@ -208,11 +226,37 @@ static void on_established(void *arg, t2s_tcp_conn *c) {
   }
 }
 
+/* Inside a burst the client's data is written upstream once, at its end (one write per flow
+ * per burst instead of one per segment); otherwise at once. */
+static void pump_or_queue(t2s_session *s) {
+  t2s_engine *e = s->engine;
+  if (!e->in_burst) {
+    pump_up(s, e->now);
+    return;
+  }
+  if (!s->pump_queued) {
+    s->pump_queued = true;
+    s->next_pump = e->pumpq;
+    e->pumpq = s;
+  }
+}
+
+void t2s_engine_tcp_flush(t2s_engine *e, t2s_tstamp now) {
+  /* Bounded: each session is queued once per burst and leaves the queue here. */
+  while (e->pumpq) {
+    t2s_session *s = e->pumpq;
+    e->pumpq = s->next_pump;
+    s->next_pump = NULL;
+    s->pump_queued = false;
+    pump_up(s, now);
+  }
+}
+
 static void on_recv(void *arg, t2s_tcp_conn *c) {
   (void)arg;
   t2s_session *s = t2s_tcp_conn_get_user(c);
   if (s) {
-    pump_up(s, s->engine->now);
+    pump_or_queue(s);
   }
 }
 
@@ -229,6 +273,9 @@ static void on_fin(void *arg, t2s_tcp_conn *c) {
   t2s_session *s = t2s_tcp_conn_get_user(c);
   if (s) {
     s->client_fin = true;
+    /* Not held for the burst's end: the FIN may close the connection within the burst (our FIN
+     * was acknowledged: TIME-WAIT), and every byte before it must be upstream by then. */
+    pumpq_remove(s);
     pump_up(s, s->engine->now);
   }
 }

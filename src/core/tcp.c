@@ -86,8 +86,61 @@ int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
   return 0;
 }
 
+static void ackq_remove(t2s_tcp_conn *c) {
+  if (!c->ack_queued) {
+    return;
+  }
+  if (c->aqprev) {
+    c->aqprev->aqnext = c->aqnext;
+  } else {
+    c->stack->ackq = c->aqnext;
+  }
+  if (c->aqnext) {
+    c->aqnext->aqprev = c->aqprev;
+  }
+  c->aqnext = c->aqprev = NULL;
+  c->ack_queued = false;
+}
+
+void t2s_tcp_ackq_add(t2s_tcp_conn *c) {
+  if (c->ack_queued) {
+    return;
+  }
+  t2s_tcp_stack *st = c->stack;
+  c->ack_queued = true;
+  c->aqprev = NULL;
+  c->aqnext = st->ackq;
+  if (st->ackq) {
+    st->ackq->aqprev = c;
+  }
+  st->ackq = c;
+}
+
+void t2s_tcp_batch_begin(t2s_tcp_stack *st) {
+  st->batch = true;
+}
+
+void t2s_tcp_flush(t2s_tcp_stack *st, t2s_tstamp now) {
+  st->batch = false;
+  if (st->ackq == NULL) {
+    return;
+  }
+  st->now = now;
+  t2s_tcp_enter(st);
+  /* Bounded: each connection is in the list once and leaves it here. */
+  while (st->ackq) {
+    t2s_tcp_conn *c = st->ackq;
+    ackq_remove(c);
+    if (!c->dead && c->need_ack) {
+      t2s_tcp_output(c, now);
+    }
+  }
+  t2s_tcp_leave(st);
+}
+
 static void conn_free(t2s_tcp_conn *c) {
   t2s_mem *mem = c->stack->mem;
+  ackq_remove(c);
   t2s_free(mem, c->sbuf.buf);
   t2s_free(mem, c->rbuf.buf);
   t2s_free(mem, c);

@@ -102,6 +102,13 @@ void t2s_tcp_stack_del(t2s_tcp_stack *stack);
 t2s_drop_reason t2s_tcp_input(t2s_tcp_stack *stack, const t2s_pkt *pkt, t2s_tstamp now);
 
 /* Earliest deadline of any connection (T2S_TSTAMP_MAX: none). */
+/* Starts a burst of input: until t2s_tcp_flush(), an ACK owed for in-order data (including a
+ * window update after t2s_tcp_consume) is held instead of sent, so a connection that received
+ * several segments answers them with one ACK. Out-of-order data, duplicates, FINs and data
+ * segments (which carry the ACK) are not held. */
+void t2s_tcp_batch_begin(t2s_tcp_stack *stack);
+/* Ends a burst: sends every held ACK (one per connection) and stops holding them. */
+void t2s_tcp_flush(t2s_tcp_stack *stack, t2s_tstamp now);
 t2s_tstamp t2s_tcp_get_expiry(const t2s_tcp_stack *stack);
 /* Runs every timer due at or before now, then reaps closed connections. */
 void t2s_tcp_handle_expiry(t2s_tcp_stack *stack, t2s_tstamp now);

@@ -62,6 +62,9 @@ struct t2s_tcp_conn {
   t2s_addr local, remote;
   struct t2s_tcp_conn *hnext; /* hash chain */
   struct t2s_tcp_conn *rnext; /* reap list */
+  /* An ACK held for the end of a burst (t2s_tcp_flush): the stack's ackq. */
+  struct t2s_tcp_conn *aqnext, *aqprev;
+  bool ack_queued;
   void *user;
   size_t heap_idx;     /* position in the deadline heap, SIZE_MAX when not in it */
   t2s_tstamp deadline; /* the minimum of the timers below */
@@ -186,6 +189,10 @@ struct t2s_tcp_stack {
   t2s_tcp_stats stats;
   t2s_mem *mem;    /* cfg.mem, or &own_mem */
   t2s_mem own_mem; /* used when cfg.mem is NULL (the stack struct itself is not counted) */
+  /* A burst (t2s_tcp_batch_begin): pure ACKs for in-order data are held in ackq until
+   * t2s_tcp_flush(). */
+  t2s_tcp_conn *ackq;
+  bool batch;
   uint8_t outbuf[65536 + 128];
 };
 
@@ -282,6 +289,8 @@ uint32_t t2s_tcp_sbuf_space(const t2s_tcp_conn *c);
 bool t2s_tcp_acceptable(uint32_t rcv_nxt, uint32_t seq, uint32_t seglen, uint32_t wnd);
 /* Counts a challenge ACK against the per-stack limit (RFC 5961 7): false when over it. */
 bool t2s_tcp_challenge_allowed(t2s_tcp_stack *st, t2s_tstamp now);
+/* Holds c's owed ACK until t2s_tcp_flush() (once per connection). */
+void t2s_tcp_ackq_add(t2s_tcp_conn *c);
 t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now);
 
 /* tcp_timer.c */

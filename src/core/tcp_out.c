@@ -403,7 +403,14 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
     /* A pure ACK carries snd.max, not snd.nxt (BSD's rule): after a retransmission timeout
      * rewound snd.nxt, a sequence number below the peer's rcv.nxt makes the ACK unacceptable
      * there, its ACK field is ignored, and two rewound peers answer each other's ACKs forever. */
-    send_segment(c, c->snd.max, T2S_TCP_ACK, 0, 0, now);
+    if (c->stack->batch && c->state == T2S_TCP_ESTABLISHED && c->nooo == 0 && !c->dsack_pending) {
+      /* Inside a burst an ACK for in-order data waits for its end (t2s_tcp_flush): one ACK
+       * per connection per burst, as GRO gives a kernel. Out-of-order data, duplicates and
+       * FINs are still answered at once (the peer counts duplicate ACKs). */
+      t2s_tcp_ackq_add(c);
+    } else {
+      send_segment(c, c->snd.max, T2S_TCP_ACK, 0, 0, now);
+    }
   }
   tcp_check(c);
 }

@@ -4,6 +4,8 @@
  * it reaches through interfaces the composition root (runner.c) hands it:
  *
  *   device readable -> dev.ops->recv() then t2s_engine_input_ex(), at most T2S_RUNNER_BATCH
+ *     packets; each but the last of a burst with T2S_INPUT_MORE, so the engine coalesces ACKs
+ *     and upstream writes over the burst;
  *                      packets per wakeup
  *   timer           -> t2s_engine_handle_expiry() (t2s_loop_on_timer, given to the clock driver)
  *   after each callback that called the engine (its own, the connector's through
@@ -49,9 +51,11 @@ typedef struct t2s_loop {
   struct event *sig_ev[6];
   int stop_fd; /* eventfd written by t2s_loop_stop */
   struct event *stop_ev;
-  int result;               /* 0, or the T2S_ERR_* that stopped the loop */
-  bool stopping;            /* a stop was asked for */
-  uint8_t pkt[65536 + 256]; /* one IP packet (a TSO super-packet is at most 64 KiB) */
+  int result;    /* 0, or the T2S_ERR_* that stopped the loop */
+  bool stopping; /* a stop was asked for */
+  /* Two IP packets (a TSO super-packet is at most 64 KiB): the loop reads one ahead, so it knows
+   * whether the packet it hands the engine ends the burst (T2S_INPUT_MORE). */
+  uint8_t pkt[2][65536 + 256];
 } t2s_loop;
 
 /* Prepares l on base with its stop event. Returns 0, or T2S_ERR_* after logging why. */
