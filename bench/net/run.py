@@ -16,6 +16,14 @@ servers) is pinned to CPU 1. Three paths are measured in the same run, interleav
     kernel  the kernel path, no tunnel, no proxy (routed over the veth)
     relay   bench/net/relay.c: one SOCKS5 CONNECT through the same dante, then a copy loop
     tunnel  tun2sock on the TUN, through the same dante
+    before  (with --before BINARY) the same with another tun2sock binary, restarted in place of
+            the tunnel for each measurement: before/after figures interleaved in one run
+
+--fastsocks builds /work/shared/tools/fastsocks.c (splice-based SOCKS5, CONNECT only; path
+with --fastsocks SRC) and uses it instead of dante for TCP: dante caps a plain relay near
+7 Gbit/s. The tunnel's upload figures include the TUN's packet counts (packets tun2sock wrote
+to the TUN per packet it read), and the tests 'slow' (N connections each moving a little data
+every second: RSS) and 'conn' (a fresh tunnel: peak RSS) measure memory under load.
 
 Everything started is stopped by its PID, the namespaces are deleted, on any exit.
 """
@@ -44,6 +52,7 @@ PY = "/usr/bin/python3"
 C_ADDR, S_ADDR = "203.0.113.1", "203.0.113.2"
 TUN_DST, KERNEL_DST = "192.0.2.80", "192.0.2.81"
 SOCKS_PORT, IPERF_PORT, HTTP_PORT, IDLE_PORT, ECHO_PORT = 1080, 5201, 8080, 8081, 7
+FASTSOCKS_PORT, SLOW_PORT = 1082, 7007
 RELAY_IPERF, RELAY_HTTP, RELAY_IDLE = 9000, 9001, 9002
 TUN = "t2sbn0"
 LOAD_CPU, T2S_CPU = "1", "0"
@@ -105,6 +114,66 @@ for i in range(n):
     s.connect((host, port))
     socks.append(s)
 print("ok", len(socks), flush=True)
+sys.stdin.read()
+"""
+
+# A TCP echo server (the 'slow' test's far end), one thread, selectors.
+ECHO_TCP_PY = r"""
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((sys.argv[1], int(sys.argv[2]))); ls.listen(4096); ls.setblocking(False)
+sel.register(ls, selectors.EVENT_READ)
+while True:
+    for k, _ in sel.select():
+        if k.fileobj is ls:
+            try:
+                c, _ = ls.accept(); c.setblocking(False); sel.register(c, selectors.EVENT_READ)
+            except OSError:
+                pass
+            continue
+        try:
+            d = k.fileobj.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            sel.unregister(k.fileobj); k.fileobj.close(); continue
+        try:
+            k.fileobj.send(d)
+        except OSError:
+            pass
+"""
+
+# N connections to HOST:PORT, each sending B bytes every second and reading the echo, for D
+# seconds; prints "ok N MOVED" at the end (then waits for stdin to close).
+SLOW_PY = r"""
+import resource, selectors, socket, sys, time
+host, port, n, b, dur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 256, n + 256))
+socks = []
+deadline = time.monotonic() + 60
+for i in range(n):
+    s = socket.socket(); s.settimeout(max(1.0, deadline - time.monotonic()))
+    s.connect((host, port)); s.setblocking(False); socks.append(s)
+sel = selectors.DefaultSelector()
+for s in socks:
+    sel.register(s, selectors.EVENT_READ)
+moved = 0; payload = b"s" * b
+end = time.monotonic() + dur; tick = time.monotonic()
+while time.monotonic() < end:
+    if time.monotonic() >= tick:
+        for s in socks:
+            try:
+                s.send(payload)
+            except OSError:
+                pass
+        tick += 1.0
+    for k, _ in sel.select(0.05):
+        try:
+            moved += len(k.fileobj.recv(65536))
+        except OSError:
+            pass
+print("ok", len(socks), moved, flush=True)
 sys.stdin.read()
 """
 
@@ -255,6 +324,8 @@ class Bench:
         self.t2s: Optional[subprocess.Popen] = None
         self.relays: Dict[int, subprocess.Popen] = {}
         self.relay_bin = tmp / "relay"
+        self.cur_bin = args.binary
+        self.socks_port = FASTSOCKS_PORT if args.fastsocks else SOCKS_PORT
 
     # --- processes ---------------------------------------------------------------------
 
@@ -279,6 +350,15 @@ class Bench:
         p = w.start(w.s, big + pin + ["danted", "-f", str(tmp / "danted.conf"), "-N", "1",
                                       "-p", str(tmp / "danted.pid")], "danted")
         w.wait(lambda: w.listening(SOCKS_PORT), "dante", proc=p)
+        if self.a.fastsocks:
+            fs = tmp / "fastsocks"
+            run(["cc", "-O2", "-pthread", "-o", str(fs), self.a.fastsocks])
+            p = w.start(w.s, big + pin + [str(fs), S_ADDR, str(FASTSOCKS_PORT)], "fastsocks")
+            w.wait(lambda: w.listening(FASTSOCKS_PORT), "fastsocks", proc=p)
+        (tmp / "echo_tcp.py").write_text(ECHO_TCP_PY)
+        p = w.start(w.s, big + pin + [PY, str(tmp / "echo_tcp.py"), TUN_DST, str(SLOW_PORT)],
+                    "tcp-echo")
+        w.wait(lambda: w.listening(SLOW_PORT), "the TCP echo", proc=p)
         (tmp / "echo.py").write_text(ECHO_PY)
         p = w.start(w.s, pin + [PY, str(tmp / "echo.py"), str(ECHO_PORT), TUN_DST, KERNEL_DST,
                                 S_ADDR], "udp-echo")
@@ -294,14 +374,15 @@ class Bench:
                             (RELAY_IDLE, IDLE_PORT)):
             p = w.start(w.c, ["prlimit", "--nofile=16384", "taskset", "-c", T2S_CPU,
                               str(self.relay_bin), "127.0.0.1", str(port), S_ADDR,
-                              str(SOCKS_PORT), TUN_DST, str(tport)], f"relay-{port}")
+                              str(self.socks_port), TUN_DST, str(tport)], f"relay-{port}")
             w.wait(lambda: w.listening(port, which=w.c), f"relay on {port}", proc=p)
             self.relays[tport] = p
 
-    def start_tunnel(self, name: str = "tun2sock") -> subprocess.Popen:
+    def start_tunnel(self, name: str = "tun2sock", binary: Optional[str] = None) -> subprocess.Popen:
         w = self.w
-        cmd = ["prlimit", "--nofile=16384", "taskset", "-c", T2S_CPU, str(self.a.binary),
-               "--device", TUN, "--proxy", f"socks5://{S_ADDR}:{SOCKS_PORT}",
+        self.cur_bin = binary or self.a.binary
+        cmd = ["prlimit", "--nofile=16384", "taskset", "-c", T2S_CPU, str(self.cur_bin),
+               "--device", TUN, "--proxy", f"socks5://{S_ADDR}:{self.socks_port}",
                "--address", "198.18.0.1/15", "--mtu", str(self.a.mtu), "--log-level", "warn",
                *self.a.extra]
         p = w.start(w.c, cmd, name)
@@ -323,8 +404,26 @@ class Bench:
             self.w.stop(self.t2s)
             self.t2s = None
 
+    def use(self, path: str, fresh: bool = False) -> None:
+        """Makes the running tunnel the one path measures ('tunnel' or 'before'), restarting
+        it with the other binary when needed (or always when fresh)."""
+        if path not in ("tunnel", "before"):
+            return
+        want = self.a.before if path == "before" else self.a.binary
+        if fresh or self.t2s is None or self.cur_bin != want:
+            self.stop_tunnel()
+            self.start_tunnel(f"tun2sock-{path}", want)
+
+    def tun_counts(self):
+        r = run(self.w.ns(self.w.c, "ip", "-s", "-j", "link", "show", "dev", TUN), check=False)
+        try:
+            st = json.loads(r.stdout)[0]["stats64"]
+            return st["tx"]["packets"], st["rx"]["packets"]  # to tun2sock, from tun2sock
+        except (ValueError, KeyError, IndexError):
+            return None
+
     def path_pid(self, path: str, port: int) -> Optional[int]:
-        if path == "tunnel":
+        if path in ("tunnel", "before"):
             return self.t2s.pid
         if path == "relay":
             return self.relays[port].pid
@@ -346,8 +445,11 @@ class Bench:
         cmd = ["taskset", "-c", LOAD_CPU, "iperf3", "-c", host, "-p", str(port), "-t",
                str(self.a.duration), "-P", str(streams), "-J"] + (["-R"] if reverse else [])
         prof = None
-        if self.a.perf and path == "tunnel":
-            out = Path(self.a.perf) / f"perf-{'down' if reverse else 'up'}{streams}.data"
+        self.use(path)
+        pid = self.path_pid(path, IPERF_PORT)
+        tc0 = self.tun_counts() if path in ("tunnel", "before") else None
+        if self.a.perf and path in ("tunnel", "before"):
+            out = Path(self.a.perf) / f"perf-{path}-{'down' if reverse else 'up'}{streams}.data"
             out.parent.mkdir(parents=True, exist_ok=True)
             if self.a.perf_syscalls:
                 evs = ",".join(f"syscalls:sys_enter_{n}" for n in (
@@ -365,6 +467,7 @@ class Bench:
         c0 = proc_cpu_seconds(pid) if pid else 0.0
         r = run(self.w.ns(self.w.c, *cmd), check=False, timeout=self.a.duration + 60)
         c1 = proc_cpu_seconds(pid) if pid else 0.0
+        tc1 = self.tun_counts() if tc0 else None
         if prof is not None:
             prof.send_signal(signal.SIGINT)
             prof.wait(timeout=30)
@@ -379,10 +482,15 @@ class Bench:
                 f"{r.stdout[-300:]} {r.stderr[-300:]}")
             return {"gbps": None, "cpu_s_per_gb": None}
         cpu = (c1 - c0) / (nbytes / 1e9) if pid else None
-        return {"gbps": gbps, "cpu_s_per_gb": cpu, "cpu_s": (c1 - c0) if pid else None,
-                "bytes": nbytes}
+        out = {"gbps": gbps, "cpu_s_per_gb": cpu, "cpu_s": (c1 - c0) if pid else None,
+               "bytes": nbytes}
+        if tc0 and tc1 and tc1[0] > tc0[0]:
+            # Upload: packets tun2sock wrote to the TUN (ACKs) per packet it read (data).
+            out["tun_written_per_read"] = (tc1[1] - tc0[1]) / (tc1[0] - tc0[0])
+        return out
 
     def conn_rate(self, path: str) -> Dict:
+        self.use(path, fresh=True)  # a fresh tunnel: its peak RSS is this test's
         host, port = self.target(path, HTTP_PORT)
         logf = self.tmp / f"h2load-{path}.log"
         cmd = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-t", "1", "-c", "32",
@@ -402,10 +510,13 @@ class Bench:
                 durs.append(int(parts[2]))
         durs.sort()
         p99 = durs[min(len(durs) - 1, int(len(durs) * 0.99))] / 1000 if durs else None
+        pid = self.path_pid(path, HTTP_PORT)
         return {"conn_per_s": float(m2.group(3)), "p99_ms": p99,
-                "succeeded": int(m.group(4)), "failed": int(m.group(5))}
+                "succeeded": int(m.group(4)), "failed": int(m.group(5)),
+                "peak_rss_kb": status_kb(pid, "VmHWM") if pid else None}
 
     def http_download(self, path: str) -> Dict:
+        self.use(path)
         host, port = self.target(path, HTTP_PORT)
         pid = self.path_pid(path, HTTP_PORT)
         c0 = proc_cpu_seconds(pid) if pid else 0.0
@@ -426,9 +537,7 @@ class Bench:
 
     def idle_rss(self, path: str, n: int) -> Dict:
         """RSS of the relay or a fresh tun2sock with n idle connections held open."""
-        if path == "tunnel":
-            self.stop_tunnel()
-            self.start_tunnel("tun2sock-rss")
+        self.use(path, fresh=True)
         host, port = self.target(path, IDLE_PORT)
         pid = self.path_pid(path, IDLE_PORT)
         base = status_kb(pid, "VmRSS")
@@ -454,7 +563,36 @@ class Bench:
             self.w.stop(p)
         return {"connections": n, "rss_kb": rss, "peak_rss_kb": hwm, "rss_before_kb": base}
 
+    def slow_rss(self, path: str, n: int) -> Dict:
+        """RSS of a fresh tun2sock with n connections each moving 512 bytes a second both
+        ways (an echo) for 10 s."""
+        self.use(path, fresh=True)
+        pid = self.path_pid(path, 0)
+        (self.tmp / "slow.py").write_text(SLOW_PY)
+        p = subprocess.Popen(self.w.ns(self.w.c, "taskset", "-c", LOAD_CPU, PY,
+                                       str(self.tmp / "slow.py"), TUN_DST, str(SLOW_PORT),
+                                       str(n), "512", "10"),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        try:
+            line = ""
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and p.poll() is None:
+                line = p.stdout.readline()
+                if line.startswith("ok"):
+                    break
+            if not line.startswith("ok"):
+                log(f"slow connections through {path}: client did not finish")
+                return {"rss_kb": None}
+            rss, hwm = status_kb(pid, "VmRSS"), status_kb(pid, "VmHWM")
+        finally:
+            p.stdin.close()
+            self.w.stop(p)
+        return {"connections": n, "moved_bytes": int(line.split()[2]), "rss_kb": rss,
+                "peak_rss_kb": hwm}
+
     def udp(self, path: str) -> Dict:
+        self.use(path)
         (self.tmp / "udp.py").write_text(UDP_PY)
         d = str(self.a.udp_duration)
         if path == "kernel":
@@ -464,7 +602,7 @@ class Bench:
         else:
             args = ["direct", TUN_DST, str(ECHO_PORT), d]
         prof = None
-        if self.a.perf and path == "tunnel":
+        if self.a.perf and path in ("tunnel", "before"):
             out = Path(self.a.perf) / "strace-udp.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
             prof = subprocess.Popen(["timeout", "2", "strace", "-tt", "-p", str(self.t2s.pid),
@@ -548,6 +686,12 @@ def main() -> int:
     ap.add_argument("--perf-syscalls", action="store_true",
                     help="with --perf: count the tunnel's system calls (perf stat) instead, "
                          "and its malloc calls when a probe_libc:malloc uprobe exists")
+    ap.add_argument("--before", metavar="BINARY",
+                    help="also measure this tun2sock binary (path 'before'), interleaved")
+    ap.add_argument("--fastsocks", nargs="?", const="/work/shared/tools/fastsocks.c",
+                    metavar="SRC", help="use fastsocks (built from SRC) instead of dante")
+    ap.add_argument("--slow", type=int, default=1000,
+                    help="connections for the 'slow' RSS test")
     ap.add_argument("extra", nargs="*", help="more tun2sock options (after --)")
     a = ap.parse_args()
     if a.quick:
@@ -556,6 +700,10 @@ def main() -> int:
         print("bench: must run as root (network namespaces, a TUN)", file=sys.stderr)
         return 1
     a.binary = str(Path(a.binary).resolve())
+    if a.before:
+        a.before = str(Path(a.before).resolve())
+        if "tunnel" in a.paths.split(","):
+            a.paths += ",before"
     missing = [t for t in ("iperf3", "danted", "nginx", "h2load", "taskset", "prlimit", "cc")
                if not shutil.which(t)]
     if not Path(a.binary).exists():
@@ -574,6 +722,7 @@ def main() -> int:
     b = Bench(a, tmp)
     res: Dict = {}
     started = time.time()
+    load0 = os.getloadavg()
     try:
         b.build_relay()
         b.w.setup()
@@ -591,9 +740,13 @@ def main() -> int:
                         raw.setdefault(cfg, {}).setdefault(path, []).append(m)
                         log(f"run {r + 1} tcp {cfg} {path}: {m.get('gbps') or 0:.2f} Gbit/s"
                             + (f", {m['cpu_s_per_gb']:.2f} CPU s/GB"
-                               if m.get("cpu_s_per_gb") else ""))
+                               if m.get("cpu_s_per_gb") else "")
+                            + (f", {m['tun_written_per_read']:.2f} TUN writes/read"
+                               if m.get("tun_written_per_read") is not None else ""))
             res["tcp"] = {cfg: {p: {"gbps": summary([m["gbps"] for m in ms]),
-                                    "cpu_s_per_gb": summary([m["cpu_s_per_gb"] for m in ms])}
+                                    "cpu_s_per_gb": summary([m["cpu_s_per_gb"] for m in ms]),
+                                    "tun_written_per_read": summary(
+                                        [m.get("tun_written_per_read") for m in ms])}
                                 for p, ms in d.items()} for cfg, d in raw.items()}
         if "http" in tests:
             raw = {}
@@ -615,6 +768,7 @@ def main() -> int:
                     log(f"run {r + 1} conn {path}: {m.get('conn_per_s') or 0:.0f}/s, "
                         f"p99 {m.get('p99_ms')} ms, failed {m.get('failed')}")
             res["conn"] = {p: {"conn_per_s": summary([m["conn_per_s"] for m in ms]),
+                               "peak_rss_kb": summary([m.get("peak_rss_kb") for m in ms]),
                                "p99_ms": summary([m["p99_ms"] for m in ms]),
                                "failed": [m.get("failed") for m in ms]}
                            for p, ms in raw.items()}
@@ -632,6 +786,12 @@ def main() -> int:
             if "tunnel" in raw and all(m.get("rate") is None for m in raw["tunnel"]):
                 res["udp"]["tunnel"]["note"] = "not measured: no UDP echo came back through " \
                                                "the tunnel (UDP ASSOCIATE support missing?)"
+        if "slow" in tests:
+            res["slow"] = {}
+            for path in [p for p in paths if p in ("tunnel", "before")]:
+                m = b.slow_rss(path, a.slow)
+                res["slow"][path] = m
+                log(f"rss {path} with {a.slow} slow connections: {m}")
         if "rss" in tests:
             res["rss"] = {}
             for path in [p for p in paths if p != "kernel"]:
@@ -647,6 +807,10 @@ def main() -> int:
         "commit": git_commit(),
         "binary": a.binary,
         "tun2sock_args": ["--mtu", str(a.mtu), *a.extra],
+        "before_binary": a.before,
+        "proxy": "fastsocks" if a.fastsocks else "dante",
+        "loadavg_start": load0,
+        "loadavg_end": os.getloadavg(),
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         "runs": a.runs,
