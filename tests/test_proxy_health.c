@@ -493,6 +493,35 @@ static void test_engine_preference_restored_for_new_flows_only(void) {
   engine_teardown();
 }
 
+/* A UDP session opens its association through the proxy in use when it starts, with that
+ * proxy's credentials: the second one while the first is DOWN. */
+static void test_engine_udp_uses_the_proxy_in_use(void) {
+  engine_setup(2);
+  flow_refused(40060, 0);
+  run_to(0);
+  t2s_engine_proxy_probe_result(EE, 0, T2S_ERR_REFUSED, 0);
+  run_to(1 * S);
+  t2s_engine_proxy_probe_result(EE, 0, T2S_ERR_REFUSED, 1 * S);
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_DOWN);
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2:5000", &src);
+  t2s_addr_parse("203.0.113.53:53", &dst);
+  static const uint8_t q[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1};
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_udp(buf, sizeof(buf), &src, &dst, q, sizeof(q));
+  CU_ASSERT_FATAL(n > 0);
+  size_t before = EF.nstreams;
+  t2s_engine_input(EE, buf, (size_t)n, 1 * S + 1 * MS);
+  CU_ASSERT_EQUAL_FATAL(EF.nstreams, before + 1);
+  engine_fake_stream *st = last_stream();
+  CU_ASSERT_TRUE(t2s_addr_eq(&st->dst, &PB));
+  static const uint8_t method[] = {5, 2};
+  t2s_engine_stream_opened(EE, st->id, 0, 1 * S + 1 * MS);
+  t2s_engine_stream_recv(EE, st->id, method, sizeof(method), 1 * S + 1 * MS);
+  CU_ASSERT_EQUAL(memcmp(st->written + 4 + 2, "bob", 3), 0);
+  engine_teardown();
+}
+
 /* With every proxy DOWN a new SYN is answered with a RST at once and no upstream is tried. */
 static void test_engine_all_down_refuses_at_once(void) {
   engine_setup(1);
@@ -555,6 +584,7 @@ int t2s_test_register_proxy_health(void) {
       !CU_add_test(s, "engine: fails over, resets once", test_engine_fails_over_and_resets_once) ||
       !CU_add_test(s, "engine: preference restored for new flows only",
                    test_engine_preference_restored_for_new_flows_only) ||
+      !CU_add_test(s, "engine: UDP uses the proxy in use", test_engine_udp_uses_the_proxy_in_use) ||
       !CU_add_test(s, "engine: every proxy down refuses at once",
                    test_engine_all_down_refuses_at_once) ||
       !CU_add_test(s, "engine: handshake timeout counts, a REP does not",

@@ -72,6 +72,7 @@ typedef struct usess {
   t2s_addr first_dst; /* the first datagram's destination (events) */
   t2s_addr hijacked;  /* DNS hijack: the address the client asked (answers come from it) */
   t2s_egress egress;  /* the egress at open */
+  int proxy;          /* its proxy's index (engine_proxy.c); -1: cfg.proxy alone */
   bool dns;           /* every datagram went to port 53 */
   int lru;            /* LRU_OTHER or LRU_DNS */
   t2s_tstamp last;    /* last datagram either way */
@@ -369,6 +370,7 @@ static usess *sess_open(t2s_engine *e, umode mode, const t2s_addr *client, const
     s->dst_key = *dst;
   }
   s->egress = e->cfg.egress;
+  s->proxy = mode == MODE_DIRECT ? -1 : t2s_engine_proxy_pick(e);
   s->dns = dst->port == DNS_PORT;
   s->last = now;
   if (mode == MODE_DIRECT) {
@@ -396,7 +398,8 @@ static usess *sess_open(t2s_engine *e, umode mode, const t2s_addr *client, const
       s->state = ST_READY;
     }
   } else {
-    const t2s_addr *target = e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? &e->cfg.proxy : dst;
+    const t2s_addr *target =
+        e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? t2s_engine_proxy_addr(e, s->proxy) : dst;
     rv = e->up.ops->stream_open(e->up.self, s->ctl_id, target, &s->egress);
     if (rv == 0) {
       s->ctl_open = true;
@@ -741,7 +744,7 @@ static void sess_ready(t2s_engine *e, usess *s, t2s_tstamp now) {
     int rv = h ? 0 : T2S_ERR_PROTO;
     if (rv == 0) {
       bnd = h->addr;
-      rv = t2s_socks5_udp_relay(&bnd, &e->cfg.proxy, &relay);
+      rv = t2s_socks5_udp_relay(&bnd, t2s_engine_proxy_addr(e, s->proxy), &relay);
     }
     if (rv == 0) {
       s->dgram_id = new_id(e);
@@ -831,12 +834,13 @@ void t2s_engine_udp_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstam
     return;
   }
   s->state = ST_HANDSHAKE;
-  int rv =
-      s->mode == MODE_ASSOC
-          ? t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_UDP_ASSOCIATE, NULL,
-                                        e->cfg.username, e->cfg.password, e->cfg.socks5_pipelined)
-          : t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_CONNECT, &s->dst_key,
-                                        e->cfg.username, e->cfg.password, e->cfg.socks5_pipelined);
+  const char *user = t2s_engine_proxy_username(e, s->proxy);
+  const char *pass = t2s_engine_proxy_password(e, s->proxy);
+  int rv = s->mode == MODE_ASSOC
+               ? t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_UDP_ASSOCIATE, NULL, user,
+                                             pass, e->cfg.socks5_pipelined)
+               : t2s_socks5_client_init_addr(&s->socks, T2S_SOCKS5_CMD_CONNECT, &s->dst_key, user,
+                                             pass, e->cfg.socks5_pipelined);
   if (rv == 0) {
     rv = ctl_flush(e, s);
   }
