@@ -12,6 +12,7 @@ tun2sock runs at the default log level with --proxy A --proxy B (A preferred) an
 Namespaces are named t2sb-<pid>-<n>-<tag> (test_bin_util.py) and removed; every process is
 stopped by its PID (dante with its process group: its io-children serve open sessions).
 """
+import json
 import re
 import subprocess
 import time
@@ -108,6 +109,11 @@ class World:
                        check=False)
         m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", p.stdout, re.M)
         return float(m.group(1)) if m else -1.0
+
+    def stats(self) -> dict:
+        p = self.c.run("curl", "-s", "--max-time", "2", f"http://127.0.0.1:{METRICS_PORT}/stats",
+                       check=False)
+        return json.loads(p.stdout)
 
     def download(self) -> subprocess.Popen:
         log = open(self.tmp / f"download-{len(self.procs)}.log", "w")
@@ -208,3 +214,10 @@ def test_every_proxy_down_refuses_at_once_and_the_log_says_why(world):
     assert f"proxy {PA}:{PORT_A}: connection refused" in log, log[-3000:]
     assert f"proxy {PA}:{PORT_A}: down (connection refused)" in log, log[-3000:]
     assert f"proxy {PB}:{PORT_B}: down (connection refused)" in log, log[-3000:]
+    # /stats: each proxy's state, last error and last success.
+    proxies = world.stats()["proxies"]
+    assert [p["proxy"] for p in proxies] == [f"{PA}:{PORT_A}", f"{PB}:{PORT_B}"]
+    assert [p["state"] for p in proxies] == ["DOWN", "DOWN"]
+    assert [p["last_error"] for p in proxies] == ["refused", "refused"]
+    assert proxies[0]["last_success_seconds_ago"] is not None  # the first curl went through A
+    assert proxies[0]["failures"]["refused"] >= 3

@@ -1,9 +1,13 @@
 /* test_proxy_health.c: the proxy health state machine and the failover policy
  * (src/core/proxy_health.c, docs/proxies.md). Each test drives its own clock. */
+#include <stdlib.h>
 #include <string.h>
+
+#include <event2/buffer.h>
 
 #include "engine.h"
 #include "engine_fake.h"
+#include "metrics.h"
 #include "packet.h"
 #include "proxy_health.h"
 #include "test_util.h"
@@ -564,6 +568,63 @@ static void test_engine_handshake_timeout_counts_rep_does_not(void) {
   engine_teardown();
 }
 
+/* /metrics and /stats show each proxy: state, time in it, last error and success, failures by
+ * cause; nothing with a single proxy. */
+static char *render(const t2s_metrics_snapshot *s, bool json) {
+  struct evbuffer *b = evbuffer_new();
+  if (json) {
+    t2s_metrics_render_json(s, b);
+  } else {
+    t2s_metrics_render_prometheus(s, b);
+  }
+  size_t n = evbuffer_get_length(b);
+  char *out = calloc(1, n + 1);
+  evbuffer_remove(b, out, n);
+  evbuffer_free(b);
+  return out;
+}
+
+static void test_metrics_show_each_proxy(void) {
+  static t2s_metrics_snapshot s;
+  memset(&s, 0, sizeof(s));
+  char *none = render(&s, true);
+  CU_ASSERT_PTR_NULL(strstr(none, "proxies"));
+  free(none);
+  s.nproxies = 2;
+  snprintf(s.proxies[0].name, sizeof(s.proxies[0].name), "192.0.2.1:1080");
+  s.proxies[0].state = T2S_PROXY_DOWN;
+  s.proxies[0].since_change_s = 2.5;
+  s.proxies[0].last_success_ago_s = 10;
+  s.proxies[0].last_failure_ago_s = 1;
+  s.proxies[0].last_cause = T2S_PROXY_CAUSE_TIMEOUT;
+  s.proxies[0].failures[T2S_PROXY_CAUSE_TIMEOUT] = 3;
+  snprintf(s.proxies[1].name, sizeof(s.proxies[1].name), "192.0.2.2:1081");
+  s.proxies[1].last_success_ago_s = -1;
+  s.proxies[1].last_failure_ago_s = -1;
+  s.proxies[1].flows = 7;
+  char *j = render(&s, true);
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(j, "\"proxies\":[{\"proxy\":\"192.0.2.1:1080\",\"state\":\"DOWN\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"last_error\":\"timeout\",\"last_error_seconds_ago\":1.000"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"last_success_seconds_ago\":10.000"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"timeout\":3"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"state\":\"UP\",\"state_seconds\":0.000,\"flows\":7"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"last_error\":null"));
+  CU_ASSERT_EQUAL(j[strlen(j) - 2], '}');
+  free(j);
+  char *p = render(&s, false);
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_state{proxy=\"192.0.2.1:1080\",state=\"DOWN\"} 1\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_state{proxy=\"192.0.2.1:1080\",state=\"UP\"} 0\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_failures_total{proxy=\"192.0.2.1:1080\",cause=\"timeout\"} 3\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(p, "tun2sock_proxy_flows_total{proxy=\"192.0.2.2:1081\"} 7\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_state_seconds{proxy=\"192.0.2.1:1080\"} 2.500\n"));
+  free(p);
+}
+
 int t2s_test_register_proxy_health(void) {
   CU_pSuite s = CU_add_suite("proxy_health", NULL, NULL);
   if (s == NULL ||
@@ -585,6 +646,7 @@ int t2s_test_register_proxy_health(void) {
       !CU_add_test(s, "engine: preference restored for new flows only",
                    test_engine_preference_restored_for_new_flows_only) ||
       !CU_add_test(s, "engine: UDP uses the proxy in use", test_engine_udp_uses_the_proxy_in_use) ||
+      !CU_add_test(s, "metrics show each proxy", test_metrics_show_each_proxy) ||
       !CU_add_test(s, "engine: every proxy down refuses at once",
                    test_engine_all_down_refuses_at_once) ||
       !CU_add_test(s, "engine: handshake timeout counts, a REP does not",

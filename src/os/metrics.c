@@ -308,12 +308,93 @@ static void prom_row(const metric_row *r, const t2s_metrics_snapshot *s, struct 
   }
 }
 
+/* Several proxies (docs/proxies.md): one series per proxy (label proxy="ADDR:PORT"). */
+static void prom_proxies(const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  if (s->nproxies == 0) {
+    return;
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_state The proxy's health state (1 = in it).\n"
+                           "# TYPE tun2sock_proxy_state gauge\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    for (uint32_t st = 0; st <= T2S_PROXY_DOWN; st++) {
+      evbuffer_add_printf(out, "tun2sock_proxy_state{proxy=\"%s\",state=\"%s\"} %d\n",
+                          s->proxies[i].name, t2s_proxy_state_name((t2s_proxy_state)st),
+                          s->proxies[i].state == st ? 1 : 0);
+    }
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_state_seconds Seconds since the state changed.\n"
+                           "# TYPE tun2sock_proxy_state_seconds gauge\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    evbuffer_add_printf(out, "tun2sock_proxy_state_seconds{proxy=\"%s\"} %.3f\n",
+                        s->proxies[i].name, s->proxies[i].since_change_s);
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_flows_total Flows sent to the proxy.\n"
+                           "# TYPE tun2sock_proxy_flows_total counter\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    evbuffer_add_printf(out, "tun2sock_proxy_flows_total{proxy=\"%s\"} %llu\n", s->proxies[i].name,
+                        (unsigned long long)s->proxies[i].flows);
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_failures_total Failed connections and probes by "
+                           "cause.\n# TYPE tun2sock_proxy_failures_total counter\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    for (size_t c = 0; c < T2S_PROXY_CAUSE_COUNT; c++) {
+      evbuffer_add_printf(out, "tun2sock_proxy_failures_total{proxy=\"%s\",cause=\"%s\"} %llu\n",
+                          s->proxies[i].name, t2s_proxy_cause_name((t2s_proxy_cause)c),
+                          (unsigned long long)s->proxies[i].failures[c]);
+    }
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_downs_total Times the proxy went down.\n"
+                           "# TYPE tun2sock_proxy_downs_total counter\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    evbuffer_add_printf(out, "tun2sock_proxy_downs_total{proxy=\"%s\"} %llu\n", s->proxies[i].name,
+                        (unsigned long long)s->proxies[i].downs);
+  }
+}
+
 void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffer *out) {
   for (size_t i = 0; i < T2S_ARRAY_LEN(metric_rows); i++) {
     if (metric_rows[i].prom) {
       prom_row(&metric_rows[i], s, out);
     }
   }
+  prom_proxies(s, out);
+}
+
+/* "proxies": [{...}, ...] (several proxies only). */
+static void json_proxies(const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  if (s->nproxies == 0) {
+    return;
+  }
+  evbuffer_add_printf(out, ",\"proxies\":[");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    const t2s_metrics_proxy *p = &s->proxies[i];
+    evbuffer_add_printf(out,
+                        "%s{\"proxy\":\"%s\",\"state\":\"%s\",\"state_seconds\":%.3f,"
+                        "\"flows\":%llu,\"downs\":%llu,\"probes\":%llu,",
+                        i > 0 ? "," : "", p->name, t2s_proxy_state_name((t2s_proxy_state)p->state),
+                        p->since_change_s, (unsigned long long)p->flows,
+                        (unsigned long long)p->downs, (unsigned long long)p->probes);
+    if (p->last_success_ago_s >= 0) {
+      evbuffer_add_printf(out, "\"last_success_seconds_ago\":%.3f,", p->last_success_ago_s);
+    } else {
+      evbuffer_add_printf(out, "\"last_success_seconds_ago\":null,");
+    }
+    if (p->last_failure_ago_s >= 0) {
+      evbuffer_add_printf(out, "\"last_error\":\"%s\",\"last_error_seconds_ago\":%.3f,",
+                          t2s_proxy_cause_name((t2s_proxy_cause)p->last_cause),
+                          p->last_failure_ago_s);
+    } else {
+      evbuffer_add_printf(out, "\"last_error\":null,\"last_error_seconds_ago\":null,");
+    }
+    evbuffer_add_printf(out, "\"failures\":{");
+    for (size_t c = 0; c < T2S_PROXY_CAUSE_COUNT; c++) {
+      evbuffer_add_printf(out, "%s\"%s\":%llu", c > 0 ? "," : "",
+                          t2s_proxy_cause_name((t2s_proxy_cause)c),
+                          (unsigned long long)p->failures[c]);
+    }
+    evbuffer_add_printf(out, "}}");
+  }
+  evbuffer_add_printf(out, "]");
 }
 
 static void json_row(const metric_row *r, const t2s_metrics_snapshot *s, struct evbuffer *out) {
@@ -371,6 +452,7 @@ void t2s_metrics_render_json(const t2s_metrics_snapshot *s, struct evbuffer *out
     evbuffer_add_printf(out, "}");
   }
   json_rows(J_END, s, out, &first);
+  json_proxies(s, out);
   evbuffer_add_printf(out, "}\n");
 }
 

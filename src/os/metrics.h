@@ -13,6 +13,20 @@
 
 #define T2S_METRICS_MAX_ERROR_KINDS 32
 
+/* One proxy's health for /metrics and /stats (with several --proxy; docs/proxies.md). */
+typedef struct t2s_metrics_proxy {
+  char name[80];                            /* "192.0.2.1:1080" */
+  uint32_t state;                           /* t2s_proxy_state */
+  double since_change_s;                    /* seconds in this state */
+  double last_success_ago_s;                /* seconds since the last success; < 0: never */
+  double last_failure_ago_s;                /* seconds since the last failure; < 0: never */
+  uint32_t last_cause;                      /* t2s_proxy_cause of the last failure */
+  uint64_t flows;                           /* flows sent to it */
+  uint64_t downs;                           /* times it went DOWN */
+  uint64_t probes;                          /* probes asked for */
+  uint64_t failures[T2S_PROXY_CAUSE_COUNT]; /* by cause (real connections and probes) */
+} t2s_metrics_proxy;
+
 typedef struct t2s_metrics_snapshot {
   t2s_engine_stats engine;
   size_t nerror_kinds; /* upstream socket errors by errno name */
@@ -27,6 +41,8 @@ typedef struct t2s_metrics_snapshot {
   double uptime_seconds;
   uint64_t fake_dns_on;       /* 1 with --fake-dns */
   t2s_fakedns_stats fake_dns; /* the fake-IP table's counters (fakedns.h); zero when off */
+  size_t nproxies;            /* 0 with a single --proxy */
+  t2s_metrics_proxy proxies[T2S_PROXY_MAX];
 } t2s_metrics_snapshot;
 
 typedef void (*t2s_metrics_collect_fn)(void *arg, t2s_metrics_snapshot *snap);

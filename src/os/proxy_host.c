@@ -114,6 +114,39 @@ void t2s_proxy_host_del(t2s_proxy_host *ph) {
   free(ph);
 }
 
+static double ago_s(t2s_tstamp now, t2s_tstamp then) {
+  if (then == T2S_TSTAMP_MAX) {
+    return -1.0;
+  }
+  return now > then ? (double)(now - then) / 1e9 : 0.0;
+}
+
+void t2s_proxy_host_collect(const t2s_proxy_host *ph, t2s_metrics_snapshot *snap) {
+  if (ph == NULL || ph->engine == NULL) {
+    return;
+  }
+  const t2s_proxy_set *set = t2s_engine_proxy_health(ph->engine);
+  if (set == NULL) {
+    return;
+  }
+  t2s_tstamp now = ph->clock.ops->now(ph->clock.self);
+  snap->nproxies = set->n;
+  for (size_t i = 0; i < set->n && i < T2S_PROXY_MAX; i++) {
+    const t2s_proxy_health *h = &set->p[i];
+    t2s_metrics_proxy *m = &snap->proxies[i];
+    snprintf(m->name, sizeof(m->name), "%s", ph->name[i]);
+    m->state = (uint32_t)h->state;
+    m->since_change_s = ago_s(now, h->changed_at);
+    m->last_success_ago_s = ago_s(now, h->last_success_at);
+    m->last_failure_ago_s = ago_s(now, h->last_failure_at);
+    m->last_cause = (uint32_t)h->last_cause;
+    m->flows = h->picks;
+    m->downs = h->downs;
+    m->probes = h->probes;
+    memcpy(m->failures, h->failures, sizeof(m->failures));
+  }
+}
+
 /* The first proxy that takes new flows now, or -1. */
 static int in_use(const t2s_proxy_host *ph) {
   const t2s_proxy_set *set = t2s_engine_proxy_health(ph->engine);

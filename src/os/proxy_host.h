@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "engine.h"
+#include "metrics.h"
 
 struct event_base;
 struct t2s_loop;
@@ -27,6 +28,8 @@ int t2s_proxy_host_start(t2s_proxy_host **ph, struct event_base *base, struct t2
 void t2s_proxy_host_del(t2s_proxy_host *ph);
 /* Handles an engine event of the T2S_EV_PROXY_* kinds (others are ignored). */
 void t2s_proxy_host_event(t2s_proxy_host *ph, const t2s_engine_event *ev);
+/* Fills snap->nproxies and snap->proxies (nothing when ph is NULL). */
+void t2s_proxy_host_collect(const t2s_proxy_host *ph, t2s_metrics_snapshot *snap);
 /* True for the T2S_EV_PROXY_* kinds. */
 bool t2s_proxy_host_is_event(t2s_engine_event_type t);
 

@@ -105,6 +105,7 @@ static void on_stats_signal(void *arg) {
 static void collect(void *arg, t2s_metrics_snapshot *snap) {
   t2s_runner *r = arg;
   t2s_report_collect(&r->report, snap);
+  t2s_proxy_host_collect(r->proxies, snap);
   if (r->fake_dns) {
     snap->fake_dns_on = 1;
     t2s_fakedns_get_stats(r->fake_dns, &snap->fake_dns);
