@@ -214,6 +214,17 @@ def test_every_proxy_down_refuses_at_once_and_the_log_says_why(world):
     assert f"proxy {PA}:{PORT_A}: connection refused" in log, log[-3000:]
     assert f"proxy {PA}:{PORT_A}: down (connection refused)" in log, log[-3000:]
     assert f"proxy {PB}:{PORT_B}: down (connection refused)" in log, log[-3000:]
+    # A DNS query through the tunnel gets SERVFAIL at once instead of silence.
+    script = ("import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+              "s.settimeout(2);t=time.monotonic();"
+              f"s.sendto(bytes.fromhex('123401000001000000000000016100000100 01'.replace(' ','')),"
+              f"('{ORIGIN}',53));d=s.recv(512);"
+              "print(d[3]&15, round(time.monotonic()-t,3))")
+    r = world.c.run("/usr/bin/python3", "-c", script, check=False, timeout=10)
+    assert r.returncode == 0, r
+    rcode, took_dns = r.stdout.split()
+    print(f"both down: a DNS query answered {rcode} (2 = SERVFAIL) after {float(took_dns) * 1000:.0f} ms")
+    assert rcode == "2" and float(took_dns) < REFUSED_WITHIN_S
     # /stats: each proxy's state, last error and last success.
     proxies = world.stats()["proxies"]
     assert [p["proxy"] for p in proxies] == [f"{PA}:{PORT_A}", f"{PB}:{PORT_B}"]

@@ -538,6 +538,27 @@ static void test_engine_all_down_refuses_at_once(void) {
   syn(40040, 1 * MS);
   CU_ASSERT(flags_to(40040, mark) & T2S_TCP_RST);
   CU_ASSERT_EQUAL(EF.nstreams, streams);
+  /* A DNS query gets SERVFAIL at once, from the address it was sent to. */
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2:5353", &src);
+  t2s_addr_parse("203.0.113.53:53", &dst);
+  static const uint8_t q[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1};
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_udp(buf, sizeof(buf), &src, &dst, q, sizeof(q));
+  CU_ASSERT_FATAL(n > 0);
+  mark = EF.npkts;
+  t2s_engine_input(EE, buf, (size_t)n, 2 * MS);
+  CU_ASSERT_EQUAL_FATAL(EF.npkts, mark + 1);
+  t2s_pkt p;
+  CU_ASSERT_EQUAL_FATAL(t2s_pkt_parse(EF.pkts[mark].data, EF.pkts[mark].len, &p), T2S_DROP_NONE);
+  CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_UDP);
+  CU_ASSERT_TRUE(t2s_addr_eq(&p.src, &dst));
+  CU_ASSERT_TRUE(t2s_addr_eq(&p.dst, &src));
+  CU_ASSERT_FATAL(p.payload_len >= 12);
+  CU_ASSERT_EQUAL(p.payload[0], 0x12);
+  CU_ASSERT_EQUAL(p.payload[2] & 0x80, 0x80); /* QR */
+  CU_ASSERT_EQUAL(p.payload[3] & 0x0f, 2);    /* SERVFAIL */
+  CU_ASSERT_EQUAL(EF.nstreams, streams);
   engine_teardown();
 }
 

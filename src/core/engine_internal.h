@@ -88,6 +88,10 @@ const char *t2s_engine_proxy_password(const t2s_engine *e, int i);
 /* A handshake with proxy i ended: err 0 = the proxy answered, else why it failed. */
 void t2s_engine_proxy_outcome(t2s_engine *e, int i, int err, t2s_tstamp now);
 t2s_tstamp t2s_engine_proxy_expiry(const t2s_engine *e);
+/* Answers the DNS query in UDP packet *pkt (to port 53) with SERVFAIL at once: what a query
+ * that cannot be carried gets (every proxy DOWN). Returns false when pkt is not a query (or
+ * nothing could be sent): the caller then does what it does for other datagrams. */
+bool t2s_engine_dns_servfail(t2s_engine *e, const t2s_pkt *pkt);
 void t2s_engine_proxy_handle_expiry(t2s_engine *e, t2s_tstamp now);
 void t2s_engine_proxy_free(t2s_engine *e);
 

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "dns.h"
 #include "engine_internal.h"
 
 typedef struct px_endpoint {
@@ -214,4 +215,26 @@ void t2s_engine_proxy_handle_expiry(t2s_engine *e, t2s_tstamp now) {
   if (t2s_proxy_set_get_expiry(&e->px->set) <= now) {
     t2s_proxy_set_handle_expiry(&e->px->set, now);
   }
+}
+
+bool t2s_engine_dns_servfail(t2s_engine *e, const t2s_pkt *pkt) {
+  t2s_dns_query q;
+  if (pkt->proto != T2S_IPPROTO_UDP || pkt->dst.port != 53 ||
+      t2s_dns_parse_query(pkt->payload, pkt->payload_len, &q) != 0) {
+    return false;
+  }
+  uint8_t answer[512];
+  t2s_ssize alen = t2s_dns_build_answer(answer, sizeof(answer), t2s_dns_udp_limit(&q), &q,
+                                        T2S_DNS_RCODE_SERVFAIL, NULL, 0, 0);
+  if (alen < 0) {
+    return false;
+  }
+  /* From the address the client asked, to the port it asked from. */
+  uint8_t out[60 + sizeof(answer)];
+  t2s_ssize n = t2s_build_udp(out, sizeof(out), &pkt->dst, &pkt->src, answer, (size_t)alen);
+  if (n < 0 || t2s_engine_send(e, out, (size_t)n) != 0) {
+    return false;
+  }
+  e->stats.udp_datagrams_down++;
+  return true;
 }

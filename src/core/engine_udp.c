@@ -553,8 +553,11 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
     return;
   }
   if (t2s_engine_offline(e)) {
-    /* No route to the proxy (or asleep): the application fails fast instead of waiting. */
-    send_port_unreach(e, &pkt->src, &pkt->dst, pkt);
+    /* No route to the proxy (or asleep): the application fails fast instead of waiting. A DNS
+     * query with every proxy down gets SERVFAIL (docs/proxies.md). */
+    if (!(t2s_engine_proxies_all_down(e) && t2s_engine_dns_servfail(e, pkt))) {
+      send_port_unreach(e, &pkt->src, &pkt->dst, pkt);
+    }
     t2s_engine_drop(e, T2S_DROP_OFFLINE, now, pkt);
     return;
   }
