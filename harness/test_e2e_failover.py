@@ -59,8 +59,31 @@ http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_foreve
 """
 
 
+# A SOCKS5 server that answers the greeting ("no authentication") and then never answers the
+# request: the proxy that hangs after the greeting.
+HANG_PY = r"""
+import socket, sys, threading
+def serve(c):
+    try:
+        c.recv(3)
+        c.sendall(bytes([5, 0]))
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
 class World:
-    def __init__(self, tmp: Path, tun2sock_bin: Path):
+    def __init__(self, tmp: Path, tun2sock_bin: Path, hang_first: bool = False,
+                 extra: tuple = ()):
         need("danted", "curl", "ss")
         self.tmp = tmp
         self.c = Netns("fcli")
@@ -72,12 +95,20 @@ class World:
         origin = tmp / "origin.py"
         origin.write_text(ORIGIN_PY)
         self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT)], tmp / "http.log")
-        self.dante = {PA: self.start_dante(PA), PB: self.start_dante(PB)}
+        if hang_first:
+            hang = tmp / "hang.py"
+            hang.write_text(HANG_PY)
+            self.hang = self.s.start(["/usr/bin/python3", str(hang), PA, str(PORT_A)],
+                                     tmp / "hang.log")
+            wait_for(lambda: self.listening(f"{PA}:{PORT_A}"), "the hanging proxy")
+            self.dante = {PB: self.start_dante(PB)}
+        else:
+            self.dante = {PA: self.start_dante(PA), PB: self.start_dante(PB)}
         wait_for(lambda: self.listening(f"{ORIGIN}:{HTTP_PORT}"), "the origin")
         self.c.ip("route", "add", "default", "via", GW, "dev", "up1")
         args = ["--device", "t2s0", "--proxy", f"socks5://{PA}:{PORT_A}",
                 "--proxy", f"socks5://{PB}:{PORT_B}", "--proxy-probe-interval", "500ms",
-                "--address", "198.18.0.1/15", "--metrics", f"127.0.0.1:{METRICS_PORT}"]
+                "--address", "198.18.0.1/15", "--metrics", f"127.0.0.1:{METRICS_PORT}", *extra]
         self.t = start_tun2sock(self.c, tun2sock_bin, tmp / "tun2sock.log", args,
                                 ready_addr="198.18.0.1")
         self.c.ip("route", "add", f"{ORIGIN}/32", "dev", "t2s0")
@@ -232,3 +263,32 @@ def test_every_proxy_down_refuses_at_once_and_the_log_says_why(world):
     assert [p["last_error"] for p in proxies] == ["refused", "refused"]
     assert proxies[0]["last_success_seconds_ago"] is not None  # the first curl went through A
     assert proxies[0]["failures"]["refused"] >= 3
+
+
+def test_a_proxy_that_hangs_after_the_greeting_is_declared_down_and_traffic_moves_on(
+        tmp_path, tun2sock_bin):
+    """A answers the greeting and never the CONNECT. With a probe target (a greeting alone
+    would pass) and a 2 s connect timeout: the first curl is refused after the timeout, the
+    next goes through B at once; A's CONNECT probes time out and A is declared down."""
+    w = World(tmp_path, tun2sock_bin, hang_first=True,
+              extra=("--tcp-connect-timeout", "2s", "--proxy-probe-target",
+                     f"{ORIGIN}:{HTTP_PORT}"))
+    try:
+        t0 = time.monotonic()
+        first = w.curl(max_time=5)
+        took = time.monotonic() - t0
+        assert first.returncode != 0, "the hanging proxy carried a flow"
+        assert 1.5 <= took <= 4, f"the first curl ended after {took:.2f} s"
+        t1 = time.monotonic()
+        assert w.curl_ok(), f"the next curl did not go through B\n{w.log()[-3000:]}"
+        print(f"\nhanging A: first curl refused after {took * 1000:.0f} ms (the connect timeout), "
+              f"the next through B in {(time.monotonic() - t1) * 1000:.0f} ms")
+        wait_for(lambda: f"proxy {PA}:{PORT_A}: down (timed out)" in w.log(), "A declared down",
+                 timeout=15, proc=w.t)
+        assert f"proxy {PA}:{PORT_A}: timed out" in w.log()
+        assert w.curl_ok()
+        proxies = w.stats()["proxies"]
+        assert proxies[0]["state"] == "DOWN" and proxies[0]["last_error"] == "timeout"
+        assert proxies[0]["failures"]["timeout"] >= 3
+    finally:
+        w.close()
