@@ -97,15 +97,19 @@ static void client_recv(void *arg, const uint8_t *pkt, size_t len) {
 
 /* ---- the client ---- */
 
-static void input(driver *d, const uint8_t *pkt, size_t len) {
+static void input_ex(driver *d, const uint8_t *pkt, size_t len, unsigned flags) {
   d->now += T2S_MICROSECONDS;
-  if (t2s_engine_input(d->engine, pkt, len, d->now) != 0) {
+  if (t2s_engine_input_ex(d->engine, pkt, len, flags, d->now) != 0) {
     fprintf(stderr, "t2s_cost_driver: fatal engine error\n");
     exit(1);
   }
   if (t2s_engine_get_expiry(d->engine) <= d->now) {
     t2s_engine_handle_expiry(d->engine, d->now);
   }
+}
+
+static void input(driver *d, const uint8_t *pkt, size_t len) {
+  input_ex(d, pkt, len, 0);
 }
 
 /* Sets a 32-bit field of a built IPv4/TCP packet and patches the TCP checksum (RFC 1624). */
@@ -144,7 +148,10 @@ static void handshake(driver *d) {
 }
 
 /* Upload: full-sized segments within the engine's window; the sink takes everything. */
-static void run_up(driver *d, uint64_t total) {
+/* burst: client segments handed to the engine per burst (T2S_INPUT_MORE on all but the last,
+ * as the runner's read loop does); 1: each on its own. */
+static void run_up(driver *d, uint64_t total, unsigned burst) {
+  unsigned k = 0;
   static uint8_t payload[MSS];
   for (size_t i = 0; i < sizeof(payload); i++) {
     payload[i] = (uint8_t)(i * 7 + 1);
@@ -170,7 +177,10 @@ static void run_up(driver *d, uint64_t total) {
                           T2S_TCP_ACK | T2S_TCP_PSH, (uint16_t)(CLIENT_WINDOW >> CLIENT_WSCALE),
                           NULL, payload, len, NULL, 0);
       }
-      input(d, seg, (size_t)n);
+      /* More follows in this burst when the burst is not full and the next segment is
+       * already allowed (otherwise the burst ends here, as a read that would block). */
+      bool more = ++k % burst != 0 && left > len && inflight + len + MSS <= d->s_wnd;
+      input_ex(d, seg, (size_t)n, more ? T2S_INPUT_MORE : 0);
       d->c_nxt += len;
     } else {
       /* Window full: let time pass so a delayed ACK (if any) goes out. */
@@ -232,11 +242,16 @@ static void run_down(driver *d, uint64_t total) {
 
 int main(int argc, char **argv) {
   if (argc < 2 || (strcmp(argv[1], "up") != 0 && strcmp(argv[1], "down") != 0)) {
-    fprintf(stderr, "usage: t2s_cost_driver up|down [MiB (default 100)]\n");
+    fprintf(stderr, "usage: t2s_cost_driver up|down [MiB (default 100) [BURST (default 1)]]\n");
     return 2;
   }
   bool up = strcmp(argv[1], "up") == 0;
   uint64_t mib = argc > 2 ? strtoull(argv[2], NULL, 10) : 100;
+  unsigned long burst = argc > 3 ? strtoul(argv[3], NULL, 10) : 1;
+  if (burst == 0 || burst > 64) {
+    fprintf(stderr, "t2s_cost_driver: BURST must be 1..64\n");
+    return 2;
+  }
   if (mib == 0 || mib > 4000) {
     fprintf(stderr, "t2s_cost_driver: MiB must be 1..4000\n");
     return 2;
@@ -269,7 +284,7 @@ int main(int argc, char **argv) {
   }
   handshake(&d);
   if (up) {
-    run_up(&d, total);
+    run_up(&d, total, (unsigned)burst);
   } else {
     run_down(&d, total);
   }
