@@ -12,12 +12,14 @@
  * protect-bind=IFNAME: the protect callback binds every upstream socket to the uplink IFNAME
  * (SO_BINDTODEVICE, as a host that routes everything into its TUN must; on Android it would
  * call VpnService.protect() instead); protect-fail: it refuses every socket (each flow is
- * refused). Without either, no protect callback.
+ * refused). Without either, no protect callback. host-events: tun2sock opens no rtnetlink
+ * socket; network events are read from stdin (see read_events).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -89,15 +91,50 @@ static void on_routes(void *arg) {
   fflush(stdout);
 }
 
+/* host-events: the network events come from stdin, as an app's ConnectivityManager or
+ * NWPathMonitor callbacks would deliver them, on a thread of their own:
+ *   net IFNAME | net none | pause | resume MS */
+static void *read_events(void *arg) {
+  tun2sock *t = arg;
+  char line[128];
+  while (fgets(line, sizeof(line), stdin)) {
+    char name[64];
+    unsigned long long ms;
+    int rv;
+    if (sscanf(line, "net %63s", name) == 1) {
+      rv = strcmp(name, "none") == 0 ? tun2sock_network_changed(t, NULL, 0)
+                                     : tun2sock_network_changed(t, name, 0);
+    } else if (strncmp(line, "pause", 5) == 0) {
+      rv = tun2sock_network_paused(t);
+    } else if (sscanf(line, "resume %llu", &ms) == 1) {
+      rv = tun2sock_network_resumed(t, ms);
+    } else {
+      continue;
+    }
+    printf("host: %.*s -> %d\n", (int)strcspn(line, "\n"), line, rv);
+    fflush(stdout);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
-  bool use_protect = false;
-  if (argc == 4 && strncmp(argv[3], "protect-bind=", 13) == 0 && argv[3][13]) {
-    use_protect = true;
-    protect_ifname = argv[3] + 13;
-  } else if (argc == 4 && strcmp(argv[3], "protect-fail") == 0) {
-    use_protect = true;
-  } else if (argc != 3) {
-    fprintf(stderr, "usage: %s TUN-NAME socks5://HOST:PORT [protect-bind=IFNAME|protect-fail]\n",
+  bool use_protect = false, host_events = false;
+  for (int i = 3; i < argc; i++) {
+    if (strncmp(argv[i], "protect-bind=", 13) == 0 && argv[i][13]) {
+      use_protect = true;
+      protect_ifname = argv[i] + 13;
+    } else if (strcmp(argv[i], "protect-fail") == 0) {
+      use_protect = true;
+    } else if (strcmp(argv[i], "host-events") == 0) {
+      host_events = true;
+    } else {
+      argc = 0;
+    }
+  }
+  if (argc < 3) {
+    fprintf(stderr,
+            "usage: %s TUN-NAME socks5://HOST:PORT [protect-bind=IFNAME|protect-fail] "
+            "[host-events]\n",
             argv[0]);
     return 2;
   }
@@ -118,6 +155,9 @@ int main(int argc, char **argv) {
     cfg.protect = protect;
     cfg.protect_arg = NULL;
   }
+  if (host_events) {
+    cfg.network_monitor = TUN2SOCK_MONITOR_HOST; /* no rtnetlink: stdin tells us */
+  }
   tun2sock *t;
   if (tun2sock_new(&t, &cfg) != TUN2SOCK_OK) {
     return 1;
@@ -127,19 +167,25 @@ int main(int argc, char **argv) {
   running = t;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  pthread_t reader;
+  bool reading = host_events && pthread_create(&reader, NULL, read_events, t) == 0;
   int rv = tun2sock_run(t);
   tun2sock_stats st;
   tun2sock_get_stats(t, &st);
   printf("tun2sock %s: packets in %llu out %llu, icmp echo replies %llu, network changes %llu, "
-         "route updates %llu\n",
+         "route updates %llu, flows reset %llu\n",
          tun2sock_version(), (unsigned long long)st.packets_in, (unsigned long long)st.packets_out,
          (unsigned long long)st.icmp_echo_replies, (unsigned long long)st.network_changes,
-         (unsigned long long)st.route_updates);
+         (unsigned long long)st.route_updates, (unsigned long long)st.flows_reset);
   printf("upstream sockets %llu, protect calls %llu (seen by the host %lu), protect failures "
          "%llu, tcp flows %llu\n",
          (unsigned long long)st.upstream_sockets, (unsigned long long)st.protect_calls,
          protect_seen, (unsigned long long)st.protect_failures,
          (unsigned long long)st.tcp_flows_total);
+  if (reading) {
+    pthread_cancel(reader); /* blocked in fgets */
+    pthread_join(reader, NULL);
+  }
   running = NULL;
   tun2sock_del(t);
   close(fd); /* the fd is ours */

@@ -71,7 +71,7 @@ def _compile_example_static(installed, out: Path) -> Path:
     assert example.is_file(), "the embedding example is not installed"
     p = subprocess.run([cc, "-std=c17", "-Wall", "-Wextra", "-Werror", str(example), "-o",
                         str(out), f"-I{installed}/include", f"-L{installed}/lib", "-lt2s_os",
-                        "-lt2s_rec", "-lt2s_core", *libs], capture_output=True, text=True, timeout=120)
+                        "-lt2s_rec", "-lt2s_core", *libs, "-pthread"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return out
 

@@ -5,7 +5,10 @@ a real SOCKS5 proxy (dante) in a second namespace (the world of test_bin_socks.p
 - its protect callback binds every upstream socket to the uplink: curl downloads over IPv4 and
   IPv6 are byte-exact, and every upstream socket went through protect (the library's count,
   the host's own count and the TCP flows agree);
-- a protect callback that fails refuses the flow at once and is counted.
+- a protect callback that fails refuses the flow at once and is counted;
+- with host-fed network events (TUN2SOCK_MONITOR_HOST) no rtnetlink socket is open, a
+  "default interface changed" from the host resets the running flow and new flows work through
+  the new uplink, and a pause/resume resets and recovers.
 """
 import hashlib
 import os
@@ -18,7 +21,7 @@ import pytest
 
 from test_bin_install import _build_example_shared
 from test_bin_socks import HTTP_PORT, ORIGIN4, ORIGIN6, PROXY4, SOCKS_PORT, World
-from test_bin_util import link_exists, listening, need, wait_for
+from test_bin_util import link_exists, listening, need, veth, wait_for
 
 pytestmark = [pytest.mark.root]
 
@@ -45,10 +48,10 @@ def world(tmp_path):
     w.close()
 
 
-def _start_host(world, exe, *extra):
+def _start_host(world, exe, *extra, **kw):
     c = world.c
     h = c.start([str(exe), "t2se0", f"socks5://{PROXY4}:{SOCKS_PORT}", *extra],
-                world.tmp / "host.log")
+                world.tmp / "host.log", **kw)
     wait_for(lambda: link_exists(c, "t2se0") and "tun2sock running" in h.output(),
              "the example host's loop", proc=h)
     c.ip("addr", "add", "198.18.0.1/15", "dev", "t2se0")
@@ -57,6 +60,25 @@ def _start_host(world, exe, *extra):
     c.ip("route", "add", "192.0.2.0/24", "dev", "t2se0")
     c.ip("-6", "route", "add", "2001:db8:80::/48", "dev", "t2se0")
     return h
+
+
+def _rtnetlink_sockets(pid: int) -> list:
+    """The NETLINK_ROUTE sockets among the process's open fds (/proc/PID/fd against
+    /proc/PID/net/netlink, whose Eth column is the protocol: 0 = NETLINK_ROUTE)."""
+    lines = Path(f"/proc/{pid}/net/netlink").read_text().splitlines()
+    head = lines[0].split()
+    route_inodes = {int(f[head.index("Inode")]) for f in (l.split() for l in lines[1:])
+                    if int(f[head.index("Eth")]) == 0}
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        m = re.match(r"socket:\[(\d+)\]", link)
+        if m and int(m.group(1)) in route_inodes:
+            found.append(int(fd))
+    return found
 
 
 def _final_counts(out: str) -> dict:
@@ -92,6 +114,7 @@ def test_protect_binds_every_upstream_socket_and_downloads_are_exact(world, exam
                     "        print(s.recv(100).decode()); break\n"
                     "    except socket.timeout: pass\n", check=False, timeout=20)
     assert r.stdout.strip() == "detcetorp", r.stdout + r.stderr + h.output()[-3000:]
+    rtnl = _rtnetlink_sockets(h.pid)
     assert h.stop() == 0, h.output()[-3000:]
     n = _final_counts(h.output())
     assert n["flows"] >= 2 and n["failures"] == 0, n
@@ -99,6 +122,7 @@ def test_protect_binds_every_upstream_socket_and_downloads_are_exact(world, exam
     # count and the host's own count are equal; each TCP flow had its socket, and the UDP
     # session its datagram socket.
     assert n["sockets"] == n["calls"] == n["seen"] and n["sockets"] > n["flows"], n
+    assert rtnl, "the rtnetlink monitor's socket is seen in /proc (the check of host mode)"
     bound = [l for l in h.output().splitlines() if l.startswith("protect: fd ")]
     assert len(bound) == n["seen"] and all(l.endswith("bound to va") for l in bound), bound
     assert any("(datagram)" in l for l in bound) and \
@@ -117,3 +141,56 @@ def test_failing_protect_refuses_the_flow_and_is_counted(world, example):
     assert h.stop() == 0, h.output()[-3000:]
     n = _final_counts(h.output())
     assert n["failures"] >= 1 and n["failures"] == n["calls"] == n["seen"], n
+
+
+def _slow_download(world, name):
+    """A 4 MiB download at 200 KiB/s (about 20 s): a flow that is open when the network moves."""
+    out = world.tmp / f"{name}.out"
+    p = world.c.start(["curl", "-sS", "--max-time", "60", "--limit-rate", "200k", "-o", str(out),
+                       f"http://{ORIGIN4}:{HTTP_PORT}/big.bin"], world.tmp / f"{name}.log")
+    wait_for(lambda: out.exists() and out.stat().st_size > 100_000, f"{name} under way", proc=p)
+    return p
+
+
+def _tell(h, line):
+    h.p.stdin.write(line + "\n")
+    h.p.stdin.flush()
+    wait_for(lambda: f"host: {line} -> 0" in h.output(), f"the host's '{line}'", proc=h)
+
+
+def test_host_fed_events_reset_and_recover_without_rtnetlink(world, example):
+    world.start_dante()
+    # A second uplink to the proxy's network, used once the host says so (sockets bound to it).
+    veth(world.c, "198.51.100.1/24", world.p, "198.51.100.2/24", a_dev="va2", b_dev="vb2")
+    h = _start_host(world, example, "host-events", stdin=subprocess.PIPE, text=True)
+    wait_for(lambda: "listener: default interface va" in h.output(), "the start", proc=h)
+    assert _rtnetlink_sockets(h.pid) == [], "host mode opened an rtnetlink socket"
+    world.get_hello(h)
+
+    # "The default interface changed": the running flow is reset, new ones use va2.
+    world.c.ip("route", "add", f"{PROXY4}/32", "via", "198.51.100.2", "dev", "va2")
+    dl = _slow_download(world, "before-change")
+    _tell(h, "net va2")
+    wait_for(lambda: not dl.alive(), "the flow's reset", timeout=15, proc=h)
+    assert dl.p.returncode != 0, dl.output()
+    wait_for(lambda: "listener: default interface va2" in h.output(), "the decision", proc=h)
+    before = int(world.c.run("cat", "/sys/class/net/va2/statistics/tx_bytes").stdout)
+    world.get_hello(h)
+    after = int(world.c.run("cat", "/sys/class/net/va2/statistics/tx_bytes").stdout)
+    assert after - before > 300, "the new flow did not leave through va2"
+
+    # Pause / resume: the flow open across the sleep is reset; new flows work after.
+    dl = _slow_download(world, "before-sleep")
+    _tell(h, "pause")
+    wait_for(lambda: "listener: network paused" in h.output(), "on_network_paused", proc=h)
+    _tell(h, "resume 5000")
+    wait_for(lambda: "listener: network resumed after 5000 ms" in h.output(),
+             "on_network_resumed", proc=h)
+    wait_for(lambda: not dl.alive(), "the reset at resume", timeout=15, proc=h)
+    assert dl.p.returncode != 0, dl.output()
+    world.get_hello(h)
+    assert _rtnetlink_sockets(h.pid) == []
+    h.p.stdin.close()
+    assert h.stop() == 0, h.output()[-3000:]
+    m = re.search(r"flows reset (\d+)", h.output())
+    assert m and int(m.group(1)) >= 2, h.output()[-3000:]

@@ -41,8 +41,9 @@ extern "C" {
  * every change of their layout comes with a new SONAME (libtun2sock.so.N): a program built
  * against this header runs against the library of the same SONAME.
  *   1  tun2sock_new/run/stop/del, the listener, the stats
- *   2  tun2sock_config.protect/protect_arg, tun2sock_stats.upstream_sockets/protect_* */
-#define TUN2SOCK_API_VERSION 2
+ *   2  tun2sock_config.protect/protect_arg, tun2sock_stats.upstream_sockets/protect_*
+ *   3  tun2sock_config.network_monitor, tun2sock_network_changed/paused/resumed */
+#define TUN2SOCK_API_VERSION 3
 
 typedef struct tun2sock tun2sock;
 
@@ -84,7 +85,17 @@ typedef struct tun2sock_config {
    * close it or keep it. NULL = no callback. */
   int (*protect)(void *arg, int fd);
   void *protect_arg; /* passed to protect */
+  /* Who tells tun2sock about network changes (API 3): TUN2SOCK_MONITOR_RTNETLINK (default)
+   * or TUN2SOCK_MONITOR_HOST, where tun2sock opens no rtnetlink socket after tun2sock_new()
+   * and the host calls tun2sock_network_changed/paused/resumed (Android 11+, iOS). */
+  int network_monitor;
 } tun2sock_config;
+
+enum {
+  TUN2SOCK_MONITOR_RTNETLINK = 0, /* links, addresses and routes from rtnetlink, sleep from the
+                                     clocks */
+  TUN2SOCK_MONITOR_HOST = 1,      /* only what the host reports (below) */
+};
 
 /* What a network change does to running flows (docs/network-change.md). */
 enum {
@@ -155,6 +166,26 @@ void tun2sock_stop(tun2sock *t);
 /* Copies the counters. Call it from the thread running tun2sock_run(), or when it is not
  * running (the counters are not synchronised). */
 void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st);
+
+/*
+ * Network events from the host (network_monitor = TUN2SOCK_MONITOR_HOST; otherwise they
+ * return TUN2SOCK_ERR_CONFIG). Safe from any thread, before or during tun2sock_run(): each
+ * report is queued and handled on the loop's thread, through the same debounce, decision and
+ * policy (on_network_change) as rtnetlink's events, and the listener is called as usual.
+ * They return TUN2SOCK_OK, or TUN2SOCK_ERR_FAILED when 64 reports are already waiting.
+ *
+ * Route questions: with a host monitor, the path to the proxy is the interface the host last
+ * reported (a loopback proxy is local; none = no route: new flows are refused at once); before
+ * the first report, the interface chosen by tun2sock_new().
+ */
+/* The default network is now the interface `ifname` (index `ifindex`: give either, the other
+ * is looked up; Android: the Network's LinkProperties.getInterfaceName()); NULL/"" and 0: no
+ * network. Flows whose path to the proxy changed are reset after the debounce. */
+int tun2sock_network_changed(tun2sock *t, const char *ifname, unsigned ifindex);
+/* The device is about to sleep: new connections are refused until it resumes. */
+int tun2sock_network_paused(tun2sock *t);
+/* The device woke after sleeping slept_ms (0 if unknown): every flow open before is reset. */
+int tun2sock_network_resumed(tun2sock *t, uint64_t slept_ms);
 
 /* Closes every flow and frees t (the TUN fd stays open: it is yours). Not while running. */
 void tun2sock_del(tun2sock *t);

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "fakedns_host.h"
 #include "metrics.h"
+#include "host_monitor.h"
 #include "monitor_linux.h"
 #include "netwatch.h"
 #include "proxy_host.h"
@@ -61,6 +62,7 @@ struct t2s_runner {
   t2s_upstream_sock *up;
   t2s_upstream upops;
   t2s_monitor_linux *mon;
+  t2s_host_monitor *host; /* the embedder's network events (host_monitor.h), or NULL */
   t2s_monitor monops;
   t2s_autoroute_watch *autoroute; /* --auto-route */
   t2s_egress_choice egress;
@@ -427,6 +429,13 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
     return rv;
   }
   t2s_monitor_linux_ops(r->mon, &r->monops);
+  if (cfg->host_monitor) { /* the embedder's events instead: the rtnetlink one never starts */
+    if ((rv = t2s_host_monitor_new(&r->host, r->base, &r->proxy, &r->egress.egress)) != 0) {
+      T2S_ERROR("host network monitor: %s", t2s_strerror(rv));
+      return rv;
+    }
+    t2s_host_monitor_ops(r->host, &r->monops);
+  }
   t2s_os_record_wrap_monitor(&r->rec, &r->monops);
   t2s_engine_set_monitor(r->engine, &r->monops);
   t2s_netwatch_init(&r->net, r->base, r->engine, &r->monops, r->mon, &r->clkops, &r->loop,
@@ -500,6 +509,10 @@ void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats) {
   t2s_engine_get_stats(r->engine, stats);
 }
 
+t2s_host_monitor *t2s_runner_host_monitor(t2s_runner *r) {
+  return r->host;
+}
+
 void t2s_runner_protect_counts(const t2s_runner *r, uint64_t *popened, uint64_t *pcalls,
                                uint64_t *pfailures) {
   t2s_upstream_sock_protect_counts(r->up, popened, pcalls, pfailures);
@@ -537,6 +550,7 @@ void t2s_runner_del(t2s_runner *r) {
   r->fake_dns = NULL;
   t2s_netwatch_free(&r->net);
   t2s_monitor_linux_del(r->mon);
+  t2s_host_monitor_del(r->host);
   if (r->up) {
     t2s_upstream_sock_del(r->up);
   }

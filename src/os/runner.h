@@ -29,6 +29,8 @@ typedef struct t2s_runner_config {
   /* The embedder's protect (tun2sock.h): every upstream socket before it connects; NULL none. */
   int (*protect)(void *arg, int fd);
   void *protect_arg;
+  /* Network events from the embedder (host_monitor.h) instead of rtnetlink: none is opened. */
+  bool host_monitor;
 } t2s_runner_config;
 
 /* Sets everything up (TUN, addresses, egress, engine, metrics). Returns 0 with *prunner set;
@@ -61,6 +63,8 @@ void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l);
 
 /* Copies the engine's counters. */
 void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats);
+/* The host-fed monitor (with host_monitor), or NULL. */
+struct t2s_host_monitor *t2s_runner_host_monitor(t2s_runner *r);
 /* Upstream sockets created, protect calls and protect failures (upstream_sock.h). */
 void t2s_runner_protect_counts(const t2s_runner *r, uint64_t *popened, uint64_t *pcalls,
                                uint64_t *pfailures);

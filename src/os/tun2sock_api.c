@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "host_monitor.h"
 #include "log.h"
 #include "resolve.h"
 #include "runner.h"
@@ -98,6 +99,11 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
   if (cfg->network_debounce_ms) {
     o->network_debounce_ns = (uint64_t)cfg->network_debounce_ms * T2S_MILLISECONDS;
   }
+  if (cfg->network_monitor != TUN2SOCK_MONITOR_RTNETLINK &&
+      cfg->network_monitor != TUN2SOCK_MONITOR_HOST) {
+    rv = bad("network_monitor", "must be one of TUN2SOCK_MONITOR_*");
+    goto out;
+  }
   if (cfg->metrics) {
     if (t2s_parse_hostport(cfg->metrics, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port,
                            &why) != 0) {
@@ -119,6 +125,7 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
       .owns_fd = false,
       .protect = cfg->protect,
       .protect_arg = cfg->protect_arg,
+      .host_monitor = cfg->network_monitor == TUN2SOCK_MONITOR_HOST,
   };
   if (t2s_resolve_host(o->proxy.host, o->proxy.port, &rc.proxy, "tun2sock_config.proxy") != 0) {
     rv = TUN2SOCK_ERR_FAILED;
@@ -221,4 +228,24 @@ void tun2sock_del(tun2sock *t) {
   }
   t2s_runner_del(t->runner);
   free(t);
+}
+
+/* Network events from the host: queued into the loop (host_monitor.c). */
+static int host_result(int rv) {
+  return rv == 0 ? TUN2SOCK_OK : TUN2SOCK_ERR_FAILED;
+}
+
+int tun2sock_network_changed(tun2sock *t, const char *ifname, unsigned ifindex) {
+  t2s_host_monitor *m = t ? t2s_runner_host_monitor(t->runner) : NULL;
+  return m ? host_result(t2s_host_monitor_changed(m, ifname, ifindex)) : TUN2SOCK_ERR_CONFIG;
+}
+
+int tun2sock_network_paused(tun2sock *t) {
+  t2s_host_monitor *m = t ? t2s_runner_host_monitor(t->runner) : NULL;
+  return m ? host_result(t2s_host_monitor_paused(m)) : TUN2SOCK_ERR_CONFIG;
+}
+
+int tun2sock_network_resumed(tun2sock *t, uint64_t slept_ms) {
+  t2s_host_monitor *m = t ? t2s_runner_host_monitor(t->runner) : NULL;
+  return m ? host_result(t2s_host_monitor_resumed(m, slept_ms)) : TUN2SOCK_ERR_CONFIG;
 }
