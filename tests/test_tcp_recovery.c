@@ -263,6 +263,46 @@ static void test_data_bearing_sack_acks_are_duplicates(void) {
   tfx_teardown(&f);
 }
 
+/* A lost retransmission is sent again without the RTO: in SACK recovery, data sent after the
+ * hole was retransmitted is SACKed more than an RTT and a reordering window later while the
+ * hole is still missing (RFC 8985 6.2 on sequence ranges). */
+static void test_lost_retransmission_resent(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, -1, true, false);
+  uint32_t u = f.pack;
+  CU_ASSERT_FATAL(t2s_tcp_send(f.c, data, 20000, f.now) == 20000);
+  CU_ASSERT(tfx_drain(&f) == 10);
+  tick(&f, 5 * T2S_MILLISECONDS);
+  bool got[20] = {false};
+  tseg s;
+  for (int k = 1; k <= 9; k++) { /* segment 0 lost; 1..9 SACKed one by one */
+    got[k] = true;
+    feed_receiver_ack(&f, u, got, 20);
+  }
+  CU_ASSERT_FATAL(f.c->in_recovery);
+  unsigned rtx0 = 0, fresh = 0;
+  while (tfx_pending(&f) > 0 && expect_segment(&f, T2S_TCP_ACK, ANY, ANY, &s)) {
+    rtx0 += s.seq == u && s.len > 0;
+    fresh += t2s_seq_geq(s.seq, u + 12000) && s.len > 0;
+  }
+  /* The hole once (then lost), and new data after it (10 and 11 went by limited transmit). */
+  CU_ASSERT(rtx0 == 1 && fresh >= 1);
+  /* An RTT later the SACK of the data sent after the retransmission arrives; segment 0 is
+   * still missing. */
+  tick(&f, 20 * T2S_MILLISECONDS);
+  CU_ASSERT(f.now < f.c->rto_at);
+  got[10] = got[11] = got[12] = true;
+  feed_receiver_ack(&f, u, got, 20);
+  bool again = false;
+  while (tfx_pending(&f) > 0 && expect_segment(&f, T2S_TCP_ACK, ANY, ANY, &s)) {
+    again = again || (s.seq == u && s.len == 1000);
+  }
+  CU_ASSERT(again);
+  CU_ASSERT(f.c->retries == 0);
+  tfx_teardown(&f);
+}
+
 int t2s_test_register_tcp_recovery(void) {
   for (size_t i = 0; i < sizeof(data); i++) {
     data[i] = (uint8_t)(i * 131 + (i >> 8));
@@ -280,7 +320,9 @@ int t2s_test_register_tcp_recovery(void) {
       !CU_add_test(s, "tail loss repaired by a probe before the RTO (RFC 8985)",
                    test_tail_loss_probe) ||
       !CU_add_test(s, "data-bearing ACKs with new SACK info are duplicates (RFC 6675 2)",
-                   test_data_bearing_sack_acks_are_duplicates)) {
+                   test_data_bearing_sack_acks_are_duplicates) ||
+      !CU_add_test(s, "a lost retransmission is resent before the RTO (RFC 8985 6.2)",
+                   test_lost_retransmission_resent)) {
     return -1;
   }
   return 0;

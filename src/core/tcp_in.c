@@ -243,6 +243,17 @@ static bool process_ack(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now, boo
       t2s_tcp_timer_update(c);
     }
   }
+  /* A lost retransmission (RFC 8985 6.2, on sequence ranges): in SACK recovery, data sent
+   * after this round of hole retransmissions began is SACKed more than an RTT and a
+   * reordering window after it, while a hole it retransmitted is still missing: the round
+   * starts again from snd.una. Without this each lost retransmission waited for the RTO. */
+  if (c->in_recovery && c->sack_ok && sack_new && t2s_seq_gt(c->rtx_next, c->snd.una) &&
+      t2s_seq_gt(t2s_tcp_high_sacked(c), c->rtx_mark) &&
+      now - c->rtx_mark_at >= c->srtt + T2S_MAX(c->srtt / 4, TCP_REO_WND_MIN)) {
+    c->rtx_next = c->snd.una;
+    c->rtx_mark = c->snd.max;
+    c->rtx_mark_at = now;
+  }
   if (is_dup) {
     c->dupacks++;
     if (!c->in_recovery && !c->rto_recovery &&

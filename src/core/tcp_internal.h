@@ -123,6 +123,8 @@ struct t2s_tcp_conn {
   uint32_t recover;
   uint32_t rtx_next; /* next hole to fill during recovery */
   uint32_t tlp_high; /* snd.max when the probe went out */
+  uint32_t rtx_mark; /* snd.max when this round of hole retransmissions began (recovery) */
+  t2s_tstamp rtx_mark_at;
   tcp_range sacked[TCP_MAX_SACKED];
   uint8_t nsacked;
 

@@ -456,6 +456,8 @@ void t2s_tcp_enter_recovery(t2s_tcp_conn *c, t2s_tstamp now) {
    * segments that left the network (RFC 6582). */
   c->cwnd = c->sack_ok ? c->ssthresh : c->ssthresh + TCP_DUPACK_THRESH * c->mss;
   c->rtx_next = c->snd.una;
+  c->rtx_mark = c->snd.max;
+  c->rtx_mark_at = now;
   c->rtt_timing = false;
   c->tlp_at = c->reo_at = T2S_TSTAMP_MAX;
   t2s_tcp_retransmit_hole(c, now); /* the first hole whatever the pipe (RFC 6675 5 (4.3)) */
