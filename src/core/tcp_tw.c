@@ -57,6 +57,12 @@ static void tw_unlink(t2s_tcp_stack *st, tcp_tw *tw) {
   T2S_ASSERT(st->nconns > 0);
   st->nconns--;
   t2s_free(st->mem, tw);
+  if (st->tw_head == NULL) {
+    /* The last record: the table goes too, so an idle stack holds what it held when created
+     * (the simulator's liveness check counts the engine's blocks). */
+    t2s_free(st->mem, st->tw_table);
+    st->tw_table = NULL;
+  }
 }
 
 bool t2s_tcp_tw_enter(t2s_tcp_conn *c, t2s_tstamp now) {
