@@ -36,6 +36,7 @@ static const struct {
     {"recording", t2s_test_register_recording},
     {"iface_wrap", t2s_test_register_iface_wrap},
     {"sleep_merge", t2s_test_register_sleep_merge},
+    {"host_monitor", t2s_test_register_host_monitor},
     {"os_error", t2s_test_register_os_error},
     {"clock_test_offset", t2s_test_register_clock_test_offset},
     {"scenario_parse", t2s_test_register_scenario_parse},
