@@ -31,7 +31,8 @@ def installed(tmp_path_factory):
 
 def test_cmake_install_puts_binary_man_page_and_unit_in_place(installed):
     for rel in ("bin/tun2sock", "share/man/man8/tun2sock.8", "lib/systemd/system/tun2sock.service",
-                "include/tun2sock.h", "share/doc/tun2sock/cli.md"):
+                "include/tun2sock.h", "share/doc/tun2sock/cli.md",
+                "share/doc/tun2sock/embedding.md"):
         assert (installed / rel).is_file(), f"{rel} not installed"
     assert os.access(installed / "bin/tun2sock", os.X_OK)
     p = subprocess.run([str(installed / "bin/tun2sock"), "--version"], capture_output=True,
