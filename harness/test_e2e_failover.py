@@ -199,8 +199,9 @@ def test_first_proxy_dies_traffic_moves_to_the_second_and_comes_back(world):
     ended_s = _ends_within(dl, RESET_WITHIN_S)
     assert dl.poll() is not None and dl.returncode != 0, \
         f"the download through the dead proxy did not end\n{world.log()[-3000:]}"
-    recovered = wait_for(lambda: world.curl_ok() and time.monotonic(), "a new curl through B",
-                         timeout=NEW_FLOW_WITHIN_S + 3, proc=world.t)
+    # The very first new curl succeeds: its SYN is held while A refuses, then carried by B.
+    assert world.curl_ok(), f"the first curl after A died failed\n{world.log()[-3000:]}"
+    recovered = time.monotonic()
     print(f"\nA killed: download ended after {ended_s * 1000:.0f} ms, a new curl succeeded "
           f"after {(recovered - t0) * 1000:.0f} ms")
     assert ended_s <= RESET_WITHIN_S

@@ -497,6 +497,47 @@ static void test_engine_preference_restored_for_new_flows_only(void) {
   engine_teardown();
 }
 
+/* A held SYN whose proxy refused is tried on the next proxy: no RST, the client's handshake
+ * completes through the second proxy; a proxy that answered about the destination (REP 5) is
+ * not retried elsewhere: the client gets its RST. */
+static void test_engine_held_syn_retried_on_next_proxy(void) {
+  engine_setup(2);
+  size_t mark = EF.npkts;
+  syn(40070, 0);
+  engine_fake_stream *a = last_stream();
+  CU_ASSERT_TRUE(t2s_addr_eq(&a->dst, &PA));
+  t2s_engine_stream_opened(EE, a->id, T2S_ERR_REFUSED, 1 * MS);
+  CU_ASSERT_EQUAL(rsts_to(40070), 0);
+  engine_fake_stream *b = last_stream();
+  CU_ASSERT_TRUE(t2s_addr_eq(&b->dst, &PB));
+  CU_ASSERT_NOT_EQUAL(b->id, a->id);
+  static const uint8_t method[] = {5, 2}, auth[] = {1, 0};
+  static const uint8_t reply[] = {5, 0, 0, 1, 203, 0, 113, 10, 0, 80};
+  t2s_engine_stream_opened(EE, b->id, 0, 2 * MS);
+  t2s_engine_stream_recv(EE, b->id, method, sizeof(method), 2 * MS);
+  CU_ASSERT_EQUAL(memcmp(b->written + 4 + 2, "bob", 3), 0);
+  t2s_engine_stream_recv(EE, b->id, auth, sizeof(auth), 2 * MS);
+  t2s_engine_stream_recv(EE, b->id, reply, sizeof(reply), 2 * MS);
+  CU_ASSERT_EQUAL(flags_to(40070, mark) & (T2S_TCP_SYN | T2S_TCP_ACK), T2S_TCP_SYN | T2S_TCP_ACK);
+  CU_ASSERT_EQUAL(rsts_to(40070), 0);
+  /* REP 5 from the first proxy (it is UP again after its probe): RST, no retry. */
+  run_to(2 * MS);
+  t2s_engine_proxy_probe_result(EE, 0, 0, 3 * MS);
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_UP);
+  syn(40071, 4 * MS);
+  engine_fake_stream *c = last_stream();
+  CU_ASSERT_TRUE(t2s_addr_eq(&c->dst, &PA));
+  static const uint8_t rep5[] = {5, 5, 0, 1, 0, 0, 0, 0, 0, 0};
+  t2s_engine_stream_opened(EE, c->id, 0, 4 * MS);
+  t2s_engine_stream_recv(EE, c->id, method, sizeof(method), 4 * MS);
+  t2s_engine_stream_recv(EE, c->id, auth, sizeof(auth), 4 * MS);
+  size_t streams = EF.nstreams;
+  t2s_engine_stream_recv(EE, c->id, rep5, sizeof(rep5), 4 * MS);
+  CU_ASSERT(rsts_to(40071) >= 1);
+  CU_ASSERT_EQUAL(EF.nstreams, streams);
+  engine_teardown();
+}
+
 /* A UDP session opens its association through the proxy in use when it starts, with that
  * proxy's credentials: the second one while the first is DOWN. */
 static void test_engine_udp_uses_the_proxy_in_use(void) {
@@ -667,6 +708,8 @@ int t2s_test_register_proxy_health(void) {
       !CU_add_test(s, "engine: preference restored for new flows only",
                    test_engine_preference_restored_for_new_flows_only) ||
       !CU_add_test(s, "engine: UDP uses the proxy in use", test_engine_udp_uses_the_proxy_in_use) ||
+      !CU_add_test(s, "engine: a held SYN is retried on the next proxy",
+                   test_engine_held_syn_retried_on_next_proxy) ||
       !CU_add_test(s, "metrics show each proxy", test_metrics_show_each_proxy) ||
       !CU_add_test(s, "engine: every proxy down refuses at once",
                    test_engine_all_down_refuses_at_once) ||

@@ -82,6 +82,8 @@ void t2s_engine_net_flow_established(t2s_engine *e, t2s_tstamp now);
  * cfg.proxy: pick -1, the address and credentials of the configuration, no outcome kept. */
 int t2s_engine_proxy_pick(t2s_engine *e);
 bool t2s_engine_proxies_all_down(const t2s_engine *e);
+/* The next proxy (not DOWN) after index `after` for a held SYN whose connect failed, or -1. */
+int t2s_engine_proxy_next(t2s_engine *e, int after);
 const t2s_addr *t2s_engine_proxy_addr(const t2s_engine *e, int i);
 const char *t2s_engine_proxy_username(const t2s_engine *e, int i);
 const char *t2s_engine_proxy_password(const t2s_engine *e, int i);

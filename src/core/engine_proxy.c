@@ -126,6 +126,10 @@ int t2s_engine_proxy_pick(t2s_engine *e) {
   return e->px ? t2s_proxy_set_pick(&e->px->set) : -1;
 }
 
+int t2s_engine_proxy_next(t2s_engine *e, int after) {
+  return e->px ? t2s_proxy_set_next(&e->px->set, after) : -1;
+}
+
 bool t2s_engine_proxies_all_down(const t2s_engine *e) {
   if (e->px == NULL) {
     return false;

@@ -399,10 +399,50 @@ static bool send_icmp_unreach(t2s_session *s) {
 }
 
 /* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
+/* A held SYN whose proxy failed (not one that answered about the destination) is tried on the
+ * next healthy proxy in order of preference, under a new stream id (docs/proxies.md). Returns
+ * true when the new connect is under way. */
+static bool try_next_proxy(t2s_session *s, int err) {
+  t2s_engine *e = s->engine;
+  if (s->proxy < 0 || s->netreset || s->conn == NULL ||
+      t2s_tcp_conn_state(s->conn) != T2S_TCP_SYN_PENDING ||
+      (s->phase != PHASE_CONNECTING && s->phase != PHASE_HANDSHAKE) ||
+      (s->socks != NULL && s->socks->have_rep) || t2s_proxy_cause_from_err(err) < 0) {
+    return false;
+  }
+  int next = t2s_engine_proxy_next(e, s->proxy);
+  if (next < 0) {
+    return false;
+  }
+  uint64_t nid = e->next_id++;
+  if (t2s_idmap_put(&e->sessions, nid, s) != 0) {
+    return false;
+  }
+  session_close_upstream(s, true);
+  t2s_idmap_del(&e->sessions, s->id);
+  t2s_free(e->mem, s->socks);
+  s->socks = NULL;
+  s->id = nid;
+  s->proxy = next;
+  s->proxy_told = false;
+  s->phase = PHASE_CONNECTING;
+  s->up_blocked = false;
+  s->up_eof = false;
+  if (e->up.ops->stream_open(e->up.self, s->id, t2s_engine_proxy_addr(e, next), &e->cfg.egress) !=
+      0) {
+    return false;
+  }
+  s->up_open = true;
+  return true;
+}
+
 static void session_refuse(t2s_session *s, int err, t2s_tstamp now) {
   t2s_engine *e = s->engine;
   report_proxy(s, err, now);
   e->stats.upstream_errors++;
+  if (try_next_proxy(s, err)) {
+    return;
+  }
   if (s->fail_err == 0) {
     s->fail_err = err;
   }
