@@ -42,7 +42,8 @@ extern "C" {
  * against this header runs against the library of the same SONAME.
  *   1  tun2sock_new/run/stop/del, the listener, the stats
  *   2  tun2sock_config.protect/protect_arg, tun2sock_stats.upstream_sockets/protect_*
- *   3  tun2sock_config.network_monitor, tun2sock_network_changed/paused/resumed */
+ *   3  tun2sock_config.network_monitor/route/route_arg,
+ *      tun2sock_network_changed/paused/resumed */
 #define TUN2SOCK_API_VERSION 3
 
 typedef struct tun2sock tun2sock;
@@ -89,6 +90,13 @@ typedef struct tun2sock_config {
    * or TUN2SOCK_MONITOR_HOST, where tun2sock opens no rtnetlink socket after tun2sock_new()
    * and the host calls tun2sock_network_changed/paused/resumed (Android 11+, iOS). */
   int network_monitor;
+  /* With TUN2SOCK_MONITOR_HOST (API 3), optional: answers "which interface reaches this
+   * address?" (the proxy, at the end of every debounce) instead of the fallback below. `family`
+   * is 4 or 6, `addr` 4 or 16 bytes; fill `ifname` (16 bytes, may stay "") and/or `*ifindex`
+   * and return 0, or return nonzero for "no route". On the loop's thread; must not block.
+   * Return 0 with both empty for "on this host" (a local proxy). */
+  int (*route)(void *arg, int family, const uint8_t *addr, char *ifname, unsigned *ifindex);
+  void *route_arg; /* passed to route */
 } tun2sock_config;
 
 enum {
@@ -174,9 +182,10 @@ void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st);
  * policy (on_network_change) as rtnetlink's events, and the listener is called as usual.
  * They return TUN2SOCK_OK, or TUN2SOCK_ERR_FAILED when 64 reports are already waiting.
  *
- * Route questions: with a host monitor, the path to the proxy is the interface the host last
- * reported (a loopback proxy is local; none = no route: new flows are refused at once); before
- * the first report, the interface chosen by tun2sock_new().
+ * Route questions: with a host monitor, config.route answers them when set; without it the
+ * path to the proxy is the interface the host last reported (a loopback proxy is local; none =
+ * no route: new flows are refused at once); before the first report, the interface chosen by
+ * tun2sock_new().
  */
 /* The default network is now the interface `ifname` (index `ifindex`: give either, the other
  * is looked up; Android: the Network's LinkProperties.getInterfaceName()); NULL/"" and 0: no

@@ -133,12 +133,53 @@ static void test_queue_bound_and_route_fallback(void) {
   event_base_free(base);
 }
 
+static int host_route(void *arg, int family, const uint8_t *addr, char *ifname, unsigned *ifindex) {
+  int *calls = arg;
+  (*calls)++;
+  if (family == T2S_AF_INET && addr[0] == 203) {
+    strcpy(ifname, "lo");
+    return 0;
+  }
+  if (family == T2S_AF_INET && addr[0] == 198) {
+    *ifindex = 0;
+    return 0; /* local */
+  }
+  (void)ifindex;
+  return -1;
+}
+
+/* With the host's route answer set, route_get asks it (not the fallback). */
+static void test_host_route_callback(void) {
+  struct event_base *base = event_base_new();
+  t2s_addr proxy = {.family = T2S_AF_INET, .ip = {203, 0, 113, 2}, .port = 1080};
+  t2s_egress eg = {.ifindex = 7, .ifname = "eth7"};
+  t2s_host_monitor *m = NULL;
+  CU_ASSERT_FATAL(t2s_host_monitor_new(&m, base, &proxy, &eg) == 0);
+  int calls = 0;
+  t2s_host_monitor_set_route(m, host_route, &calls);
+  t2s_monitor mon;
+  t2s_host_monitor_ops(m, &mon);
+  t2s_route r;
+  CU_ASSERT_EQUAL(mon.ops->route_get(mon.self, &proxy, 0, &r), 0);
+  CU_ASSERT_STRING_EQUAL(r.ifname, "lo");
+  CU_ASSERT(r.ifindex != 0 && !r.local);
+  t2s_addr local = {.family = T2S_AF_INET, .ip = {198, 18, 0, 1}};
+  CU_ASSERT_EQUAL(mon.ops->route_get(mon.self, &local, 0, &r), 0);
+  CU_ASSERT(r.local && r.ifindex == 0);
+  t2s_addr v6 = {.family = T2S_AF_INET6, .ip = {0x20, 0x01, 0x0d, 0xb8}};
+  CU_ASSERT_EQUAL(mon.ops->route_get(mon.self, &v6, 0, &r), T2S_ERR_UNREACHABLE);
+  CU_ASSERT_EQUAL(calls, 3);
+  t2s_host_monitor_del(m);
+  event_base_free(base);
+}
+
 int t2s_test_register_host_monitor(void) {
   CU_pSuite s = CU_add_suite("host_monitor", NULL, NULL);
   if (s == NULL ||
       !CU_add_test(s, "reports from 4 threads arrive whole, in order",
                    test_reports_from_threads_arrive_in_order) ||
-      !CU_add_test(s, "queue bound and route fallback", test_queue_bound_and_route_fallback)) {
+      !CU_add_test(s, "queue bound and route fallback", test_queue_bound_and_route_fallback) ||
+      !CU_add_test(s, "the host's route answer", test_host_route_callback)) {
     return -1;
   }
   return 0;

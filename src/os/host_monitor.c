@@ -18,6 +18,8 @@ struct t2s_host_monitor {
   t2s_addr proxy;
   int efd;
   struct event *ev;
+  t2s_host_route_fn route;
+  void *route_arg;
   t2s_net_event_cb cb;
   void *cb_arg;
   /* The host's view, as of the last report delivered (loop thread only). */
@@ -59,8 +61,8 @@ static void deliver(evutil_socket_t fd, short what, void *arg) {
     if (ev->type == T2S_NET_DEFAULT_ROUTE_CHANGED) {
       m->ifindex = ev->removed ? 0 : ev->ifindex;
       memcpy(m->ifname, ev->ifname, sizeof(m->ifname));
-      T2S_INFO("network: the host reports the default interface %s (%u)",
-               m->ifindex ? m->ifname : "none", m->ifindex);
+      T2S_DEBUG("network: the host reports the default interface %s (%u)",
+                m->ifindex ? m->ifname : "none", m->ifindex);
     }
     if (m->cb) {
       m->cb(m->cb_arg, ev);
@@ -104,6 +106,23 @@ static int hm_route_get(void *self, const t2s_addr *dst, uint32_t mark, t2s_rout
   (void)mark;
   t2s_host_monitor *m = self;
   memset(out, 0, sizeof(*out));
+  if (m->route) {
+    char name[T2S_IFNAMSIZ] = "";
+    unsigned index = 0;
+    if (m->route(m->route_arg, dst->family, dst->ip, name, &index) != 0) {
+      return T2S_ERR_UNREACHABLE;
+    }
+    name[T2S_IFNAMSIZ - 1] = 0;
+    if (name[0] && !index) {
+      index = if_nametoindex(name);
+    } else if (!name[0] && index && !if_indextoname(index, name)) {
+      name[0] = 0;
+    }
+    out->ifindex = index;
+    memcpy(out->ifname, name, sizeof(out->ifname));
+    out->local = !index && !name[0];
+    return 0;
+  }
   if (proxy_is_loopback(dst)) {
     out->local = true;
     return 0;
@@ -157,6 +176,11 @@ void t2s_host_monitor_del(t2s_host_monitor *m) {
   close(m->efd);
   pthread_mutex_destroy(&m->lock);
   free(m);
+}
+
+void t2s_host_monitor_set_route(t2s_host_monitor *m, t2s_host_route_fn fn, void *arg) {
+  m->route = fn;
+  m->route_arg = arg;
 }
 
 int t2s_host_monitor_changed(t2s_host_monitor *m, const char *ifname, uint32_t ifindex) {

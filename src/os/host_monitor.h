@@ -24,6 +24,12 @@ typedef struct t2s_host_monitor t2s_host_monitor;
 int t2s_host_monitor_new(t2s_host_monitor **pm, struct event_base *base, const t2s_addr *proxy,
                          const t2s_egress *initial);
 void t2s_host_monitor_ops(t2s_host_monitor *m, t2s_monitor *out);
+/* The host's route answer (tun2sock.h's config.route), used by route_get instead of the
+ * fallback when set: family 4/6, addr 4/16 bytes; fills ifname (T2S_IFNAMSIZ) and/or *ifindex
+ * and returns 0 (both empty: local), nonzero = no route. */
+typedef int (*t2s_host_route_fn)(void *arg, int family, const uint8_t *addr, char *ifname,
+                                 unsigned *ifindex);
+void t2s_host_monitor_set_route(t2s_host_monitor *m, t2s_host_route_fn fn, void *arg);
 /* Frees m (after the loop stopped). */
 void t2s_host_monitor_del(t2s_host_monitor *m);
 

@@ -434,6 +434,7 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
       T2S_ERROR("host network monitor: %s", t2s_strerror(rv));
       return rv;
     }
+    t2s_host_monitor_set_route(r->host, cfg->host_route, cfg->host_route_arg);
     t2s_host_monitor_ops(r->host, &r->monops);
   }
   t2s_os_record_wrap_monitor(&r->rec, &r->monops);

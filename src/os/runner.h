@@ -31,6 +31,8 @@ typedef struct t2s_runner_config {
   void *protect_arg;
   /* Network events from the embedder (host_monitor.h) instead of rtnetlink: none is opened. */
   bool host_monitor;
+  int (*host_route)(void *arg, int family, const uint8_t *addr, char *ifname, unsigned *ifindex);
+  void *host_route_arg;
 } t2s_runner_config;
 
 /* Sets everything up (TUN, addresses, egress, engine, metrics). Returns 0 with *prunner set;

@@ -126,6 +126,8 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
       .protect = cfg->protect,
       .protect_arg = cfg->protect_arg,
       .host_monitor = cfg->network_monitor == TUN2SOCK_MONITOR_HOST,
+      .host_route = cfg->route,
+      .host_route_arg = cfg->route_arg,
   };
   if (t2s_resolve_host(o->proxy.host, o->proxy.port, &rc.proxy, "tun2sock_config.proxy") != 0) {
     rv = TUN2SOCK_ERR_FAILED;
