@@ -33,6 +33,7 @@ static const struct {
     {"metrics", t2s_test_register_metrics},
     {"dns", t2s_test_register_dns},
     {"fakedns", t2s_test_register_fakedns},
+    {"engine_fakedns", t2s_test_register_engine_fakedns},
     {"recording", t2s_test_register_recording},
     {"iface_wrap", t2s_test_register_iface_wrap},
     {"sleep_merge", t2s_test_register_sleep_merge},

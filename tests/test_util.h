@@ -27,6 +27,7 @@ int t2s_test_register_fuzz_regressions(void);
 int t2s_test_register_metrics(void);
 int t2s_test_register_dns(void);
 int t2s_test_register_fakedns(void);
+int t2s_test_register_engine_fakedns(void);
 int t2s_test_register_recording(void);
 int t2s_test_register_iface_wrap(void);
 int t2s_test_register_sleep_merge(void);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_fakedns.h"
 #include "engine_internal.h"
 #include "socks5.h"
 
@@ -38,6 +39,7 @@ typedef struct t2s_session {
   int proxy;                /* index of its proxy (engine_proxy.c); -1: cfg.proxy alone */
   bool proxy_told;          /* its handshake's outcome was reported to the proxy's health */
   uint64_t bytes_up, bytes_down;
+  const char *fake_name; /* --fake-dns: the name dst stands for (pinned until reaped) */
   struct t2s_session *next_dead;
   struct t2s_session *next_pump; /* in e->pumpq */
   bool pump_queued;
@@ -87,6 +89,9 @@ void t2s_engine_reap(t2s_engine *e) {
   while (e->dead) {
     t2s_session *s = e->dead;
     e->dead = s->next_dead;
+    if (s->fake_name) {
+      t2s_engine_fakedns_flow_end(e, &s->dst);
+    }
     t2s_free(e->mem, s->socks);
     t2s_free(e->mem, s);
   }
@@ -181,10 +186,18 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     t2s_engine_drop(e, T2S_DROP_LOOP_GUARD, e->now, NULL);
     return T2S_ERR_REFUSED;
   }
+  const char *fake_name = NULL;
+  if (t2s_engine_fakedns_flow_start(e, t2s_tcp_conn_local(c), &fake_name, e->now) < 0) {
+    return T2S_ERR_REFUSED; /* a pool address no name holds: RST at once */
+  }
   t2s_session *s = t2s_calloc(e->mem, 1, sizeof(*s));
   if (s == NULL) {
+    if (fake_name) {
+      t2s_engine_fakedns_flow_end(e, t2s_tcp_conn_local(c));
+    }
     return T2S_ERR_NOMEM;
   }
+  s->fake_name = fake_name;
   s->id = e->next_id++;
   s->engine = e;
   s->conn = c;
@@ -197,6 +210,9 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   s->egress = e->cfg.egress;
   s->proxy = t2s_engine_proxy_pick(e);
   if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
+    if (fake_name) {
+      t2s_engine_fakedns_flow_end(e, &s->dst);
+    }
     t2s_free(e->mem, s);
     return T2S_ERR_NOMEM;
   }
@@ -210,6 +226,9 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     e->stats.upstream_errors++;
     t2s_idmap_del(&e->sessions, s->id);
     t2s_tcp_conn_set_user(c, NULL);
+    if (fake_name) {
+      t2s_engine_fakedns_flow_end(e, &s->dst);
+    }
     t2s_free(e->mem, s);
     return rv;
   }
@@ -504,9 +523,14 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
       return;
     }
     s->phase = PHASE_HANDSHAKE;
-    int rv = t2s_socks5_client_init_addr(
-        s->socks, T2S_SOCKS5_CMD_CONNECT, &s->updst, t2s_engine_proxy_username(e, s->proxy),
-        t2s_engine_proxy_password(e, s->proxy), e->cfg.socks5_pipelined);
+    t2s_socks5_host host; /* --fake-dns: CONNECT to the name (ATYP 3) */
+    int rv = s->fake_name ? t2s_socks5_host_from_domain(&host, s->fake_name, s->dst.port)
+                          : t2s_socks5_host_from_addr(&host, &s->updst);
+    if (rv == 0) {
+      rv = t2s_socks5_client_init(s->socks, T2S_SOCKS5_CMD_CONNECT, &host,
+                                  t2s_engine_proxy_username(e, s->proxy),
+                                  t2s_engine_proxy_password(e, s->proxy), e->cfg.socks5_pipelined);
+    }
     if (rv == 0) {
       rv = socks_flush(s);
     }

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "engine_fakedns.h"
 #include "engine_internal.h"
 #include "frag.h"
 #include "socks5.h"
@@ -86,7 +87,8 @@ typedef struct usess {
   size_t txlen, txcap;
   uint8_t *rx; /* DNS_TCP: bytes of answers being framed */
   size_t rxlen, rxcap;
-  uint32_t dns_pending; /* DNS_TCP: queries not answered yet */
+  uint32_t dns_pending;  /* DNS_TCP: queries not answered yet */
+  const char *fake_name; /* --fake-dns: ASSOC to the name dst_key (a pool address) stands for */
   uint64_t dgrams_up, dgrams_down, bytes_up, bytes_down;
   struct usess *next_dead;
 } usess;
@@ -220,6 +222,9 @@ int t2s_engine_send_frag(t2s_engine *e, const uint8_t *pkt, size_t len) {
 static void deliver(t2s_engine *e, usess *s, const t2s_addr *src, const uint8_t *data, size_t len,
                     t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
+  if (s->fake_name) {
+    src = &s->dst_key; /* --fake-dns: answers come from the pool address the client used */
+  }
   if (s->hijacked.family != 0 && t2s_addr_eq(src, &e->cfg.dns_hijack)) {
     src = &s->hijacked; /* a hijacked query's answer comes from where the client sent it */
   }
@@ -316,6 +321,10 @@ static void sess_close(t2s_engine *e, usess *s, int reason, t2s_tstamp now) {
     e->up.ops->dgram_close(e->up.self, s->dgram_id);
   }
   queue_free(u->mem, s);
+  if (s->fake_name) {
+    s->fake_name = NULL;
+    t2s_engine_fakedns_flow_end(e, &s->dst_key);
+  }
   u->count--;
   e->stats.udp_sessions_active = u->count;
   emit_closed(e, s, reason, now);
@@ -429,7 +438,12 @@ static void transmit(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t
     rv = e->up.ops->dgram_send(e->up.self, s->dgram_id, data, len);
     break;
   case MODE_ASSOC: {
-    t2s_ssize n = t2s_socks5_udp_encode(u->enc, sizeof(u->enc), dst, data, len);
+    t2s_socks5_host host; /* --fake-dns: to the name (ATYP 3), else to the address */
+    t2s_ssize n = s->fake_name ? t2s_socks5_host_from_domain(&host, s->fake_name, dst->port)
+                               : t2s_socks5_host_from_addr(&host, dst);
+    if (n == 0) {
+      n = t2s_socks5_udp_encode_host(u->enc, sizeof(u->enc), &host, data, len);
+    }
     rv = n < 0 ? (int)n : e->up.ops->dgram_send(e->up.self, s->dgram_id, u->enc, (size_t)n);
     break;
   }
@@ -561,6 +575,12 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
     t2s_engine_drop(e, T2S_DROP_OFFLINE, now, pkt);
     return;
   }
+  /* --fake-dns: a query answered from the table never leaves; a datagram to a pool address
+   * goes through its own association to the name. */
+  if (pkt->dst.port == DNS_PORT && t2s_engine_fakedns_on(e) &&
+      t2s_engine_fakedns_udp_query(e, pkt, now)) {
+    return;
+  }
   /* DNS hijack: the datagram goes to the resolver; deliver() maps the answers back. */
   bool hijack = e->cfg.dns_hijack.family != 0 && pkt->dst.port == DNS_PORT;
   const t2s_addr *dst = hijack ? &e->cfg.dns_hijack : &pkt->dst;
@@ -576,7 +596,33 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
   t2s_addr none;
   memset(&none, 0, sizeof(none));
   const t2s_addr *key = socks ? &none : dst;
-  usess *s = lookup(u, &pkt->src, key);
+  usess *s = NULL;
+  if (t2s_engine_fakedns_on(e) && (s = lookup(u, &pkt->src, dst)) == NULL) {
+    const char *fake_name = NULL;
+    int fk = t2s_engine_fakedns_flow_start(e, dst, &fake_name, now);
+    if (fk < 0 || (fk > 0 && !socks)) {
+      if (fk > 0) {
+        t2s_engine_fakedns_flow_end(e, dst); /* a name needs the proxy */
+      }
+      send_port_unreach(e, &pkt->src, &pkt->dst, pkt);
+      return;
+    }
+    if (fk > 0) {
+      s = sess_open(e, MODE_ASSOC, &pkt->src, dst, now);
+      if (s == NULL) {
+        t2s_engine_fakedns_flow_end(e, dst);
+        reap(u);
+        return;
+      }
+      hash_remove(u, s); /* keyed by its pool address, not as the client's shared association */
+      s->dst_key = *dst;
+      hash_insert(u, s);
+      s->fake_name = fake_name;
+    }
+  }
+  if (s == NULL) {
+    s = lookup(u, &pkt->src, key);
+  }
   if (s == NULL) {
     s = sess_open(e, socks ? MODE_ASSOC : MODE_DIRECT, &pkt->src, dst, now);
     if (s == NULL) {
@@ -615,7 +661,19 @@ void t2s_engine_dgram_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size
   t2s_addr src;
   const uint8_t *payload = data;
   size_t plen = len;
-  if (s->mode == MODE_ASSOC) {
+  if (s->mode == MODE_ASSOC && s->fake_name) {
+    /* --fake-dns: the relay may name the source as it likes; deliver() answers from the pool
+     * address. */
+    t2s_socks5_host h;
+    t2s_socks5_error_reason why = T2S_SOCKS5_REASON_NONE;
+    if (t2s_socks5_udp_decode_host(data, len, &h, &payload, &plen, &why) != 0) {
+      t2s_engine_drop(
+          e, why == T2S_SOCKS5_REASON_FRAG ? T2S_DROP_SOCKS5_UDP_FRAG : T2S_DROP_SOCKS5_UDP_BAD,
+          now, NULL);
+      return;
+    }
+    src = s->dst_key;
+  } else if (s->mode == MODE_ASSOC) {
     t2s_socks5_error_reason why = T2S_SOCKS5_REASON_NONE;
     int rv = t2s_socks5_udp_decode(data, len, &src, &payload, &plen, &why);
     if (rv != 0 || !t2s_addr_is_valid_src(&src)) { /* the reply's source goes into a packet */
@@ -1059,6 +1117,10 @@ void t2s_engine_udp_free(t2s_engine *e) {
         e->up.ops->dgram_close(e->up.self, s->dgram_id);
       }
       queue_free(u->mem, s);
+      if (s->fake_name) {
+        s->fake_name = NULL;
+        t2s_engine_fakedns_flow_end(e, &s->dst_key);
+      }
       s->state = ST_DEAD;
       s->next_dead = u->dead;
       u->dead = s;
