@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "idmap.h"
 #include "sim_net.h"
 #include "sim_util.h"
 #include "sim_world.h"
@@ -73,14 +74,6 @@ typedef struct up_rule {
   sim_up_behaviour beh;
 } up_rule;
 
-/* id -> index, open addressing with linear probing; slot value SIZE_MAX = empty,
- * SIZE_MAX - 1 = deleted. */
-typedef struct idmap {
-  uint64_t *keys;
-  size_t *vals;
-  size_t cap, used;
-} idmap;
-
 struct sim_upstream {
   sim_world *w;
   sim_up_behaviour def;
@@ -90,7 +83,8 @@ struct sim_upstream {
   size_t nstreams, capstreams;
   up_dgram *dgrams;
   size_t ndgrams, capdgrams;
-  idmap smap, dmap;
+  t2s_idmap smap; /* stream id -> sim_up_stream */
+  t2s_idmap dmap; /* datagram id -> index in dgrams, plus 1 */
   uint64_t open_streams;
   sim_up_front_factory front_factory;
   void *front_arg;
@@ -101,106 +95,9 @@ struct sim_upstream {
 };
 
 const char *sim_up_kind_name(sim_up_kind k) {
-  switch (k) {
-  case SIM_UP_ECHO:
-    return "echo";
-  case SIM_UP_SINK:
-    return "sink";
-  case SIM_UP_SOURCE:
-    return "source";
-  case SIM_UP_REFUSE:
-    return "refuse";
-  case SIM_UP_BLACKHOLE:
-    return "blackhole";
-  case SIM_UP_UNREACHABLE:
-    return "unreachable";
-  }
-  return "unknown";
-}
-
-/* ---------------- id map ---------------- */
-
-#define SLOT_EMPTY SIZE_MAX
-#define SLOT_DELETED (SIZE_MAX - 1)
-
-static size_t idmap_slot(const idmap *m, uint64_t id) {
-  uint64_t h = id * 0x9e3779b97f4a7c15ULL;
-  return (size_t)(h >> 17) & (m->cap - 1);
-}
-
-static int idmap_put(idmap *m, uint64_t id, size_t val);
-
-static int idmap_grow(idmap *m) {
-  idmap n = {0};
-  n.cap = m->cap ? m->cap * 2 : 64;
-  n.keys = calloc(n.cap, sizeof(*n.keys));
-  n.vals = malloc(n.cap * sizeof(*n.vals));
-  if (n.keys == NULL || n.vals == NULL) {
-    free(n.keys);
-    free(n.vals);
-    return T2S_ERR_NOMEM;
-  }
-  for (size_t i = 0; i < n.cap; i++) {
-    n.vals[i] = SLOT_EMPTY;
-  }
-  for (size_t i = 0; i < m->cap; i++) {
-    if (m->vals[i] < SLOT_DELETED) {
-      idmap_put(&n, m->keys[i], m->vals[i]);
-    }
-  }
-  free(m->keys);
-  free(m->vals);
-  *m = n;
-  return 0;
-}
-
-static int idmap_put(idmap *m, uint64_t id, size_t val) {
-  if ((m->used + 1) * 2 > m->cap && idmap_grow(m) != 0) {
-    return T2S_ERR_NOMEM;
-  }
-  size_t i = idmap_slot(m, id);
-  for (size_t n = 0; n < m->cap; n++, i = (i + 1) & (m->cap - 1)) {
-    if (m->vals[i] >= SLOT_DELETED) {
-      m->keys[i] = id;
-      m->vals[i] = val;
-      m->used++;
-      return 0;
-    }
-  }
-  return T2S_ERR_INTERNAL;
-}
-
-static size_t idmap_get(const idmap *m, uint64_t id, size_t *pslot) {
-  if (m->cap == 0) {
-    return SLOT_EMPTY;
-  }
-  size_t i = idmap_slot(m, id);
-  for (size_t n = 0; n < m->cap; n++, i = (i + 1) & (m->cap - 1)) {
-    if (m->vals[i] == SLOT_EMPTY) {
-      return SLOT_EMPTY;
-    }
-    if (m->vals[i] != SLOT_DELETED && m->keys[i] == id) {
-      if (pslot) {
-        *pslot = i;
-      }
-      return m->vals[i];
-    }
-  }
-  return SLOT_EMPTY;
-}
-
-static void idmap_del(idmap *m, uint64_t id) {
-  size_t slot;
-  if (idmap_get(m, id, &slot) != SLOT_EMPTY) {
-    m->vals[slot] = SLOT_DELETED;
-    /* `used` keeps counting tombstones, so the table grows (and is rebuilt) in time. */
-  }
-}
-
-static void idmap_free(idmap *m) {
-  free(m->keys);
-  free(m->vals);
-  memset(m, 0, sizeof(*m));
+  static const char *const names[] = {"echo",   "sink",      "source",
+                                      "refuse", "blackhole", "unreachable"};
+  return (size_t)k < T2S_ARRAY_LEN(names) ? names[k] : "unknown";
 }
 
 /* ---------------- rules ---------------- */
@@ -211,6 +108,8 @@ sim_upstream *sim_upstream_new(sim_world *w) {
     return NULL;
   }
   up->w = w;
+  t2s_idmap_init(&up->smap); /* not counted: the engine's budget is the engine's */
+  t2s_idmap_init(&up->dmap);
   up->def.kind = SIM_UP_ECHO;
   up->def.reset_after = UINT64_MAX;
   up->def.latency = 1 * T2S_MILLISECONDS;
@@ -239,8 +138,8 @@ void sim_upstream_del(sim_upstream *up) {
   free(up->streams);
   free(up->dgrams);
   free(up->rules);
-  idmap_free(&up->smap);
-  idmap_free(&up->dmap);
+  t2s_idmap_free(&up->smap);
+  t2s_idmap_free(&up->dmap);
   free(up);
 }
 
@@ -388,7 +287,7 @@ static void stream_forget(sim_up_stream *s) {
     return;
   }
   s->state = ST_CLOSED;
-  idmap_del(&s->up->smap, s->id);
+  t2s_idmap_del(&s->up->smap, s->id);
   s->up->open_streams--;
   stream_release(s);
 }
@@ -624,7 +523,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       t2s_engine_dgram_recv(up->w->engine, d->id, ev->data, ev->len, now);
     } else {
       d->open = false;
-      idmap_del(&up->dmap, d->id);
+      t2s_idmap_del(&up->dmap, d->id);
       t2s_engine_dgram_error(up->w->engine, d->id, T2S_ERR_UNREACHABLE, now);
     }
     return;
@@ -702,8 +601,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
 /* ---------------- ops ---------------- */
 
 static sim_up_stream *find_stream(sim_upstream *up, uint64_t id) {
-  size_t idx = idmap_get(&up->smap, id, NULL);
-  return idx == SLOT_EMPTY ? NULL : up->streams[idx];
+  return t2s_idmap_get(&up->smap, id);
 }
 
 static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2s_egress *egress) {
@@ -732,7 +630,7 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
   s->target = *dst;
   s->beh = *sim_upstream_lookup(up, dst);
   s->rx_hash = SIM_FNV_INIT;
-  if (idmap_put(&up->smap, id, s->idx) != 0) {
+  if (t2s_idmap_put(&up->smap, id, s) != 0) {
     free(s);
     return T2S_ERR_NOMEM;
   }
@@ -844,12 +742,12 @@ static void op_stream_close(void *self, uint64_t id, bool abort) {
 }
 
 static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
-  size_t idx = idmap_get(&up->dmap, id, NULL);
-  if (idx == SLOT_EMPTY) {
+  uintptr_t v = (uintptr_t)t2s_idmap_get(&up->dmap, id);
+  if (v == 0) {
     return NULL;
   }
-  *pidx = idx;
-  return &up->dgrams[idx];
+  *pidx = (size_t)(v - 1);
+  return &up->dgrams[v - 1];
 }
 
 static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
@@ -881,7 +779,7 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
     d->has_path = true;
     d->beh.latency += d->path.latency;
   }
-  if (idmap_put(&up->dmap, id, up->ndgrams) != 0) {
+  if (t2s_idmap_put(&up->dmap, id, (void *)(uintptr_t)(up->ndgrams + 1)) != 0) {
     return T2S_ERR_NOMEM;
   }
   up->ndgrams++;
@@ -940,7 +838,7 @@ static void op_dgram_close(void *self, uint64_t id) {
     return;
   }
   d->open = false;
-  idmap_del(&up->dmap, id);
+  t2s_idmap_del(&up->dmap, id);
   sim_log *log = &up->w->log;
   sim_log_begin(log, up->w->loop.now, "up_dgram_close");
   sim_log_u64(log, "id", id);

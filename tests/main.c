@@ -19,6 +19,7 @@ static const struct {
     {"corpus", t2s_test_register_corpus},
     {"bsd_route", t2s_test_register_bsd_route},
     {"monitor_linux", t2s_test_register_monitor_linux},
+    {"flow", t2s_test_register_flow},
     {"engine_net", t2s_test_register_engine_net},
     {"engine_batch", t2s_test_register_engine_batch},
     {"tcp_handshake", t2s_test_register_tcp_handshake},

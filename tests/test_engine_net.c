@@ -128,6 +128,43 @@ static t2s_engine_stats stats(void) {
 
 static const t2s_tstamp MS = T2S_MILLISECONDS;
 
+/* A reset goes through the flow table to every kind: a TCP session (RST, upstream aborted)
+ * and a UDP ASSOCIATE session with both of its ids (control stream and datagram socket),
+ * counted once. */
+static void test_reset_all_ends_every_kind_once(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  size_t tcp_stream = F.nstreams - 1;
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2:5353", &src);
+  t2s_addr_parse("203.0.113.20:7000", &dst);
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_udp(buf, sizeof(buf), &src, &dst, (const uint8_t *)"q", 1);
+  CU_ASSERT_FATAL(n > 0);
+  t2s_engine_input(E, buf, (size_t)n, 10 * MS);
+  size_t ctl_stream = F.nstreams - 1;
+  CU_ASSERT_NOT_EQUAL(ctl_stream, tcp_stream);
+  static const uint8_t assoc_reply[] = {5, 0, 0, 1, 198, 51, 100, 200, 0x04, 0x38};
+  answer_last_stream(assoc_reply, sizeof(assoc_reply), 10 * MS);
+  CU_ASSERT_EQUAL_FATAL(F.ndgrams, 1); /* the session holds two ids now */
+  CU_ASSERT_EQUAL(stats().udp_sessions_active, 1);
+  size_t mark = F.npkts;
+  CU_ASSERT_EQUAL(t2s_engine_reset_all(E, 20 * MS), 2);
+  CU_ASSERT_EQUAL(stats().flows_reset, 2);
+  CU_ASSERT(last_flags_to(40001, mark) & T2S_TCP_RST);
+  CU_ASSERT(F.streams[tcp_stream].closed);
+  CU_ASSERT(F.streams[ctl_stream].closed);
+  CU_ASSERT(F.dgrams[0].closed);
+  CU_ASSERT_EQUAL(stats().udp_sessions_active, 0);
+  CU_ASSERT_EQUAL(stats().tcp_flows_active, 0);
+  /* Their ids are gone: late completions for them change nothing. */
+  t2s_engine_dgram_recv(E, F.dgrams[0].id, (const uint8_t *)"x", 1, 30 * MS);
+  t2s_engine_stream_eof(E, F.streams[ctl_stream].id, 30 * MS);
+  CU_ASSERT_EQUAL(stats().udp_datagrams_down, 0);
+  CU_ASSERT_EQUAL(t2s_engine_reset_all(E, 40 * MS), 0);
+  teardown();
+}
+
 static void test_flap_that_ends_where_it_started_resets_nothing(void) {
   setup(T2S_NETCHANGE_RESET_AFFECTED);
   open_flow(40001, 0);
@@ -345,6 +382,7 @@ static void test_rep4_is_icmp_unreachable_when_configured(void) {
 int t2s_test_register_engine_net(void) {
   CU_pSuite s = CU_add_suite("engine_net", NULL, NULL);
   if (s == NULL ||
+      !CU_add_test(s, "reset_all ends every kind once", test_reset_all_ends_every_kind_once) ||
       !CU_add_test(s, "flap ending where it started resets nothing",
                    test_flap_that_ends_where_it_started_resets_nothing) ||
       !CU_add_test(s, "new default interface resets affected flows once",

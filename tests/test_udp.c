@@ -255,14 +255,14 @@ static void test_flush_by_egress(void) {
   send_udp(e, "198.18.0.2:5001", "192.0.2.10:7", "b", 0);
   t2s_egress same = e->cfg.egress, other = e->cfg.egress;
   other.ifindex = 77;
-  CU_ASSERT_EQUAL(t2s_engine_udp_flush(e, &same, 1), 0);
-  CU_ASSERT_EQUAL(t2s_engine_udp_flush(e, &other, 1), 2);
+  CU_ASSERT_EQUAL(t2s_engine_reset_flows(e, &same, 1), 0);
+  CU_ASSERT_EQUAL(t2s_engine_reset_flows(e, &other, 1), 2);
   t2s_engine_stats st;
   t2s_engine_get_stats(e, &st);
   CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
   CU_ASSERT(F.dgrams[0].closed && F.dgrams[1].closed);
   send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "a", 2);
-  CU_ASSERT_EQUAL(t2s_engine_udp_flush(e, NULL, 3), 1);
+  CU_ASSERT_EQUAL(t2s_engine_reset_flows(e, NULL, 3), 1);
   t2s_engine_del(e);
 }
 

@@ -7,6 +7,7 @@
 /* Each returns 0 on success. Add yours here and in the list in main.c. */
 int t2s_test_register_common(void);
 int t2s_test_register_assert(void);
+int t2s_test_register_flow(void);
 int t2s_test_register_cli(void);
 int t2s_test_register_socks5(void);
 int t2s_test_register_packet(void);

@@ -1,7 +1,11 @@
 /*
- * engine.c: the engine. Parses what the device delivers, answers ICMP echo, terminates TCP in
- * the userspace stack and splices every connection to an upstream stream (through the SOCKS5
- * client when a proxy is configured), with backpressure and half-close both ways.
+ * engine.c: the hub of the engine. Every public entry point of engine.h enters here: packets
+ * from the device are parsed (fragments reassembled first, engine_frag.c) and handed to the
+ * TCP stack (whose callbacks are the TCP session kind, engine_tcp.c), the UDP kinds
+ * (engine_udp.c) or answered here (ICMP echo); completions from the upstream connector are
+ * looked up in the flow table (flow.h) and dispatched through the flow's ops, whatever its
+ * kind; timers and network events go to their owners. After each entry point the hub reaps
+ * (the safe point where ended flows are freed).
  */
 #include "engine.h"
 
@@ -75,60 +79,6 @@ const char *t2s_engine_event_name(t2s_engine_event_type type) {
   return "engine_event";
 }
 
-void t2s_engine_emit(t2s_engine *e, t2s_engine_event_type type, t2s_tstamp now, uint64_t id,
-                     const t2s_addr *src, const t2s_addr *dst, int reason) {
-  if (e->hooks.on_event == NULL) {
-    return;
-  }
-  t2s_engine_event ev;
-  memset(&ev, 0, sizeof(ev));
-  ev.type = type;
-  ev.now = now;
-  ev.flow_id = id;
-  if (src) {
-    ev.src = *src;
-  }
-  if (dst) {
-    ev.dst = *dst;
-  }
-  ev.reason = reason;
-  e->hooks.on_event(e->hooks.arg, &ev);
-}
-
-void t2s_engine_drop(t2s_engine *e, t2s_drop_reason reason, t2s_tstamp now, const t2s_pkt *pkt) {
-  if (reason <= T2S_DROP_NONE || reason >= T2S_DROP_MAX) {
-    return;
-  }
-  e->stats.drops[reason]++;
-  t2s_engine_emit(e, T2S_EV_DROP, now, 0, pkt ? &pkt->src : NULL, pkt ? &pkt->dst : NULL,
-                  (int)reason);
-}
-
-int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len) {
-  int rv = e->dev.ops->send(e->dev.self, pkt, len);
-  if (rv != 0) {
-    e->stats.drops[T2S_DROP_DEVICE_ERROR]++;
-    return rv;
-  }
-  e->stats.packets_out++;
-  return 0;
-}
-
-bool t2s_engine_send_unreach(t2s_engine *e, const t2s_addr *from, const t2s_pkt *orig,
-                             uint8_t code) {
-  t2s_ssize n = t2s_build_icmp_unreach(e->outbuf, sizeof(e->outbuf), from, orig, code);
-  return n > 0 && t2s_engine_send(e, e->outbuf, (size_t)n) == 0;
-}
-
-bool t2s_engine_send_unreach_rebuilt(t2s_engine *e, const t2s_addr *from, const uint8_t *pkt,
-                                     t2s_ssize len, uint8_t code) {
-  t2s_pkt quoted;
-  if (len < 0 || t2s_pkt_parse(pkt, (size_t)len, &quoted) != T2S_DROP_NONE) {
-    return false;
-  }
-  return t2s_engine_send_unreach(e, from, &quoted, code);
-}
-
 static void copy_str(char *dst, size_t dstlen, const char *src) {
   size_t n = strlen(src);
   if (n >= dstlen) {
@@ -182,13 +132,10 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
     e->cfg.mtu = 576;
   }
   t2s_rand_init(&e->rand, cfg->seed);
-  e->next_id = 1;
   e->net.debounce_at = T2S_TSTAMP_MAX;
-  t2s_idmap_init(&e->sessions);
-  e->sessions.mem = e->mem;
-  int rv = T2S_ERR_NOMEM;
-  if (t2s_idmap_reserve(&e->sessions, 16) != 0) {
-    goto fail_engine;
+  int rv = t2s_flow_table_init(&e->flows, e->mem);
+  if (rv != 0) {
+    goto fail_flows;
   }
 
   t2s_tcp_config tcfg;
@@ -217,26 +164,51 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   if (rv != 0) {
     goto fail_tcp;
   }
+  rv = t2s_engine_frag_init(e);
+  if (rv != 0) {
+    goto fail_udp;
+  }
   *pengine = e;
   return 0;
 
+fail_udp:
+  t2s_engine_udp_free(e);
 fail_tcp:
   t2s_tcp_stack_del(e->tcp);
 fail_sessions:
-  t2s_idmap_free(&e->sessions);
-fail_engine:
+  t2s_flow_table_free(&e->flows);
+fail_flows:
   t2s_free(cfg->mem, e);
   return rv;
+}
+
+/* The safe point: frees what the kinds ended during the call. */
+static void reap(t2s_engine *e) {
+  if (e->reap_due) {
+    e->reap_due = false;
+    t2s_engine_tcp_reap(e);
+    t2s_engine_udp_reap(e);
+  }
 }
 
 void t2s_engine_del(t2s_engine *e) {
   if (e == NULL) {
     return;
   }
+  /* In the reverse order of creation: the UDP module closes its sessions (least recently used
+   * first), then every flow left (TCP) is destroyed through its ops. */
+  t2s_engine_udp_close_all(e);
+  t2s_flow_iter it = T2S_FLOW_ITER_INIT;
+  /* Each destroy removes its flow's ids: bounded by the number of flows. */
+  for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it)) != NULL;) {
+    f->ops->destroy(e, f);
+  }
+  T2S_ASSERT(t2s_flow_table_len(&e->flows) == 0);
+  reap(e);
+  t2s_engine_frag_free(e);
   t2s_engine_udp_free(e);
-  t2s_engine_sessions_close_all(e);
   t2s_tcp_stack_del(e->tcp);
-  t2s_idmap_free(&e->sessions);
+  t2s_flow_table_free(&e->flows);
   t2s_engine_proxy_free(e);
   t2s_free(e->cfg.mem, e);
 }
@@ -292,7 +264,7 @@ void t2s_engine_flush(t2s_engine *e, t2s_tstamp now) {
   /* The writes first: the window each consume opens rides on the one ACK flushed after. */
   t2s_engine_tcp_flush(e, now);
   t2s_tcp_flush(e->tcp, now);
-  t2s_engine_reap(e);
+  reap(e);
 }
 
 static int input_one(t2s_engine *e, const uint8_t *buf, size_t len, unsigned flags,
@@ -300,7 +272,7 @@ static int input_one(t2s_engine *e, const uint8_t *buf, size_t len, unsigned fla
   t2s_pkt pkt;
   t2s_drop_reason r = t2s_pkt_parse_ex(buf, len, flags, &pkt);
   if (r == T2S_DROP_FRAGMENT) {
-    /* Reassembled in engine_udp.c; the whole packet is parsed again. */
+    /* Reassembled in engine_frag.c; the whole packet is parsed again. */
     const uint8_t *whole;
     size_t wholelen;
     r = t2s_engine_frag_input(e, &pkt, now, &whole, &wholelen);
@@ -333,13 +305,14 @@ static int input_one(t2s_engine *e, const uint8_t *buf, size_t len, unsigned fla
     t2s_engine_drop(e, T2S_DROP_UNSUPPORTED_PROTO, now, &pkt);
     break;
   }
-  t2s_engine_reap(e);
+  reap(e);
   return 0;
 }
 
 t2s_tstamp t2s_engine_get_expiry(const t2s_engine *e) {
   t2s_tstamp t = t2s_tcp_get_expiry(e->tcp);
   t = T2S_MIN(t, t2s_engine_net_expiry(e));
+  t = T2S_MIN(t, t2s_engine_frag_get_expiry(e));
   t = T2S_MIN(t, t2s_engine_udp_get_expiry(e));
   t = T2S_MIN(t, t2s_engine_proxy_expiry(e));
   return t;
@@ -349,10 +322,104 @@ int t2s_engine_handle_expiry(t2s_engine *e, t2s_tstamp now) {
   e->now = now;
   t2s_engine_net_handle_expiry(e, now);
   t2s_tcp_handle_expiry(e->tcp, now);
+  t2s_engine_frag_handle_expiry(e, now);
   t2s_engine_udp_handle_expiry(e, now);
   t2s_engine_proxy_handle_expiry(e, now);
-  t2s_engine_reap(e);
+  reap(e);
   return 0;
+}
+
+/* ---- completions from the upstream connector: look the id up, dispatch by kind ---- */
+
+static t2s_flow *flow_of(const t2s_engine *e, uint64_t id) {
+  return t2s_flow_table_get(&e->flows, id);
+}
+
+void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL && f->ops->stream_opened != NULL) {
+    f->ops->stream_opened(e, f, err, now);
+  }
+  reap(e);
+}
+
+size_t t2s_engine_stream_recv_space(const t2s_engine *e, uint64_t id) {
+  const t2s_flow *f = flow_of(e, id);
+  return f != NULL && f->ops->stream_recv_space != NULL ? f->ops->stream_recv_space(e, f) : 0;
+}
+
+size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                              t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  size_t taken = 0;
+  if (f != NULL && f->ops->stream_recv != NULL) {
+    taken = f->ops->stream_recv(e, f, data, len, now);
+  }
+  reap(e);
+  return taken;
+}
+
+void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL && f->ops->stream_eof != NULL) {
+    f->ops->stream_eof(e, f, now);
+  }
+  reap(e);
+}
+
+void t2s_engine_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL && f->ops->stream_writable != NULL) {
+    f->ops->stream_writable(e, f, now);
+  }
+  reap(e);
+}
+
+void t2s_engine_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL && f->ops->stream_error != NULL) {
+    f->ops->stream_error(e, f, err, now);
+  }
+  reap(e);
+}
+
+void t2s_engine_dgram_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+                           t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL && f->ops->dgram_recv != NULL) {
+    f->ops->dgram_recv(e, f, data, len, now);
+  }
+  reap(e);
+}
+
+void t2s_engine_dgram_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL && f->ops->dgram_error != NULL) {
+    f->ops->dgram_error(e, f, err, now);
+  }
+  reap(e);
+}
+
+/* ---- network changes (the policy is engine_net.c) ---- */
+
+void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now) {
+  e->now = now;
+  t2s_engine_net_event(e, ev, now);
+  reap(e);
+}
+
+size_t t2s_engine_reset_all(t2s_engine *e, t2s_tstamp now) {
+  e->now = now;
+  size_t n = t2s_engine_reset_flows(e, NULL, now);
+  reap(e);
+  return n;
 }
 
 void t2s_engine_get_stats(const t2s_engine *e, t2s_engine_stats *st) {

@@ -24,11 +24,12 @@ typedef enum t2s_proxy_kind {
   T2S_PROXY_SOCKS5 = 1,
 } t2s_proxy_kind;
 
-/* What a network change does to running flows. */
+/* What a network change does to running flows. Whatever the policy, a resume (RESUMED: the
+ * machine slept) resets every flow at once: what was open before a sleep is dead. */
 typedef enum t2s_netchange_policy {
   T2S_NETCHANGE_RESET_AFFECTED = 0, /* flows whose path to the proxy changed */
   T2S_NETCHANGE_RESET_ALL,          /* every flow on any effective change */
-  T2S_NETCHANGE_NONE,               /* never reset (the egress is still re-selected) */
+  T2S_NETCHANGE_NONE, /* no reset on a change (the egress is still re-selected); resumes reset */
 } t2s_netchange_policy;
 
 /* The network-change state machine's states. */
@@ -249,8 +250,9 @@ void t2s_engine_dgram_error(t2s_engine *engine, uint64_t id, int err, t2s_tstamp
 void t2s_engine_set_monitor(t2s_engine *engine, const t2s_monitor *monitor);
 /*
  * Reports a monitor event. Events start or extend the debounce (SETTLING); PAUSED enters
- * SUSPENDED at once; RESUMED starts a settle that ends in a reset of every flow. The decision
- * is taken in t2s_engine_handle_expiry() when the debounce ends.
+ * SUSPENDED at once; RESUMED resets every flow at once (whatever on_network_change says),
+ * counts a network change and starts a debounce (SETTLING) at whose end the egress is
+ * re-selected. The decision is taken in t2s_engine_handle_expiry() when the debounce ends.
  */
 void t2s_engine_network_event(t2s_engine *engine, const t2s_net_event *ev, t2s_tstamp now);
 /* The current state. */
@@ -258,8 +260,8 @@ t2s_net_state t2s_engine_net_state(const t2s_engine *engine);
 /* The egress new upstream streams use now. */
 const t2s_egress *t2s_engine_get_egress(const t2s_engine *engine);
 /*
- * Resets every flow now (TCP: RST to the client and upstream closed; UDP sessions flushed).
- * Returns how many flows were reset. Counted in flows_reset.
+ * Resets every flow now, whatever its kind (TCP: RST to the client and upstream closed; UDP
+ * sessions flushed). Returns how many flows were reset. Counted in flows_reset.
  */
 size_t t2s_engine_reset_all(t2s_engine *engine, t2s_tstamp now);
 

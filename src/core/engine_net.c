@@ -99,17 +99,16 @@ bool t2s_engine_egress_differs(const t2s_egress *a, const t2s_egress *b) {
   return !t2s_addr_ip_eq(&a->src, &b->src);
 }
 
-static size_t reset_flows(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
-  size_t n = t2s_engine_tcp_reset(e, keep, now);
-  n += t2s_engine_udp_flush(e, keep, now);
+size_t t2s_engine_reset_flows(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
+  size_t n = 0;
+  t2s_flow_iter it = T2S_FLOW_ITER_INIT;
+  /* A reset removes ids and adds none: bounded by the number of flows. */
+  for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it)) != NULL;) {
+    if (keep == NULL || t2s_engine_egress_differs(f->egress, keep)) {
+      n += f->ops->reset(e, f, now);
+    }
+  }
   e->stats.flows_reset += n;
-  return n;
-}
-
-size_t t2s_engine_reset_all(t2s_engine *e, t2s_tstamp now) {
-  e->now = now;
-  size_t n = reset_flows(e, NULL, now);
-  t2s_engine_reap(e);
   return n;
 }
 
@@ -135,8 +134,7 @@ static void follow_route_now(t2s_engine *e) {
   egress_from_route(e, &r, &e->cfg.egress);
 }
 
-void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now) {
-  e->now = now;
+void t2s_engine_net_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now) {
   e->stats.net_events++;
   t2s_engine_emit(e, T2S_EV_NET_EVENT, now, ev->ifindex, &ev->addr, NULL, (int)ev->type);
   if (e->cfg.egress_pinned && ev->ifindex != 0 && ev->ifindex == e->cfg.egress.ifindex &&
@@ -153,7 +151,7 @@ void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp
     /* What was open before a sleep is dead (NAT and proxy state are gone): reset at once, so
      * no client hangs and no retransmission burst follows; then settle and re-select. */
     e->stats.resumes++;
-    size_t n = reset_flows(e, NULL, now);
+    size_t n = t2s_engine_reset_flows(e, NULL, now);
     e->stats.network_changes++;
     t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)n);
     e->net.decided_at = now;
@@ -172,7 +170,6 @@ void t2s_engine_network_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp
     break;
   }
   follow_route_now(e);
-  t2s_engine_reap(e);
 }
 
 t2s_tstamp t2s_engine_net_expiry(const t2s_engine *e) {
@@ -235,7 +232,7 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     bool offline = e->net.default_ifindex[0] == 0 && e->net.default_ifindex[1] == 0 &&
                    (e->net.decided_default[0] != 0 || e->net.decided_default[1] != 0);
     if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
-      nreset = reset_flows(e, NULL, now);
+      nreset = t2s_engine_reset_flows(e, NULL, now);
     }
     count_decision(e, changed, now);
     end_decision(e, nreset, offline ? T2S_NET_STATE_NO_ROUTE : T2S_NET_STATE_UP, now);
@@ -245,7 +242,7 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     /* No route to the proxy: nothing can work; every flow is affected. */
     bool was_up = e->net.have_path;
     if (e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
-      nreset = reset_flows(e, NULL, now);
+      nreset = t2s_engine_reset_flows(e, NULL, now);
     }
     if (was_up) {
       e->stats.network_changes++;
@@ -260,7 +257,7 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     changed = e->net.pinned_lost;
     e->net.pinned_lost = false;
     if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
-      nreset = reset_flows(e, NULL, now);
+      nreset = t2s_engine_reset_flows(e, NULL, now);
     }
   } else {
     t2s_egress eg;
@@ -268,11 +265,11 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     if (changed) {
       switch (e->cfg.on_network_change) {
       case T2S_NETCHANGE_RESET_ALL:
-        nreset = reset_flows(e, NULL, now);
+        nreset = t2s_engine_reset_flows(e, NULL, now);
         break;
       case T2S_NETCHANGE_RESET_AFFECTED:
         /* A local proxy: every flow went out the old default interface. */
-        nreset = reset_flows(e, r.local ? NULL : &eg, now);
+        nreset = t2s_engine_reset_flows(e, r.local ? NULL : &eg, now);
         break;
       case T2S_NETCHANGE_NONE:
         break;
@@ -280,7 +277,7 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     } else if (e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
       /* Back where it started: only flows opened during the burst through a path that did not
        * last (follow_route_now) are on another egress; they cannot get out. */
-      nreset = reset_flows(e, &eg, now);
+      nreset = t2s_engine_reset_flows(e, &eg, now);
     }
     if (changed || t2s_engine_egress_differs(&e->cfg.egress, &eg)) {
       t2s_engine_emit(e, T2S_EV_EGRESS, now, eg.ifindex, &eg.src, NULL, (int)eg.ifindex);

@@ -211,8 +211,13 @@ void t2s_engine_proxy_handle_expiry(t2s_engine *e, t2s_tstamp now) {
     /* Reset once per DOWN transition: RST to its TCP clients, its UDP associations flushed
      * (every UDP session: they are re-created through the proxy in use on the next
      * datagram). */
-    size_t n = t2s_engine_tcp_reset_proxy(e, (int)i, now);
-    n += t2s_engine_udp_flush(e, NULL, now);
+    size_t n = 0;
+    t2s_flow_iter it = T2S_FLOW_ITER_INIT;
+    for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it)) != NULL;) {
+      if (f->ops->group != T2S_FLOW_GROUP_TCP || f->proxy == (int)i) {
+        n += f->ops->reset(e, f, now);
+      }
+    }
     e->stats.flows_reset += n;
     px_emit(e, T2S_EV_PROXY_DOWN, i, (int)e->px->down_cause[i], n, 0, now);
   }

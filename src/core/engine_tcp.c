@@ -4,6 +4,7 @@
  * destination itself when no proxy is configured) and only then completes the handshake, or
  * refuses it with a RST. Then bytes are spliced both ways with backpressure and half-close.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ typedef enum session_phase {
 } session_phase;
 
 typedef struct t2s_session {
-  uint64_t id;
+  t2s_flow flow; /* kind T2S_FLOW_TCP; flow.id is the upstream stream's id */
   t2s_engine *engine;
   t2s_tcp_conn *conn; /* NULL once the TCP side is closed */
   session_phase phase;
@@ -45,8 +46,12 @@ typedef struct t2s_session {
   bool pump_queued;
 } t2s_session;
 
-static t2s_session *session_get(const t2s_engine *e, uint64_t id) {
-  return t2s_idmap_get(&e->sessions, id);
+static const t2s_flow_ops tcp_flow_ops;
+
+/* The session a flow of kind T2S_FLOW_TCP is the header of. */
+static t2s_session *session_of(t2s_flow *f) {
+  T2S_ASSERT(f->ops == &tcp_flow_ops);
+  return (t2s_session *)((char *)f - offsetof(t2s_session, flow));
 }
 
 /* Ends the upstream side of a session (once). */
@@ -55,7 +60,7 @@ static void session_close_upstream(t2s_session *s, bool abort) {
     return;
   }
   s->up_open = false;
-  s->engine->up.ops->stream_close(s->engine->up.self, s->id, abort);
+  s->engine->up.ops->stream_close(s->engine->up.self, s->flow.id, abort);
 }
 
 /* Takes s out of the burst's write queue (a short list: sessions that got data this burst). */
@@ -80,15 +85,16 @@ static void session_kill(t2s_session *s) {
   }
   s->phase = PHASE_DONE;
   pumpq_remove(s);
-  t2s_idmap_del(&s->engine->sessions, s->id);
-  s->next_dead = s->engine->dead;
-  s->engine->dead = s;
+  t2s_flow_table_remove(&s->engine->flows, &s->flow);
+  s->next_dead = s->engine->tcp_dead;
+  s->engine->tcp_dead = s;
+  s->engine->reap_due = true;
 }
 
-void t2s_engine_reap(t2s_engine *e) {
-  while (e->dead) {
-    t2s_session *s = e->dead;
-    e->dead = s->next_dead;
+void t2s_engine_tcp_reap(t2s_engine *e) {
+  while (e->tcp_dead) {
+    t2s_session *s = e->tcp_dead;
+    e->tcp_dead = s->next_dead;
     if (s->fake_name) {
       t2s_engine_fakedns_flow_end(e, &s->dst);
     }
@@ -111,7 +117,7 @@ static void pump_up(t2s_session *s, t2s_tstamp now) {
     if (total == 0) {
       break;
     }
-    t2s_ssize n = e->up.ops->stream_write(e->up.self, s->id, p1, l1);
+    t2s_ssize n = e->up.ops->stream_write(e->up.self, s->flow.id, p1, l1);
     if (n < 0) {
       e->stats.upstream_errors++;
       t2s_tcp_abort(s->conn, now);
@@ -134,7 +140,7 @@ static void pump_up(t2s_session *s, t2s_tstamp now) {
     size_t l1, l2;
     if (t2s_tcp_recv_peek(s->conn, &p1, &l1, &p2, &l2) == 0) {
       s->up_shut = true;
-      e->up.ops->stream_shutdown_write(e->up.self, s->id);
+      e->up.ops->stream_shutdown_write(e->up.self, s->flow.id);
     }
   }
 }
@@ -143,7 +149,7 @@ static void pump_up(t2s_session *s, t2s_tstamp now) {
 static void maybe_resume_down(t2s_session *s) {
   if (s->up_paused && s->up_open && s->conn && t2s_tcp_send_space(s->conn) > 0) {
     s->up_paused = false;
-    s->engine->up.ops->stream_pause_read(s->engine->up.self, s->id, false);
+    s->engine->up.ops->stream_pause_read(s->engine->up.self, s->flow.id, false);
   }
 }
 
@@ -198,7 +204,9 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
     return T2S_ERR_NOMEM;
   }
   s->fake_name = fake_name;
-  s->id = e->next_id++;
+  s->flow.ops = &tcp_flow_ops;
+  s->flow.id = t2s_flow_table_new_id(&e->flows);
+  s->flow.egress = &s->egress;
   s->engine = e;
   s->conn = c;
   s->client = *t2s_tcp_conn_remote(c);
@@ -209,7 +217,8 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   }
   s->egress = e->cfg.egress;
   s->proxy = t2s_engine_proxy_pick(e);
-  if (t2s_idmap_put(&e->sessions, s->id, s) != 0) {
+  s->flow.proxy = s->proxy;
+  if (t2s_flow_table_add(&e->flows, &s->flow) != 0) {
     if (fake_name) {
       t2s_engine_fakedns_flow_end(e, &s->dst);
     }
@@ -218,13 +227,13 @@ static int on_syn(void *arg, t2s_tcp_conn *c) {
   }
   t2s_tcp_conn_set_user(c, s);
   e->stats.tcp_flows_total++;
-  t2s_engine_emit(e, T2S_EV_TCP_SYN, e->now, s->id, &s->client, &s->dst, 0);
+  t2s_engine_emit(e, T2S_EV_TCP_SYN, e->now, s->flow.id, &s->client, &s->dst, 0);
   const t2s_addr *target =
       e->cfg.proxy_kind == T2S_PROXY_SOCKS5 ? t2s_engine_proxy_addr(e, s->proxy) : &s->updst;
-  int rv = e->up.ops->stream_open(e->up.self, s->id, target, &e->cfg.egress);
+  int rv = e->up.ops->stream_open(e->up.self, s->flow.id, target, &e->cfg.egress);
   if (rv != 0) {
     e->stats.upstream_errors++;
-    t2s_idmap_del(&e->sessions, s->id);
+    t2s_flow_table_remove(&e->flows, &s->flow);
     t2s_tcp_conn_set_user(c, NULL);
     if (fake_name) {
       t2s_engine_fakedns_flow_end(e, &s->dst);
@@ -240,7 +249,7 @@ static void on_established(void *arg, t2s_tcp_conn *c) {
   t2s_engine *e = arg;
   t2s_session *s = t2s_tcp_conn_get_user(c);
   if (s) {
-    t2s_engine_emit(e, T2S_EV_TCP_ESTABLISHED, e->now, s->id, &s->client, &s->dst, 0);
+    t2s_engine_emit(e, T2S_EV_TCP_ESTABLISHED, e->now, s->flow.id, &s->client, &s->dst, 0);
     t2s_engine_net_flow_established(e, e->now);
   }
 }
@@ -321,7 +330,7 @@ static void on_closed(void *arg, t2s_tcp_conn *c, int err) {
   } else if (type == T2S_EV_TCP_REFUSED && s->fail_err != 0) {
     err = s->fail_err; /* the upstream's reason (auth, unreachable, ...) rather than ours */
   }
-  t2s_engine_emit(e, type, e->now, s->id, &s->client, &s->dst, err);
+  t2s_engine_emit(e, type, e->now, s->flow.id, &s->client, &s->dst, err);
   /* A clean close means both FINs were exchanged: the upstream got its shutdown and gave EOF;
    * anything else resets the upstream too. */
   session_close_upstream(s, !(clean && s->up_eof && s->up_shut));
@@ -338,70 +347,33 @@ void t2s_engine_tcp_callbacks(t2s_tcp_callbacks *cbs) {
   cbs->on_closed = on_closed;
 }
 
-void t2s_engine_sessions_close_all(t2s_engine *e) {
-  for (size_t i = 0; i < e->sessions.cap; i++) {
-    uint64_t k = e->sessions.keys[i];
-    if (k == 0 || k == UINT64_MAX) {
-      continue;
-    }
-    t2s_session *s = e->sessions.vals[i];
+/* ---- the flow ops: network reset and teardown ---- */
+
+static size_t tcp_reset(t2s_engine *e, t2s_flow *f, t2s_tstamp now) {
+  (void)e;
+  t2s_session *s = session_of(f);
+  if (s->phase == PHASE_DONE) {
+    return 0;
+  }
+  s->netreset = true;
+  if (s->conn) {
+    t2s_tcp_abort(s->conn, now); /* RST to the client; on_closed closes the upstream */
+  } else {
     session_close_upstream(s, true);
-    if (s->conn) {
-      t2s_tcp_conn_set_user(s->conn, NULL);
-      s->conn = NULL;
-    }
-    s->phase = PHASE_DONE;
-    s->next_dead = e->dead;
-    e->dead = s;
+    session_kill(s);
   }
-  t2s_engine_reap(e);
+  return 1;
 }
 
-size_t t2s_engine_tcp_reset(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
-  size_t n = 0;
-  /* Deleting from the map leaves tombstones and never rehashes, so the walk stays valid. */
-  for (size_t i = 0; i < e->sessions.cap; i++) {
-    uint64_t k = e->sessions.keys[i];
-    if (k == 0 || k == UINT64_MAX) {
-      continue;
-    }
-    t2s_session *s = e->sessions.vals[i];
-    if (s->phase == PHASE_DONE || (keep && !t2s_engine_egress_differs(&s->egress, keep))) {
-      continue;
-    }
-    s->netreset = true;
-    n++;
-    if (s->conn) {
-      t2s_tcp_abort(s->conn, now); /* RST to the client; on_closed closes the upstream */
-    } else {
-      session_close_upstream(s, true);
-      session_kill(s);
-    }
+static void tcp_destroy(t2s_engine *e, t2s_flow *f) {
+  (void)e;
+  t2s_session *s = session_of(f);
+  session_close_upstream(s, true);
+  if (s->conn) {
+    t2s_tcp_conn_set_user(s->conn, NULL);
+    s->conn = NULL;
   }
-  return n;
-}
-
-size_t t2s_engine_tcp_reset_proxy(t2s_engine *e, int proxy, t2s_tstamp now) {
-  size_t n = 0;
-  for (size_t i = 0; i < e->sessions.cap; i++) {
-    uint64_t k = e->sessions.keys[i];
-    if (k == 0 || k == UINT64_MAX) {
-      continue;
-    }
-    t2s_session *s = e->sessions.vals[i];
-    if (s->phase == PHASE_DONE || s->proxy != proxy) {
-      continue;
-    }
-    s->netreset = true;
-    n++;
-    if (s->conn) {
-      t2s_tcp_abort(s->conn, now);
-    } else {
-      session_close_upstream(s, true);
-      session_kill(s);
-    }
-  }
-  return n;
+  session_kill(s);
 }
 
 /* ---- completions from the upstream connector ---- */
@@ -417,7 +389,6 @@ static bool send_icmp_unreach(t2s_session *s) {
   return t2s_engine_send_unreach_rebuilt(e, &s->dst, syn, n, code);
 }
 
-/* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
 /* A held SYN whose proxy failed (not one that answered about the destination) is tried on the
  * next healthy proxy in order of preference, under a new stream id (docs/proxies.md). Returns
  * true when the new connect is under way. */
@@ -433,28 +404,31 @@ static bool try_next_proxy(t2s_session *s, int err) {
   if (next < 0) {
     return false;
   }
-  uint64_t nid = e->next_id++;
-  if (t2s_idmap_put(&e->sessions, nid, s) != 0) {
+  uint64_t oid = s->flow.id;
+  if (t2s_flow_table_rekey(&e->flows, &s->flow, t2s_flow_table_new_id(&e->flows)) != 0) {
     return false;
   }
-  session_close_upstream(s, true);
-  t2s_idmap_del(&e->sessions, s->id);
+  if (s->up_open) { /* the old stream, under its old id */
+    s->up_open = false;
+    e->up.ops->stream_close(e->up.self, oid, true);
+  }
   t2s_free(e->mem, s->socks);
   s->socks = NULL;
-  s->id = nid;
   s->proxy = next;
+  s->flow.proxy = next;
   s->proxy_told = false;
   s->phase = PHASE_CONNECTING;
   s->up_blocked = false;
   s->up_eof = false;
-  if (e->up.ops->stream_open(e->up.self, s->id, t2s_engine_proxy_addr(e, next), &e->cfg.egress) !=
-      0) {
+  if (e->up.ops->stream_open(e->up.self, s->flow.id, t2s_engine_proxy_addr(e, next),
+                             &e->cfg.egress) != 0) {
     return false;
   }
   s->up_open = true;
   return true;
 }
 
+/* Fails a session whose SYN is still held: RST (or ICMP) to the client. */
 static void session_refuse(t2s_session *s, int err, t2s_tstamp now) {
   t2s_engine *e = s->engine;
   report_proxy(s, err, now);
@@ -486,7 +460,7 @@ static int socks_flush(t2s_session *s) {
     if (len == 0) {
       break;
     }
-    t2s_ssize n = e->up.ops->stream_write(e->up.self, s->id, p, len);
+    t2s_ssize n = e->up.ops->stream_write(e->up.self, s->flow.id, p, len);
     if (n < 0) {
       return (int)n;
     }
@@ -499,27 +473,20 @@ static int socks_flush(t2s_session *s) {
   return 0;
 }
 
-void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
-  if (t2s_engine_udp_owns_stream(e, id)) {
-    t2s_engine_udp_stream_opened(e, id, err, now);
-    return;
-  }
-  e->now = now;
-  t2s_session *s = session_get(e, id);
-  if (s == NULL || s->phase != PHASE_CONNECTING) {
+static void tcp_stream_opened(t2s_engine *e, t2s_flow *f, int err, t2s_tstamp now) {
+  t2s_session *s = session_of(f);
+  if (s->phase != PHASE_CONNECTING) {
     return;
   }
   if (err != 0) {
     s->up_open = false; /* the connector forgot it */
     session_refuse(s, err, now);
-    t2s_engine_reap(e);
     return;
   }
   if (e->cfg.proxy_kind == T2S_PROXY_SOCKS5) {
     s->socks = t2s_malloc(e->mem, sizeof(*s->socks));
     if (s->socks == NULL) {
       session_refuse(s, T2S_ERR_NOMEM, now);
-      t2s_engine_reap(e);
       return;
     }
     s->phase = PHASE_HANDSHAKE;
@@ -540,15 +507,12 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
   } else {
     session_go_splice(s, now);
   }
-  t2s_engine_reap(e);
 }
 
-size_t t2s_engine_stream_recv_space(const t2s_engine *e, uint64_t id) {
-  if (t2s_engine_udp_owns_stream(e, id)) {
-    return t2s_engine_udp_stream_recv_space(e, id);
-  }
-  t2s_session *s = session_get(e, id);
-  if (s == NULL || s->conn == NULL) {
+static size_t tcp_stream_recv_space(const t2s_engine *e, const t2s_flow *f) {
+  (void)e;
+  const t2s_session *s = session_of((t2s_flow *)f);
+  if (s->conn == NULL) {
     return 0;
   }
   if (s->phase == PHASE_HANDSHAKE) {
@@ -570,19 +534,16 @@ static size_t splice_down(t2s_session *s, const uint8_t *data, size_t len, t2s_t
   e->stats.bytes_down += (uint64_t)n;
   if (s->conn && t2s_tcp_send_space(s->conn) == 0 && !s->up_paused && s->up_open) {
     s->up_paused = true;
-    e->up.ops->stream_pause_read(e->up.self, s->id, true);
+    e->up.ops->stream_pause_read(e->up.self, s->flow.id, true);
   }
   return (size_t)n;
 }
 
-size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
+static size_t tcp_stream_recv(t2s_engine *e, t2s_flow *f, const uint8_t *data, size_t len,
                               t2s_tstamp now) {
-  if (t2s_engine_udp_owns_stream(e, id)) {
-    return t2s_engine_udp_stream_recv(e, id, data, len, now);
-  }
-  e->now = now;
-  t2s_session *s = session_get(e, id);
-  if (s == NULL || s->conn == NULL) {
+  (void)e;
+  t2s_session *s = session_of(f);
+  if (s->conn == NULL) {
     return 0;
   }
   size_t taken = 0;
@@ -592,7 +553,6 @@ size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, s
     taken = used;
     if (rv < 0) {
       session_refuse(s, rv, now);
-      t2s_engine_reap(e);
       return len;
     }
     if (rv == T2S_SOCKS5_NEED_MORE) {
@@ -600,7 +560,6 @@ size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, s
       if (rv != 0) {
         session_refuse(s, rv, now);
       }
-      t2s_engine_reap(e);
       return len;
     }
     /* DONE: the rest (if any) is data from the destination. */
@@ -609,20 +568,12 @@ size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, s
   if (s->phase == PHASE_SPLICE && s->conn && taken < len) {
     taken += splice_down(s, data + taken, len - taken, now);
   }
-  t2s_engine_reap(e);
   return taken;
 }
 
-void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
-  if (t2s_engine_udp_owns_stream(e, id)) {
-    t2s_engine_udp_stream_eof(e, id, now);
-    return;
-  }
-  e->now = now;
-  t2s_session *s = session_get(e, id);
-  if (s == NULL) {
-    return;
-  }
+static void tcp_stream_eof(t2s_engine *e, t2s_flow *f, t2s_tstamp now) {
+  (void)e;
+  t2s_session *s = session_of(f);
   s->up_eof = true;
   if (s->phase == PHASE_HANDSHAKE) {
     /* The proxy hung up mid-handshake: the SOCKS5 client names why (auth, truncated...). */
@@ -633,19 +584,11 @@ void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {
   } else if (s->conn) {
     t2s_tcp_shutdown(s->conn, now);
   }
-  t2s_engine_reap(e);
 }
 
-void t2s_engine_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now) {
-  if (t2s_engine_udp_owns_stream(e, id)) {
-    t2s_engine_udp_stream_writable(e, id, now);
-    return;
-  }
-  e->now = now;
-  t2s_session *s = session_get(e, id);
-  if (s == NULL) {
-    return;
-  }
+static void tcp_stream_writable(t2s_engine *e, t2s_flow *f, t2s_tstamp now) {
+  (void)e;
+  t2s_session *s = session_of(f);
   s->up_blocked = false;
   if (s->phase == PHASE_HANDSHAKE) {
     if (socks_flush(s) != 0) {
@@ -654,19 +597,10 @@ void t2s_engine_stream_writable(t2s_engine *e, uint64_t id, t2s_tstamp now) {
   } else {
     pump_up(s, now);
   }
-  t2s_engine_reap(e);
 }
 
-void t2s_engine_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now) {
-  if (t2s_engine_udp_owns_stream(e, id)) {
-    t2s_engine_udp_stream_error(e, id, err, now);
-    return;
-  }
-  e->now = now;
-  t2s_session *s = session_get(e, id);
-  if (s == NULL) {
-    return;
-  }
+static void tcp_stream_error(t2s_engine *e, t2s_flow *f, int err, t2s_tstamp now) {
+  t2s_session *s = session_of(f);
   s->up_open = false; /* the connector forgot it */
   e->stats.upstream_errors++;
   if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE) {
@@ -676,5 +610,18 @@ void t2s_engine_stream_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now
   } else {
     session_kill(s);
   }
-  t2s_engine_reap(e);
 }
+
+static const t2s_flow_ops tcp_flow_ops = {
+    .kind = T2S_FLOW_TCP,
+    .group = T2S_FLOW_GROUP_TCP,
+    .name = "tcp",
+    .stream_opened = tcp_stream_opened,
+    .stream_recv_space = tcp_stream_recv_space,
+    .stream_recv = tcp_stream_recv,
+    .stream_eof = tcp_stream_eof,
+    .stream_writable = tcp_stream_writable,
+    .stream_error = tcp_stream_error,
+    .reset = tcp_reset,
+    .destroy = tcp_destroy,
+};

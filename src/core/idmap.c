@@ -69,6 +69,7 @@ int t2s_idmap_put(t2s_idmap *m, uint64_t id, void *val) {
   if (id == EMPTY || id == TOMB) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
+  T2S_ASSERT(val != NULL);
   if ((m->used + 1) * 4 >= m->cap * 3) {
     size_t newcap = m->cap ? m->cap : 16;
     while ((m->len + 1) * 2 >= newcap) {
@@ -103,6 +104,7 @@ int t2s_idmap_put(t2s_idmap *m, uint64_t id, void *val) {
   m->keys[i] = id;
   m->vals[i] = val;
   m->len++;
+  T2S_ASSERT(m->len <= m->used && m->used < m->cap);
   return 0;
 }
 
@@ -139,4 +141,23 @@ void *t2s_idmap_del(t2s_idmap *m, uint64_t id) {
   m->vals[i] = NULL;
   m->len--;
   return v;
+}
+
+bool t2s_idmap_next(const t2s_idmap *m, size_t *pos, uint64_t *pid, void **pval) {
+  for (size_t i = *pos; i < m->cap; i++) {
+    uint64_t k = m->keys[i];
+    if (k == EMPTY || k == TOMB) {
+      continue;
+    }
+    *pos = i + 1;
+    if (pid) {
+      *pid = k;
+    }
+    if (pval) {
+      *pval = m->vals[i];
+    }
+    return true;
+  }
+  *pos = m->cap;
+  return false;
 }

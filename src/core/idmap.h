@@ -1,6 +1,8 @@
 /*
- * idmap.h: a small open-addressing hash map from a non-zero uint64_t id to a pointer. Used for
- * the engine's session table (stream and datagram ids chosen by the engine).
+ * idmap.h: the one id map of the project: an open-addressing hash map (linear probing,
+ * tombstones) from a non-zero uint64_t id to a non-NULL pointer. The engine's flow table
+ * (flow.h), the upstream connector (src/os/upstream_sock.c) and the simulator's far ends
+ * (sim/sim_upstream.c) use it; nobody walks its slots but t2s_idmap_next().
  */
 #ifndef T2S_IDMAP_H
 #define T2S_IDMAP_H
@@ -30,5 +32,18 @@ int t2s_idmap_put(t2s_idmap *m, uint64_t id, void *val);
 void *t2s_idmap_get(const t2s_idmap *m, uint64_t id);
 /* Removes id; returns its value or NULL. */
 void *t2s_idmap_del(t2s_idmap *m, uint64_t id);
+/* Live entries. */
+static inline size_t t2s_idmap_len(const t2s_idmap *m) {
+  return m->len;
+}
+
+/*
+ * Iteration in slot order (deterministic for a given history of puts and dels). *pos starts at
+ * 0; each call stores the next live entry in *pid / *pval (either may be NULL) and returns
+ * true, or returns false at the end. Deleting entries (t2s_idmap_del) while iterating is
+ * allowed: a deletion leaves a tombstone and never moves another entry. Putting is not (it may
+ * rehash).
+ */
+bool t2s_idmap_next(const t2s_idmap *m, size_t *pos, uint64_t *pid, void **pval);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock_linux.h"
+#include "idmap.h"
 #include "log.h"
 
 #define UPSTREAM_ERRNOS(X)                                                                         \
@@ -67,15 +68,10 @@ typedef struct usock {
   bool reading;                 /* rev is added */
   bool writing;                 /* wev is added */
   bool dead;                    /* forgotten: on the graveyard, freed at the next poll */
-  struct usock *hnext;          /* hash chain */
   struct usock *lnext, **lprev; /* starved list or graveyard */
 } usock;
 
-typedef struct usock_map {
-  usock **buckets;
-  size_t nbuckets; /* power of two */
-  size_t count;
-} usock_map;
+typedef t2s_idmap usock_map; /* id -> usock (idmap.h) */
 
 struct t2s_upstream_sock {
   struct event_base *base;
@@ -111,8 +107,8 @@ uint64_t t2s_upstream_sock_error_count(const t2s_upstream_sock *up, size_t i) {
 }
 
 void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, uint64_t *pdgrams) {
-  *pstreams = up->streams.count;
-  *pdgrams = up->dgrams.count;
+  *pstreams = t2s_idmap_len(&up->streams);
+  *pdgrams = t2s_idmap_len(&up->dgrams);
 }
 
 void t2s_upstream_sock_set_protect(t2s_upstream_sock *up, int (*protect)(void *arg, int fd),
@@ -176,74 +172,16 @@ static usock_map *map_of(t2s_upstream_sock *up, usock_kind kind) {
   return kind == USOCK_STREAM ? &up->streams : &up->dgrams;
 }
 
-static uint64_t hash_id(uint64_t id) {
-  id ^= id >> 33;
-  id *= 0xff51afd7ed558ccdull;
-  id ^= id >> 33;
-  return id;
-}
-
 static usock *map_find(const usock_map *m, uint64_t id) {
-  if (!m->nbuckets) {
-    return NULL;
-  }
-  for (usock *s = m->buckets[hash_id(id) & (m->nbuckets - 1)]; s; s = s->hnext) {
-    if (s->id == id) {
-      return s;
-    }
-  }
-  return NULL;
-}
-
-static int map_grow(usock_map *m) {
-  size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
-  usock **b = calloc(n, sizeof(*b));
-  if (!b) {
-    return T2S_ERR_NOMEM;
-  }
-  for (size_t i = 0; i < m->nbuckets; i++) {
-    usock *s = m->buckets[i];
-    while (s) {
-      usock *next = s->hnext;
-      size_t j = hash_id(s->id) & (n - 1);
-      s->hnext = b[j];
-      b[j] = s;
-      s = next;
-    }
-  }
-  free(m->buckets);
-  m->buckets = b;
-  m->nbuckets = n;
-  return 0;
+  return t2s_idmap_get(m, id);
 }
 
 static int map_insert(usock_map *m, usock *s) {
-  if (m->count + 1 > m->nbuckets) {
-    int rv = map_grow(m);
-    if (rv != 0) {
-      return rv;
-    }
-  }
-  size_t j = hash_id(s->id) & (m->nbuckets - 1);
-  s->hnext = m->buckets[j];
-  m->buckets[j] = s;
-  m->count++;
-  return 0;
+  return t2s_idmap_put(m, s->id, s);
 }
 
 static void map_remove(usock_map *m, usock *s) {
-  if (!m->nbuckets) {
-    return;
-  }
-  usock **pp = &m->buckets[hash_id(s->id) & (m->nbuckets - 1)];
-  for (; *pp; pp = &(*pp)->hnext) {
-    if (*pp == s) {
-      *pp = s->hnext;
-      s->hnext = NULL;
-      m->count--;
-      return;
-    }
-  }
+  t2s_idmap_del(m, s->id);
 }
 
 static void list_push(usock **head, usock *s) {
@@ -885,14 +823,12 @@ void t2s_upstream_sock_poll(t2s_upstream_sock *up) {
 }
 
 static void close_all(t2s_upstream_sock *up, usock_map *m) {
-  for (size_t i = 0; i < m->nbuckets; i++) {
-    while (m->buckets[i]) {
-      forget(m->buckets[i], true);
-    }
+  size_t pos = 0;
+  void *s;
+  while (t2s_idmap_next(m, &pos, NULL, &s)) { /* forget() deletes: never rehashes */
+    forget(s, true);
   }
-  free(m->buckets);
-  m->buckets = NULL;
-  m->nbuckets = 0;
+  t2s_idmap_free(m);
   (void)up;
 }
 
