@@ -19,6 +19,11 @@ test_recorded_session_with_device_faults_replays_identically: microsocks (no UDP
 query goes over TCP, the fallback) and --device-fault loss=2%: the injected losses happen
 (logged) and the recording replays identically.
 
+test_recorded_fake_dns_session_replays_identically: --fake-dns with a state file filled by a
+first run; the recording of a second run (the name answered from the loaded state, a new name,
+a download by name through dante) holds the table's configuration and its entries at the
+start, and replays identically; the answers and the CONNECT by name come out the same.
+
 test_replay_is_the_same_on_a_second_build: tun2sock-sim built a second time from the same
 sources in another directory replays the first test's recording with the same output.
 
@@ -50,13 +55,19 @@ SIZE = 300 * 1024  # each download
 
 
 class World:
-    def __init__(self, tmp: Path, binary: Path, udp: bool):
+    def __init__(self, tmp: Path, binary: Path, udp: bool, names: bool = False):
         need("danted", "curl", "dig", "dnsmasq", "ss")
         self.tmp, self.bin = tmp, binary
         self.t = None
         self.c = Netns("rc")
         self.s = Netns("rs")
+        self.netns_etc = None
         try:
+            if names:  # the proxy resolves names with the dnsmasq beside it
+                self.netns_etc = Path("/etc/netns") / self.s.name
+                self.netns_etc.mkdir(parents=True, exist_ok=True)
+                (self.netns_etc / "resolv.conf").write_text(f"nameserver {ORIGIN}\n")
+                (self.netns_etc / "hosts").write_text("127.0.0.1 localhost\n")
             veth(self.c, f"{ME1}/24", self.s, f"{GW1}/24", a_dev="up1", b_dev="dn1")
             veth(self.c, f"{ME2}/24", self.s, f"{GW2}/24", a_dev="up2", b_dev="dn2")
             for a in (PROXY, ORIGIN):
@@ -124,8 +135,8 @@ class World:
             self.t.output()[-3000:]
         return int(r.stdout)
 
-    def dig(self) -> str:
-        r = self.c.run("dig", f"@{ORIGIN}", "+tries=2", "+time=5", "a.test", "A", "+short",
+    def dig(self, name: str = "a.test") -> str:
+        r = self.c.run("dig", f"@{ORIGIN}", "+tries=2", "+time=5", name, "A", "+short",
                        check=False, timeout=30)
         return r.stdout.strip()
 
@@ -134,6 +145,8 @@ class World:
             self.t.stop()
         self.c.close()
         self.s.close()
+        if self.netns_etc is not None:
+            shutil.rmtree(self.netns_etc, ignore_errors=True)
 
 
 def stop(world: World) -> None:
@@ -159,13 +172,13 @@ def records(data: bytes):
         pos += 13 + blen
 
 
-def check_replays(tmp: Path, sim_bin: Path, rec: Path) -> str:
+def check_replays(tmp: Path, sim_bin: Path, rec: Path, min_inputs: int = 50) -> str:
     """The replay is identical, twice; returns its summary line."""
     r = replay(sim_bin, rec, "--events-out", str(tmp / "ev1.jsonl"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "replay-record identical" in r.stdout, r.stdout
     inputs = int(re.search(r"identical: (\d+) inputs", r.stdout).group(1))
-    assert inputs > 50, r.stdout
+    assert inputs > min_inputs, r.stdout
     assert "no end record" not in r.stdout, r.stdout
     r2 = replay(sim_bin, rec, "--events-out", str(tmp / "ev2.jsonl"))
     assert r2.returncode == 0 and r2.stdout == r.stdout
@@ -388,3 +401,32 @@ def test_record_max_bounds_the_file_and_it_still_replays(tmp_path, tun2sock_bin,
     assert 0 < ring.stat().st_size <= 64 * 1024
     r = replay(sim_bin, ring)
     assert r.returncode == 2 and "ring recording" in r.stderr, r.stdout + r.stderr
+
+
+FAKEDNS_STATE_KIND = 69  # rec_format.h: the notes start at 64; T2S_REC_FAKEDNS_STATE is the 6th
+
+
+@pytest.mark.root
+def test_recorded_fake_dns_session_replays_identically(tmp_path, tun2sock_bin, sim_bin):
+    w = World(tmp_path, tun2sock_bin, udp=True, names=True)
+    rec, state = tmp_path / "fakedns.t2srec", tmp_path / "fakedns.state"
+    try:
+        w.start("--fake-dns", "--fake-dns-state", str(state))
+        first = w.dig("a.test")
+        assert first.startswith("198.19."), first + w.t.output()[-2000:]
+        stop_plain = w.t.stop()
+        assert stop_plain == 0 and "a.test" in state.read_text(), state.read_text()
+        w.start("--fake-dns", "--fake-dns-state", str(state), "--record", str(rec))
+        assert w.dig("a.test") == first  # from the loaded state
+        other = w.dig("b.test")
+        assert other.startswith("198.19.") and other != first, other
+        assert w.curl(f"http://{first}:{HTTP_PORT}/file") == SIZE  # CONNECT a.test via dante
+        stop(w)
+    finally:
+        w.close()
+    data = rec.read_bytes()
+    kinds = [(k, data[b:b + n]) for _, k, _, b, n in records(data)]
+    assert kinds and kinds[0][0] == FAKEDNS_STATE_KIND and b"a.test" in kinds[0][1], kinds[:2]
+    # the header's options field holds the command line
+    assert b"--fake-dns --fake-dns-state " + bytes(state) in data[:8192], data[:400]
+    check_replays(tmp_path, sim_bin, rec, min_inputs=20)  # offloads: few, large packets

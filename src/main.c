@@ -46,6 +46,26 @@ static int read_password_file(const char *path, char *out, size_t outlen, int *p
 }
 
 /* Keeps only the capabilities the running loop still needs. */
+/* The command line as one string for --record's header, arguments separated by spaces, with
+ * the password of a URL (scheme://user:PASSWORD@host) replaced by "***". */
+static void join_cmdline(int argc, char **argv, char *out, size_t outlen) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < argc && n + 1 < outlen; i++) {
+    const char *a = argv[i];
+    const char *scheme = strstr(a, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    int w = colon ? snprintf(out + n, outlen - n, "%s%.*s***%s", i ? " " : "", (int)(colon + 1 - a),
+                             a, at)
+                  : snprintf(out + n, outlen - n, "%s%s", i ? " " : "", a);
+    if (w < 0 || (size_t)w >= outlen - n) {
+      break; /* truncated: what fits stays */
+    }
+    n += (size_t)w;
+  }
+}
+
 static void drop_capabilities(const t2s_runner *r) {
   uint64_t keep = 0;
   if (t2s_runner_needs_net_admin(r)) {
@@ -102,8 +122,11 @@ int main(int argc, char **argv) {
   }
   explicit_bzero(opts.proxy.pass, sizeof(opts.proxy.pass));
 
+  char cmdline[2048];
+  join_cmdline(argc, argv, cmdline, sizeof(cmdline));
   t2s_runner_config cfg = {
       .opts = &opts,
+      .cmdline = cmdline,
       .username = opts.proxy.has_user ? opts.proxy.user : NULL,
       .password = password,
       .handle_signals = true,

@@ -535,28 +535,164 @@ static void test_record_max_stop_and_ring(void) {
   free(full.data);
 }
 
-/* A recording made with a fake-IP DNS table (host state it does not hold) is marked, and the
- * replay refuses it as an option it cannot honour. */
-static void test_fake_dns_recording_refused(void) {
-  membuf m = {0};
+/*
+ * Records a session with a fake-IP DNS table that a state file had filled (one name already
+ * there): an A query answered from the table, a TCP flow to the loaded name's address carried
+ * by name (CONNECT ATYP 3), the engine's deletion. table_names: names resolved into the table
+ * before the recording starts (the state the recording must carry).
+ */
+static void record_fake_dns_session(membuf *m, const char *const *table_names, size_t nnames) {
+  engine_fake_init(&F);
+  engine_fake_set_route(&F, 2, "up1", "192.0.2.2", false);
+  t2s_fakedns_config fc;
+  t2s_fakedns_config_default(&fc);
+  fc.size = 64;
+  fc.seed = 99;
+  fc.exclude[fc.nexclude++] = "lan.example";
+  t2s_fakedns *table;
+  CU_ASSERT_FATAL(t2s_fakedns_new(&table, &fc) == 0);
+  for (size_t i = 0; i < nnames; i++) {
+    t2s_addr a;
+    CU_ASSERT_FATAL(t2s_fakedns_resolve(table, table_names[i], T2S_AF_INET, &a) == 0);
+  }
   t2s_engine_config cfg;
   t2s_engine_config_default(&cfg);
-  cfg.fake_dns = (struct t2s_fakedns *)&m; /* only its presence counts here */
+  cfg.seed = 77;
+  cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  t2s_addr_parse("192.0.2.1:1080", &cfg.proxy);
+  cfg.fake_dns = table;
   t2s_rec_opts o;
   memset(&o, 0, sizeof(o));
   o.sink.write = mem_write;
-  o.sink.arg = &m;
+  o.sink.arg = m;
+  o.build = "test_recording";
+  o.options = "fake_dns_session";
   t2s_rec *rec;
   CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
+  t2s_device dev;
+  t2s_upstream up;
+  t2s_engine_hooks hooks;
+  t2s_rec_wrap_device(rec, &F.dev, &dev);
+  t2s_rec_wrap_upstream(rec, &F.up, &up);
+  t2s_monitor mon;
+  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
+  t2s_rec_wrap_hooks(rec, NULL, &hooks);
+  t2s_engine *e;
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
+  t2s_engine_set_monitor(e, &mon);
+  t2s_tstamp now = 5 * MS;
+  /* an A query for a new name: answered at once from the table */
+  uint8_t q[64] = {0x07, 0x07, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  static const uint8_t qname[] = "\x03new\x07"
+                                 "example\x00\x00\x01\x00\x01";
+  memcpy(q + 12, qname, sizeof(qname) - 1);
+  t2s_addr s, d;
+  t2s_addr_parse("198.18.0.2:5353", &s);
+  t2s_addr_parse("198.18.0.53:53", &d);
+  uint8_t pkt[256];
+  t2s_ssize n = t2s_build_udp(pkt, sizeof(pkt), &s, &d, q, 12 + sizeof(qname) - 1);
+  CU_ASSERT_FATAL(n > 0);
+  t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+  /* a flow to the first pool address: the name loaded before the recording */
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2:40000", &src);
+  t2s_addr_parse("198.19.0.1:443", &dst);
+  t2s_tcp_opts to;
+  memset(&to, 0, sizeof(to));
+  n = t2s_build_tcp(pkt, sizeof(pkt), &src, &dst, 1000, 0, T2S_TCP_SYN, 65535, &to, NULL, 0, NULL,
+                    0);
+  now += MS;
+  t2s_rec_input_ex(rec, e, pkt, (size_t)n, 0, now);
+  if (F.nstreams > 0) {
+    static const uint8_t method[] = {5, 0};
+    now += MS;
+    t2s_rec_stream_opened(rec, e, F.streams[0].id, 0, now);
+    t2s_rec_stream_recv(rec, e, F.streams[0].id, method, sizeof(method), now);
+  }
+  t2s_rec_engine_del(rec, e, now + MS);
   CU_ASSERT_EQUAL(t2s_rec_finish(rec), 0);
   t2s_rec_del(rec);
+  t2s_fakedns_del(table);
+}
+
+/* A recording made with a fake-IP table carries the table's configuration and its entries at
+ * the start, and replays identically: the same pool address for a new name, the same name in
+ * the CONNECT for an address the state held. A replay whose table lacked that entry would
+ * differ (checked by recording without it and splicing its header onto the other's records). */
+static void test_fake_dns_session_replays_identical(void) {
+  static const char *const names[] = {"loaded.example", "other.example"};
+  membuf m = {0};
+  record_fake_dns_session(&m, names, 2);
   static t2s_rec_reader rd;
   CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
   CU_ASSERT(rd.hdr.flags & T2S_REC_FLAG_FAKE_DNS);
+  CU_ASSERT(rd.hdr.flags & T2S_REC_FLAG_FAKE_DNS_TABLE);
   CU_ASSERT_PTR_NULL(rd.hdr.cfg.fake_dns);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(rd.hdr.fakedns);
+  CU_ASSERT_EQUAL(rd.hdr.fakedns->size, 64);
+  CU_ASSERT_EQUAL(rd.hdr.fakedns->seed, 99);
+  CU_ASSERT_EQUAL_FATAL(rd.hdr.fakedns->nexclude, 1);
+  CU_ASSERT_STRING_EQUAL(rd.hdr.fakedns->exclude[0], "lan.example");
+  CU_ASSERT_EQUAL(rd.hdr.fakedns->pool4_prefix, 16);
+  t2s_rec_record r;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_next(&rd, &r), 1);
+  CU_ASSERT_EQUAL(r.kind, T2S_REC_FAKEDNS_STATE);
+  CU_ASSERT_PTR_NOT_NULL(memmem(r.data, r.datalen, "loaded.example", 14));
+  CU_ASSERT(has_kind(&m, T2S_REC_STREAM_WRITE));
   t2s_replay_result res;
-  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
+  if (res.status != T2S_REPLAY_IDENTICAL) {
+    fprintf(stderr, "\n%s\n", res.msg);
+  }
+  CU_ASSERT(res.engine_deleted);
+  CU_ASSERT_EQUAL(res.leaked_blocks, 0);
+
+  /* The same session's state without the loaded names: the replay gives the pool addresses
+   * to other names, so the answer and the CONNECT differ. */
+  membuf m2 = {0};
+  record_fake_dns_session(&m2, NULL, 0);
+  static t2s_rec_reader rd2;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd2, m2.data, m2.len), 0);
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_next(&rd2, &r), 1);
+  size_t head2 = rd2.pos; /* m2's header and state records */
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_init(&rd, m.data, m.len), 0);
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_reader_next(&rd, &r), 1);
+  size_t head = rd.pos;
+  membuf sp = {0};
+  mem_write(&sp, m2.data, head2);
+  mem_write(&sp, m.data + head, m.len - head);
+  CU_ASSERT_EQUAL(t2s_replay_run(sp.data, sp.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+
+  /* A file marked FAKE_DNS without the table (an older build's) is refused, exit 2. */
+  t2s_rec_header h;
+  memset(&h, 0, sizeof(h));
+  h.version = T2S_REC_VERSION;
+  h.flags = T2S_REC_FLAG_FAKE_DNS;
+  h.build = "old";
+  h.options = "";
+  t2s_engine_config_default(&h.cfg);
+  uint8_t hdr[T2S_REC_MAX_HEADER];
+  t2s_ssize hl = t2s_rec_encode_header(&h, hdr, sizeof(hdr));
+  CU_ASSERT_FATAL(hl > 0);
+  CU_ASSERT_EQUAL(t2s_replay_run(hdr, (size_t)hl, NULL, &res), T2S_REPLAY_BAD_FILE);
   CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "--fake-dns"));
+  /* The table flag without its header field, and the field without the flag: corrupt. */
+  h.flags = T2S_REC_FLAG_FAKE_DNS | T2S_REC_FLAG_FAKE_DNS_TABLE;
+  hl = t2s_rec_encode_header(&h, hdr, sizeof(hdr));
+  CU_ASSERT_EQUAL(t2s_rec_reader_init(&rd, hdr, (size_t)hl), T2S_REC_ERR_CORRUPT);
+  t2s_fakedns_config fc;
+  t2s_fakedns_config_default(&fc);
+  h.flags = 0;
+  h.fakedns = &fc;
+  hl = t2s_rec_encode_header(&h, hdr, sizeof(hdr));
+  CU_ASSERT_EQUAL(t2s_rec_reader_init(&rd, hdr, (size_t)hl), T2S_REC_ERR_CORRUPT);
+  /* The table's header field but no state record after it: refused, not crashed. */
+  h.flags = T2S_REC_FLAG_FAKE_DNS | T2S_REC_FLAG_FAKE_DNS_TABLE;
+  hl = t2s_rec_encode_header(&h, hdr, sizeof(hdr));
+  CU_ASSERT_EQUAL(t2s_replay_run(hdr, (size_t)hl, NULL, &res), T2S_REPLAY_BAD_FILE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(res.msg, "fake-IP table"));
+  free(sp.data);
+  free(m2.data);
   free(m.data);
 }
 
@@ -880,7 +1016,7 @@ int t2s_test_register_recording(void) {
   CU_add_test(s, "until_stops_early", test_until_stops_early);
   CU_add_test(s, "record_max_stop_and_ring", test_record_max_stop_and_ring);
   CU_add_test(s, "sink_failure_stops_recording", test_sink_failure_stops_recording);
-  CU_add_test(s, "fake_dns_recording_refused", test_fake_dns_recording_refused);
+  CU_add_test(s, "fake_dns_session_replays_identical", test_fake_dns_session_replays_identical);
   CU_add_test(s, "random_sessions_replay_identical", test_random_sessions_replay_identical);
   CU_add_test(s, "reader_every_prefix", test_reader_every_prefix);
   CU_add_test(s, "reader_hostile_fields", test_reader_hostile_fields);

@@ -635,6 +635,14 @@ t2s_fakedns_verdict t2s_fakedns_respond(t2s_fakedns *t, const uint8_t *msg, size
   return T2S_FAKEDNS_FORWARD;
 }
 
+void t2s_fakedns_get_config(const t2s_fakedns *t, t2s_fakedns_config *cfg) {
+  *cfg = t->cfg;
+  for (size_t i = 0; i < cfg->nexclude; i++) {
+    cfg->exclude[i] = t->exclude[i];
+  }
+  cfg->mem = NULL;
+}
+
 void t2s_fakedns_get_stats(const t2s_fakedns *t, t2s_fakedns_stats *stats) {
   *stats = t->stats;
 }

@@ -118,6 +118,10 @@ t2s_fakedns_verdict t2s_fakedns_respond(t2s_fakedns *t, const uint8_t *msg, size
                                         uint8_t *out, size_t outlen, size_t *poutlen);
 #define T2S_FAKEDNS_ANSWER_MAX 600
 
+/* The table's configuration as it was created (normalised: pools masked, exclusions in their
+ * plain form). The exclusion pointers point into the table; mem is NULL. */
+void t2s_fakedns_get_config(const t2s_fakedns *t, t2s_fakedns_config *cfg);
+
 /* Copies the counters. */
 void t2s_fakedns_get_stats(const t2s_fakedns *t, t2s_fakedns_stats *stats);
 

@@ -46,6 +46,7 @@
 
 struct t2s_runner {
   t2s_cli_opts opts;
+  char cmdline[2048]; /* for --record's header */
   t2s_addr proxy;
   char username[T2S_PROXY_FIELD_MAX];
   char password[T2S_PROXY_FIELD_MAX];
@@ -294,7 +295,7 @@ static int engine_start(t2s_runner *r) {
   ecfg.fake_dns = r->fake_dns;
   t2s_engine_hooks hooks = {.on_event = on_engine_event, .arg = r};
   char err[512];
-  if (t2s_os_record_open(&r->rec, &r->opts, "", &ecfg, &r->clkops, err, sizeof(err)) != 0) {
+  if (t2s_os_record_open(&r->rec, &r->opts, r->cmdline, &ecfg, &r->clkops, err, sizeof(err)) != 0) {
     T2S_ERROR("%s", err);
     return T2S_ERR_INTERNAL;
   }
@@ -476,6 +477,7 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
     return T2S_ERR_NOMEM;
   }
   r->opts = *cfg->opts;
+  snprintf(r->cmdline, sizeof(r->cmdline), "%s", cfg->cmdline ? cfg->cmdline : "");
   r->rec.rec_fd = -1;
   r->proxy = cfg->proxy;
   r->report.started = t2s_clock_monotonic_ns();

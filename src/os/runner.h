@@ -33,6 +33,7 @@ typedef struct t2s_runner_config {
   bool host_monitor;
   int (*host_route)(void *arg, int family, const uint8_t *addr, char *ifname, unsigned *ifindex);
   void *host_route_arg;
+  const char *cmdline; /* the command line, for --record's header (NULL: none; truncated) */
 } t2s_runner_config;
 
 /* Sets everything up (TUN, addresses, egress, engine, metrics). Returns 0 with *prunner set;

@@ -144,6 +144,25 @@ static void append(t2s_rec *rec, const t2s_rec_record *r) {
   }
 }
 
+/* The fake-IP table's entries at the start (a --fake-dns-state file may have filled it), as
+ * FAKEDNS_STATE records: the replay loads them into its own table before the first input. */
+static int record_fakedns_state(t2s_rec *rec, const t2s_fakedns *table) {
+  size_t len = t2s_fakedns_state_len(table);
+  char *text = malloc(len + 1);
+  if (text == NULL) {
+    return T2S_REC_ERR_NOMEM;
+  }
+  t2s_ssize n = t2s_fakedns_state_write(table, text, len + 1);
+  for (size_t off = 0; n > 0 && off < (size_t)n; off += T2S_REC_FAKEDNS_STATE_CHUNK) {
+    t2s_rec_record r = {.kind = T2S_REC_FAKEDNS_STATE,
+                        .data = (const uint8_t *)text + off,
+                        .datalen = T2S_MIN((size_t)n - off, (size_t)T2S_REC_FAKEDNS_STATE_CHUNK)};
+    append(rec, &r);
+  }
+  free(text);
+  return n < 0 ? T2S_REC_ERR_NOMEM : 0;
+}
+
 int t2s_rec_new(t2s_rec **prec, const t2s_rec_opts *opts, const t2s_engine_config *cfg) {
   *prec = NULL;
   if (opts->sink.write == NULL ||
@@ -164,7 +183,12 @@ int t2s_rec_new(t2s_rec **prec, const t2s_rec_opts *opts, const t2s_engine_confi
   h.cfg = *cfg;
   h.cfg.mem = NULL;
   h.cfg.fake_dns = NULL;
-  h.flags = cfg->fake_dns ? T2S_REC_FLAG_FAKE_DNS : 0;
+  t2s_fakedns_config fdcfg;
+  if (cfg->fake_dns) {
+    t2s_fakedns_get_config(cfg->fake_dns, &fdcfg);
+    h.fakedns = &fdcfg;
+    h.flags = T2S_REC_FLAG_FAKE_DNS | T2S_REC_FLAG_FAKE_DNS_TABLE;
+  }
   rec->hdr_flags = h.flags;
   t2s_ssize n = t2s_rec_encode_header(&h, hdr, T2S_REC_MAX_HEADER);
   if (n < 0 || (opts->max_bytes && (uint64_t)n + 64 > opts->max_bytes)) {
@@ -186,6 +210,10 @@ int t2s_rec_new(t2s_rec **prec, const t2s_rec_opts *opts, const t2s_engine_confi
      * traffic (a 256 MiB ring cut the first benchmark run to an eighth). */
     memset(rec->ring, 0xa5, rec->ringcap); /* not 0: malloc + memset 0 may become calloc */
   } else if (!pend_append(rec, hdr, rec->hdrlen)) {
+    t2s_rec_del(rec);
+    return T2S_REC_ERR_NOMEM;
+  }
+  if (cfg->fake_dns && record_fakedns_state(rec, cfg->fake_dns) != 0) {
     t2s_rec_del(rec);
     return T2S_REC_ERR_NOMEM;
   }

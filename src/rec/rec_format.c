@@ -67,6 +67,7 @@ static const struct {
     [T2S_REC_TIMER_ARM] = {"timer_arm", "t"},
     [T2S_REC_NOTE] = {"note", "D"},
     [T2S_REC_END] = {"end", "a"},
+    [T2S_REC_FAKEDNS_STATE] = {"fakedns_state", "D"},
 };
 
 static const char *layout_of(int kind) {
@@ -316,7 +317,7 @@ static void w_str(wcur *c, const char *s) {
 }
 
 /* Header tags. */
-enum { TAG_BUILD = 1, TAG_OPTIONS = 2, TAG_CONFIG = 3, TAG_MAX_ };
+enum { TAG_BUILD = 1, TAG_OPTIONS = 2, TAG_CONFIG = 3, TAG_FAKEDNS = 4, TAG_MAX_ };
 
 static void w_config(wcur *c, const t2s_engine_config *cfg) {
   w_u64(c, cfg->seed);
@@ -351,11 +352,44 @@ static void w_config(wcur *c, const t2s_engine_config *cfg) {
   w_u64(c, cfg->memory_budget);
 }
 
+/* The fake-IP table's configuration: the two pools with their prefixes, size, seed, the
+ * exclusions (u8 count, strings) and the avoided addresses (u8 count, addresses). */
+static size_t fakedns_len(const t2s_fakedns_config *f) {
+  size_t n = 2 * (ADDR_LEN + 1) + 4 + 8 + 1 + 1 + f->navoid * ADDR_LEN;
+  for (size_t i = 0; i < f->nexclude; i++) {
+    n += 2 + str_len(f->exclude[i]);
+  }
+  return n;
+}
+
+static void w_fakedns(wcur *c, const t2s_fakedns_config *f) {
+  w_addr(c, &f->pool4);
+  w_u8(c, f->pool4_prefix);
+  w_addr(c, &f->pool6);
+  w_u8(c, f->pool6_prefix);
+  w_u32(c, f->size);
+  w_u64(c, f->seed);
+  w_u8(c, (uint8_t)f->nexclude);
+  for (size_t i = 0; i < f->nexclude; i++) {
+    w_str(c, f->exclude[i] ? f->exclude[i] : "");
+  }
+  w_u8(c, (uint8_t)f->navoid);
+  for (size_t i = 0; i < f->navoid; i++) {
+    w_addr(c, &f->avoid[i]);
+  }
+}
+
 t2s_ssize t2s_rec_encode_header(const t2s_rec_header *hdr, uint8_t *buf, size_t buflen) {
   size_t cfglen = 8 + 4 + 1 + ADDR_LEN + 2 + str_len(hdr->cfg.username) + 2 +
                   str_len(hdr->cfg.password) + EGRESS_LEN + 1 + 8 + 4 * 4 + 8 + 4 + 8 * 3 + 4 + 3 +
                   8 + 4 + 1 + ADDR_LEN + 8;
-  size_t body = 3 * 6 + 2 + str_len(hdr->build) + 2 + str_len(hdr->options) + cfglen;
+  const t2s_fakedns_config *fd = hdr->fakedns;
+  if (fd && (fd->nexclude > T2S_FAKEDNS_MAX_EXCLUDE || fd->navoid > T2S_FAKEDNS_MAX_AVOID)) {
+    return T2S_REC_ERR_NOMEM;
+  }
+  size_t fdlen = fd ? fakedns_len(fd) : 0;
+  size_t body =
+      3 * 6 + 2 + str_len(hdr->build) + 2 + str_len(hdr->options) + cfglen + (fd ? 6 + fdlen : 0);
   size_t total = T2S_REC_MAGIC_LEN + 12 + body;
   if (total > buflen || total > T2S_REC_MAX_HEADER) {
     return T2S_REC_ERR_NOMEM;
@@ -377,6 +411,11 @@ t2s_ssize t2s_rec_encode_header(const t2s_rec_header *hdr, uint8_t *buf, size_t 
   w_config(&c, &hdr->cfg);
   T2S_ASSERT((size_t)(c.p - cfg_start) == cfglen);
   (void)cfg_start;
+  if (fd) {
+    w_u16(&c, TAG_FAKEDNS);
+    w_u32(&c, (uint32_t)fdlen);
+    w_fakedns(&c, fd);
+  }
   T2S_ASSERT((size_t)(c.p - buf) == total);
   return (t2s_ssize)total;
 }
@@ -631,6 +670,40 @@ static void r_config(rcur *c, t2s_engine_config *cfg, char *user, char *pass) {
   cfg->memory_budget = r_u64(c);
 }
 
+static void r_fakedns(rcur *c, t2s_rec_reader *rd) {
+  t2s_fakedns_config *f = &rd->fakedns;
+  memset(f, 0, sizeof(*f));
+  r_addr(c, &f->pool4);
+  f->pool4_prefix = r_u8(c);
+  r_addr(c, &f->pool6);
+  f->pool6_prefix = r_u8(c);
+  f->size = r_u32(c);
+  f->seed = r_u64(c);
+  f->nexclude = r_u8(c);
+  if (f->nexclude > T2S_FAKEDNS_MAX_EXCLUDE) {
+    c->bad = true;
+    return;
+  }
+  for (size_t i = 0; i < f->nexclude && !c->bad; i++) {
+    char tmp[T2S_REC_MAX_STRING + 1];
+    const char *s = r_str(c, tmp);
+    if (s == NULL || strlen(s) >= T2S_DNS_TEXT_MAX) {
+      c->bad = true;
+      return;
+    }
+    memcpy(rd->fakedns_exclude[i], s, strlen(s) + 1);
+    f->exclude[i] = rd->fakedns_exclude[i];
+  }
+  f->navoid = r_u8(c);
+  if (f->navoid > T2S_FAKEDNS_MAX_AVOID) {
+    c->bad = true;
+    return;
+  }
+  for (size_t i = 0; i < f->navoid; i++) {
+    r_addr(c, &f->avoid[i]);
+  }
+}
+
 int t2s_rec_reader_init(t2s_rec_reader *rd, const uint8_t *buf, size_t len) {
   memset(rd, 0, sizeof(*rd));
   rd->buf = buf;
@@ -678,6 +751,10 @@ int t2s_rec_reader_init(t2s_rec_reader *rd, const uint8_t *buf, size_t len) {
     case TAG_CONFIG:
       r_config(&f, &rd->hdr.cfg, rd->strings[2], rd->strings[3]);
       break;
+    case TAG_FAKEDNS:
+      r_fakedns(&f, rd);
+      rd->hdr.fakedns = &rd->fakedns;
+      break;
     }
     if (f.bad || f.p != f.end) {
       return rd->err = T2S_REC_ERR_CORRUPT;
@@ -685,7 +762,9 @@ int t2s_rec_reader_init(t2s_rec_reader *rd, const uint8_t *buf, size_t len) {
     b.p += flen;
   }
   if (b.bad || !seen[TAG_BUILD] || !seen[TAG_OPTIONS] || !seen[TAG_CONFIG] ||
-      rd->hdr.build == NULL || rd->hdr.options == NULL) {
+      rd->hdr.build == NULL || rd->hdr.options == NULL ||
+      seen[TAG_FAKEDNS] != ((rd->hdr.flags & T2S_REC_FLAG_FAKE_DNS_TABLE) != 0) ||
+      (seen[TAG_FAKEDNS] && !(rd->hdr.flags & T2S_REC_FLAG_FAKE_DNS))) {
     return rd->err = T2S_REC_ERR_CORRUPT;
   }
   rd->pos = T2S_REC_MAGIC_LEN + 12 + body;

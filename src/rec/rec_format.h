@@ -16,6 +16,7 @@
 #define T2S_REC_FORMAT_H
 
 #include "engine.h"
+#include "fakedns.h"
 
 #define T2S_REC_MAGIC "T2SREC\r\n" /* 8 bytes */
 #define T2S_REC_MAGIC_LEN 8
@@ -34,10 +35,13 @@
 /* Header flags. */
 enum {
   T2S_REC_FLAG_RING_CUT = 1u << 0, /* a ring recording whose oldest records were dropped */
-  /* The engine had a fake-IP DNS table (t2s_engine_config.fake_dns): host state the
-   * recording does not hold, so the replay cannot honour it. */
+  /* The engine had a fake-IP DNS table (t2s_engine_config.fake_dns). */
   T2S_REC_FLAG_FAKE_DNS = 1u << 1,
-  T2S_REC_FLAGS_KNOWN = (1u << 2) - 1,
+  /* The header holds that table's configuration (t2s_rec_header.fakedns) and FAKEDNS_STATE
+   * records right after it hold its entries at the start, so the replay can rebuild it.
+   * FAKE_DNS without this flag (a recording of an older build) is refused by the replay. */
+  T2S_REC_FLAG_FAKE_DNS_TABLE = 1u << 2,
+  T2S_REC_FLAGS_KNOWN = (1u << 3) - 1,
 };
 
 /* Reader results (negative) and their names (t2s_rec_strerror). */
@@ -91,6 +95,9 @@ typedef enum t2s_rec_kind {
   T2S_REC_TIMER_ARM,      /* the host armed its timer: t1 (may merge other deadlines) */
   T2S_REC_NOTE,           /* free text (a flush on SIGUSR2, ...) */
   T2S_REC_END,            /* the recording ends: u32a = T2S_REC_END_* */
+  /* A piece of the fake-IP table's state at the start (the --fake-dns-state text, fakedns.h),
+   * in order, right after the header (FLAG_FAKE_DNS_TABLE): the bytes. */
+  T2S_REC_FAKEDNS_STATE,
   T2S_REC_NOTE_MAX_,
 } t2s_rec_kind;
 
@@ -151,7 +158,13 @@ typedef struct t2s_rec_header {
   const char *build;     /* "tun2sock 0.1.0 (git abcdef)" */
   const char *options;   /* the command line, for the reader of the file */
   t2s_engine_config cfg; /* with seed, username and password; mem = NULL */
+  /* FLAG_FAKE_DNS_TABLE: the fake-IP table's configuration (t2s_fakedns_get_config), else
+   * NULL. cfg.fake_dns is always NULL. */
+  const t2s_fakedns_config *fakedns;
 } t2s_rec_header;
+
+/* The largest body of a FAKEDNS_STATE record (a longer state takes several). */
+#define T2S_REC_FAKEDNS_STATE_CHUNK (512u * 1024)
 
 /*
  * Encodes the header into buf (buflen bytes). Returns its length, or T2S_REC_ERR_NOMEM when
@@ -172,6 +185,8 @@ typedef struct t2s_rec_reader {
   t2s_rec_header hdr;
   int err;                                 /* the sticky error, 0 while none */
   char strings[4][T2S_REC_MAX_STRING + 1]; /* build, options, username, password */
+  t2s_fakedns_config fakedns;              /* hdr.fakedns points here */
+  char fakedns_exclude[T2S_FAKEDNS_MAX_EXCLUDE][T2S_DNS_TEXT_MAX];
 } t2s_rec_reader;
 
 /*

@@ -14,8 +14,9 @@
 
 typedef struct rp {
   t2s_rec_reader rd;
-  t2s_rec_record next; /* the next record that is not a note, when have > 0 */
-  int have;            /* 1: next is valid, 0: end of file, < 0: a reader error */
+  t2s_fakedns *fake_dns; /* rebuilt from the header and the FAKEDNS_STATE records */
+  t2s_rec_record next;   /* the next record that is not a note, when have > 0 */
+  int have;              /* 1: next is valid, 0: end of file, < 0: a reader error */
   t2s_engine *e;
   t2s_mem mem;
   const t2s_replay_opts *opts;
@@ -522,6 +523,44 @@ static t2s_replay_status bad(t2s_replay_result *res, const char *fmt, ...) {
   return res->status = T2S_REPLAY_BAD_FILE;
 }
 
+/* Builds the fake-IP table from the header's configuration and loads the FAKEDNS_STATE
+ * records that follow the header; the first other record is left for next(). Returns NULL
+ * or why it failed. */
+static const char *load_fake_dns(rp *p) {
+  if (t2s_fakedns_new(&p->fake_dns, p->rd.hdr.fakedns) != 0) {
+    return "the engine refuses its configuration";
+  }
+  char *text = NULL;
+  size_t len = 0;
+  const char *why = NULL;
+  for (;;) {
+    int rv = t2s_rec_reader_next(&p->rd, &p->next);
+    if (rv != 1 || p->next.kind != T2S_REC_FAKEDNS_STATE) {
+      p->have =
+          rv == 1 && t2s_rec_kind_is_note(p->next.kind) && p->next.kind != T2S_REC_END ? 2 : rv;
+      p->res->records += rv == 1;
+      break;
+    }
+    p->res->records++;
+    char *grown = realloc(text, len + p->next.datalen + 1);
+    if (grown == NULL) {
+      why = "out of memory";
+      break;
+    }
+    text = grown;
+    memcpy(text + len, p->next.data, p->next.datalen);
+    len += p->next.datalen;
+  }
+  if (why == NULL && (p->have < 0 || len == 0)) {
+    why = p->have < 0 ? t2s_rec_strerror(p->have) : "its state records are missing";
+  }
+  if (why == NULL && t2s_fakedns_state_load(p->fake_dns, text, len, NULL, NULL) != 0) {
+    why = "its state records are not a state";
+  }
+  free(text);
+  return why;
+}
+
 static t2s_replay_status run(rp *p, const uint8_t *buf, size_t len) {
   t2s_replay_result *res = p->res;
   int rv = t2s_rec_reader_init(&p->rd, buf, len);
@@ -531,9 +570,9 @@ static t2s_replay_status run(rp *p, const uint8_t *buf, size_t len) {
   const t2s_rec_header *h = &p->rd.hdr;
   res->seed = h->cfg.seed;
   snprintf(res->build, sizeof(res->build), "%s", h->build);
-  if (h->flags & T2S_REC_FLAG_FAKE_DNS) {
-    return bad(res, "recorded with --fake-dns: the fake-IP table is host state the recording "
-                    "does not hold, so the simulator cannot honour it (record without --fake-dns)");
+  if ((h->flags & T2S_REC_FLAG_FAKE_DNS) && !(h->flags & T2S_REC_FLAG_FAKE_DNS_TABLE)) {
+    return bad(res, "recorded with --fake-dns by a build that did not record the fake-IP table, "
+                    "so the simulator cannot honour it");
   }
   if (h->flags & T2S_REC_FLAG_RING_CUT) {
     return bad(res, "a ring recording whose oldest records were dropped cannot be replayed from "
@@ -541,11 +580,18 @@ static t2s_replay_status run(rp *p, const uint8_t *buf, size_t len) {
   }
   t2s_engine_config cfg = h->cfg;
   cfg.mem = &p->mem;
+  p->have = 2; /* nothing read yet (load_fake_dns may leave the next record read) */
+  if (h->fakedns) {
+    const char *why = load_fake_dns(p);
+    if (why) {
+      return bad(res, "the recorded fake-IP table cannot be rebuilt: %s", why);
+    }
+    cfg.fake_dns = p->fake_dns;
+  }
   t2s_device dev = {&replay_dev_ops, p};
   t2s_upstream up = {&replay_up_ops, p};
   t2s_monitor mon = {&replay_mon_ops, p};
   t2s_engine_hooks hooks = {on_event, p};
-  p->have = 2;
   p->last_expiry = T2S_TSTAMP_MAX;
   rv = t2s_engine_new(&p->e, &cfg, &dev, &up, &hooks);
   if (rv != 0) {
@@ -626,6 +672,7 @@ t2s_replay_status t2s_replay_run(const uint8_t *buf, size_t len, const t2s_repla
   p->opts = opts ? opts : &def;
   p->res = res;
   t2s_replay_status st = run(p, buf, len);
+  t2s_fakedns_del(p->fake_dns); /* after the engine that used it */
   free(p);
   return st;
 }
