@@ -8,6 +8,7 @@
 
 #include "caps_linux.h"
 #include "cli.h"
+#include "config_file.h"
 #include "log.h"
 #include "os_error.h"
 #include "resolve.h"
@@ -86,7 +87,7 @@ static void drop_capabilities(const t2s_runner *r) {
 
 int main(int argc, char **argv) {
   t2s_cli_opts opts;
-  switch (t2s_cli_parse(argc, argv, &opts, stdout, stderr)) {
+  switch (t2s_cli_parse_with(argc, argv, &opts, t2s_config_file_load, NULL, stdout, stderr)) {
   case T2S_CLI_EXIT:
     return T2S_EXIT_OK;
   case T2S_CLI_BAD:

@@ -43,6 +43,7 @@ static const struct {
     {"clock_test_offset", t2s_test_register_clock_test_offset},
     {"scenario_parse", t2s_test_register_scenario_parse},
     {"proxy_health", t2s_test_register_proxy_health},
+    {"config", t2s_test_register_config},
 };
 
 int main(int argc, char **argv) {

@@ -94,6 +94,7 @@ typedef struct t2s_cli_opts {
   uint64_t proxy_probe_interval_ns; /* --proxy-probe-interval, default 1 s (doubling to 30 s) */
   char proxy_probe_host[T2S_PROXY_FIELD_MAX]; /* --proxy-probe-target HOST:PORT, "" = greeting */
   uint16_t proxy_probe_port;
+  char config_path[4096]; /* --config FILE (docs/config.md), "" = none */
 } t2s_cli_opts;
 
 /* Fills *opts with the defaults (no device, no proxy). */
@@ -107,8 +108,76 @@ typedef enum t2s_cli_result {
 } t2s_cli_result;
 
 /* Parses argv (getopt_long_only; resets getopt's state first, so it can be called again).
- * Help and version go to out, errors to err. Does not read files or the environment. */
+ * Help and version go to out, errors to err. Does not read files or the environment: a
+ * --config is refused (see t2s_cli_parse_with). */
 t2s_cli_result t2s_cli_parse(int argc, char **argv, t2s_cli_opts *opts, FILE *out, FILE *err);
+
+/* ---- the option table (one entry per spelling; the long option is the config file's key) ---- */
+
+#define T2S_CLI_OPTIONS_MAX 64
+
+typedef enum t2s_cli_arg {
+  T2S_CLI_ARG_NONE = 0, /* a flag: --no-offload; `true`/`false` in a file */
+  T2S_CLI_ARG_REQUIRED, /* --mtu 1500 */
+  T2S_CLI_ARG_OPTIONAL, /* --dns-hijack[=IP[:PORT]]; `true` or a value in a file */
+} t2s_cli_arg;
+
+#define T2S_CLI_REPEATABLE 0x1u   /* a list: given again, it adds (a YAML sequence in a file) */
+#define T2S_CLI_RUNTIME 0x2u      /* a reload (SIGHUP) applies it; others need a restart */
+#define T2S_CLI_CMDLINE_ONLY 0x4u /* --config, --help, --version: not a config file key */
+#define T2S_CLI_ALIAS 0x8u        /* another spelling of an option (--loglevel) */
+
+typedef struct t2s_cli_option {
+  const char *name; /* the long option without dashes, and the config file key */
+  int id;           /* the same for an option and its aliases */
+  t2s_cli_arg arg;
+  unsigned flags; /* T2S_CLI_* */
+  struct {
+    size_t start, end; /* [start, end) bytes of t2s_cli_opts */
+  } span[2];           /* the fields this option sets (empty for --help, --version, aliases) */
+} t2s_cli_option;
+
+/* The table: *pn entries. */
+const t2s_cli_option *t2s_cli_options(size_t *pn);
+/* The entry whose name is `name` (an alias too), or NULL. */
+const t2s_cli_option *t2s_cli_find(const char *name);
+/* True when a and b hold the same value for opt (its fields compared byte for byte). */
+bool t2s_cli_option_same(const t2s_cli_option *opt, const t2s_cli_opts *a, const t2s_cli_opts *b);
+
+/* Checks and stores one value of opt in *o (a repeatable option appends; a flag takes
+ * value NULL; an optional value may be NULL). Returns NULL, or why the value is bad (a static
+ * phrase or buf). The same checks whatever the source (command line or file). */
+const char *t2s_cli_apply(t2s_cli_opts *o, const t2s_cli_option *opt, const char *value, char *buf,
+                          size_t buflen);
+/* Puts opt's fields back to their defaults (a list emptied). */
+void t2s_cli_clear(t2s_cli_opts *o, const t2s_cli_option *opt);
+/* The checks across options (required ones, "needs --auto-route", ...) after every value is
+ * in; may fill derived defaults (the --auto-route fwmark). Returns NULL, or why, with *pname
+ * the option to blame and *pvalue the value to show (NULL: none). */
+const char *t2s_cli_check(t2s_cli_opts *o, const char **pname, const char **pvalue);
+
+/* Where each option's value came from, for messages: the config file's path and the line of
+ * each key in it (indexed like the table; 0 = not from the file). */
+typedef struct t2s_cli_origin {
+  char path[4096];
+  unsigned line[T2S_CLI_OPTIONS_MAX];
+} t2s_cli_origin;
+
+/* Reads a config file into *o (on top of what o holds) and records each key's line in
+ * *origin. Returns 0, or -1 after printing a message naming the file, line and key to err.
+ * config_file.h has the YAML one; cli.c itself reads no file. */
+typedef int (*t2s_cli_loader)(void *arg, const char *path, t2s_cli_opts *o, t2s_cli_origin *origin,
+                              FILE *err);
+
+/* t2s_cli_parse with --config FILE: the file is read with load (its values first, the
+ * command line's on top: a value given on both wins from the command line, a list given on
+ * the command line replaces the file's), then the checks across options. */
+t2s_cli_result t2s_cli_parse_with(int argc, char **argv, t2s_cli_opts *opts, t2s_cli_loader load,
+                                  void *load_arg, FILE *out, FILE *err);
+
+/* Prints "tun2sock: PATH:LINE: KEY: 'VALUE': WHY" (KEY and VALUE may be NULL) to err. */
+void t2s_cli_file_error(FILE *err, const char *path, unsigned line, const char *key,
+                        const char *value, const char *why);
 
 /* Prints the --help text. */
 void t2s_cli_usage(FILE *out, const char *prog);
