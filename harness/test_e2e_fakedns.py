@@ -269,6 +269,33 @@ def test_names_through_microsocks_without_udp(world, tun2sock_bin, www):
     assert f"mail.{NAME}" in mx, f"{mx}\n{world.log_tail()}"
 
 
+def test_dig_and_kdig_over_tcp_are_answered_by_the_engine(world, tun2sock_bin):
+    """DNS over TCP to port 53 is answered by the engine itself (engine_fakedns_tcp.c): `dig
+    +tcp` and `kdig +tcp` get pool addresses, several queries on one connection (`dig
+    +keepopen`) too, and MX over TCP is forwarded through the proxy (microsocks, no UDP) to
+    dnsmasq on a stream of the connection's own."""
+    need("microsocks", "kdig")
+    world.start_microsocks()
+    _start(world, tun2sock_bin, f"socks5://{E2E_PROXY4}:{E2E_SOCKS_PORT}")
+    a = _dig(world, "A", "+tcp")
+    assert a.startswith("198.19."), f"{a}\n{world.log_tail()}"
+    r = world.c.run("kdig", "+tcp", "+short", "+timeout=3", "+retry=1", f"@{RESOLVER}", "AAAA",
+                    NAME, check=False, timeout=20)
+    assert r.stdout.strip().startswith("fd00:19::"), f"{r.stdout}{r.stderr}"
+    r = world.c.run("kdig", "+tcp", "+short", "+timeout=3", "+retry=1", f"@{RESOLVER}", "A",
+                    NAME, check=False, timeout=20)
+    assert r.stdout.strip() == a, f"{r.stdout}{r.stderr}"  # the same name, the same address
+    r = world.c.run("dig", "+tcp", "+keepopen", "+short", "+time=3", "+tries=1", f"@{RESOLVER}",
+                    "k1.test", "A", "k2.test", "A", "k3.test", "AAAA", check=False, timeout=20)
+    got = r.stdout.split()
+    assert len(got) == 3 and got[0].startswith("198.19.") and got[1].startswith("198.19.") \
+        and got[2].startswith("fd00:19::") and got[0] != got[1], r.stdout + r.stderr
+    mx = _dig(world, "MX", "+tcp")
+    assert f"mail.{NAME}" in mx, f"{mx}\n{world.log_tail()}"
+    fd = world.stats()["fake_dns"]
+    assert fd["answered"] >= 6 and fd["forwarded"] >= 1, fd
+
+
 def test_names_through_ssh_dynamic_forwarding(world, tun2sock_bin, www):
     need("sshd", "ssh", "ssh-keygen")
     key = world.start_sshd(addr=E2E_PROXY4)

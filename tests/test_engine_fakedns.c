@@ -235,6 +235,300 @@ static void test_udp_by_name(void) {
   t2s_fakedns_del(t);
 }
 
+/* ---- DNS over TCP answered by the engine (engine_fakedns_tcp.c) ---- */
+
+/* A client's TCP connection driven by hand: the next sequence numbers both ways and what the
+ * engine sent it. */
+typedef struct tclient {
+  t2s_addr client, server;
+  uint32_t seq, ack;
+  size_t seen;      /* packets of F.pkts already read */
+  uint8_t rx[8192]; /* payload bytes received, in order */
+  size_t rxlen;
+  bool fin, rst, synack;
+} tclient;
+
+static void tc_seg(t2s_engine *e, tclient *c, uint8_t flags, const uint8_t *data, size_t len,
+                   t2s_tstamp now) {
+  uint8_t buf[1600];
+  t2s_tcp_opts o;
+  memset(&o, 0, sizeof(o));
+  if (flags & T2S_TCP_SYN) {
+    o.has_mss = true;
+    o.mss = 1460;
+  }
+  t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &c->client, &c->server, c->seq, c->ack, flags,
+                              65535, &o, data, len, NULL, 0);
+  CU_ASSERT_FATAL(n > 0);
+  CU_ASSERT(t2s_engine_input(e, buf, (size_t)n, now) == 0);
+  c->seq += (uint32_t)len + ((flags & (T2S_TCP_SYN | T2S_TCP_FIN)) ? 1 : 0);
+}
+
+/* Reads what the engine sent to c since the last call (in order, no loss here). */
+static void tc_read(tclient *c) {
+  for (; c->seen < F.npkts; c->seen++) {
+    t2s_pkt p;
+    if (t2s_pkt_parse(F.pkts[c->seen].data, F.pkts[c->seen].len, &p) != T2S_DROP_NONE ||
+        p.proto != T2S_IPPROTO_TCP || !t2s_addr_eq(&p.dst, &c->client)) {
+      continue;
+    }
+    uint8_t fl = p.l4.tcp.flags;
+    if (fl & T2S_TCP_RST) {
+      c->rst = true;
+      continue;
+    }
+    if (fl & T2S_TCP_SYN) {
+      c->synack = (fl & T2S_TCP_ACK) != 0;
+      c->ack = p.l4.tcp.seq + 1;
+      continue;
+    }
+    if (p.payload_len > 0 && p.l4.tcp.seq == c->ack) {
+      CU_ASSERT_FATAL(c->rxlen + p.payload_len <= sizeof(c->rx));
+      memcpy(c->rx + c->rxlen, p.payload, p.payload_len);
+      c->rxlen += p.payload_len;
+      c->ack += (uint32_t)p.payload_len;
+    }
+    if ((fl & T2S_TCP_FIN) && p.l4.tcp.seq + (uint32_t)p.payload_len == c->ack) {
+      c->fin = true;
+      c->ack++;
+    }
+  }
+}
+
+/* Opens a connection from src to dst: SYN, then the ACK of the SYN-ACK when there is one. */
+static void tc_open(t2s_engine *e, tclient *c, const char *src, const char *dst, t2s_tstamp now) {
+  memset(c, 0, sizeof(*c));
+  c->client = addr(src);
+  c->server = addr(dst);
+  c->seq = 5000;
+  c->seen = F.npkts;
+  tc_seg(e, c, T2S_TCP_SYN, NULL, 0, now);
+  tc_read(c);
+  if (c->synack) {
+    tc_seg(e, c, T2S_TCP_ACK, NULL, 0, now);
+  }
+}
+
+/* query() framed with its two-byte length, with ID id. */
+static size_t framed(uint8_t *buf, const char *name, uint16_t qtype, uint16_t id) {
+  size_t n = query(buf + 2, name, qtype);
+  t2s_put16(buf, (uint16_t)n);
+  t2s_put16(buf + 2, id);
+  return n + 2;
+}
+
+/* The answer of ID id among the framed messages of rx[0..len): its offset (the message after the
+ * length) and length, or false. */
+static bool find_answer(const uint8_t *rx, size_t len, uint16_t id, size_t *poff, size_t *plen) {
+  for (size_t off = 0; off + 2 <= len;) {
+    size_t m = t2s_get16(rx + off);
+    if (off + 2 + m > len) {
+      return false;
+    }
+    if (m >= 12 && t2s_get16(rx + off + 2) == id) {
+      *poff = off + 2;
+      *plen = m;
+      return true;
+    }
+    off += 2 + m;
+  }
+  return false;
+}
+
+/* A TCP connection to port 53 is accepted at once, without any upstream; two queries in one
+ * segment and a third split across segments (its length byte by byte) are answered with pool
+ * addresses, framed; the client's FIN is answered with a FIN and the flow goes. */
+static void test_tcp_dns_answered_locally(void) {
+  t2s_fakedns *t;
+  t2s_engine *e = new_engine(&t, 64);
+  tclient c;
+  tc_open(e, &c, "198.18.0.2:40053", "198.18.0.53:53", 0);
+  CU_ASSERT_FATAL(c.synack);
+  CU_ASSERT_EQUAL(F.nstreams, 0);
+  uint8_t q[700];
+  size_t n = framed(q, "one.example", T2S_DNS_TYPE_A, 1);
+  n += framed(q + n, "two.example", T2S_DNS_TYPE_AAAA, 2);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, q, n, 1);
+  size_t n3 = framed(q, "three.example", T2S_DNS_TYPE_A, 3);
+  tc_seg(e, &c, T2S_TCP_ACK, q, 1, 2);
+  tc_seg(e, &c, T2S_TCP_ACK, q + 1, 10, 2);
+  tc_read(&c);
+  CU_ASSERT_EQUAL(c.rxlen > 0 ? 1 : 0, 1);
+  size_t before = c.rxlen;
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, q + 11, n3 - 11, 3);
+  tc_read(&c);
+  CU_ASSERT(c.rxlen > before);
+  CU_ASSERT_EQUAL(F.nstreams, 0);
+  size_t off, len;
+  t2s_addr a1, a2, a3;
+  CU_ASSERT_FATAL(t2s_fakedns_resolve(t, "one.example", T2S_AF_INET, &a1) == 0);
+  CU_ASSERT_FATAL(t2s_fakedns_resolve(t, "two.example", T2S_AF_INET6, &a2) == 0);
+  CU_ASSERT_FATAL(t2s_fakedns_resolve(t, "three.example", T2S_AF_INET, &a3) == 0);
+  CU_ASSERT_FATAL(find_answer(c.rx, c.rxlen, 1, &off, &len));
+  CU_ASSERT_EQUAL(t2s_get16(c.rx + off + 6), 1); /* ANCOUNT */
+  CU_ASSERT(memcmp(c.rx + off + len - 4, a1.ip, 4) == 0);
+  CU_ASSERT_FATAL(find_answer(c.rx, c.rxlen, 2, &off, &len));
+  CU_ASSERT(memcmp(c.rx + off + len - 16, a2.ip, 16) == 0);
+  CU_ASSERT_FATAL(find_answer(c.rx, c.rxlen, 3, &off, &len));
+  CU_ASSERT(memcmp(c.rx + off + len - 4, a3.ip, 4) == 0);
+  t2s_fakedns_stats fs;
+  t2s_fakedns_get_stats(t, &fs);
+  CU_ASSERT_EQUAL(fs.answered, 3);
+  /* A network change leaves it alone: its answers do not depend on the network. */
+  CU_ASSERT_EQUAL(t2s_engine_reset_all(e, 4), 0);
+  CU_ASSERT_FALSE(c.rst);
+  /* The client closes: FIN answered with FIN; the last ACK ends the flow. */
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, 5);
+  tc_read(&c);
+  CU_ASSERT(c.fin);
+  CU_ASSERT_FALSE(c.rst);
+  tc_seg(e, &c, T2S_TCP_ACK, NULL, 0, 6);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.tcp_flows_active, 0);
+  t2s_engine_del(e);
+  t2s_fakedns_del(t);
+}
+
+/* MX is forwarded: one stream through the proxy, CONNECT to the address the client asked,
+ * the query framed as it came; an A query asked while the resolver's answer is half relayed is
+ * answered after its end; a second MX on the same stream. */
+static void test_tcp_dns_forwarded(void) {
+  t2s_fakedns *t;
+  t2s_engine *e = new_engine(&t, 64);
+  tclient c;
+  tc_open(e, &c, "198.18.0.2:40054", "192.0.2.53:53", 0);
+  CU_ASSERT_FATAL(c.synack);
+  uint8_t q[400];
+  size_t n = framed(q, "example.com", T2S_DNS_TYPE_MX, 0x11);
+  size_t n1 = n;
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, q, n, 1);
+  CU_ASSERT_EQUAL_FATAL(F.nstreams, 1);
+  t2s_addr proxy = addr("203.0.113.200:1080");
+  CU_ASSERT(t2s_addr_eq(&F.streams[0].dst, &proxy));
+  uint64_t id = F.streams[0].id;
+  t2s_engine_stream_opened(e, id, 0, 1);
+  const uint8_t method[] = {5, 0};
+  t2s_engine_stream_recv(e, id, method, 2, 1);
+  static const uint8_t req[] = {5, 1, 0, 1, 192, 0, 2, 53, 0, 53};
+  CU_ASSERT_EQUAL_FATAL(F.streams[0].wlen, 3 + sizeof(req));
+  CU_ASSERT(memcmp(F.streams[0].written + 3, req, sizeof(req)) == 0);
+  const uint8_t rep[] = {5, 0, 0, 1, 203, 0, 113, 200, 0x0f, 0xa0};
+  t2s_engine_stream_recv(e, id, rep, sizeof(rep), 2);
+  /* The framed query follows the request. */
+  CU_ASSERT_EQUAL_FATAL(F.streams[0].wlen, 3 + sizeof(req) + n);
+  CU_ASSERT(memcmp(F.streams[0].written + 3 + sizeof(req), q, n) == 0);
+  /* The resolver's answer, in two pieces; an A query arrives between them. */
+  uint8_t ans[64];
+  memset(ans, 0, sizeof(ans));
+  t2s_put16(ans, 40);
+  t2s_put16(ans + 2, 0x11);
+  t2s_put16(ans + 4, 0x8180);
+  CU_ASSERT_EQUAL(t2s_engine_stream_recv(e, id, ans, 20, 3), 20);
+  size_t na = framed(q, "a.example", T2S_DNS_TYPE_A, 0x22);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, q, na, 3);
+  tc_read(&c);
+  CU_ASSERT_EQUAL(c.rxlen, 20); /* the A answer waits for the end of the MX answer */
+  CU_ASSERT_EQUAL(t2s_engine_stream_recv(e, id, ans + 20, 22, 4), 22);
+  tc_read(&c);
+  CU_ASSERT_FATAL(c.rxlen > 42);
+  CU_ASSERT(memcmp(c.rx, ans, 42) == 0); /* relayed byte for byte */
+  size_t off, len;
+  CU_ASSERT(find_answer(c.rx, c.rxlen, 0x22, &off, &len));
+  CU_ASSERT_EQUAL(off, 44);
+  /* A second forwarded query rides the same stream. */
+  n = framed(q, "example.org", T2S_DNS_TYPE_TXT, 0x33);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, q, n, 5);
+  CU_ASSERT_EQUAL(F.nstreams, 1);
+  CU_ASSERT_EQUAL(F.streams[0].wtotal, 3 + sizeof(req) + n1 + n);
+  t2s_fakedns_stats fs;
+  t2s_fakedns_get_stats(t, &fs);
+  CU_ASSERT_EQUAL(fs.forwarded, 2);
+  CU_ASSERT_EQUAL(fs.answered, 1);
+  /* FIN while the TXT answer is outstanding: held until it comes, then FIN, stream closed. */
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, 6);
+  tc_read(&c);
+  CU_ASSERT_FALSE(c.fin);
+  memset(ans, 0, sizeof(ans));
+  t2s_put16(ans, 12);
+  t2s_put16(ans + 2, 0x33);
+  t2s_engine_stream_recv(e, id, ans, 14, 7);
+  tc_read(&c);
+  CU_ASSERT(c.fin);
+  CU_ASSERT_FALSE(c.rst);
+  CU_ASSERT(F.streams[0].closed);
+  t2s_engine_del(e);
+  t2s_fakedns_del(t);
+}
+
+/* Broken framing resets the connection and is counted: a length under a DNS header, a length
+ * over the bound, a query cut by the FIN. Nothing crashes, nothing goes upstream. */
+static void test_tcp_dns_bad_framing(void) {
+  t2s_fakedns *t;
+  t2s_engine *e = new_engine(&t, 64);
+  tclient c;
+  const uint8_t tiny[] = {0, 5, 1, 2, 3, 4, 5};
+  tc_open(e, &c, "198.18.0.2:40060", "198.18.0.53:53", 0);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, tiny, sizeof(tiny), 1);
+  tc_read(&c);
+  CU_ASSERT(c.rst);
+  const uint8_t huge[] = {0xff, 0xff, 0, 0};
+  tc_open(e, &c, "198.18.0.2:40061", "198.18.0.53:53", 2);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, huge, sizeof(huge), 2);
+  tc_read(&c);
+  CU_ASSERT(c.rst);
+  uint8_t q[400];
+  size_t n = framed(q, "cut.example", T2S_DNS_TYPE_A, 9);
+  tc_open(e, &c, "198.18.0.2:40062", "198.18.0.53:53", 3);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH | T2S_TCP_FIN, q, n - 3, 3);
+  tc_read(&c);
+  CU_ASSERT(c.rst);
+  CU_ASSERT_EQUAL(c.rxlen, 0);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.drops[T2S_DROP_DNS_TCP_BAD], 3);
+  CU_ASSERT_EQUAL(st.tcp_flows_active, 0);
+  CU_ASSERT_EQUAL(F.nstreams, 0);
+  t2s_engine_del(e);
+  t2s_fakedns_del(t);
+}
+
+/* An idle connection is closed after cfg.dns_timeout (FIN); one whose forwarded query is
+ * unanswered by then is reset, its upstream closed. Without --fake-dns port 53 is carried
+ * through the proxy as before. */
+static void test_tcp_dns_idle_and_off(void) {
+  t2s_fakedns *t;
+  t2s_engine *e = new_engine(&t, 64);
+  tclient c, d;
+  tc_open(e, &c, "198.18.0.2:40070", "198.18.0.53:53", 0);
+  tc_open(e, &d, "198.18.0.2:40071", "198.18.0.53:53", 0);
+  uint8_t q[400];
+  size_t n = framed(q, "example.com", T2S_DNS_TYPE_MX, 0x44);
+  tc_seg(e, &d, T2S_TCP_ACK | T2S_TCP_PSH, q, n, 1);
+  CU_ASSERT_EQUAL_FATAL(F.nstreams, 1);
+  CU_ASSERT(t2s_engine_get_expiry(e) <= 10 * T2S_SECONDS);
+  t2s_engine_handle_expiry(e, 11 * T2S_SECONDS + 1);
+  tc_read(&c);
+  tc_read(&d);
+  CU_ASSERT(c.fin);
+  CU_ASSERT_FALSE(c.rst);
+  CU_ASSERT(d.rst);
+  CU_ASSERT(F.streams[0].closed);
+  t2s_engine_del(e);
+  t2s_fakedns_del(t);
+  /* --fake-dns off: the SYN is held for a stream to the proxy, as before. */
+  engine_fake_init(&F);
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  cfg.proxy = addr("203.0.113.200:1080");
+  CU_ASSERT_FATAL(t2s_engine_new(&e, &cfg, &F.dev, &F.up, NULL) == 0);
+  tc_open(e, &c, "198.18.0.2:40072", "198.18.0.53:53", 0);
+  CU_ASSERT_FALSE(c.synack);
+  CU_ASSERT_EQUAL(F.nstreams, 1);
+  t2s_engine_del(e);
+}
+
 int t2s_test_register_engine_fakedns(void) {
   CU_pSuite s = CU_add_suite("engine_fakedns", NULL, NULL);
   if (s == NULL) {
@@ -244,5 +538,9 @@ int t2s_test_register_engine_fakedns(void) {
   CU_add_test(s, "tcp_connect_by_name", test_tcp_connect_by_name);
   CU_add_test(s, "tcp_stale_address_reset", test_tcp_stale_address_reset);
   CU_add_test(s, "udp_by_name", test_udp_by_name);
+  CU_add_test(s, "tcp_dns_answered_locally", test_tcp_dns_answered_locally);
+  CU_add_test(s, "tcp_dns_forwarded", test_tcp_dns_forwarded);
+  CU_add_test(s, "tcp_dns_bad_framing", test_tcp_dns_bad_framing);
+  CU_add_test(s, "tcp_dns_idle_and_off", test_tcp_dns_idle_and_off);
   return 0;
 }

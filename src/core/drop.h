@@ -54,7 +54,7 @@
   X(SOCKS5_UDP_FRAG, "socks5_udp_frag")   /* relay datagram with FRAG != 0 */                      \
   X(SOCKS5_UDP_BAD, "socks5_udp_bad")     /* relay datagram malformed or with a domain source */   \
   X(UDP_REPLY_FAMILY, "udp_reply_family") /* reply source of another family than the client */     \
-  X(DNS_TCP_BAD, "dns_tcp_bad")       /* DNS-over-TCP fallback: query too big for the buffer */    \
+  X(DNS_TCP_BAD, "dns_tcp_bad")       /* DNS over TCP: too long (fallback), bad framing (fake) */  \
   X(LOOP_GUARD, "loop_guard")         /* a flow from the TUN to the proxy's own address */         \
   X(FAKE_DNS_STALE, "fake_dns_stale") /* --fake-dns: a flow to a pool address no name holds */     \
   X(DNS_NOT_QUERY, "dns_not_query")   /* --fake-dns: a port-53 datagram that is no query */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_fakedns.h"
 #include "engine_internal.h"
 
 void t2s_engine_config_default(t2s_engine_config *cfg) {
@@ -92,6 +93,58 @@ static int tcp_output_cb(void *arg, const uint8_t *pkt, size_t len) {
   return t2s_engine_send(arg, pkt, len);
 }
 
+/* ---- the TCP stack's callbacks, dispatched by kind ----
+ * A SYN goes to the kind that terminates such connections (with --fake-dns, port 53 is the
+ * DNS responder's; everything else a TCP session's). Its on_syn makes the connection's user its
+ * t2s_flow (or refuses it); every later callback goes to that flow's kind. */
+
+static const t2s_tcp_callbacks *conn_kind(const t2s_engine *e, const t2s_tcp_conn *c) {
+  const t2s_flow *f = t2s_tcp_conn_get_user(c);
+  return f != NULL ? &e->conn_cbs[f->ops->kind] : NULL;
+}
+
+static int conn_syn(void *arg, t2s_tcp_conn *c) {
+  t2s_engine *e = arg;
+  t2s_flow_kind k =
+      t2s_engine_fakedns_tcp_wants(e, t2s_tcp_conn_local(c)) ? T2S_FLOW_DNS_LOCAL : T2S_FLOW_TCP;
+  return e->conn_cbs[k].on_syn(arg, c);
+}
+
+static void conn_established(void *arg, t2s_tcp_conn *c) {
+  const t2s_tcp_callbacks *k = conn_kind(arg, c);
+  if (k != NULL && k->on_established != NULL) {
+    k->on_established(arg, c);
+  }
+}
+
+static void conn_recv(void *arg, t2s_tcp_conn *c) {
+  const t2s_tcp_callbacks *k = conn_kind(arg, c);
+  if (k != NULL && k->on_recv != NULL) {
+    k->on_recv(arg, c);
+  }
+}
+
+static void conn_sendable(void *arg, t2s_tcp_conn *c) {
+  const t2s_tcp_callbacks *k = conn_kind(arg, c);
+  if (k != NULL && k->on_sendable != NULL) {
+    k->on_sendable(arg, c);
+  }
+}
+
+static void conn_fin(void *arg, t2s_tcp_conn *c) {
+  const t2s_tcp_callbacks *k = conn_kind(arg, c);
+  if (k != NULL && k->on_fin != NULL) {
+    k->on_fin(arg, c);
+  }
+}
+
+static void conn_closed(void *arg, t2s_tcp_conn *c, int err) {
+  const t2s_tcp_callbacks *k = conn_kind(arg, c);
+  if (k != NULL && k->on_closed != NULL) {
+    k->on_closed(arg, c, err);
+  }
+}
+
 int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s_device *dev,
                    const t2s_upstream *up, const t2s_engine_hooks *hooks) {
   if (pengine == NULL || cfg == NULL || dev == NULL || dev->ops == NULL || up == NULL ||
@@ -153,9 +206,17 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   tcfg.max_retries = e->cfg.tcp_max_retries;
   tcfg.keepalive_idle = e->cfg.tcp_keepalive_idle;
   tcfg.mem = e->mem;
-  t2s_tcp_callbacks cbs;
-  t2s_engine_tcp_callbacks(&cbs);
-  cbs.output = tcp_output_cb;
+  t2s_engine_tcp_callbacks(&e->conn_cbs[T2S_FLOW_TCP]);
+  t2s_engine_fakedns_tcp_callbacks(&e->conn_cbs[T2S_FLOW_DNS_LOCAL]);
+  t2s_tcp_callbacks cbs = {
+      .output = tcp_output_cb,
+      .on_syn = conn_syn,
+      .on_established = conn_established,
+      .on_recv = conn_recv,
+      .on_sendable = conn_sendable,
+      .on_fin = conn_fin,
+      .on_closed = conn_closed,
+  };
   rv = t2s_tcp_stack_new(&e->tcp, &tcfg, &cbs, e, &e->rand);
   if (rv != 0) {
     goto fail_sessions;
@@ -188,6 +249,7 @@ static void reap(t2s_engine *e) {
     e->reap_due = false;
     t2s_engine_tcp_reap(e);
     t2s_engine_udp_reap(e);
+    t2s_engine_fakedns_tcp_reap(e);
   }
 }
 
@@ -315,6 +377,7 @@ t2s_tstamp t2s_engine_get_expiry(const t2s_engine *e) {
   t = T2S_MIN(t, t2s_engine_frag_get_expiry(e));
   t = T2S_MIN(t, t2s_engine_udp_get_expiry(e));
   t = T2S_MIN(t, t2s_engine_proxy_expiry(e));
+  t = T2S_MIN(t, t2s_engine_fakedns_tcp_get_expiry(e));
   return t;
 }
 
@@ -325,6 +388,7 @@ int t2s_engine_handle_expiry(t2s_engine *e, t2s_tstamp now) {
   t2s_engine_frag_handle_expiry(e, now);
   t2s_engine_udp_handle_expiry(e, now);
   t2s_engine_proxy_handle_expiry(e, now);
+  t2s_engine_fakedns_tcp_handle_expiry(e, now);
   reap(e);
   return 0;
 }

@@ -10,6 +10,11 @@
 
 #include "engine.h"
 #include "packet.h"
+#include "tcp.h"
+
+/* DNS over TCP answered here: the longest query accepted (a longer frame, or one shorter than
+ * a DNS header, resets the connection). Queries are small: a name is at most 255 octets. */
+#define T2S_FAKEDNS_TCP_QUERY_MAX 4096
 
 /* True when --fake-dns is on. */
 bool t2s_engine_fakedns_on(const t2s_engine *e);
@@ -32,5 +37,20 @@ int t2s_engine_fakedns_flow_start(t2s_engine *e, const t2s_addr *dst, const char
                                   t2s_tstamp now);
 /* The flow to dst that t2s_engine_fakedns_flow_start pinned ended. */
 void t2s_engine_fakedns_flow_end(t2s_engine *e, const t2s_addr *dst);
+
+/* ---- DNS over TCP, the kind T2S_FLOW_DNS_LOCAL (engine_fakedns_tcp.c) ---- */
+
+/* True when a TCP connection to local (its original destination) is answered here: --fake-dns
+ * is on and the port is 53. */
+bool t2s_engine_fakedns_tcp_wants(const t2s_engine *e, const t2s_addr *local);
+/* The TCP stack's callbacks for such connections (the hub dispatches to them). */
+void t2s_engine_fakedns_tcp_callbacks(t2s_tcp_callbacks *cbs);
+/* Frees the connections that ended (the safe point). */
+void t2s_engine_fakedns_tcp_reap(t2s_engine *e);
+/* The idle timeout (cfg.dns_timeout) of the least recently active connection. */
+t2s_tstamp t2s_engine_fakedns_tcp_get_expiry(const t2s_engine *e);
+/* Closes the connections idle for cfg.dns_timeout: FIN, or RST when a forwarded query is
+ * still unanswered. */
+void t2s_engine_fakedns_tcp_handle_expiry(t2s_engine *e, t2s_tstamp now);
 
 #endif

@@ -61,6 +61,12 @@ struct t2s_engine {
   /* A burst (T2S_INPUT_MORE): sessions with client data to write upstream at its end. */
   struct t2s_session *pumpq;
   bool in_burst;
+  /* The TCP stack's callbacks of each kind that terminates a client's TCP connection (the
+   * connection's user is its t2s_flow; engine.c dispatches by the flow's kind). */
+  t2s_tcp_callbacks conn_cbs[T2S_FLOW_KIND_MAX];
+  /* --fake-dns's DNS-over-TCP connections (engine_fakedns_tcp.c): live ones least recently
+   * active first, and those to free at the next safe point. */
+  struct t2s_dnsl *dnsl_head, *dnsl_tail, *dnsl_dead;
   t2s_engine_frag frag;
   uint8_t outbuf[T2S_ENGINE_OUTBUF];
 };

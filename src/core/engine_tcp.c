@@ -47,6 +47,8 @@ typedef struct t2s_session {
 } t2s_session;
 
 static const t2s_flow_ops tcp_flow_ops;
+/* The TCP connection's user is the session, read by the hub as its flow (engine.c). */
+_Static_assert(offsetof(t2s_session, flow) == 0, "a connection's user is its flow");
 
 /* The session a flow of kind T2S_FLOW_TCP is the header of. */
 static t2s_session *session_of(t2s_flow *f) {

@@ -44,6 +44,8 @@ typedef enum t2s_flow_kind {
   T2S_FLOW_UDP,       /* a UDP session's datagram socket (engine_udp.c) */
   T2S_FLOW_UDP_ASSOC, /* a UDP session's SOCKS5 UDP ASSOCIATE control stream (engine_udp.c) */
   T2S_FLOW_DNS_TCP,   /* a no-UDP fallback DNS-over-TCP stream (engine_udp.c) */
+  T2S_FLOW_DNS_LOCAL, /* --fake-dns: a client's DNS-over-TCP connection answered here, and its
+                       * upstream for forwarded queries (engine_fakedns_tcp.c) */
   T2S_FLOW_KIND_MAX,  /* new kinds (fake-IP DNS, ...) go above this line */
 } t2s_flow_kind;
 
