@@ -368,6 +368,33 @@ static void test_quickack_first_segments(void) {
   tfx_teardown(&f);
 }
 
+/* Quick-ack again after an idle period longer than the RTO (Linux's tcp_event_data_recv): the
+ * peer restarts from a small window (RFC 5681 4.1) and must not wait for delayed ACKs. A pause
+ * shorter than the RTO keeps the delayed-ACK policy. */
+static void test_quickack_after_idle(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, 7, true, true);
+  quickacks_used_up(&f);
+  uint8_t buf[1000];
+  t2s_tstamp rto = f.c->rto;
+  CU_ASSERT_FATAL(rto > 2 * TCP_DELACK_TIMEOUT);
+  /* Idle for less than the RTO: a lone segment's ACK is delayed. */
+  tick(&f, rto - TCP_DELACK_TIMEOUT);
+  feed_data(&f, data, 1000);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 1000);
+  expect_nothing(&f);
+  tick(&f, TCP_DELACK_TIMEOUT);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  /* Idle for longer than the RTO: the next TCP_QUICKACKS segments are ACKed at once. */
+  tick(&f, rto + T2S_MILLISECONDS);
+  quickacks_used_up(&f);
+  feed_data(&f, data, 1000);
+  expect_nothing(&f);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == f.now + TCP_DELACK_TIMEOUT);
+  tfx_teardown(&f);
+}
+
 /* Five 1000-byte segments in flight; the first is lost. */
 static uint32_t five_in_flight(tfx *f) {
   uint32_t una = f->pack;
@@ -703,6 +730,7 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "immediate ACK: out-of-order, hole filled, duplicate",
                    test_immediate_ack_ooo_and_hole) ||
       !CU_add_test(s, "quick-ack for the first 16 segments", test_quickack_first_segments) ||
+      !CU_add_test(s, "quick-ack again after idle > RTO", test_quickack_after_idle) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
       !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
       !CU_add_test(s, "SACK blocks fit in the MTU", test_sack_blocks_within_mtu) ||

@@ -36,6 +36,7 @@ static void negotiate(t2s_tcp_conn *c, const t2s_tcp_opts *o, bool active) {
  * full-sized segment assumed to be the default MSS until larger ones arrive. */
 static void ack_init(t2s_tcp_conn *c) {
   c->quickacks = TCP_QUICKACKS;
+  c->rcv_data_at = T2S_TSTAMP_MAX;
   c->rcv_mss = (uint16_t)T2S_MIN(536u, (uint32_t)c->mss);
 }
 
@@ -349,16 +350,21 @@ static void dsack_note_ooo(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
 }
 
 /* The ACK policy for in-order data (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2, RFC 5681 4.2): at
- * once for the first TCP_QUICKACKS segments of a connection (so the peer's slow start is not
- * held back, as Linux's quick-ack), for a segment that fills a hole or was cut short, and
- * when two full-sized segments are unacknowledged; otherwise within TCP_DELACK_TIMEOUT.
- * Data we send in the meantime carries the ACK. */
+ * once for the first TCP_QUICKACKS segments of a connection and again after the peer was
+ * silent for longer than the RTO (so the peer's slow start, or its restart after idle, RFC
+ * 5681 4.1, is not held back: Linux's quick-ack), for a segment that fills a hole or was cut
+ * short, and when two full-sized segments are unacknowledged; otherwise within
+ * TCP_DELACK_TIMEOUT. Data we send in the meantime carries the ACK. */
 static void ack_policy(t2s_tcp_conn *c, uint32_t len, bool ack_now, t2s_tstamp now) {
   /* A full-sized segment is the largest the peer has sent, up to the MSS we announced. */
   uint32_t adv_mss = c->stack->cfg.mtu - (uint32_t)t2s_ip_hdrlen(c->local.family) - 20;
   if (len > c->rcv_mss) {
     c->rcv_mss = (uint16_t)T2S_MIN(len, adv_mss);
   }
+  if (c->rcv_data_at != T2S_TSTAMP_MAX && now - c->rcv_data_at > c->rto) {
+    c->quickacks = TCP_QUICKACKS; /* idle longer than the RTO (Linux: tcp_event_data_recv) */
+  }
+  c->rcv_data_at = now;
   if (c->quickacks > 0) {
     c->quickacks--;
     ack_now = true;

@@ -152,6 +152,7 @@ struct t2s_tcp_conn {
   uint32_t retries;
   t2s_tstamp persist_backoff;
   t2s_tstamp last_activity;
+  t2s_tstamp rcv_data_at; /* in-order data last arrived (T2S_TSTAMP_MAX: none yet) */
 
   bool need_ack;        /* send an ACK now (at the end of the current input or call) */
   uint8_t quickacks;    /* data segments still ACKed at once (quick-ack at the start) */
