@@ -11,7 +11,7 @@
 #include "config_file.h"
 #include "log.h"
 #include "os_error.h"
-#include "resolve.h"
+#include "proxy_resolve.h"
 #include "runner.h"
 
 /* Exit codes of the binary (docs/cli.md); nothing below main() knows them. */
@@ -133,9 +133,8 @@ int main(int argc, char **argv) {
       .handle_signals = true,
       .owns_fd = true,
   };
-  if (t2s_resolve_host(opts.proxy.host, opts.proxy.port, &cfg.proxy, "--proxy") != 0) {
-    return T2S_EXIT_FAILURE;
-  }
+  /* A name that does not resolve now is not fatal: family 0, UNRESOLVED (docs/proxies.md). */
+  t2s_proxy_resolve_at_start(opts.proxy.host, opts.proxy.port, &cfg.proxy);
   t2s_runner *r = NULL;
   int rv = t2s_runner_new(&r, &cfg);
   explicit_bzero(password, sizeof(password));

@@ -317,6 +317,83 @@ static void test_cause_from_err(void) {
   CU_ASSERT_EQUAL(set.cfg.probe_interval, 1 * S);
 }
 
+/* A proxy whose name has no address yet takes no flows and is not probed; evidence about it
+ * (stragglers) changes nothing; its first address makes it UP and it takes flows. */
+static void test_unresolved_takes_no_flows_until_addressed(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 2);
+  t2s_proxy_set_unresolved(&set, 0, 0);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UNRESOLVED);
+  CU_ASSERT_FALSE(t2s_proxy_set_usable(&set, 0));
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 1);
+  t2s_proxy_set_unresolved(&set, 1, 0);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), -1); /* the engine refuses at once */
+  CU_ASSERT_EQUAL(t2s_proxy_set_next(&set, -1), -1);
+  CU_ASSERT_EQUAL(t2s_proxy_set_get_expiry(&set), T2S_TSTAMP_MAX); /* nothing to probe */
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, 1 * S);
+  t2s_proxy_set_success(&set, 0, 1 * S);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UNRESOLVED);
+  t2s_proxy_set_readdressed(&set, 0, 2 * S);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UP);
+  CU_ASSERT_EQUAL(set.p[0].changed_at, 2 * S);
+  CU_ASSERT_EQUAL(set.p[0].readdressed, 1);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 0);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 0);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_UP, 0), 0);
+  CU_ASSERT_STRING_EQUAL(t2s_proxy_state_name(T2S_PROXY_UNRESOLVED), "UNRESOLVED");
+}
+
+/* A DOWN proxy whose name now leads elsewhere is UP at the new address: the evidence against
+ * the old one is forgotten, its probe schedule dropped, nothing reported (nothing is reset). */
+static void test_new_address_forgets_evidence(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 2);
+  for (int k = 0; k < 3; k++) {
+    t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_TIMEOUT, 0);
+  }
+  CU_ASSERT_EQUAL_FATAL(set.p[0].state, T2S_PROXY_DOWN);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 1);
+  size_t before = r.n;
+  t2s_proxy_set_readdressed(&set, 0, 5 * S);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_UP);
+  CU_ASSERT_EQUAL(set.p[0].fails_in_row, 0);
+  CU_ASSERT_EQUAL(set.p[0].probe_at, T2S_TSTAMP_MAX);
+  CU_ASSERT_EQUAL(r.n, before);
+  CU_ASSERT_EQUAL(t2s_proxy_set_pick(&set), 0);
+  /* One failure at the new address does not take it down again. */
+  t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_TIMEOUT, 6 * S);
+  CU_ASSERT_EQUAL(set.p[0].state, T2S_PROXY_SUSPECT);
+}
+
+/* After a network change a DOWN proxy is probed at once and its backoff starts again (1 s,
+ * 2 s, ...), instead of waiting out a wait grown on the old network. UP proxies are untouched. */
+static void test_network_change_probes_down_at_once(void) {
+  t2s_proxy_set set;
+  acts r;
+  setup(&set, &r, 2);
+  t2s_tstamp now = 0;
+  for (int k = 0; k < 3; k++) {
+    t2s_proxy_set_failure(&set, 0, T2S_PROXY_CAUSE_REFUSED, now);
+  }
+  for (int k = 0; k < 4; k++) { /* probes at 1, 3, 7, 15 s: the next wait is 16 s */
+    now = set.p[0].probe_at;
+    CU_ASSERT_TRUE(run_expiry(&set, now));
+    t2s_proxy_set_probe_result(&set, 0, false, T2S_PROXY_CAUSE_REFUSED, now);
+  }
+  CU_ASSERT_EQUAL(set.p[0].probe_at, now + 16 * S);
+  now += 2 * S;
+  t2s_proxy_set_network_changed(&set, now);
+  CU_ASSERT_EQUAL(set.p[0].probe_at, now);
+  CU_ASSERT_EQUAL(set.p[1].probe_at, T2S_TSTAMP_MAX);
+  CU_ASSERT_TRUE(run_expiry(&set, now));
+  CU_ASSERT_TRUE(set.p[0].probing);
+  t2s_proxy_set_probe_result(&set, 0, false, T2S_PROXY_CAUSE_REFUSED, now);
+  CU_ASSERT_EQUAL(set.p[0].probe_at, now + 1 * S);
+  CU_ASSERT_EQUAL(count_kind(&r, T2S_PROXY_ACT_DOWN, 0), 1);
+}
+
 /* ---- the engine with two proxies (engine_proxy.c), a fake device and upstream ---- */
 
 static engine_fake EF;
@@ -614,6 +691,10 @@ static void test_engine_handshake_timeout_counts_rep_does_not(void) {
   const t2s_proxy_health *h = &t2s_engine_proxy_health(EE)->p[0];
   CU_ASSERT_EQUAL(h->failures[T2S_PROXY_CAUSE_TIMEOUT], 1);
   CU_ASSERT_EQUAL(h->state, T2S_PROXY_SUSPECT);
+  t2s_engine_stats es;
+  t2s_engine_get_stats(EE, &es); /* in the global failure metrics too, by cause */
+  CU_ASSERT_EQUAL(es.upstream_failures[T2S_PROXY_CAUSE_TIMEOUT], 1);
+  CU_ASSERT_EQUAL(es.upstream_errors, 1);
   t2s_engine_proxy_probe_result(EE, 0, 0, 11 * S);
   CU_ASSERT_EQUAL(h->state, T2S_PROXY_UP);
   syn(40051, 12 * S);
@@ -627,6 +708,59 @@ static void test_engine_handshake_timeout_counts_rep_does_not(void) {
   CU_ASSERT(rsts_to(40051) >= 1);
   CU_ASSERT_EQUAL(h->state, T2S_PROXY_UP);
   CU_ASSERT_EQUAL(h->last_success_at, 12 * S);
+  t2s_engine_get_stats(EE, &es); /* a REP about the destination is not a proxy failure */
+  CU_ASSERT_EQUAL(es.upstream_failures[T2S_PROXY_CAUSE_TIMEOUT], 1);
+  CU_ASSERT_EQUAL(es.upstream_failures[T2S_PROXY_CAUSE_REFUSED], 0);
+  engine_teardown();
+}
+
+/* A single proxy given by a name that does not resolve yet: a SYN gets a RST at once and no
+ * upstream is tried; once the host gives it an address, new flows go there; a later new
+ * address takes new flows while the flow on the old one keeps running (no RST). Bytes are
+ * counted per proxy. */
+static void test_engine_unresolved_refuses_then_carries(void) {
+  engine_fake_init(&EF);
+  engine_fake_set_route(&EF, 2, "eth0", "192.0.2.10", false);
+  nevs = 0;
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  t2s_addr_parse("0.0.0.0:1080", &cfg.proxy); /* the binary's placeholder */
+  t2s_engine_hooks hooks = {.on_event = on_event, .arg = NULL};
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&EE, &cfg, &EF.dev, &EF.up, &hooks), 0);
+  t2s_addr_parse("192.0.2.2:1080", &PA);
+  t2s_addr_parse("192.0.2.3:1080", &PB);
+  t2s_engine_proxy list[1] = {{.username = "alice", .password = "a-pass"}}; /* family 0 */
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_set_proxies(EE, list, 1, NULL, 0), 0);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_UNRESOLVED);
+  size_t mark = EF.npkts;
+  syn(40060, 1 * MS);
+  CU_ASSERT(flags_to(40060, mark) & T2S_TCP_RST);
+  CU_ASSERT_EQUAL(EF.nstreams, 0);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(EE, &st);
+  CU_ASSERT_EQUAL(st.syn_refused_offline, 1);
+  run_to(5 * S);
+  CU_ASSERT_EQUAL(count_ev(T2S_EV_PROXY_PROBE, 0), 0); /* an unresolved proxy is not probed */
+  CU_ASSERT_EQUAL(t2s_engine_proxy_set_addr(EE, 0, &PA, 5 * S), 0);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].state, T2S_PROXY_UP);
+  engine_fake_stream *a = flow_ok(40061, 5 * S);
+  CU_ASSERT_TRUE(t2s_addr_eq(&a->dst, &PA));
+  CU_ASSERT_EQUAL(memcmp(a->written + 4 + 2, "alice", 5), 0);
+  static const uint8_t hello[] = "hello";
+  t2s_engine_stream_recv(EE, a->id, hello, 5, 5 * S + 1 * MS);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].bytes_down, 5);
+  /* The name moves: new flows go to the new address, the old flow is not reset. */
+  CU_ASSERT_EQUAL(t2s_engine_proxy_set_addr(EE, 0, &PB, 6 * S), 0);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_set_addr(EE, 0, &PB, 6 * S), 0); /* the same: nothing */
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].readdressed, 2);
+  engine_fake_stream *b = flow_ok(40062, 6 * S);
+  CU_ASSERT_TRUE(t2s_addr_eq(&b->dst, &PB));
+  run_to(7 * S);
+  CU_ASSERT_EQUAL(rsts_to(40061), 0);
+  t2s_addr none;
+  memset(&none, 0, sizeof(none));
+  CU_ASSERT_EQUAL(t2s_engine_proxy_set_addr(EE, 0, &none, 7 * S), T2S_ERR_INVALID_ARGUMENT);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_set_addr(EE, 1, &PA, 7 * S), T2S_ERR_INVALID_ARGUMENT);
   engine_teardown();
 }
 
@@ -664,7 +798,15 @@ static void test_metrics_show_each_proxy(void) {
   s.proxies[1].last_success_ago_s = -1;
   s.proxies[1].last_failure_ago_s = -1;
   s.proxies[1].flows = 7;
+  s.proxies[1].bytes_down = 4096;
+  snprintf(s.proxies[1].address, sizeof(s.proxies[1].address), "192.0.2.2:1081");
+  s.engine.upstream_failures[T2S_PROXY_CAUSE_PROTOCOL] = 4;
   char *j = render(&s, true);
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"address\":null,")); /* the first: not resolved */
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"address\":\"192.0.2.2:1081\",\"bytes_up\":0,"
+                                   "\"bytes_down\":4096,"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"upstream_failures_by_cause\":{\"refused\":0,"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"protocol\":4}"));
   CU_ASSERT_PTR_NOT_NULL(
       strstr(j, "\"proxies\":[{\"proxy\":\"192.0.2.1:1080\",\"state\":\"DOWN\""));
   CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"last_error\":\"timeout\",\"last_error_seconds_ago\":1.000"));
@@ -684,6 +826,14 @@ static void test_metrics_show_each_proxy(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(p, "tun2sock_proxy_flows_total{proxy=\"192.0.2.2:1081\"} 7\n"));
   CU_ASSERT_PTR_NOT_NULL(
       strstr(p, "tun2sock_proxy_state_seconds{proxy=\"192.0.2.1:1080\"} 2.500\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_bytes_total{proxy=\"192.0.2.2:1081\",direction=\"down\"} 4096\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_info{proxy=\"192.0.2.2:1081\",address=\"192.0.2.2:1081\"} 1\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_upstream_proxy_failures_total{cause=\"protocol\"} 4\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(p, "tun2sock_proxy_state{proxy=\"192.0.2.1:1080\",state=\"UNRESOLVED\"} 0\n"));
   free(p);
 }
 
@@ -711,6 +861,13 @@ int t2s_test_register_proxy_health(void) {
       !CU_add_test(s, "engine: a held SYN is retried on the next proxy",
                    test_engine_held_syn_retried_on_next_proxy) ||
       !CU_add_test(s, "metrics show each proxy", test_metrics_show_each_proxy) ||
+      !CU_add_test(s, "an unresolved proxy takes no flows until it has an address",
+                   test_unresolved_takes_no_flows_until_addressed) ||
+      !CU_add_test(s, "a new address forgets the evidence", test_new_address_forgets_evidence) ||
+      !CU_add_test(s, "a network change probes a down proxy at once",
+                   test_network_change_probes_down_at_once) ||
+      !CU_add_test(s, "engine: unresolved refuses at once, then carries",
+                   test_engine_unresolved_refuses_then_carries) ||
       !CU_add_test(s, "engine: every proxy down refuses at once",
                    test_engine_all_down_refuses_at_once) ||
       !CU_add_test(s, "engine: handshake timeout counts, a REP does not",

@@ -500,3 +500,12 @@ void t2s_engine_get_stats(const t2s_engine *e, t2s_engine_stats *st) {
   st->mem_peak_bytes = e->mem->peak_bytes;
   st->mem_refused = e->mem->failed;
 }
+
+int t2s_engine_proxy_set_addr(t2s_engine *e, size_t i, const t2s_addr *addr, t2s_tstamp now) {
+  int rv = t2s_engine_proxy_readdress(e, i, addr, now);
+  if (rv == 1) {
+    t2s_engine_net_retarget(e, now); /* proxy 0: the route the network machine follows */
+    return 0;
+  }
+  return rv;
+}

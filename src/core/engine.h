@@ -171,7 +171,9 @@ typedef struct t2s_engine_stats {
   uint64_t frag_sent;             /* fragments sent for packets larger than the MTU */
   uint64_t icmp_echo_replies;
   uint64_t upstream_errors;
-  uint64_t flows_reset;         /* by the network-change policy */
+  uint64_t upstream_failures[T2S_PROXY_CAUSE_COUNT]; /* proxy handshakes failed, by cause
+                                                       (t2s_proxy_cause; docs/proxies.md) */
+  uint64_t flows_reset;                              /* by the network-change policy */
   uint64_t network_changes;     /* debounced changes that altered the path or state */
   uint64_t route_updates;       /* debounced changes that left the path to the proxy as it was */
   uint64_t net_events;          /* raw monitor events received */
@@ -275,12 +277,19 @@ typedef struct t2s_engine_proxy {
 
 /*
  * Gives the engine list[0..n) (1..T2S_PROXY_MAX, order = preference) in place of cfg.proxy and
- * its credentials, each with a health state (hcfg NULL = defaults). Call once, before the first
- * packet. New flows go to the most preferred healthy proxy; with every proxy DOWN they are
- * refused at once, as in NO_ROUTE. Returns 0, T2S_ERR_INVALID_ARGUMENT or T2S_ERR_NOMEM.
+ * its credentials, each with a health state (hcfg NULL = defaults). An entry whose addr.family
+ * is 0 (a name that does not resolve yet) starts UNRESOLVED until t2s_engine_proxy_set_addr().
+ * Call once, before the first packet. New flows go to the most preferred healthy proxy; with every
+ * proxy DOWN they are refused at once, as in NO_ROUTE. Returns 0, T2S_ERR_INVALID_ARGUMENT or
+ * T2S_ERR_NOMEM.
  */
 int t2s_engine_set_proxies(t2s_engine *engine, const t2s_engine_proxy *list, size_t n,
                            const t2s_proxy_health_config *hcfg, t2s_tstamp now);
+/* Proxy i's address: its first (it was UNRESOLVED), or a new one its name resolves to now.
+ * A new address makes it UP (t2s_proxy_set_readdressed); flows on the old address stay where
+ * they are. For proxy 0 the network-change machine follows the route to the new address from
+ * now on (without a reset). Same address: nothing. Returns 0 or T2S_ERR_INVALID_ARGUMENT. */
+int t2s_engine_proxy_set_addr(t2s_engine *engine, size_t i, const t2s_addr *addr, t2s_tstamp now);
 /* The probe asked by T2S_EV_PROXY_PROBE for proxy i ended: err 0 = good, else why it failed. */
 void t2s_engine_proxy_probe_result(t2s_engine *engine, size_t i, int err, t2s_tstamp now);
 /* The proxies' health (for /stats), or NULL without t2s_engine_set_proxies(). */

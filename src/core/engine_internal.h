@@ -147,8 +147,18 @@ int t2s_engine_proxy_next(t2s_engine *e, int after);
 const t2s_addr *t2s_engine_proxy_addr(const t2s_engine *e, int i);
 const char *t2s_engine_proxy_username(const t2s_engine *e, int i);
 const char *t2s_engine_proxy_password(const t2s_engine *e, int i);
-/* A handshake with proxy i ended: err 0 = the proxy answered, else why it failed. */
+/* A handshake with proxy i ended: err 0 = the proxy answered, else why it failed (counted in
+ * stats.upstream_failures by cause, with or without a proxy set). */
 void t2s_engine_proxy_outcome(t2s_engine *e, int i, int err, t2s_tstamp now);
+/* Payload carried through proxy i (its per-proxy counters; nothing without a set). */
+void t2s_engine_proxy_count_bytes(t2s_engine *e, int i, uint64_t up, uint64_t down);
+/* Proxy i's new address (t2s_engine_proxy_set_addr without the network part): returns 1 when
+ * it was proxy 0's (the route to follow moved), 0, or T2S_ERR_INVALID_ARGUMENT. */
+int t2s_engine_proxy_readdress(t2s_engine *e, size_t i, const t2s_addr *addr, t2s_tstamp now);
+/* A network decision was taken (engine_net.c): DOWN proxies are probed again at once. */
+void t2s_engine_proxy_net_decision(t2s_engine *e, t2s_tstamp now);
+/* engine_net.c: proxy 0 has a new address; take the path to it now, without a reset. */
+void t2s_engine_net_retarget(t2s_engine *e, t2s_tstamp now);
 t2s_tstamp t2s_engine_proxy_expiry(const t2s_engine *e);
 /* Answers the DNS query in UDP packet *pkt (to port 53) with SERVFAIL at once: what a query
  * that cannot be carried gets (every proxy DOWN). Returns false when pkt is not a query (or

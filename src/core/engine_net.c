@@ -172,6 +172,33 @@ void t2s_engine_net_event(t2s_engine *e, const t2s_net_event *ev, t2s_tstamp now
   follow_route_now(e);
 }
 
+void t2s_engine_net_retarget(t2s_engine *e, t2s_tstamp now) {
+  if (!e->net.has_monitor || route_target(e) == NULL || e->net.state == T2S_NET_STATE_SUSPENDED) {
+    return; /* no route queries, or decided after the resume */
+  }
+  if (e->net.debounce_at != T2S_TSTAMP_MAX) {
+    follow_route_now(e); /* the decision at the end of the debounce uses the new target */
+    return;
+  }
+  t2s_route r;
+  if (query_path(e, &r) != 0) {
+    e->net.have_path = false;
+    set_state(e, T2S_NET_STATE_NO_ROUTE, now);
+    return;
+  }
+  if (!e->cfg.egress_pinned) {
+    t2s_egress eg;
+    egress_from_route(e, &r, &eg);
+    if (t2s_engine_egress_differs(&e->cfg.egress, &eg)) {
+      t2s_engine_emit(e, T2S_EV_EGRESS, now, eg.ifindex, &eg.src, NULL, (int)eg.ifindex);
+    }
+    e->cfg.egress = eg;
+  }
+  e->net.path = r;
+  e->net.have_path = true;
+  set_state(e, T2S_NET_STATE_UP, now);
+}
+
 t2s_tstamp t2s_engine_net_expiry(const t2s_engine *e) {
   return e->net.debounce_at;
 }
@@ -214,6 +241,7 @@ static void count_decision(t2s_engine *e, bool changed, t2s_tstamp now) {
 /* Ends a decision: remembers the default interfaces it saw, reports it, enters state. */
 static void end_decision(t2s_engine *e, size_t nreset, t2s_net_state state, t2s_tstamp now) {
   memcpy(e->net.decided_default, e->net.default_ifindex, sizeof(e->net.decided_default));
+  t2s_engine_proxy_net_decision(e, now); /* docs/proxies.md: DOWN proxies probed again */
   t2s_engine_emit(e, T2S_EV_NET_DECISION, now, 0, NULL, NULL, (int)nreset);
   set_state(e, state, now);
 }

@@ -80,11 +80,6 @@ int t2s_engine_set_proxies(t2s_engine *e, const t2s_engine_proxy *list, size_t n
   if (e == NULL || list == NULL || n == 0 || n > T2S_PROXY_MAX || e->px != NULL) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
-  for (size_t i = 0; i < n; i++) {
-    if (list[i].addr.family == 0) {
-      return T2S_ERR_INVALID_ARGUMENT;
-    }
-  }
   struct t2s_engine_proxies *px = t2s_calloc(e->mem, 1, sizeof(*px));
   if (px == NULL) {
     return T2S_ERR_NOMEM;
@@ -105,11 +100,18 @@ int t2s_engine_set_proxies(t2s_engine *e, const t2s_engine_proxy *list, size_t n
     t2s_free(e->mem, px);
     return rv;
   }
+  for (size_t i = 0; i < n; i++) {
+    if (list[i].addr.family == 0) {
+      t2s_proxy_set_unresolved(&px->set, i, now);
+    }
+  }
   e->px = px;
   /* The first proxy is the one whose route the network-change machine follows and the one
-   * the loop guard knows. */
+   * the loop guard knows (while it has no address, cfg.proxy stays what it was). */
   e->cfg.proxy_kind = T2S_PROXY_SOCKS5;
-  e->cfg.proxy = list[0].addr;
+  if (list[0].addr.family != 0) {
+    e->cfg.proxy = list[0].addr;
+  }
   return 0;
 }
 
@@ -135,11 +137,11 @@ bool t2s_engine_proxies_all_down(const t2s_engine *e) {
     return false;
   }
   for (size_t i = 0; i < e->px->n; i++) {
-    if (e->px->set.p[i].state != T2S_PROXY_DOWN) {
+    if (t2s_proxy_set_usable(&e->px->set, i)) {
       return false;
     }
   }
-  return true;
+  return true; /* every proxy DOWN or UNRESOLVED */
 }
 
 const t2s_addr *t2s_engine_proxy_addr(const t2s_engine *e, int i) {
@@ -164,16 +166,50 @@ const char *t2s_engine_proxy_password(const t2s_engine *e, int i) {
 }
 
 void t2s_engine_proxy_outcome(t2s_engine *e, int i, int err, t2s_tstamp now) {
+  int cause = err == 0 ? -1 : t2s_proxy_cause_from_err(err);
+  if (cause >= 0) {
+    e->stats.upstream_failures[cause]++; /* with or without a proxy set */
+  }
   if (e->px == NULL || i < 0 || (size_t)i >= e->px->n) {
     return;
   }
   if (err == 0) {
     t2s_proxy_set_success(&e->px->set, (size_t)i, now);
+  } else if (cause >= 0) {
+    t2s_proxy_set_failure(&e->px->set, (size_t)i, (t2s_proxy_cause)cause, now);
+  }
+}
+
+void t2s_engine_proxy_count_bytes(t2s_engine *e, int i, uint64_t up, uint64_t down) {
+  if (e->px == NULL || i < 0 || (size_t)i >= e->px->n) {
     return;
   }
-  int cause = t2s_proxy_cause_from_err(err);
-  if (cause >= 0) {
-    t2s_proxy_set_failure(&e->px->set, (size_t)i, (t2s_proxy_cause)cause, now);
+  e->px->set.p[i].bytes_up += up;
+  e->px->set.p[i].bytes_down += down;
+}
+
+int t2s_engine_proxy_readdress(t2s_engine *e, size_t i, const t2s_addr *addr, t2s_tstamp now) {
+  if (e == NULL || e->px == NULL || i >= e->px->n || addr == NULL || addr->family == 0) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  e->now = now;
+  px_endpoint *ep = &e->px->ep[i];
+  bool unresolved = e->px->set.p[i].state == T2S_PROXY_UNRESOLVED;
+  if (!unresolved && t2s_addr_eq(&ep->addr, addr)) {
+    return 0;
+  }
+  ep->addr = *addr;
+  t2s_proxy_set_readdressed(&e->px->set, i, now);
+  if (i == 0) {
+    e->cfg.proxy = *addr;
+    return 1; /* the caller (engine.c) moves the network machine's target */
+  }
+  return 0;
+}
+
+void t2s_engine_proxy_net_decision(t2s_engine *e, t2s_tstamp now) {
+  if (e->px != NULL) {
+    t2s_proxy_set_network_changed(&e->px->set, now);
   }
 }
 

@@ -128,6 +128,7 @@ static void pump_up(t2s_session *s, t2s_tstamp now) {
     if ((size_t)n > 0) {
       s->bytes_up += (uint64_t)n;
       e->stats.bytes_up += (uint64_t)n;
+      t2s_engine_proxy_count_bytes(e, s->proxy, (uint64_t)n, 0);
       t2s_tcp_consume(s->conn, (size_t)n, now);
       if (s->conn == NULL) {
         return;
@@ -322,8 +323,9 @@ static void on_closed(void *arg, t2s_tcp_conn *c, int err) {
   t2s_engine_event_type type = clean ? T2S_EV_TCP_CLOSED : T2S_EV_TCP_RESET;
   if (s->phase == PHASE_CONNECTING || s->phase == PHASE_HANDSHAKE) {
     type = T2S_EV_TCP_REFUSED;
-    if (err == T2S_ERR_TIMEOUT) {
-      report_proxy(s, err, e->now); /* the SYN was held for the connect timeout */
+    if (err == T2S_ERR_TIMEOUT && !s->proxy_told && !s->netreset) {
+      e->stats.upstream_errors++; /* the SYN was held for the connect timeout */
+      report_proxy(s, err, e->now);
     }
   }
   if (s->netreset) {
@@ -534,6 +536,7 @@ static size_t splice_down(t2s_session *s, const uint8_t *data, size_t len, t2s_t
   }
   s->bytes_down += (uint64_t)n;
   e->stats.bytes_down += (uint64_t)n;
+  t2s_engine_proxy_count_bytes(e, s->proxy, 0, (uint64_t)n);
   if (s->conn && t2s_tcp_send_space(s->conn) == 0 && !s->up_paused && s->up_open) {
     s->up_paused = true;
     e->up.ops->stream_pause_read(e->up.self, s->flow.id, true);

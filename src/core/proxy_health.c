@@ -12,7 +12,8 @@
 
 #include "proxy_health.h"
 
-static const char *const state_names[] = {"UP", "SUSPECT", "DOWN"};
+static const char *const state_names[] = {"UP", "SUSPECT", "DOWN", "UNRESOLVED"};
+_Static_assert(T2S_ARRAY_LEN(state_names) == T2S_PROXY_STATE_COUNT, "state names");
 static const char *const cause_names[] = {"refused", "timeout", "unreachable",
                                           "reset",   "auth",    "protocol"};
 static const char *const cause_texts[] = {
@@ -129,9 +130,13 @@ int t2s_proxy_set_pick(t2s_proxy_set *set) {
   return suspect;
 }
 
+bool t2s_proxy_set_usable(const t2s_proxy_set *set, size_t i) {
+  return i < set->n && (set->p[i].state == T2S_PROXY_UP || set->p[i].state == T2S_PROXY_SUSPECT);
+}
+
 int t2s_proxy_set_next(t2s_proxy_set *set, int after) {
   for (size_t i = after < 0 ? 0 : (size_t)after + 1; i < set->n; i++) {
-    if (set->p[i].state != T2S_PROXY_DOWN) {
+    if (t2s_proxy_set_usable(set, i)) {
       set->p[i].picks++;
       return (int)i;
     }
@@ -179,6 +184,8 @@ static bool count_failure(t2s_proxy_set *set, size_t i, t2s_proxy_cause cause, t
     }
     return false;
   case T2S_PROXY_DOWN:
+  case T2S_PROXY_UNRESOLVED:
+  case T2S_PROXY_STATE_COUNT:
     return false; /* already reported; a straggler of a flow opened before */
   }
   return false;
@@ -217,8 +224,8 @@ void t2s_proxy_set_success(t2s_proxy_set *set, size_t i, t2s_tstamp now) {
   t2s_proxy_health *p = &set->p[i];
   p->last_success_at = now;
   p->fails_in_row = 0;
-  if (p->state == T2S_PROXY_UP) {
-    return;
+  if (p->state == T2S_PROXY_UP || p->state == T2S_PROXY_UNRESOLVED) {
+    return; /* UNRESOLVED: a straggler on an address it no longer has */
   }
   bool was_down = p->state == T2S_PROXY_DOWN;
   p->state = T2S_PROXY_UP;
@@ -236,6 +243,9 @@ void t2s_proxy_set_probe_result(t2s_proxy_set *set, size_t i, bool ok, t2s_proxy
   }
   t2s_proxy_health *p = &set->p[i];
   p->probing = false;
+  if (p->state == T2S_PROXY_UNRESOLVED) {
+    return;
+  }
   if (ok) {
     t2s_proxy_set_success(set, i, now);
     return;
@@ -254,6 +264,50 @@ void t2s_proxy_set_probe_result(t2s_proxy_set *set, size_t i, bool ok, t2s_proxy
     p->backoff *= 2;
     if (p->backoff > set->cfg.probe_interval_max) {
       p->backoff = set->cfg.probe_interval_max;
+    }
+  }
+}
+
+void t2s_proxy_set_unresolved(t2s_proxy_set *set, size_t i, t2s_tstamp now) {
+  T2S_ASSERT(i < set->n);
+  if (i >= set->n) {
+    return;
+  }
+  t2s_proxy_health *p = &set->p[i];
+  if (p->state != T2S_PROXY_UNRESOLVED) {
+    p->state = T2S_PROXY_UNRESOLVED;
+    p->changed_at = now;
+  }
+  p->fails_in_row = 0;
+  p->probing = false; /* a late result is ignored */
+  p->probe_at = T2S_TSTAMP_MAX;
+}
+
+void t2s_proxy_set_readdressed(t2s_proxy_set *set, size_t i, t2s_tstamp now) {
+  T2S_ASSERT(i < set->n);
+  if (i >= set->n) {
+    return;
+  }
+  t2s_proxy_health *p = &set->p[i];
+  p->readdressed++;
+  p->fails_in_row = 0;
+  p->probing = false; /* a probe of the old address says nothing of the new one */
+  p->probe_at = T2S_TSTAMP_MAX;
+  if (p->state != T2S_PROXY_UP) {
+    p->state = T2S_PROXY_UP;
+    p->changed_at = now;
+  }
+}
+
+void t2s_proxy_set_network_changed(t2s_proxy_set *set, t2s_tstamp now) {
+  for (size_t i = 0; i < set->n; i++) {
+    t2s_proxy_health *p = &set->p[i];
+    if (p->state != T2S_PROXY_DOWN) {
+      continue;
+    }
+    p->backoff = set->cfg.probe_interval; /* now, then 1, 2, 4, ... x probe_interval */
+    if (!p->probing) {
+      p->probe_at = now;
     }
   }
 }

@@ -18,7 +18,9 @@
  * into the set before it returns.
  *
  * States (per proxy): UP -(1 failure)-> SUSPECT -(down_after failures in a row, real or
- * probe)-> DOWN -(probe ok / success)-> UP; SUSPECT -(success / probe ok)-> UP.
+ * probe)-> DOWN -(probe ok / success)-> UP; SUSPECT -(success / probe ok)-> UP; a proxy given
+ * by a name that did not resolve yet is UNRESOLVED -(an address)-> UP; any state -(a new
+ * address)-> UP.
  */
 #ifndef T2S_PROXY_HEALTH_H
 #define T2S_PROXY_HEALTH_H
@@ -28,10 +30,13 @@
 #define T2S_PROXY_MAX 8 /* proxies in one set */
 
 typedef enum t2s_proxy_state {
-  T2S_PROXY_UP = 0,  /* no failure since the last success: takes new flows */
-  T2S_PROXY_SUSPECT, /* failed lately, below down_after: probed at once; new flows only when
-                        no UP proxy exists */
-  T2S_PROXY_DOWN,    /* down_after failures in a row: no new flows; probed with backoff */
+  T2S_PROXY_UP = 0,     /* no failure since the last success: takes new flows */
+  T2S_PROXY_SUSPECT,    /* failed lately, below down_after: probed at once; new flows only when
+                           no UP proxy exists */
+  T2S_PROXY_DOWN,       /* down_after failures in a row: no new flows; probed with backoff */
+  T2S_PROXY_UNRESOLVED, /* given by a name that has no address yet: no new flows, no probes;
+                           the host resolves it with backoff (t2s_proxy_set_readdressed) */
+  T2S_PROXY_STATE_COUNT
 } t2s_proxy_state;
 
 typedef enum t2s_proxy_cause {
@@ -83,6 +88,9 @@ typedef struct t2s_proxy_health {
   uint64_t probes;            /* probes asked for */
   uint64_t downs;             /* times it went DOWN */
   uint64_t failures[T2S_PROXY_CAUSE_COUNT]; /* real connections and probes, by cause */
+  uint64_t bytes_up;                        /* payload carried toward it */
+  uint64_t bytes_down;                      /* payload carried from it */
+  uint64_t readdressed;                     /* times its name gave it a new address */
   /* the rate-limited report, per cause */
   uint32_t report_count[T2S_PROXY_CAUSE_COUNT];     /* failures not yet reported */
   t2s_tstamp report_until[T2S_PROXY_CAUSE_COUNT];   /* end of the current window; MAX: quiet */
@@ -126,6 +134,22 @@ void t2s_proxy_set_success(t2s_proxy_set *set, size_t i, t2s_tstamp now);
 void t2s_proxy_set_probe_result(t2s_proxy_set *set, size_t i, bool ok, t2s_proxy_cause cause,
                                 t2s_tstamp now);
 
+/* Proxy i has no address (its name did not resolve yet): UNRESOLVED, no new flows, no probes
+ * (a probe out is forgotten), until t2s_proxy_set_readdressed(). */
+void t2s_proxy_set_unresolved(t2s_proxy_set *set, size_t i, t2s_tstamp now);
+
+/* Proxy i has a new address (its first, or its name now resolves elsewhere): the evidence
+ * against the old address is forgotten and it is UP (no action: nothing is reset, the flows on
+ * the old address stay where they are). */
+void t2s_proxy_set_readdressed(t2s_proxy_set *set, size_t i, t2s_tstamp now);
+
+/* The network changed under every proxy: a DOWN proxy is probed at once and its backoff
+ * starts again (what failed on the old network says little about the new one). */
+void t2s_proxy_set_network_changed(t2s_proxy_set *set, t2s_tstamp now);
+
+/* True when proxy i may take new flows (UP or SUSPECT). */
+bool t2s_proxy_set_usable(const t2s_proxy_set *set, size_t i);
+
 /* The earliest time the set needs t2s_proxy_set_handle_expiry() (T2S_TSTAMP_MAX: none). */
 t2s_tstamp t2s_proxy_set_get_expiry(const t2s_proxy_set *set);
 
@@ -137,7 +161,7 @@ void t2s_proxy_set_handle_expiry(t2s_proxy_set *set, t2s_tstamp now);
  * nothing about the proxy (a limit, memory, a network change, a close we asked for). */
 int t2s_proxy_cause_from_err(int err);
 
-/* "UP", "SUSPECT", "DOWN". */
+/* "UP", "SUSPECT", "DOWN", "UNRESOLVED". */
 const char *t2s_proxy_state_name(t2s_proxy_state s);
 /* "refused", "timeout", "unreachable", "reset", "auth", "protocol" (metric labels). */
 const char *t2s_proxy_cause_name(t2s_proxy_cause c);

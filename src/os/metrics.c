@@ -308,15 +308,38 @@ static void prom_row(const metric_row *r, const t2s_metrics_snapshot *s, struct 
   }
 }
 
-/* Several proxies (docs/proxies.md): one series per proxy (label proxy="ADDR:PORT"). */
+/* The proxies (docs/proxies.md): one series per proxy (label proxy="HOST:PORT" as given). */
 static void prom_proxies(const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  evbuffer_add_printf(out, "# HELP tun2sock_upstream_proxy_failures_total Proxy handshakes that "
+                           "failed, by cause (timeouts included).\n"
+                           "# TYPE tun2sock_upstream_proxy_failures_total counter\n");
+  for (size_t c = 0; c < T2S_PROXY_CAUSE_COUNT; c++) {
+    evbuffer_add_printf(out, "tun2sock_upstream_proxy_failures_total{cause=\"%s\"} %llu\n",
+                        t2s_proxy_cause_name((t2s_proxy_cause)c),
+                        (unsigned long long)s->engine.upstream_failures[c]);
+  }
   if (s->nproxies == 0) {
     return;
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_info The address in use (address=\"\": its "
+                           "name does not resolve yet).\n# TYPE tun2sock_proxy_info gauge\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    evbuffer_add_printf(out, "tun2sock_proxy_info{proxy=\"%s\",address=\"%s\"} 1\n",
+                        s->proxies[i].name, s->proxies[i].address);
+  }
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_bytes_total TCP payload carried through the "
+                           "proxy.\n# TYPE tun2sock_proxy_bytes_total counter\n");
+  for (size_t i = 0; i < s->nproxies; i++) {
+    evbuffer_add_printf(out,
+                        "tun2sock_proxy_bytes_total{proxy=\"%s\",direction=\"up\"} %llu\n"
+                        "tun2sock_proxy_bytes_total{proxy=\"%s\",direction=\"down\"} %llu\n",
+                        s->proxies[i].name, (unsigned long long)s->proxies[i].bytes_up,
+                        s->proxies[i].name, (unsigned long long)s->proxies[i].bytes_down);
   }
   evbuffer_add_printf(out, "# HELP tun2sock_proxy_state The proxy's health state (1 = in it).\n"
                            "# TYPE tun2sock_proxy_state gauge\n");
   for (size_t i = 0; i < s->nproxies; i++) {
-    for (uint32_t st = 0; st <= T2S_PROXY_DOWN; st++) {
+    for (uint32_t st = 0; st < T2S_PROXY_STATE_COUNT; st++) {
       evbuffer_add_printf(out, "tun2sock_proxy_state{proxy=\"%s\",state=\"%s\"} %d\n",
                           s->proxies[i].name, t2s_proxy_state_name((t2s_proxy_state)st),
                           s->proxies[i].state == st ? 1 : 0);
@@ -360,8 +383,15 @@ void t2s_metrics_render_prometheus(const t2s_metrics_snapshot *s, struct evbuffe
   prom_proxies(s, out);
 }
 
-/* "proxies": [{...}, ...] (several proxies only). */
+/* "upstream_failures_by_cause": {...}; "proxies": [{...}, ...] (with a proxy list). */
 static void json_proxies(const t2s_metrics_snapshot *s, struct evbuffer *out) {
+  evbuffer_add_printf(out, ",\"upstream_failures_by_cause\":{");
+  for (size_t c = 0; c < T2S_PROXY_CAUSE_COUNT; c++) {
+    evbuffer_add_printf(out, "%s\"%s\":%llu", c > 0 ? "," : "",
+                        t2s_proxy_cause_name((t2s_proxy_cause)c),
+                        (unsigned long long)s->engine.upstream_failures[c]);
+  }
+  evbuffer_add_printf(out, "}");
   if (s->nproxies == 0) {
     return;
   }
@@ -374,6 +404,14 @@ static void json_proxies(const t2s_metrics_snapshot *s, struct evbuffer *out) {
                         i > 0 ? "," : "", p->name, t2s_proxy_state_name((t2s_proxy_state)p->state),
                         p->since_change_s, (unsigned long long)p->flows,
                         (unsigned long long)p->downs, (unsigned long long)p->probes);
+    if (p->address[0]) {
+      evbuffer_add_printf(out, "\"address\":\"%s\",", p->address);
+    } else {
+      evbuffer_add_printf(out, "\"address\":null,");
+    }
+    evbuffer_add_printf(out, "\"bytes_up\":%llu,\"bytes_down\":%llu,\"lookups\":%llu,",
+                        (unsigned long long)p->bytes_up, (unsigned long long)p->bytes_down,
+                        (unsigned long long)p->lookups);
     if (p->last_success_ago_s >= 0) {
       evbuffer_add_printf(out, "\"last_success_seconds_ago\":%.3f,", p->last_success_ago_s);
     } else {

@@ -13,9 +13,12 @@
 
 #define T2S_METRICS_MAX_ERROR_KINDS 32
 
-/* One proxy's health for /metrics and /stats (with several --proxy; docs/proxies.md). */
+#define T2S_PROXY_LABEL_MAX 300 /* a proxy's name in the log and the metrics: HOST:PORT */
+
+/* One proxy's health for /metrics and /stats (docs/proxies.md). */
 typedef struct t2s_metrics_proxy {
-  char name[80];                            /* "192.0.2.1:1080" */
+  char name[T2S_PROXY_LABEL_MAX];           /* "192.0.2.1:1080" or "proxy.test:1080" */
+  char address[64];                         /* the address in use; "" while unresolved */
   uint32_t state;                           /* t2s_proxy_state */
   double since_change_s;                    /* seconds in this state */
   double last_success_ago_s;                /* seconds since the last success; < 0: never */
@@ -25,6 +28,8 @@ typedef struct t2s_metrics_proxy {
   uint64_t downs;                           /* times it went DOWN */
   uint64_t probes;                          /* probes asked for */
   uint64_t failures[T2S_PROXY_CAUSE_COUNT]; /* by cause (real connections and probes) */
+  uint64_t bytes_up, bytes_down;            /* TCP payload carried through it */
+  uint64_t lookups;                         /* lookups of its name started */
 } t2s_metrics_proxy;
 
 typedef struct t2s_metrics_snapshot {
@@ -41,7 +46,7 @@ typedef struct t2s_metrics_snapshot {
   double uptime_seconds;
   uint64_t fake_dns_on;       /* 1 with --fake-dns */
   t2s_fakedns_stats fake_dns; /* the fake-IP table's counters (fakedns.h); zero when off */
-  size_t nproxies;            /* 0 with a single --proxy */
+  size_t nproxies;            /* 0: no proxy list (an embedder without one) */
   t2s_metrics_proxy proxies[T2S_PROXY_MAX];
 } t2s_metrics_snapshot;
 

@@ -90,6 +90,9 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   if (t2s_netwatch_is_net_event(ev->type) || ev->type == T2S_EV_TCP_ESTABLISHED) {
     t2s_netwatch_engine_event(&r->net, ev);
   }
+  if (ev->type == T2S_EV_NET_DECISION) {
+    t2s_proxy_host_network_changed(r->proxies); /* names resolved again (docs/proxies.md) */
+  }
   if (!t2s_netwatch_is_net_event(ev->type)) {
     t2s_report_engine_event(ev);
   }
@@ -271,6 +274,10 @@ static int engine_start(t2s_runner *r) {
   ecfg.tcp_rcvbuf = r->opts.tcp_rcvbuf;
   ecfg.proxy_kind = T2S_PROXY_SOCKS5;
   ecfg.proxy = r->proxy;
+  if (ecfg.proxy.family == 0) { /* a name not resolved yet: UNRESOLVED (proxy_host.c) */
+    ecfg.proxy.family = T2S_AF_INET;
+    ecfg.proxy.port = r->opts.proxy.port;
+  }
   ecfg.username = r->have_auth ? r->username : NULL;
   ecfg.password = r->have_auth ? r->password : NULL;
   ecfg.egress = r->egress.egress;
@@ -328,7 +335,8 @@ static void start_line(const t2s_runner *r) {
            : (ti->offloads & T2S_DEVICE_OFFLOAD_TSO)  ? "csum+tso"
            : (ti->offloads & T2S_DEVICE_OFFLOAD_CSUM) ? "csum"
                                                       : "none",
-           t2s_addr_format(&r->proxy, true, pbuf, sizeof(pbuf)),
+           r->proxy.family ? t2s_addr_format(&r->proxy, true, pbuf, sizeof(pbuf))
+                           : r->opts.proxy.host,
            r->have_auth ? " with user/password" : "");
 }
 
@@ -375,8 +383,15 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
 
   /* Where upstream sockets leave from. */
   char why[256];
-  rv = t2s_egress_select(&r->proxy, r->opts.fwmark, r->opts.interface, r->tun_info.ifindex,
-                         &r->egress, why, sizeof(why));
+  if (r->proxy.family == 0 && !r->opts.interface[0]) {
+    memset(&r->egress, 0, sizeof(r->egress)); /* the engine follows the route once it resolves */
+    r->egress.egress.mark = r->opts.fwmark;
+    snprintf(why, sizeof(why), "the proxy's name does not resolve yet: sockets left unbound");
+    rv = 0;
+  } else {
+    rv = t2s_egress_select(&r->proxy, r->opts.fwmark, r->opts.interface, r->tun_info.ifindex,
+                           &r->egress, why, sizeof(why));
+  }
   if (rv != 0) {
     T2S_ERROR("%s", why);
     return rv == T2S_ERR_NOT_FOUND ? T2S_ERR_INVALID_ARGUMENT : runtime_failure(rv);
