@@ -16,7 +16,7 @@ OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark
            "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
            "--txqueuelen", "--no-logind", "--tcp-sndbuf", "--tcp-rcvbuf",
            "--fake-dns", "--fake-dns-pool", "--fake-dns-exclude", "--fake-dns-size",
-           "--fake-dns-state", "--help", "--version"]
+           "--fake-dns-state", "--mptcp", "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]
 

@@ -41,6 +41,7 @@ static const struct {
     {"on-network-change", {"reset-all"}},
     {"network-debounce", {"1s"}},
     {"no-logind", {NULL}},
+    {"mptcp", {NULL}},
     {"auto-route", {NULL}},
     {"route-table", {"100"}},
     {"route-priority", {"8000"}},

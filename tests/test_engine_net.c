@@ -291,6 +291,157 @@ static void test_policy_none_keeps_flows_but_moves_the_egress(void) {
   teardown();
 }
 
+/* ---- Multipath TCP (docs/mptcp.md): what the connector reports, and the policy ---- */
+
+static uint64_t last_stream_id(void) {
+  return F.streams[F.nstreams - 1].id;
+}
+
+static void test_multipath_reports_are_counted(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  uint64_t a = last_stream_id();
+  t2s_engine_stream_multipath(E, a, T2S_STREAM_MULTIPATH, 1, 10 * MS);
+  CU_ASSERT_EQUAL(stats().mptcp_multipath, 1);
+  CU_ASSERT_EQUAL(stats().mptcp_subflows_added, 0); /* one subflow: the initial one */
+  t2s_engine_stream_multipath(E, a, T2S_STREAM_MULTIPATH, 3, 20 * MS);
+  t2s_engine_stream_multipath(E, a, T2S_STREAM_MULTIPATH, 2, 30 * MS);
+  CU_ASSERT_EQUAL(stats().mptcp_multipath, 1); /* one stream, counted once */
+  CU_ASSERT_EQUAL(stats().mptcp_subflows_added, 2);
+  CU_ASSERT_EQUAL(stats().mptcp_subflows_removed, 1);
+  open_flow(40002, 40 * MS);
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_FALLBACK, 0, 50 * MS);
+  CU_ASSERT_EQUAL(stats().mptcp_fallback, 1);
+  open_flow(40003, 60 * MS); /* joined before the first report: counted as added */
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_MULTIPATH, 2, 70 * MS);
+  CU_ASSERT_EQUAL(stats().mptcp_multipath, 2);
+  CU_ASSERT_EQUAL(stats().mptcp_subflows_added, 3);
+  t2s_engine_stream_multipath(E, 999999, T2S_STREAM_MULTIPATH, 1, 60 * MS); /* unknown id */
+  CU_ASSERT_EQUAL(stats().mptcp_multipath, 2);
+  teardown();
+}
+
+/* Wi-Fi => Ethernet: the multipath flow is spared and counted as survived, its stall measured
+ * from its last bytes before the change to its first bytes after; the fallen-back flow and the
+ * plain one are reset as always. */
+static void test_multipath_flow_survives_a_change_of_path(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  uint64_t mp = last_stream_id();
+  size_t mp_idx = F.nstreams - 1;
+  t2s_engine_stream_multipath(E, mp, T2S_STREAM_MULTIPATH, 2, 0);
+  open_flow(40002, 0);
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_FALLBACK, 0, 0);
+  open_flow(40003, 0); /* plain TCP: nothing reported */
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"abcd", 4, 900 * MS);
+  size_t mark = F.npkts;
+  net_event(T2S_NET_LINK_DOWN, 2, 1000 * MS);
+  set_route(3, "eth0", "198.51.100.10", false);
+  run_until(1600 * MS);
+  CU_ASSERT_EQUAL(stats().network_changes, 1);
+  CU_ASSERT_EQUAL(stats().flows_reset, 2);
+  CU_ASSERT_EQUAL(stats().flows_survived, 1);
+  CU_ASSERT(last_flags_to(40002, mark) & T2S_TCP_RST);
+  CU_ASSERT(last_flags_to(40003, mark) & T2S_TCP_RST);
+  CU_ASSERT(!(last_flags_to(40001, mark) & T2S_TCP_RST));
+  CU_ASSERT(!F.streams[mp_idx].closed);
+  CU_ASSERT_EQUAL(stats().tcp_flows_active, 1);
+  /* Bytes flow again 800 ms after the last ones before the change: the stall. */
+  uint64_t hist0[T2S_RECOVERY_BUCKETS];
+  memcpy(hist0, stats().survived_stall_hist, sizeof(hist0));
+  CU_ASSERT_EQUAL(stats().survived_stall_sum_ns, 0);
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"efgh", 4, 1700 * MS);
+  CU_ASSERT_EQUAL(stats().survived_stall_sum_ns, 800 * MS);
+  CU_ASSERT_EQUAL(stats().survived_stall_hist[5], 1); /* (500 ms, 1 s] */
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"ijkl", 4, 1800 * MS);
+  CU_ASSERT_EQUAL(stats().survived_stall_sum_ns, 800 * MS); /* measured once */
+  CU_ASSERT_EQUAL(stats().bytes_down, 12);                  /* all delivered */
+  teardown();
+}
+
+/* A survivor whose bytes came back during the debounce: its stall is the gap across the
+ * start of the burst, counted at the decision. */
+static void test_survivor_stall_measured_when_bytes_resumed_before_the_decision(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  uint64_t mp = last_stream_id();
+  t2s_engine_stream_multipath(E, mp, T2S_STREAM_MULTIPATH, 2, 0);
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"a", 1, 950 * MS);
+  net_event(T2S_NET_LINK_DOWN, 2, 1000 * MS);
+  set_route(3, "eth0", "198.51.100.10", false);
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"b", 1, 1150 * MS);
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"c", 1, 1160 * MS);
+  run_until(1600 * MS);
+  CU_ASSERT_EQUAL(stats().flows_survived, 1);
+  CU_ASSERT_EQUAL(stats().survived_stall_sum_ns, 200 * MS);
+  CU_ASSERT_EQUAL(stats().survived_stall_hist[3], 1); /* (100 ms, 250 ms] */
+  teardown();
+}
+
+/* An idle multipath flow survives too, but has no stall to measure. */
+static void test_idle_survivor_has_no_stall(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  uint64_t mp = last_stream_id();
+  t2s_engine_stream_multipath(E, mp, T2S_STREAM_MULTIPATH, 2, 0);
+  net_event(T2S_NET_LINK_DOWN, 2, 10 * T2S_SECONDS);
+  set_route(3, "eth0", "198.51.100.10", false);
+  run_until(11 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().flows_survived, 1);
+  t2s_engine_stream_recv(E, mp, (const uint8_t *)"a", 1, 12 * T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().survived_stall_sum_ns, 0);
+  teardown();
+}
+
+/* No route to the proxy at all: no subflow can survive; a resume resets whatever the upstream;
+ * reset-all resets every flow; a flap back spares nothing and counts nothing. */
+static void test_multipath_flows_reset_without_route_on_resume_and_reset_all(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_MULTIPATH, 2, 0);
+  F.route_rv = T2S_ERR_UNREACHABLE;
+  net_event(T2S_NET_LINK_DOWN, 2, 10 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(t2s_engine_net_state(E), T2S_NET_STATE_NO_ROUTE);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  CU_ASSERT_EQUAL(stats().flows_survived, 0);
+  teardown();
+
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_MULTIPATH, 2, 0);
+  t2s_net_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.type = T2S_NET_RESUMED;
+  ev.slept_ns = 3600 * T2S_SECONDS;
+  t2s_engine_network_event(E, &ev, 50 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  CU_ASSERT_EQUAL(stats().flows_survived, 0);
+  teardown();
+
+  setup(T2S_NETCHANGE_RESET_ALL);
+  open_flow(40001, 0);
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_MULTIPATH, 2, 0);
+  set_route(3, "eth0", "198.51.100.10", false);
+  net_event(T2S_NET_ROUTE_CHANGED, 3, 10 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  CU_ASSERT_EQUAL(stats().flows_survived, 0);
+  teardown();
+
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  t2s_engine_stream_multipath(E, last_stream_id(), T2S_STREAM_MULTIPATH, 2, 0);
+  net_event(T2S_NET_LINK_DOWN, 2, 100 * MS);
+  net_event(T2S_NET_LINK_UP, 2, 300 * MS);
+  run_until(T2S_SECONDS);
+  CU_ASSERT_EQUAL(stats().route_updates, 1);
+  CU_ASSERT_EQUAL(stats().flows_reset, 0);
+  CU_ASSERT_EQUAL(stats().flows_survived, 0);
+  teardown();
+}
+
 /* With icmp_unreach_on_refuse, a REP 4 answer becomes an ICMP host unreachable quoting the
  * client's SYN; without it, a RST. */
 static void refuse_with_rep4(bool icmp) {
@@ -400,6 +551,15 @@ int t2s_test_register_engine_net(void) {
                    test_new_flows_follow_the_route_while_settling) ||
       !CU_add_test(s, "memory budget refuses new SYNs with RST",
                    test_memory_budget_refuses_new_syns_with_rst) ||
+      !CU_add_test(s, "multipath: reports are counted", test_multipath_reports_are_counted) ||
+      !CU_add_test(s, "multipath: a flow survives a change of path",
+                   test_multipath_flow_survives_a_change_of_path) ||
+      !CU_add_test(s, "multipath: stall measured when bytes resumed before the decision",
+                   test_survivor_stall_measured_when_bytes_resumed_before_the_decision) ||
+      !CU_add_test(s, "multipath: an idle survivor has no stall",
+                   test_idle_survivor_has_no_stall) ||
+      !CU_add_test(s, "multipath: reset without route, on resume, with reset-all",
+                   test_multipath_flows_reset_without_route_on_resume_and_reset_all) ||
       !CU_add_test(s, "REP 4 is ICMP unreachable when configured",
                    test_rep4_is_icmp_unreachable_when_configured)) {
     return -1;

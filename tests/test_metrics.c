@@ -21,7 +21,8 @@ static const char prom_types[] =
     "tun2sock_upstream_failures_total counter|tun2sock_upstream_streams_open gauge|"
     "tun2sock_upstream_dgram_sockets_open gauge|tun2sock_network_changes_total counter|"
     "tun2sock_route_updates_total counter|tun2sock_flows_reset_total counter|"
-    "tun2sock_network_events_total counter|tun2sock_resumes_total counter|"
+    "tun2sock_flows_survived_total counter|tun2sock_network_events_total "
+    "counter|tun2sock_resumes_total counter|"
     "tun2sock_syn_refused_offline_total counter|tun2sock_network_state gauge|"
     "tun2sock_network_detection_seconds gauge|tun2sock_network_reset_seconds gauge|"
     "tun2sock_network_recovery_seconds histogram|tun2sock_network_last_recovery_seconds gauge|"
@@ -35,7 +36,8 @@ static const char prom_types[] =
     "tun2sock_fake_dns_queries_total counter|tun2sock_fake_dns_entries gauge|"
     "tun2sock_fake_dns_pinned gauge|tun2sock_fake_dns_recycled_total counter|"
     "tun2sock_fake_dns_full_total counter|tun2sock_fake_dns_flows_total counter|"
-    "tun2sock_fake_dns_stale_total counter|"
+    "tun2sock_fake_dns_stale_total counter|tun2sock_mptcp_flows_total counter|"
+    "tun2sock_mptcp_subflows_total counter|tun2sock_survived_stall_seconds histogram|"
     "tun2sock_uptime_seconds gauge|tun2sock_upstream_proxy_failures_total counter|";
 
 /* Every JSON key, in order, but those inside packets_dropped and upstream_errors. */
@@ -44,12 +46,14 @@ static const char json_keys[] =
     "tcp_challenge_acks,memory_bytes,memory_peak_bytes,memory_refused,udp_sessions_active,"
     "bytes_up,bytes_down,packets_in,packets_out,icmp_echo_replies,upstream_failures,"
     "upstream_streams_open,upstream_dgram_sockets_open,network_changes,route_updates,"
-    "flows_reset,tun_rx_packets,tun_tx_packets,tun_write_errors,uptime_seconds,network,events,"
+    "flows_reset,flows_survived,tun_rx_packets,tun_tx_packets,tun_write_errors,uptime_seconds,"
+    "network,events,"
     "resumes,syn_refused_offline,state,last_detect_ns,last_reset_ns,recovery_sum_s,"
     "last_recovery_ns,udp,sessions_total,datagrams_up,datagrams_down,evictions,timeouts,"
     "proxy_no_udp,no_udp_verdicts,dns_tcp_queries,dns_tcp_answers,port_unreach_sent,"
     "frag_reassembled,frag_sent,fake_dns,answered,forwarded,refused,dropped,entries,pinned,"
-    "recycled,full,flows,stale,packets_dropped,upstream_errors,upstream_failures_by_cause,refused,"
+    "recycled,full,flows,stale,mptcp,multipath,fallback,subflows_added,subflows_removed,"
+    "survived_stall_sum_ns,packets_dropped,upstream_errors,upstream_failures_by_cause,refused,"
     "timeout,unreachable,reset,auth,protocol,";
 
 /* The rendering of s (json or Prometheus) as a NUL-terminated string; the caller frees it. */

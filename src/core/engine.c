@@ -418,11 +418,23 @@ size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, s
   e->now = now;
   t2s_flow *f = flow_of(e, id);
   size_t taken = 0;
+  if (f != NULL && f->mp == T2S_STREAM_MULTIPATH && len > 0) {
+    t2s_engine_net_flow_rx(e, f, now); /* the stall of a flow that survived a change */
+  }
   if (f != NULL && f->ops->stream_recv != NULL) {
     taken = f->ops->stream_recv(e, f, data, len, now);
   }
   reap(e);
   return taken;
+}
+
+void t2s_engine_stream_multipath(t2s_engine *e, uint64_t id, t2s_stream_mp mp, uint32_t subflows,
+                                 t2s_tstamp now) {
+  e->now = now;
+  t2s_flow *f = flow_of(e, id);
+  if (f != NULL) {
+    t2s_engine_net_stream_multipath(e, f, mp, subflows, now);
+  }
 }
 
 void t2s_engine_stream_eof(t2s_engine *e, uint64_t id, t2s_tstamp now) {

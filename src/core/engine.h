@@ -188,6 +188,15 @@ typedef struct t2s_engine_stats {
   uint64_t mem_peak_bytes;      /* the most it ever held */
   uint64_t mem_refused;         /* allocations refused (memory budget or out of memory) */
   uint64_t recovery_hist[T2S_RECOVERY_BUCKETS]; /* non-cumulative counts per bucket */
+  /* Multipath TCP (docs/mptcp.md; t2s_engine_stream_multipath) */
+  uint64_t mptcp_multipath;        /* streams reported MPTCP end to end */
+  uint64_t mptcp_fallback;         /* streams reported fallen back to TCP */
+  uint64_t mptcp_subflows_added;   /* subflows the connector saw appear */
+  uint64_t mptcp_subflows_removed; /* ... and go */
+  uint64_t flows_survived; /* multipath flows a change of path did not reset (engine_net.c) */
+  t2s_tstamp survived_stall_sum_ns;                   /* the sum of their measured stalls */
+  uint64_t survived_stall_hist[T2S_RECOVERY_BUCKETS]; /* stall: no bytes from the upstream
+                                                       * across the change (recovery buckets) */
 } t2s_engine_stats;
 
 /* Creates an engine. dev and up are borrowed for the engine's life; hooks may be NULL.
@@ -241,6 +250,13 @@ void t2s_engine_dgram_recv(t2s_engine *engine, uint64_t id, const uint8_t *data,
                            t2s_tstamp now);
 /* The datagram socket failed. */
 void t2s_engine_dgram_error(t2s_engine *engine, uint64_t id, int err, t2s_tstamp now);
+/* What stream id turned out to be (iface.h, t2s_stream_mp): MPTCP end to end or fallen back
+ * to TCP, and how many subflows the kernel holds for it now (0 when unknown). A connection
+ * starts with one subflow: the first report counts the others as added, later ones count the
+ * difference as added or removed. Counted per flow and in the stats (mptcp_*); the
+ * network-change policy reads it. Unknown ids are ignored. */
+void t2s_engine_stream_multipath(t2s_engine *engine, uint64_t id, t2s_stream_mp mp,
+                                 uint32_t subflows, t2s_tstamp now);
 
 /* ---- network changes (docs/network-change.md) ---- */
 

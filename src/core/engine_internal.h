@@ -28,6 +28,7 @@ typedef struct t2s_engine_net {
   bool pinned_lost;            /* the pinned interface went down or lost an address */
   t2s_tstamp decided_at;       /* last decision that changed something */
   bool awaiting_first_flow;    /* for the recovery time */
+  uint32_t burst;              /* bursts begun so far (a flow's rx_gap names the one it spans) */
 } t2s_engine_net;
 
 /* Fragments: reassembly of what clients send, fragmentation of what goes to them
@@ -136,6 +137,11 @@ bool t2s_engine_egress_differs(const t2s_egress *a, const t2s_egress *b);
  * from *keep, every flow when keep is NULL. Counted in flows_reset; returns how many. The
  * caller reaps. */
 size_t t2s_engine_reset_flows(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now);
+/* Multipath TCP (docs/mptcp.md): what the connector reported for flow f's stream (counted). */
+void t2s_engine_net_stream_multipath(t2s_engine *e, t2s_flow *f, t2s_stream_mp mp,
+                                     uint32_t subflows, t2s_tstamp now);
+/* Bytes arrived on multipath flow f (its stall across a change ends). */
+void t2s_engine_net_flow_rx(t2s_engine *e, t2s_flow *f, t2s_tstamp now);
 
 /* ---- engine_proxy.c (docs/proxies.md): the proxies' health, below the kinds ----
  * Without t2s_engine_set_proxies() these answer for cfg.proxy: pick -1, the address and

@@ -112,9 +112,80 @@ size_t t2s_engine_reset_flows(t2s_engine *e, const t2s_egress *keep, t2s_tstamp 
   return n;
 }
 
+/* A multipath flow is active at a change when its last bytes came less than this before the
+ * burst began: only those have a stall to measure (an idle flow's silence is no stall). */
+#define T2S_STALL_ACTIVE_NS (1 * T2S_SECONDS)
+
+static void record_stall(t2s_engine *e, t2s_tstamp d) {
+  e->stats.survived_stall_sum_ns += d;
+  size_t i = 0;
+  while (i + 1 < T2S_RECOVERY_BUCKETS && d > t2s_engine_recovery_bucket_bound(i)) {
+    i++;
+  }
+  e->stats.survived_stall_hist[i]++;
+}
+
+/* Flow f was spared by a change (docs/network-change.md, "Multipath TCP"): counted, and its
+ * stall measured: the silence from its last bytes before the burst began to its first bytes
+ * after, now if those already came, else at its next bytes (t2s_engine_net_flow_rx). */
+static void survive(t2s_engine *e, t2s_flow *f) {
+  e->stats.flows_survived++;
+  if (f->gap_burst == e->net.burst) {
+    if (f->rx_gap != 0) {
+      record_stall(e, f->rx_gap);
+    }
+  } else if (f->rx_at != 0 && f->rx_at <= e->net.first_event_at &&
+             e->net.first_event_at - f->rx_at <= T2S_STALL_ACTIVE_NS) {
+    f->stall_pending = true;
+  }
+}
+
+void t2s_engine_net_flow_rx(t2s_engine *e, t2s_flow *f, t2s_tstamp now) {
+  if (f->stall_pending) {
+    f->stall_pending = false;
+    f->gap_burst = e->net.burst;
+    f->rx_gap = 0;
+    record_stall(e, now - f->rx_at);
+  } else if (e->net.burst != 0 && f->gap_burst != e->net.burst && f->rx_at != 0 &&
+             f->rx_at < e->net.first_event_at) {
+    /* Its first bytes since the current (or last) burst began: the silence that spans the
+     * start of the burst, when it was active then. */
+    f->gap_burst = e->net.burst;
+    f->rx_gap =
+        e->net.first_event_at - f->rx_at <= T2S_STALL_ACTIVE_NS ? now - f->rx_at : (t2s_tstamp)0;
+  }
+  f->rx_at = now;
+}
+
+/* The reset of a change with a route to the proxy (reset-affected): as t2s_engine_reset_flows,
+ * but a flow whose upstream is multipath is spared and counted as survived: its connection
+ * moves its bytes to a subflow on a path that still reaches the proxy (docs/mptcp.md). Two
+ * passes, so that a session with several ids (a UDP session: a multipath control stream and a
+ * datagram socket) is reset as a whole and not counted. */
+static size_t reset_affected(t2s_engine *e, const t2s_egress *keep, t2s_tstamp now) {
+  size_t n = 0;
+  t2s_flow_iter it = T2S_FLOW_ITER_INIT;
+  for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it)) != NULL;) {
+    if ((keep == NULL || t2s_engine_egress_differs(f->egress, keep)) &&
+        f->mp != T2S_STREAM_MULTIPATH) {
+      n += f->ops->reset(e, f, now);
+    }
+  }
+  e->stats.flows_reset += n;
+  t2s_flow_iter it2 = T2S_FLOW_ITER_INIT;
+  for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it2)) != NULL;) {
+    if ((keep == NULL || t2s_engine_egress_differs(f->egress, keep)) &&
+        f->mp == T2S_STREAM_MULTIPATH) {
+      survive(e, f);
+    }
+  }
+  return n;
+}
+
 static void start_debounce(t2s_engine *e, t2s_tstamp now) {
   if (e->net.debounce_at == T2S_TSTAMP_MAX) {
     e->net.first_event_at = now;
+    e->net.burst++;
   }
   e->net.debounce_at = now + e->cfg.network_debounce;
   if (e->net.state != T2S_NET_STATE_SUSPENDED) {
@@ -285,7 +356,9 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
     changed = e->net.pinned_lost;
     e->net.pinned_lost = false;
     if (changed && e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
-      nreset = t2s_engine_reset_flows(e, NULL, now);
+      nreset = e->cfg.on_network_change == T2S_NETCHANGE_RESET_AFFECTED
+                   ? reset_affected(e, NULL, now)
+                   : t2s_engine_reset_flows(e, NULL, now);
     }
   } else {
     t2s_egress eg;
@@ -296,16 +369,21 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
         nreset = t2s_engine_reset_flows(e, NULL, now);
         break;
       case T2S_NETCHANGE_RESET_AFFECTED:
-        /* A local proxy: every flow went out the old default interface. */
-        nreset = t2s_engine_reset_flows(e, r.local ? NULL : &eg, now);
+        /* A local proxy: every flow went out the old default interface (multipath to the
+         * proxy does not help: the proxy's own traffic left through it). Otherwise the flows
+         * on the old path, but a multipath one survives (its proxy is still reachable). */
+        nreset = r.local ? t2s_engine_reset_flows(e, NULL, now) : reset_affected(e, &eg, now);
         break;
       case T2S_NETCHANGE_NONE:
         break;
       }
     } else if (e->cfg.on_network_change != T2S_NETCHANGE_NONE) {
       /* Back where it started: only flows opened during the burst through a path that did not
-       * last (follow_route_now) are on another egress; they cannot get out. */
-      nreset = t2s_engine_reset_flows(e, &eg, now);
+       * last (follow_route_now) are on another egress; they cannot get out (a multipath one
+       * can: spared, as in reset-affected). */
+      nreset = e->cfg.on_network_change == T2S_NETCHANGE_RESET_AFFECTED
+                   ? reset_affected(e, &eg, now)
+                   : t2s_engine_reset_flows(e, &eg, now);
     }
     if (changed || t2s_engine_egress_differs(&e->cfg.egress, &eg)) {
       t2s_engine_emit(e, T2S_EV_EGRESS, now, eg.ifindex, &eg.src, NULL, (int)eg.ifindex);
@@ -350,4 +428,35 @@ t2s_tstamp t2s_engine_recovery_bucket_bound(size_t i) {
       2 * T2S_SECONDS,        5 * T2S_SECONDS,        T2S_TSTAMP_MAX,
   };
   return i < T2S_RECOVERY_BUCKETS ? bounds[i] : T2S_TSTAMP_MAX;
+}
+
+/* ---------------- Multipath TCP (docs/mptcp.md) ---------------- */
+
+void t2s_engine_net_stream_multipath(t2s_engine *e, t2s_flow *f, t2s_stream_mp mp,
+                                     uint32_t subflows, t2s_tstamp now) {
+  if (mp != T2S_STREAM_MULTIPATH && mp != T2S_STREAM_FALLBACK) {
+    return;
+  }
+  uint8_t sf = (uint8_t)T2S_MIN(subflows, 255u);
+  if (f->mp == T2S_STREAM_MULTIPATH && mp == T2S_STREAM_MULTIPATH) {
+    /* A later report: the kernel added or removed subflows since the last one. */
+    if (sf > f->subflows) {
+      e->stats.mptcp_subflows_added += (uint64_t)(sf - f->subflows);
+    } else {
+      e->stats.mptcp_subflows_removed += (uint64_t)(f->subflows - sf);
+    }
+  } else if (mp != f->mp) {
+    /* The first report: a connection starts with one subflow, so any more were added already
+     * (the kernel may join them before the connector asks). A multipath stream may still fall
+     * back later. */
+    if (mp == T2S_STREAM_MULTIPATH) {
+      e->stats.mptcp_multipath++;
+      e->stats.mptcp_subflows_added += sf > 1 ? (uint64_t)(sf - 1) : 0;
+      f->rx_at = now; /* connected now: its silence counts from here */
+    } else {
+      e->stats.mptcp_fallback++;
+    }
+  }
+  f->mp = (uint8_t)mp;
+  f->subflows = sf;
 }

@@ -88,6 +88,13 @@ struct t2s_flow {
   uint64_t id;              /* the upstream stream or datagram id; 0 = none yet */
   const t2s_egress *egress; /* where its upstream left from (the kind's own copy) */
   int proxy;                /* index of the proxy carrying it (engine_proxy.c); -1: none/cfg */
+  /* Multipath TCP (engine_net.c; zero for plain TCP): what the connector reported */
+  uint8_t mp;         /* t2s_stream_mp (iface.h) */
+  uint8_t subflows;   /* its last subflow count */
+  bool stall_pending; /* a survivor whose stall ends with its next bytes */
+  uint32_t gap_burst; /* the burst whose start rx_gap spans (engine_net.c) */
+  t2s_tstamp rx_at;   /* last bytes from the upstream (multipath flows only) */
+  t2s_tstamp rx_gap;  /* the silence that spanned the start of burst gap_burst */
 };
 
 typedef struct t2s_flow_table {

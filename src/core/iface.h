@@ -170,4 +170,19 @@ typedef struct t2s_upstream {
   void *self;
 } t2s_upstream;
 
+/*
+ * Multipath TCP (docs/mptcp.md). A connector that opens its streams with Multipath TCP (the
+ * binary with --mptcp, the simulator with `engine mptcp`) tells the engine what each stream
+ * turned out to be with t2s_engine_stream_multipath() (engine.h), from its own loop like every
+ * completion: once after the connect succeeded (after t2s_engine_stream_opened), and again
+ * when it learns that the number of subflows changed. A connector that never calls it (plain
+ * TCP) leaves every stream T2S_STREAM_TCP. The network-change policy spares a multipath
+ * stream whose proxy is still reachable (docs/network-change.md).
+ */
+typedef enum t2s_stream_mp {
+  T2S_STREAM_TCP = 0,       /* plain TCP: nothing reported */
+  T2S_STREAM_MULTIPATH = 1, /* MPTCP end to end: the far end answered MP_CAPABLE */
+  T2S_STREAM_FALLBACK = 2,  /* asked for MPTCP, fell back to TCP (the proxy or a middlebox) */
+} t2s_stream_mp;
+
 #endif

@@ -39,6 +39,7 @@ enum {
   OPT_ON_NETWORK_CHANGE,
   OPT_NETWORK_DEBOUNCE,
   OPT_NO_LOGIND,
+  OPT_MPTCP,
   OPT_AUTO_ROUTE,
   OPT_ROUTE_TABLE,
   OPT_ROUTE_PRIORITY,
@@ -129,6 +130,7 @@ static const t2s_cli_option cli_options[] = {
      RUN,
      {SPAN(network_debounce_ns, network_debounce_ns), NOSPAN}},
     {"no-logind", OPT_NO_LOGIND, NONE, 0, {SPAN(no_logind, no_logind), NOSPAN}},
+    {"mptcp", OPT_MPTCP, NONE, 0, {SPAN(mptcp, mptcp), NOSPAN}},
     {"auto-route", OPT_AUTO_ROUTE, NONE, 0, {SPAN(auto_route, auto_route), NOSPAN}},
     {"route-table", OPT_ROUTE_TABLE, REQ, 0, {SPAN(route_table, route_table), NOSPAN}},
     {"route-priority", OPT_ROUTE_PRIORITY, REQ, 0, {SPAN(route_priority, route_priority), NOSPAN}},
@@ -281,6 +283,9 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "                               (default 500ms; 0..60s)\n"
           "  --no-logind                  do not listen for systemd-logind's PrepareForSleep\n"
           "                               (sleep is then noticed by the clocks only)\n"
+          "  --mptcp                      open streams to the proxy with Multipath TCP: with\n"
+          "                               a proxy that speaks it, flows survive a change of\n"
+          "                               uplink instead of being reset; see mptcp.md\n"
           "  --auto-route                 route all IPv4 and IPv6 traffic into the TUN with\n"
           "                               policy rules (removed at exit); see auto-route.md\n"
           "  --route-table N              routing table of --auto-route (default 2022)\n"
@@ -603,6 +608,9 @@ const char *t2s_cli_apply(t2s_cli_opts *o, const t2s_cli_option *opt, const char
     break;
   case OPT_NO_LOGIND:
     o->no_logind = true;
+    break;
+  case OPT_MPTCP:
+    o->mptcp = true;
     break;
   case OPT_SOCKS5_PIPELINE:
     o->socks5_pipeline = true;

@@ -60,6 +60,7 @@ typedef struct t2s_cli_opts {
   int on_network_change;        /* --on-network-change: a t2s_netchange_policy (engine.h) */
   uint64_t network_debounce_ns; /* --network-debounce, default 500 ms */
   bool no_logind;               /* --no-logind: no PrepareForSleep from systemd-logind */
+  bool mptcp;                   /* --mptcp: Multipath TCP to the proxy (docs/mptcp.md) */
   /* Engine limits and protocol choices (docs/cli.md) */
   uint64_t memory_budget;    /* --memory-budget SIZE, bytes; default 512 MiB */
   uint32_t tcp_sndbuf;       /* --tcp-sndbuf SIZE: per-flow buffer toward a client; 1 MiB */

@@ -25,15 +25,16 @@ typedef enum metric_kind {
   MK_SECONDS,  /* double seconds: %.3f in both */
   MK_STATE,    /* uint32_t t2s_net_state: a series per state (1 for the current) / its name */
   MK_RECOVERY, /* double: the recovery histogram's _sum; the buckets come from the engine */
+  MK_STALL,    /* t2s_tstamp: the survivors' stall histogram's _sum (ns); buckets: the engine */
   MK_DROPS,    /* the drop counters: a series per reason / an object */
   MK_ERRORS,   /* the upstream socket errors: a series per errno name / an object */
 } metric_kind;
 
 /* Where a row's JSON key stands: the top object, one of its objects, or after those (the
  * map rows, each an object of its own). */
-typedef enum json_section { J_TOP, J_NETWORK, J_UDP, J_FAKE_DNS, J_END } json_section;
+typedef enum json_section { J_TOP, J_NETWORK, J_UDP, J_FAKE_DNS, J_MPTCP, J_END } json_section;
 
-static const char *const json_section_names[] = {NULL, "network", "udp", "fake_dns", NULL};
+static const char *const json_section_names[] = {NULL, "network", "udp", "fake_dns", "mptcp", NULL};
 
 /*
  * One row per value: both renderers walk this table, in its order, so a counter cannot be in one
@@ -60,6 +61,7 @@ typedef struct metric_row {
 #define SECONDS(f) MK_SECONDS, FIELD(f, double)
 #define STATE(f) MK_STATE, FIELD(f, uint32_t)
 #define RECOVERY(f) MK_RECOVERY, FIELD(f, double)
+#define STALL(f) MK_STALL, FIELD(f, t2s_tstamp)
 
 static const metric_row metric_rows[] = {
     {"tun2sock_tcp_flows_active", "gauge", "TCP flows open now.", NULL, J_TOP, "tcp_flows_active",
@@ -116,6 +118,9 @@ static const metric_row metric_rows[] = {
      "route_updates", U64(route_updates)},
     {"tun2sock_flows_reset_total", "counter", "Flows reset by the network-change policy.", NULL,
      J_TOP, "flows_reset", U64(engine.flows_reset)},
+    {"tun2sock_flows_survived_total", "counter",
+     "Multipath flows a network change did not reset (--mptcp; docs/mptcp.md).", NULL, J_TOP,
+     "flows_survived", U64(engine.flows_survived)},
     {"tun2sock_network_events_total", "counter",
      "Raw events from the network monitor (links, addresses, routes, sleep).", NULL, J_NETWORK,
      "events", U64(engine.net_events)},
@@ -202,6 +207,20 @@ static const metric_row metric_rows[] = {
     {"tun2sock_fake_dns_stale_total", "counter",
      "Flows to a pool address no name holds, refused at once.", NULL, J_FAKE_DNS, "stale",
      U64(fake_dns.stale)},
+    /* --mptcp (docs/mptcp.md); zero when it is off. */
+    {"tun2sock_mptcp_flows_total", "counter",
+     "Upstream streams by what Multipath TCP became (multipath, or fell back to TCP).",
+     "path=\"multipath\"", J_MPTCP, "multipath", U64(engine.mptcp_multipath)},
+    {"tun2sock_mptcp_flows_total", NULL, NULL, "path=\"fallback\"", J_MPTCP, "fallback",
+     U64(engine.mptcp_fallback)},
+    {"tun2sock_mptcp_subflows_total", "counter",
+     "Subflows of multipath upstreams the kernel added and removed.", "event=\"added\"", J_MPTCP,
+     "subflows_added", U64(engine.mptcp_subflows_added)},
+    {"tun2sock_mptcp_subflows_total", NULL, NULL, "event=\"removed\"", J_MPTCP, "subflows_removed",
+     U64(engine.mptcp_subflows_removed)},
+    {"tun2sock_survived_stall_seconds", "histogram",
+     "Flows that survived a network change: their silence from the upstream across it.", NULL,
+     J_MPTCP, "survived_stall_sum_ns", STALL(engine.survived_stall_sum_ns)},
     {"tun2sock_uptime_seconds", "gauge", "Seconds since start.", NULL, J_TOP, "uptime_seconds",
      SECONDS(uptime_seconds)},
 };
@@ -212,6 +231,7 @@ static const metric_row metric_rows[] = {
 #undef SECONDS
 #undef STATE
 #undef RECOVERY
+#undef STALL
 
 static uint64_t u64_at(const t2s_metrics_snapshot *s, size_t off) {
   uint64_t v;
@@ -250,12 +270,15 @@ static bool map_entry(const metric_row *r, const t2s_metrics_snapshot *s, size_t
   return true;
 }
 
-/* The recovery histogram's series: cumulative buckets, _sum, _count. */
+/* A histogram's series (the recovery time, the survivors' stall): cumulative buckets, _sum,
+ * _count. */
 static void prom_recovery(const metric_row *r, const t2s_metrics_snapshot *s,
                           struct evbuffer *out) {
+  const uint64_t *hist =
+      r->kind == MK_STALL ? s->engine.survived_stall_hist : s->engine.recovery_hist;
   uint64_t cum = 0;
   for (size_t i = 0; i < T2S_RECOVERY_BUCKETS; i++) {
-    cum += s->engine.recovery_hist[i];
+    cum += hist[i];
     t2s_tstamp b = t2s_engine_recovery_bucket_bound(i);
     if (b == T2S_TSTAMP_MAX) {
       evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", r->prom, (unsigned long long)cum);
@@ -264,7 +287,8 @@ static void prom_recovery(const metric_row *r, const t2s_metrics_snapshot *s,
                           (unsigned long long)cum);
     }
   }
-  evbuffer_add_printf(out, "%s_sum %.6f\n", r->prom, double_at(s, r->off));
+  double sum = r->kind == MK_STALL ? (double)u64_at(s, r->off) / 1e9 : double_at(s, r->off);
+  evbuffer_add_printf(out, "%s_sum %.6f\n", r->prom, sum);
   evbuffer_add_printf(out, "%s_count %llu\n", r->prom, (unsigned long long)cum);
 }
 
@@ -282,6 +306,7 @@ static void prom_row(const metric_row *r, const t2s_metrics_snapshot *s, struct 
     }
     return;
   case MK_RECOVERY:
+  case MK_STALL:
     prom_recovery(r, s, out);
     return;
   case MK_DROPS:
@@ -442,6 +467,7 @@ static void json_row(const metric_row *r, const t2s_metrics_snapshot *s, struct 
   switch (r->kind) {
   case MK_U64:
   case MK_NS:
+  case MK_STALL:
     evbuffer_add_printf(out, "%llu", (unsigned long long)u64_at(s, r->off));
     break;
   case MK_SECONDS:

@@ -419,6 +419,11 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
   }
   t2s_upstream_sock_config ucfg;
   t2s_upstream_sock_config_default(&ucfg);
+  ucfg.mptcp = r->opts.mptcp; /* docs/mptcp.md */
+  if (ucfg.mptcp) {
+    T2S_INFO("--mptcp: streams to the proxy use Multipath TCP, not bound to an interface "
+             "(datagram sockets still are)");
+  }
   if ((rv = t2s_upstream_sock_new(&r->up, r->base, &ucfg)) != 0) {
     T2S_ERROR("out of memory");
     return rv;

@@ -12,6 +12,7 @@
 #include "clock_linux.h"
 #include "idmap.h"
 #include "log.h"
+#include "mptcp_linux.h"
 
 #define UPSTREAM_ERRNOS(X)                                                                         \
   X(ECONNREFUSED)                                                                                  \
@@ -68,6 +69,9 @@ typedef struct usock {
   bool reading;                 /* rev is added */
   bool writing;                 /* wev is added */
   bool dead;                    /* forgotten: on the graveyard, freed at the next poll */
+  bool mptcp;                   /* opened with IPPROTO_MPTCP (--mptcp) */
+  uint8_t mp;                   /* t2s_stream_mp last told to the engine (0: not yet) */
+  uint32_t subflows;            /* the subflow count last told */
   struct usock *lnext, **lprev; /* starved list or graveyard */
 } usock;
 
@@ -89,6 +93,10 @@ struct t2s_upstream_sock {
   int (*protect)(void *arg, int fd); /* the embedder's protect (NULL: none) */
   void *protect_arg;
   uint64_t sockets_opened, protect_calls, protect_failures;
+  struct event *mptcp_timer; /* --mptcp: re-reads the subflow counts once a second */
+  bool warned_mptcp;         /* the kernel's refusal of IPPROTO_MPTCP was logged */
+  bool told_fallback;        /* the first fallback was logged at info */
+  uint64_t mptcp_opened, mptcp_refused;
   uint8_t buf[READ_CHUNK];
 };
 
@@ -294,7 +302,7 @@ static int to_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t
 
 /* Applies the egress (mark, device, source) to fd. Returns 0 or the errno of the call that
  * failed (the caller counts it by name and maps it, count_error). */
-static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
+static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg, bool mptcp) {
   if (!eg) {
     return 0;
   }
@@ -303,6 +311,11 @@ static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg) {
     if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
       return errno;
     }
+  }
+  if (mptcp) {
+    /* An MPTCP connection must not be pinned to one interface or address: its subflows leave
+     * through every path the kernel's endpoints allow (the mark above reaches them all). */
+    return 0;
   }
   if (eg->ifindex) {
     int idx = (int)eg->ifindex;
@@ -349,6 +362,75 @@ static void fail_io(usock *s, int errno_value) {
 
 static void stream_read_cb(evutil_socket_t fd, short what, void *arg);
 static void stream_write_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---------------- Multipath TCP (--mptcp) ---------------- */
+
+static void log_mptcp(const usock *s, const t2s_mptcp_status *st) {
+  if (st->mp == T2S_STREAM_FALLBACK) {
+    T2S_DEBUG("upstream stream %llu: fell back to TCP (the proxy or the path has no MPTCP)",
+              (unsigned long long)s->id);
+    return;
+  }
+  char list[T2S_MPTCP_MAX_SUBFLOW_ADDRS * 48] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < st->naddrs && used < sizeof(list); i++) {
+    char a[64];
+    t2s_addr_format(&st->local[i], false, a, sizeof(a));
+    used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", a);
+  }
+  T2S_DEBUG("upstream stream %llu: multipath, %u subflow%s%s%s%s", (unsigned long long)s->id,
+            st->subflows, st->subflows == 1 ? "" : "s", used ? " (from " : "", list,
+            used ? ")" : "");
+}
+
+/* Asks stream s what it is now and tells the engine when that changed (the first time
+ * always). */
+static void mptcp_report(usock *s) {
+  t2s_upstream_sock *up = s->up;
+  t2s_mptcp_status st;
+  if (t2s_mptcp_status_get(s->fd, &st) != 0) {
+    return;
+  }
+  if (s->mp == (uint8_t)st.mp && s->subflows == st.subflows) {
+    return;
+  }
+  if (st.mp == T2S_STREAM_FALLBACK && !up->told_fallback) {
+    up->told_fallback = true;
+    T2S_INFO("--mptcp: an upstream stream fell back to TCP: the proxy (or a middlebox) does not "
+             "speak MPTCP; such flows are reset by network changes as without --mptcp");
+  }
+  s->mp = (uint8_t)st.mp;
+  s->subflows = st.subflows;
+  log_mptcp(s, &st);
+  t2s_tstamp now = t2s_clock_monotonic_ns();
+  if (up->sink.stream_multipath) {
+    up->sink.stream_multipath(up->sink_arg, up->engine, s->id, st.mp, st.subflows, now);
+  } else {
+    t2s_engine_stream_multipath(up->engine, s->id, st.mp, st.subflows, now);
+  }
+}
+
+/* Once a second with --mptcp: the subflow counts of the multipath streams. Bounded by the
+ * streams open. */
+static void mptcp_timer_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  t2s_upstream_sock *up = arg;
+  size_t pos = 0;
+  void *v;
+  bool told = false;
+  while (t2s_idmap_next(&up->streams, &pos, NULL, &v)) {
+    usock *s = v;
+    if (s->mptcp && !s->dead && !s->connecting && s->mp == T2S_STREAM_MULTIPATH) {
+      uint32_t before = s->subflows;
+      mptcp_report(s);
+      told |= s->subflows != before;
+    }
+  }
+  if (told) {
+    after(up);
+  }
+}
 static void dgram_read_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Creates the socket and its events for a new usock. Returns it or NULL with *perr set. */
@@ -363,15 +445,37 @@ static usock *usock_new(t2s_upstream_sock *up, uint64_t id, usock_kind kind, con
   s->kind = kind;
   s->up = up;
   int af = dst->family == T2S_AF_INET ? AF_INET : AF_INET6;
-  s->fd = socket(
-      af, (kind == USOCK_STREAM ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  s->fd = -1;
+  if (kind == USOCK_STREAM && up->cfg.mptcp) {
+    s->fd = t2s_mptcp_socket(af);
+    if (s->fd >= 0) {
+      s->mptcp = true;
+      up->mptcp_opened++;
+    } else if (t2s_mptcp_unsupported(errno)) {
+      up->mptcp_refused++;
+      if (!up->warned_mptcp) {
+        up->warned_mptcp = true;
+        T2S_WARN("--mptcp: the kernel refuses IPPROTO_MPTCP (%s; net.mptcp.enabled=0 or no "
+                 "CONFIG_MPTCP): upstream streams use plain TCP",
+                 strerror(errno));
+      }
+    } else {
+      *perr = count_error(up, errno);
+      free(s);
+      return NULL;
+    }
+  }
+  if (s->fd < 0) {
+    s->fd = socket(
+        af, (kind == USOCK_STREAM ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  }
   if (s->fd < 0) {
     *perr = count_error(up, errno);
     free(s);
     return NULL;
   }
   up->sockets_opened++;
-  int err = apply_egress(s->fd, dst, eg);
+  int err = apply_egress(s->fd, dst, eg, s->mptcp);
   if (err == 0 && up->protect) {
     /* The embedder's protect (Android VpnService.protect): after socket(), before connect() or
      * the first send. A failure refuses the flow. */
@@ -506,6 +610,9 @@ static void stream_write_cb(evutil_socket_t fd, short what, void *arg) {
     }
     update_read(s);
     up->sink.stream_opened(up->sink_arg, up->engine, id, 0, t2s_clock_monotonic_ns());
+    if (!s->dead && s->mptcp) {
+      mptcp_report(s);
+    }
     if (!s->dead && s->want_write) {
       s->want_write = false;
       set_writing(s, false);
@@ -734,8 +841,23 @@ int t2s_upstream_sock_new(t2s_upstream_sock **pup, struct event_base *base,
   } else {
     t2s_upstream_sock_config_default(&up->cfg);
   }
+  if (up->cfg.mptcp) {
+    up->mptcp_timer = event_new(base, -1, EV_PERSIST, mptcp_timer_cb, up);
+    if (!up->mptcp_timer) {
+      free(up);
+      return T2S_ERR_NOMEM;
+    }
+    struct timeval tv = {1, 0};
+    event_add(up->mptcp_timer, &tv);
+  }
   *pup = up;
   return 0;
+}
+
+void t2s_upstream_sock_mptcp_counts(const t2s_upstream_sock *up, uint64_t *pmptcp,
+                                    uint64_t *prefused) {
+  *pmptcp = up->mptcp_opened;
+  *prefused = up->mptcp_refused;
 }
 
 void t2s_upstream_sock_ops(t2s_upstream_sock *up, t2s_upstream *out) {
@@ -835,6 +957,9 @@ static void close_all(t2s_upstream_sock *up, usock_map *m) {
 void t2s_upstream_sock_del(t2s_upstream_sock *up) {
   if (!up) {
     return;
+  }
+  if (up->mptcp_timer) {
+    event_free(up->mptcp_timer);
   }
   close_all(up, &up->streams);
   close_all(up, &up->dgrams);

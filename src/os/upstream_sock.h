@@ -30,6 +30,11 @@ typedef struct t2s_upstream_sock_config {
   uint32_t keepalive_intvl_s; /* TCP_KEEPINTVL (default 10) */
   uint32_t keepalive_cnt;     /* TCP_KEEPCNT (default 3) */
   uint32_t user_timeout_ms;   /* TCP_USER_TIMEOUT (default 30000; 0 = kernel default) */
+  /* --mptcp (docs/mptcp.md): streams are opened with IPPROTO_MPTCP (plain TCP when the kernel
+   * refuses it, logged once), not bound to the egress interface or source address (the mark
+   * stays), and each one's status is told to the engine (t2s_engine_stream_multipath) after
+   * the connect and whenever its subflow count changes (re-read once a second). Default off. */
+  bool mptcp;
 } t2s_upstream_sock_config;
 
 /* Fills *cfg with the defaults above. */
@@ -59,6 +64,10 @@ typedef struct t2s_upstream_sink {
   void (*dgram_recv)(void *arg, t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
                      t2s_tstamp now);
   void (*dgram_error)(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
+  /* t2s_engine_stream_multipath (--mptcp); NULL: straight to the engine (the recorder does not
+   * record it: docs/mptcp.md) */
+  void (*stream_multipath)(void *arg, t2s_engine *e, uint64_t id, t2s_stream_mp mp,
+                           uint32_t subflows, t2s_tstamp now);
 } t2s_upstream_sink;
 
 /* Sends completions through sink (copied) with arg; NULL: straight to the engine (the
@@ -78,6 +87,10 @@ size_t t2s_upstream_sock_error_kinds(void);
 const char *t2s_upstream_sock_error_name(size_t i);
 /* How many socket errors of kind i were seen. */
 uint64_t t2s_upstream_sock_error_count(const t2s_upstream_sock *up, size_t i);
+/* --mptcp: streams opened with IPPROTO_MPTCP, and those opened as plain TCP because the kernel
+ * refused it. */
+void t2s_upstream_sock_mptcp_counts(const t2s_upstream_sock *up, uint64_t *pmptcp,
+                                    uint64_t *prefused);
 /* Streams and datagram sockets open now. */
 void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, uint64_t *pdgrams);
 
