@@ -3,6 +3,8 @@
  * "FILE:LINE: expectation failed: EXPECTATION (actual: WHAT WAS FOUND)". */
 #include "scn_check.h"
 
+#include "scn_fakedns.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +38,10 @@ static bool compare(uint64_t actual, scn_cmp op, uint64_t want) {
     return actual >= want;
   }
   return false;
+}
+
+bool scn_compare(uint64_t actual, scn_cmp op, uint64_t want) {
+  return compare(actual, op, want);
 }
 
 static uint64_t counter_value(const scn_expect *e, sim_world *w, const t2s_engine_stats *st) {
@@ -192,6 +198,8 @@ static bool eval(const sim_scenario *scn, size_t i, sim_world *w, const t2s_engi
   case SCN_EXP_NET_STATE:
   case SCN_EXP_UDP_AFTER:
     return eval_sampled(e, &scn->samples[i], w, actual, alen);
+  case SCN_EXP_FAKEDNS:
+    return scn_fakedns_eval(e, w, actual, alen);
   }
   return false;
 }

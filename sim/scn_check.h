@@ -12,5 +12,7 @@
 /* Samples into *sm what the sampled expectation e (scn_expect_sampled) looks at, now: the
  * egress interface, the network state or the number of UDP sessions. */
 void scn_take_sample(const scn_expect *e, sim_world *w, scn_sample *sm);
+/* actual OP want. */
+bool scn_compare(uint64_t actual, scn_cmp op, uint64_t want);
 
 #endif

@@ -7,6 +7,7 @@
 #include "scn_check.h"
 #include "scn_model.h"
 #include "sim_client.h"
+#include "sim_fakedns.h"
 #include "sim_net.h"
 #include "sim_proxy.h"
 
@@ -48,6 +49,13 @@ int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t er
       if (rv != 0) {
         return rv;
       }
+    }
+  }
+  if (scn->has_fake_dns) {
+    int rv = sim_fakedns_install(w, &scn->fake_dns);
+    if (rv != 0) {
+      snprintf(err, errlen, "fake-dns: %s", t2s_strerror(rv));
+      return rv;
     }
   }
   if (scn->has_proxy && sim_proxy_install(w, &scn->proxy) != 0) {
@@ -95,7 +103,9 @@ static void run_inject_echo(sim_world *w, const scn_inject_echo *a, uint64_t k, 
 static void run_client(sim_world *w, const scn_client *a, t2s_tstamp now) {
   sim_client_spec spec = a->spec;
   spec.text = a->text;
-  if (w->clients) {
+  if (a->qname[0]) {
+    sim_fakedns_lookup(w, &spec, a->qname, a->qfamily, &a->resolver, now); /* then starts */
+  } else if (w->clients) {
     sim_clients_start(w->clients, &spec, now);
   }
 }

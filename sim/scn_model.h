@@ -9,6 +9,7 @@
 #ifndef T2S_SIM_SCN_MODEL_H
 #define T2S_SIM_SCN_MODEL_H
 
+#include "fakedns.h"
 #include "scn_lex.h"
 #include "sim_client.h"
 #include "sim_net.h"
@@ -45,6 +46,11 @@ typedef struct scn_inject_echo {
 typedef struct scn_client {
   sim_client_spec spec; /* spec.text is set from text when the client starts */
   uint8_t *text;        /* send "STRING": its bytes (owned; spec.text_len of them), or NULL */
+  /* A destination by name (NAME:PORT, scn_parse_fakedns.c): looked up first over UDP at
+   * resolver (A, or AAAA with qfamily INET6), then connected to the address answered. */
+  char qname[256]; /* "" : the destination is an address */
+  uint8_t qfamily;
+  t2s_addr resolver;
 } scn_client;
 
 typedef struct scn_action {
@@ -74,6 +80,7 @@ typedef enum scn_expect_kind {
   SCN_EXP_EGRESS,      /* the engine's egress interface (sampled after T, or at the end) */
   SCN_EXP_NET_STATE,   /* the engine's network state (sampled after T, or at the end) */
   SCN_EXP_UDP_AFTER,   /* UDP sessions open (sampled after T, or at the end) */
+  SCN_EXP_FAKEDNS,     /* fake-dns, proxy names, a client's lookup (scn_fakedns.h) */
 } scn_expect_kind;
 
 /* The counters of SCN_EXP_COUNTER. */
@@ -108,6 +115,8 @@ typedef struct scn_expect {
   t2s_net_state state;       /* NET_STATE */
   bool has_after;            /* EGRESS, NET_STATE, UDP_AFTER: sampled at T */
   t2s_tstamp after;
+  int fd_what;    /* FAKEDNS: which (scn_fakedns.h) */
+  char host[256]; /* FAKEDNS: a domain name */
 } scn_expect;
 
 /* True for the kinds checked on a value sampled during the run (after T, or at the end). */
@@ -160,6 +169,11 @@ struct sim_scenario {
   uint64_t max_udp_sessions;           /* `engine max-udp-sessions N` (0: default) */
   bool has_policy;                     /* `engine on-network-change` */
   t2s_netchange_policy policy;
+  /* `fake-dns ...` (scn_parse_fakedns.c): the fake-IP table of the run; the exclusions point
+   * into fake_dns_exclude. */
+  bool has_fake_dns;
+  t2s_fakedns_config fake_dns;
+  char fake_dns_exclude[T2S_FAKEDNS_MAX_EXCLUDE][256];
   scn_sample *samples; /* one per expectation, filled during the run */
   sim_world *w;        /* set by sim_scenario_schedule */
 };

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scn_fakedns.h"
 #include "scn_parse.h"
 
 static int cmd_seed(scn_line *p) {
@@ -193,6 +194,9 @@ static int parse_cred(scn_line *p, int i, char *user, char *pass, const char *wh
 
 static int cmd_proxy(scn_line *p) {
   sim_scenario *scn = p->scn;
+  if (scn_is(p, 1, "host")) {
+    return scn_cmd_proxy_host(p); /* a name the proxy's side resolves (scn_parse_fakedns.c) */
+  }
   if (!scn_is(p, 1, "socks5")) {
     return scn_fail(p, "proxy: expected 'socks5' but found %s", scn_word(p, 1));
   }
@@ -215,6 +219,9 @@ static int cmd_proxy(scn_line *p) {
       i++;
     } else if (scn_is(p, i, "no-udp") || scn_is(p, i, "udp-close")) {
       c->udp = scn_is(p, i, "no-udp") ? SIM_PROXY_UDP_REP7 : SIM_PROXY_UDP_CLOSE;
+      i++;
+    } else if (scn_is(p, i, "names-only")) {
+      c->names_only = true;
       i++;
     } else {
       rv = scn_fail(p,
@@ -299,7 +306,7 @@ static const struct {
     {"at", scn_cmd_at},     {"run", cmd_run},           {"expect", scn_cmd_expect},
     {"proxy", cmd_proxy},   {"link", scn_cmd_net},      {"addr", scn_cmd_net},
     {"route", scn_cmd_net}, {"suspend", scn_cmd_net},   {"resume", scn_cmd_net},
-    {"engine", cmd_engine}, {"liveness", cmd_liveness},
+    {"engine", cmd_engine}, {"liveness", cmd_liveness}, {"fake-dns", scn_cmd_fake_dns},
 };
 
 static int parse_line(scn_line *p) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scn_fakedns.h"
 #include "scn_parse.h"
 #include "sim_pcap.h"
 
@@ -144,7 +145,10 @@ static int act_client(scn_line *p, scn_client *a, int i) {
                     scn_word(p, i));
   }
   c->interval = T2S_SECONDS;
-  int rv = scn_addr(p, i + 1, &c->remote, c->proto != SIM_CLIENT_PING, "client destination");
+  /* NAME:PORT: looked up first (scn_parse_fakedns.c) */
+  int rv = c->proto == SIM_CLIENT_TCP && scn_client_is_name(p, i + 1)
+               ? scn_client_name(p, i + 1, a)
+               : scn_addr(p, i + 1, &c->remote, c->proto != SIM_CLIENT_PING, "client destination");
   if (rv != 0) {
     return rv;
   }
@@ -202,6 +206,8 @@ static int act_client(scn_line *p, scn_client *a, int i) {
         rv = scn_count(p, i + 1, &c->expect_len, "client expect-replies");
         i += 2;
       }
+    } else if (a->qname[0] && scn_client_name_is_opt(p, i)) {
+      rv = scn_client_name_opt(p, &i, a);
     } else if (scn_is(p, i, "from")) {
       t2s_addr from;
       if (c->proto == SIM_CLIENT_UDP && i + 1 < p->n && t2s_addr_parse(p->t[i + 1].s, &from) == 0) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "drop.h"
+#include "scn_fakedns.h"
 #include "scn_parse.h"
 
 /* The engine counters `expect stat NAME` knows, by name. */
@@ -286,6 +287,8 @@ int scn_cmd_expect(scn_line *p) {
     rv = expect_sampled(p, &e);
   } else if (is_client_untouched(p) || is_client_end(p)) {
     rv = expect_client(p, &e);
+  } else if (scn_fakedns_is_expect(p)) {
+    rv = scn_fakedns_expect(p, &e);
   } else {
     return scn_fail(p,
                     "expect: expected packets-out, packets-in, echo-replies, drops REASON, stat "

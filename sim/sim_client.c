@@ -8,6 +8,7 @@
 
 #include "frag.h"
 #include "packet.h"
+#include "sim_fakedns.h"
 #include "sim_util.h"
 #include "tcp.h"
 
@@ -541,6 +542,7 @@ static void dgram_input(struct sim_clients *h, const t2s_pkt *p, t2s_tstamp now)
     return;
   }
   if (c == NULL) {
+    sim_fakedns_client_input(h->w, p, now); /* a lookup's answer (sim_fakedns.h), maybe */
     return;
   }
   c->res.received++;

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sim_socks5.h"
 #include "sim_upstream.h"
@@ -12,6 +13,9 @@ typedef struct sim_proxy {
   sim_proxy_config cfg;
   t2s_sim_socks5_config scfg;
   uint64_t associations;
+  uint64_t by_name[SIM_PROXY_MAX_HOSTS]; /* CONNECTs by the name of hosts[i] */
+  uint64_t by_unknown_name;              /* CONNECTs by a name it does not resolve */
+  uint64_t by_addr;                      /* CONNECTs by address */
 } sim_proxy;
 
 typedef struct front {
@@ -37,6 +41,47 @@ static void log_request(sim_world *w, t2s_tstamp now, const t2s_addr *target, in
   sim_log_end(&w->log);
 }
 
+/* The host entry of a name (any case), or -1. */
+static int host_index(const sim_proxy *px, const char *name) {
+  for (size_t i = 0; i < px->cfg.nhosts; i++) {
+    if (strcasecmp(px->cfg.hosts[i].name, name) == 0) {
+      return (int)i;
+    }
+  }
+  return -1;
+}
+
+/* A CONNECT by name: its target (the address the proxy's side resolves, with the port asked),
+ * or a REP (4: a name it cannot resolve). Logged as proxy_request with the name. */
+static int resolve_name(sim_proxy *px, const t2s_socks5_host *h, t2s_addr *target, t2s_tstamp now) {
+  int k = host_index(px, h->domain);
+  sim_log_begin(&px->w->log, now, "proxy_name");
+  sim_log_str(&px->w->log, "name", h->domain);
+  sim_log_u64(&px->w->log, "port", h->addr.port);
+  if (k < 0) {
+    px->by_unknown_name++;
+    sim_log_i64(&px->w->log, "rep", T2S_SOCKS5_REP_HOST_UNREACHABLE);
+    sim_log_end(&px->w->log);
+    return T2S_SOCKS5_REP_HOST_UNREACHABLE;
+  }
+  px->by_name[k]++;
+  *target = px->cfg.hosts[k].addr;
+  target->port = h->addr.port;
+  sim_log_addr(&px->w->log, "resolved", target);
+  sim_log_end(&px->w->log);
+  return 0;
+}
+
+uint64_t sim_proxy_name_requests(const sim_world *w, const char *name) {
+  const sim_proxy *px = w->proxy;
+  int k = px != NULL ? host_index(px, name) : -1;
+  return k >= 0 ? px->by_name[k] : 0;
+}
+
+uint64_t sim_proxy_addr_requests(const sim_world *w) {
+  return w->proxy != NULL ? w->proxy->by_addr : 0;
+}
+
 static t2s_ssize front_input(void *arg, sim_up_stream *s, const uint8_t *data, size_t len,
                              t2s_tstamp now) {
   front *f = arg;
@@ -50,14 +95,28 @@ static t2s_ssize front_input(void *arg, sim_up_stream *s, const uint8_t *data, s
   if (st == T2S_SIM_SOCKS5_REQUEST_READY) {
     uint8_t cmd = 0;
     const t2s_socks5_host *h = t2s_sim_socks5_server_request(&f->srv, &cmd);
-    if (h == NULL || h->atyp == T2S_SOCKS5_ATYP_DOMAIN) {
-      /* The engine only asks for IP destinations; a name has no simulated DNS. */
-      t2s_sim_socks5_server_reply(&f->srv, T2S_SOCKS5_REP_HOST_UNREACHABLE, NULL);
+    t2s_addr target;
+    int rep = h == NULL ? T2S_SOCKS5_REP_GENERAL_FAILURE : 0;
+    if (h != NULL && cmd == T2S_SOCKS5_CMD_CONNECT && h->atyp == T2S_SOCKS5_ATYP_DOMAIN) {
+      rep = resolve_name(f->px, h, &target, now); /* the names of `proxy host` */
+    } else if (h != NULL && h->atyp == T2S_SOCKS5_ATYP_DOMAIN) {
+      rep = T2S_SOCKS5_REP_HOST_UNREACHABLE;
+    } else if (h != NULL) {
+      target = h->addr;
+      if (cmd == T2S_SOCKS5_CMD_CONNECT) {
+        f->px->by_addr++;
+        if (f->px->cfg.names_only) {
+          rep = T2S_SOCKS5_REP_ATYP_UNSUPPORTED; /* a proxy that routes by name only */
+          log_request(w, now, &target, rep);
+        }
+      }
+    }
+    if (rep != 0) {
+      t2s_sim_socks5_server_reply(&f->srv, (uint8_t)rep, NULL);
       flush(f, s, now);
       sim_up_stream_front_fail(s, 0, now);
       return (t2s_ssize)len;
     }
-    t2s_addr target = h->addr;
     if (cmd == T2S_SOCKS5_CMD_UDP_ASSOCIATE) {
       /* BND 0.0.0.0 with the proxy's port: "the address you connected to". */
       t2s_addr bnd;
@@ -141,6 +200,14 @@ static void relay_input(void *arg, uint64_t id, const uint8_t *data, size_t len,
   size_t plen;
   t2s_socks5_error_reason why;
   int rv = t2s_socks5_udp_decode_host(data, len, &h, &payload, &plen, &why);
+  int k = rv == 0 && h.atyp == T2S_SOCKS5_ATYP_DOMAIN ? host_index(px, h.domain) : -1;
+  if (k >= 0) { /* a datagram to a name the proxy's side resolves (`proxy host`) */
+    px->by_name[k]++;
+    uint16_t port = h.addr.port;
+    h.addr = px->cfg.hosts[k].addr;
+    h.addr.port = port;
+    h.atyp = h.addr.family == T2S_AF_INET ? T2S_SOCKS5_ATYP_IPV4 : T2S_SOCKS5_ATYP_IPV6;
+  }
   sim_log_begin(&w->log, now, "proxy_udp");
   if (rv != 0 || h.atyp == T2S_SOCKS5_ATYP_DOMAIN) {
     sim_log_str(&w->log, "error", rv != 0 ? t2s_socks5_reason_name(why) : "domain");

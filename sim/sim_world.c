@@ -11,6 +11,7 @@
 #include "drop.h"
 #include "sim_check.h"
 #include "sim_client.h"
+#include "sim_fakedns.h"
 #include "sim_net.h"
 #include "sim_proxy.h"
 #include "sim_util.h"
@@ -236,6 +237,7 @@ void sim_world_free(sim_world *w) {
   }
   sim_clients_del(w->clients);
   w->clients = NULL;
+  sim_fakedns_free(w);
   while (w->replays) {
     replay_free(w->replays);
   }

@@ -93,6 +93,8 @@ struct sim_world {
   int fatal;                  /* first fatal error of the engine (0: none) */
   uint64_t invariant_failures;
   char *first_invariant; /* the first invariant failure, for the summary */
+  /* The fake-IP table and the client hosts' name lookups, or NULL (sim_fakedns.c). */
+  struct sim_fakedns *fakedns;
 };
 
 /* Sets up a world: seed, logging to log (may be NULL), output capture pcap_out (may be NULL,
