@@ -8,7 +8,10 @@ a real SOCKS5 proxy (dante) in a second namespace (the world of test_bin_socks.p
 - a protect callback that fails refuses the flow at once and is counted;
 - with host-fed network events (TUN2SOCK_MONITOR_HOST) no rtnetlink socket is open, a
   "default interface changed" from the host resets the running flow and new flows work through
-  the new uplink, and a pause/resume resets and recovers.
+  the new uplink, and a pause/resume resets and recovers;
+- with packet I/O by callback (API 4: tun2sock gets no fd, the host reads its TUN and calls
+  tun2sock_input_packet, the output callback writes to it), protect binding every socket to the
+  uplink the host knows and host-fed events, all of the above at once.
 """
 import hashlib
 import os
@@ -194,3 +197,73 @@ def test_host_fed_events_reset_and_recover_without_rtnetlink(world, example):
     assert h.stop() == 0, h.output()[-3000:]
     m = re.search(r"flows reset (\d+)", h.output())
     assert m and int(m.group(1)) >= 2, h.output()[-3000:]
+
+
+def _download_both(world, h):
+    for host in (ORIGIN4, f"[{ORIGIN6}]"):
+        out = world.tmp / "big.out"
+        r = world.curl(f"http://{host}:{HTTP_PORT}/big.bin", "-o", str(out), timeout=60)
+        assert r.returncode == 0, r.stderr + h.output()[-3000:]
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == world.big_sha, host
+
+
+def test_packet_callbacks_protect_and_host_events_without_rtnetlink(world, example):
+    """The host owns the TUN and moves every packet itself (tun2sock_input_packet from its
+    reader thread, config.output to write), binds every upstream socket to its uplink in
+    protect, and feeds the network events; rtnetlink is off."""
+    world.start_dante()
+    veth(world.c, "198.51.100.1/24", world.p, "198.51.100.2/24", a_dev="va2", b_dev="vb2")
+    h = _start_host(world, example, "packets", "protect-bind=va", "host-events",
+                    stdin=subprocess.PIPE, text=True)
+    wait_for(lambda: "listener: default interface va" in h.output(), "the start", proc=h)
+    assert "tun2sock running: callbacks" in h.output(), "not in packet-callback mode"
+    assert _rtnetlink_sockets(h.pid) == [], "host mode opened an rtnetlink socket"
+
+    # Byte-exact downloads over IPv4 and IPv6, every packet through the callbacks.
+    _download_both(world, h)
+
+    # "The default interface changed" (protect follows it): the running flow is reset, new
+    # flows leave through va2.
+    world.c.ip("route", "add", f"{PROXY4}/32", "via", "198.51.100.2", "dev", "va2")
+    dl = _slow_download(world, "before-change")
+    _tell(h, "net va2")
+    wait_for(lambda: not dl.alive(), "the flow's reset", timeout=15, proc=h)
+    assert dl.p.returncode != 0, dl.output()
+    wait_for(lambda: "listener: default interface va2" in h.output(), "the decision", proc=h)
+    before = int(world.c.run("cat", "/sys/class/net/va2/statistics/tx_bytes").stdout)
+    world.get_hello(h)
+    after = int(world.c.run("cat", "/sys/class/net/va2/statistics/tx_bytes").stdout)
+    assert after - before > 300, "the new flow did not leave through va2"
+
+    # Pause / resume: the flow open across the sleep is reset; new flows work after.
+    dl = _slow_download(world, "before-sleep")
+    _tell(h, "pause")
+    wait_for(lambda: "listener: network paused" in h.output(), "on_network_paused", proc=h)
+    _tell(h, "resume 5000")
+    wait_for(lambda: "listener: network resumed after 5000 ms" in h.output(),
+             "on_network_resumed", proc=h)
+    wait_for(lambda: not dl.alive(), "the reset at resume", timeout=15, proc=h)
+    assert dl.p.returncode != 0, dl.output()
+    world.get_hello(h)
+    assert _rtnetlink_sockets(h.pid) == []
+    h.p.stdin.close()
+    assert h.stop() == 0, h.output()[-3000:]
+    out = h.output()
+    m = re.search(r"flows reset (\d+)", out)
+    assert m and int(m.group(1)) >= 2, out[-3000:]
+    # Every upstream socket went through protect, bound to the uplink of its time.
+    n = _final_counts(out)
+    assert n["failures"] == 0 and n["flows"] >= 6, n
+    assert n["sockets"] == n["calls"] == n["seen"] and n["sockets"] >= n["flows"], n
+    bound = [l for l in out.splitlines() if l.startswith("protect: fd ")]
+    assert len(bound) == n["seen"], bound
+    assert all(l.endswith(("bound to va", "bound to va2")) for l in bound), bound
+    assert any(l.endswith("bound to va2") for l in bound), bound
+    # The packets went through the callbacks: two 4 MiB downloads are > 5,700 segments out
+    # (MTU 1500, no offloads) and their ACKs in.
+    m = re.search(r"packets: input (\d+) \(refused (\d+), dropped by the host (\d+)\), "
+                  r"output (\d+) \(errors (\d+), write errors (\d+)\)", out)
+    assert m, out[-3000:]
+    pin, _refused, pdrop, pout, perr, pwerr = map(int, m.groups())
+    assert pin > 500 and pout > 5000 and perr == 0 and pwerr == 0, m.group(0)
+    assert pdrop == 0, m.group(0)

@@ -31,6 +31,7 @@
 #ifndef TUN2SOCK_H
 #define TUN2SOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -97,6 +98,14 @@ typedef struct tun2sock_config {
    * Return 0 with both empty for "on this host" (a local proxy). */
   int (*route)(void *arg, int family, const uint8_t *addr, char *ifname, unsigned *ifindex);
   void *route_arg; /* passed to route */
+  /* Packet I/O by callback (API 4), for hosts without a TUN fd (an iOS packetFlow): with output
+   * set, tun2sock opens no TUN (tun_fd must stay -1). The host hands every packet it reads from
+   * its tunnel to tun2sock_input_packet() and receives through output every IP packet tun2sock
+   * would write to the TUN (at most mtu bytes, or 1500 when mtu is 0; no offloads), on the
+   * thread running tun2sock_run(), borrowed for the call: copy it, must not block. Return 0;
+   * nonzero counts the packet as dropped (output_errors). */
+  int (*output)(void *arg, const uint8_t *pkt, size_t len);
+  void *output_arg; /* passed to output */
 } tun2sock_config;
 
 enum {
@@ -152,6 +161,9 @@ typedef struct tun2sock_stats {
    * (equal to upstream_sockets when set, unless socket options failed first) and how many of
    * them failed (each refused a flow). */
   uint64_t upstream_sockets, protect_calls, protect_failures;
+  /* API 4, with config.output: packets taken by tun2sock_input_packet, calls it refused (the
+   * queue full, or an empty or oversized packet), and output callbacks that failed. */
+  uint64_t input_packets, input_drops, output_errors;
 } tun2sock_stats;
 
 /* Fills *cfg with the defaults (tun_fd -1, no proxy). */
@@ -196,7 +208,18 @@ int tun2sock_network_paused(tun2sock *t);
 /* The device woke after sleeping slept_ms (0 if unknown): every flow open before is reset. */
 int tun2sock_network_resumed(tun2sock *t, uint64_t slept_ms);
 
-/* Closes every flow and frees t (the TUN fd stays open: it is yours). Not while running. */
+/*
+ * Packet input (config.output set; otherwise TUN2SOCK_ERR_CONFIG). Safe from any thread, before
+ * or during tun2sock_run(): the packet (one IP packet, 1..65535 bytes) is copied into a queue
+ * the loop drains (at most 2048 packets and 4 MiB waiting) and the loop is woken. Returns
+ * TUN2SOCK_OK, or TUN2SOCK_ERR_FAILED when the queue is full or the packet is empty or too
+ * long: the packet is not taken and the refusal is counted (input_drops). A full queue is
+ * backpressure: retry the packet a little later, or drop it as a TUN's kernel queue would.
+ */
+int tun2sock_input_packet(tun2sock *t, const uint8_t *pkt, size_t len);
+
+/* Closes every flow and frees t (the TUN fd stays open: it is yours). Not while running, and
+ * not while another thread may still call tun2sock_input_packet or tun2sock_network_*. */
 void tun2sock_del(tun2sock *t);
 
 /* "0.1.0" */

@@ -39,6 +39,7 @@ static const struct {
     {"iface_wrap", t2s_test_register_iface_wrap},
     {"sleep_merge", t2s_test_register_sleep_merge},
     {"host_monitor", t2s_test_register_host_monitor},
+    {"embed_packets", t2s_test_register_embed_packets},
     {"os_error", t2s_test_register_os_error},
     {"clock_test_offset", t2s_test_register_clock_test_offset},
     {"scenario_parse", t2s_test_register_scenario_parse},

@@ -30,6 +30,7 @@
 #include "caps_linux.h"
 #include "clock_linux.h"
 #include "clock_test_offset.h"
+#include "embed_packets.h"
 #include "log.h"
 #include "fakedns_host.h"
 #include "metrics.h"
@@ -54,7 +55,8 @@ struct t2s_runner {
   struct event_base *base;
   /* The drivers and the ops the engine, the loop and the network watch are given. */
   t2s_tun *tun;
-  t2s_tun_info tun_info; /* at start */
+  t2s_embed_packets *packets; /* packets through the embedder's callbacks instead of a TUN */
+  t2s_tun_info tun_info;      /* at start */
   t2s_device dev;
   t2s_clock_linux clk;
   bool clk_ready;
@@ -201,6 +203,21 @@ static int tun_start(t2s_runner *r, bool owns_fd) {
     return rv;
   }
   t2s_tun_device(r->tun, &r->dev);
+  return 0;
+}
+
+/* The embedder's packet callbacks as the device: no TUN, no fd of ours but an eventfd. */
+static int packets_start(t2s_runner *r, const t2s_runner_config *cfg) {
+  uint32_t mtu = r->opts.mtu ? r->opts.mtu : 1500;
+  int rv = t2s_embed_packets_new(&r->packets, mtu, cfg->packet_output, cfg->packet_output_arg);
+  if (rv != 0) {
+    T2S_ERROR("packet callbacks: %s", t2s_strerror(rv));
+    return rv;
+  }
+  snprintf(r->tun_info.ifname, sizeof(r->tun_info.ifname), "callbacks");
+  r->tun_info.mtu = mtu;
+  r->tun_info.outlives = true;
+  t2s_embed_packets_device(r->packets, &r->dev);
   return 0;
 }
 
@@ -370,7 +387,7 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
   }
 
   /* The TUN: the device. */
-  int rv = tun_start(r, cfg->owns_fd);
+  int rv = cfg->packet_output ? packets_start(r, cfg) : tun_start(r, cfg->owns_fd);
   if (rv != 0) {
     return rv; /* INVALID_ARGUMENT only for fd:// */
   }
@@ -476,7 +493,8 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
                                  r->have_auth ? r->password : NULL)) != 0) {
     return rv;
   }
-  if ((rv = t2s_loop_watch_device(&r->loop, t2s_tun_fd(r->tun))) != 0) {
+  if ((rv = t2s_loop_watch_device(&r->loop, r->packets ? t2s_embed_packets_fd(r->packets)
+                                                       : t2s_tun_fd(r->tun))) != 0) {
     return rv;
   }
   if (cfg->handle_signals && (rv = t2s_loop_handle_signals(&r->loop)) != 0) {
@@ -532,6 +550,10 @@ void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats) {
   t2s_engine_get_stats(r->engine, stats);
 }
 
+t2s_embed_packets *t2s_runner_packets(t2s_runner *r) {
+  return r->packets;
+}
+
 t2s_host_monitor *t2s_runner_host_monitor(t2s_runner *r) {
   return r->host;
 }
@@ -584,6 +606,7 @@ void t2s_runner_del(t2s_runner *r) {
   if (r->clk_ready) {
     t2s_clock_linux_free(&r->clk);
   }
+  t2s_embed_packets_del(r->packets);
   if (r->tun) {
     t2s_tun_close(r->tun);
     T2S_INFO("%s %s",

@@ -34,6 +34,10 @@ typedef struct t2s_runner_config {
   int (*host_route)(void *arg, int family, const uint8_t *addr, char *ifname, unsigned *ifindex);
   void *host_route_arg;
   const char *cmdline; /* the command line, for --record's header (NULL: none; truncated) */
+  /* Packets through the embedder's callbacks (embed_packets.h) instead of a TUN: with
+   * packet_output set no TUN is opened; opts->mtu is the device's MTU (0 = 1500). */
+  int (*packet_output)(void *arg, const uint8_t *pkt, size_t len);
+  void *packet_output_arg;
 } t2s_runner_config;
 
 /* Sets everything up (TUN, addresses, egress, engine, metrics). Returns 0 with *prunner set;
@@ -68,6 +72,8 @@ void t2s_runner_set_listener(t2s_runner *r, const t2s_runner_listener *l);
 void t2s_runner_get_stats(const t2s_runner *r, t2s_engine_stats *stats);
 /* The host-fed monitor (with host_monitor), or NULL. */
 struct t2s_host_monitor *t2s_runner_host_monitor(t2s_runner *r);
+/* The packet-callback device (with packet_output), or NULL. */
+struct t2s_embed_packets *t2s_runner_packets(t2s_runner *r);
 /* Upstream sockets created, protect calls and protect failures (upstream_sock.h). */
 void t2s_runner_protect_counts(const t2s_runner *r, uint64_t *popened, uint64_t *pcalls,
                                uint64_t *pfailures);

@@ -72,8 +72,10 @@ void t2s_report_collect(const t2s_report_sources *src, t2s_metrics_snapshot *sna
   snap->route_updates = snap->engine.route_updates;
   snap->last_reset_ns = src->net->last_reset_ns;
   snap->recovery_sum_s = src->net->recovery_sum_s;
-  t2s_tun_counters c;
-  t2s_tun_get_counters(src->tun, &c);
+  t2s_tun_counters c = {0};
+  if (src->tun) { /* NULL with the embedder's packet callbacks */
+    t2s_tun_get_counters(src->tun, &c);
+  }
   snap->tun_rx_packets = c.rx_packets;
   snap->tun_tx_packets = c.tx_packets;
   snap->tun_tx_errors = c.tx_errors;

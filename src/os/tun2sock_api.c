@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "embed_packets.h"
 #include "host_monitor.h"
 #include "log.h"
 #include "resolve.h"
@@ -54,8 +55,12 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
   o->no_logind = true; /* the embedding program's own sleep handling: not ours to add */
   int rv = TUN2SOCK_ERR_CONFIG;
   const char *why = NULL;
-  if (cfg->tun_fd < 0) {
-    rv = bad("tun_fd", "must be an open TUN file descriptor");
+  if (cfg->output && cfg->tun_fd >= 0) {
+    rv = bad("tun_fd", "must be -1 with packet callbacks (output)");
+    goto out;
+  }
+  if (cfg->tun_fd < 0 && !cfg->output) {
+    rv = bad("tun_fd", "must be an open TUN file descriptor (or set output)");
     goto out;
   }
   o->device_fd = cfg->tun_fd;
@@ -128,6 +133,8 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
       .host_monitor = cfg->network_monitor == TUN2SOCK_MONITOR_HOST,
       .host_route = cfg->route,
       .host_route_arg = cfg->route_arg,
+      .packet_output = cfg->output,
+      .packet_output_arg = cfg->output_arg,
   };
   if (t2s_resolve_host(o->proxy.host, o->proxy.port, &rc.proxy, "tun2sock_config.proxy") != 0) {
     rv = TUN2SOCK_ERR_FAILED;
@@ -222,6 +229,14 @@ void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
   st->network_state = (int)es.net_state;
   t2s_runner_protect_counts(t->runner, &st->upstream_sockets, &st->protect_calls,
                             &st->protect_failures);
+  t2s_embed_packets *p = t2s_runner_packets(t->runner);
+  if (p) {
+    t2s_embed_packets_counters c;
+    t2s_embed_packets_get_counters(p, &c);
+    st->input_packets = c.queued;
+    st->input_drops = c.queue_drops + c.invalid;
+    st->output_errors = c.output_errors;
+  }
 }
 
 void tun2sock_del(tun2sock *t) {
@@ -250,4 +265,13 @@ int tun2sock_network_paused(tun2sock *t) {
 int tun2sock_network_resumed(tun2sock *t, uint64_t slept_ms) {
   t2s_host_monitor *m = t ? t2s_runner_host_monitor(t->runner) : NULL;
   return m ? host_result(t2s_host_monitor_resumed(m, slept_ms)) : TUN2SOCK_ERR_CONFIG;
+}
+
+/* Packets from the host: queued into the loop (embed_packets.c). */
+int tun2sock_input_packet(tun2sock *t, const uint8_t *pkt, size_t len) {
+  t2s_embed_packets *p = t ? t2s_runner_packets(t->runner) : NULL;
+  if (!p) {
+    return TUN2SOCK_ERR_CONFIG;
+  }
+  return t2s_embed_packets_input(p, pkt, len) == 0 ? TUN2SOCK_OK : TUN2SOCK_ERR_FAILED;
 }
