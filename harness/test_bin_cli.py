@@ -16,7 +16,7 @@ OPTIONS = ["--device", "--proxy", "--address", "--mtu", "--interface", "--fwmark
            "--max-pending-syn", "--max-udp-sessions", "--icmp-unreachable", "--socks5-pipeline",
            "--txqueuelen", "--no-logind", "--tcp-sndbuf", "--tcp-rcvbuf",
            "--fake-dns", "--fake-dns-pool", "--fake-dns-exclude", "--fake-dns-size",
-           "--fake-dns-state", "--mptcp", "--help", "--version"]
+           "--fake-dns-state", "--mptcp", "--config", "--help", "--version"]
 
 GOOD = ["--device", "t2s0", "--proxy", "socks5://127.0.0.1:1080"]
 
@@ -32,6 +32,29 @@ def test_help_lists_every_option(tun2sock_bin):
     for opt in OPTIONS:
         assert opt in p.stdout, f"--help does not mention {opt}:\n{p.stdout}"
     assert "TUN2SOCK_PROXY_PASSWORD" in p.stdout
+
+
+def test_help_says_what_sighup_does(tun2sock_bin):
+    # SIGHUP reloads with --config and stops without it (docs/cli.md, docs/config.md).
+    p = run(tun2sock_bin, "--help")
+    assert "SIGHUP reloads --config FILE" in p.stdout and "without --config" in p.stdout
+
+
+def test_a_bad_config_file_exits_2_naming_file_line_and_key(tun2sock_bin, tmp_path):
+    conf = tmp_path / "t.yaml"
+    conf.write_text("device: t2s0\nproxy: socks5://127.0.0.1:1080\nmtu: 10\n")
+    p = run(tun2sock_bin, "--config", str(conf))
+    assert p.returncode == 2 and f"{conf}:3: mtu: '10'" in p.stderr, p.stderr
+    conf.write_text("device: t2s0\nproxy: socks5://127.0.0.1:1080\nbogus: 1\n")
+    p = run(tun2sock_bin, "--config", str(conf))
+    assert p.returncode == 2 and f"{conf}:3: unknown key 'bogus'" in p.stderr, p.stderr
+    # The command line overrides the file: a good --mtu does not rescue a bad file's value,
+    # but a file's value can be replaced when the file is valid.
+    conf.write_text("device: t2s0\nproxy: socks5://127.0.0.1:1080\nmtu: 9000\n")
+    p = run(tun2sock_bin, "--config", str(conf), "--mtu", "10")
+    assert p.returncode == 2 and "--mtu '10'" in p.stderr, p.stderr
+    p = run(tun2sock_bin, "--config", str(tmp_path / "missing.yaml"))
+    assert p.returncode == 2 and "missing.yaml" in p.stderr, p.stderr
 
 
 def test_version_prints_a_version(tun2sock_bin):

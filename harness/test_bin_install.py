@@ -32,6 +32,7 @@ def installed(tmp_path_factory):
 def test_cmake_install_puts_binary_man_page_and_unit_in_place(installed):
     for rel in ("bin/tun2sock", "share/man/man8/tun2sock.8", "lib/systemd/system/tun2sock.service",
                 "include/tun2sock.h", "share/doc/tun2sock/cli.md",
+                "share/doc/tun2sock/config.md", "share/doc/tun2sock/tun2sock.yaml",
                 "share/doc/tun2sock/embedding.md"):
         assert (installed / rel).is_file(), f"{rel} not installed"
     assert os.access(installed / "bin/tun2sock", os.X_OK)
@@ -45,6 +46,8 @@ def test_installed_unit_runs_the_installed_binary_unprivileged(installed):
     m = re.search(r"^ExecStart=(\S+)", unit, re.M)
     assert m and m.group(1) == str(installed / "bin" / "tun2sock"), unit
     assert "AmbientCapabilities=CAP_NET_ADMIN" in unit
+    # systemctl reload: SIGHUP re-reads --config (without --config it would stop tun2sock).
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "--config " in unit, unit
     assert "DynamicUser=yes" in unit or "User=" in unit
     if have("systemd-analyze"):
         # Only syntax problems count (the binary path and credentials may not exist here).

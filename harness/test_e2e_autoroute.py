@@ -394,10 +394,12 @@ def test_rules_and_routes_restored_after_sigterm_and_after_sigkill(world, tun2so
     wait_dumps_equal(world, before, "the dumps after SIGKILL + start + SIGINT", timeout=15)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=["SIGHUP", "SIGQUIT"])
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT],
+                         ids=["SIGHUP-without-config", "SIGQUIT"])
 def test_sighup_and_sigquit_stop_cleanly_and_restore_the_rules(world, tun2sock_bin, sig):
     # Their default action kills the process (SIGQUIT with a core dump) and leaves the rules
-    # behind until the next start; tun2sock takes the SIGTERM path for them.
+    # behind until the next start; tun2sock takes the SIGTERM path for them. (SIGHUP with
+    # --config reloads instead: the next test.)
     world.start_dante()
     before = world.dumps()
     t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}")
@@ -406,6 +408,30 @@ def test_sighup_and_sigquit_stop_cleanly_and_restore_the_rules(world, tun2sock_b
     assert t.p.wait(timeout=10) == 0, t.output()
     assert f"{sig.name}: stopping" in t.output(), t.output()
     wait_dumps_equal(world, before, f"the dumps after {sig.name}", timeout=15)
+
+
+def test_sighup_with_config_reloads_and_keeps_the_rules(world, tun2sock_bin, tmp_path):
+    # With --config, SIGHUP is a reload (docs/config.md): the process and its rules stay; a
+    # route-table change in the file is named as needing a restart; SIGTERM still restores.
+    world.start_origin()
+    world.start_dante()
+    before = world.dumps()
+    conf = tmp_path / "tun2sock.yaml"
+    conf.write_text("log-level: info\n")
+    t = world.start_tun2sock(tun2sock_bin, f"socks5://{PROXY4}:{SOCKS_PORT}", "--config", str(conf))
+    rules = world.dumps()
+    conf.write_text("log-level: debug\nroute-table: 2023\n")
+    t.signal(signal.SIGHUP)
+    wait_for(lambda: "reload: " in t.output() and "applied log-level" in t.output(),
+             "the reload", proc=t)
+    assert "route-table changed, which needs a restart" in t.output(), t.output()
+    assert "SIGHUP: stopping" not in t.output() and t.alive()
+    assert world.dumps() == rules, "the reload changed the rules"
+    r = world.curl(f"http://{ORIGIN4}:{HTTP_PORT}/hello.txt")
+    assert r.returncode == 0, r.stderr + t.output()[-2000:]
+    t.signal(signal.SIGTERM)
+    assert t.p.wait(timeout=10) == 0, t.output()
+    wait_dumps_equal(world, before, "the dumps after SIGTERM", timeout=15)
 
 
 def test_a_second_instance_on_the_same_table_refuses_instead_of_removing_the_rules(

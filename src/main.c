@@ -85,6 +85,75 @@ static void drop_capabilities(const t2s_runner *r) {
   }
 }
 
+/* The first proxy's password: --proxy-password-file, then TUN2SOCK_PROXY_PASSWORD (when the
+ * URL names a user), then the URL's; the URL's copy in *opts is wiped. Returns 0, or -1 with
+ * the reason in why. */
+static int first_password(t2s_cli_opts *opts, char *password, size_t passlen, char *why,
+                          size_t whylen) {
+  snprintf(password, passlen, "%s", opts->proxy.has_pass ? opts->proxy.pass : "");
+  explicit_bzero(opts->proxy.pass, sizeof(opts->proxy.pass));
+  if (opts->password_file[0]) {
+    if (!opts->proxy.has_user) {
+      snprintf(why, whylen,
+               "--proxy-password-file needs a user name in --proxy (socks5://USER@HOST:PORT)");
+      return -1;
+    }
+    int err = 0;
+    int rv = read_password_file(opts->password_file, password, passlen, &err);
+    if (rv != 0) {
+      snprintf(why, whylen, "--proxy-password-file '%s': %s", opts->password_file,
+               rv == T2S_ERR_LIMIT ? "password longer than 255 bytes" : strerror(err));
+      return -1;
+    }
+  } else if (getenv("TUN2SOCK_PROXY_PASSWORD") && opts->proxy.has_user) {
+    const char *env = getenv("TUN2SOCK_PROXY_PASSWORD");
+    if (strlen(env) >= passlen) {
+      snprintf(why, whylen, "TUN2SOCK_PROXY_PASSWORD: longer than 255 bytes");
+      return -1;
+    }
+    snprintf(password, passlen, "%s", env);
+  }
+  return 0;
+}
+
+typedef struct reload_args {
+  int argc;
+  char **argv;
+} reload_args;
+
+/* The runner's reload (SIGHUP with --config): the command line and the file read again, as at
+ * start (the file first, the command line on top), and the first proxy's password. */
+static int reload_config(void *arg, t2s_cli_opts *opts, char *password, size_t passlen, char *why,
+                         size_t whylen) {
+  const reload_args *a = arg;
+  char *msg = NULL;
+  size_t msglen = 0;
+  FILE *err = open_memstream(&msg, &msglen);
+  FILE *out = fopen("/dev/null", "we");
+  t2s_cli_result res = T2S_CLI_BAD;
+  if (err && out) {
+    res = t2s_cli_parse_with(a->argc, a->argv, opts, t2s_config_file_load, NULL, out, err);
+  }
+  if (err) {
+    fclose(err);
+  }
+  if (out) {
+    fclose(out);
+  }
+  int rv = 0;
+  if (res != T2S_CLI_RUN) {
+    /* The first line of the message, without "tun2sock: " (the log has its own prefix). */
+    const char *m = msg && *msg ? msg : "cannot read the options";
+    m += strncmp(m, "tun2sock: ", 10) == 0 ? 10 : 0;
+    snprintf(why, whylen, "%.*s", (int)strcspn(m, "\n"), m);
+    rv = -1;
+  } else {
+    rv = first_password(opts, password, passlen, why, whylen);
+  }
+  free(msg);
+  return rv;
+}
+
 int main(int argc, char **argv) {
   t2s_cli_opts opts;
   switch (t2s_cli_parse_with(argc, argv, &opts, t2s_config_file_load, NULL, stdout, stderr)) {
@@ -99,29 +168,11 @@ int main(int argc, char **argv) {
 
   /* The password: --proxy-password-file, then TUN2SOCK_PROXY_PASSWORD, then the URL. */
   char password[T2S_PROXY_FIELD_MAX];
-  snprintf(password, sizeof(password), "%s", opts.proxy.has_pass ? opts.proxy.pass : "");
-  if (opts.password_file[0]) {
-    if (!opts.proxy.has_user) {
-      fprintf(stderr, "tun2sock: --proxy-password-file needs a user name in --proxy "
-                      "(socks5://USER@HOST:PORT)\n");
-      return T2S_EXIT_USAGE;
-    }
-    int err = 0;
-    int rv = read_password_file(opts.password_file, password, sizeof(password), &err);
-    if (rv != 0) {
-      fprintf(stderr, "tun2sock: --proxy-password-file '%s': %s\n", opts.password_file,
-              rv == T2S_ERR_LIMIT ? "password longer than 255 bytes" : strerror(err));
-      return T2S_EXIT_USAGE;
-    }
-  } else if (getenv("TUN2SOCK_PROXY_PASSWORD") && opts.proxy.has_user) {
-    const char *env = getenv("TUN2SOCK_PROXY_PASSWORD");
-    if (strlen(env) >= sizeof(password)) {
-      fprintf(stderr, "tun2sock: TUN2SOCK_PROXY_PASSWORD: longer than 255 bytes\n");
-      return T2S_EXIT_USAGE;
-    }
-    snprintf(password, sizeof(password), "%s", env);
+  char why[4200];
+  if (first_password(&opts, password, sizeof(password), why, sizeof(why)) != 0) {
+    fprintf(stderr, "tun2sock: %s\n", why);
+    return T2S_EXIT_USAGE;
   }
-  explicit_bzero(opts.proxy.pass, sizeof(opts.proxy.pass));
 
   char cmdline[2048];
   join_cmdline(argc, argv, cmdline, sizeof(cmdline));
@@ -132,6 +183,9 @@ int main(int argc, char **argv) {
       .password = password,
       .handle_signals = true,
       .owns_fd = true,
+      /* With --config, SIGHUP reads the file again (docs/config.md); without, it stops. */
+      .reload = opts.config_path[0] ? reload_config : NULL,
+      .reload_arg = &(reload_args){argc, argv},
   };
   /* A name that does not resolve now is not fatal: family 0, UNRESOLVED (docs/proxies.md). */
   t2s_proxy_resolve_at_start(opts.proxy.host, opts.proxy.port, &cfg.proxy);

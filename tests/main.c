@@ -45,6 +45,7 @@ static const struct {
     {"scenario_parse", t2s_test_register_scenario_parse},
     {"proxy_health", t2s_test_register_proxy_health},
     {"config", t2s_test_register_config},
+    {"engine_reload", t2s_test_register_engine_reload},
 };
 
 int main(int argc, char **argv) {

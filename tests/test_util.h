@@ -39,5 +39,6 @@ int t2s_test_register_clock_test_offset(void);
 int t2s_test_register_scenario_parse(void);
 int t2s_test_register_proxy_health(void);
 int t2s_test_register_config(void);
+int t2s_test_register_engine_reload(void);
 
 #endif

@@ -311,6 +311,29 @@ void t2s_engine_proxy_probe_result(t2s_engine *engine, size_t i, int err, t2s_ts
 /* The proxies' health (for /stats), or NULL without t2s_engine_set_proxies(). */
 const t2s_proxy_set *t2s_engine_proxy_health(const t2s_engine *engine);
 
+/* ---- a reload (docs/config.md; engine_reload.c) ---- */
+
+/*
+ * Takes from cfg the settings a reload may change at run time: tcp_connect_timeout (for SYNs
+ * from now on), udp_timeout and dns_timeout (sessions' next idle deadline), on_network_change,
+ * network_debounce, icmp_unreach_on_refuse and socks5_pipelined (handshakes from now on). The
+ * other fields of cfg are ignored.
+ */
+void t2s_engine_set_runtime(t2s_engine *engine, const t2s_engine_config *cfg);
+/*
+ * Replaces the proxies at run time with list[0..n) (1..T2S_PROXY_MAX; an address of family 0
+ * is a name not resolved yet: UNRESOLVED, as in t2s_engine_set_proxies). A
+ * proxy that keeps its place in the order with the same address and credentials keeps its
+ * health and its flows; the flows of every other old proxy (removed, changed, or moved in the
+ * order) are reset now (TCP: RST to the client; UDP sessions flushed), counted in flows_reset.
+ * Works with or without t2s_engine_set_proxies(): without it (cfg.proxy alone) a list of one
+ * stays without health, a longer one gets it. Call at a safe point (not inside a callback of
+ * the engine). Returns the flows reset, or T2S_ERR_INVALID_ARGUMENT / T2S_ERR_NOMEM (then the
+ * engine keeps no proxy list: every flow is refused until the next call).
+ */
+t2s_ssize t2s_engine_replace_proxies(t2s_engine *engine, const t2s_engine_proxy *list, size_t n,
+                                     const t2s_proxy_health_config *hcfg, t2s_tstamp now);
+
 /* Copies the counters. */
 void t2s_engine_get_stats(const t2s_engine *engine, t2s_engine_stats *stats);
 

@@ -146,6 +146,10 @@ static void conn_free(t2s_tcp_conn *c) {
   t2s_free(mem, c);
 }
 
+void t2s_tcp_stack_set_pending_timeout(t2s_tcp_stack *st, t2s_tstamp timeout) {
+  st->cfg.pending_timeout = timeout;
+}
+
 void t2s_tcp_stack_del(t2s_tcp_stack *st) {
   if (st == NULL) {
     return;

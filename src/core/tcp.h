@@ -93,6 +93,9 @@ int t2s_tcp_stack_new(t2s_tcp_stack **pstack, const t2s_tcp_config *cfg,
                       const t2s_tcp_callbacks *cbs, void *arg, t2s_rand *rand);
 /* Frees the stack and every connection without sending anything or calling on_closed. */
 void t2s_tcp_stack_del(t2s_tcp_stack *stack);
+/* Sets cfg.pending_timeout for the SYNs that arrive from now on (a reload); held ones keep
+ * their deadline. */
+void t2s_tcp_stack_set_pending_timeout(t2s_tcp_stack *stack, t2s_tstamp timeout);
 
 /*
  * Feeds a parsed TCP segment (pkt->proto == TCP, checksum already verified). Handles it for

@@ -336,8 +336,9 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "Durations take a unit: 500ms, 10s, 2m, 1h (a bare number is seconds).\n"
           "The proxy password may also come from the environment variable\n"
           "TUN2SOCK_PROXY_PASSWORD (the file wins over the variable, both over the URL).\n"
-          "Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop cleanly, SIGUSR1 logs the\n"
-          "counters, SIGUSR2 flushes --record and --pcap.\n"
+          "Signals: SIGINT, SIGTERM and SIGQUIT stop cleanly; SIGHUP reloads --config FILE\n"
+          "(and stops cleanly without --config); SIGUSR1 logs the counters, SIGUSR2\n"
+          "flushes --record and --pcap.\n"
           "Exit status: 0 stopped cleanly, 1 runtime failure or missing privilege, 2 bad "
           "usage.\n",
           prog);

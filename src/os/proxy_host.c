@@ -203,9 +203,12 @@ static void set_proxy(ph_proxy *p, const char *host, uint16_t port, const t2s_ad
   }
 }
 
-int t2s_proxy_host_start(t2s_proxy_host **pph, struct event_base *base, struct t2s_loop *loop,
-                         t2s_engine *engine, const t2s_clock *clock, const t2s_cli_opts *opts,
-                         const t2s_addr *first, const char *username, const char *password) {
+/* The host for opts' proxies (the first at `first`, NULL or family 0: parsed here when a
+ * literal, else its name is looked up later), with its prober and resolver; the engine is not
+ * told (start and replace do). */
+static int host_build(t2s_proxy_host **pph, struct event_base *base, struct t2s_loop *loop,
+                      t2s_engine *engine, const t2s_clock *clock, const t2s_cli_opts *opts,
+                      const t2s_addr *first, const char *username, const char *password) {
   *pph = NULL;
   t2s_proxy_host *ph = calloc(1, sizeof(*ph));
   if (ph == NULL) {
@@ -217,20 +220,26 @@ int t2s_proxy_host_start(t2s_proxy_host **pph, struct event_base *base, struct t
   ph->clock = *clock;
   ph->n = 1 + opts->nmore_proxies;
   ph->backoff_min = opts->proxy_probe_interval_ns ? opts->proxy_probe_interval_ns : T2S_SECONDS;
-  set_proxy(&ph->p[0], opts->proxy.host, opts->proxy.port, first, username, password);
-  for (size_t i = 1; i < ph->n; i++) {
-    const t2s_proxy_url *u = &opts->more_proxies[i - 1];
+  for (size_t i = 0; i < ph->n; i++) {
+    const t2s_proxy_url *u = i == 0 ? &opts->proxy : &opts->more_proxies[i - 1];
     t2s_addr a;
     memset(&a, 0, sizeof(a));
-    if (t2s_proxy_host_is_literal(u->host)) {
+    if (i == 0 && first != NULL) {
+      a = *first;
+    }
+    if (a.family == 0 && t2s_proxy_host_is_literal(u->host)) {
       /* A literal needs no lookup: parsed here, on the loop's thread. */
       char why[96];
       if (t2s_proxy_resolve_bounded(u->host, u->port, &a, T2S_SECONDS, why, sizeof(why)) != 0) {
         memset(&a, 0, sizeof(a));
       }
     }
-    set_proxy(&ph->p[i], u->host, u->port, &a, u->has_user ? u->user : NULL,
-              u->has_pass ? u->pass : "");
+    if (i == 0) {
+      set_proxy(&ph->p[0], u->host, u->port, &a, username, password);
+    } else {
+      set_proxy(&ph->p[i], u->host, u->port, &a, u->has_user ? u->user : NULL,
+                u->has_pass ? u->pass : "");
+    }
   }
   int rv = t2s_proxy_resolver_new(&ph->resolver, base, on_resolved, ph);
   for (size_t i = 0; rv == 0 && i < ph->n; i++) {
@@ -241,44 +250,118 @@ int t2s_proxy_host_start(t2s_proxy_host **pph, struct event_base *base, struct t
       rv = T2S_ERR_NOMEM;
     }
   }
-  t2s_engine_proxy list[T2S_PROXY_MAX];
-  for (size_t i = 0; i < ph->n; i++) {
-    memset(&list[i], 0, sizeof(list[i]));
-    if (ph->p[i].has_addr) {
-      list[i].addr = ph->p[i].addr; /* family 0: UNRESOLVED until its name resolves */
-    }
-    list[i].username = ph->p[i].has_auth ? ph->p[i].username : NULL;
-    list[i].password = ph->p[i].has_auth ? ph->p[i].password : NULL;
-  }
-  t2s_proxy_health_config hcfg;
-  t2s_proxy_health_config_default(&hcfg);
-  hcfg.probe_interval = opts->proxy_probe_interval_ns;
   if (rv == 0) {
     rv = t2s_proxy_prober_new(&ph->prober, base, opts->proxy_probe_host, opts->proxy_probe_port,
                               opts->tcp_connect_timeout_ns, on_probe_done, ph);
-  }
-  if (rv == 0) {
-    rv = t2s_engine_set_proxies(engine, list, ph->n, &hcfg, now_of(ph));
   }
   if (rv != 0) {
     T2S_ERROR("cannot set up the proxies: %s", t2s_strerror(rv));
     t2s_proxy_host_del(ph);
     return rv;
   }
+  *pph = ph;
+  return 0;
+}
+
+/* The engine's list: family 0 for a name without an address yet (UNRESOLVED). */
+static void host_list(const t2s_proxy_host *ph, t2s_engine_proxy *list) {
+  for (size_t i = 0; i < ph->n; i++) {
+    memset(&list[i], 0, sizeof(list[i]));
+    if (ph->p[i].has_addr) {
+      list[i].addr = ph->p[i].addr;
+    }
+    list[i].username = ph->p[i].has_auth ? ph->p[i].username : NULL;
+    list[i].password = ph->p[i].has_auth ? ph->p[i].password : NULL;
+  }
+}
+
+/* The proxies to the log (prefix "" or "reload: "), and the lookups of names without an
+ * address. */
+static void host_announce(t2s_proxy_host *ph, const char *prefix) {
   for (size_t i = 0; i < ph->n; i++) {
     const ph_proxy *p = &ph->p[i];
     char at[96] = "";
     if (p->is_name) {
       snprintf(at, sizeof(at), p->has_addr ? " at %s" : " (not resolved yet)", p->addr_text);
     }
-    T2S_INFO("proxy %zu of %zu: %s%s%s", i + 1, ph->n, p->label, at,
+    T2S_INFO("%sproxy %zu of %zu: %s%s%s", prefix, i + 1, ph->n, p->label, at,
              p->has_auth ? " with user/password" : "");
     if (p->is_name && !p->has_addr) {
       resolve_now(ph, i, "start");
     }
   }
+}
+
+static t2s_proxy_health_config host_health_config(const t2s_cli_opts *opts) {
+  t2s_proxy_health_config hcfg;
+  t2s_proxy_health_config_default(&hcfg);
+  hcfg.probe_interval = opts->proxy_probe_interval_ns;
+  return hcfg;
+}
+
+int t2s_proxy_host_start(t2s_proxy_host **pph, struct event_base *base, struct t2s_loop *loop,
+                         t2s_engine *engine, const t2s_clock *clock, const t2s_cli_opts *opts,
+                         const t2s_addr *first, const char *username, const char *password) {
+  t2s_proxy_host *ph;
+  int rv = host_build(&ph, base, loop, engine, clock, opts, first, username, password);
+  if (rv != 0) {
+    return rv;
+  }
+  t2s_engine_proxy list[T2S_PROXY_MAX];
+  host_list(ph, list);
+  t2s_proxy_health_config hcfg = host_health_config(opts);
+  rv = t2s_engine_set_proxies(engine, list, ph->n, &hcfg, now_of(ph));
+  if (rv != 0) {
+    T2S_ERROR("cannot set up the proxies: %s", t2s_strerror(rv));
+    t2s_proxy_host_del(ph);
+    return rv;
+  }
+  host_announce(ph, "");
   *pph = ph;
   return 0;
+}
+
+t2s_ssize t2s_proxy_host_replace(t2s_proxy_host **pph, struct event_base *base,
+                                 const t2s_cli_opts *opts, const char *username,
+                                 const char *password) {
+  t2s_proxy_host *old = *pph;
+  if (old == NULL) {
+    return T2S_ERR_INVALID_ARGUMENT;
+  }
+  t2s_proxy_host *ph;
+  int rv =
+      host_build(&ph, base, old->loop, old->engine, &old->clock, opts, NULL, username, password);
+  if (rv != 0) {
+    return rv;
+  }
+  /* A name the old list had keeps the address it resolved to (looked up again below only
+   * when it had none). */
+  for (size_t i = 0; i < ph->n; i++) {
+    ph_proxy *p = &ph->p[i];
+    for (size_t j = 0; j < old->n && p->is_name && !p->has_addr; j++) {
+      const ph_proxy *q = &old->p[j];
+      if (q->is_name && q->has_addr && q->port == p->port && strcmp(q->host, p->host) == 0) {
+        p->has_addr = true;
+        p->addr = q->addr;
+        snprintf(p->addr_text, sizeof(p->addr_text), "%s", q->addr_text);
+        p->lookups = q->lookups;
+      }
+    }
+  }
+  t2s_engine_proxy list[T2S_PROXY_MAX];
+  host_list(ph, list);
+  t2s_proxy_health_config hcfg = host_health_config(opts);
+  t2s_ssize reset = t2s_engine_replace_proxies(ph->engine, list, ph->n, &hcfg, now_of(ph));
+  if (reset < 0) {
+    T2S_ERROR("reload: cannot give the engine the proxies: %s", t2s_strerror((int)reset));
+    t2s_proxy_host_del(ph);
+    return reset;
+  }
+  t2s_proxy_host_del(old); /* its probes and lookups still out are dropped with it */
+  *pph = ph;
+  host_announce(ph, "reload: ");
+  t2s_loop_rearm(ph->loop);
+  return reset;
 }
 
 void t2s_proxy_host_del(t2s_proxy_host *ph) {

@@ -27,6 +27,15 @@ typedef struct t2s_proxy_host t2s_proxy_host;
 int t2s_proxy_host_start(t2s_proxy_host **ph, struct event_base *base, struct t2s_loop *loop,
                          t2s_engine *engine, const t2s_clock *clock, const t2s_cli_opts *opts,
                          const t2s_addr *first, const char *username, const char *password);
+/* A reload (docs/config.md): the proxies of opts (the first with username/password, NULL =
+ * none) replace the running ones, in the engine (t2s_engine_replace_proxies: the flows of a
+ * proxy removed, changed or moved in the order are reset) and here (a name keeps the address
+ * it resolved to; a new name is looked up at once; probes and lookups still out are dropped).
+ * *pph must be a started host; it is replaced. Returns the flows reset, or an error (logged;
+ * *pph is then unchanged). */
+t2s_ssize t2s_proxy_host_replace(t2s_proxy_host **pph, struct event_base *base,
+                                 const t2s_cli_opts *opts, const char *username,
+                                 const char *password);
 /* Stops the probes and frees ph (NULL allowed). Call before the engine is freed. */
 void t2s_proxy_host_del(t2s_proxy_host *ph);
 /* Handles an engine event of the T2S_EV_PROXY_* kinds (others are ignored). */

@@ -41,6 +41,7 @@
 #include "record_linux.h"
 #include "route_linux.h"
 #include "runner_loop.h"
+#include "runner_reload.h"
 #include "runner_report.h"
 #include "tun_linux.h"
 #include "upstream_sock.h"
@@ -73,6 +74,10 @@ struct t2s_runner {
   t2s_os_record rec;     /* --record, --pcap, --device-fault: wrappers between drivers and users */
   t2s_fakedns *fake_dns; /* --fake-dns: the table the engine borrows (fakedns_host.h) */
   t2s_proxy_host *proxies; /* several --proxy: health, probes, their log (docs/proxies.md) */
+  /* SIGHUP with --config (docs/config.md): the options read again; NULL = SIGHUP stops. */
+  int (*reload)(void *arg, t2s_cli_opts *opts, char *password, size_t passlen, char *why,
+                size_t whylen);
+  void *reload_arg;
   /* What runs. */
   t2s_loop loop;
   bool loop_ready;
@@ -118,6 +123,77 @@ static void collect(void *arg, t2s_metrics_snapshot *snap) {
     snap->fake_dns_on = 1;
     t2s_fakedns_get_stats(r->fake_dns, &snap->fake_dns);
   }
+}
+
+/* ---------------- SIGHUP: the config file read again (docs/config.md) ---------------- */
+
+/* Carries out the plan's proxies (proxy_host.c): the engine's list and the host's replaced;
+ * the flows of a proxy removed, changed or moved in the order are reset. */
+static void reload_proxies(t2s_runner *r, const t2s_cli_opts *o, const char *password) {
+  const char *user = o->proxy.has_user ? o->proxy.user : NULL;
+  t2s_ssize reset = t2s_proxy_host_replace(&r->proxies, r->base, o, user, password);
+  if (reset < 0) {
+    return; /* logged; the running proxies stay */
+  }
+  r->have_auth = user != NULL;
+  snprintf(r->username, sizeof(r->username), "%s", user ? user : "");
+  snprintf(r->password, sizeof(r->password), "%s", user ? password : "");
+  T2S_INFO("reload: %zd flows reset (on proxies removed, changed or moved in the order); the "
+           "others keep running",
+           reset);
+}
+
+static void on_reload_signal(void *arg) {
+  t2s_runner *r = arg;
+  t2s_cli_opts *fresh = calloc(1, sizeof(*fresh));
+  t2s_reload_plan *plan = calloc(1, sizeof(*plan));
+  char password[T2S_PROXY_FIELD_MAX] = "";
+  char why[512], names[1024];
+  const char *path = r->opts.config_path;
+  if (fresh == NULL || plan == NULL) {
+    T2S_ERROR("reload: out of memory; nothing changed");
+    goto out;
+  }
+  if (r->reload(r->reload_arg, fresh, password, sizeof(password), why, sizeof(why)) != 0) {
+    T2S_WARN("reload: %s; nothing changed", why);
+    goto out;
+  }
+  t2s_reload_plan_make(&r->opts, r->password, fresh, password, plan);
+  if (plan->nrestart > 0) {
+    T2S_WARN("reload: %s: %s changed, which needs a restart: running as before", path,
+             t2s_reload_join(plan->restart, plan->nrestart, names, sizeof(names)));
+  }
+  if (plan->nchanged == 0) {
+    T2S_INFO("reload: %s: nothing to change", path);
+    goto out;
+  }
+  t2s_log_set_level(plan->next.log_level);
+  t2s_engine_config ecfg;
+  t2s_engine_config_default(&ecfg);
+  ecfg.tcp_connect_timeout = plan->next.tcp_connect_timeout_ns;
+  ecfg.udp_timeout = plan->next.udp_timeout_ns;
+  ecfg.dns_timeout = plan->next.dns_timeout_ns;
+  ecfg.on_network_change = (t2s_netchange_policy)plan->next.on_network_change;
+  ecfg.network_debounce = plan->next.network_debounce_ns;
+  ecfg.icmp_unreach_on_refuse = plan->next.icmp_unreachable;
+  ecfg.socks5_pipelined = plan->next.socks5_pipeline;
+  t2s_engine_set_runtime(r->engine, &ecfg);
+  if (plan->proxies) {
+    reload_proxies(r, &plan->next, password);
+  }
+  r->opts = plan->next;
+  T2S_INFO("reload: %s: applied %s", path,
+           t2s_reload_join(plan->changed, plan->nchanged, names, sizeof(names)));
+out:
+  explicit_bzero(password, sizeof(password));
+  if (fresh) {
+    explicit_bzero(fresh, sizeof(*fresh));
+  }
+  if (plan) {
+    explicit_bzero(plan, sizeof(*plan));
+  }
+  free(fresh);
+  free(plan);
 }
 
 /* ---------------- setup: the TUN ---------------- */
@@ -485,6 +561,7 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
   t2s_loop_hooks lh = {.engine_call_end = on_engine_call_end,
                        .stats = on_stats_signal,
                        .flush = on_flush_signal,
+                       .reload = r->reload ? on_reload_signal : NULL,
                        .arg = r};
   t2s_loop_attach(&r->loop, r->engine, &r->dev, &r->clkops, r->up, &lh);
   r->loop.rec = r->rec.rec;
@@ -518,6 +595,8 @@ int t2s_runner_new(t2s_runner **prunner, const t2s_runner_config *cfg) {
   snprintf(r->cmdline, sizeof(r->cmdline), "%s", cfg->cmdline ? cfg->cmdline : "");
   r->rec.rec_fd = -1;
   r->proxy = cfg->proxy;
+  r->reload = cfg->reload;
+  r->reload_arg = cfg->reload_arg;
   r->report.started = t2s_clock_monotonic_ns();
   if (cfg->username && cfg->username[0]) {
     snprintf(r->username, sizeof(r->username), "%s", cfg->username);

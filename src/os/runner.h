@@ -26,6 +26,12 @@ typedef struct t2s_runner_config {
   const char *password;
   bool handle_signals; /* install SIGINT/TERM/HUP/QUIT/USR1 handlers (the binary; not embedders) */
   bool owns_fd;        /* with fd://N: close N when done */
+  /* SIGHUP (with handle_signals): reads the options again into *opts and the first proxy's
+   * password into password (docs/config.md). Returns 0, or -1 with one line in why (nothing
+   * is changed then). NULL: SIGHUP stops cleanly, like SIGTERM. */
+  int (*reload)(void *arg, t2s_cli_opts *opts, char *password, size_t passlen, char *why,
+                size_t whylen);
+  void *reload_arg;
   /* The embedder's protect (tun2sock.h): every upstream socket before it connects; NULL none. */
   int (*protect)(void *arg, int fd);
   void *protect_arg;

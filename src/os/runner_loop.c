@@ -112,8 +112,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
     }
     return;
   }
-  /* SIGHUP (the terminal or the session went away) and SIGQUIT would otherwise kill the
-   * process and leave --auto-route's rules behind: every stop signal stops cleanly. */
+  if (sig == SIGHUP && l->hooks.reload) {
+    l->hooks.reload(l->hooks.arg); /* --config: `systemctl reload` (docs/config.md) */
+    t2s_loop_rearm(l);
+    return;
+  }
+  /* SIGHUP without --config (the terminal or the session went away) and SIGQUIT would
+   * otherwise kill the process and leave --auto-route's rules behind: every stop signal stops
+   * cleanly. */
   T2S_INFO("%s: stopping", sig == SIGINT    ? "SIGINT"
                            : sig == SIGHUP  ? "SIGHUP"
                            : sig == SIGQUIT ? "SIGQUIT"

@@ -11,8 +11,8 @@
  *   after each callback that called the engine (its own, the connector's through
  *   t2s_loop_after, the network watch's through t2s_loop_rearm): t2s_upstream_sock_poll(),
  *   then clock.ops->timer_arm(t2s_engine_get_expiry())
- *   SIGINT/SIGTERM/SIGHUP/SIGQUIT, t2s_loop_stop() -> a clean stop; SIGUSR1 -> hooks.stats,
- *   SIGUSR2 -> hooks.flush
+ *   SIGINT/SIGTERM/SIGQUIT, t2s_loop_stop() -> a clean stop; SIGHUP -> hooks.reload when set
+ *   (--config), else a clean stop; SIGUSR1 -> hooks.stats, SIGUSR2 -> hooks.flush
  *
  * The device is whatever t2s_device the root built (the TUN's ops, or a wrapper around them);
  * the loop knows only the fd to wait on.
@@ -36,6 +36,8 @@ typedef struct t2s_loop_hooks {
   void (*stats)(void *arg);
   /* SIGUSR2: --record and --pcap flushed to their files. May be NULL. */
   void (*flush)(void *arg);
+  /* SIGHUP: the config file read again (docs/config.md). NULL: SIGHUP stops. */
+  void (*reload)(void *arg);
   void *arg;
 } t2s_loop_hooks;
 
