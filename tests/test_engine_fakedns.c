@@ -10,6 +10,7 @@
 #include "engine_fake.h"
 #include "fakedns.h"
 #include "packet.h"
+#include "rand.h"
 #include "socks5.h"
 #include "test_util.h"
 
@@ -21,7 +22,8 @@ static t2s_addr addr(const char *s) {
   return a;
 }
 
-static t2s_engine *new_engine(t2s_fakedns **ptable, uint32_t size) {
+static t2s_engine *new_engine_bufs(t2s_fakedns **ptable, uint32_t size, uint32_t sndbuf,
+                                   uint32_t rcvbuf) {
   engine_fake_init(&F);
   t2s_fakedns_config fc;
   t2s_fakedns_config_default(&fc);
@@ -32,9 +34,17 @@ static t2s_engine *new_engine(t2s_fakedns **ptable, uint32_t size) {
   cfg.proxy_kind = T2S_PROXY_SOCKS5;
   cfg.proxy = addr("203.0.113.200:1080");
   cfg.fake_dns = *ptable;
+  if (sndbuf != 0) {
+    cfg.tcp_sndbuf = sndbuf;
+    cfg.tcp_rcvbuf = rcvbuf;
+  }
   t2s_engine *e = NULL;
   CU_ASSERT_FATAL(t2s_engine_new(&e, &cfg, &F.dev, &F.up, NULL) == 0);
   return e;
+}
+
+static t2s_engine *new_engine(t2s_fakedns **ptable, uint32_t size) {
+  return new_engine_bufs(ptable, size, 0, 0);
 }
 
 static void send_udp(t2s_engine *e, const char *src, const char *dst, const uint8_t *payload,
@@ -529,6 +539,148 @@ static void test_tcp_dns_idle_and_off(void) {
   t2s_engine_del(e);
 }
 
+/* Random traffic on DNS-over-TCP connections, bounded and seeded: pipelined queries (answered
+ * and forwarded) cut at random points, garbage and hostile lengths, FINs, RSTs, upstream
+ * completions of every kind within the connector's contract (opened or failed, SOCKS5 replies,
+ * answer bytes framed or not, EOF, errors), timers and network resets. Nothing may crash or
+ * trip an assertion (ASan and T2S_ASSERT in the sanitizer build); every connection ends once
+ * the clients close and the timers run; the engine's heap returns to its base. */
+static void test_tcp_dns_random_traffic(void) {
+  t2s_rand r;
+  t2s_rand_init(&r, 14);
+  uint64_t answered = 0, forwarded = 0, framing = 0;
+  for (int round = 0; round < 40; round++) {
+    t2s_fakedns *t;
+    /* Every fourth round with small buffers: answers wait for room, long queries cannot fit. */
+    uint32_t buf = round % 4 == 3 ? 512u << (round % 3) : 0;
+    t2s_engine *e = new_engine_bufs(&t, 16, buf, buf);
+    t2s_engine_stats st;
+    t2s_engine_get_stats(e, &st);
+    uint64_t base_blocks = st.mem_blocks;
+    tclient c[4];
+    bool live[4] = {false, false, false, false};
+    t2s_tstamp now = 0;
+    for (int step = 0; step < 120; step++) {
+      now += t2s_rand_below(&r, 50) * T2S_MILLISECONDS;
+      int k = (int)t2s_rand_below(&r, 4);
+      uint32_t op = (uint32_t)t2s_rand_below(&r, 14);
+      if (!live[k] || c[k].rst || c[k].fin) {
+        if (op < 3) {
+          char src[32];
+          snprintf(src, sizeof(src), "198.18.0.2:%d", 41000 + round * 200 + step);
+          tc_open(e, &c[k], src, k & 1 ? "192.0.2.53:53" : "198.18.0.53:53", now);
+          live[k] = c[k].synack;
+        }
+      } else if (op < 6) { /* pipelined queries, cut anywhere */
+        uint8_t q[1200];
+        size_t n = 0;
+        for (int j = 0, m = 1 + (int)t2s_rand_below(&r, 3); j < m; j++) {
+          static const uint16_t types[] = {T2S_DNS_TYPE_A, T2S_DNS_TYPE_AAAA, T2S_DNS_TYPE_MX,
+                                           T2S_DNS_TYPE_TXT, 65};
+          char name[32];
+          snprintf(name, sizeof(name), "n%u.example", (unsigned)t2s_rand_below(&r, 40));
+          n += framed(q + n, name, types[t2s_rand_below(&r, 5)], (uint16_t)t2s_rand_u32(&r));
+        }
+        size_t cut = (size_t)t2s_rand_below(&r, n + 1);
+        tc_seg(e, &c[k], T2S_TCP_ACK | T2S_TCP_PSH, q, cut, now);
+        tc_seg(e, &c[k], T2S_TCP_ACK | T2S_TCP_PSH, q + cut, n - cut, now);
+      } else if (op == 6) { /* garbage, hostile lengths */
+        uint8_t g[64];
+        for (size_t j = 0; j < sizeof(g); j++) {
+          g[j] = (uint8_t)t2s_rand_u32(&r);
+        }
+        tc_seg(e, &c[k], T2S_TCP_ACK, g, 1 + t2s_rand_below(&r, sizeof(g)), now);
+      } else if (op == 7) {
+        tc_seg(e, &c[k], T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, now);
+      } else if (op == 8 && t2s_rand_below(&r, 4) == 0) {
+        tc_seg(e, &c[k], T2S_TCP_RST, NULL, 0, now);
+        live[k] = false;
+      } else if (op <= 11 && F.nstreams > 0) { /* a completion on an open stream */
+        engine_fake_stream *s = &F.streams[t2s_rand_below(&r, F.nstreams)];
+        if (!s->closed) {
+          uint32_t what = (uint32_t)t2s_rand_below(&r, 8);
+          static const uint8_t socks_ok[] = {5, 0, 5, 0, 0, 1, 203, 0, 113, 200, 0x0f, 0xa0};
+          uint8_t a[300];
+          size_t alen = 0;
+          if (what == 0) {
+            t2s_engine_stream_opened(e, s->id, 0, now);
+          } else if (what == 1) {
+            t2s_engine_stream_opened(e, s->id, T2S_ERR_REFUSED, now);
+          } else if (what == 2) {
+            alen = sizeof(socks_ok);
+            memcpy(a, socks_ok, alen);
+          } else if (what <= 4) { /* a framed answer (maybe cut short) */
+            size_t m = 12 + (size_t)t2s_rand_below(&r, 200);
+            memset(a, 0, sizeof(a));
+            t2s_put16(a, (uint16_t)m);
+            t2s_put16(a + 4, 0x8180);
+            alen = T2S_MIN(2 + m, (size_t)t2s_rand_below(&r, 2 + m + 1) + 1);
+          } else if (what == 5) {
+            alen = 1 + (size_t)t2s_rand_below(&r, 40);
+            for (size_t j = 0; j < alen; j++) {
+              a[j] = (uint8_t)t2s_rand_u32(&r);
+            }
+          } else if (what == 6) {
+            t2s_engine_stream_eof(e, s->id, now);
+            s->closed = true; /* no more completions (the engine closes it) */
+          } else {
+            t2s_engine_stream_error(e, s->id, T2S_ERR_RESET, now);
+            s->closed = true;
+          }
+          if (alen > 0 && !s->closed) {
+            size_t room = t2s_engine_stream_recv_space(e, s->id);
+            size_t give = T2S_MIN(alen, room);
+            if (give > 0) {
+              t2s_engine_stream_recv(e, s->id, a, give, now);
+            }
+          }
+          if (what == 7 && !s->closed) {
+            t2s_engine_stream_writable(e, s->id, now);
+          }
+        }
+      } else if (op == 12) {
+        t2s_engine_handle_expiry(e, now);
+      } else if (op == 13 && t2s_rand_below(&r, 8) == 0) {
+        t2s_engine_reset_all(e, now);
+      }
+      for (int j = 0; j < 4; j++) {
+        if (live[j]) {
+          tc_read(&c[j]);
+          if (c[j].rxlen > sizeof(c[j].rx) / 2) {
+            c[j].rxlen = 0; /* only the sequence numbers matter here */
+          }
+          c[j].seen = 0;
+        }
+      }
+      F.npkts = 0;
+    }
+    /* The clients close; the timers end what is left (idle, TIME-WAIT, retransmissions). */
+    for (int j = 0; j < 4; j++) {
+      if (live[j] && !c[j].rst) {
+        tc_seg(e, &c[j], T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, now);
+      }
+    }
+    for (int j = 0; j < 200; j++) {
+      now += 500 * T2S_MILLISECONDS;
+      t2s_engine_handle_expiry(e, now);
+    }
+    t2s_engine_get_stats(e, &st);
+    CU_ASSERT_EQUAL(st.tcp_flows_active, 0);
+    CU_ASSERT_EQUAL(st.mem_blocks, base_blocks);
+    framing += st.drops[T2S_DROP_DNS_TCP_BAD];
+    t2s_fakedns_stats fs;
+    t2s_fakedns_get_stats(t, &fs);
+    answered += fs.answered;
+    forwarded += fs.forwarded;
+    t2s_engine_del(e);
+    t2s_fakedns_del(t);
+  }
+  /* The traffic reached every path. */
+  CU_ASSERT(answered > 100);
+  CU_ASSERT(forwarded > 20);
+  CU_ASSERT(framing > 10);
+}
+
 int t2s_test_register_engine_fakedns(void) {
   CU_pSuite s = CU_add_suite("engine_fakedns", NULL, NULL);
   if (s == NULL) {
@@ -542,5 +694,6 @@ int t2s_test_register_engine_fakedns(void) {
   CU_add_test(s, "tcp_dns_forwarded", test_tcp_dns_forwarded);
   CU_add_test(s, "tcp_dns_bad_framing", test_tcp_dns_bad_framing);
   CU_add_test(s, "tcp_dns_idle_and_off", test_tcp_dns_idle_and_off);
+  CU_add_test(s, "tcp_dns_random_traffic", test_tcp_dns_random_traffic);
   return 0;
 }

@@ -17,7 +17,8 @@
  * answer is written only when the send buffer has room for it whole, and the upstream is
  * paused while the send buffer is full. A connection idle for cfg.dns_timeout is closed (FIN),
  * or reset when a forwarded query is still unanswered. The client's FIN is answered with ours
- * once every query is answered.
+ * once every query is answered. After our FIN the client has cfg.dns_timeout to close its side,
+ * else the connection is reset (the TCP stack has no FIN-WAIT-2 timeout).
  *
  * The connection's flow is in the table from its SYN (its id becomes the upstream stream's id;
  * a second upstream after the first ended gets a new id). A network change leaves a connection
@@ -100,12 +101,9 @@ static void idle_unlink(t2s_dnsl *d) {
   d->idle_linked = false;
 }
 
-/* d is active now: it goes to the end of the idle list. */
-static void idle_touch(t2s_dnsl *d, t2s_tstamp now) {
+/* d's deadline starts now: it goes to the end of the idle list. */
+static void idle_link(t2s_dnsl *d, t2s_tstamp now) {
   t2s_engine *e = d->engine;
-  if (d->dead || d->closing) {
-    return;
-  }
   idle_unlink(d);
   d->active_at = now;
   d->prev = e->dnsl_tail;
@@ -116,6 +114,13 @@ static void idle_touch(t2s_dnsl *d, t2s_tstamp now) {
   }
   e->dnsl_tail = d;
   d->idle_linked = true;
+}
+
+/* d is active now (once closing, its deadline is the one of the close: no longer moved). */
+static void idle_touch(t2s_dnsl *d, t2s_tstamp now) {
+  if (!d->dead && !d->closing) {
+    idle_link(d, now);
+  }
 }
 
 /* ---- ending ---- */
@@ -199,13 +204,18 @@ static bool all_answered(const t2s_dnsl *d) {
          t2s_tcp_recv_peek(d->conn, &p1, &l1, &p2, &l2) == 0;
 }
 
+/* Our FIN goes out: the client has cfg.dns_timeout to close too, else it is reset. */
+static void dnsl_close(t2s_dnsl *d, t2s_tstamp now) {
+  d->closing = true;
+  idle_link(d, now);
+  up_close(d, false);
+  t2s_tcp_shutdown(d->conn, now);
+}
+
 /* After the client's FIN, ours once every query is answered. */
 static void maybe_finish(t2s_dnsl *d, t2s_tstamp now) {
   if (d->client_fin && !d->closing && all_answered(d)) {
-    d->closing = true;
-    idle_unlink(d);
-    up_close(d, false);
-    t2s_tcp_shutdown(d->conn, now);
+    dnsl_close(d, now);
   }
 }
 
@@ -284,7 +294,8 @@ static void serve(t2s_dnsl *d, t2s_tstamp now) {
     uint8_t lenb[2];
     ring_copy(lenb, 2, p1, l1, p2);
     size_t qlen = t2s_get16(lenb);
-    if (qlen < T2S_DNS_HEADER_LEN || qlen > T2S_FAKEDNS_TCP_QUERY_MAX) {
+    if (qlen < T2S_DNS_HEADER_LEN || qlen > T2S_FAKEDNS_TCP_QUERY_MAX ||
+        2 + qlen > e->cfg.tcp_rcvbuf) { /* (a receive buffer that could never hold it) */
       framing_error(d, now);
       return;
     }
@@ -302,7 +313,8 @@ static void serve(t2s_dnsl *d, t2s_tstamp now) {
     }
     if (!d->head_fwd) {
       uint8_t answer[2 + T2S_FAKEDNS_ANSWER_MAX];
-      if (t2s_tcp_send_space(d->conn) < sizeof(answer)) {
+      size_t space = t2s_tcp_send_space(d->conn);
+      if (space < T2S_MIN(sizeof(answer), (size_t)e->cfg.tcp_sndbuf)) {
         break; /* on_sendable resumes */
       }
       size_t alen = 0;
@@ -312,6 +324,11 @@ static void serve(t2s_dnsl *d, t2s_tstamp now) {
         d->head_fwd = true;
         d->head_written = 0;
       } else {
+        if (v == T2S_FAKEDNS_ANSWER && 2 + alen > space) {
+          t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL); /* a send buffer under 602 bytes */
+          dnsl_abort(d, now);
+          return;
+        }
         if (v == T2S_FAKEDNS_ANSWER) {
           t2s_put16(answer, (uint16_t)alen);
           t2s_ssize n = t2s_tcp_send(d->conn, answer, 2 + alen, now);
@@ -456,12 +473,10 @@ void t2s_engine_fakedns_tcp_handle_expiry(t2s_engine *e, t2s_tstamp now) {
          e->dnsl_head->active_at + e->cfg.dns_timeout <= now) {
     t2s_dnsl *d = e->dnsl_head;
     idle_unlink(d);
-    if (d->head_fwd || d->pending > 0 || up_mid_frame(d)) {
-      dnsl_abort(d, now); /* the resolver did not answer in time */
-    } else if (d->conn != NULL && !d->closing) {
-      d->closing = true;
-      up_close(d, false);
-      t2s_tcp_shutdown(d->conn, now);
+    if (d->closing || d->head_fwd || d->pending > 0 || up_mid_frame(d) || d->conn == NULL) {
+      dnsl_abort(d, now); /* the resolver did not answer in time, or the client not close */
+    } else {
+      dnsl_close(d, now); /* moved to the end of the list: visited once in this loop */
     }
   }
 }
