@@ -62,6 +62,8 @@ int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t er
     snprintf(err, errlen, "out of memory");
     return T2S_ERR_NOMEM;
   }
+  sim_upstream_set_mptcp(w->up, scn->mptcp,
+                         scn->has_proxy && scn->proxy.mptcp ? &scn->proxy.addr : NULL);
   if (sim_scenario_has_clients(scn)) {
     int rv = sim_clients_new(w);
     if (rv != 0) {

@@ -168,6 +168,7 @@ struct sim_scenario {
   t2s_tstamp udp_timeout, dns_timeout; /* `engine udp-timeout|dns-timeout T` (0: default) */
   uint64_t max_udp_sessions;           /* `engine max-udp-sessions N` (0: default) */
   bool has_policy;                     /* `engine on-network-change` */
+  bool mptcp;                          /* `engine mptcp`: streams opened with Multipath TCP */
   t2s_netchange_policy policy;
   /* `fake-dns ...` (scn_parse_fakedns.c): the fake-IP table of the run; the exclusions point
    * into fake_dns_exclude. */

@@ -217,6 +217,9 @@ static int cmd_proxy(scn_line *p) {
     } else if (scn_is(p, i, "blackhole")) {
       c->black_hole = true;
       i++;
+    } else if (scn_is(p, i, "mptcp")) {
+      c->mptcp = true;
+      i++;
     } else if (scn_is(p, i, "no-udp") || scn_is(p, i, "udp-close")) {
       c->udp = scn_is(p, i, "no-udp") ? SIM_PROXY_UDP_REP7 : SIM_PROXY_UDP_CLOSE;
       i++;
@@ -226,7 +229,7 @@ static int cmd_proxy(scn_line *p) {
     } else {
       rv = scn_fail(p,
                     "proxy: unknown option '%s' (expected auth USER PASS, offer USER PASS, "
-                    "blackhole, no-udp, udp-close)",
+                    "blackhole, no-udp, udp-close, mptcp)",
                     p->t[i].s);
     }
   }
@@ -249,7 +252,7 @@ static const scn_opt engine_opts[] = {
 };
 
 /* engine network-debounce T | engine on-network-change reset-all|reset-affected|none | engine
- * udp-timeout T | engine dns-timeout T | engine max-udp-sessions N */
+ * udp-timeout T | engine dns-timeout T | engine max-udp-sessions N | engine mptcp */
 static int cmd_engine(scn_line *p) {
   sim_scenario *scn = p->scn;
   int i = 1;
@@ -276,9 +279,13 @@ static int cmd_engine(scn_line *p) {
     scn->has_policy = true;
     return scn_end(p, 3, "engine on-network-change");
   }
+  if (scn_is(p, i, "mptcp")) {
+    scn->mptcp = true;
+    return scn_end(p, 2, "engine mptcp");
+  }
   return scn_fail(p,
                   "engine: expected network-debounce T, on-network-change POLICY, udp-timeout T, "
-                  "dns-timeout T or max-udp-sessions N but found %s",
+                  "dns-timeout T, max-udp-sessions N or mptcp but found %s",
                   scn_word(p, 1));
 }
 

@@ -44,6 +44,11 @@ static const struct {
     F(udp_proxy_no_udp),
     F(frag_reassembled),
     F(frag_sent),
+    F(flows_survived),
+    F(mptcp_multipath),
+    F(mptcp_fallback),
+    F(mptcp_subflows_added),
+    F(mptcp_subflows_removed),
 #undef F
 };
 

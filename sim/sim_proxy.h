@@ -37,6 +37,7 @@ typedef struct sim_proxy_config {
   bool names_only; /* a CONNECT to an address (ATYP 1, 4) gets REP 8 (address type) */
   sim_proxy_host hosts[SIM_PROXY_MAX_HOSTS]; /* the names it resolves (others: REP 4) */
   size_t nhosts;
+  bool mptcp; /* speaks Multipath TCP (`proxy socks5 ADDR:PORT mptcp`) */
 } sim_proxy_config;
 
 /* Points the engine configuration of w at the proxy (proxy_kind SOCKS5) and installs the

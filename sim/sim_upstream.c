@@ -10,6 +10,9 @@
 #include "sim_util.h"
 #include "sim_world.h"
 
+/* How long a multipath stream whose path died stalls before its bytes move to another path
+ * (about an RTO: the kernel notices the dead subflow and reinjects on a live one). */
+#define SIM_MPTCP_SWITCH_NS (200 * T2S_MILLISECONDS)
 /* Bytes a stream accepts from the engine before a short write (its "socket buffer"). */
 #define SOCKBUF (256 * 1024)
 /* Largest chunk handed to the engine at once. */
@@ -55,6 +58,11 @@ struct sim_up_stream {
   int open_err;      /* the connect fails with this (no route) */
   bool open_stalled; /* the connect waits for the path */
   bool stalled;      /* delivery waits for the path */
+  /* Multipath TCP (sim_upstream_set_mptcp): a t2s_stream_mp; a multipath stream whose path
+   * died moves to the path of the route to its destination after SIM_MPTCP_SWITCH_NS. */
+  uint8_t mp;
+  bool switching;       /* a SEV_MP_SWITCH is queued */
+  uint32_t mp_subflows; /* what was last reported to the engine */
 };
 
 typedef struct up_dgram {
@@ -92,6 +100,9 @@ struct sim_upstream {
   uint64_t faults_refused, faults_reset, faults_stalled;
   const sim_up_dgram_front_ops *dfront_ops;
   void *dfront;
+  bool mptcp;         /* streams are opened with Multipath TCP (`engine mptcp`) */
+  bool has_mp_server; /* ... and this far end speaks it (`proxy ... mptcp`) */
+  t2s_addr mp_server;
 };
 
 const char *sim_up_kind_name(sim_up_kind k) {
@@ -246,6 +257,7 @@ enum {
   SEV_RESET,    /* the far end resets the stream */
   SEV_DGRAM,    /* a datagram comes back (data) */
   SEV_DGRAM_ERR,
+  SEV_MP_SWITCH, /* a multipath stream moves to another path */
 };
 
 static void stream_event(void *arg, sim_event *ev, t2s_tstamp now);
@@ -269,15 +281,99 @@ static void log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
   sim_log_addr(log, "dst", &s->dst);
 }
 
-/* True while the stream's path carries packets (always without a simulated network). */
-static bool path_ok(const sim_up_stream *s) {
-  return !s->has_path || s->up->w->net == NULL || sim_net_path_alive(s->up->w->net, &s->path);
-}
-
 static void log_path(sim_log *log, const sim_net_path *p) {
   sim_log_str(log, "dev", p->ifname);
   if (p->src.family) {
     sim_log_addr(log, "src", &p->src);
+  }
+}
+
+/* Multipath: the path a new subflow toward the stream's destination would take now (the
+ * route's), when it carries packets and differs from the stream's own. */
+static bool mp_other_path(const sim_up_stream *s, sim_net_path *p) {
+  const sim_net *n = s->up->w->net;
+  return sim_net_path_open(n, &s->dst, NULL, p) == 0 && sim_net_path_alive(n, p) &&
+         (p->ifindex != s->path.ifindex || !t2s_addr_ip_eq(&p->src, &s->path.src));
+}
+
+/* Multipath: its subflows now: its own path's when alive, and one on the route's path. */
+static uint32_t mp_subflows(const sim_up_stream *s) {
+  sim_net_path p;
+  return (sim_net_path_alive(s->up->w->net, &s->path) ? 1u : 0u) + (mp_other_path(s, &p) ? 1u : 0u);
+}
+
+/* Tells the engine what the stream is (after the connect) or that its subflows changed, as a
+ * real connector would (t2s_engine_stream_multipath); logged as up_mptcp. */
+static void mp_report(sim_up_stream *s, t2s_tstamp now) {
+  uint32_t n = s->mp == T2S_STREAM_MULTIPATH && s->has_path ? mp_subflows(s) : 0;
+  if (s->mp == T2S_STREAM_MULTIPATH && n == 0) {
+    n = 1;
+  }
+  if (s->mp_subflows == n && s->mp_subflows != 0) {
+    return;
+  }
+  s->mp_subflows = n;
+  sim_log *log = &s->up->w->log;
+  sim_log_begin(log, now, "up_mptcp");
+  sim_log_u64(log, "id", s->id);
+  sim_log_str(log, "path", s->mp == T2S_STREAM_MULTIPATH ? "multipath" : "fallback");
+  sim_log_u64(log, "subflows", n);
+  sim_log_end(log);
+  t2s_engine_stream_multipath(s->up->w->engine, s->id, (t2s_stream_mp)s->mp, n, now);
+}
+
+/* Multipath: the stream's path died; if another path reaches its destination, the stream
+ * moves there after the switch's stall (SEV_MP_SWITCH). */
+static void mp_begin_switch(sim_up_stream *s) {
+  sim_net_path p;
+  if (s->switching || !mp_other_path(s, &p)) {
+    return; /* no path at all: it waits for sim_upstream_paths_changed */
+  }
+  s->switching = true;
+  t2s_tstamp now = s->up->w->loop.now;
+  log_stream(s, now, "up_mptcp_stall");
+  sim_log_str(&s->up->w->log, "dev", s->path.ifname);
+  sim_log_end(&s->up->w->log);
+  schedule(s, now + SIM_MPTCP_SWITCH_NS, SEV_MP_SWITCH, NULL, 0);
+}
+
+/* True while the stream's path carries packets (always without a simulated network). A
+ * multipath stream whose path died starts moving to another one. */
+static bool path_ok(sim_up_stream *s) {
+  if (!s->has_path || s->up->w->net == NULL || sim_net_path_alive(s->up->w->net, &s->path)) {
+    return true;
+  }
+  if (s->mp == T2S_STREAM_MULTIPATH) {
+    mp_begin_switch(s);
+  }
+  return false;
+}
+
+/* SEV_MP_SWITCH: the stream takes the route's path (its latency instead of the old one's) and
+ * carries on: the connect, the bytes held and the writable that waited for a path. */
+static void mp_switch(sim_up_stream *s, t2s_tstamp now) {
+  s->switching = false;
+  sim_net_path p;
+  if (!sim_net_path_alive(s->up->w->net, &s->path)) {
+    if (!mp_other_path(s, &p)) {
+      return; /* that path went too: sim_upstream_paths_changed tries again */
+    }
+    s->beh.latency = s->beh.latency - s->path.latency + p.latency;
+    s->path = p;
+    log_stream(s, now, "up_mptcp_switch");
+    log_path(&s->up->w->log, &s->path);
+    sim_log_end(&s->up->w->log);
+  }
+  if (s->open_stalled) {
+    s->open_stalled = false;
+    schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
+  }
+  if (s->stalled || s->want_writable) {
+    s->stalled = false;
+    schedule_deliver(s, now);
+  }
+  if (s->state == ST_OPEN) {
+    mp_report(s, now);
   }
 }
 
@@ -561,6 +657,9 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
     log_stream(s, now, "up_connected");
     sim_log_end(&up->w->log);
     t2s_engine_stream_opened(e, s->id, 0, now);
+    if (s->state == ST_OPEN && s->mp != T2S_STREAM_TCP) {
+      mp_report(s, now);
+    }
     if (s->state == ST_OPEN && s->front_ops == NULL) {
       beh_start(s, now);
     }
@@ -581,6 +680,9 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
     break;
   case SEV_DELIVER:
     deliver(up, s, now);
+    break;
+  case SEV_MP_SWITCH:
+    mp_switch(s, now);
     break;
   case SEV_RESET: {
     log_stream(s, now, "up_reset");
@@ -630,6 +732,11 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
   s->target = *dst;
   s->beh = *sim_upstream_lookup(up, dst);
   s->rx_hash = SIM_FNV_INIT;
+  if (up->mptcp) {
+    /* MPTCP end to end only with a far end that speaks it; otherwise the handshake falls back. */
+    s->mp = up->has_mp_server && t2s_addr_eq(dst, &up->mp_server) ? T2S_STREAM_MULTIPATH
+                                                                  : T2S_STREAM_FALLBACK;
+  }
   if (t2s_idmap_put(&up->smap, id, s) != 0) {
     free(s);
     return T2S_ERR_NOMEM;
@@ -941,9 +1048,20 @@ void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {
 
 /* ---------------- paths (sim_net.h) ---------------- */
 
+void sim_upstream_set_mptcp(sim_upstream *up, bool on, const t2s_addr *server) {
+  up->mptcp = on;
+  up->has_mp_server = server != NULL;
+  if (server != NULL) {
+    up->mp_server = *server;
+  }
+}
+
 void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now) {
   for (size_t i = 0; i < up->nstreams; i++) {
     sim_up_stream *s = up->streams[i];
+    if (s->state == ST_OPEN && s->mp == T2S_STREAM_MULTIPATH && s->has_path) {
+      mp_report(s, now); /* a subflow on a path that appeared, or gone with one that died */
+    }
     if (s->state == ST_CLOSED || !s->has_path || !path_ok(s)) {
       continue;
     }

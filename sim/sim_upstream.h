@@ -118,6 +118,15 @@ void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now);
 size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char *buf,
                                size_t buflen);
 
+/* Multipath TCP (`engine mptcp`, `proxy socks5 ADDR:PORT mptcp`; docs/scenarios.md): with on,
+ * every stream is opened as MPTCP and reported to the engine after its connect
+ * (t2s_engine_stream_multipath): multipath when it goes to server (NULL: none speaks MPTCP),
+ * fallen back to TCP otherwise. With a simulated network a multipath stream has a subflow on its
+ * own path and one on the path the route to its destination takes now (a change of the count is
+ * reported); when its path dies and another reaches the destination it stalls 200 ms, then its
+ * bytes carry on over that path. A fallen-back stream behaves as a plain one. */
+void sim_upstream_set_mptcp(sim_upstream *up, bool on, const t2s_addr *server);
+
 /* The t2s_upstream to hand to t2s_engine_new. */
 t2s_upstream sim_upstream_iface(sim_upstream *up);
 

@@ -262,7 +262,8 @@ static const struct {
     {"engine dns-timeout x\n", "1: engine dns-timeout: bad duration 'x' (expected a number with a "
                                "unit: ns, us, ms, s, m, h)"},
     {"engine\n", "1: engine: expected network-debounce T, on-network-change POLICY, udp-timeout T, "
-                 "dns-timeout T or max-udp-sessions N but found end of line"},
+                 "dns-timeout T, max-udp-sessions N or mptcp but found end of line"},
+    {"engine mptcp x\n", "1: engine mptcp: unexpected 'x'"},
     {"engine max-udp-sessions 0\n", "1: engine max-udp-sessions: 1..1000000"},
     {"engine max-udp-sessions 2000000\n", "1: engine max-udp-sessions: 1..1000000"},
     {"engine on-network-change bogus\n",
@@ -367,8 +368,9 @@ static const struct {
     {"proxy socks5 192.0.2.1\n",
      "1: proxy socks5: 192.0.2.1 needs a port (1.2.3.4:80, [2001:db8::1]:80)"},
     {"proxy socks5 192.0.2.1:1080\nproxy socks5 192.0.2.1:1080\n", "2: proxy: given twice"},
-    {"proxy socks5 192.0.2.1:1080 bogus\n", "1: proxy: unknown option 'bogus' (expected auth USER "
-                                            "PASS, offer USER PASS, blackhole, no-udp, udp-close)"},
+    {"proxy socks5 192.0.2.1:1080 bogus\n",
+     "1: proxy: unknown option 'bogus' (expected auth USER "
+     "PASS, offer USER PASS, blackhole, no-udp, udp-close, mptcp)"},
     {"at 0 replay\n", "1: replay: expected a capture file name"},
     {"resume\n", "1: 'resume' happens at a time: at T resume"},
     {"route x\n", "1: route: expected ADDR/LEN (192.0.2.10/24, 2001:db8::10/64) but found x"},
