@@ -570,6 +570,7 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
                                  r->have_auth ? r->password : NULL)) != 0) {
     return rv;
   }
+  t2s_loop_set_tun(&r->loop, r->tun); /* NULL with the embedder's packet callbacks */
   if ((rv = t2s_loop_watch_device(&r->loop, r->packets ? t2s_embed_packets_fd(r->packets)
                                                        : t2s_tun_fd(r->tun))) != 0) {
     return rv;

@@ -15,6 +15,13 @@ void t2s_loop_rearm(t2s_loop *l) {
   if (!l->engine) {
     return;
   }
+  if (l->tun) {
+    int rv = t2s_tun_flush(l->tun); /* the packets this callback queued */
+    if (t2s_err_is_fatal(rv)) {
+      t2s_loop_fatal(l, "writing the TUN", rv);
+      return;
+    }
+  }
   t2s_upstream_sock_poll(l->up);
   l->clock.ops->timer_arm(l->clock.self, t2s_engine_get_expiry(l->engine));
 }
@@ -91,6 +98,9 @@ static void device_readable(evutil_socket_t fd, short what, void *arg) {
   if (n < 0) {
     t2s_loop_fatal(l, "reading the TUN", (int)n);
     return;
+  }
+  if (l->tun && t2s_tun_rx_pending(l->tun)) {
+    event_active(l->dev_ev, EV_READ, 0); /* read in a batch, not handed over yet */
   }
   t2s_loop_rearm(l);
 }
@@ -170,6 +180,10 @@ void t2s_loop_attach(t2s_loop *l, t2s_engine *engine, const t2s_device *dev, con
   l->clock = *clock;
   l->up = up;
   l->hooks = *hooks;
+}
+
+void t2s_loop_set_tun(t2s_loop *l, t2s_tun *tun) {
+  l->tun = tun;
 }
 
 int t2s_loop_watch_device(t2s_loop *l, int fd) {

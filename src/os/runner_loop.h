@@ -24,6 +24,7 @@
 
 #include "engine.h"
 #include "rec.h"
+#include "tun_linux.h"
 #include "upstream_sock.h"
 
 #define T2S_RUNNER_BATCH 64 /* packets read from the device per wakeup */
@@ -48,6 +49,7 @@ typedef struct t2s_loop {
   t2s_device dev;          /* read on readability */
   t2s_clock clock;         /* now() for input, timer_arm() for the engine's expiry */
   t2s_upstream_sock *up;   /* housekeeping after every callback */
+  t2s_tun *tun;            /* flushed after every callback (queued writes); NULL = none */
   t2s_loop_hooks hooks;
   struct event *dev_ev;
   struct event *sig_ev[6];
@@ -65,6 +67,9 @@ int t2s_loop_init(t2s_loop *l, struct event_base *base);
 /* Gives the loop what it drives (borrowed). Call before t2s_loop_watch_device. */
 void t2s_loop_attach(t2s_loop *l, t2s_engine *engine, const t2s_device *dev, const t2s_clock *clock,
                      t2s_upstream_sock *up, const t2s_loop_hooks *hooks);
+/* The TUN whose queued writes are flushed after every callback (t2s_tun_flush) and whose
+ * batched reads bring the loop back (t2s_tun_rx_pending). Borrowed; NULL = none. */
+void t2s_loop_set_tun(t2s_loop *l, t2s_tun *tun);
 /* Waits on fd for the device's packets. Returns 0, or T2S_ERR_* after logging why. */
 int t2s_loop_watch_device(t2s_loop *l, int fd);
 /* Installs the SIGINT/TERM/HUP/QUIT/USR1 handlers and ignores SIGPIPE (the binary; not for

@@ -17,6 +17,7 @@
 #include "netlink_linux.h"
 #include "os_error.h"
 #include "packet.h"
+#include "tun_linux_uring.h"
 
 struct t2s_tun {
   int fd;
@@ -34,7 +35,25 @@ struct t2s_tun {
   unsigned tun_f;          /* the TUN_F_* flags set */
   uint64_t rx_gso, tx_gso; /* super-packets read and written */
   unsigned rx_flags;       /* T2S_PARSE_* for the packet the last recv returned */
+  /* Without IFF_VNET_HDR every packet is a system call of its own: batched through io_uring
+   * when available (tun_linux_uring.h), set up at the first packet (the MTU is final then). */
+  t2s_tun_uring *uring;
+  bool uring_tried;
 };
+
+/* The io_uring batcher of a TUN without IFF_VNET_HDR, made at the first use; NULL: plain I/O. */
+static t2s_tun_uring *uring_of(t2s_tun *tun) {
+  if (!tun->uring_tried) {
+    tun->uring_tried = true;
+    if (!tun->vnet) {
+      tun->uring = t2s_tun_uring_new(tun->fd, T2S_MAX(tun->mtu, 1500u));
+      if (tun->uring) {
+        T2S_INFO("%s: packets read and written in batches through io_uring", tun->ifname);
+      }
+    }
+  }
+  return tun->uring;
+}
 
 /* ---------------- offloads (IFF_VNET_HDR) ----------------
  *
@@ -172,6 +191,11 @@ static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
     t2s_ssize n = tun_recv_vnet(tun, buf, buflen);
     return n >= 0 ? n : recv_error(tun, errno);
   }
+  t2s_tun_uring *u = uring_of(tun);
+  if (u) {
+    t2s_ssize n = t2s_tun_uring_recv(u, buf, buflen);
+    return n >= 0 || n == T2S_ERR_WOULDBLOCK ? n : recv_error(tun, errno);
+  }
   /* Bounded: a signal may interrupt the read; retry a few times, then report nothing. */
   for (int tries = 0; tries < 4; tries++) {
     ssize_t n = read(tun->fd, buf, buflen);
@@ -190,6 +214,10 @@ static int tun_send(void *self, const uint8_t *pkt, size_t pktlen) {
   t2s_tun *tun = self;
   if (tun->vnet) {
     return tun_send_vnet(tun, pkt, pktlen);
+  }
+  t2s_tun_uring *u = uring_of(tun);
+  if (u) {
+    return t2s_tun_uring_send(u, pkt, pktlen);
   }
   struct iovec iov = {.iov_base = (void *)pkt, .iov_len = pktlen};
   return tun_write(tun, &iov, 1);
@@ -211,6 +239,21 @@ static const t2s_device_ops tun_ops = {
     .get_caps = tun_get_caps,
     .rx_flags = tun_rx_flags,
 };
+
+int t2s_tun_flush(t2s_tun *tun) {
+  if (!tun->uring) {
+    return 0;
+  }
+  int rv = t2s_tun_uring_flush(tun->uring);
+  if (rv != 0) {
+    T2S_WARN("writing to the TUN %s: %s", tun->ifname, strerror(errno));
+  }
+  return rv;
+}
+
+bool t2s_tun_rx_pending(const t2s_tun *tun) {
+  return tun->uring && t2s_tun_uring_rx_pending(tun->uring);
+}
 
 void t2s_tun_device(t2s_tun *tun, t2s_device *dev) {
   dev->ops = &tun_ops;
@@ -240,6 +283,13 @@ void t2s_tun_get_counters(const t2s_tun *tun, t2s_tun_counters *c) {
   c->tx_errors = tun->tx_errors;
   c->rx_gso = tun->rx_gso;
   c->tx_gso = tun->tx_gso;
+  if (tun->uring) {
+    t2s_tun_uring_counters u;
+    t2s_tun_uring_get_counters(tun->uring, &u);
+    c->rx_packets += u.rx_packets;
+    c->tx_packets += u.tx_packets;
+    c->tx_errors += u.tx_errors;
+  }
 }
 
 static t2s_tun_failure failure_of(int err) {
@@ -463,6 +513,8 @@ void t2s_tun_close(t2s_tun *tun) {
     }
   }
   tun->nadded = 0;
+  t2s_tun_uring_free(tun->uring);
+  tun->uring = NULL;
   if (tun->owns_fd) {
     close(tun->fd);
   }

@@ -81,5 +81,12 @@ int t2s_tun_fd(const t2s_tun *tun);
 void t2s_tun_get_info(const t2s_tun *tun, t2s_tun_info *info);
 /* Copies the device-level counters. */
 void t2s_tun_get_counters(const t2s_tun *tun, t2s_tun_counters *c);
+/* Writes out the packets queued by the device's send (a TUN without IFF_VNET_HDR batches its
+ * writes through io_uring: tun_linux_uring.h); the loop calls it after every callback. Returns
+ * 0, or T2S_ERR_* (T2S_ERR_FATAL: the fd is gone). */
+int t2s_tun_flush(t2s_tun *tun);
+/* Packets read in a batch and not yet returned by the device's recv: the loop must come back
+ * for them even though the fd may not be readable any more. */
+bool t2s_tun_rx_pending(const t2s_tun *tun);
 
 #endif
