@@ -8,12 +8,15 @@ restart while a download through another proxy goes on intact; a broken file cha
                       no authentication, port 1081), 192.0.2.80 (HTTP origin, port 8080)
 
 tun2sock runs at the default log level with --config FILE: the proxies A (preferred, with
-credentials) and B. Namespaces are named t2sb-<pid>-<n>-<tag> (test_bin_util.py) and removed;
-every process is stopped by its PID.
+credentials) and B. A is given by address, or by the name proxy-a.test (the client namespace's
+/etc/netns/NAME/hosts, which `ip netns exec` mounts on /etc/hosts; removed after).
+Namespaces are named t2sb-<pid>-<n>-<tag> (test_bin_util.py) and removed; every process is
+stopped by its PID.
 """
 import hashlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -68,23 +71,31 @@ def big_sha256() -> str:
     return h.hexdigest()
 
 
-def config_text(password: str, extra: str = "") -> str:
+A_NAME = "proxy-a.test"
+
+
+def config_text(password: str, extra: str = "", a_host: str = PA) -> str:
     return (f"device: t2s0\n"
             f"address: 198.18.0.1/15\n"
             f"metrics: 127.0.0.1:{METRICS_PORT}\n"
             f"proxy-probe-interval: 500ms\n"
             f"proxy:\n"
-            f"  - url: socks5://{PA}:{PORT_A}\n"
+            f"  - url: socks5://{a_host}:{PORT_A}\n"
             f"    username: {USER}\n"
             f"    password: {json.dumps(password)}\n"
             f"  - socks5://{PB}:{PORT_B}\n" + extra)
 
 
 class World:
-    def __init__(self, tmp: Path, tun2sock_bin: Path):
+    def __init__(self, tmp: Path, tun2sock_bin: Path, a_host: str = PA):
         need("danted", "microsocks", "curl", "ss")
         self.tmp = tmp
+        self.a_host = a_host
         self.c = Netns("rcli")
+        self.netns_etc = Path("/etc/netns") / self.c.name
+        if a_host != PA:
+            self.netns_etc.mkdir(parents=True, exist_ok=True)
+            (self.netns_etc / "hosts").write_text(f"127.0.0.1 localhost\n{PA} {a_host}\n")
         self.s = Netns("rsrv")
         self.procs = []
         self.micro = None
@@ -102,7 +113,7 @@ class World:
         wait_for(lambda: self.listening(f"{ORIGIN}:{HTTP_PORT}"), "the origin")
         self.c.ip("route", "add", "default", "via", GW, "dev", "up1")
         self.config = tmp / "tun2sock.yaml"
-        self.config.write_text(config_text(OLD))
+        self.config.write_text(config_text(OLD, a_host=a_host))
         self.t = start_tun2sock(self.c, tun2sock_bin, tmp / "tun2sock.log",
                                 ["--config", str(self.config)], ready_addr="198.18.0.1")
         self.c.ip("route", "add", f"{ORIGIN}/32", "dev", "t2s0")
@@ -125,7 +136,7 @@ class World:
         p = self.c.run("curl", "-s", "--max-time", "2", f"http://127.0.0.1:{METRICS_PORT}/stats",
                        check=False)
         for px in json.loads(p.stdout).get("proxies", []):
-            if px["proxy"].startswith(addr + ":"):
+            if px["proxy"].startswith(addr + ":") or (px.get("address") or "").startswith(addr + ":"):
                 return px
         raise AssertionError(f"no proxy {addr} in /stats: {p.stdout[:2000]}")
 
@@ -158,16 +169,18 @@ class World:
         rc = self.t.stop()
         self.c.close()
         self.s.close()
+        shutil.rmtree(self.netns_etc, ignore_errors=True)
         assert rc == 0, self.t.output()[-3000:]
 
 
 @pytest.fixture
-def world(tmp_path, tun2sock_bin):
-    w = World(tmp_path, tun2sock_bin)
+def world(tmp_path, tun2sock_bin, request):
+    w = World(tmp_path, tun2sock_bin, getattr(request, "param", PA))
     yield w
     w.close()
 
 
+@pytest.mark.parametrize("world", [PA, A_NAME], ids=["by-address", "by-name"], indirect=True)
 def test_a_password_changed_in_the_file_reaches_new_flows_and_spares_the_other_proxy(world):
     # A is not there yet: the download's SYN is refused by A and carried by B.
     dl = world.download()
@@ -188,11 +201,14 @@ def test_a_password_changed_in_the_file_reaches_new_flows_and_spares_the_other_p
         "the old password was not refused: the test would prove nothing"
     # The new password in the file and SIGHUP: new flows go through A with it.
     t0 = time.monotonic()
-    mark = world.sighup(config_text(NEW))
+    mark = world.sighup(config_text(NEW, a_host=world.a_host))
     wait_for(lambda: "reload: " in world.t.output()[mark:] and
              "applied" in world.t.output()[mark:], "the reload", proc=world.t)
     log = world.t.output()[mark:]
     assert "1 flows reset" not in log and re.search(r"reload: 0 flows reset", log), log
+    if world.a_host != PA:
+        # The name keeps the address it resolved to: A carries new flows at once.
+        assert f"reload: proxy 1 of 2: {A_NAME}:{PORT_A} at {PA}:{PORT_A}" in log, log
     flows, auth = world.proxy_stats(PA)["flows"], world.proxy_stats(PA)["failures"].get("auth", 0)
     assert world.curl_ok(), world.t.output()[-2000:]
     print(f"\nreload: first curl through A with the new password "
