@@ -140,6 +140,12 @@ class World:
                 return px
         raise AssertionError(f"no proxy {addr} in /stats: {p.stdout[:2000]}")
 
+    def metric(self, name: str) -> float:
+        p = self.c.run("curl", "-s", "--max-time", "2", f"http://127.0.0.1:{METRICS_PORT}/metrics",
+                       check=False)
+        m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", p.stdout, re.M)
+        return float(m.group(1)) if m else -1.0
+
     def download(self) -> subprocess.Popen:
         out = open(self.tmp / "big.sha256", "w")
         p = subprocess.Popen(["/bin/sh", "-c", " ".join(self.c.cmd(
@@ -242,6 +248,8 @@ def test_a_broken_file_changes_nothing_and_says_so(world):
     assert re.search(r"tun2sock\.yaml:10: udp-timeout: '10x'", world.t.output()[mark:]), \
         world.t.output()[mark:]
     assert world.t.alive(), "tun2sock stopped on SIGHUP with --config"
+    assert world.metric('tun2sock_config_reloads_total{result="failed"}') == 2
+    assert world.metric("tun2sock_config_last_reload_successful") == 0
     assert world.curl_ok(), "a new flow fails after a refused reload (the old password holds)"
     # An option that cannot change at run time: reported, left alone; the rest applies.
     mark = world.sighup(config_text(OLD, "mtu: 1400\nlog-level: debug\n"))
@@ -249,6 +257,8 @@ def test_a_broken_file_changes_nothing_and_says_so(world):
     log = world.t.output()[mark:]
     assert re.search(r"reload: .*mtu changed, which needs a restart", log), log
     assert "applied log-level" in log, log
+    assert world.metric('tun2sock_config_reloads_total{result="applied"}') == 1
+    assert world.metric("tun2sock_config_last_reload_successful") == 1
     assert "mtu 1500" in world.c.run("ip", "link", "show", "t2s0").stdout
     assert world.curl_ok()
     assert dl.poll() is None, "the download through A ended at a reload that left A alone"

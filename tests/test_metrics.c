@@ -38,7 +38,8 @@ static const char prom_types[] =
     "tun2sock_fake_dns_full_total counter|tun2sock_fake_dns_flows_total counter|"
     "tun2sock_fake_dns_stale_total counter|tun2sock_mptcp_flows_total counter|"
     "tun2sock_mptcp_subflows_total counter|tun2sock_survived_stall_seconds histogram|"
-    "tun2sock_uptime_seconds gauge|tun2sock_upstream_proxy_failures_total counter|";
+    "tun2sock_uptime_seconds gauge|tun2sock_config_reloads_total counter|"
+    "tun2sock_config_last_reload_successful gauge|tun2sock_upstream_proxy_failures_total counter|";
 
 /* Every JSON key, in order, but those inside packets_dropped and upstream_errors. */
 static const char json_keys[] =
@@ -47,7 +48,7 @@ static const char json_keys[] =
     "bytes_up,bytes_down,packets_in,packets_out,icmp_echo_replies,upstream_failures,"
     "upstream_streams_open,upstream_dgram_sockets_open,network_changes,route_updates,"
     "flows_reset,flows_survived,tun_rx_packets,tun_tx_packets,tun_write_errors,uptime_seconds,"
-    "network,events,"
+    "config_reloads_applied,config_reloads_failed,config_last_reload_successful,network,events,"
     "resumes,syn_refused_offline,state,last_detect_ns,last_reset_ns,recovery_sum_s,"
     "last_recovery_ns,udp,sessions_total,datagrams_up,datagrams_down,evictions,timeouts,"
     "proxy_no_udp,no_udp_verdicts,dns_tcp_queries,dns_tcp_answers,port_unreach_sent,"

@@ -223,6 +223,15 @@ static const metric_row metric_rows[] = {
      J_MPTCP, "survived_stall_sum_ns", STALL(engine.survived_stall_sum_ns)},
     {"tun2sock_uptime_seconds", "gauge", "Seconds since start.", NULL, J_TOP, "uptime_seconds",
      SECONDS(uptime_seconds)},
+    /* --config reloads on SIGHUP (docs/config.md). */
+    {"tun2sock_config_reloads_total", "counter",
+     "SIGHUP reloads of --config: read and applied, or failed (nothing changed).",
+     "result=\"applied\"", J_TOP, "config_reloads_applied", U64(reloads_applied)},
+    {"tun2sock_config_reloads_total", NULL, NULL, "result=\"failed\"", J_TOP,
+     "config_reloads_failed", U64(reloads_failed)},
+    {"tun2sock_config_last_reload_successful", "gauge",
+     "1 unless the last reload of --config failed.", NULL, J_TOP, "config_last_reload_successful",
+     U64(last_reload_ok)},
 };
 
 #undef FIELD

@@ -44,6 +44,9 @@ typedef struct t2s_metrics_snapshot {
   uint64_t tun_rx_packets, tun_tx_packets, tun_tx_errors;
   uint64_t upstream_streams, upstream_dgrams; /* sockets open now */
   double uptime_seconds;
+  uint64_t reloads_applied;   /* SIGHUP reloads of --config that were read (docs/config.md) */
+  uint64_t reloads_failed;    /* ... that changed nothing because the options were bad */
+  uint64_t last_reload_ok;    /* 1 unless the last reload failed */
   uint64_t fake_dns_on;       /* 1 with --fake-dns */
   t2s_fakedns_stats fake_dns; /* the fake-IP table's counters (fakedns.h); zero when off */
   size_t nproxies;            /* 0: no proxy list (an embedder without one) */

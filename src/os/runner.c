@@ -78,6 +78,8 @@ struct t2s_runner {
   int (*reload)(void *arg, t2s_cli_opts *opts, char *password, size_t passlen, char *why,
                 size_t whylen);
   void *reload_arg;
+  uint64_t reloads_applied, reloads_failed; /* for /metrics */
+  bool last_reload_failed;
   /* What runs. */
   t2s_loop loop;
   bool loop_ready;
@@ -118,6 +120,9 @@ static void on_stats_signal(void *arg) {
 static void collect(void *arg, t2s_metrics_snapshot *snap) {
   t2s_runner *r = arg;
   t2s_report_collect(&r->report, snap);
+  snap->reloads_applied = r->reloads_applied;
+  snap->reloads_failed = r->reloads_failed;
+  snap->last_reload_ok = !r->last_reload_failed;
   t2s_proxy_host_collect(r->proxies, snap);
   if (r->fake_dns) {
     snap->fake_dns_on = 1;
@@ -156,8 +161,12 @@ static void on_reload_signal(void *arg) {
   }
   if (r->reload(r->reload_arg, fresh, password, sizeof(password), why, sizeof(why)) != 0) {
     T2S_WARN("reload: %s; nothing changed", why);
+    r->reloads_failed++;
+    r->last_reload_failed = true;
     goto out;
   }
+  r->reloads_applied++;
+  r->last_reload_failed = false;
   t2s_reload_plan_make(&r->opts, r->password, fresh, password, plan);
   if (plan->nrestart > 0) {
     T2S_WARN("reload: %s: %s changed, which needs a restart: running as before", path,
