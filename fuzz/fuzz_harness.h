@@ -162,5 +162,7 @@ int fz_pick_error(uint8_t b);
 void fz_run_packet(const uint8_t *data, size_t size);
 /* fuzz_sequence.c: configuration + operations into one engine (docs/fuzzing.md). */
 void fz_run_sequence(const uint8_t *data, size_t size);
+/* fuzz_dnstcp.c: --fake-dns's DNS over TCP through one engine (docs/fuzzing.md). */
+void fz_run_dns_tcp(const uint8_t *data, size_t size);
 
 #endif

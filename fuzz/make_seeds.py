@@ -11,6 +11,8 @@ OUT/engine_sequence/  operation sequences (fuzz_engine_sequence.c): hand-made TC
 OUT/socks5/           proxy replies (fuzz_socks5.c): every reply shape, failures, UDP headers
 OUT/dns/              DNS queries and state files (fuzz_dns.c): every qtype the responder
                       knows, EDNS, compression pointers, hostile names
+OUT/dns_tcp/          DNS-over-TCP sessions (fuzz_dnstcp.c): pipelined and split queries,
+                      forwarded ones through a SOCKS5 proxy with framed answers, bad framing
 OUT/scenario/         scenarios: harness/scenarios/*.scn, the examples of docs/*.md and the
                       scenario texts of harness/test_sim_*.py
 OUT/scenario.dict     the scenario language's words (from the parser's string literals)
@@ -382,6 +384,38 @@ def recording_seeds(out, rawip):
             write(d, f)
 
 
+# Opcodes of fuzz_dnstcp.c
+(DT_SYN, DT_DATA, DT_QUERY, DT_FIN, DT_RST, DT_ACK, DT_ADVANCE, DT_OPENED, DT_SOCKS5, DT_RECV,
+ DT_ANSWER, DT_EOF, DT_ERROR, DT_WRITABLE, DT_WRITE_CAP, DT_RESET_ALL) = range(16)
+
+
+def dns_tcp_seeds(out):
+    d = os.path.join(out, "dns_tcp")
+    for flags in (0x00, 0x01, 0x03, 0x09, 0x0d):  # direct, SOCKS5, + hijack, small buffers
+        for t in (0, 5):
+            syn = bytes([DT_SYN, t, DT_ACK, t])
+            # A, AAAA, HTTPS answered here; one split in the middle of its length.
+            local = bytes([DT_QUERY, t, 0x10, 1, 0, DT_QUERY, t, 0x21, 2, 1,
+                           DT_QUERY, t, 0x32, 3, 9])
+            # MX forwarded: the stream opens, SOCKS5 (when a proxy), the framed answer.
+            fwd = bytes([DT_QUERY, t, 0x44, 4, 30, DT_OPENED, 0, 0])
+            if flags & 1:
+                fwd += bytes([DT_SOCKS5, 0])
+            fwd += bytes([DT_ANSWER, 0, 40, DT_QUERY, t, 0x55, 5, 0, DT_ANSWER, 0, 8])
+            close = bytes([DT_FIN, t, DT_ADVANCE]) + struct.pack(">H", 100) + bytes([DT_ACK, t])
+            cfg = bytes([flags, 8, 0x09, 4])
+            write(d, cfg + syn + local + close)
+            write(d, cfg + syn + local + fwd + close)
+            write(d, cfg + syn + fwd + bytes([DT_EOF, 0]) + local + close)
+            write(d, cfg + syn + fwd + bytes([DT_ERROR, 0, 3]) + close)
+            write(d, cfg + syn + bytes([DT_DATA, t, 4, 0, 5, 1, 2]) + close)      # too short
+            write(d, cfg + syn + bytes([DT_DATA, t, 2, 0xff, 0xff]) + close)      # too long
+            write(d, cfg + syn + bytes([DT_DATA, t, 3, 0, 40, 1, DT_FIN, t]))     # cut by FIN
+            write(d, cfg + syn + local + bytes([DT_ADVANCE]) + struct.pack(">H", 30000) +
+                  bytes([DT_ACK, t, DT_ADVANCE]) + struct.pack(">H", 30000))   # idle close
+            write(d, cfg + syn + fwd + bytes([DT_RESET_ALL]) + local + close)
+
+
 def quick_sample(out, target, extra_dirs, n):
     """OUT/TARGET-quick: a fixed sample of at most n seeds of the target's directories."""
     files = []
@@ -408,7 +442,8 @@ def main():
         sys.exit("make_seeds: OUT must be under a build directory, not in the repository")
     rawip = os.path.join(a.corpora, "pcaps", "rawip")
     tcpdump = os.path.join(a.corpora, "fuzz-seeds", "tcpdump-ip")
-    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns", "recording"):
+    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns", "dns_tcp",
+              "recording"):
         shutil.rmtree(os.path.join(out, t), ignore_errors=True)
         os.makedirs(os.path.join(out, t))
     if os.path.isdir(rawip):
@@ -420,6 +455,7 @@ def main():
     socks5_seeds(out)
     scenario_seeds(out)
     dns_seeds(out)
+    dns_tcp_seeds(out)
     recording_seeds(out, rawip)
     if a.quick:
         quick_sample(out, "engine_packet", [tcpdump], a.quick)
@@ -437,8 +473,10 @@ def main():
         quick_sample(out, "socks5", [], a.quick)
         quick_sample(out, "scenario", [], a.quick)
         quick_sample(out, "dns", [], a.quick)
+        quick_sample(out, "dns_tcp", [], a.quick)
         quick_sample(out, "recording", [], a.quick)
-    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns", "recording"):
+    for t in ("engine_packet", "engine_sequence", "socks5", "scenario", "dns", "dns_tcp",
+              "recording"):
         n = len(os.listdir(os.path.join(out, t)))
         print("make_seeds: %s: %d seeds in %s" % (t, n, os.path.join(out, t)))
 

@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "engine_fake.h"
 #include "fakedns.h"
+#include "fuzz_harness.h"
 #include "packet.h"
 #include "rand.h"
 #include "socks5.h"
@@ -681,6 +682,48 @@ static void test_tcp_dns_random_traffic(void) {
   CU_ASSERT(framing > 10);
 }
 
+/* The dns_tcp fuzz target's interpreter (fuzz/fuzz_dnstcp.c) on 400 seeded inputs: its stubs
+ * check the connector's contract at every call (no write to a stream not open, no double
+ * close, no timer left due, every stream closed at the end) and it checks that no connection
+ * or pinned entry is left once the clients closed; a failure aborts with the reason. Inputs
+ * are random operations, SYNs first on some tuples so that the framing is reached. */
+static void test_tcp_dns_fuzz_interpreter(void) {
+  t2s_rand r;
+  t2s_rand_init(&r, 53);
+  uint8_t in[700];
+  for (int k = 0; k < 400; k++) {
+    size_t n = 0;
+    for (int j = 0; j < 4; j++) {
+      in[n++] = (uint8_t)t2s_rand_u32(&r);
+    }
+    for (int t = 0; t < 3; t++) { /* OP_SYN on three tuples, then their ACKs */
+      uint8_t tuple = (uint8_t)t2s_rand_below(&r, 8);
+      in[n++] = 0;
+      in[n++] = tuple;
+      in[n++] = 5;
+      in[n++] = tuple;
+    }
+    size_t len = n + (size_t)t2s_rand_below(&r, sizeof(in) - n);
+    while (n < len) {
+      uint8_t op = (uint8_t)t2s_rand_below(&r, 16);
+      in[n++] = op;
+      if (op == 2 && n + 4 <= len) { /* a query on a tuple likely open */
+        in[n++] = (uint8_t)t2s_rand_below(&r, 8);
+        in[n++] = (uint8_t)t2s_rand_u32(&r);
+        in[n++] = (uint8_t)t2s_rand_u32(&r);
+        in[n++] = (uint8_t)t2s_rand_u32(&r);
+      } else if (op == 1 && n + 2 <= len) { /* short raw data */
+        in[n++] = (uint8_t)t2s_rand_below(&r, 8);
+        in[n++] = (uint8_t)t2s_rand_below(&r, 24);
+      } else if (n < len) {
+        in[n++] = (uint8_t)t2s_rand_u32(&r);
+      }
+    }
+    fz_run_dns_tcp(in, len);
+  }
+  CU_PASS("400 inputs through the dns_tcp interpreter");
+}
+
 int t2s_test_register_engine_fakedns(void) {
   CU_pSuite s = CU_add_suite("engine_fakedns", NULL, NULL);
   if (s == NULL) {
@@ -695,5 +738,6 @@ int t2s_test_register_engine_fakedns(void) {
   CU_add_test(s, "tcp_dns_bad_framing", test_tcp_dns_bad_framing);
   CU_add_test(s, "tcp_dns_idle_and_off", test_tcp_dns_idle_and_off);
   CU_add_test(s, "tcp_dns_random_traffic", test_tcp_dns_random_traffic);
+  CU_add_test(s, "tcp_dns_fuzz_interpreter", test_tcp_dns_fuzz_interpreter);
   return 0;
 }
