@@ -44,7 +44,8 @@ def mptcp_available() -> bool:
 
 
 class World:
-    def __init__(self, tmp: Path, tun2sock_bin: Path, mptcp_proxy: bool):
+    def __init__(self, tmp: Path, tun2sock_bin: Path, mptcp_proxy: bool,
+                 manual_endpoint: bool = True):
         need("danted", "curl", "ss", "mptcpize")
         if not mptcp_available():
             pytest.skip("the kernel has no MPTCP (net.mptcp.enabled != 1)")
@@ -55,12 +56,12 @@ class World:
         self.c = Netns("mpc")
         self.s = Netns("mps")
         try:
-            self._build(mptcp_proxy)
+            self._build(mptcp_proxy, manual_endpoint)
         except Exception:
             self.close()
             raise
 
-    def _build(self, mptcp_proxy: bool):
+    def _build(self, mptcp_proxy: bool, manual_endpoint: bool):
         veth(self.c, f"{ME1}/24", self.s, f"{GW1}/24", a_dev="up1", b_dev="dn1")
         veth(self.c, f"{ME2}/24", self.s, f"{GW2}/24", a_dev="up2", b_dev="dn2")
         self.s.ip("addr", "add", f"{PROXY}/32", "dev", "lo")
@@ -68,8 +69,10 @@ class World:
         for ns in (self.c, self.s):
             ns.sh("sysctl -qw net.mptcp.enabled=1")
             ns.ip("mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "2")
-        # The client's second uplink may carry a subflow (what NetworkManager or mptcpd add).
-        self.c.ip("mptcp", "endpoint", "add", ME2, "dev", "up2", "subflow")
+        # The client's second uplink may carry a subflow (what NetworkManager or mptcpd add;
+        # without it, tun2sock adds its own).
+        if manual_endpoint:
+            self.c.ip("mptcp", "endpoint", "add", ME2, "dev", "up2", "subflow")
         self.c.ip("route", "add", "default", "via", GW1, "dev", "up1", "metric", "100")
         self.c.ip("route", "add", "default", "via", GW2, "dev", "up2", "metric", "200")
         www = self.tmp / "www"
@@ -91,6 +94,16 @@ class World:
                  self.s.run("ss", "-ltnH", check=False).stdout, "dante", proc=self.dante)
         mptcp_listener = f"{PROXY}:{SOCKS_PORT}" in self.s.run("ss", "-lMnH", check=False).stdout
         assert mptcp_listener == mptcp_proxy, "dante's listener is MPTCP only under mptcpize"
+
+    def endpoints(self) -> dict:
+        """`ip mptcp endpoint show` in the client namespace: {address: (id, line)}."""
+        out = self.c.ip("mptcp", "endpoint", "show").stdout
+        eps = {}
+        for line in out.splitlines():
+            m = re.match(r"^(\S+) id (\d+)", line.strip())
+            if m:
+                eps[m.group(1)] = (int(m.group(2)), line.strip())
+        return eps
 
     def start(self, *extra: str) -> Process:
         args = ["--device", "t2s0", "--proxy", f"socks5://{PROXY}:{SOCKS_PORT}",
@@ -265,3 +278,66 @@ def test_without_mptcp_the_download_is_reset_as_today(world_mp):
     assert rc != 0, f"the download was not reset: {out}"
     assert st["flows_reset"] >= 1 and st["flows_survived"] == 0, st
     assert st["mptcp"]["multipath"] == 0
+
+
+# ---- step 5: tun2sock's own subflow endpoints (generic netlink), restored on exit ----
+
+@pytest.fixture
+def world_own(tmp_path, tun2sock_bin):
+    w = World(tmp_path, tun2sock_bin, mptcp_proxy=True, manual_endpoint=False)
+    yield w
+    w.close()
+
+
+OURS = range(200, 232)  # tun2sock's endpoint ids (mptcp_pm_linux.h)
+
+
+def test_endpoints_added_for_every_uplink_and_removed_at_exit(world_own):
+    w = world_own
+    # Someone else's endpoint (NetworkManager, an operator): never touched.
+    w.c.ip("addr", "add", "203.0.113.3/24", "dev", "up2")
+    w.c.ip("mptcp", "endpoint", "add", "203.0.113.3", "id", "7", "dev", "up2", "subflow")
+    w.start("--mptcp")
+    eps = w.endpoints()
+    assert eps.get(ME1, (0,))[0] in OURS and eps.get(ME2, (0,))[0] in OURS, eps
+    assert "subflow" in eps[ME1][1] and "dev up1" in eps[ME1][1], eps
+    assert eps["203.0.113.3"][0] == 7, eps
+    assert "198.18.0.1" not in eps, eps  # never the TUN's
+    # An address goes: its endpoint goes with it; it comes back: so does the endpoint.
+    w.c.ip("addr", "del", f"{ME2}/24", "dev", "up2")
+    wait_for(lambda: ME2 not in w.endpoints(), "the endpoint of the removed address to go",
+             timeout=3, proc=w.t)
+    w.c.ip("addr", "add", f"{ME2}/24", "dev", "up2")
+    wait_for(lambda: ME2 in w.endpoints(), "the endpoint back", timeout=3, proc=w.t)
+    rc = w.t.stop()
+    assert rc == 0, w.log()
+    eps = w.endpoints()
+    assert set(eps) == {"203.0.113.3"}, eps  # ours gone, the other one left alone
+
+
+def test_endpoints_left_by_sigkill_are_cleaned_by_the_next_run(world_own):
+    w = world_own
+    w.start("--mptcp")
+    before = w.endpoints()
+    assert {ME1, ME2} <= set(before), before
+    w.t.signal(9)
+    w.t.p.wait(timeout=5)
+    assert w.endpoints() == before  # a killed run cannot clean up
+    w.c.ip("link", "del", "t2s0", check=False)
+    w.c.ip("route", "del", f"{ORIGIN}/32", check=False)
+    w.start("--mptcp")
+    after = w.endpoints()
+    assert sorted(after) == sorted(before) and all(v[0] in OURS for v in after.values()), after
+    assert "left by an earlier run" in w.t.output()
+    assert w.t.stop() == 0
+    assert w.endpoints() == {}
+
+
+def test_download_survives_with_tun2sock_s_own_endpoints(world_own):
+    world_own.start("--mptcp")
+    assert ME2 in world_own.endpoints()
+    rc, out, st = change_during_download(
+        world_own, lambda: world_own.c.ip("link", "set", "up1", "down"), "up1 down, own endpoints")
+    assert rc == 0 and out.startswith("200 "), world_own.log()
+    assert world_own.got_sha() == world_own.sha
+    assert st["flows_reset"] == 0 and st["flows_survived"] >= 1, world_own.log()

@@ -36,6 +36,7 @@
 #include "metrics.h"
 #include "host_monitor.h"
 #include "monitor_linux.h"
+#include "mptcp_pm_linux.h"
 #include "netwatch.h"
 #include "proxy_host.h"
 #include "record_linux.h"
@@ -69,6 +70,7 @@ struct t2s_runner {
   t2s_host_monitor *host; /* the embedder's network events (host_monitor.h), or NULL */
   t2s_monitor monops;
   t2s_autoroute_watch *autoroute; /* --auto-route */
+  struct t2s_mptcp_pm *mptcp_pm;  /* --mptcp: our subflow endpoints (mptcp_pm_linux.h) */
   t2s_egress_choice egress;
   t2s_engine *engine;
   t2s_os_record rec;     /* --record, --pcap, --device-fault: wrappers between drivers and users */
@@ -525,6 +527,9 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
   if (ucfg.mptcp) {
     T2S_INFO("--mptcp: streams to the proxy use Multipath TCP, not bound to an interface "
              "(datagram sockets still are)");
+    if (!cfg->host_monitor) { /* an embedder owns its host's network: no endpoints from us */
+      t2s_mptcp_pm_new(&r->mptcp_pm, r->base, r->tun_info.ifindex); /* failure logged */
+    }
   }
   if ((rv = t2s_upstream_sock_new(&r->up, r->base, &ucfg)) != 0) {
     T2S_ERROR("out of memory");
@@ -658,7 +663,7 @@ uint32_t t2s_runner_tun_ifindex(const t2s_runner *r) {
 
 bool t2s_runner_needs_net_admin(const t2s_runner *r) {
   return r->egress.egress.mark != 0 || (r->tun_info.outlives && r->tun_info.naddrs_added > 0) ||
-         r->autoroute != NULL;
+         r->autoroute != NULL || r->mptcp_pm != NULL; /* our endpoints come and go */
 }
 
 void t2s_runner_del(t2s_runner *r) {
@@ -688,6 +693,7 @@ void t2s_runner_del(t2s_runner *r) {
   if (r->up) {
     t2s_upstream_sock_del(r->up);
   }
+  t2s_mptcp_pm_del(r->mptcp_pm);         /* our subflow endpoints removed */
   t2s_autoroute_watch_del(r->autoroute); /* before the TUN goes: rules first, then the table */
   if (r->loop_ready) {
     t2s_loop_free(&r->loop);

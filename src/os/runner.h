@@ -85,7 +85,8 @@ void t2s_runner_protect_counts(const t2s_runner *r, uint64_t *popened, uint64_t 
                                uint64_t *pfailures);
 /* The TUN's interface index and whether the upstream is bound (for the capability policy). */
 uint32_t t2s_runner_tun_ifindex(const t2s_runner *r);
-/* True when teardown needs CAP_NET_ADMIN (addresses to remove from a TUN that outlives us),
+/* True when teardown needs CAP_NET_ADMIN (addresses to remove from a TUN that outlives us,
+ * --mptcp endpoints to add and remove),
  * or upstream sockets need it (SO_MARK). */
 bool t2s_runner_needs_net_admin(const t2s_runner *r);
 
