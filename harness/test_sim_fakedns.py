@@ -5,7 +5,8 @@ A client host looks a name up (an A query over UDP to port 53, answered by the e
 fake-IP table) and connects to the pool address it got; the engine asks the simulated proxy for
 the name (SOCKS5 ATYP 3). The proxy is `names-only`: it refuses every CONNECT by address
 (REP 8), so a flow that reached the destination was carried by name, and its side resolves the
-name (`proxy host`). Besides each scenario's own expectations, every run is checked here for:
+name (`proxy host`); UDP by name goes the same way through UDP ASSOCIATE, replies delivered
+from the pool address. Besides each scenario's own expectations, every run is checked here for:
   - determinism: the same seed gives the same event log, byte for byte (its digest);
   - the name in the proxy's requests, read from the event log (`proxy_name` events);
   - a few other seeds: the expectations hold for them too.
@@ -69,8 +70,18 @@ def test_the_mapping_survives_a_wifi_to_ethernet_change(sim):
     assert len(events(res, "client_lookup")) == 2
 
 
+def test_udp_by_name_goes_to_the_name_and_replies_come_from_the_pool_address(sim):
+    res = run_twice(sim, "fakedns-udp-by-name")
+    relayed = events(res, "proxy_udp")
+    assert [(e.get("name"), e["target"]) for e in relayed] == \
+        [("quic.example", "203.0.113.20:443")] * 3, relayed
+    got = events(res, "client_recv")
+    assert [e["from"] for e in got] == ["198.19.0.1:443"] * 3, got
+
+
 def test_other_seeds_hold_too(sim):
-    for name in ("fakedns-connect-by-name", "fakedns-recycled", "fakedns-wifi-to-ethernet"):
+    for name in ("fakedns-connect-by-name", "fakedns-recycled", "fakedns-wifi-to-ethernet",
+                 "fakedns-udp-by-name"):
         for seed in (1, 2, 99):
             run(sim, name, "--seed", seed, run_name=f"{name}-{seed}")
 

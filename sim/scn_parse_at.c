@@ -146,7 +146,7 @@ static int act_client(scn_line *p, scn_client *a, int i) {
   }
   c->interval = T2S_SECONDS;
   /* NAME:PORT: looked up first (scn_parse_fakedns.c) */
-  int rv = c->proto == SIM_CLIENT_TCP && scn_client_is_name(p, i + 1)
+  int rv = c->proto != SIM_CLIENT_PING && scn_client_is_name(p, i + 1)
                ? scn_client_name(p, i + 1, a)
                : scn_addr(p, i + 1, &c->remote, c->proto != SIM_CLIENT_PING, "client destination");
   if (rv != 0) {

@@ -209,6 +209,9 @@ static void relay_input(void *arg, uint64_t id, const uint8_t *data, size_t len,
     h.atyp = h.addr.family == T2S_AF_INET ? T2S_SOCKS5_ATYP_IPV4 : T2S_SOCKS5_ATYP_IPV6;
   }
   sim_log_begin(&w->log, now, "proxy_udp");
+  if (k >= 0) {
+    sim_log_str(&w->log, "name", h.domain);
+  }
   if (rv != 0 || h.atyp == T2S_SOCKS5_ATYP_DOMAIN) {
     sim_log_str(&w->log, "error", rv != 0 ? t2s_socks5_reason_name(why) : "domain");
     sim_log_end(&w->log);
