@@ -146,9 +146,10 @@ class World:
         m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", p.stdout, re.M)
         return float(m.group(1)) if m else -1.0
 
-    def download(self) -> subprocess.Popen:
-        out = open(self.tmp / "big.sha256", "w")
-        p = subprocess.Popen(["/bin/sh", "-c", " ".join(self.c.cmd(
+    def download(self, name: str = "big") -> subprocess.Popen:
+        """curl /big | sha256sum into tmp/NAME.sha256; the exit status is curl's."""
+        out = open(self.tmp / f"{name}.sha256", "w")
+        p = subprocess.Popen(["/bin/bash", "-o", "pipefail", "-c", " ".join(self.c.cmd(
             "curl", "-s", "--max-time", "60", f"http://{ORIGIN}:{HTTP_PORT}/big")) +
             " | sha256sum"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
@@ -264,3 +265,32 @@ def test_a_broken_file_changes_nothing_and_says_so(world):
     assert dl.poll() is None, "the download through A ended at a reload that left A alone"
     assert dl.wait(timeout=40) == 0
     assert (world.tmp / "big.sha256").read_text().split()[0] == big_sha256()
+
+
+def test_a_proxy_removed_from_the_file_has_its_flows_reset_and_only_those(world):
+    # A download through B (A is not there yet), then one through A (A comes up).
+    dl_b = world.download("via-b")
+    wait_for(lambda: f"{PB}:{PORT_B}" in world.upstreams(), "the download through B",
+             proc=world.t)
+    world.start_microsocks(OLD)
+    wait_for(lambda: world.proxy_stats(PA)["state"] == "UP", "A up again", timeout=10)
+    dl_a = world.download("via-a")
+    wait_for(lambda: f"{PA}:{PORT_A}" in world.upstreams(), "the download through A",
+             proc=world.t)
+    # B removed from the file: its flow is reset at once, A's runs on.
+    text = config_text(OLD).replace(f"  - socks5://{PB}:{PORT_B}\n", "")
+    assert PB not in text
+    t0 = time.monotonic()
+    mark = world.sighup(text)
+    dl_b.wait(timeout=5)
+    print(f"\nreload: the download through the removed proxy ended "
+          f"{(time.monotonic() - t0) * 1000:.0f} ms after SIGHUP")
+    assert dl_b.returncode != 0, "the download through the removed proxy was not reset"
+    wait_for(lambda: "applied" in world.t.output()[mark:], "the reload", proc=world.t)
+    assert "reload: 1 flows reset" in world.t.output()[mark:], world.t.output()[mark:]
+    assert f"{PB}:{PORT_B}" not in world.upstreams()
+    assert dl_a.poll() is None, "the download through A ended at the reload"
+    assert dl_a.wait(timeout=40) == 0
+    assert (world.tmp / "via-a.sha256").read_text().split()[0] == big_sha256()
+    # New flows: only A now.
+    assert world.curl_ok()
