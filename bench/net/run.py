@@ -454,7 +454,7 @@ class Bench:
             if self.a.perf_syscalls:
                 evs = ",".join(f"syscalls:sys_enter_{n}" for n in (
                     "read", "readv", "write", "writev", "recvfrom", "sendto", "epoll_wait",
-                    "epoll_ctl", "timerfd_settime"))
+                    "epoll_ctl", "timerfd_settime", "io_uring_enter"))
                 probes = run(["perf", "probe", "-l"], check=False).stdout
                 if "probe_libc:malloc" in probes:  # perf probe -x LIBC -a malloc (counts calls)
                     evs += ",probe_libc:malloc"
@@ -609,7 +609,11 @@ class Bench:
                                      "-o", str(out)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         # The direct UDP ASSOCIATE client stands where the relay does: on the tunnel's CPU.
-        cpu = T2S_CPU if path == "relay" else LOAD_CPU
+        # --udp-colocate puts the tunnel's client there too (the application on the same CPU
+        # in both cases: each round trip then crosses CPUs twice on either path, not 4 times
+        # through the tunnel against 2 for the ASSOCIATE client).
+        cpu = T2S_CPU if path == "relay" or (self.a.udp_colocate and path != "kernel") \
+            else LOAD_CPU
         r = run(self.w.ns(self.w.c, "taskset", "-c", cpu, PY, str(self.tmp / "udp.py"),
                           *args), check=False, timeout=self.a.udp_duration + 30)
         if prof is not None:
@@ -673,6 +677,9 @@ def main() -> int:
     ap.add_argument("--conn-requests", type=int, default=5000,
                     help="h2load -n: requests, each on a new connection")
     ap.add_argument("--udp-duration", type=int, default=5)
+    ap.add_argument("--udp-colocate", action="store_true",
+                    help="UDP ping-pong: the tunnel's client on the tunnel's CPU (as the "
+                         "ASSOCIATE client), not on the load CPU")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS test")
     ap.add_argument("--mtu", type=int, default=1500, help="tun2sock --mtu")
     ap.add_argument("--paths", default="kernel,relay,tunnel")

@@ -50,6 +50,7 @@ static const struct {
 #define READ_CHUNK 65536
 #define READS_PER_CALLBACK 8
 #define DGRAMS_PER_CALLBACK 32
+#define DGRAMS_PER_CALL 4 /* recvmmsg: a short count means drained, no read to see EAGAIN */
 
 typedef enum usock_kind { USOCK_STREAM, USOCK_DGRAM } usock_kind;
 
@@ -97,6 +98,7 @@ struct t2s_upstream_sock {
   bool warned_mptcp;         /* the kernel's refusal of IPPROTO_MPTCP was logged */
   bool told_fallback;        /* the first fallback was logged at info */
   uint64_t mptcp_opened, mptcp_refused;
+  uint8_t *dbuf; /* DGRAMS_PER_CALL datagrams of READ_CHUNK bytes, at the first datagram read */
   uint8_t buf[READ_CHUNK];
 };
 
@@ -634,17 +636,39 @@ static void dgram_read_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   usock *s = arg;
   t2s_upstream_sock *up = s->up;
-  for (int i = 0; i < DGRAMS_PER_CALLBACK && !s->dead; i++) {
-    ssize_t n = recv(s->fd, up->buf, sizeof(up->buf), MSG_DONTWAIT);
-    if (n >= 0) {
-      up->sink.dgram_recv(up->sink_arg, up->engine, s->id, up->buf, (size_t)n,
-                          t2s_clock_monotonic_ns());
-    } else if (errno == EINTR) {
+  if (!up->dbuf) {
+    up->dbuf = malloc((size_t)DGRAMS_PER_CALL * READ_CHUNK); /* untouched pages stay virtual */
+  }
+  /* Several datagrams per system call (recvmmsg); a call that returns fewer than it could
+   * take drained the socket, so a lone datagram (a ping-pong) costs one call, not two. */
+  unsigned per_call = up->dbuf ? DGRAMS_PER_CALL : 1;
+  uint8_t *base = up->dbuf ? up->dbuf : up->buf;
+  for (int i = 0; i < DGRAMS_PER_CALLBACK / DGRAMS_PER_CALL && !s->dead; i++) {
+    struct mmsghdr mm[DGRAMS_PER_CALL];
+    struct iovec iov[DGRAMS_PER_CALL];
+    memset(mm, 0, sizeof(mm));
+    for (unsigned k = 0; k < per_call; k++) {
+      iov[k].iov_base = base + (size_t)k * READ_CHUNK;
+      iov[k].iov_len = READ_CHUNK;
+      mm[k].msg_hdr.msg_iov = &iov[k];
+      mm[k].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(s->fd, mm, per_call, MSG_DONTWAIT, NULL);
+    if (n < 0 && errno == EINTR) {
       continue;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    }
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        fail_io(s, errno);
+      }
       break;
-    } else {
-      fail_io(s, errno);
+    }
+    t2s_tstamp now = t2s_clock_monotonic_ns();
+    for (int k = 0; k < n && !s->dead; k++) {
+      up->sink.dgram_recv(up->sink_arg, up->engine, s->id, (const uint8_t *)iov[k].iov_base,
+                          mm[k].msg_len, now);
+    }
+    if ((unsigned)n < per_call) {
       break;
     }
   }
@@ -968,5 +992,6 @@ void t2s_upstream_sock_del(t2s_upstream_sock *up) {
     list_unlink(g);
     free_usock(g);
   }
+  free(up->dbuf);
   free(up);
 }
