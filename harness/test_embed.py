@@ -217,6 +217,11 @@ def test_packet_callbacks_protect_and_host_events_without_rtnetlink(world, examp
                     stdin=subprocess.PIPE, text=True)
     wait_for(lambda: "listener: default interface va" in h.output(), "the start", proc=h)
     assert "tun2sock running: callbacks" in h.output(), "not in packet-callback mode"
+    # The library mapped is the installed one (pkg-config's libdir in the temporary prefix).
+    libs = {l.split()[-1] for l in Path(f"/proc/{h.pid}/maps").read_text().splitlines()
+            if "libtun2sock.so" in l}
+    build = Path(os.environ.get("T2S_BUILD_DIR", ROOT / "build")).resolve()
+    assert libs and all("/prefix" in x and not x.startswith(str(build)) for x in libs), libs
     assert _rtnetlink_sockets(h.pid) == [], "host mode opened an rtnetlink socket"
 
     # Byte-exact downloads over IPv4 and IPv6, every packet through the callbacks.

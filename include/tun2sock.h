@@ -44,8 +44,12 @@ extern "C" {
  *   1  tun2sock_new/run/stop/del, the listener, the stats
  *   2  tun2sock_config.protect/protect_arg, tun2sock_stats.upstream_sockets/protect_*
  *   3  tun2sock_config.network_monitor/route/route_arg,
- *      tun2sock_network_changed/paused/resumed */
-#define TUN2SOCK_API_VERSION 3
+ *      tun2sock_network_changed/paused/resumed
+ *   4  tun2sock_config.output/output_arg, tun2sock_input_packet,
+ *      tun2sock_stats.input_packets/input_drops/output_errors
+ *   5  tun2sock_config.memory_budget/tcp_sndbuf/tcp_rcvbuf, tun2sock_config_memory_preset,
+ *      tun2sock_stats.memory_bytes/memory_peak_bytes/memory_refused */
+#define TUN2SOCK_API_VERSION 5
 
 typedef struct tun2sock tun2sock;
 
@@ -106,7 +110,23 @@ typedef struct tun2sock_config {
    * nonzero counts the packet as dropped (output_errors). */
   int (*output)(void *arg, const uint8_t *pkt, size_t len);
   void *output_arg; /* passed to output */
+  /* Memory (API 5); 0 = the default. tun2sock_config_memory_preset() fills all three. */
+  uint64_t memory_budget; /* heap bytes the engine may hold (flows, their buffers, sessions):
+                             past it a new flow is refused and buffers stop growing; established
+                             flows are never evicted. At least 1 MiB; default 512 MiB */
+  uint32_t tcp_sndbuf;    /* per TCP flow, the most bytes held toward the client (data from the
+                             proxy it has not acknowledged); 4 KiB..64 MiB, default 1 MiB */
+  uint32_t tcp_rcvbuf;    /* per TCP flow, the most bytes held from the client (its window);
+                             4 KiB..64 MiB, default 1 MiB */
 } tun2sock_config;
+
+/* Memory presets (API 5), for tun2sock_config_memory_preset(). */
+enum {
+  TUN2SOCK_MEMORY_DEFAULT = 0, /* 512 MiB budget, 1 MiB per-flow buffers: a server's */
+  TUN2SOCK_MEMORY_MOBILE = 1,  /* 32 MiB budget, 16 KiB toward / 12 KiB from each client: a
+                                  host killed above about 50 MB (iOS NetworkExtension); 1,000
+                                  busy flows fit (docs/embedding.md) */
+};
 
 enum {
   TUN2SOCK_MONITOR_RTNETLINK = 0, /* links, addresses and routes from rtnetlink, sleep from the
@@ -164,10 +184,18 @@ typedef struct tun2sock_stats {
   /* API 4, with config.output: packets taken by tun2sock_input_packet, calls it refused (the
    * queue full, or an empty or oversized packet), and output callbacks that failed. */
   uint64_t input_packets, input_drops, output_errors;
+  /* API 5: the engine's heap bytes now and at their peak (what memory_budget limits), and the
+   * allocations the budget refused. */
+  uint64_t memory_bytes, memory_peak_bytes, memory_refused;
 } tun2sock_stats;
 
 /* Fills *cfg with the defaults (tun_fd -1, no proxy). */
 void tun2sock_config_default(tun2sock_config *cfg);
+
+/* Sets cfg's memory_budget, tcp_sndbuf and tcp_rcvbuf to a TUN2SOCK_MEMORY_* preset (the same
+ * values as the binary's --memory-preset). Returns TUN2SOCK_OK or TUN2SOCK_ERR_CONFIG (an unknown
+ * preset; cfg unchanged). */
+int tun2sock_config_memory_preset(tun2sock_config *cfg, int preset);
 
 /* Validates cfg, resolves the proxy, chooses the egress and builds the engine on the fd.
  * Returns TUN2SOCK_OK with *pt set, or a TUN2SOCK_ERR_* (the reason is logged). */

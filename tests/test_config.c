@@ -51,6 +51,7 @@ static const struct {
     {"exclude-cgroup", {"/system.slice/a.service", "/user.slice"}},
     {"dns-hijack", {"9.9.9.9:5353"}},
     {"memory-budget", {"256M"}},
+    {"memory-preset", {"mobile"}},
     {"tcp-sndbuf", {"512K"}},
     {"tcp-rcvbuf", {"2M"}},
     {"max-tcp-flows", {"1000"}},

@@ -34,6 +34,7 @@ int t2s_test_register_iface_wrap(void);
 int t2s_test_register_sleep_merge(void);
 int t2s_test_register_host_monitor(void);
 int t2s_test_register_embed_packets(void);
+int t2s_test_register_embed_memory(void);
 int t2s_test_register_os_error(void);
 int t2s_test_register_clock_test_offset(void);
 int t2s_test_register_scenario_parse(void);

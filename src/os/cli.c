@@ -49,6 +49,7 @@ enum {
   OPT_EXCLUDE_CGROUP,
   OPT_DNS_HIJACK,
   OPT_MEMORY_BUDGET,
+  OPT_MEMORY_PRESET,
   OPT_TCP_SNDBUF,
   OPT_TCP_RCVBUF,
   OPT_MAX_TCP_FLOWS,
@@ -143,9 +144,22 @@ static const t2s_cli_option cli_options[] = {
      REP,
      {SPAN(exclude_cgroup, nexclude_cgroup), NOSPAN}},
     {"dns-hijack", OPT_DNS_HIJACK, OPTV, 0, {SPAN(dns_hijack, dns_hijack), NOSPAN}},
-    {"memory-budget", OPT_MEMORY_BUDGET, REQ, 0, {SPAN(memory_budget, memory_budget), NOSPAN}},
-    {"tcp-sndbuf", OPT_TCP_SNDBUF, REQ, 0, {SPAN(tcp_sndbuf, tcp_sndbuf), NOSPAN}},
-    {"tcp-rcvbuf", OPT_TCP_RCVBUF, REQ, 0, {SPAN(tcp_rcvbuf, tcp_rcvbuf), NOSPAN}},
+    {"memory-budget",
+     OPT_MEMORY_BUDGET,
+     REQ,
+     0,
+     {SPAN(memory_budget, memory_budget), SPAN(memory_budget_given, memory_budget_given)}},
+    {"memory-preset", OPT_MEMORY_PRESET, REQ, 0, {SPAN(memory_preset, memory_preset), NOSPAN}},
+    {"tcp-sndbuf",
+     OPT_TCP_SNDBUF,
+     REQ,
+     0,
+     {SPAN(tcp_sndbuf, tcp_sndbuf), SPAN(tcp_sndbuf_given, tcp_sndbuf_given)}},
+    {"tcp-rcvbuf",
+     OPT_TCP_RCVBUF,
+     REQ,
+     0,
+     {SPAN(tcp_rcvbuf, tcp_rcvbuf), SPAN(tcp_rcvbuf_given, tcp_rcvbuf_given)}},
     {"max-tcp-flows", OPT_MAX_TCP_FLOWS, REQ, 0, {SPAN(max_tcp_flows, max_tcp_flows), NOSPAN}},
     {"max-pending-syn",
      OPT_MAX_PENDING_SYN,
@@ -298,6 +312,8 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "  --dns-hijack[=IP[:PORT]]     send every port-53 flow to this resolver through\n"
           "                               the proxy (default 1.1.1.1:53)\n"
           "  --memory-budget SIZE         heap the engine may use (default 512M; K, M, G)\n"
+          "  --memory-preset NAME         default, or mobile: --memory-budget 32M,\n"
+          "                               --tcp-sndbuf 16K, --tcp-rcvbuf 12K unless given\n"
           "  --tcp-sndbuf SIZE            per-flow buffer toward a client (default 1M;\n"
           "                               4K..64M; allocated as bytes arrive)\n"
           "  --tcp-rcvbuf SIZE            per-flow buffer from a client, its window\n"
@@ -581,6 +597,16 @@ const char *t2s_cli_apply(t2s_cli_opts *o, const t2s_cli_option *opt, const char
     if (parse_size(v, 1ULL << 20, &o->memory_budget) != 0) {
       return "must be a size such as 64M or 1G (>= 1M)";
     }
+    o->memory_budget_given = true;
+    break;
+  case OPT_MEMORY_PRESET:
+    if (strcmp(v, "default") == 0) {
+      o->memory_preset = T2S_CLI_MEMORY_DEFAULT;
+    } else if (strcmp(v, "mobile") == 0) {
+      o->memory_preset = T2S_CLI_MEMORY_MOBILE;
+    } else {
+      return "must be default or mobile";
+    }
     break;
   case OPT_TCP_SNDBUF:
   case OPT_TCP_RCVBUF: {
@@ -589,6 +615,7 @@ const char *t2s_cli_apply(t2s_cli_opts *o, const t2s_cli_option *opt, const char
       return "must be a size from 4K to 64M, such as 256K or 1M";
     }
     *(opt->id == OPT_TCP_SNDBUF ? &o->tcp_sndbuf : &o->tcp_rcvbuf) = (uint32_t)n;
+    *(opt->id == OPT_TCP_SNDBUF ? &o->tcp_sndbuf_given : &o->tcp_rcvbuf_given) = true;
     break;
   }
   case OPT_MAX_TCP_FLOWS:
@@ -904,6 +931,7 @@ const char *t2s_cli_check(t2s_cli_opts *o, const char **pname, const char **pval
                    "(less 9)");
     }
   }
+  t2s_cli_memory_preset(o);
   if (o->txqueuelen_given && o->device_fd >= 0 && o->txqueuelen != 0) {
     return blame(pname, pvalue, "txqueuelen", NULL,
                  "does not apply to --device fd://N (the TUN is not ours to configure)");
@@ -920,6 +948,21 @@ const char *t2s_cli_check(t2s_cli_opts *o, const char **pname, const char **pval
                  "is the TUN device itself (upstream traffic would loop)");
   }
   return NULL;
+}
+
+void t2s_cli_memory_preset(t2s_cli_opts *o) {
+  t2s_cli_opts d;
+  t2s_cli_defaults(&d);
+  bool mobile = o->memory_preset == T2S_CLI_MEMORY_MOBILE;
+  if (!o->memory_budget_given) {
+    o->memory_budget = mobile ? T2S_CLI_MOBILE_MEMORY_BUDGET : d.memory_budget;
+  }
+  if (!o->tcp_sndbuf_given) {
+    o->tcp_sndbuf = mobile ? T2S_CLI_MOBILE_TCP_SNDBUF : d.tcp_sndbuf;
+  }
+  if (!o->tcp_rcvbuf_given) {
+    o->tcp_rcvbuf = mobile ? T2S_CLI_MOBILE_TCP_RCVBUF : d.tcp_rcvbuf;
+  }
 }
 
 static t2s_cli_result bad(FILE *err, const char *prog, const char *opt, const char *value,

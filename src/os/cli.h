@@ -21,6 +21,12 @@
  * packets to a reader descheduled for 25 ms at 20,000 packets/s (a SYN flood on a loaded
  * machine). Applied to a TUN whose queue is shorter, never to an fd://N. */
 #define T2S_CLI_DEFAULT_TXQUEUELEN 10000
+/* --memory-preset (docs/embedding.md, tun2sock.h's TUN2SOCK_MEMORY_*): default, or mobile for
+ * a host killed above about 50 MB (an iOS NetworkExtension). */
+enum { T2S_CLI_MEMORY_DEFAULT = 0, T2S_CLI_MEMORY_MOBILE = 1 };
+#define T2S_CLI_MOBILE_MEMORY_BUDGET (32ULL << 20)
+#define T2S_CLI_MOBILE_TCP_SNDBUF (16u << 10)
+#define T2S_CLI_MOBILE_TCP_RCVBUF (12u << 10)
 
 typedef struct t2s_cli_opts {
   /* --device: "tun0", "tun://tun0" or "fd://N" */
@@ -62,9 +68,12 @@ typedef struct t2s_cli_opts {
   bool no_logind;               /* --no-logind: no PrepareForSleep from systemd-logind */
   bool mptcp;                   /* --mptcp: Multipath TCP to the proxy (docs/mptcp.md) */
   /* Engine limits and protocol choices (docs/cli.md) */
-  uint64_t memory_budget;    /* --memory-budget SIZE, bytes; default 512 MiB */
-  uint32_t tcp_sndbuf;       /* --tcp-sndbuf SIZE: per-flow buffer toward a client; 1 MiB */
-  uint32_t tcp_rcvbuf;       /* --tcp-rcvbuf SIZE: per-flow buffer from a client; 1 MiB */
+  uint64_t memory_budget; /* --memory-budget SIZE, bytes; default 512 MiB */
+  uint32_t tcp_sndbuf;    /* --tcp-sndbuf SIZE: per-flow buffer toward a client; 1 MiB */
+  uint32_t tcp_rcvbuf;    /* --tcp-rcvbuf SIZE: per-flow buffer from a client; 1 MiB */
+  /* --memory-preset mobile (T2S_CLI_MEMORY_*): sets the three above, each unless given */
+  int memory_preset;
+  bool memory_budget_given, tcp_sndbuf_given, tcp_rcvbuf_given;
   uint32_t max_tcp_flows;    /* --max-tcp-flows, default 16384 */
   uint32_t max_pending_syn;  /* --max-pending-syn, default 1024 */
   uint32_t max_udp_sessions; /* --max-udp-sessions, default 4096 */
@@ -156,6 +165,9 @@ void t2s_cli_clear(t2s_cli_opts *o, const t2s_cli_option *opt);
  * in; may fill derived defaults (the --auto-route fwmark). Returns NULL, or why, with *pname
  * the option to blame and *pvalue the value to show (NULL: none). */
 const char *t2s_cli_check(t2s_cli_opts *o, const char **pname, const char **pvalue);
+/* Fills --memory-budget, --tcp-sndbuf and --tcp-rcvbuf from --memory-preset, each unless given
+ * (t2s_cli_check calls it; idempotent). */
+void t2s_cli_memory_preset(t2s_cli_opts *o);
 
 /* Where each option's value came from, for messages: the config file's path and the line of
  * each key in it (indexed like the table; 0 = not from the file). */

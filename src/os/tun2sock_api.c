@@ -30,6 +30,21 @@ void tun2sock_config_default(tun2sock_config *cfg) {
   cfg->log_level = TUN2SOCK_LOG_INFO;
 }
 
+int tun2sock_config_memory_preset(tun2sock_config *cfg, int preset) {
+  if (!cfg || (preset != TUN2SOCK_MEMORY_DEFAULT && preset != TUN2SOCK_MEMORY_MOBILE)) {
+    return TUN2SOCK_ERR_CONFIG;
+  }
+  bool mobile = preset == TUN2SOCK_MEMORY_MOBILE;
+  cfg->memory_budget = mobile ? T2S_CLI_MOBILE_MEMORY_BUDGET : 0;
+  cfg->tcp_sndbuf = mobile ? T2S_CLI_MOBILE_TCP_SNDBUF : 0;
+  cfg->tcp_rcvbuf = mobile ? T2S_CLI_MOBILE_TCP_RCVBUF : 0;
+  return TUN2SOCK_OK;
+}
+
+static bool bad_buf(uint32_t v) {
+  return v && (v < (4u << 10) || v > (64u << 20));
+}
+
 const char *tun2sock_version(void) {
   return T2S_VERSION;
 }
@@ -108,6 +123,23 @@ int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
       cfg->network_monitor != TUN2SOCK_MONITOR_HOST) {
     rv = bad("network_monitor", "must be one of TUN2SOCK_MONITOR_*");
     goto out;
+  }
+  if (cfg->memory_budget) {
+    if (cfg->memory_budget < (1u << 20)) {
+      rv = bad("memory_budget", "must be 0 or at least 1 MiB");
+      goto out;
+    }
+    o->memory_budget = cfg->memory_budget;
+  }
+  if (bad_buf(cfg->tcp_sndbuf) || bad_buf(cfg->tcp_rcvbuf)) {
+    rv = bad(bad_buf(cfg->tcp_sndbuf) ? "tcp_sndbuf" : "tcp_rcvbuf", "must be 0 or 4 KiB..64 MiB");
+    goto out;
+  }
+  if (cfg->tcp_sndbuf) {
+    o->tcp_sndbuf = cfg->tcp_sndbuf;
+  }
+  if (cfg->tcp_rcvbuf) {
+    o->tcp_rcvbuf = cfg->tcp_rcvbuf;
   }
   if (cfg->metrics) {
     if (t2s_parse_hostport(cfg->metrics, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port,
@@ -227,6 +259,9 @@ void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
   st->flows_reset = es.flows_reset;
   st->last_recovery_ms = es.last_recovery_ns / T2S_MILLISECONDS;
   st->network_state = (int)es.net_state;
+  st->memory_bytes = es.mem_bytes;
+  st->memory_peak_bytes = es.mem_peak_bytes;
+  st->memory_refused = es.mem_refused;
   t2s_runner_protect_counts(t->runner, &st->upstream_sockets, &st->protect_calls,
                             &st->protect_failures);
   t2s_embed_packets *p = t2s_runner_packets(t->runner);
