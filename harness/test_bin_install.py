@@ -69,7 +69,12 @@ def _compile_example_static(installed, out: Path) -> Path:
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc or not have("pkg-config"):
         pytest.skip("no C compiler or pkg-config")
-    libs = subprocess.run(["pkg-config", "--libs", "libevent", "libmnl"], capture_output=True,
+    # The archives' own dependencies, as tun2sock.pc names them (liburing when built with it).
+    reqs = subprocess.run(["pkg-config", "--print-requires-private", "tun2sock"],
+                          capture_output=True, text=True, check=True,
+                          env=_pc_env(installed)).stdout.split()
+    assert {"libevent", "libmnl"} <= set(reqs), reqs
+    libs = subprocess.run(["pkg-config", "--libs", *reqs], capture_output=True,
                           text=True, check=True).stdout.split()
     example = installed / "share/doc/tun2sock/examples/embed_example.c"
     assert example.is_file(), "the embedding example is not installed"

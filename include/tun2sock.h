@@ -19,8 +19,9 @@
  *
  * Build with `pkg-config --cflags --libs tun2sock` (libtun2sock.so, SONAME libtun2sock.so.1,
  * which exports only the tun2sock_* functions of this header). To link statically instead, use
- * the installed archives: -lt2s_os -lt2s_rec -lt2s_core (in that order), then
- * `pkg-config --libs libevent libmnl`. Log lines go to stderr; the log level is process-wide.
+ * the installed archives: -lt2s_os -lt2s_rec -lt2s_core (in that order), then the libraries
+ * `pkg-config --print-requires-private tun2sock` names (libevent, libmnl, and liburing when
+ * tun2sock was built with it) and -pthread. Log lines go to stderr; the log level is process-wide.
  * tun2sock installs no signal handlers: with `metrics` set, ignore SIGPIPE (a scraper that
  * hangs up mid-reply would otherwise end the process). embedding.md (installed with the
  * documentation) covers Android, iOS/macOS and Linux hosts and the threading rules.
