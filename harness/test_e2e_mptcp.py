@@ -215,8 +215,7 @@ def test_without_mptcp_nothing_is_multipath_and_sockets_are_bound(world_mp):
     socks = world_mp.upstream_sockets()
     finish(world_mp, dl)
     st = world_mp.stats()
-    assert st["mptcp"] == {"multipath": 0, "fallback": 0, "subflows_added": 0,
-                           "subflows_removed": 0, "survived_stall_sum_ns": 0}, st
+    assert set(st["mptcp"].values()) == {0}, st["mptcp"]
     assert "%up1" in socks, socks
 
 

@@ -49,6 +49,7 @@ static const struct {
     F(mptcp_fallback),
     F(mptcp_subflows_added),
     F(mptcp_subflows_removed),
+    F(survivors_reset),
 #undef F
 };
 

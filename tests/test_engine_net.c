@@ -378,6 +378,39 @@ static void test_survivor_stall_measured_when_bytes_resumed_before_the_decision(
   teardown();
 }
 
+/* A survivor that was receiving and gets nothing for 10 s after the decision has no working
+ * subflow left (MPTCP sockets have no TCP_USER_TIMEOUT): reset then, counted; one whose bytes
+ * came back is kept. */
+static void test_silent_survivor_is_reset_after_the_grace(void) {
+  setup(T2S_NETCHANGE_RESET_AFFECTED);
+  open_flow(40001, 0);
+  uint64_t dead = last_stream_id();
+  size_t dead_idx = F.nstreams - 1;
+  t2s_engine_stream_multipath(E, dead, T2S_STREAM_MULTIPATH, 2, 0);
+  open_flow(40002, 0);
+  uint64_t alive = last_stream_id();
+  t2s_engine_stream_multipath(E, alive, T2S_STREAM_MULTIPATH, 2, 0);
+  t2s_engine_stream_recv(E, dead, (const uint8_t *)"a", 1, 900 * MS);
+  t2s_engine_stream_recv(E, alive, (const uint8_t *)"a", 1, 900 * MS);
+  net_event(T2S_NET_LINK_DOWN, 2, 1000 * MS);
+  set_route(3, "eth0", "198.51.100.10", false);
+  run_until(1600 * MS);
+  CU_ASSERT_EQUAL(stats().flows_survived, 2);
+  CU_ASSERT_EQUAL(t2s_engine_get_expiry(E) <= 11500 * MS, true);
+  t2s_engine_stream_recv(E, alive, (const uint8_t *)"b", 1, 2 * T2S_SECONDS);
+  size_t mark = F.npkts;
+  run_until(11499 * MS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 0);
+  run_until(11500 * MS);
+  CU_ASSERT_EQUAL(stats().flows_reset, 1);
+  CU_ASSERT_EQUAL(stats().survivors_reset, 1);
+  CU_ASSERT(last_flags_to(40001, mark) & T2S_TCP_RST);
+  CU_ASSERT(!(last_flags_to(40002, mark) & T2S_TCP_RST));
+  CU_ASSERT(F.streams[dead_idx].closed);
+  CU_ASSERT_EQUAL(stats().tcp_flows_active, 1);
+  teardown();
+}
+
 /* An idle multipath flow survives too, but has no stall to measure. */
 static void test_idle_survivor_has_no_stall(void) {
   setup(T2S_NETCHANGE_RESET_AFFECTED);
@@ -556,6 +589,8 @@ int t2s_test_register_engine_net(void) {
                    test_multipath_flow_survives_a_change_of_path) ||
       !CU_add_test(s, "multipath: stall measured when bytes resumed before the decision",
                    test_survivor_stall_measured_when_bytes_resumed_before_the_decision) ||
+      !CU_add_test(s, "multipath: a silent survivor is reset after the grace",
+                   test_silent_survivor_is_reset_after_the_grace) ||
       !CU_add_test(s, "multipath: an idle survivor has no stall",
                    test_idle_survivor_has_no_stall) ||
       !CU_add_test(s, "multipath: reset without route, on resume, with reset-all",

@@ -37,7 +37,8 @@ static const char prom_types[] =
     "tun2sock_fake_dns_pinned gauge|tun2sock_fake_dns_recycled_total counter|"
     "tun2sock_fake_dns_full_total counter|tun2sock_fake_dns_flows_total counter|"
     "tun2sock_fake_dns_stale_total counter|tun2sock_mptcp_flows_total counter|"
-    "tun2sock_mptcp_subflows_total counter|tun2sock_survived_stall_seconds histogram|"
+    "tun2sock_mptcp_subflows_total counter|tun2sock_mptcp_survivors_reset_total counter|"
+    "tun2sock_survived_stall_seconds histogram|"
     "tun2sock_uptime_seconds gauge|tun2sock_config_reloads_total counter|"
     "tun2sock_config_last_reload_successful gauge|tun2sock_upstream_proxy_failures_total counter|";
 
@@ -54,7 +55,8 @@ static const char json_keys[] =
     "proxy_no_udp,no_udp_verdicts,dns_tcp_queries,dns_tcp_answers,port_unreach_sent,"
     "frag_reassembled,frag_sent,fake_dns,answered,forwarded,refused,dropped,entries,pinned,"
     "recycled,full,flows,stale,mptcp,multipath,fallback,subflows_added,subflows_removed,"
-    "survived_stall_sum_ns,packets_dropped,upstream_errors,upstream_failures_by_cause,refused,"
+    "survivors_reset,survived_stall_sum_ns,packets_dropped,upstream_errors,upstream_failures_by_"
+    "cause,refused,"
     "timeout,unreachable,reset,auth,protocol,";
 
 /* The rendering of s (json or Prometheus) as a NUL-terminated string; the caller frees it. */

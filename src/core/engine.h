@@ -193,7 +193,8 @@ typedef struct t2s_engine_stats {
   uint64_t mptcp_fallback;         /* streams reported fallen back to TCP */
   uint64_t mptcp_subflows_added;   /* subflows the connector saw appear */
   uint64_t mptcp_subflows_removed; /* ... and go */
-  uint64_t flows_survived; /* multipath flows a change of path did not reset (engine_net.c) */
+  uint64_t flows_survived;  /* multipath flows a change of path did not reset (engine_net.c) */
+  uint64_t survivors_reset; /* of them, reset later: no bytes for 10 s after the decision */
   t2s_tstamp survived_stall_sum_ns;                   /* the sum of their measured stalls */
   uint64_t survived_stall_hist[T2S_RECOVERY_BUCKETS]; /* stall: no bytes from the upstream
                                                        * across the change (recovery buckets) */

@@ -29,6 +29,7 @@ typedef struct t2s_engine_net {
   t2s_tstamp decided_at;       /* last decision that changed something */
   bool awaiting_first_flow;    /* for the recovery time */
   uint32_t burst;              /* bursts begun so far (a flow's rx_gap names the one it spans) */
+  t2s_tstamp survivor_check;   /* survivors silent since the change are reset then (0: none) */
 } t2s_engine_net;
 
 /* Fragments: reassembly of what clients send, fragmentation of what goes to them

@@ -115,6 +115,11 @@ size_t t2s_engine_reset_flows(t2s_engine *e, const t2s_egress *keep, t2s_tstamp 
 /* A multipath flow is active at a change when its last bytes came less than this before the
  * burst began: only those have a stall to measure (an idle flow's silence is no stall). */
 #define T2S_STALL_ACTIVE_NS (1 * T2S_SECONDS)
+/* A survivor that was receiving when the change began and could take bytes, but got none this
+ * long after the decision, has no working subflow left (no endpoint or no route on the uplink
+ * that remains): it is reset then. MPTCP sockets have no TCP_USER_TIMEOUT, so the kernel alone
+ * would keep it for its whole retransmission schedule (many minutes). */
+#define T2S_SURVIVOR_GRACE_NS (10 * T2S_SECONDS)
 
 static void record_stall(t2s_engine *e, t2s_tstamp d) {
   e->stats.survived_stall_sum_ns += d;
@@ -128,7 +133,7 @@ static void record_stall(t2s_engine *e, t2s_tstamp d) {
 /* Flow f was spared by a change (docs/network-change.md, "Multipath TCP"): counted, and its
  * stall measured: the silence from its last bytes before the burst began to its first bytes
  * after, now if those already came, else at its next bytes (t2s_engine_net_flow_rx). */
-static void survive(t2s_engine *e, t2s_flow *f) {
+static void survive(t2s_engine *e, t2s_flow *f, t2s_tstamp now) {
   e->stats.flows_survived++;
   if (f->gap_burst == e->net.burst) {
     if (f->rx_gap != 0) {
@@ -137,7 +142,26 @@ static void survive(t2s_engine *e, t2s_flow *f) {
   } else if (f->rx_at != 0 && f->rx_at <= e->net.first_event_at &&
              e->net.first_event_at - f->rx_at <= T2S_STALL_ACTIVE_NS) {
     f->stall_pending = true;
+    e->net.survivor_check = now + T2S_SURVIVOR_GRACE_NS; /* 0: none */
   }
+}
+
+/* The grace after a decision with survivors ended: a survivor still silent (no bytes since it
+ * was active before the change) while its client could take bytes is reset. */
+static void check_survivors(t2s_engine *e, t2s_tstamp now) {
+  e->net.survivor_check = 0;
+  size_t n = 0;
+  t2s_flow_iter it = T2S_FLOW_ITER_INIT;
+  for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it)) != NULL;) {
+    if (!f->stall_pending ||
+        (f->ops->stream_recv_space != NULL && f->ops->stream_recv_space(e, f) == 0)) {
+      continue; /* bytes came, or the client is not reading: nothing to tell */
+    }
+    f->stall_pending = false;
+    n += f->ops->reset(e, f, now);
+  }
+  e->stats.flows_reset += n;
+  e->stats.survivors_reset += n;
 }
 
 void t2s_engine_net_flow_rx(t2s_engine *e, t2s_flow *f, t2s_tstamp now) {
@@ -176,7 +200,7 @@ static size_t reset_affected(t2s_engine *e, const t2s_egress *keep, t2s_tstamp n
   for (t2s_flow *f; (f = t2s_flow_iter_next(&e->flows, &it2)) != NULL;) {
     if ((keep == NULL || t2s_engine_egress_differs(f->egress, keep)) &&
         f->mp == T2S_STREAM_MULTIPATH) {
-      survive(e, f);
+      survive(e, f, now);
     }
   }
   return n;
@@ -271,7 +295,8 @@ void t2s_engine_net_retarget(t2s_engine *e, t2s_tstamp now) {
 }
 
 t2s_tstamp t2s_engine_net_expiry(const t2s_engine *e) {
-  return e->net.debounce_at;
+  t2s_tstamp check = e->net.survivor_check != 0 ? e->net.survivor_check : T2S_TSTAMP_MAX;
+  return T2S_MIN(e->net.debounce_at, check);
 }
 
 /* True when the default interface of either family moved since the last decision. */
@@ -397,6 +422,9 @@ static void decide(t2s_engine *e, t2s_tstamp now) {
 }
 
 void t2s_engine_net_handle_expiry(t2s_engine *e, t2s_tstamp now) {
+  if (e->net.survivor_check != 0 && e->net.survivor_check <= now) {
+    check_survivors(e, now);
+  }
   if (e->net.debounce_at > now) {
     return;
   }
