@@ -83,7 +83,7 @@ while True:
 
 class World:
     def __init__(self, tmp: Path, tun2sock_bin: Path, hang_first: bool = False,
-                 extra: tuple = ()):
+                 extra: tuple = (), single: bool = False):
         need("danted", "curl", "ss")
         self.tmp = tmp
         self.c = Netns("fcli")
@@ -106,8 +106,9 @@ class World:
             self.dante = {PA: self.start_dante(PA), PB: self.start_dante(PB)}
         wait_for(lambda: self.listening(f"{ORIGIN}:{HTTP_PORT}"), "the origin")
         self.c.ip("route", "add", "default", "via", GW, "dev", "up1")
+        second = [] if single else ["--proxy", f"socks5://{PB}:{PORT_B}"]
         args = ["--device", "t2s0", "--proxy", f"socks5://{PA}:{PORT_A}",
-                "--proxy", f"socks5://{PB}:{PORT_B}", "--proxy-probe-interval", "500ms",
+                *second, "--proxy-probe-interval", "500ms",
                 "--address", "198.18.0.1/15", "--metrics", f"127.0.0.1:{METRICS_PORT}", *extra]
         self.t = start_tun2sock(self.c, tun2sock_bin, tmp / "tun2sock.log", args,
                                 ready_addr="198.18.0.1")
@@ -291,5 +292,44 @@ def test_a_proxy_that_hangs_after_the_greeting_is_declared_down_and_traffic_move
         proxies = w.stats()["proxies"]
         assert proxies[0]["state"] == "DOWN" and proxies[0]["last_error"] == "timeout"
         assert proxies[0]["failures"]["timeout"] >= 3
+        # The handshake timeout is in the global failure metrics too, by cause.
+        assert w.metric('tun2sock_upstream_proxy_failures_total{cause="timeout"}') >= 1
+        assert w.metric("tun2sock_upstream_failures_total") >= 1
+        assert w.stats()["upstream_failures_by_cause"]["timeout"] >= 1
+    finally:
+        w.close()
+
+
+def test_a_single_proxy_gets_the_same_health_log_and_metrics(tmp_path, tun2sock_bin):
+    """One --proxy (issue 20: it had no health): declared down at the default log level,
+    new flows refused at once while it is down, up again after a probe, and its per-proxy
+    metrics (flows, bytes, failures by cause, state, time in it) in /stats and /metrics."""
+    w = World(tmp_path, tun2sock_bin, single=True)
+    try:
+        assert w.curl_ok()
+        px = w.stats()["proxies"]
+        assert len(px) == 1 and px[0]["proxy"] == f"{PA}:{PORT_A}" and px[0]["state"] == "UP"
+        assert px[0]["flows"] >= 1 and px[0]["bytes_down"] > 0 and px[0]["bytes_up"] > 0
+        assert px[0]["address"] == f"{PA}:{PORT_A}"
+        w.kill_dante(PA)
+        w.curl()  # its first failure; the probes take it down
+        wait_for(lambda: f"proxy {PA}:{PORT_A}: down (connection refused)" in w.log(),
+                 "the single proxy declared down", timeout=10, proc=w.t)
+        assert "every proxy is down: new flows are refused at once" in w.log()
+        t0 = time.monotonic()
+        p = w.curl(max_time=5)
+        took = time.monotonic() - t0
+        print(f"\nsingle proxy down: a new curl refused after {took * 1000:.0f} ms")
+        assert p.returncode == 7 and took < REFUSED_WITHIN_S, p
+        px = w.stats()["proxies"][0]
+        assert px["state"] == "DOWN" and px["last_error"] == "refused" and px["downs"] == 1
+        assert px["failures"]["refused"] >= 3 and px["state_seconds"] >= 0
+        assert w.metric(f'tun2sock_proxy_state{{proxy="{PA}:{PORT_A}",state="DOWN"}}') == 1
+        assert w.metric('tun2sock_upstream_proxy_failures_total{cause="refused"}') >= 1
+        w.dante[PA] = w.start_dante(PA)
+        wait_for(lambda: f"proxy {PA}:{PORT_A}: up again" in w.log(), "the proxy up again",
+                 timeout=40, proc=w.t)
+        assert w.curl_ok()
+        assert w.stats()["proxies"][0]["state"] == "UP"
     finally:
         w.close()

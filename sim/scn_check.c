@@ -138,7 +138,11 @@ void scn_take_sample(const scn_expect *e, sim_world *w, scn_sample *sm) {
   if (w->engine == NULL) {
     return;
   }
-  if (e->kind == SCN_EXP_EGRESS) {
+  if (e->kind == SCN_EXP_PROXY_STATE) {
+    const t2s_proxy_set *set = t2s_engine_proxy_health(w->engine);
+    /* Without the health (a single proxy, no proxy-health line) a proxy is always UP. */
+    sm->value = set != NULL && e->proxy < set->n ? (uint64_t)set->p[e->proxy].state : 0;
+  } else if (e->kind == SCN_EXP_EGRESS) {
     const t2s_egress *eg = t2s_engine_get_egress(w->engine);
     snprintf(sm->ifname, sizeof(sm->ifname), "%s", eg->ifindex ? eg->ifname : "none");
   } else if (e->kind == SCN_EXP_NET_STATE) {
@@ -172,8 +176,34 @@ static bool eval_sampled(const scn_expect *e, const scn_sample *taken, sim_world
     snprintf(actual, alen, "%s", t2s_net_state_name((t2s_net_state)sm->value));
     return sm->value == (uint64_t)e->state;
   }
+  if (e->kind == SCN_EXP_PROXY_STATE) {
+    snprintf(actual, alen, "%s", t2s_proxy_state_name((t2s_proxy_state)sm->value));
+    return sm->value == (uint64_t)e->px_state;
+  }
   snprintf(actual, alen, "%llu", (unsigned long long)sm->value);
   return compare(sm->value, e->op, e->value);
+}
+
+/* proxy ADDR:PORT downs|ups|flows-reset|probes|streams [OP] N | down between T1 and T2 */
+static bool eval_proxy(const scn_expect *e, sim_world *w, char *actual, size_t alen) {
+  sim_proxy_seen seen;
+  if (!sim_proxy_get_seen(w, e->proxy, &seen)) {
+    snprintf(actual, alen, "no such proxy");
+    return false;
+  }
+  if (e->kind == SCN_EXP_PROXY_DOWN) {
+    char tb[32];
+    if (seen.first_down_at == T2S_TSTAMP_MAX) {
+      snprintf(actual, alen, "never down");
+      return false;
+    }
+    snprintf(actual, alen, "first down at %s", fmt_time(seen.first_down_at, tb, sizeof(tb)));
+    return seen.first_down_at >= e->from && seen.first_down_at <= e->until;
+  }
+  const uint64_t v[] = {seen.downs, seen.ups, seen.flows_reset, seen.probes, seen.streams};
+  uint64_t x = (size_t)e->px_count < T2S_ARRAY_LEN(v) ? v[e->px_count] : 0;
+  snprintf(actual, alen, "%llu", (unsigned long long)x);
+  return compare(x, e->op, e->value);
 }
 
 /* Evaluates expectation i of scn; writes what was found into actual. */
@@ -197,9 +227,13 @@ static bool eval(const sim_scenario *scn, size_t i, sim_world *w, const t2s_engi
   case SCN_EXP_EGRESS:
   case SCN_EXP_NET_STATE:
   case SCN_EXP_UDP_AFTER:
+  case SCN_EXP_PROXY_STATE:
     return eval_sampled(e, &scn->samples[i], w, actual, alen);
   case SCN_EXP_FAKEDNS:
     return scn_fakedns_eval(e, w, actual, alen);
+  case SCN_EXP_PROXY_COUNT:
+  case SCN_EXP_PROXY_DOWN:
+    return eval_proxy(e, w, actual, alen);
   }
   return false;
 }

@@ -58,9 +58,14 @@ int sim_scenario_configure(sim_scenario *scn, sim_world *w, char *err, size_t er
       return rv;
     }
   }
-  if (scn->has_proxy && sim_proxy_install(w, &scn->proxy) != 0) {
-    snprintf(err, errlen, "out of memory");
-    return T2S_ERR_NOMEM;
+  for (size_t i = 0; i < scn_nproxies(scn); i++) { /* order = preference */
+    if (sim_proxy_install(w, scn_proxy_at(scn, i)) != 0) {
+      snprintf(err, errlen, "out of memory");
+      return T2S_ERR_NOMEM;
+    }
+  }
+  if (scn->has_health) {
+    sim_proxy_set_health(w, &scn->health);
   }
   sim_upstream_set_mptcp(w->up, scn->mptcp,
                          scn->has_proxy && scn->proxy.mptcp ? &scn->proxy.addr : NULL);
@@ -84,6 +89,8 @@ static const char *act_name(scn_action_kind kind) {
     return "client";
   case SCN_ACT_NET:
     return "net";
+  case SCN_ACT_PROXY:
+    return "proxy";
   }
   return "?";
 }
@@ -143,6 +150,9 @@ static void run_action(void *arg, sim_event *ev, t2s_tstamp now) {
       sim_net_apply(w->net, &a->u.net, now);
     }
     break;
+  case SCN_ACT_PROXY:
+    sim_proxy_set_mode(w, a->u.proxy.index, a->u.proxy.mode, now);
+    break;
   }
 }
 
@@ -177,6 +187,7 @@ static int schedule_action(sim_scenario *scn, size_t i, sim_world *w, char *err,
   }
   case SCN_ACT_CLIENT:
   case SCN_ACT_NET:
+  case SCN_ACT_PROXY:
     rv = sim_loop_schedule(&w->loop, a->at, SIM_EV_SCENARIO, run_action, scn, i, 0, NULL, 0);
     break;
   }

@@ -24,7 +24,14 @@ typedef enum scn_action_kind {
   SCN_ACT_INJECT_ECHO, /* at T inject-echo SRC DST [OPTION...] */
   SCN_ACT_CLIENT,      /* at T client NAME PROTO DST [OPTION...] */
   SCN_ACT_NET,         /* at T link|addr|route|suspend|resume ... */
+  SCN_ACT_PROXY,       /* at T proxy ADDR:PORT die|refuse|blackhole|hang|back */
 } scn_action_kind;
+
+/* at T proxy ADDR:PORT MODE: what proxy `index` (declared by a proxy line) does from T on. */
+typedef struct scn_proxy_act {
+  size_t index;
+  sim_proxy_mode mode;
+} scn_proxy_act;
 
 /* at T replay FILE: the capture's packets enter the engine from T on. */
 typedef struct scn_replay {
@@ -62,6 +69,7 @@ typedef struct scn_action {
     scn_inject_echo echo; /* SCN_ACT_INJECT_ECHO */
     scn_client client;    /* SCN_ACT_CLIENT */
     sim_net_action net;   /* SCN_ACT_NET */
+    scn_proxy_act proxy;  /* SCN_ACT_PROXY */
   } u;
 } scn_action;
 
@@ -81,7 +89,19 @@ typedef enum scn_expect_kind {
   SCN_EXP_NET_STATE,   /* the engine's network state (sampled after T, or at the end) */
   SCN_EXP_UDP_AFTER,   /* UDP sessions open (sampled after T, or at the end) */
   SCN_EXP_FAKEDNS,     /* fake-dns, proxy names, a client's lookup (scn_fakedns.h) */
+  SCN_EXP_PROXY_STATE, /* a proxy's health state (sampled after T, or at the end) */
+  SCN_EXP_PROXY_COUNT, /* what the simulator saw of a proxy (downs, ups, ...) compared */
+  SCN_EXP_PROXY_DOWN,  /* a proxy first went DOWN between two times */
 } scn_expect_kind;
+
+/* The counts of SCN_EXP_PROXY_COUNT (sim_proxy_seen). */
+typedef enum scn_proxy_count {
+  SCN_PX_DOWNS = 0,
+  SCN_PX_UPS,
+  SCN_PX_FLOWS_RESET,
+  SCN_PX_PROBES,
+  SCN_PX_STREAMS,
+} scn_proxy_count;
 
 /* The counters of SCN_EXP_COUNTER. */
 typedef enum scn_counter {
@@ -113,15 +133,20 @@ typedef struct scn_expect {
   bool intact;               /* UP_RECEIVED: the bytes follow the pattern */
   char ifname[T2S_IFNAMSIZ]; /* UP_VIA, EGRESS ("none": unbound) */
   t2s_net_state state;       /* NET_STATE */
-  bool has_after;            /* EGRESS, NET_STATE, UDP_AFTER: sampled at T */
+  bool has_after;            /* EGRESS, NET_STATE, UDP_AFTER, PROXY_STATE: sampled at T */
   t2s_tstamp after;
-  int fd_what;    /* FAKEDNS: which (scn_fakedns.h) */
-  char host[256]; /* FAKEDNS: a domain name */
+  int fd_what;              /* FAKEDNS: which (scn_fakedns.h) */
+  char host[256];           /* FAKEDNS: a domain name */
+  size_t proxy;             /* PROXY_*: its index (the order of the proxy lines) */
+  scn_proxy_count px_count; /* PROXY_COUNT */
+  t2s_proxy_state px_state; /* PROXY_STATE */
+  t2s_tstamp from, until;   /* PROXY_DOWN: between from and until */
 } scn_expect;
 
 /* True for the kinds checked on a value sampled during the run (after T, or at the end). */
 static inline bool scn_expect_sampled(const scn_expect *e) {
-  return e->kind == SCN_EXP_EGRESS || e->kind == SCN_EXP_NET_STATE || e->kind == SCN_EXP_UDP_AFTER;
+  return e->kind == SCN_EXP_EGRESS || e->kind == SCN_EXP_NET_STATE ||
+         e->kind == SCN_EXP_UDP_AFTER || e->kind == SCN_EXP_PROXY_STATE;
 }
 
 /* A value sampled during the run for an "... after T" expectation. */
@@ -159,7 +184,11 @@ struct sim_scenario {
   scn_expect *exps;
   size_t nexps;
   bool has_proxy;
-  sim_proxy_config proxy;
+  sim_proxy_config proxy; /* the first proxy line (also where `proxy host` lines go) */
+  size_t nmore_proxies;   /* the second proxy line and later, in order of preference */
+  sim_proxy_config more_proxies[T2S_PROXY_MAX - 1];
+  bool has_health; /* a proxy-health line (implicit with two proxies or more) */
+  t2s_proxy_health_config health;
   t2s_tstamp replay_span; /* replay mode: time from the first record to the last */
   sim_net_action *netcfg; /* link, addr, route lines before the run (sim_net.h) */
   size_t nnetcfg;
@@ -178,6 +207,17 @@ struct sim_scenario {
   scn_sample *samples; /* one per expectation, filled during the run */
   sim_world *w;        /* set by sim_scenario_schedule */
 };
+
+/* The config of proxy i (0: the first proxy line) or NULL; the number of proxies. */
+static inline sim_proxy_config *scn_proxy_at(sim_scenario *scn, size_t i) {
+  if (!scn->has_proxy) {
+    return NULL;
+  }
+  return i == 0 ? &scn->proxy : i <= scn->nmore_proxies ? &scn->more_proxies[i - 1] : NULL;
+}
+static inline size_t scn_nproxies(const sim_scenario *scn) {
+  return scn->has_proxy ? 1 + scn->nmore_proxies : 0;
+}
 
 /* Appends a copy of a to scn's actions. Returns 0 or T2S_ERR_NOMEM (a untouched). */
 int scn_add_action(sim_scenario *scn, const scn_action *a);

@@ -200,11 +200,20 @@ static int cmd_proxy(scn_line *p) {
   if (!scn_is(p, 1, "socks5")) {
     return scn_fail(p, "proxy: expected 'socks5' but found %s", scn_word(p, 1));
   }
-  if (scn->has_proxy) {
-    return scn_fail(p, "proxy: given twice");
+  /* The first line fills scn->proxy (where `proxy host` lines go too); the next ones are more
+   * proxies, in order of preference (docs/scenarios.md, "Proxy failures"). */
+  sim_proxy_config more;
+  memset(&more, 0, sizeof(more));
+  if (scn->has_proxy && scn->nmore_proxies == T2S_ARRAY_LEN(scn->more_proxies)) {
+    return scn_fail(p, "proxy: at most %d proxies", T2S_PROXY_MAX);
   }
-  sim_proxy_config *c = &scn->proxy;
+  sim_proxy_config *c = scn->has_proxy ? &more : &scn->proxy;
   int rv = scn_addr(p, 2, &c->addr, true, "proxy socks5");
+  for (size_t k = 0; rv == 0 && k < scn_nproxies(scn); k++) {
+    if (t2s_addr_eq(&c->addr, &scn_proxy_at(scn, k)->addr)) {
+      rv = scn_fail(p, "proxy: %s given twice", p->t[2].s);
+    }
+  }
   bool offered = false;
   for (int i = 3; rv == 0 && i < p->n;) {
     if (scn_is(p, i, "auth")) {
@@ -237,7 +246,11 @@ static int cmd_proxy(scn_line *p) {
     memcpy(c->engine_user, c->username, sizeof(c->engine_user));
     memcpy(c->engine_pass, c->password, sizeof(c->engine_pass));
   }
-  scn->has_proxy = rv == 0;
+  if (rv == 0 && c == &more) {
+    scn->more_proxies[scn->nmore_proxies++] = more;
+  } else if (rv == 0) {
+    scn->has_proxy = true;
+  }
   return rv;
 }
 
@@ -309,11 +322,22 @@ static const struct {
   const char *name;
   int (*parse)(scn_line *p);
 } commands[] = {
-    {"seed", cmd_seed},     {"device", cmd_device},     {"upstream", cmd_upstream},
-    {"at", scn_cmd_at},     {"run", cmd_run},           {"expect", scn_cmd_expect},
-    {"proxy", cmd_proxy},   {"link", scn_cmd_net},      {"addr", scn_cmd_net},
-    {"route", scn_cmd_net}, {"suspend", scn_cmd_net},   {"resume", scn_cmd_net},
-    {"engine", cmd_engine}, {"liveness", cmd_liveness}, {"fake-dns", scn_cmd_fake_dns},
+    {"seed", cmd_seed},
+    {"device", cmd_device},
+    {"upstream", cmd_upstream},
+    {"at", scn_cmd_at},
+    {"run", cmd_run},
+    {"expect", scn_cmd_expect},
+    {"proxy", cmd_proxy},
+    {"link", scn_cmd_net},
+    {"addr", scn_cmd_net},
+    {"route", scn_cmd_net},
+    {"suspend", scn_cmd_net},
+    {"resume", scn_cmd_net},
+    {"engine", cmd_engine},
+    {"liveness", cmd_liveness},
+    {"fake-dns", scn_cmd_fake_dns},
+    {"proxy-health", scn_cmd_proxy_health},
 };
 
 static int parse_line(scn_line *p) {
@@ -328,8 +352,8 @@ static int parse_line(scn_line *p) {
   }
   return scn_fail(
       p,
-      "unknown command '%s' (expected seed, device, upstream, proxy, link, addr, route, "
-      "engine, liveness, at, run, expect)",
+      "unknown command '%s' (expected seed, device, upstream, proxy, proxy-health, link, addr, "
+      "route, engine, liveness, at, run, expect)",
       cmd);
 }
 

@@ -256,12 +256,15 @@ int scn_cmd_at(scn_line *p) {
     a.kind = SCN_ACT_NET;
     rv = scn_parse_net(p, i, &a.u.net, true);
     p->scn->has_net = true;
-  } else if (scn_is(p, i, "proxy") || scn_is(p, i, "device") || scn_is(p, i, "upstream")) {
+  } else if (scn_is(p, i, "proxy")) {
+    a.kind = SCN_ACT_PROXY;
+    rv = scn_parse_proxy_act(p, i + 1, &a.u.proxy);
+  } else if (scn_is(p, i, "device") || scn_is(p, i, "upstream")) {
     return scn_fail(p, "at: the action '%s' is not implemented yet", p->t[i].s);
   } else {
     return scn_fail(p,
                     "at: expected an action (replay, inject-echo, client, link, addr, route, "
-                    "suspend, resume) but found %s",
+                    "suspend, resume, proxy) but found %s",
                     scn_word(p, i));
   }
   if (rv == 0) {

@@ -285,7 +285,11 @@ int scn_cmd_expect(scn_line *p) {
   memset(&e, 0, sizeof(e));
   e.line = p->line;
   int rv;
-  if (is_counter_word(p, 1) || scn_is(p, 1, "drops") || scn_is(p, 1, "stat")) {
+  t2s_addr px_addr;
+  if (scn_is(p, 1, "proxy") && p->n >= 3 && t2s_addr_parse(p->t[2].s, &px_addr) == 0) {
+    /* proxy ADDR:PORT ... (scn_parse_proxy.c); proxy name|by-address: below */
+    rv = scn_expect_proxy(p, &e);
+  } else if (is_counter_word(p, 1) || scn_is(p, 1, "drops") || scn_is(p, 1, "stat")) {
     rv = expect_counter(p, &e);
   } else if (scn_is(p, 1, "upstream")) {
     rv = expect_upstream(p, &e);
@@ -296,11 +300,13 @@ int scn_cmd_expect(scn_line *p) {
   } else if (scn_fakedns_is_expect(p)) {
     rv = scn_fakedns_expect(p, &e);
   } else {
-    return scn_fail(p,
-                    "expect: expected packets-out, packets-in, echo-replies, drops REASON, stat "
-                    "NAME, upstream ADDR, upstream-open, clients-unfinished, invariants, egress, "
-                    "net-state, udp-sessions or NAME done|reset|refused|untouched, but found %s",
-                    scn_word(p, 1));
+    return scn_fail(
+        p,
+        "expect: expected packets-out, packets-in, echo-replies, drops REASON, stat "
+        "NAME, upstream ADDR, upstream-open, clients-unfinished, invariants, egress, "
+        "net-state, udp-sessions, proxy ADDR:PORT or NAME done|reset|refused|untouched, "
+        "but found %s",
+        scn_word(p, 1));
   }
   if (rv != 0) {
     return rv;

@@ -62,7 +62,7 @@ void sim_check_on_event(sim_world *w, const t2s_engine_event *ev) {
     }
     return;
   }
-  if (ev->type != T2S_EV_TCP_SYN) {
+  if (ev->type != T2S_EV_TCP_SYN && ev->type != T2S_EV_TCP_RETRY) { /* a retry: a new id */
     return;
   }
   if (k->nflows == k->capflows) {

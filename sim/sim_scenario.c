@@ -40,6 +40,7 @@ void scn_action_free(scn_action *a) {
     break;
   case SCN_ACT_INJECT_ECHO:
   case SCN_ACT_NET:
+  case SCN_ACT_PROXY:
     break;
   }
 }

@@ -43,7 +43,9 @@ struct sim_up_stream {
   uint64_t rx, tx, rx_bad, rx_hash;
   const sim_up_front_ops *front_ops;
   void *front;
-  int front_err; /* set by sim_up_stream_front_fail */
+  int front_err;         /* set by sim_up_stream_front_fail */
+  bool connect_override; /* sim_up_stream_override_connect */
+  sim_up_kind connect_kind;
   /* Seeded faults (sim_up_behaviour): */
   t2s_tstamp fault_stall_until;   /* the far end reads and sends nothing before this */
   t2s_tstamp write_blocked_until; /* no stream_writable before this (stall, slow read) */
@@ -758,6 +760,9 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
       s->beh.reset_after = UINT64_MAX;
       s->beh.latency = 1 * T2S_MILLISECONDS;
     }
+    if (s->connect_override) {
+      s->beh.kind = s->connect_kind;
+    }
   }
   if (up->w->net != NULL) {
     s->has_path = true;
@@ -990,6 +995,26 @@ void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data,
 void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops, void *front) {
   s->front_ops = ops;
   s->front = front;
+}
+
+void sim_up_stream_override_connect(sim_up_stream *s, sim_up_kind kind) {
+  s->connect_override = true;
+  s->connect_kind = kind;
+}
+
+size_t sim_upstream_reset_dst(sim_upstream *up, const t2s_addr *dst, t2s_tstamp now) {
+  size_t n = 0;
+  for (size_t i = 0; i < up->nstreams; i++) {
+    sim_up_stream *s = up->streams[i];
+    if (s->state == ST_CLOSED || s->reset_pending || !t2s_addr_eq(&s->dst, dst)) {
+      continue;
+    }
+    s->reset_pending = true;
+    s->front_err = T2S_ERR_RESET;
+    schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
+    n++;
+  }
+  return n;
 }
 
 const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) {

@@ -148,6 +148,12 @@ void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f, vo
 
 /* Installs a front on s (from the factory). */
 void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops, void *front);
+/* From the factory: the connect to the front ends as kind says (REFUSE, BLACKHOLE) whatever
+ * the rule for its address (a proxy scripted to fail, sim_proxy.c). */
+void sim_up_stream_override_connect(sim_up_stream *s, sim_up_kind kind);
+/* Resets every open stream whose connected address is dst (a proxy that died): the engine sees
+ * T2S_ERR_RESET after the latency. Returns how many. */
+size_t sim_upstream_reset_dst(sim_upstream *up, const t2s_addr *dst, t2s_tstamp now);
 /* The address the engine connected to (the proxy when a front is installed). */
 const t2s_addr *sim_up_stream_dst(const sim_up_stream *s);
 /* Queues bytes from the front toward the engine. Returns 0 or T2S_ERR_NOMEM. */

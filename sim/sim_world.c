@@ -35,6 +35,10 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
   sim_world *w = arg;
   sim_log *log = &w->log;
   sim_check_on_event(w, ev);
+  if (ev->type == T2S_EV_PROXY_PROBE || ev->type == T2S_EV_PROXY_DOWN ||
+      ev->type == T2S_EV_PROXY_UP || ev->type == T2S_EV_PROXY_FAILURES) {
+    sim_proxy_on_event(w, ev); /* probes answered later; downs and ups counted */
+  }
   if (log->f == NULL) {
     return;
   }
@@ -56,6 +60,13 @@ static void on_engine_event(void *arg, const t2s_engine_event *ev) {
     sim_log_i64(log, "type", ev->reason);
   } else if (ev->type == T2S_EV_NET_DECISION) {
     sim_log_i64(log, "flows_reset", ev->reason);
+  } else if (ev->type == T2S_EV_PROXY_PROBE || ev->type == T2S_EV_PROXY_DOWN ||
+             ev->type == T2S_EV_PROXY_UP || ev->type == T2S_EV_PROXY_FAILURES) {
+    if (ev->type != T2S_EV_PROXY_UP) {
+      sim_log_str(log, "cause", t2s_proxy_cause_name((t2s_proxy_cause)ev->reason));
+    }
+  } else if (ev->type == T2S_EV_TCP_RETRY) {
+    sim_log_u64(log, "proxy", (uint64_t)ev->reason); /* bytes_up: the old flow id */
   } else if (ev->type == T2S_EV_EGRESS) {
     const t2s_egress *eg = t2s_engine_get_egress(w->engine);
     sim_log_str(log, "dev", eg->ifindex ? eg->ifname : "none"); /* src: the egress source */
@@ -143,6 +154,10 @@ int sim_world_start(sim_world *w) {
     }
   }
   int rv = t2s_engine_new(&w->engine, &w->cfg, &dev, &up, &hooks);
+  if (rv != 0) {
+    return rv;
+  }
+  rv = sim_proxy_engine_started(w, w->loop.now); /* several proxies: their health */
   if (rv != 0) {
     return rv;
   }

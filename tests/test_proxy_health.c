@@ -588,6 +588,16 @@ static void test_engine_held_syn_retried_on_next_proxy(void) {
   engine_fake_stream *b = last_stream();
   CU_ASSERT_TRUE(t2s_addr_eq(&b->dst, &PB));
   CU_ASSERT_NOT_EQUAL(b->id, a->id);
+  /* Observers are told the flow's new id (T2S_EV_TCP_RETRY): the new one, the old one, the
+   * proxy it goes to. */
+  CU_ASSERT_EQUAL_FATAL(count_ev(T2S_EV_TCP_RETRY, b->id), 1);
+  for (size_t k = 0; k < nevs; k++) {
+    if (evs[k].type == T2S_EV_TCP_RETRY) {
+      CU_ASSERT_EQUAL(evs[k].bytes_up, a->id);
+      CU_ASSERT_EQUAL(evs[k].reason, 1);
+      CU_ASSERT_STRING_EQUAL(t2s_engine_event_name(evs[k].type), "tcp_retry");
+    }
+  }
   static const uint8_t method[] = {5, 2}, auth[] = {1, 0};
   static const uint8_t reply[] = {5, 0, 0, 1, 203, 0, 113, 10, 0, 80};
   t2s_engine_stream_opened(EE, b->id, 0, 2 * MS);

@@ -181,15 +181,27 @@ static const struct {
     {"at 1s device loss 1%\n", "1: at: the action 'device' is not implemented yet"},
     {"at\n", "1: at: expected a duration (e.g. 500ms, 2s) but found end of line"},
     {"at 1s\n", "1: at: expected an action (replay, inject-echo, client, link, addr, route, "
-                "suspend, resume) but found end of line"},
-    {"at 1s proxy socks5 192.0.2.1:1080\n", "1: at: the action 'proxy' is not implemented yet"},
+                "suspend, resume, proxy) but found end of line"},
+    {"at 1s proxy socks5 192.0.2.1:1080\n",
+     "1: at ... proxy: expected an address with a port (1.2.3.4:80, [2001:db8::1]:80) but found "
+     "socks5"},
+    {"at 1s proxy 192.0.2.1:1080 die\n", "1: at ... proxy: no proxy line declares 192.0.2.1:1080"},
+    {"proxy socks5 192.0.2.1:1080\nat 1s proxy 192.0.2.1:1080 explode\n",
+     "2: at ... proxy: expected die, refuse, blackhole, hang or back but found explode"},
+    {"proxy socks5 192.0.2.1:1080\nexpect proxy 192.0.2.1:1080 state GONE\n",
+     "2: expect proxy state: expected UP, SUSPECT, DOWN or UNRESOLVED but found GONE"},
+    {"proxy socks5 192.0.2.1:1080\nexpect proxy 192.0.2.1:1080 down after 1s\n",
+     "2: expect proxy down: expected 'between T1 and T2' but found after"},
+    {"proxy-health down-after 1\n",
+     "1: proxy-health down-after: 2..100 (one failure never takes a proxy down)"},
+    {"proxy-health\nproxy-health\n", "2: proxy-health: given twice"},
     {"at 1s resume x\n", "1: resume: unexpected 'x'"},
     {"at 1s resume slept 1s x\n", "1: resume: unexpected 'x'"},
     {"at 1s resume slept\n",
      "1: resume slept: expected a duration (e.g. 500ms, 2s) but found end of line"},
     {"at 1s suspend x\n", "1: suspend: unexpected 'x'"},
     {"at 1s bogus\n", "1: at: expected an action (replay, inject-echo, client, link, addr, route, "
-                      "suspend, resume) but found bogus"},
+                      "suspend, resume, proxy) but found bogus"},
     {"at 0 client c1 tcp 192.0.2.1:80 send \"a\\x0g\"\n",
      "1: bad \\x escape in string (two hex digits, not 00, expected)"},
     {"at 0 client c1 tcp 192.0.2.1:80 send \"ab\"cd\n", "1: a blank is needed after a closing \""},
@@ -288,26 +300,26 @@ static const struct {
      "1: expect egress: expected an interface name (1..15 characters) but found end of line"},
     {"expect\n",
      "1: expect: expected packets-out, packets-in, echo-replies, drops REASON, stat NAME, upstream "
-     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions or NAME "
-     "done|reset|refused|untouched, but found end of line"},
+     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions, proxy "
+     "ADDR:PORT or NAME done|reset|refused|untouched, but found end of line"},
     {"expect net-state bogus\n",
      "1: expect net-state: expected UP, SETTLING, NO_ROUTE or SUSPENDED but found bogus"},
     {"expect c1 done\n", "1: expect: no client is called 'c1'"},
     {"expect \"packets-out\" 1\n",
      "1: expect: expected packets-out, packets-in, echo-replies, drops REASON, stat NAME, upstream "
-     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions or NAME "
-     "done|reset|refused|untouched, but found packets-out"},
+     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions, proxy "
+     "ADDR:PORT or NAME done|reset|refused|untouched, but found packets-out"},
     {"expect stat bogus\n", "1: expect stat: unknown engine counter bogus (e.g. tcp_flows_active)"},
     {"expect stat tcp-flows-active >= x\n", "1: expect: expected a whole number but found x"},
     {"expect udp-sessions x\n", "1: expect udp-sessions: expected a whole number but found x"},
     {"expect bogus\n",
      "1: expect: expected packets-out, packets-in, echo-replies, drops REASON, stat NAME, upstream "
-     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions or NAME "
-     "done|reset|refused|untouched, but found bogus"},
+     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions, proxy "
+     "ADDR:PORT or NAME done|reset|refused|untouched, but found bogus"},
     {"at 0 client c1 tcp 192.0.2.1:80\nexpect c1 untouched x\n",
      "2: expect: expected packets-out, packets-in, echo-replies, drops REASON, stat NAME, upstream "
-     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions or NAME "
-     "done|reset|refused|untouched, but found c1"},
+     "ADDR, upstream-open, clients-unfinished, invariants, egress, net-state, udp-sessions, proxy "
+     "ADDR:PORT or NAME done|reset|refused|untouched, but found c1"},
     {"expect upstream x\n", "1: expect upstream: expected ADDR[:PORT] but found x"},
     {"expect upstream 192.0.2.1:80 received 1 intact x\n", "1: expect upstream: unexpected 'x'"},
     {"expect upstream\n", "1: expect upstream: expected ADDR[:PORT] but found end of line"},
@@ -367,7 +379,8 @@ static const struct {
     {"proxy http 192.0.2.1:1080\n", "1: proxy: expected 'socks5' but found http"},
     {"proxy socks5 192.0.2.1\n",
      "1: proxy socks5: 192.0.2.1 needs a port (1.2.3.4:80, [2001:db8::1]:80)"},
-    {"proxy socks5 192.0.2.1:1080\nproxy socks5 192.0.2.1:1080\n", "2: proxy: given twice"},
+    {"proxy socks5 192.0.2.1:1080\nproxy socks5 192.0.2.1:1080\n",
+     "2: proxy: 192.0.2.1:1080 given twice"},
     {"proxy socks5 192.0.2.1:1080 bogus\n",
      "1: proxy: unknown option 'bogus' (expected auth USER "
      "PASS, offer USER PASS, blackhole, no-udp, udp-close, mptcp)"},
@@ -393,8 +406,9 @@ static const struct {
     {"seed x\n", "1: seed: expected a whole number but found x"},
     {"\"seed\" 1\n", "1: expected a command but found a string"},
     {"suspend\n", "1: 'suspend' happens at a time: at T suspend"},
-    {"bogus 1\n", "1: unknown command 'bogus' (expected seed, device, upstream, proxy, link, addr, "
-                  "route, engine, liveness, at, run, expect)"},
+    {"bogus 1\n",
+     "1: unknown command 'bogus' (expected seed, device, upstream, proxy, proxy-health, "
+     "link, addr, route, engine, liveness, at, run, expect)"},
     {"at 0 client c1 tcp 192.0.2.1:80 send \"a\\q\"\n", "1: unknown escape \\q in string"},
     {"at 0 client c1 tcp 192.0.2.1:80 send \"abc\n", "1: unterminated string (missing closing \")"},
     {"upstream default frob\n", "1: upstream: expected a behaviour (echo, sink, source N, refuse, "

@@ -76,6 +76,8 @@ const char *t2s_engine_event_name(t2s_engine_event_type type) {
     return "proxy_up";
   case T2S_EV_PROXY_FAILURES:
     return "proxy_failures";
+  case T2S_EV_TCP_RETRY:
+    return "tcp_retry";
   }
   return "engine_event";
 }

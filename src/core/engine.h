@@ -120,6 +120,9 @@ typedef enum t2s_engine_event_type {
   T2S_EV_PROXY_DOWN,     /* it went DOWN: reason = t2s_proxy_cause, bytes_up = flows reset */
   T2S_EV_PROXY_UP,       /* it came back: new flows prefer it again */
   T2S_EV_PROXY_FAILURES, /* reason = cause, bytes_up = count, bytes_down = period (ns) */
+  T2S_EV_TCP_RETRY,      /* a held SYN whose proxy failed goes to the next proxy under a new
+                            flow id (flow_id; src, dst as its T2S_EV_TCP_SYN; reason = the
+                            proxy's index; bytes_up = the old flow id) */
 } t2s_engine_event_type;
 
 /* The event's name as logs print it ("tcp_syn", "net_state", ...). */

@@ -429,6 +429,18 @@ static bool try_next_proxy(t2s_session *s, int err) {
     return false;
   }
   s->up_open = true;
+  if (e->hooks.on_event != NULL) { /* observers follow the flow to its new id */
+    t2s_engine_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = T2S_EV_TCP_RETRY;
+    ev.now = e->now;
+    ev.flow_id = s->flow.id;
+    ev.src = s->client;
+    ev.dst = s->dst;
+    ev.reason = next;
+    ev.bytes_up = oid;
+    e->hooks.on_event(e->hooks.arg, &ev);
+  }
   return true;
 }
 

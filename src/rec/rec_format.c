@@ -573,7 +573,7 @@ int t2s_rec_reader_next(t2s_rec_reader *rd, t2s_rec_record *out) {
     }
     case 'V': {
       uint8_t t = r_u8(&c);
-      if (t < T2S_EV_DROP || t > T2S_EV_PROXY_FAILURES) {
+      if (t < T2S_EV_DROP || t > T2S_EV_TCP_RETRY) {
         c.bad = true;
       }
       out->eev.type = (t2s_engine_event_type)t;
