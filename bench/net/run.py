@@ -614,8 +614,11 @@ class Bench:
         # through the tunnel against 2 for the ASSOCIATE client).
         cpu = T2S_CPU if path == "relay" or (self.a.udp_colocate and path != "kernel") \
             else LOAD_CPU
+        pid = self.t2s.pid if path in ("tunnel", "before") else None
+        c0 = proc_cpu_seconds(pid) if pid else 0.0
         r = run(self.w.ns(self.w.c, "taskset", "-c", cpu, PY, str(self.tmp / "udp.py"),
                           *args), check=False, timeout=self.a.udp_duration + 30)
+        c1 = proc_cpu_seconds(pid) if pid else 0.0
         if prof is not None:
             prof.wait(timeout=30)
         try:
@@ -625,8 +628,12 @@ class Bench:
             return {"rate": None}
         if j["received"] == 0:
             return {"rate": None, "loss": 1.0, "note": "no echo came back"}
-        return {"rate": j["received"] / j["seconds"], "loss": 1 - j["received"] / j["sent"],
-                "p99_us": j["p99_us"]}
+        out = {"rate": j["received"] / j["seconds"], "loss": 1 - j["received"] / j["sent"],
+               "p99_us": j["p99_us"]}
+        if pid and j["sent"]:
+            # tun2sock's CPU time per round trip: its share of each round trip's latency.
+            out["cpu_us_per_rtt"] = (c1 - c0) * 1e6 / j["sent"]
+        return out
 
 
 def targets(res: Dict) -> Dict:

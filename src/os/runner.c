@@ -461,12 +461,10 @@ static int metrics_start(t2s_runner *r) {
 }
 
 static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
-  /* The event base. Not EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent's epoll backend
-   * re-arms a timerfd (timerfd_settime) before every epoll_wait, a system call per wakeup;
-   * epoll_wait's millisecond timeout (rounded up: never early) is precise enough for the
-   * engine's deadlines (40 ms delayed ACKs, RTOs of 200 ms and more). */
+  /* The event base: precise timers (the engine's deadlines are in nanoseconds). */
   struct event_config *ec = event_config_new();
   if (ec) {
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
     r->base = event_base_new_with_config(ec);
     event_config_free(ec);
   }
