@@ -81,9 +81,21 @@ int scn_cmd_fake_dns(scn_line *p) {
     }
   }
   if (rv == 0) {
-    /* The table checks the rest (prefixes, size below the pool) when the run starts; check it
-     * here so that the mistake names this line. */
+    /* The table checks the rest when the run starts; check it here so that the mistake names
+     * this line: the size below each pool's usable addresses (fakedns.c: neither the network
+     * address nor the last), then the rest on a table of one entry (no large allocation). */
+    for (int k = 0; k < 2; k++) {
+      unsigned bits = (k == 0 ? 32u - c->pool4_prefix : 128u - c->pool6_prefix);
+      uint64_t count = bits >= 32 ? UINT32_MAX - 1 : bits < 2 ? 0 : (1ull << bits) - 2;
+      if (c->size >= count) {
+        rv = scn_fail(p, "fake-dns: the pools or the size do not fit (prefixes 8..30 and 8..126, "
+                         "size below the pool)");
+      }
+    }
+  }
+  if (rv == 0) {
     t2s_fakedns_config probe = *c;
+    probe.size = 1;
     probe.mem = NULL;
     t2s_fakedns *t = NULL;
     int trv = t2s_fakedns_new(&t, &probe);
