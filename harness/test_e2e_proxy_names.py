@@ -87,10 +87,12 @@ class World:
         origin.write_text(ORIGIN_PY)
         self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT)],
                      self.tmp / "http.log")
+        self.dante = {}
         for addr in (PA, PB):
             d = self.tmp / f"dante-{addr}"
             d.mkdir()
             p = start_dante(self.s, d, [addr], PORT, external="lo", commands="connect")
+            self.dante[addr] = p
             wait_for(lambda: f"{addr}:{PORT}" in self.s.run("ss", "-ltnH", check=False).stdout,
                      f"dante on {addr}", proc=p)
         wait_for(lambda: f"{ORIGIN}:{HTTP_PORT}" in self.s.run("ss", "-ltnH", check=False).stdout,
@@ -244,5 +246,31 @@ def test_a_new_address_and_a_new_default_route_send_new_flows_to_the_new_address
         assert "203.0.113.2" in out, out  # it left through the new default route
         px = w.proxy_stats()
         assert px["address"] == f"{PB}:{PORT}" and px["state"] == "UP", px
+    finally:
+        w.close()
+
+
+def test_a_proxy_declared_down_has_its_name_resolved_again(tmp_path, tun2sock_bin):
+    """The name moved (dynamic DNS) and the old address stopped answering: when the proxy is
+    declared down its name is looked up again, the new address makes it UP, new flows go there;
+    no network change, no restart."""
+    w = World(tmp_path, tun2sock_bin, resolves_to=PA)
+    try:
+        assert w.curl_ok()
+        w.set_name(PB)
+        w.dante[PA].stop(timeout=2)
+        t0 = time.monotonic()
+        w.curl()  # refused by A: the first failure; the probes take A down
+        wait_for(lambda: f"{NAME} now resolves to {PB}:{PORT} (was {PA}:{PORT})" in w.log(),
+                 "the name resolved again once the proxy was down", timeout=15, proc=w.t)
+        took = time.monotonic() - t0
+        log = w.log()
+        assert f"proxy {NAME}:{PORT} ({PA}:{PORT}): down (connection refused)" in log, log
+        assert w.curl_ok(), w.log()[-3000:]
+        print(f"\nA down, the name looked up again: carried through {PB} {took * 1000:.0f} ms "
+              f"after the first refused curl")
+        px = w.proxy_stats()
+        assert px["address"] == f"{PB}:{PORT}" and px["state"] == "UP", px
+        assert px["downs"] == 1
     finally:
         w.close()

@@ -651,6 +651,15 @@ static void test_engine_udp_uses_the_proxy_in_use(void) {
   t2s_engine_stream_opened(EE, st->id, 0, 1 * S + 1 * MS);
   t2s_engine_stream_recv(EE, st->id, method, sizeof(method), 1 * S + 1 * MS);
   CU_ASSERT_EQUAL(memcmp(st->written + 4 + 2, "bob", 3), 0);
+  /* The association completes; the query goes to the relay and is counted on B. */
+  static const uint8_t auth[] = {1, 0}, rep[] = {5, 0, 0, 1, 192, 0, 2, 3, 0x13, 0x88};
+  t2s_engine_stream_recv(EE, st->id, auth, sizeof(auth), 1 * S + 2 * MS);
+  t2s_engine_stream_recv(EE, st->id, rep, sizeof(rep), 1 * S + 2 * MS);
+  CU_ASSERT_EQUAL_FATAL(EF.ndgrams, 1);
+  CU_ASSERT_EQUAL(EF.dgrams[0].sent, 1);
+  const t2s_proxy_health *hb = &t2s_engine_proxy_health(EE)->p[1];
+  CU_ASSERT_EQUAL(hb->bytes_up, sizeof(q));
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].bytes_up, 0);
   engine_teardown();
 }
 

@@ -130,6 +130,7 @@ void t2s_udp_deliver(t2s_engine *e, usess *s, const t2s_addr *src, const uint8_t
     s->bytes_down += len;
     e->stats.udp_datagrams_down++;
     e->stats.bytes_down += len;
+    t2s_engine_proxy_count_bytes(e, s->proxy, 0, len); /* docs/proxies.md: per proxy */
   }
 }
 
@@ -358,6 +359,7 @@ static void transmit(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t
   s->bytes_up += len;
   e->stats.udp_datagrams_up++;
   e->stats.bytes_up += len;
+  t2s_engine_proxy_count_bytes(e, s->proxy, len, 0);
 }
 
 /* Sends now when ready, else queues (bounded). */

@@ -364,8 +364,8 @@ static void prom_proxies(const t2s_metrics_snapshot *s, struct evbuffer *out) {
     evbuffer_add_printf(out, "tun2sock_proxy_info{proxy=\"%s\",address=\"%s\"} 1\n",
                         s->proxies[i].name, s->proxies[i].address);
   }
-  evbuffer_add_printf(out, "# HELP tun2sock_proxy_bytes_total TCP payload carried through the "
-                           "proxy.\n# TYPE tun2sock_proxy_bytes_total counter\n");
+  evbuffer_add_printf(out, "# HELP tun2sock_proxy_bytes_total Payload (TCP and UDP) carried "
+                           "through the proxy.\n# TYPE tun2sock_proxy_bytes_total counter\n");
   for (size_t i = 0; i < s->nproxies; i++) {
     evbuffer_add_printf(out,
                         "tun2sock_proxy_bytes_total{proxy=\"%s\",direction=\"up\"} %llu\n"

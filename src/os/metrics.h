@@ -28,7 +28,7 @@ typedef struct t2s_metrics_proxy {
   uint64_t downs;                           /* times it went DOWN */
   uint64_t probes;                          /* probes asked for */
   uint64_t failures[T2S_PROXY_CAUSE_COUNT]; /* by cause (real connections and probes) */
-  uint64_t bytes_up, bytes_down;            /* TCP payload carried through it */
+  uint64_t bytes_up, bytes_down;            /* payload (TCP, UDP) carried through it */
   uint64_t lookups;                         /* lookups of its name started */
 } t2s_metrics_proxy;
 
