@@ -783,6 +783,25 @@ static void test_engine_unresolved_refuses_then_carries(void) {
   engine_teardown();
 }
 
+/* A proxy that answers the greeting with garbage: a protocol error, counted against the proxy
+ * and in the global failure counters by cause (as the binary's
+ * tun2sock_upstream_proxy_failures_total{cause="protocol"}). */
+static void test_engine_protocol_error_counted_by_cause(void) {
+  engine_setup(1);
+  syn(40080, 0);
+  engine_fake_stream *st = last_stream();
+  static const uint8_t garbage[] = {4, 0x5a};
+  t2s_engine_stream_opened(EE, st->id, 0, 1 * MS);
+  t2s_engine_stream_recv(EE, st->id, garbage, sizeof(garbage), 1 * MS);
+  CU_ASSERT(rsts_to(40080) >= 1);
+  t2s_engine_stats es;
+  t2s_engine_get_stats(EE, &es);
+  CU_ASSERT_EQUAL(es.upstream_failures[T2S_PROXY_CAUSE_PROTOCOL], 1);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].failures[T2S_PROXY_CAUSE_PROTOCOL], 1);
+  CU_ASSERT_EQUAL(t2s_engine_proxy_health(EE)->p[0].last_cause, T2S_PROXY_CAUSE_PROTOCOL);
+  engine_teardown();
+}
+
 /* /metrics and /stats show each proxy: state, time in it, last error and success, failures by
  * cause; nothing with a single proxy. */
 static char *render(const t2s_metrics_snapshot *s, bool json) {
@@ -885,6 +904,8 @@ int t2s_test_register_proxy_health(void) {
       !CU_add_test(s, "a new address forgets the evidence", test_new_address_forgets_evidence) ||
       !CU_add_test(s, "a network change probes a down proxy at once",
                    test_network_change_probes_down_at_once) ||
+      !CU_add_test(s, "engine: a protocol error counted by cause",
+                   test_engine_protocol_error_counted_by_cause) ||
       !CU_add_test(s, "engine: unresolved refuses at once, then carries",
                    test_engine_unresolved_refuses_then_carries) ||
       !CU_add_test(s, "engine: every proxy down refuses at once",
