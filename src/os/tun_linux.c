@@ -513,8 +513,11 @@ void t2s_tun_close(t2s_tun *tun) {
     }
   }
   tun->nadded = 0;
-  t2s_tun_uring_free(tun->uring);
-  tun->uring = NULL;
+  if (tun->uring) {
+    (void)t2s_tun_uring_flush(tun->uring); /* what the engine sent while stopping (RSTs) */
+    t2s_tun_uring_free(tun->uring);
+    tun->uring = NULL;
+  }
   if (tun->owns_fd) {
     close(tun->fd);
   }
