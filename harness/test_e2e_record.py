@@ -24,6 +24,10 @@ first run; the recording of a second run (the name answered from the loaded stat
 a download by name through dante) holds the table's configuration and its entries at the
 start, and replays identically; the answers and the CONNECT by name come out the same.
 
+test_recorded_failover_replays_identically: two proxies, the preferred one refusing (nothing
+listens on its port): the engine's proxy list, the failures that take it down, its probes'
+results and the flows carried by the second proxy are recorded, and the replay is identical.
+
 test_replay_is_the_same_on_a_second_build: tun2sock-sim built a second time from the same
 sources in another directory replays the first test's recording with the same output.
 
@@ -99,8 +103,9 @@ class World:
     def _listening(self, hostport: str) -> bool:
         return hostport in self.s.run("ss", "-ltnH", check=False).stdout
 
-    def start(self, *extra: str, env=None) -> Process:
-        args = ["--device", "t2s0", "--proxy", f"socks5://{PROXY}:{SOCKS_PORT}",
+    def start(self, *extra: str, env=None, first_proxy=None) -> Process:
+        pre = ["--proxy", first_proxy] if first_proxy else []
+        args = ["--device", "t2s0", *pre, "--proxy", f"socks5://{PROXY}:{SOCKS_PORT}",
                 "--address", "198.18.0.1/15", "--address", "fd00:18::1/64",
                 "--metrics", f"127.0.0.1:{METRICS_PORT}", "--log-level", "debug", *extra]
         old = {k: os.environ.get(k) for k in (env or {})}
@@ -430,3 +435,25 @@ def test_recorded_fake_dns_session_replays_identically(tmp_path, tun2sock_bin, s
     # the header's options field holds the command line
     assert b"--fake-dns --fake-dns-state " + bytes(state) in data[:8192], data[:400]
     check_replays(tmp_path, sim_bin, rec, min_inputs=20)  # offloads: few, large packets
+
+
+@pytest.mark.root
+def test_recorded_failover_replays_identically(tmp_path, tun2sock_bin, sim_bin):
+    w = World(tmp_path, tun2sock_bin, udp=True)
+    rec = tmp_path / "failover.t2srec"
+    try:
+        w.start("--record", str(rec), "--proxy-probe-interval", "200ms",
+                first_proxy=f"socks5://{PROXY}:{SOCKS_PORT + 1}")
+        for _ in range(4):  # the first ones are refused until the dead proxy is DOWN
+            w.c.run("curl", "-s", "--max-time", "5", "-o", "/dev/null",
+                    f"http://{ORIGIN}:{HTTP_PORT}/file", check=False, timeout=10)
+        assert w.curl(f"http://{ORIGIN}:{HTTP_PORT}/file") == SIZE
+        time.sleep(1.0)  # probes of the dead proxy fail, recorded
+        stop(w)
+    finally:
+        w.close()
+    data = rec.read_bytes()
+    kinds = {k for _, k, _, _, _ in records(data)}
+    # set_proxies (13) and proxy_probe (16): rec_format.h
+    assert 13 in kinds and 16 in kinds, sorted(kinds)
+    check_replays(tmp_path, sim_bin, rec, min_inputs=20)

@@ -86,7 +86,27 @@ static void test_record_roundtrip_every_kind(void) {
     r.datalen = sizeof(payload);
     r.fulllen = sizeof(payload); /* outputs: all of it is the prefix, and its hash */
     r.hash = t2s_rec_hash(payload, sizeof(payload));
-    uint8_t buf[512];
+    /* kinds whose body has its own layout get a valid one */
+    uint8_t body[T2S_REC_PROXIES_MAX];
+    if (k == T2S_REC_SET_PROXIES || k == T2S_REC_REPLACE_PROXIES) {
+      t2s_engine_proxy px[2] = {{.username = "u", .password = "p"}, {.username = NULL}};
+      t2s_addr_parse("192.0.2.1:1080", &px[0].addr);
+      t2s_proxy_health_config hc;
+      t2s_proxy_health_config_default(&hc);
+      t2s_ssize bl = t2s_rec_proxies_encode(px, 2, k == T2S_REC_SET_PROXIES ? &hc : NULL, body);
+      CU_ASSERT_FATAL(bl > 0);
+      r.data = body;
+      r.datalen = (size_t)bl;
+    } else if (k == T2S_REC_SET_RUNTIME) {
+      t2s_engine_config c;
+      t2s_engine_config_default(&c);
+      t2s_rec_runtime_encode(&c, body);
+      r.data = body;
+      r.datalen = T2S_REC_RUNTIME_LEN;
+    } else if (k == T2S_REC_STREAM_MULTIPATH) {
+      r.u32a = T2S_STREAM_MULTIPATH;
+    }
+    uint8_t buf[1024];
     size_t n = t2s_rec_encode_record(&r, buf);
     CU_ASSERT_EQUAL(n, t2s_rec_record_len(&r));
 
@@ -96,7 +116,7 @@ static void test_record_roundtrip_every_kind(void) {
     h.build = "test";
     h.options = "--x";
     t2s_engine_config_default(&h.cfg);
-    uint8_t file[T2S_REC_MAX_HEADER / 8 + 512];
+    uint8_t file[T2S_REC_MAX_HEADER / 8 + 1024];
     t2s_ssize hl = t2s_rec_encode_header(&h, file, sizeof(file));
     CU_ASSERT_FATAL(hl > 0);
     memcpy(file + hl, buf, n);
@@ -107,7 +127,7 @@ static void test_record_roundtrip_every_kind(void) {
     CU_ASSERT_EQUAL(o.kind, k);
     CU_ASSERT_EQUAL(o.now, r.now);
     /* re-encoding what was read gives the same bytes */
-    uint8_t again[512];
+    uint8_t again[1024];
     CU_ASSERT_EQUAL_FATAL(t2s_rec_encode_record(&o, again), n);
     CU_ASSERT_EQUAL(memcmp(again, buf, n), 0);
     CU_ASSERT_EQUAL(t2s_rec_reader_next(&rd, &o), 0);
@@ -696,6 +716,155 @@ static void test_fake_dns_session_replays_identical(void) {
   free(m.data);
 }
 
+/*
+ * The entry points beyond packets and completions: several proxies (with a probe result and a
+ * new address for one of them), a reload (new proxies, new runtime settings) and a multipath
+ * report. Recorded and replayed identically; the same file without its set_proxies record
+ * replays differently (the engine then has one proxy without health).
+ */
+static void record_proxies_session(membuf *m, bool with_set_proxies) {
+  engine_fake_init(&F);
+  engine_fake_set_route(&F, 2, "up1", "192.0.2.2", false);
+  t2s_engine_config cfg;
+  t2s_engine_config_default(&cfg);
+  cfg.seed = 5;
+  cfg.proxy_kind = T2S_PROXY_SOCKS5;
+  t2s_addr_parse("192.0.2.1:1080", &cfg.proxy);
+  t2s_rec_opts o;
+  memset(&o, 0, sizeof(o));
+  o.sink.write = mem_write;
+  o.sink.arg = m;
+  t2s_rec *rec;
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
+  t2s_device dev;
+  t2s_upstream up;
+  t2s_monitor mon;
+  t2s_engine_hooks hooks;
+  t2s_rec_wrap_device(rec, &F.dev, &dev);
+  t2s_rec_wrap_upstream(rec, &F.up, &up);
+  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
+  t2s_rec_wrap_hooks(rec, NULL, &hooks);
+  t2s_engine *e;
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
+  t2s_engine_set_monitor(e, &mon);
+  t2s_engine_proxy px[2] = {{.username = "alice", .password = "secret"}, {.username = NULL}};
+  t2s_addr_parse("192.0.2.1:1080", &px[0].addr);
+  /* proxy 1 is a name not resolved yet: family 0 until proxy_set_addr */
+  t2s_tstamp now = MS;
+  if (with_set_proxies) {
+    CU_ASSERT_EQUAL(t2s_rec_set_proxies(rec, e, px, 2, NULL, now), 0);
+  }
+  t2s_addr a1;
+  t2s_addr_parse("198.51.100.7:1080", &a1);
+  now += MS;
+  t2s_rec_proxy_set_addr(rec, e, 1, &a1, now);
+  /* three flows whose connects fail: proxy 0 goes suspect, then down; probes are asked */
+  for (uint16_t sport = 41000; sport < 41004; sport++) {
+    uint8_t pkt[256];
+    size_t len;
+    build_syn(pkt, &len, sport);
+    now += MS;
+    t2s_rec_input_ex(rec, e, pkt, len, 0, now);
+    if (F.nstreams > 0) {
+      now += MS;
+      t2s_rec_stream_opened(rec, e, F.streams[F.nstreams - 1].id, T2S_ERR_REFUSED, now);
+    }
+  }
+  for (int i = 0; i < 20 && t2s_engine_get_expiry(e) <= now + 3 * T2S_SECONDS; i++) {
+    now = T2S_MAX(now, t2s_engine_get_expiry(e));
+    t2s_rec_handle_expiry(rec, e, now);
+  }
+  now += MS;
+  t2s_rec_proxy_probe_result(rec, e, 0, 0, now); /* proxy 0 answers its probe: up again */
+  /* a stream that reports itself multipath */
+  uint8_t pkt[256];
+  size_t len;
+  build_syn(pkt, &len, 41010);
+  now += MS;
+  t2s_rec_input_ex(rec, e, pkt, len, 0, now);
+  if (F.nstreams > 0) {
+    t2s_rec_stream_multipath(rec, e, F.streams[F.nstreams - 1].id, T2S_STREAM_MULTIPATH, 2, now);
+  }
+  /* a reload: one proxy left with new credentials, shorter timeouts */
+  t2s_engine_proxy px2[1] = {{.username = "alice", .password = "new"}};
+  px2[0].addr = px[0].addr;
+  now += MS;
+  t2s_rec_replace_proxies(rec, e, px2, 1, NULL, now);
+  t2s_engine_config rt = cfg;
+  rt.tcp_connect_timeout = 2 * T2S_SECONDS;
+  rt.on_network_change = T2S_NETCHANGE_NONE;
+  t2s_rec_set_runtime(rec, e, &rt, now);
+  t2s_rec_engine_del(rec, e, now + MS);
+  CU_ASSERT_EQUAL(t2s_rec_finish(rec), 0);
+  t2s_rec_del(rec);
+}
+
+static void test_proxies_and_reload_replay_identical(void) {
+  membuf m = {0};
+  record_proxies_session(&m, true);
+  int kinds[] = {T2S_REC_SET_PROXIES,     T2S_REC_PROXY_SET_ADDR,   T2S_REC_PROXY_PROBE,
+                 T2S_REC_REPLACE_PROXIES, T2S_REC_STREAM_MULTIPATH, T2S_REC_SET_RUNTIME};
+  for (size_t i = 0; i < T2S_ARRAY_LEN(kinds); i++) {
+    if (!has_kind(&m, kinds[i])) {
+      fprintf(stderr, "\nmissing record kind %s\n", t2s_rec_kind_name(kinds[i]));
+      CU_FAIL("a record kind is missing");
+    }
+  }
+  t2s_replay_result res;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
+  if (res.status != T2S_REPLAY_IDENTICAL) {
+    fprintf(stderr, "\n%s\n", res.msg);
+  }
+  CU_ASSERT(res.engine_deleted);
+  CU_ASSERT_EQUAL(res.leaked_blocks, 0);
+  /* the set_proxies record matters: cut it out and the replay differs */
+  size_t at = find_record(&m, T2S_REC_SET_PROXIES, 0);
+  CU_ASSERT_FATAL(at > 0);
+  size_t start = at - T2S_REC_RECORD_HEAD;
+  size_t blen = (size_t)m.data[start + 1] | (size_t)m.data[start + 2] << 8;
+  /* the record and the RET after it */
+  size_t cut = T2S_REC_RECORD_HEAD + blen;
+  CU_ASSERT_EQUAL_FATAL(m.data[start + cut], T2S_REC_RET);
+  cut += T2S_REC_RECORD_HEAD + 8;
+  if (m.data[start + cut] == T2S_REC_TIMER) {
+    cut += T2S_REC_RECORD_HEAD + 8;
+  }
+  memmove(m.data + start, m.data + start + cut, m.len - start - cut);
+  m.len -= cut;
+  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_DIFFERENT);
+  free(m.data);
+
+  /* hostile proxy lists and runtime bodies are refused by the decoders */
+  t2s_rec_proxies px;
+  static const uint8_t none[] = {0, 0};
+  CU_ASSERT_EQUAL(t2s_rec_proxies_decode(none, sizeof(none), &px), T2S_REC_ERR_CORRUPT);
+  static const uint8_t nine[] = {9};
+  CU_ASSERT_EQUAL(t2s_rec_proxies_decode(nine, sizeof(nine), &px), T2S_REC_ERR_CORRUPT);
+  uint8_t body[T2S_REC_PROXIES_MAX];
+  t2s_engine_proxy one = {.username = "u"};
+  t2s_addr_parse("192.0.2.1:1080", &one.addr);
+  t2s_ssize bl = t2s_rec_proxies_encode(&one, 1, NULL, body);
+  CU_ASSERT_FATAL(bl > 0);
+  CU_ASSERT_EQUAL(t2s_rec_proxies_decode(body, (size_t)bl, &px), 0);
+  CU_ASSERT_STRING_EQUAL(px.list[0].username, "u");
+  CU_ASSERT_PTR_NULL(px.list[0].password);
+  body[bl - 1] = 2; /* has_health not a boolean */
+  CU_ASSERT_EQUAL(t2s_rec_proxies_decode(body, (size_t)bl, &px), T2S_REC_ERR_CORRUPT);
+  CU_ASSERT_EQUAL(t2s_rec_proxies_decode(body, (size_t)bl - 1, &px), T2S_REC_ERR_CORRUPT);
+  char longname[300];
+  memset(longname, 'x', sizeof(longname) - 1);
+  longname[sizeof(longname) - 1] = 0;
+  one.password = longname;
+  CU_ASSERT_EQUAL(t2s_rec_proxies_encode(&one, 1, NULL, body), T2S_REC_ERR_CORRUPT);
+  uint8_t rtb[T2S_REC_RUNTIME_LEN];
+  t2s_engine_config c;
+  t2s_engine_config_default(&c);
+  t2s_rec_runtime_encode(&c, rtb);
+  CU_ASSERT_EQUAL(t2s_rec_runtime_decode(rtb, sizeof(rtb), &c), 0);
+  rtb[24] = 7; /* on_network_change out of range */
+  CU_ASSERT_EQUAL(t2s_rec_runtime_decode(rtb, sizeof(rtb), &c), T2S_REC_ERR_CORRUPT);
+}
+
 static void test_sink_failure_stops_recording(void) {
   membuf m = {0};
   m.fail_after = 1;
@@ -1016,6 +1185,7 @@ int t2s_test_register_recording(void) {
   CU_add_test(s, "until_stops_early", test_until_stops_early);
   CU_add_test(s, "record_max_stop_and_ring", test_record_max_stop_and_ring);
   CU_add_test(s, "sink_failure_stops_recording", test_sink_failure_stops_recording);
+  CU_add_test(s, "proxies_and_reload_replay_identical", test_proxies_and_reload_replay_identical);
   CU_add_test(s, "fake_dns_session_replays_identical", test_fake_dns_session_replays_identical);
   CU_add_test(s, "random_sessions_replay_identical", test_random_sessions_replay_identical);
   CU_add_test(s, "reader_every_prefix", test_reader_every_prefix);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "proxy_probe.h"
 #include "proxy_resolve.h"
+#include "rec.h"
 #include "runner_loop.h"
 
 #define RESOLVE_TIMEOUT (5 * T2S_SECONDS)      /* one lookup's bound */
@@ -69,7 +70,7 @@ static void on_probe_done(void *arg, size_t index, int err) {
   if (err != 0) {
     T2S_DEBUG("proxy %s: probe failed: %s", ph->p[index].label, t2s_strerror(err));
   }
-  t2s_engine_proxy_probe_result(ph->engine, index, err, now_of(ph));
+  t2s_rec_proxy_probe_result(ph->loop->rec, ph->engine, index, err, now_of(ph));
   t2s_loop_rearm(ph->loop);
 }
 
@@ -155,7 +156,7 @@ static void on_resolved(void *arg, size_t i, int err, const t2s_addr *addr, cons
   p->addr = *addr;
   p->has_addr = true;
   t2s_addr_format(addr, true, p->addr_text, sizeof(p->addr_text));
-  int rv = t2s_engine_proxy_set_addr(ph->engine, i, addr, now_of(ph));
+  int rv = t2s_rec_proxy_set_addr(ph->loop->rec, ph->engine, i, addr, now_of(ph));
   if (rv != 0) {
     T2S_ERROR("proxy %s: cannot use %s: %s", p->label, p->addr_text, t2s_strerror(rv));
     return;
@@ -310,7 +311,7 @@ int t2s_proxy_host_start(t2s_proxy_host **pph, struct event_base *base, struct t
   t2s_engine_proxy list[T2S_PROXY_MAX];
   host_list(ph, list);
   t2s_proxy_health_config hcfg = host_health_config(opts);
-  rv = t2s_engine_set_proxies(engine, list, ph->n, &hcfg, now_of(ph));
+  rv = t2s_rec_set_proxies(loop->rec, engine, list, ph->n, &hcfg, now_of(ph));
   if (rv != 0) {
     T2S_ERROR("cannot set up the proxies: %s", t2s_strerror(rv));
     t2s_proxy_host_del(ph);
@@ -351,7 +352,8 @@ t2s_ssize t2s_proxy_host_replace(t2s_proxy_host **pph, struct event_base *base,
   t2s_engine_proxy list[T2S_PROXY_MAX];
   host_list(ph, list);
   t2s_proxy_health_config hcfg = host_health_config(opts);
-  t2s_ssize reset = t2s_engine_replace_proxies(ph->engine, list, ph->n, &hcfg, now_of(ph));
+  t2s_ssize reset =
+      t2s_rec_replace_proxies(ph->loop->rec, ph->engine, list, ph->n, &hcfg, now_of(ph));
   if (reset < 0) {
     T2S_ERROR("reload: cannot give the engine the proxies: %s", t2s_strerror((int)reset));
     t2s_proxy_host_del(ph);

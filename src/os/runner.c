@@ -188,7 +188,7 @@ static void on_reload_signal(void *arg) {
   ecfg.network_debounce = plan->next.network_debounce_ns;
   ecfg.icmp_unreach_on_refuse = plan->next.icmp_unreachable;
   ecfg.socks5_pipelined = plan->next.socks5_pipeline;
-  t2s_engine_set_runtime(r->engine, &ecfg);
+  t2s_rec_set_runtime(r->rec.rec, r->engine, &ecfg, t2s_clock_monotonic_ns());
   if (plan->proxies) {
     reload_proxies(r, &plan->next, password);
   }

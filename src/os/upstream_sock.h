@@ -64,8 +64,7 @@ typedef struct t2s_upstream_sink {
   void (*dgram_recv)(void *arg, t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,
                      t2s_tstamp now);
   void (*dgram_error)(void *arg, t2s_engine *e, uint64_t id, int err, t2s_tstamp now);
-  /* t2s_engine_stream_multipath (--mptcp); NULL: straight to the engine (the recorder does not
-   * record it: docs/mptcp.md) */
+  /* t2s_engine_stream_multipath (--mptcp); NULL: straight to the engine */
   void (*stream_multipath)(void *arg, t2s_engine *e, uint64_t id, t2s_stream_mp mp,
                            uint32_t subflows, t2s_tstamp now);
 } t2s_upstream_sink;

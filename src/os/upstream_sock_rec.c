@@ -34,6 +34,11 @@ static void rec_dgram_error(void *arg, t2s_engine *e, uint64_t id, int err, t2s_
   t2s_rec_dgram_error(arg, e, id, err, now);
 }
 
+static void rec_stream_multipath(void *arg, t2s_engine *e, uint64_t id, t2s_stream_mp mp,
+                                 uint32_t subflows, t2s_tstamp now) {
+  t2s_rec_stream_multipath(arg, e, id, mp, subflows, now);
+}
+
 static const t2s_upstream_sink rec_sink = {
     .stream_opened = rec_stream_opened,
     .stream_recv = rec_stream_recv,
@@ -42,6 +47,7 @@ static const t2s_upstream_sink rec_sink = {
     .stream_error = rec_stream_error,
     .dgram_recv = rec_dgram_recv,
     .dgram_error = rec_dgram_error,
+    .stream_multipath = rec_stream_multipath,
 };
 
 void t2s_upstream_sock_set_recorder(t2s_upstream_sock *up, t2s_rec *rec) {

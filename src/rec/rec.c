@@ -640,3 +640,98 @@ void t2s_rec_engine_del(t2s_rec *rec, t2s_engine *e, t2s_tstamp now) {
   }
   t2s_engine_del(e);
 }
+
+/* A proxy list as a SET_PROXIES / REPLACE_PROXIES record (NULL when it cannot be encoded: the
+ * engine refuses it too, and the RET record says so). */
+static void in_proxies(t2s_rec *rec, uint8_t kind, const t2s_engine_proxy *list, size_t n,
+                       const t2s_proxy_health_config *hcfg, t2s_tstamp now) {
+  uint8_t body[T2S_REC_PROXIES_MAX];
+  t2s_ssize len = t2s_rec_proxies_encode(list, n, hcfg, body);
+  t2s_rec_record r = {.kind = kind, .now = now, .data = body};
+  r.datalen = len > 0 ? (size_t)len : 0;
+  if (len <= 0) {
+    r.kind = T2S_REC_NOTE; /* not replayable: say so instead of writing a corrupt record */
+    static const char why[] = "a proxy list the format cannot hold was given to the engine";
+    r.data = (const uint8_t *)why;
+    r.datalen = sizeof(why) - 1;
+  }
+  in_begin(rec, &r);
+}
+
+int t2s_rec_set_proxies(t2s_rec *rec, t2s_engine *e, const t2s_engine_proxy *list, size_t n,
+                        const t2s_proxy_health_config *hcfg, t2s_tstamp now) {
+  if (rec) {
+    in_proxies(rec, T2S_REC_SET_PROXIES, list, n, hcfg, now);
+  }
+  int rv = t2s_engine_set_proxies(e, list, n, hcfg, now);
+  if (rec) {
+    in_end(rec, e, true, rv);
+  }
+  return rv;
+}
+
+t2s_ssize t2s_rec_replace_proxies(t2s_rec *rec, t2s_engine *e, const t2s_engine_proxy *list,
+                                  size_t n, const t2s_proxy_health_config *hcfg, t2s_tstamp now) {
+  if (rec) {
+    in_proxies(rec, T2S_REC_REPLACE_PROXIES, list, n, hcfg, now);
+  }
+  t2s_ssize rv = t2s_engine_replace_proxies(e, list, n, hcfg, now);
+  if (rec) {
+    in_end(rec, e, true, rv);
+  }
+  return rv;
+}
+
+int t2s_rec_proxy_set_addr(t2s_rec *rec, t2s_engine *e, size_t i, const t2s_addr *addr,
+                           t2s_tstamp now) {
+  if (rec) {
+    t2s_rec_record r = {.kind = T2S_REC_PROXY_SET_ADDR, .now = now, .u32a = (uint32_t)i};
+    r.addr = *addr;
+    in_begin(rec, &r);
+  }
+  int rv = t2s_engine_proxy_set_addr(e, i, addr, now);
+  if (rec) {
+    in_end(rec, e, true, rv);
+  }
+  return rv;
+}
+
+void t2s_rec_proxy_probe_result(t2s_rec *rec, t2s_engine *e, size_t i, int err, t2s_tstamp now) {
+  if (rec) {
+    t2s_rec_record r = {.kind = T2S_REC_PROXY_PROBE, .now = now, .u32a = (uint32_t)i, .rv = err};
+    in_begin(rec, &r);
+  }
+  t2s_engine_proxy_probe_result(e, i, err, now);
+  if (rec) {
+    in_end(rec, e, false, 0);
+  }
+}
+
+void t2s_rec_stream_multipath(t2s_rec *rec, t2s_engine *e, uint64_t id, t2s_stream_mp mp,
+                              uint32_t subflows, t2s_tstamp now) {
+  if (rec) {
+    t2s_rec_record r = {.kind = T2S_REC_STREAM_MULTIPATH, .now = now, .id = id};
+    r.u32a = (uint32_t)mp;
+    r.u32b = subflows;
+    in_begin(rec, &r);
+  }
+  t2s_engine_stream_multipath(e, id, mp, subflows, now);
+  if (rec) {
+    in_end(rec, e, false, 0);
+  }
+}
+
+void t2s_rec_set_runtime(t2s_rec *rec, t2s_engine *e, const t2s_engine_config *cfg,
+                         t2s_tstamp now) {
+  if (rec) {
+    uint8_t body[T2S_REC_RUNTIME_LEN];
+    t2s_rec_runtime_encode(cfg, body);
+    t2s_rec_record r = {.kind = T2S_REC_SET_RUNTIME, .now = now, .data = body};
+    r.datalen = sizeof(body);
+    in_begin(rec, &r);
+  }
+  t2s_engine_set_runtime(e, cfg);
+  if (rec) {
+    in_end(rec, e, false, 0);
+  }
+}

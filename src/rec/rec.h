@@ -104,5 +104,17 @@ void t2s_rec_network_event(t2s_rec *rec, t2s_engine *e, const t2s_net_event *ev,
 size_t t2s_rec_reset_all(t2s_rec *rec, t2s_engine *e, t2s_tstamp now);
 /* t2s_engine_del, recorded (the closes it makes are outputs); now is the stop's time. */
 void t2s_rec_engine_del(t2s_rec *rec, t2s_engine *e, t2s_tstamp now);
+/* Several proxies, their addresses and probes, a reload (engine.h): recorded like the others. */
+int t2s_rec_set_proxies(t2s_rec *rec, t2s_engine *e, const t2s_engine_proxy *list, size_t n,
+                        const t2s_proxy_health_config *hcfg, t2s_tstamp now);
+t2s_ssize t2s_rec_replace_proxies(t2s_rec *rec, t2s_engine *e, const t2s_engine_proxy *list,
+                                  size_t n, const t2s_proxy_health_config *hcfg, t2s_tstamp now);
+int t2s_rec_proxy_set_addr(t2s_rec *rec, t2s_engine *e, size_t i, const t2s_addr *addr,
+                           t2s_tstamp now);
+void t2s_rec_proxy_probe_result(t2s_rec *rec, t2s_engine *e, size_t i, int err, t2s_tstamp now);
+void t2s_rec_stream_multipath(t2s_rec *rec, t2s_engine *e, uint64_t id, t2s_stream_mp mp,
+                              uint32_t subflows, t2s_tstamp now);
+/* t2s_engine_set_runtime has no time: now is the one the record carries (the host's clock). */
+void t2s_rec_set_runtime(t2s_rec *rec, t2s_engine *e, const t2s_engine_config *cfg, t2s_tstamp now);
 
 #endif

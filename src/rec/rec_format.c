@@ -48,6 +48,12 @@ static const struct {
     [T2S_REC_NET_EVENT] = {"net_event", "N"},
     [T2S_REC_RESET_ALL] = {"reset_all", ""},
     [T2S_REC_ENGINE_DEL] = {"engine_del", ""},
+    [T2S_REC_SET_PROXIES] = {"set_proxies", "D"},
+    [T2S_REC_REPLACE_PROXIES] = {"replace_proxies", "D"},
+    [T2S_REC_PROXY_SET_ADDR] = {"proxy_set_addr", "aA"},
+    [T2S_REC_PROXY_PROBE] = {"proxy_probe", "ae"},
+    [T2S_REC_STREAM_MULTIPATH] = {"stream_multipath", "iab"},
+    [T2S_REC_SET_RUNTIME] = {"set_runtime", "D"},
     [T2S_REC_RET] = {"return", "r"},
     [T2S_REC_TIMER] = {"timer", "t"},
     [T2S_REC_DEV_CAPS] = {"dev_caps", "ab"},
@@ -352,6 +358,43 @@ static void w_config(wcur *c, const t2s_engine_config *cfg) {
   w_u64(c, cfg->memory_budget);
 }
 
+t2s_ssize t2s_rec_proxies_encode(const t2s_engine_proxy *list, size_t n,
+                                 const t2s_proxy_health_config *health, uint8_t *buf) {
+  if (n == 0 || n > T2S_PROXY_MAX) {
+    return T2S_REC_ERR_CORRUPT;
+  }
+  wcur c = {buf};
+  w_u8(&c, (uint8_t)n);
+  for (size_t i = 0; i < n; i++) {
+    if ((list[i].username && strnlen(list[i].username, 256) > 255) ||
+        (list[i].password && strnlen(list[i].password, 256) > 255)) {
+      return T2S_REC_ERR_CORRUPT;
+    }
+    w_addr(&c, &list[i].addr);
+    w_str(&c, list[i].username);
+    w_str(&c, list[i].password);
+  }
+  w_u8(&c, health != NULL);
+  if (health) {
+    w_u32(&c, health->down_after);
+    w_u64(&c, health->probe_interval);
+    w_u64(&c, health->probe_interval_max);
+    w_u64(&c, health->report_interval);
+  }
+  return (t2s_ssize)(c.p - buf);
+}
+
+void t2s_rec_runtime_encode(const t2s_engine_config *cfg, uint8_t buf[T2S_REC_RUNTIME_LEN]) {
+  wcur c = {buf};
+  w_u64(&c, cfg->tcp_connect_timeout);
+  w_u64(&c, cfg->udp_timeout);
+  w_u64(&c, cfg->dns_timeout);
+  w_u8(&c, (uint8_t)cfg->on_network_change);
+  w_u64(&c, cfg->network_debounce);
+  w_u8(&c, cfg->icmp_unreach_on_refuse);
+  w_u8(&c, cfg->socks5_pipelined);
+}
+
 /* The fake-IP table's configuration: the two pools with their prefixes, size, seed, the
  * exclusions (u8 count, strings) and the avoided addresses (u8 count, addresses). */
 static size_t fakedns_len(const t2s_fakedns_config *f) {
@@ -600,6 +643,15 @@ int t2s_rec_reader_next(t2s_rec_reader *rd, t2s_rec_record *out) {
       break;
     }
   }
+  if (!c.bad && (kind == T2S_REC_SET_PROXIES || kind == T2S_REC_REPLACE_PROXIES)) {
+    t2s_rec_proxies scratch; /* only validated here: the replay decodes it again */
+    c.bad = t2s_rec_proxies_decode(out->data, out->datalen, &scratch) != 0;
+  } else if (!c.bad && kind == T2S_REC_SET_RUNTIME) {
+    t2s_engine_config scratch;
+    c.bad = t2s_rec_runtime_decode(out->data, out->datalen, &scratch) != 0;
+  } else if (!c.bad && kind == T2S_REC_STREAM_MULTIPATH && out->u32a > T2S_STREAM_FALLBACK) {
+    c.bad = true;
+  }
   if (c.bad || c.p != c.end) {
     memset(out, 0, sizeof(*out));
     return rd->err = T2S_REC_ERR_CORRUPT;
@@ -668,6 +720,57 @@ static void r_config(rcur *c, t2s_engine_config *cfg, char *user, char *pass) {
   cfg->egress_pinned = r_bool(c);
   r_addr(c, &cfg->dns_hijack);
   cfg->memory_budget = r_u64(c);
+}
+
+int t2s_rec_proxies_decode(const uint8_t *data, size_t len, t2s_rec_proxies *out) {
+  memset(out, 0, sizeof(*out));
+  rcur c = {data, data + len, false};
+  out->n = r_u8(&c);
+  if (out->n == 0 || out->n > T2S_PROXY_MAX) {
+    return T2S_REC_ERR_CORRUPT;
+  }
+  for (size_t i = 0; i < out->n && !c.bad; i++) {
+    r_addr(&c, &out->list[i].addr);
+    for (int k = 0; k < 2; k++) {
+      char tmp[T2S_REC_MAX_STRING + 1];
+      const char *s = r_str(&c, tmp);
+      if (s && strlen(s) > 255) {
+        c.bad = true;
+      } else if (s) {
+        memcpy(out->strings[i][k], s, strlen(s) + 1);
+        s = out->strings[i][k];
+      }
+      if (k == 0) {
+        out->list[i].username = s;
+      } else {
+        out->list[i].password = s;
+      }
+    }
+  }
+  out->has_health = r_bool(&c);
+  if (out->has_health) {
+    out->health.down_after = r_u32(&c);
+    out->health.probe_interval = r_u64(&c);
+    out->health.probe_interval_max = r_u64(&c);
+    out->health.report_interval = r_u64(&c);
+  }
+  return c.bad || c.p != c.end ? T2S_REC_ERR_CORRUPT : 0;
+}
+
+int t2s_rec_runtime_decode(const uint8_t *data, size_t len, t2s_engine_config *cfg) {
+  rcur c = {data, data + len, false};
+  cfg->tcp_connect_timeout = r_u64(&c);
+  cfg->udp_timeout = r_u64(&c);
+  cfg->dns_timeout = r_u64(&c);
+  uint8_t pol = r_u8(&c);
+  if (pol > T2S_NETCHANGE_NONE) {
+    c.bad = true;
+  }
+  cfg->on_network_change = (t2s_netchange_policy)pol;
+  cfg->network_debounce = r_u64(&c);
+  cfg->icmp_unreach_on_refuse = r_bool(&c);
+  cfg->socks5_pipelined = r_bool(&c);
+  return c.bad || c.p != c.end ? T2S_REC_ERR_CORRUPT : 0;
 }
 
 static void r_fakedns(rcur *c, t2s_rec_reader *rd) {

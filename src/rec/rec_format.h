@@ -60,18 +60,24 @@ const char *t2s_rec_strerror(int err);
 /* Record kinds. Inputs are the engine.h entry points; outputs are what the engine did. */
 typedef enum t2s_rec_kind {
   /* inputs (replay calls the engine) */
-  T2S_REC_DEV_IN = 1,      /* t2s_engine_input_ex: flags, packet */
-  T2S_REC_EXPIRY,          /* t2s_engine_handle_expiry */
-  T2S_REC_STREAM_OPENED,   /* id, err */
-  T2S_REC_STREAM_RECV,     /* id, bytes */
-  T2S_REC_STREAM_EOF,      /* id */
-  T2S_REC_STREAM_WRITABLE, /* id */
-  T2S_REC_STREAM_ERROR,    /* id, err */
-  T2S_REC_DGRAM_RECV,      /* id, bytes */
-  T2S_REC_DGRAM_ERROR,     /* id, err */
-  T2S_REC_NET_EVENT,       /* a monitor event */
-  T2S_REC_RESET_ALL,       /* t2s_engine_reset_all */
-  T2S_REC_ENGINE_DEL,      /* t2s_engine_del (a clean stop) */
+  T2S_REC_DEV_IN = 1,       /* t2s_engine_input_ex: flags, packet */
+  T2S_REC_EXPIRY,           /* t2s_engine_handle_expiry */
+  T2S_REC_STREAM_OPENED,    /* id, err */
+  T2S_REC_STREAM_RECV,      /* id, bytes */
+  T2S_REC_STREAM_EOF,       /* id */
+  T2S_REC_STREAM_WRITABLE,  /* id */
+  T2S_REC_STREAM_ERROR,     /* id, err */
+  T2S_REC_DGRAM_RECV,       /* id, bytes */
+  T2S_REC_DGRAM_ERROR,      /* id, err */
+  T2S_REC_NET_EVENT,        /* a monitor event */
+  T2S_REC_RESET_ALL,        /* t2s_engine_reset_all */
+  T2S_REC_ENGINE_DEL,       /* t2s_engine_del (a clean stop) */
+  T2S_REC_SET_PROXIES,      /* t2s_engine_set_proxies: the list (t2s_rec_proxies_encode) */
+  T2S_REC_REPLACE_PROXIES,  /* t2s_engine_replace_proxies (a reload): the list */
+  T2S_REC_PROXY_SET_ADDR,   /* t2s_engine_proxy_set_addr: index (u32a), addr */
+  T2S_REC_PROXY_PROBE,      /* t2s_engine_proxy_probe_result: index (u32a), err */
+  T2S_REC_STREAM_MULTIPATH, /* t2s_engine_stream_multipath: id, mp (u32a), subflows (u32b) */
+  T2S_REC_SET_RUNTIME,      /* t2s_engine_set_runtime (a reload): t2s_rec_runtime_encode */
   T2S_REC_INPUT_MAX_,
   /* outputs (replay compares them and returns the recorded result to the engine) */
   T2S_REC_RET = 32,        /* the return value of the input just above: rv */
@@ -175,6 +181,32 @@ t2s_ssize t2s_rec_encode_header(const t2s_rec_header *hdr, uint8_t *buf, size_t 
 size_t t2s_rec_record_len(const t2s_rec_record *r);
 /* Encodes r into buf, which has at least t2s_rec_record_len(r) bytes. Returns the length. */
 size_t t2s_rec_encode_record(const t2s_rec_record *r, uint8_t *buf);
+
+/* The body of SET_PROXIES and REPLACE_PROXIES: `u8 n`, n × (`addr, string username, string
+ * password`), `u8 has_health` and, when 1, `u32 down_after, u64 probe_interval, u64
+ * probe_interval_max, u64 report_interval`. */
+typedef struct t2s_rec_proxies {
+  t2s_engine_proxy list[T2S_PROXY_MAX];
+  size_t n;
+  bool has_health;
+  t2s_proxy_health_config health;
+  char strings[T2S_PROXY_MAX][2][256]; /* list[i].username / password point here */
+} t2s_rec_proxies;
+#define T2S_REC_PROXIES_MAX (1 + T2S_PROXY_MAX * (19 + 2 * (2 + 255)) + 1 + 4 + 3 * 8)
+/* Encodes list[0..n) and health (may be NULL) into buf (T2S_REC_PROXIES_MAX bytes). Returns
+ * the length, or T2S_REC_ERR_CORRUPT for n outside 1..T2S_PROXY_MAX or a string over 255. */
+t2s_ssize t2s_rec_proxies_encode(const t2s_engine_proxy *list, size_t n,
+                                 const t2s_proxy_health_config *health, uint8_t *buf);
+/* Decodes (strictly) a body written by t2s_rec_proxies_encode. Returns 0 or T2S_REC_ERR_CORRUPT. */
+int t2s_rec_proxies_decode(const uint8_t *data, size_t len, t2s_rec_proxies *out);
+
+/* The body of SET_RUNTIME: the fields t2s_engine_set_runtime takes, `u64 tcp_connect_timeout,
+ * u64 udp_timeout, u64 dns_timeout, u8 on_network_change, u64 network_debounce, u8
+ * icmp_unreach_on_refuse, u8 socks5_pipelined`. */
+#define T2S_REC_RUNTIME_LEN (8 * 3 + 1 + 8 + 1 + 1)
+void t2s_rec_runtime_encode(const t2s_engine_config *cfg, uint8_t buf[T2S_REC_RUNTIME_LEN]);
+/* Fills those fields of *cfg (the others are left alone). Returns 0 or T2S_REC_ERR_CORRUPT. */
+int t2s_rec_runtime_decode(const uint8_t *data, size_t len, t2s_engine_config *cfg);
 
 /* The reader: a view of a whole recording in memory. */
 typedef struct t2s_rec_reader {

@@ -14,9 +14,10 @@
 
 typedef struct rp {
   t2s_rec_reader rd;
-  t2s_fakedns *fake_dns; /* rebuilt from the header and the FAKEDNS_STATE records */
-  t2s_rec_record next;   /* the next record that is not a note, when have > 0 */
-  int have;              /* 1: next is valid, 0: end of file, < 0: a reader error */
+  t2s_fakedns *fake_dns;   /* rebuilt from the header and the FAKEDNS_STATE records */
+  t2s_rec_proxies proxies; /* the list of the SET_PROXIES / REPLACE_PROXIES being replayed */
+  t2s_rec_record next;     /* the next record that is not a note, when have > 0 */
+  int have;                /* 1: next is valid, 0: end of file, < 0: a reader error */
   t2s_engine *e;
   t2s_mem mem;
   const t2s_replay_opts *opts;
@@ -506,6 +507,39 @@ static void feed(rp *p, const t2s_rec_record *in) {
   case T2S_REC_RESET_ALL:
     rv = (int64_t)t2s_engine_reset_all(e, now);
     break;
+  case T2S_REC_SET_PROXIES:
+  case T2S_REC_REPLACE_PROXIES: {
+    t2s_rec_proxies *px = &p->proxies;
+    if (t2s_rec_proxies_decode(in->data, in->datalen, px) != 0) {
+      p->have = T2S_REC_ERR_CORRUPT; /* the reader checked it: not reached */
+      return;
+    }
+    const t2s_proxy_health_config *h = px->has_health ? &px->health : NULL;
+    rv = in->kind == T2S_REC_SET_PROXIES ? t2s_engine_set_proxies(e, px->list, px->n, h, now)
+                                         : t2s_engine_replace_proxies(e, px->list, px->n, h, now);
+    break;
+  }
+  case T2S_REC_PROXY_SET_ADDR:
+    rv = t2s_engine_proxy_set_addr(e, in->u32a, &in->addr, now);
+    break;
+  case T2S_REC_PROXY_PROBE:
+    has_rv = false;
+    t2s_engine_proxy_probe_result(e, in->u32a, (int)in->rv, now);
+    break;
+  case T2S_REC_STREAM_MULTIPATH:
+    has_rv = false;
+    t2s_engine_stream_multipath(e, in->id, (t2s_stream_mp)in->u32a, in->u32b, now);
+    break;
+  case T2S_REC_SET_RUNTIME: {
+    has_rv = false;
+    t2s_engine_config cfg = p->rd.hdr.cfg;
+    if (t2s_rec_runtime_decode(in->data, in->datalen, &cfg) != 0) {
+      p->have = T2S_REC_ERR_CORRUPT;
+      return;
+    }
+    t2s_engine_set_runtime(e, &cfg);
+    break;
+  }
   case T2S_REC_ENGINE_DEL:
     p->e = NULL;
     t2s_engine_del(e);
