@@ -370,7 +370,7 @@ static void test_tcp_dns_answered_locally(void) {
   tc_read(&c);
   CU_ASSERT(c.rxlen > before);
   CU_ASSERT_EQUAL(F.nstreams, 0);
-  size_t off, len;
+  size_t off = 0, len = 0;
   t2s_addr a1, a2, a3;
   CU_ASSERT_FATAL(t2s_fakedns_resolve(t, "one.example", T2S_AF_INET, &a1) == 0);
   CU_ASSERT_FATAL(t2s_fakedns_resolve(t, "two.example", T2S_AF_INET6, &a2) == 0);
@@ -444,7 +444,7 @@ static void test_tcp_dns_forwarded(void) {
   tc_read(&c);
   CU_ASSERT_FATAL(c.rxlen > 42);
   CU_ASSERT(memcmp(c.rx, ans, 42) == 0); /* relayed byte for byte */
-  size_t off, len;
+  size_t off = 0, len = 0;
   CU_ASSERT(find_answer(c.rx, c.rxlen, 0x22, &off, &len));
   CU_ASSERT_EQUAL(off, 44);
   /* A second forwarded query rides the same stream. */
