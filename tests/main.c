@@ -22,6 +22,7 @@ static const struct {
     {"flow", t2s_test_register_flow},
     {"engine_net", t2s_test_register_engine_net},
     {"engine_batch", t2s_test_register_engine_batch},
+    {"tun_uring", t2s_test_register_tun_uring},
     {"tcp_handshake", t2s_test_register_tcp_handshake},
     {"frag", t2s_test_register_frag},
     {"udp", t2s_test_register_udp},

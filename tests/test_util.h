@@ -16,6 +16,7 @@ int t2s_test_register_bsd_route(void);
 int t2s_test_register_monitor_linux(void);
 int t2s_test_register_engine_net(void);
 int t2s_test_register_engine_batch(void);
+int t2s_test_register_tun_uring(void);
 int t2s_test_register_frag(void);
 int t2s_test_register_udp(void);
 int t2s_test_register_tcp_handshake(void);

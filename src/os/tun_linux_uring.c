@@ -55,7 +55,13 @@ t2s_tun_uring *t2s_tun_uring_new(int fd, size_t max_pkt) {
   u->rk = 2;
   u->warena = malloc(URING_WARENA);
   u->rarena = malloc(u->rslot * u->rslots);
-  int rv = u->warena && u->rarena ? io_uring_queue_init(URING_ENTRIES, &u->ring, 0) : -ENOMEM;
+  /* IORING_SETUP_SUBMIT_ALL (Linux 5.18): a request that fails at submission (kernels that
+   * look the fd up then) does not stop the ones after it, so every request prepared completes
+   * and the wait for them ends; without it the wait could block on requests never submitted:
+   * plain I/O then. */
+  int rv = u->warena && u->rarena
+               ? io_uring_queue_init(URING_ENTRIES, &u->ring, IORING_SETUP_SUBMIT_ALL)
+               : -ENOMEM;
   if (rv < 0) {
     T2S_INFO("TUN I/O without io_uring: %s", strerror(-rv));
     free(u->warena);
@@ -101,6 +107,7 @@ static int submit_wait(t2s_tun_uring *u, unsigned wait) {
   for (int tries = 0; tries < 4 && rv == -EINTR; tries++) {
     rv = io_uring_submit_and_wait(&u->ring, wait);
     u->cnt.enters++;
+    wait = io_uring_cq_ready(&u->ring) >= wait ? 0 : wait; /* a retry only waits */
   }
   if (rv < 0) {
     errno = -rv;
