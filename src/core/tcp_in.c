@@ -356,9 +356,10 @@ static void dsack_note_ooo(t2s_tcp_conn *c, uint32_t l, uint32_t r) {
  * short, and when two full-sized segments are unacknowledged; otherwise within
  * TCP_DELACK_TIMEOUT. Data we send in the meantime carries the ACK. */
 static void ack_policy(t2s_tcp_conn *c, uint32_t len, bool ack_now, t2s_tstamp now) {
-  /* A full-sized segment is the largest the peer has sent, up to the MSS we announced. */
-  uint32_t adv_mss = c->stack->cfg.mtu - (uint32_t)t2s_ip_hdrlen(c->local.family) - 20;
+  /* A full-sized segment is the largest the peer has sent, up to the MSS we announced
+   * (computed only when a segment is larger than any before: not per segment). */
   if (len > c->rcv_mss) {
+    uint32_t adv_mss = c->stack->cfg.mtu - (uint32_t)t2s_ip_hdrlen(c->local.family) - 20;
     c->rcv_mss = (uint16_t)T2S_MIN(len, adv_mss);
   }
   if (c->rcv_data_at != T2S_TSTAMP_MAX && now - c->rcv_data_at > c->rto) {
