@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "engine.h"
 #include "engine_fake.h"
 #include "engine_internal.h"
@@ -279,6 +280,143 @@ static void test_direct_refused_gives_unreach(void) {
   t2s_engine_del(e);
 }
 
+/* ---------------- DNS queries that cannot be carried get SERVFAIL ---------------- */
+
+/* A DNS query for name (type A, RD) with id into q; returns its length. */
+static size_t dns_query(uint8_t *q, size_t cap, uint16_t id, const char *name) {
+  CU_ASSERT_FATAL(cap >= 12 + 256 + 4);
+  memset(q, 0, 12);
+  t2s_put16(q, id);
+  t2s_put16(q + 2, 0x0100); /* RD */
+  t2s_put16(q + 4, 1);
+  t2s_ssize n = t2s_dns_name_to_wire(name, q + 12, cap - 12 - 4);
+  CU_ASSERT_FATAL(n > 0);
+  t2s_put16(q + 12 + n, 1);
+  t2s_put16(q + 14 + n, 1);
+  return 12 + (size_t)n + 4;
+}
+
+static void send_dns(t2s_engine *e, const char *src, const char *dst, uint16_t id, const char *name,
+                     t2s_tstamp now) {
+  uint8_t q[300], buf[400];
+  size_t qlen = dns_query(q, sizeof(q), id, name);
+  t2s_addr s = addr(src), d = addr(dst);
+  t2s_ssize n = t2s_build_udp(buf, sizeof(buf), &s, &d, q, qlen);
+  CU_ASSERT_FATAL(n > 0);
+  CU_ASSERT(t2s_engine_input(e, buf, (size_t)n, now) == 0);
+}
+
+/* Output packet i is a SERVFAIL from `from` to `to` answering id's query for name. */
+static void check_servfail(size_t i, const char *from, const char *to, uint16_t id,
+                           const char *name) {
+  t2s_pkt p = out_pkt(i);
+  CU_ASSERT_EQUAL_FATAL(p.proto, T2S_IPPROTO_UDP);
+  t2s_addr f = addr(from), t = addr(to);
+  CU_ASSERT(t2s_addr_eq(&p.src, &f));
+  CU_ASSERT(t2s_addr_eq(&p.dst, &t));
+  uint8_t q[300];
+  size_t qlen = dns_query(q, sizeof(q), id, name);
+  CU_ASSERT_FATAL(p.payload_len == qlen); /* header and the question, no records */
+  CU_ASSERT_EQUAL(t2s_get16(p.payload), id);
+  uint16_t flags = t2s_get16(p.payload + 2);
+  CU_ASSERT(flags & 0x8000);       /* QR */
+  CU_ASSERT(flags & 0x0100);       /* RD echoed */
+  CU_ASSERT(flags & 0x0080);       /* RA, as a resolver */
+  CU_ASSERT_EQUAL(flags & 0xf, 2); /* SERVFAIL */
+  CU_ASSERT_EQUAL(t2s_get16(p.payload + 4), 1);
+  CU_ASSERT_EQUAL(t2s_get16(p.payload + 6), 0);
+  CU_ASSERT(memcmp(p.payload + 12, q + 12, qlen - 12) == 0); /* the question echoed */
+}
+
+static void test_servfail_assoc_refused(void) {
+  t2s_engine *e = new_engine(true, 0);
+  send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", 0x1111, "a.example", 0);
+  send_dns(e, "198.18.0.2:5000", "192.0.2.54:53", 0x2222, "b.example.org", 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "other", 0);
+  send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", 0x3333, "c.example", 0);
+  CU_ASSERT_EQUAL(F.npkts, 0);
+  handshake(e, 0, 2, "0.0.0.0:0", 1); /* REP 2: not allowed by the ruleset */
+  /* Each query its own answer, in order, from where it went; the port-7 datagram nothing. */
+  CU_ASSERT_FATAL(F.npkts == 3);
+  check_servfail(0, "192.0.2.53:53", "198.18.0.2:5000", 0x1111, "a.example");
+  check_servfail(1, "192.0.2.54:53", "198.18.0.2:5000", 0x2222, "b.example.org");
+  check_servfail(2, "192.0.2.53:53", "198.18.0.2:5000", 0x3333, "c.example");
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_SETUP_FAILED], 3);
+  CU_ASSERT_EQUAL(st.drops[T2S_DROP_UDP_SETUP_FAILED], 4);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
+  t2s_engine_del(e);
+}
+
+static void test_servfail_connect_error_and_timeout(void) {
+  t2s_engine *e = new_engine(true, 0);
+  /* The proxy refuses the control connection. */
+  send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", 0x0a0a, "x.example", 0);
+  t2s_engine_stream_opened(e, F.streams[0].id, T2S_ERR_REFUSED, 1);
+  CU_ASSERT_FATAL(F.npkts == 1);
+  check_servfail(0, "192.0.2.53:53", "198.18.0.2:5000", 0x0a0a, "x.example");
+  /* [fd00::] client: the connector's connect timeout. */
+  send_dns(e, "[fd00:18::2]:5000", "[2001:db8::53]:53", 0x0b0b, "y.example", 2);
+  CU_ASSERT_FATAL(F.nstreams == 2);
+  t2s_engine_stream_error(e, F.streams[1].id, T2S_ERR_TIMEOUT, 3);
+  CU_ASSERT_FATAL(F.npkts == 2);
+  check_servfail(1, "[2001:db8::53]:53", "[fd00:18::2]:5000", 0x0b0b, "y.example");
+  /* Not a DNS message, to port 53: nothing (as before). */
+  send_udp(e, "198.18.0.2:5001", "192.0.2.53:53", "junk", 4);
+  t2s_engine_stream_opened(e, F.streams[2].id, T2S_ERR_REFUSED, 5);
+  CU_ASSERT_EQUAL(F.npkts, 2);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_SETUP_FAILED], 2);
+  t2s_engine_del(e);
+}
+
+static void test_servfail_queue_full_and_flush(void) {
+  t2s_engine *e = new_engine(true, 0);
+  for (int i = 0; i < 34; i++) {
+    send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", (uint16_t)(0x100 + i), "q.example", 0);
+  }
+  /* The 33rd and 34th do not fit the setup queue: answered at once. */
+  CU_ASSERT_FATAL(F.npkts == 2);
+  check_servfail(0, "192.0.2.53:53", "198.18.0.2:5000", 0x100 + 32, "q.example");
+  check_servfail(1, "192.0.2.53:53", "198.18.0.2:5000", 0x100 + 33, "q.example");
+  /* A network change flushes the session while the 32 wait: each answered. */
+  CU_ASSERT_EQUAL(t2s_engine_reset_flows(e, NULL, 1), 1);
+  CU_ASSERT_FATAL(F.npkts == 34);
+  for (size_t i = 0; i < 32; i++) {
+    check_servfail(2 + i, "192.0.2.53:53", "198.18.0.2:5000", (uint16_t)(0x100 + i), "q.example");
+  }
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_QUEUE_FULL], 2);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_FLUSHED], 32);
+  /* A non-DNS datagram queued on a flushed session gets nothing (as before). */
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "x", 2);
+  CU_ASSERT_EQUAL(t2s_engine_reset_flows(e, NULL, 3), 1);
+  CU_ASSERT_EQUAL(F.npkts, 34);
+  t2s_engine_del(e);
+}
+
+static void test_servfail_no_udp_fallback_fails(void) {
+  t2s_engine *e = new_engine(true, 0);
+  send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", 0x4242, "mx.example", 0);
+  send_udp(e, "198.18.0.2:5000", "192.0.2.10:7", "other", 0);
+  handshake(e, 0, T2S_SOCKS5_REP_CMD_UNSUPPORTED, "0.0.0.0:0", 1); /* REP 7 */
+  CU_ASSERT_FATAL(F.npkts == 1);
+  t2s_pkt p = out_pkt(0);
+  CU_ASSERT_EQUAL(p.proto, T2S_IPPROTO_ICMP); /* the port-7 datagram: unreachable, as before */
+  /* The DNS-over-TCP fallback's CONNECT is refused by the proxy (REP 5). */
+  CU_ASSERT_FATAL(F.nstreams == 2);
+  handshake(e, 1, 5, "0.0.0.0:0", 2);
+  CU_ASSERT_FATAL(F.npkts == 2);
+  check_servfail(1, "192.0.2.53:53", "198.18.0.2:5000", 0x4242, "mx.example");
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_SETUP_FAILED], 1);
+  t2s_engine_del(e);
+}
+
 static void test_big_reply_fragmented_v6(void) {
   t2s_engine *e = new_engine(false, 0);
   send_udp(e, "[fd00:18::2]:5000", "[2001:db8::53]:53", "q", 0);
@@ -393,6 +531,14 @@ int t2s_test_register_udp(void) {
       !CU_add_test(s, "network-change flush by egress", test_flush_by_egress) ||
       !CU_add_test(s, "direct mode: raw datagrams, refused gives ICMP unreachable",
                    test_direct_refused_gives_unreach) ||
+      !CU_add_test(s, "SERVFAIL: queued queries of a refused ASSOCIATE, each its own",
+                   test_servfail_assoc_refused) ||
+      !CU_add_test(s, "SERVFAIL: proxy refused, connect timeout, non-DNS untouched",
+                   test_servfail_connect_error_and_timeout) ||
+      !CU_add_test(s, "SERVFAIL: setup queue full, session flushed by a network change",
+                   test_servfail_queue_full_and_flush) ||
+      !CU_add_test(s, "SERVFAIL: REP 7 and the DNS-over-TCP fallback refused",
+                   test_servfail_no_udp_fallback_fails) ||
       !CU_add_test(s, "big v6 reply fragmented", test_big_reply_fragmented_v6) ||
       !CU_add_test(s, "ping -s 3000: reassembled in, fragmented out",
                    test_fragmented_ping_both_ways) ||

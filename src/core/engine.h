@@ -148,6 +148,16 @@ typedef struct t2s_engine_hooks {
 /* Upper bound of bucket i (10 ms, 50 ms, 100 ms, 250 ms, 500 ms, 1 s, 2 s, 5 s, +Inf). */
 t2s_tstamp t2s_engine_recovery_bucket_bound(size_t i);
 
+/* Why a DNS query was answered SERVFAIL by the engine instead of carried (docs/udp.md). */
+typedef enum t2s_dns_servfail_cause {
+  T2S_DNS_SERVFAIL_PROXY_DOWN = 0, /* every proxy DOWN (docs/proxies.md) */
+  T2S_DNS_SERVFAIL_SETUP_FAILED,   /* queued on a UDP session whose setup failed */
+  T2S_DNS_SERVFAIL_QUEUE_FULL,     /* the session's setup queue was full */
+  T2S_DNS_SERVFAIL_FLUSHED,        /* queued on a session closed before it was ready */
+  T2S_DNS_SERVFAIL_TCP_UPSTREAM,   /* --fake-dns over TCP: the forwarding stream failed */
+  T2S_DNS_SERVFAIL_CAUSE_COUNT
+} t2s_dns_servfail_cause;
+
 typedef struct t2s_engine_stats {
   uint64_t packets_in, packets_out;
   uint64_t bytes_up;   /* payload bytes handed to the upstream */
@@ -201,6 +211,8 @@ typedef struct t2s_engine_stats {
   t2s_tstamp survived_stall_sum_ns;                   /* the sum of their measured stalls */
   uint64_t survived_stall_hist[T2S_RECOVERY_BUCKETS]; /* stall: no bytes from the upstream
                                                        * across the change (recovery buckets) */
+  /* DNS queries the engine answered SERVFAIL, by t2s_dns_servfail_cause */
+  uint64_t dns_servfail[T2S_DNS_SERVFAIL_CAUSE_COUNT];
 } t2s_engine_stats;
 
 /* Creates an engine. dev and up are borrowed for the engine's life; hooks may be NULL.

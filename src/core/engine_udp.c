@@ -44,9 +44,11 @@ static usess *sess_of_any(t2s_flow *f) {
   return f->ops == &udp_dgram_ops ? sess_of_dg(f) : sess_of_ctl(f);
 }
 
-/* The no-UDP fallback for one datagram: DNS over TCP for port 53, else ICMP unreachable. */
+/* The no-UDP fallback for one datagram: DNS over TCP for port 53, else ICMP unreachable. asked:
+ * where the client sent it (dst, or the address a hijacked query went to). */
 static void fallback_send(t2s_engine *e, const t2s_addr *client, const t2s_addr *dst,
-                          const uint8_t *data, size_t len, const t2s_pkt *orig, t2s_tstamp now) {
+                          const t2s_addr *asked, const uint8_t *data, size_t len,
+                          const t2s_pkt *orig, t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
   if (dst->port != DNS_PORT) {
     t2s_engine_drop(e, T2S_DROP_UDP_NO_UDP, now, orig);
@@ -57,6 +59,7 @@ static void fallback_send(t2s_engine *e, const t2s_addr *client, const t2s_addr 
   if (s == NULL) {
     s = t2s_udp_sess_open(e, MODE_DNS_TCP, &dns_tcp_ops, client, dst, now);
     if (s == NULL) {
+      t2s_udp_servfail(e, client, asked, data, len, T2S_DNS_SERVFAIL_SETUP_FAILED);
       return;
     }
   }
@@ -86,7 +89,9 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
   if (t2s_engine_offline(e)) {
     /* No route to the proxy (or asleep): the application fails fast instead of waiting. A DNS
      * query with every proxy down gets SERVFAIL (docs/proxies.md). */
-    if (!(t2s_engine_proxies_all_down(e) && t2s_engine_dns_servfail(e, pkt))) {
+    if (!(t2s_engine_proxies_all_down(e) &&
+          t2s_udp_servfail(e, &pkt->src, &pkt->dst, pkt->payload, pkt->payload_len,
+                           T2S_DNS_SERVFAIL_PROXY_DOWN))) {
       t2s_udp_port_unreach(e, &pkt->src, &pkt->dst, pkt);
     }
     t2s_engine_drop(e, T2S_DROP_OFFLINE, now, pkt);
@@ -102,7 +107,7 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
   bool hijack = e->cfg.dns_hijack.family != 0 && pkt->dst.port == DNS_PORT;
   const t2s_addr *dst = hijack ? &e->cfg.dns_hijack : &pkt->dst;
   if (socks && no_udp_now(e, now)) {
-    fallback_send(e, &pkt->src, dst, pkt->payload, pkt->payload_len, pkt, now);
+    fallback_send(e, &pkt->src, dst, &pkt->dst, pkt->payload, pkt->payload_len, pkt, now);
     usess *fs = hijack ? t2s_udp_lookup(u, &pkt->src, dst) : NULL;
     if (fs != NULL) {
       fs->hijacked = pkt->dst;
@@ -127,6 +132,8 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
       s = t2s_udp_sess_open(e, MODE_ASSOC, &assoc_ctl_ops, &pkt->src, dst, now);
       if (s == NULL) {
         t2s_engine_fakedns_flow_end(e, dst);
+        t2s_udp_servfail(e, &pkt->src, &pkt->dst, pkt->payload, pkt->payload_len,
+                         T2S_DNS_SERVFAIL_SETUP_FAILED);
         return;
       }
       /* keyed by its pool address, not as the client's shared association */
@@ -141,6 +148,8 @@ void t2s_engine_udp_input(t2s_engine *e, const t2s_pkt *pkt, t2s_tstamp now) {
     s = socks ? t2s_udp_sess_open(e, MODE_ASSOC, &assoc_ctl_ops, &pkt->src, dst, now)
               : t2s_udp_sess_open(e, MODE_DIRECT, &udp_dgram_ops, &pkt->src, dst, now);
     if (s == NULL) {
+      t2s_udp_servfail(e, &pkt->src, &pkt->dst, pkt->payload, pkt->payload_len,
+                       T2S_DNS_SERVFAIL_SETUP_FAILED);
       return;
     }
   }
@@ -231,6 +240,14 @@ static void setup_failed(t2s_engine *e, usess *s, int err, t2s_tstamp now) {
                 (why == T2S_SOCKS5_REASON_REP_CMD_UNSUPPORTED ||
                  why == T2S_SOCKS5_REASON_CLOSED_AFTER_REQUEST);
   e->stats.upstream_errors++;
+  if (!no_udp) {
+    /* The queued queries will not be carried: SERVFAIL at once (docs/udp.md), from where each
+     * went (before the close: it forgets a --fake-dns name). */
+    for (qitem *q = s->qhead; q; q = q->next) { /* bounded by QUEUE_MAX_PKTS */
+      t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, &q->dst), q->data, q->len,
+                       T2S_DNS_SERVFAIL_SETUP_FAILED);
+    }
+  }
   /* Detach the queue first: the fallback may open sessions, and s must be gone by then. */
   qitem *q = s->qhead;
   s->qhead = s->qtail = NULL;
@@ -250,7 +267,8 @@ static void setup_failed(t2s_engine *e, usess *s, int err, t2s_tstamp now) {
   while (q) { /* bounded by QUEUE_MAX_PKTS */
     qitem *next = q->next;
     if (no_udp) {
-      fallback_send(e, &client, &q->dst, q->data, q->len, NULL, now);
+      bool hij = hijacked.family != 0 && t2s_addr_eq(&q->dst, &e->cfg.dns_hijack);
+      fallback_send(e, &client, &q->dst, hij ? &hijacked : &q->dst, q->data, q->len, NULL, now);
       usess *fs = hijacked.family != 0 && t2s_addr_eq(&q->dst, &e->cfg.dns_hijack)
                       ? t2s_udp_lookup(u, &client, &q->dst)
                       : NULL;

@@ -100,6 +100,14 @@ void t2s_udp_touch(struct t2s_udp *u, usess *s, t2s_tstamp now);
 /* Sends a datagram from src to the client of s. */
 void t2s_udp_deliver(t2s_engine *e, usess *s, const t2s_addr *src, const uint8_t *data, size_t len,
                      t2s_tstamp now);
+/* The address the client sent to, for a datagram the session carries to dst (a hijacked
+ * resolver's answer comes from where the client asked; --fake-dns from the pool address). */
+const t2s_addr *t2s_udp_reply_src(const t2s_engine *e, const usess *s, const t2s_addr *dst);
+/* A DNS query (data, to port 53 of asked, from client) that cannot be carried: answered
+ * SERVFAIL at once from asked, counted under cause. Returns false when data is not a query to
+ * port 53 (nothing sent: the caller does what it does for other datagrams). */
+bool t2s_udp_servfail(t2s_engine *e, const t2s_addr *client, const t2s_addr *asked,
+                      const uint8_t *data, size_t len, t2s_dns_servfail_cause cause);
 /* ICMP port unreachable to client from dst, quoting orig (or a header-only datagram from
  * client to dst when orig is NULL). */
 void t2s_udp_port_unreach(t2s_engine *e, const t2s_addr *client, const t2s_addr *dst,

@@ -106,16 +106,42 @@ static t2s_tstamp sess_timeout(const t2s_engine *e, const usess *s) {
 
 /* ---------------- packets toward clients ---------------- */
 
+const t2s_addr *t2s_udp_reply_src(const t2s_engine *e, const usess *s, const t2s_addr *dst) {
+  if (s->fake_name) {
+    return &s->dst_key; /* --fake-dns: answers come from the pool address the client used */
+  }
+  if (s->hijacked.family != 0 && t2s_addr_eq(dst, &e->cfg.dns_hijack)) {
+    return &s->hijacked; /* a hijacked query's answer comes from where the client sent it */
+  }
+  return dst;
+}
+
+bool t2s_udp_servfail(t2s_engine *e, const t2s_addr *client, const t2s_addr *asked,
+                      const uint8_t *data, size_t len, t2s_dns_servfail_cause cause) {
+  if (asked->port != DNS_PORT || asked->family != client->family) {
+    return false;
+  }
+  /* t2s_engine_dns_servfail() reads only these fields: it parses the query, answers from dst
+   * to src. */
+  t2s_pkt pkt;
+  memset(&pkt, 0, sizeof(pkt));
+  pkt.proto = T2S_IPPROTO_UDP;
+  pkt.src = *client;
+  pkt.dst = *asked;
+  pkt.payload = data;
+  pkt.payload_len = len;
+  if (!t2s_engine_dns_servfail(e, &pkt)) {
+    return false;
+  }
+  e->stats.dns_servfail[cause]++;
+  return true;
+}
+
 /* Sends a datagram from src to the client. */
 void t2s_udp_deliver(t2s_engine *e, usess *s, const t2s_addr *src, const uint8_t *data, size_t len,
                      t2s_tstamp now) {
   struct t2s_udp *u = e->udp;
-  if (s->fake_name) {
-    src = &s->dst_key; /* --fake-dns: answers come from the pool address the client used */
-  }
-  if (s->hijacked.family != 0 && t2s_addr_eq(src, &e->cfg.dns_hijack)) {
-    src = &s->hijacked; /* a hijacked query's answer comes from where the client sent it */
-  }
+  src = t2s_udp_reply_src(e, s, src);
   if (src->family != s->client.family) {
     t2s_engine_drop(e, T2S_DROP_UDP_REPLY_FAMILY, now, NULL);
     return;
@@ -200,6 +226,12 @@ void t2s_udp_sess_close(t2s_engine *e, usess *s, int reason, t2s_tstamp now) {
   if (s->dgram_open) {
     s->dgram_open = false;
     e->up.ops->dgram_close(e->up.self, s->dg.id);
+  }
+  /* Queries still waiting for the setup (a network change, a proxy going DOWN, an eviction)
+   * are answered SERVFAIL rather than left to the client's timeout. */
+  for (qitem *q = s->qhead; q; q = q->next) { /* bounded by QUEUE_MAX_PKTS */
+    t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, &q->dst), q->data, q->len,
+                     T2S_DNS_SERVFAIL_FLUSHED);
   }
   queue_free(u->mem, s);
   if (s->fake_name) {
@@ -371,11 +403,15 @@ void t2s_udp_sess_send(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8
   }
   if (s->qcount >= QUEUE_MAX_PKTS || s->qbytes + len > QUEUE_MAX_BYTES) {
     t2s_engine_drop(e, T2S_DROP_UDP_QUEUE_FULL, now, NULL);
+    t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, dst), data, len,
+                     T2S_DNS_SERVFAIL_QUEUE_FULL);
     return;
   }
   qitem *q = t2s_malloc(e->mem, sizeof(*q) + len);
   if (q == NULL) {
     t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL);
+    t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, dst), data, len,
+                     T2S_DNS_SERVFAIL_QUEUE_FULL);
     return;
   }
   q->next = NULL;
