@@ -90,6 +90,11 @@ void t2s_engine_dgram_error(t2s_engine *e, uint64_t id, int err, t2s_tstamp now)
   NOTE();
   dgram_err = err;
 }
+/* --mptcp's report (not used here: the connector reports only with --mptcp). */
+void t2s_engine_stream_multipath(t2s_engine *e, uint64_t id, t2s_stream_mp mp, uint32_t subflows,
+                                 t2s_tstamp now) {
+  (void)e, (void)id, (void)mp, (void)subflows, (void)now;
+}
 
 /* ---- helpers ---- */
 static struct event_base *base;
