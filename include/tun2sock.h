@@ -84,12 +84,12 @@ typedef struct tun2sock_config {
   int on_network_change;           /* TUN2SOCK_NETCHANGE_*, default RESET_AFFECTED */
   uint32_t network_debounce_ms;    /* 0 = 500 ms; how long network events settle */
   /* Loop avoidance by the host (API 2). Called with every upstream socket tun2sock creates,
-   * TCP to the proxy and UDP to its relays, after socket() and before connect() or the first
-   * send, on the thread running tun2sock_run(); it must not block. On Android pass the fd to
-   * VpnService.protect(); elsewhere mark it or bind it to the uplink. Return 0 to go on;
-   * anything else closes the socket and refuses the flow (the client sees a reset or ICMP
-   * unreachable), counted in tun2sock_stats.protect_failures. The fd stays tun2sock's: do not
-   * close it or keep it. NULL = no callback. */
+   * TCP to the proxy and UDP to its relays, and the health probes of a failing proxy (TCP),
+   * after socket() and before connect() or the first send, on the thread running tun2sock_run(); it
+   * must not block. On Android pass the fd to VpnService.protect(); elsewhere mark it or bind it to
+   * the uplink. Return 0 to go on; anything else closes the socket and refuses the flow (the client
+   * sees a reset or ICMP unreachable), counted in tun2sock_stats.protect_failures. The fd stays
+   * tun2sock's: do not close it or keep it. NULL = no callback. */
   int (*protect)(void *arg, int fd);
   void *protect_arg; /* passed to protect */
   /* Who tells tun2sock about network changes (API 3): TUN2SOCK_MONITOR_RTNETLINK (default)
@@ -178,9 +178,9 @@ typedef struct tun2sock_stats {
   uint64_t flows_reset;      /* flows reset by the network-change policy */
   uint64_t last_recovery_ms; /* last change: decision to the first new connection */
   int network_state;         /* 0 up, 1 settling, 2 no route to the proxy, 3 suspended */
-  /* API 2: upstream sockets created (stream and datagram), calls of tun2sock_config.protect
-   * (equal to upstream_sockets when set, unless socket options failed first) and how many of
-   * them failed (each refused a flow). */
+  /* API 2: upstream sockets created (stream and datagram, proxy probes included), calls of
+   * tun2sock_config.protect (equal to upstream_sockets when set, unless socket options failed
+   * first) and how many of them failed (each refused a flow). */
   uint64_t upstream_sockets, protect_calls, protect_failures;
   /* API 4, with config.output: packets taken by tun2sock_input_packet, calls it refused (the
    * queue full, or an empty or oversized packet), and output callbacks that failed. */

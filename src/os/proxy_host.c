@@ -255,6 +255,9 @@ static int host_build(t2s_proxy_host **pph, struct event_base *base, struct t2s_
     rv = t2s_proxy_prober_new(&ph->prober, base, opts->proxy_probe_host, opts->proxy_probe_port,
                               opts->tcp_connect_timeout_ns, on_probe_done, ph);
   }
+  if (rv == 0 && loop != NULL) {
+    t2s_proxy_prober_set_upstream(ph->prober, loop->up); /* protect, egress: as upstream */
+  }
   if (rv != 0) {
     T2S_ERROR("cannot set up the proxies: %s", t2s_strerror(rv));
     t2s_proxy_host_del(ph);

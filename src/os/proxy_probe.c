@@ -1,9 +1,10 @@
 /*
  * proxy_probe.c: the probe of a proxy (proxy_probe.h, docs/proxies.md). A non-blocking
- * connect with the egress's mark and interface, then the SOCKS5 client codec (socks5.h) drives
- * the bytes: without a target the probe is good once the proxy accepted one of our methods
- * (and our credentials, when the exchange gets that far before the request is due); with a
- * target, once the CONNECT reply says "succeeded".
+ * connect from a socket prepared like every upstream one (t2s_upstream_sock_prepare: the
+ * egress's mark, interface and source, the embedder's protect), then the SOCKS5 client codec
+ * (socks5.h) drives the bytes: without a target the probe is good once the proxy accepted one of
+ * our methods (and our credentials, when the exchange gets that far before the request is due);
+ * with a target, once the CONNECT reply says "succeeded".
  */
 #include "proxy_probe.h"
 
@@ -38,6 +39,7 @@ struct t2s_proxy_prober {
   struct timeval timeout;
   t2s_proxy_probe_done cb;
   void *arg;
+  t2s_upstream_sock *up; /* prepares each probe's socket (NULL: the egress only) */
   probe slots[PROBE_SLOTS];
 };
 
@@ -199,6 +201,10 @@ int t2s_proxy_prober_new(t2s_proxy_prober **pp, struct event_base *base, const c
   return 0;
 }
 
+void t2s_proxy_prober_set_upstream(t2s_proxy_prober *p, t2s_upstream_sock *up) {
+  p->up = up;
+}
+
 void t2s_proxy_prober_del(t2s_proxy_prober *p) {
   if (p == NULL) {
     return;
@@ -230,6 +236,19 @@ static int to_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t
   return T2S_ERR_INVALID_ARGUMENT;
 }
 
+/* Without a connector: the mark and the interface (best effort, as before). */
+static int apply_egress(int fd, const t2s_egress *eg) {
+  if (eg && eg->mark) {
+    int mark = (int)eg->mark;
+    (void)setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  }
+  if (eg && eg->ifindex) {
+    int idx = (int)eg->ifindex;
+    (void)setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof(idx));
+  }
+  return 0;
+}
+
 int t2s_proxy_probe_start(t2s_proxy_prober *p, size_t index, const t2s_addr *addr,
                           const t2s_egress *eg, const char *username, const char *password) {
   if (p == NULL || index >= PROBE_SLOTS || addr == NULL) {
@@ -252,15 +271,12 @@ int t2s_proxy_probe_start(t2s_proxy_prober *p, size_t index, const t2s_addr *add
   if (pr->fd < 0) {
     pr->done_err = t2s_upstream_map_errno(errno);
   } else {
-    if (eg && eg->mark) {
-      int mark = (int)eg->mark;
-      (void)setsockopt(pr->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-    }
-    if (eg && eg->ifindex) {
-      int idx = (int)eg->ifindex;
-      (void)setsockopt(pr->fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof(idx));
-    }
-    if (connect(pr->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+    /* Like every upstream socket (upstream_sock.c): the egress, then the host's protect, counted
+     * with theirs; a refusal fails the probe. Without a connector, the egress only. */
+    int err = p->up ? t2s_upstream_sock_prepare(p->up, pr->fd, addr, eg) : apply_egress(pr->fd, eg);
+    if (err != 0) {
+      pr->done_err = err;
+    } else if (connect(pr->fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
       pr->done_err = t2s_upstream_map_errno(errno);
     }
   }

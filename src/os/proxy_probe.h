@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "iface.h"
+#include "upstream_sock.h"
 
 struct event_base;
 
@@ -25,6 +26,10 @@ typedef struct t2s_proxy_prober t2s_proxy_prober;
 int t2s_proxy_prober_new(t2s_proxy_prober **pp, struct event_base *base, const char *target_host,
                          uint16_t target_port, uint64_t timeout_ns, t2s_proxy_probe_done cb,
                          void *arg);
+/* Each probe's socket is then prepared by up (t2s_upstream_sock_prepare): egress and the
+ * embedder's protect, counted with the upstream sockets; a refusal fails the probe. NULL (the
+ * default): only the egress's mark and interface, best effort. */
+void t2s_proxy_prober_set_upstream(t2s_proxy_prober *p, t2s_upstream_sock *up);
 /* Cancels the probes in flight (no callback) and frees p. NULL is allowed. */
 void t2s_proxy_prober_del(t2s_proxy_prober *p);
 /* Starts a probe of proxy `index` (< 8) at addr, leaving through *eg (NULL = unbound), with

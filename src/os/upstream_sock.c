@@ -347,6 +347,36 @@ static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg, bool 
   return 0;
 }
 
+/* Counts fd as opened and prepares it like every upstream socket: the egress (apply_egress),
+ * then the embedder's protect (Android VpnService.protect), after socket() and before connect()
+ * or the first send. Returns 0 or the T2S_ERR_* that refuses the socket (the caller closes it). */
+static int prepare_fd(t2s_upstream_sock *up, int fd, const t2s_addr *dst, const t2s_egress *eg,
+                      bool mptcp, const char *what) {
+  up->sockets_opened++;
+  int err = apply_egress(fd, dst, eg, mptcp);
+  if (err != 0) {
+    if (err == EPERM && eg->mark && !up->warned_mark) {
+      up->warned_mark = true;
+      T2S_WARN("cannot set SO_MARK %u on upstream sockets: CAP_NET_ADMIN needed", eg->mark);
+    }
+    return count_error(up, err);
+  }
+  if (up->protect) {
+    up->protect_calls++;
+    if (up->protect(up->protect_arg, fd) != 0) {
+      up->protect_failures++;
+      T2S_DEBUG("%s socket %d: the host's protect failed: refused", what, fd);
+      return t2s_upstream_map_errno(EPERM);
+    }
+  }
+  return 0;
+}
+
+int t2s_upstream_sock_prepare(t2s_upstream_sock *up, int fd, const t2s_addr *dst,
+                              const t2s_egress *eg) {
+  return prepare_fd(up, fd, dst, eg, false, "proxy probe");
+}
+
 /* A read failed with errno_value: counts it, forgets the socket and tells the engine (whose
  * stream or datagram socket it was). s is freed. */
 static void fail_io(usock *s, int errno_value) {
@@ -476,28 +506,10 @@ static usock *usock_new(t2s_upstream_sock *up, uint64_t id, usock_kind kind, con
     free(s);
     return NULL;
   }
-  up->sockets_opened++;
-  int err = apply_egress(s->fd, dst, eg, s->mptcp);
-  if (err == 0 && up->protect) {
-    /* The embedder's protect (Android VpnService.protect): after socket(), before connect() or
-     * the first send. A failure refuses the flow. */
-    up->protect_calls++;
-    if (up->protect(up->protect_arg, s->fd) != 0) {
-      up->protect_failures++;
-      T2S_DEBUG("upstream %s socket %d: the host's protect failed: flow %llu refused",
-                kind == USOCK_STREAM ? "stream" : "datagram", s->fd, (unsigned long long)id);
-      *perr = t2s_upstream_map_errno(EPERM);
-      close(s->fd);
-      free(s);
-      return NULL;
-    }
-  }
+  int err = prepare_fd(up, s->fd, dst, eg, s->mptcp,
+                       kind == USOCK_STREAM ? "upstream stream" : "upstream datagram");
   if (err != 0) {
-    if (err == EPERM && eg->mark && !up->warned_mark) {
-      up->warned_mark = true;
-      T2S_WARN("cannot set SO_MARK %u on upstream sockets: CAP_NET_ADMIN needed", eg->mark);
-    }
-    *perr = count_error(up, err);
+    *perr = err;
     close(s->fd);
     free(s);
     return NULL;

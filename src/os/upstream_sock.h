@@ -98,9 +98,16 @@ void t2s_upstream_sock_counts(const t2s_upstream_sock *up, uint64_t *pstreams, u
  * closes it and refuses the flow (T2S_ERR_UNREACHABLE to the engine). NULL (the default): none. */
 void t2s_upstream_sock_set_protect(t2s_upstream_sock *up, int (*protect)(void *arg, int fd),
                                    void *arg);
-/* Sockets created, protect calls and protect failures so far. */
+/* Sockets created (proxy probes included), protect calls and protect failures so far. */
 void t2s_upstream_sock_protect_counts(const t2s_upstream_sock *up, uint64_t *popened,
                                       uint64_t *pcalls, uint64_t *pfailures);
+
+/* Prepares fd, a TCP socket the library opens toward dst for itself (a proxy probe,
+ * proxy_probe.c), exactly like an upstream socket: counted in the sockets opened, the egress
+ * applied (mark, interface, source address; eg NULL = none), then the embedder's protect called
+ * and counted. Returns 0 or the T2S_ERR_* that refuses it (the caller closes fd). */
+int t2s_upstream_sock_prepare(t2s_upstream_sock *up, int fd, const t2s_addr *dst,
+                              const t2s_egress *eg);
 
 /* Maps an errno to the T2S_ERR_* the engine gets (never in the fatal band). */
 int t2s_upstream_map_errno(int err);
