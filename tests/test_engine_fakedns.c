@@ -540,6 +540,106 @@ static void test_tcp_dns_idle_and_off(void) {
   t2s_engine_del(e);
 }
 
+/* The answer of ID id in c->rx is a SERVFAIL echoing the question of framed query fq. */
+static void check_tcp_servfail(const tclient *c, uint16_t id, const uint8_t *fq, size_t fqlen) {
+  size_t off = 0, len = 0;
+  CU_ASSERT_FATAL(find_answer(c->rx, c->rxlen, id, &off, &len));
+  CU_ASSERT_FATAL(len == fqlen - 2); /* header and question, no records */
+  uint16_t flags = t2s_get16(c->rx + off + 2);
+  CU_ASSERT(flags & 0x8000);       /* QR */
+  CU_ASSERT(flags & 0x0080);       /* RA */
+  CU_ASSERT_EQUAL(flags & 0xf, 2); /* SERVFAIL */
+  CU_ASSERT_EQUAL(t2s_get16(c->rx + off + 4), 1);
+  CU_ASSERT_EQUAL(t2s_get16(c->rx + off + 6), 0);
+  CU_ASSERT(memcmp(c->rx + off + 12, fq + 2 + 12, len - 12) == 0);
+}
+
+/* The upstream of forwarded queries fails: each one not answered gets SERVFAIL over the
+ * connection, which stays open (a local answer after it; a new upstream for the next forwarded
+ * query, refused by the proxy: SERVFAIL again; the FIN answered with FIN, never a RST). An
+ * answer half relayed when the upstream fails cannot be completed: RST, as before. */
+static void test_tcp_dns_upstream_fails_servfail(void) {
+  t2s_fakedns *t;
+  t2s_engine *e = new_engine(&t, 64);
+  tclient c;
+  tc_open(e, &c, "198.18.0.2:40080", "192.0.2.53:53", 0);
+  CU_ASSERT_FATAL(c.synack);
+  uint8_t mx[300], txt[300], q[300];
+  size_t nmx = framed(mx, "example.com", T2S_DNS_TYPE_MX, 0x11);
+  size_t ntxt = framed(txt, "example.org", T2S_DNS_TYPE_TXT, 0x12);
+  uint8_t both[600];
+  memcpy(both, mx, nmx);
+  memcpy(both + nmx, txt, ntxt);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, both, nmx + ntxt, 1);
+  CU_ASSERT_EQUAL_FATAL(F.nstreams, 1);
+  uint64_t id = F.streams[0].id;
+  t2s_engine_stream_opened(e, id, 0, 1);
+  const uint8_t method[] = {5, 0};
+  t2s_engine_stream_recv(e, id, method, 2, 1);
+  const uint8_t rep[] = {5, 0, 0, 1, 203, 0, 113, 200, 0x0f, 0xa0};
+  t2s_engine_stream_recv(e, id, rep, sizeof(rep), 2);
+  CU_ASSERT_EQUAL(F.streams[0].wlen, 3 + 10 + nmx + ntxt); /* both written */
+  /* The resolver answers the TXT one (out of order), then the stream is reset. */
+  uint8_t ans[16];
+  memset(ans, 0, sizeof(ans));
+  t2s_put16(ans, 12);
+  t2s_put16(ans + 2, 0x12);
+  t2s_put16(ans + 4, 0x8180);
+  t2s_engine_stream_recv(e, id, ans, 14, 3);
+  tc_read(&c);
+  CU_ASSERT_EQUAL(c.rxlen, 14);
+  t2s_engine_stream_error(e, id, T2S_ERR_RESET, 4);
+  tc_read(&c);
+  CU_ASSERT_FALSE(c.rst);
+  CU_ASSERT_EQUAL(c.rxlen, 14 + nmx); /* one SERVFAIL: the MX one, the TXT was answered */
+  check_tcp_servfail(&c, 0x11, mx, nmx);
+  /* Still usable: a local answer. */
+  size_t na = framed(q, "a.example", T2S_DNS_TYPE_A, 0x13);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, q, na, 5);
+  tc_read(&c);
+  size_t off = 0, len = 0;
+  CU_ASSERT(find_answer(c.rx, c.rxlen, 0x13, &off, &len));
+  CU_ASSERT_EQUAL(t2s_get16(c.rx + off + 6), 1); /* ANCOUNT */
+  /* The next forwarded query opens a new upstream (a new id); the proxy refuses it. */
+  uint8_t mx2[300];
+  size_t nmx2 = framed(mx2, "example.net", T2S_DNS_TYPE_MX, 0x14);
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_PSH, mx2, nmx2, 6);
+  CU_ASSERT_EQUAL_FATAL(F.nstreams, 2);
+  CU_ASSERT(F.streams[1].id != id);
+  t2s_engine_stream_opened(e, F.streams[1].id, T2S_ERR_REFUSED, 7);
+  tc_read(&c);
+  CU_ASSERT_FALSE(c.rst);
+  check_tcp_servfail(&c, 0x14, mx2, nmx2);
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_TCP_UPSTREAM], 2);
+  /* The client closes: FIN for FIN. */
+  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, 8);
+  tc_read(&c);
+  CU_ASSERT(c.fin);
+  CU_ASSERT_FALSE(c.rst);
+  tc_seg(e, &c, T2S_TCP_ACK, NULL, 0, 9);
+
+  /* Half an answer relayed when the stream fails: the framing cannot be completed, RST. */
+  tclient d;
+  tc_open(e, &d, "198.18.0.2:40081", "192.0.2.53:53", 10);
+  tc_seg(e, &d, T2S_TCP_ACK | T2S_TCP_PSH, mx, nmx, 10);
+  CU_ASSERT_EQUAL_FATAL(F.nstreams, 3);
+  id = F.streams[2].id;
+  t2s_engine_stream_opened(e, id, 0, 10);
+  t2s_engine_stream_recv(e, id, method, 2, 10);
+  t2s_engine_stream_recv(e, id, rep, sizeof(rep), 10);
+  t2s_put16(ans + 2, 0x11);
+  t2s_engine_stream_recv(e, id, ans, 6, 11);
+  t2s_engine_stream_eof(e, id, 12);
+  tc_read(&d);
+  CU_ASSERT(d.rst);
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_TCP_UPSTREAM], 2);
+  t2s_engine_del(e);
+  t2s_fakedns_del(t);
+}
+
 /* Random traffic on DNS-over-TCP connections, bounded and seeded: pipelined queries (answered
  * and forwarded) cut at random points, garbage and hostile lengths, FINs, RSTs, upstream
  * completions of every kind within the connector's contract (opened or failed, SOCKS5 replies,
@@ -737,6 +837,7 @@ int t2s_test_register_engine_fakedns(void) {
   CU_add_test(s, "tcp_dns_forwarded", test_tcp_dns_forwarded);
   CU_add_test(s, "tcp_dns_bad_framing", test_tcp_dns_bad_framing);
   CU_add_test(s, "tcp_dns_idle_and_off", test_tcp_dns_idle_and_off);
+  CU_add_test(s, "tcp_dns_upstream_fails_servfail", test_tcp_dns_upstream_fails_servfail);
   CU_add_test(s, "tcp_dns_random_traffic", test_tcp_dns_random_traffic);
   CU_add_test(s, "tcp_dns_fuzz_interpreter", test_tcp_dns_fuzz_interpreter);
   return 0;

@@ -9,7 +9,9 @@
  * into one upstream stream per connection, opened at the first such query: through the proxy
  * (SOCKS5 CONNECT) to the resolver the UDP path would use (--dns-hijack's, else the address the
  * client asked). Its framed answers are relayed to the client whole, between the local answers
- * (RFC 7766 6.2.1.1: answers may come in any order; clients match them by ID).
+ * (RFC 7766 6.2.1.1: answers may come in any order; clients match them by ID). When that
+ * upstream fails, each forwarded query not answered yet gets SERVFAIL over the connection, which
+ * goes on (a copy of each is kept until its answer ends, at most FWDQ_MAX; docs/fake-dns.md).
  *
  * Bounds: a frame longer than T2S_FAKEDNS_TCP_QUERY_MAX or shorter than a DNS header, or a
  * query cut by the client's FIN, resets the connection (counted: T2S_DROP_DNS_TCP_BAD). Queries
@@ -28,6 +30,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "dns.h"
 #include "engine_fakedns.h"
 #include "engine_internal.h"
 #include "fakedns.h"
@@ -39,6 +42,17 @@ typedef enum up_state {
   UP_HANDSHAKE,  /* SOCKS5 CONNECT to the resolver under way */
   UP_READY,      /* framed queries and answers flow */
 } up_state;
+
+/* A forwarded query not answered yet, kept to answer it SERVFAIL if the upstream fails. */
+typedef struct fwdq {
+  struct fwdq *next;
+  uint16_t id;
+  size_t len;
+  uint8_t msg[]; /* the query, without its length */
+} fwdq;
+
+#define FWDQ_MAX 64 /* forwarded queries kept per connection (beyond: a failure resets it) */
+#define DNS_TCP_ANSWER_MAX 65535 /* an answer over TCP is bounded by its length field only */
 
 typedef struct t2s_dnsl {
   t2s_flow flow; /* first: the hub reads a connection's user as its flow; kind DNS_LOCAL */
@@ -57,8 +71,12 @@ typedef struct t2s_dnsl {
   bool head_fwd;            /* the first query in the receive buffer is to be forwarded */
   size_t head_written;      /* bytes of it (length included) written upstream */
   uint32_t pending;         /* forwarded queries not answered yet */
-  uint8_t uphdr[2];         /* the upstream's current frame: its length bytes seen */
+  fwdq *fq_head, *fq_tail;  /* the pending ones kept, oldest first (at most FWDQ_MAX) */
+  uint32_t fq_count;
+  uint8_t uphdr[2]; /* the upstream's current frame: its length bytes seen */
   uint8_t uphdr_len;
+  uint8_t upid[2]; /* ... and its message's ID bytes seen */
+  uint8_t upid_len;
   size_t up_left; /* bytes of its message still to relay */
   bool client_fin;
   bool closing; /* our FIN is sent */
@@ -70,6 +88,8 @@ typedef struct t2s_dnsl {
 } t2s_dnsl;
 
 static const t2s_flow_ops dnsl_ops;
+static void serve(t2s_dnsl *d, t2s_tstamp now);
+static void ring_copy(uint8_t *dst, size_t n, const uint8_t *p1, size_t l1, const uint8_t *p2);
 
 static t2s_dnsl *dnsl_of(t2s_flow *f) {
   T2S_ASSERT(f->ops == &dnsl_ops);
@@ -143,6 +163,11 @@ void t2s_engine_fakedns_tcp_reap(t2s_engine *e) {
   while (e->dnsl_dead) {
     t2s_dnsl *d = e->dnsl_dead;
     e->dnsl_dead = d->next_dead;
+    while (d->fq_head != NULL) { /* bounded by FWDQ_MAX */
+      fwdq *q = d->fq_head;
+      d->fq_head = q->next;
+      t2s_free(e->mem, q);
+    }
     t2s_free(e->mem, d->socks);
     t2s_free(e->mem, d);
   }
@@ -159,6 +184,7 @@ static void up_close(t2s_dnsl *d, bool abort) {
   d->up_blocked = false;
   d->up_paused = false;
   d->uphdr_len = 0;
+  d->upid_len = 0;
   d->up_left = 0;
 }
 
@@ -175,19 +201,6 @@ static void dnsl_abort(t2s_dnsl *d, t2s_tstamp now) {
 /* The client's framing is broken (a length out of bounds, a query cut by its FIN). */
 static void framing_error(t2s_dnsl *d, t2s_tstamp now) {
   t2s_engine_drop(d->engine, T2S_DROP_DNS_TCP_BAD, now, NULL);
-  dnsl_abort(d, now);
-}
-
-/* The upstream failed (before or after its handshake): the forwarded queries are lost, and the
- * client learns it with a RST (a stub resolver then retries). */
-static void up_failed(t2s_dnsl *d, int err, t2s_tstamp now) {
-  t2s_engine *e = d->engine;
-  if (!d->proxy_told) {
-    d->proxy_told = true;
-    bool answered = d->socks != NULL && d->socks->have_rep;
-    t2s_engine_proxy_outcome(e, d->flow.proxy, answered ? 0 : err, now);
-  }
-  e->stats.upstream_errors++;
   dnsl_abort(d, now);
 }
 
@@ -216,6 +229,144 @@ static void dnsl_close(t2s_dnsl *d, t2s_tstamp now) {
 static void maybe_finish(t2s_dnsl *d, t2s_tstamp now) {
   if (d->client_fin && !d->closing && all_answered(d)) {
     dnsl_close(d, now);
+  }
+}
+
+/* ---- the forwarded queries kept ---- */
+
+/* Keeps a copy of the forwarded query msg[0..len) (not kept at FWDQ_MAX or without memory: a
+ * failure then resets the connection). */
+static void fwdq_add(t2s_dnsl *d, const uint8_t *msg, size_t len) {
+  t2s_engine *e = d->engine;
+  if (d->fq_count >= FWDQ_MAX) {
+    return;
+  }
+  fwdq *q = t2s_malloc(e->mem, sizeof(*q) + len);
+  if (q == NULL) {
+    return;
+  }
+  q->next = NULL;
+  q->id = t2s_get16(msg);
+  q->len = len;
+  memcpy(q->msg, msg, len);
+  if (d->fq_tail != NULL) {
+    d->fq_tail->next = q;
+  } else {
+    d->fq_head = q;
+  }
+  d->fq_tail = q;
+  d->fq_count++;
+}
+
+/* A forwarded answer ended (before d->pending counts it): forgets its query, the one of its ID;
+ * without one kept, nothing when some pending queries were not kept (it was one of them), else
+ * the oldest (a resolver that changed the ID: the count stays right). */
+static void fwdq_answered(t2s_dnsl *d, bool have_id, uint16_t id) {
+  fwdq **pp = &d->fq_head, *prev = NULL;
+  if (have_id) {
+    for (; *pp != NULL && (*pp)->id != id; prev = *pp, pp = &(*pp)->next) { /* <= FWDQ_MAX */
+    }
+  }
+  if (*pp == NULL) {
+    if (d->fq_count < d->pending) {
+      return;
+    }
+    pp = &d->fq_head;
+    prev = NULL;
+  }
+  fwdq *q = *pp;
+  if (q == NULL) {
+    return;
+  }
+  *pp = q->next;
+  if (d->fq_tail == q) {
+    d->fq_tail = prev;
+  }
+  d->fq_count--;
+  t2s_free(d->engine->mem, q);
+}
+
+/* Writes a SERVFAIL answer to the query msg[0..len), framed. Returns false when the send
+ * buffer has no room for it whole (or msg is not a query: not forwarded, cannot happen). */
+static bool send_servfail(t2s_dnsl *d, const uint8_t *msg, size_t len, t2s_tstamp now) {
+  t2s_engine *e = d->engine;
+  t2s_dns_query q;
+  if (t2s_dns_parse_query(msg, len, &q) != 0) {
+    return false;
+  }
+  uint8_t answer[2 + T2S_FAKEDNS_ANSWER_MAX];
+  t2s_ssize n = t2s_dns_build_answer(answer + 2, sizeof(answer) - 2, DNS_TCP_ANSWER_MAX, &q,
+                                     T2S_DNS_RCODE_SERVFAIL, NULL, 0, 0);
+  if (n < 0 || d->conn == NULL || t2s_tcp_send_space(d->conn) < 2 + (size_t)n) {
+    return false;
+  }
+  t2s_put16(answer, (uint16_t)n);
+  t2s_ssize m = t2s_tcp_send(d->conn, answer, 2 + (size_t)n, now);
+  if (m != 2 + n) {
+    return false;
+  }
+  e->stats.bytes_down += (uint64_t)m;
+  e->stats.dns_servfail[T2S_DNS_SERVFAIL_TCP_UPSTREAM]++;
+  return true;
+}
+
+/* The upstream failed (before or after its handshake): each forwarded query not answered yet
+ * gets SERVFAIL over the connection, which stays open for the next queries (a later forwarded
+ * one opens a new upstream). Returns false when that could not be done and the client got a
+ * RST instead (an answer half relayed, queries not kept, no room in the send buffer). */
+static bool up_fail(t2s_dnsl *d, int err, t2s_tstamp now) {
+  t2s_engine *e = d->engine;
+  if (!d->proxy_told) {
+    d->proxy_told = true;
+    bool answered = d->socks != NULL && d->socks->have_rep;
+    t2s_engine_proxy_outcome(e, d->flow.proxy, answered ? 0 : err, now);
+  }
+  e->stats.upstream_errors++;
+  if (d->conn == NULL || d->closing || up_mid_frame(d) || d->fq_count != d->pending) {
+    dnsl_abort(d, now);
+    return false;
+  }
+  up_close(d, true);
+  /* Each iteration frees one kept query: bounded by FWDQ_MAX. */
+  while (d->fq_head != NULL) {
+    fwdq *q = d->fq_head;
+    if (!send_servfail(d, q->msg, q->len, now)) {
+      dnsl_abort(d, now);
+      return false;
+    }
+    fwdq_answered(d, false, 0);
+    d->pending--;
+  }
+  if (d->head_fwd) { /* the query being written (or waiting for the upstream) */
+    const uint8_t *p1, *p2;
+    size_t l1, l2;
+    size_t avail = t2s_tcp_recv_peek(d->conn, &p1, &l1, &p2, &l2);
+    uint8_t copy[2 + T2S_FAKEDNS_TCP_QUERY_MAX];
+    size_t qlen = 0;
+    if (avail >= 2) {
+      ring_copy(copy, 2, p1, l1, p2);
+      qlen = t2s_get16(copy);
+    }
+    if (avail < 2 || qlen > T2S_FAKEDNS_TCP_QUERY_MAX || avail < 2 + qlen) {
+      dnsl_abort(d, now); /* serve() saw it whole: cannot happen */
+      return false;
+    }
+    ring_copy(copy, 2 + qlen, p1, l1, p2);
+    if (!send_servfail(d, copy + 2, qlen, now)) {
+      dnsl_abort(d, now);
+      return false;
+    }
+    d->head_fwd = false;
+    t2s_tcp_consume(d->conn, 2 + qlen, now);
+  }
+  idle_touch(d, now);
+  return d->conn != NULL && !d->dead;
+}
+
+/* up_fail() from an upstream completion: the queries that waited behind are served next. */
+static void up_failed(t2s_dnsl *d, int err, t2s_tstamp now) {
+  if (up_fail(d, err, now)) {
+    serve(d, now);
   }
 }
 
@@ -349,8 +500,10 @@ static void serve(t2s_dnsl *d, t2s_tstamp now) {
     if (d->up == UP_NONE) {
       int rv = up_open(d);
       if (rv != 0) {
-        up_failed(d, rv, now);
-        return;
+        if (!up_fail(d, rv, now)) {
+          return;
+        }
+        continue; /* this query answered SERVFAIL: the next one */
       }
     }
     if (d->up != UP_READY || d->up_blocked) {
@@ -360,8 +513,10 @@ static void serve(t2s_dnsl *d, t2s_tstamp now) {
                                           2 + qlen - d->head_written);
     if (n < 0) {
       d->up = UP_NONE; /* the connector forgot it */
-      up_failed(d, (int)n, now);
-      return;
+      if (!up_fail(d, (int)n, now)) {
+        return;
+      }
+      continue;
     }
     d->head_written += (size_t)n;
     e->stats.bytes_up += (uint64_t)n;
@@ -371,6 +526,7 @@ static void serve(t2s_dnsl *d, t2s_tstamp now) {
     }
     d->head_fwd = false;
     d->pending++;
+    fwdq_add(d, frame + 2, qlen);
     t2s_tcp_consume(d->conn, 2 + qlen, now);
     idle_touch(d, now);
   }
@@ -545,7 +701,11 @@ static size_t relay_down(t2s_dnsl *d, const uint8_t *data, size_t len, t2s_tstam
       d->uphdr[d->uphdr_len++] = data[i++];
       if (d->uphdr_len == 2) {
         d->up_left = t2s_get16(d->uphdr);
+        d->upid_len = 0;
       }
+    } else if (d->upid_len < 2) { /* up_left > 0 here: a whole message resets uphdr_len */
+      d->upid[d->upid_len++] = data[i++];
+      d->up_left--;
     } else {
       size_t k = T2S_MIN(d->up_left, (size_t)m - i);
       i += k;
@@ -554,6 +714,7 @@ static size_t relay_down(t2s_dnsl *d, const uint8_t *data, size_t len, t2s_tstam
     if (d->uphdr_len == 2 && d->up_left == 0) {
       d->uphdr_len = 0; /* a whole answer is out */
       if (d->pending > 0) {
+        fwdq_answered(d, d->upid_len == 2, t2s_get16(d->upid));
         d->pending--;
       }
       ended = true;
