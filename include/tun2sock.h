@@ -39,9 +39,7 @@
 extern "C" {
 #endif
 
-/* The version of this interface. Fields are only ever appended to the structs below, and
- * every change of their layout comes with a new SONAME (libtun2sock.so.N): a program built
- * against this header runs against the library of the same SONAME.
+/* The version of this interface.
  *   1  tun2sock_new/run/stop/del, the listener, the stats
  *   2  tun2sock_config.protect/protect_arg, tun2sock_stats.upstream_sockets/protect_*
  *   3  tun2sock_config.network_monitor/route/route_arg,
@@ -49,8 +47,22 @@ extern "C" {
  *   4  tun2sock_config.output/output_arg, tun2sock_input_packet,
  *      tun2sock_stats.input_packets/input_drops/output_errors
  *   5  tun2sock_config.memory_budget/tcp_sndbuf/tcp_rcvbuf, tun2sock_config_memory_preset,
- *      tun2sock_stats.memory_bytes/memory_peak_bytes/memory_refused */
-#define TUN2SOCK_API_VERSION 5
+ *      tun2sock_stats.memory_bytes/memory_peak_bytes/memory_refused
+ *   6  the structs travel with their size (below); no new field
+ *
+ * The ABI rule (SONAME libtun2sock.so.1): fields are only ever appended to tun2sock_config and
+ * tun2sock_stats, never removed, moved or resized. The library's entry points that take them
+ * take the caller's sizeof too (tun2sock_config_default_v, tun2sock_new_v,
+ * tun2sock_get_stats_v); the names without _v are static inline wrappers below that pass
+ * sizeof, so a program is written against them and the size is the one of the header it was
+ * compiled with. The library reads only the `size` bytes the caller has and takes the defaults
+ * for every later field, and writes only `size` bytes (never past them). A size must be the
+ * struct's size at one of the API versions (1 to this one); any other (smaller than API 1's,
+ * between two versions, or larger: a newer header than the library) is refused with
+ * TUN2SOCK_ERR_CONFIG and logged. So one library serves every program built against an older or
+ * the same header; a program needing a newer field needs a newer library. tun2sock_listener is
+ * frozen at its API 1 layout (new callbacks would come with a sized call of their own). */
+#define TUN2SOCK_API_VERSION 6
 
 typedef struct tun2sock tun2sock;
 
@@ -190,17 +202,29 @@ typedef struct tun2sock_stats {
   uint64_t memory_bytes, memory_peak_bytes, memory_refused;
 } tun2sock_stats;
 
-/* Fills *cfg with the defaults (tun_fd -1, no proxy). */
-void tun2sock_config_default(tun2sock_config *cfg);
+/* Fills the first `size` bytes of *cfg (sizeof(tun2sock_config) of the caller's header) with
+ * the defaults (tun_fd -1, no proxy). Returns TUN2SOCK_OK, or TUN2SOCK_ERR_CONFIG for a size that
+ * is no API version's (nothing written). Call it through tun2sock_config_default(). */
+int tun2sock_config_default_v(tun2sock_config *cfg, size_t size);
+/* Fills *cfg with the defaults. */
+static inline void tun2sock_config_default(tun2sock_config *cfg) {
+  (void)tun2sock_config_default_v(cfg, sizeof(*cfg));
+}
 
 /* Sets cfg's memory_budget, tcp_sndbuf and tcp_rcvbuf to a TUN2SOCK_MEMORY_* preset (the same
  * values as the binary's --memory-preset). Returns TUN2SOCK_OK or TUN2SOCK_ERR_CONFIG (an unknown
  * preset; cfg unchanged). */
 int tun2sock_config_memory_preset(tun2sock_config *cfg, int preset);
 
-/* Validates cfg, resolves the proxy, chooses the egress and builds the engine on the fd.
- * Returns TUN2SOCK_OK with *pt set, or a TUN2SOCK_ERR_* (the reason is logged). */
-int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg);
+/* Validates cfg (its first `size` bytes; later fields take their defaults), resolves the proxy,
+ * chooses the egress and builds the engine on the fd. Returns TUN2SOCK_OK with *pt set, or a
+ * TUN2SOCK_ERR_* (the reason is logged; TUN2SOCK_ERR_CONFIG for a size that is no API
+ * version's). Call it through tun2sock_new(). */
+int tun2sock_new_v(tun2sock **pt, const tun2sock_config *cfg, size_t size);
+/* tun2sock_new_v with the size of this header's tun2sock_config. */
+static inline int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
+  return tun2sock_new_v(pt, cfg, sizeof(*cfg));
+}
 
 /* Sets the network-change listener (copied; NULL clears it). Call before tun2sock_run(). */
 void tun2sock_set_listener(tun2sock *t, const tun2sock_listener *listener);
@@ -212,9 +236,15 @@ int tun2sock_run(tun2sock *t);
 /* Makes tun2sock_run() return soon. Safe from any thread and from a signal handler. */
 void tun2sock_stop(tun2sock *t);
 
-/* Copies the counters. Call it from the thread running tun2sock_run(), or when it is not
- * running (the counters are not synchronised). */
-void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st);
+/* Copies the counters into the first `size` bytes of *st (nothing past them). Returns
+ * TUN2SOCK_OK, or TUN2SOCK_ERR_CONFIG for a size that is no API version's (nothing written). Call
+ * it from the thread running tun2sock_run(), or when it is not running (the counters are not
+ * synchronised); through tun2sock_get_stats(). */
+int tun2sock_get_stats_v(const tun2sock *t, tun2sock_stats *st, size_t size);
+/* tun2sock_get_stats_v with the size of this header's tun2sock_stats. */
+static inline void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
+  (void)tun2sock_get_stats_v(t, st, sizeof(*st));
+}
 
 /*
  * Network events from the host (network_monitor = TUN2SOCK_MONITOR_HOST; otherwise they

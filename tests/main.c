@@ -43,6 +43,7 @@ static const struct {
     {"embed_packets", t2s_test_register_embed_packets},
     {"embed_memory", t2s_test_register_embed_memory},
     {"embed_protect", t2s_test_register_embed_protect},
+    {"embed_abi", t2s_test_register_embed_abi},
     {"os_error", t2s_test_register_os_error},
     {"clock_test_offset", t2s_test_register_clock_test_offset},
     {"scenario_parse", t2s_test_register_scenario_parse},

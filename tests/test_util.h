@@ -37,6 +37,7 @@ int t2s_test_register_host_monitor(void);
 int t2s_test_register_embed_packets(void);
 int t2s_test_register_embed_memory(void);
 int t2s_test_register_embed_protect(void);
+int t2s_test_register_embed_abi(void);
 int t2s_test_register_os_error(void);
 int t2s_test_register_clock_test_offset(void);
 int t2s_test_register_scenario_parse(void);

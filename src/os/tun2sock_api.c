@@ -1,4 +1,5 @@
 /* tun2sock_api.c: the embedding API of include/tun2sock.h, on top of the runner. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +25,64 @@ struct tun2sock {
   tun2sock_listener listener;
 };
 
-void tun2sock_config_default(tun2sock_config *cfg) {
+/* ---------------- the structs' sizes (the ABI rule in tun2sock.h) ---------------- */
+
+/* The sizes a struct had at the API versions: from the end of the version's last field up to the
+ * start of the next version's first field (the trailing padding, whatever the platform's
+ * alignment made of it). A size inside one of these ranges holds whole fields only. */
+typedef struct size_range {
+  size_t lo, hi;
+} size_range;
+
+#define FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+static const size_range config_sizes[] = {
+    {FIELD_END(tun2sock_config, network_debounce_ms), offsetof(tun2sock_config, protect)}, /* 1 */
+    {FIELD_END(tun2sock_config, protect_arg), offsetof(tun2sock_config, network_monitor)}, /* 2 */
+    {FIELD_END(tun2sock_config, route_arg), offsetof(tun2sock_config, output)},            /* 3 */
+    {FIELD_END(tun2sock_config, output_arg), offsetof(tun2sock_config, memory_budget)},    /* 4 */
+    {FIELD_END(tun2sock_config, tcp_rcvbuf), sizeof(tun2sock_config)}, /* 5, 6 */
+};
+
+static const size_range stats_sizes[] = {
+    {FIELD_END(tun2sock_stats, network_state), offsetof(tun2sock_stats, upstream_sockets)}, /* 1 */
+    {FIELD_END(tun2sock_stats, protect_failures),
+     offsetof(tun2sock_stats, input_packets)},                                          /* 2, 3 */
+    {FIELD_END(tun2sock_stats, output_errors), offsetof(tun2sock_stats, memory_bytes)}, /* 4 */
+    {FIELD_END(tun2sock_stats, memory_refused), sizeof(tun2sock_stats)},                /* 5, 6 */
+};
+
+/* Whether size is the struct's size at one of the API versions; logged when not. */
+static bool size_known(const char *what, const size_range *r, size_t n, size_t size) {
+  for (size_t i = 0; i < n; i++) {
+    if (size >= r[i].lo && size <= r[i].hi) {
+      return true;
+    }
+  }
+  T2S_ERROR("%s: size %zu is not the struct's size at any API version 1..%d (%zu..%zu); %s", what,
+            size, TUN2SOCK_API_VERSION, r[0].lo, r[n - 1].hi,
+            size > r[n - 1].hi ? "built against a newer tun2sock.h than this library"
+                               : "not a tun2sock.h struct");
+  return false;
+}
+
+#define SIZE_KNOWN(what, table, size)                                                              \
+  size_known(what, table, sizeof(table) / sizeof(table[0]), size)
+
+static void config_defaults(tun2sock_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->tun_fd = -1;
   cfg->log_level = TUN2SOCK_LOG_INFO;
+}
+
+int tun2sock_config_default_v(tun2sock_config *cfg, size_t size) {
+  if (!cfg || !SIZE_KNOWN("tun2sock_config_default", config_sizes, size)) {
+    return TUN2SOCK_ERR_CONFIG;
+  }
+  tun2sock_config full;
+  config_defaults(&full);
+  memcpy(cfg, &full, size);
+  return TUN2SOCK_OK;
 }
 
 int tun2sock_config_memory_preset(tun2sock_config *cfg, int preset) {
@@ -54,10 +109,20 @@ static int bad(const char *field, const char *why) {
   return TUN2SOCK_ERR_CONFIG;
 }
 
-int tun2sock_new(tun2sock **pt, const tun2sock_config *cfg) {
-  if (!pt || !cfg) {
+static int new_from(tun2sock **pt, const tun2sock_config *cfg);
+
+int tun2sock_new_v(tun2sock **pt, const tun2sock_config *cfg, size_t size) {
+  if (!pt || !cfg || !SIZE_KNOWN("tun2sock_new", config_sizes, size)) {
     return TUN2SOCK_ERR_CONFIG;
   }
+  /* The caller's fields, the defaults for those its header did not have. */
+  tun2sock_config full;
+  config_defaults(&full);
+  memcpy(&full, cfg, size);
+  return new_from(pt, &full);
+}
+
+static int new_from(tun2sock **pt, const tun2sock_config *cfg) {
   if (cfg->log_level < TUN2SOCK_LOG_DEBUG || cfg->log_level > TUN2SOCK_LOG_ERROR) {
     return bad("log_level", "must be one of TUN2SOCK_LOG_*");
   }
@@ -238,7 +303,19 @@ void tun2sock_stop(tun2sock *t) {
   t2s_runner_stop(t->runner);
 }
 
-void tun2sock_get_stats(const tun2sock *t, tun2sock_stats *st) {
+static void stats_fill(const tun2sock *t, tun2sock_stats *st);
+
+int tun2sock_get_stats_v(const tun2sock *t, tun2sock_stats *st, size_t size) {
+  if (!t || !st || !SIZE_KNOWN("tun2sock_get_stats", stats_sizes, size)) {
+    return TUN2SOCK_ERR_CONFIG;
+  }
+  tun2sock_stats full;
+  stats_fill(t, &full);
+  memcpy(st, &full, size); /* nothing past the caller's struct */
+  return TUN2SOCK_OK;
+}
+
+static void stats_fill(const tun2sock *t, tun2sock_stats *st) {
   t2s_engine_stats es;
   t2s_runner_get_stats(t->runner, &es);
   memset(st, 0, sizeof(*st));
