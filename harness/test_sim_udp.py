@@ -6,8 +6,11 @@ port unreachable for the rest), and fragments both ways (v4 and v6).
 Fixtures (sim, sim_bin) come from conftest.py; set T2S_BUILD_DIR to test another build tree.
 """
 import textwrap
+from pathlib import Path
 
 import pytest
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -157,6 +160,37 @@ def test_no_udp_proxy_dns_over_tcp_and_unreachable_for_the_rest(scenario, how):
     requests = [e for e in res.events_of("proxy_request")]
     assert all(e["target"] == "192.0.2.53:53" for e in requests)
     assert len(res.events_of("client_unreachable")) == 2
+
+
+def test_dns_query_on_a_refused_association_gets_servfail_at_once(sim):
+    """harness/scenarios/udp-dns-servfail.scn: the proxy refuses every connection; the lookups
+    waiting on their UDP ASSOCIATE get SERVFAIL (each its own ID) within 50 ms, where they used
+    to get nothing and fail after their 3 tries 1 s apart; the non-DNS datagram gets nothing."""
+    res = sim("--scenario", SCENARIOS / "udp-dns-servfail.scn", name="servfail")
+    failed = {e["client"]: e for e in res.events_of("client_lookup_failed")}
+    assert set(failed) == {"c1", "c2"}
+    for e in failed.values():
+        assert e["why"] == "error rcode"  # an answer with an error RCODE, not "no answer"
+        assert e["t"] < 50 * MS
+    assert all(e["try"] == 1 for e in res.events_of("client_lookup"))  # no retry needed
+    assert res.events_of("end")[-1]["packets_out"] == 2  # the two SERVFAILs, nothing for c3
+
+
+def test_no_udp_proxy_whose_dns_over_tcp_is_refused_answers_servfail(scenario):
+    """REP 7, then the DNS-over-TCP fallback's CONNECT refused (REP 5): SERVFAIL at once."""
+    res = scenario("""
+        proxy socks5 203.0.113.200:1080 no-udp
+        upstream 192.0.2.53:53 refuse latency 2ms
+        upstream 198.51.100.11:7 echo latency 2ms
+        at 0s client c1 udp www.example:7 send "x" expect-echo resolver 192.0.2.53
+        expect stat udp_no_udp_verdicts 1
+        expect invariants 0
+        run until 5s
+        """)
+    failed = res.events_of("client_lookup_failed")
+    assert len(failed) == 1 and failed[0]["why"] == "error rcode"
+    assert failed[0]["t"] < 50 * MS
+    assert len(res.events_of("proxy_request")) == 1  # the fallback's CONNECT was asked
 
 
 def test_ping_3000_fragmented_both_ways_v4_and_v6(scenario):
