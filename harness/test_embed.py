@@ -147,7 +147,11 @@ def test_failing_protect_refuses_the_flow_and_is_counted(world, example):
 
 
 def _slow_download(world, name):
-    """A 4 MiB download at 200 KiB/s (about 20 s): a flow that is open when the network moves."""
+    """A 4 MiB download at 200 KiB/s (about 20 s): a flow that is open when the network moves.
+    curl limits how fast it reads, not the transfer: with the default receive buffer (up to
+    6 MiB) the whole file lands in the client's socket within a second and the flow is closed
+    before the change. A small buffer in the client namespace keeps the flow open."""
+    world.c.run("sysctl", "-q", "-w", "net.ipv4.tcp_rmem=4096 32768 65536")
     out = world.tmp / f"{name}.out"
     p = world.c.start(["curl", "-sS", "--max-time", "60", "--limit-rate", "200k", "-o", str(out),
                        f"http://{ORIGIN4}:{HTTP_PORT}/big.bin"], world.tmp / f"{name}.log")
