@@ -417,6 +417,32 @@ static void test_servfail_no_udp_fallback_fails(void) {
   t2s_engine_del(e);
 }
 
+static void test_servfail_dns_over_tcp_stream_lost(void) {
+  t2s_engine *e = new_engine(true, 0);
+  send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", 0x0001, "one.example", 0);
+  handshake(e, 0, T2S_SOCKS5_REP_CMD_UNSUPPORTED, "0.0.0.0:0", 1); /* REP 7: DNS over TCP */
+  CU_ASSERT_FATAL(F.nstreams == 2);
+  handshake(e, 1, 0, "0.0.0.0:0", 2); /* the CONNECT succeeds; the query is written */
+  send_dns(e, "198.18.0.2:5000", "192.0.2.53:53", 0x0002, "two.example", 3);
+  CU_ASSERT_EQUAL(F.nstreams, 2); /* the same stream */
+  /* The resolver answers the second one, then hangs up on the first. */
+  uint8_t ans[2 + 12];
+  memset(ans, 0, sizeof(ans));
+  t2s_put16(ans, 12);
+  t2s_put16(ans + 2, 0x0002);
+  t2s_put16(ans + 4, 0x8180);
+  t2s_engine_stream_recv(e, F.streams[1].id, ans, sizeof(ans), 4);
+  CU_ASSERT_FATAL(F.npkts == 1);
+  t2s_engine_stream_eof(e, F.streams[1].id, 5);
+  CU_ASSERT_FATAL(F.npkts == 2); /* only the unanswered one */
+  check_servfail(1, "192.0.2.53:53", "198.18.0.2:5000", 0x0001, "one.example");
+  t2s_engine_stats st;
+  t2s_engine_get_stats(e, &st);
+  CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_FLUSHED], 1);
+  CU_ASSERT_EQUAL(st.udp_sessions_active, 0);
+  t2s_engine_del(e);
+}
+
 static void test_big_reply_fragmented_v6(void) {
   t2s_engine *e = new_engine(false, 0);
   send_udp(e, "[fd00:18::2]:5000", "[2001:db8::53]:53", "q", 0);
@@ -539,6 +565,8 @@ int t2s_test_register_udp(void) {
                    test_servfail_queue_full_and_flush) ||
       !CU_add_test(s, "SERVFAIL: REP 7 and the DNS-over-TCP fallback refused",
                    test_servfail_no_udp_fallback_fails) ||
+      !CU_add_test(s, "SERVFAIL: DNS-over-TCP stream lost with a query unanswered",
+                   test_servfail_dns_over_tcp_stream_lost) ||
       !CU_add_test(s, "big v6 reply fragmented", test_big_reply_fragmented_v6) ||
       !CU_add_test(s, "ping -s 3000: reassembled in, fragmented out",
                    test_fragmented_ping_both_ways) ||

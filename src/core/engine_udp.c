@@ -348,10 +348,11 @@ static void dns_rx(t2s_engine *e, usess *s, const uint8_t *data, size_t len, t2s
     t2s_udp_touch(u, s, now);
     e->stats.udp_dns_tcp_answers++;
     t2s_udp_deliver(e, s, &s->dst_key, s->rx + off + 2, mlen, now);
-    off += 2 + mlen;
     if (s->dns_pending > 0) {
+      t2s_udp_kept_answered(e, s, mlen >= 2, mlen >= 2 ? t2s_get16(s->rx + off + 2) : 0);
       s->dns_pending--;
     }
+    off += 2 + mlen;
   }
   if (off > 0) {
     memmove(s->rx, s->rx + off, s->rxlen - off);

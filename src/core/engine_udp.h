@@ -19,6 +19,7 @@
 #define DNS_MSG_MAX 65535            /* RFC 7766: 2-byte length */
 #define DNS_TX_MAX (64 * 1024 + 256) /* framed queries waiting for the stream */
 #define PKTBUF_LEN (65536 + 64)
+#define DNS_KEPT_MAX 64 /* DNS_TCP: queries kept per session until answered (SERVFAIL if lost) */
 
 typedef enum umode {
   MODE_DIRECT = 0, /* no proxy: a datagram socket connected to the destination */
@@ -67,7 +68,9 @@ typedef struct usess {
   size_t txlen, txcap;
   uint8_t *rx; /* DNS_TCP: bytes of answers being framed */
   size_t rxlen, rxcap;
-  uint32_t dns_pending;  /* DNS_TCP: queries not answered yet */
+  uint32_t dns_pending;         /* DNS_TCP: queries not answered yet */
+  qitem *kept_head, *kept_tail; /* DNS_TCP: copies of them, oldest first (DNS_KEPT_MAX) */
+  uint32_t kept_count;
   const char *fake_name; /* --fake-dns: ASSOC to the name dst_key (a pool address) stands for */
   uint64_t dgrams_up, dgrams_down, bytes_up, bytes_down;
   struct usess *next_dead;
@@ -127,6 +130,8 @@ void t2s_udp_sess_send(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8
                        size_t len, t2s_tstamp now);
 /* The session became ready: sends what was queued. */
 void t2s_udp_queue_flush(t2s_engine *e, usess *s, t2s_tstamp now);
+/* DNS_TCP: an answer with ID id (have_id) ended: forgets the copy of its query. */
+void t2s_udp_kept_answered(t2s_engine *e, usess *s, bool have_id, uint16_t id);
 /* DNS_TCP: writes the framed queries the stream takes now. */
 void t2s_udp_dns_tx_flush(t2s_engine *e, usess *s, t2s_tstamp now);
 

@@ -206,6 +206,62 @@ static void queue_free(t2s_mem *mem, usess *s) {
   s->qtail = NULL;
   s->qcount = 0;
   s->qbytes = 0;
+  while (s->kept_head) { /* bounded by DNS_KEPT_MAX */
+    qitem *q = s->kept_head;
+    s->kept_head = q->next;
+    t2s_free(mem, q);
+  }
+  s->kept_tail = NULL;
+  s->kept_count = 0;
+}
+
+/* DNS_TCP: keeps a copy of a query written to the stream (not at DNS_KEPT_MAX or without
+ * memory: that one is then lost in silence if the stream fails). */
+static void kept_add(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t *data,
+                     size_t len) {
+  if (s->kept_count >= DNS_KEPT_MAX || len < 2) {
+    return;
+  }
+  qitem *q = t2s_malloc(e->mem, sizeof(*q) + len);
+  if (q == NULL) {
+    return;
+  }
+  q->next = NULL;
+  q->dst = *dst;
+  q->len = len;
+  memcpy(q->data, data, len);
+  if (s->kept_tail) {
+    s->kept_tail->next = q;
+  } else {
+    s->kept_head = q;
+  }
+  s->kept_tail = q;
+  s->kept_count++;
+}
+
+void t2s_udp_kept_answered(t2s_engine *e, usess *s, bool have_id, uint16_t id) {
+  qitem **pp = &s->kept_head, *prev = NULL;
+  if (have_id) {
+    for (; *pp && t2s_get16((*pp)->data) != id; prev = *pp, pp = &(*pp)->next) { /* <= 64 */
+    }
+  }
+  if (*pp == NULL) {
+    if (s->kept_count < s->dns_pending) {
+      return; /* one of the queries not kept */
+    }
+    pp = &s->kept_head; /* a resolver that changed the ID: the count stays right */
+    prev = NULL;
+  }
+  qitem *q = *pp;
+  if (q == NULL) {
+    return;
+  }
+  *pp = q->next;
+  if (s->kept_tail == q) {
+    s->kept_tail = prev;
+  }
+  s->kept_count--;
+  t2s_free(e->mem, q);
 }
 
 /* Closes the upstreams of s and forgets it; freed at the next reap. reason goes to the event
@@ -230,6 +286,12 @@ void t2s_udp_sess_close(t2s_engine *e, usess *s, int reason, t2s_tstamp now) {
   /* Queries still waiting for the setup (a network change, a proxy going DOWN, an eviction)
    * are answered SERVFAIL rather than left to the client's timeout. */
   for (qitem *q = s->qhead; q; q = q->next) { /* bounded by QUEUE_MAX_PKTS */
+    t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, &q->dst), q->data, q->len,
+                     T2S_DNS_SERVFAIL_FLUSHED);
+  }
+  /* DNS over TCP: the queries written to the stream and not answered (it failed, ended, timed
+   * out or was flushed) too. */
+  for (qitem *q = s->kept_head; q; q = q->next) { /* bounded by DNS_KEPT_MAX */
     t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, &q->dst), q->data, q->len,
                      T2S_DNS_SERVFAIL_FLUSHED);
   }
@@ -379,6 +441,7 @@ static void transmit(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t
     memcpy(s->tx + s->txlen + 2, data, len);
     s->txlen += 2 + len;
     s->dns_pending++;
+    kept_add(e, s, dst, data, len);
     e->stats.udp_dns_tcp_queries++;
     t2s_udp_dns_tx_flush(e, s, now);
     break;
