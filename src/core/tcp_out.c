@@ -404,10 +404,12 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
      * rewound snd.nxt, a sequence number below the peer's rcv.nxt makes the ACK unacceptable
      * there, its ACK field is ignored, and two rewound peers answer each other's ACKs forever. */
     if (c->stack->batch && c->state == T2S_TCP_ESTABLISHED && c->nooo == 0 && !c->dsack_pending &&
-        c->rcv.nxt - c->last_ack_sent < TCP_BATCH_ACK_SEGS * (uint32_t)c->rcv_mss) {
+        c->rcv.nxt - c->last_ack_sent <
+            (c->quickacks > 0 ? 2u : TCP_BATCH_ACK_SEGS) * (uint32_t)c->rcv_mss) {
       /* Inside a burst an ACK for in-order data waits for its end (t2s_tcp_flush): one ACK
        * per connection per burst, as GRO gives a kernel. Out-of-order data, duplicates and
-       * FINs are still answered at once (the peer counts duplicate ACKs). */
+       * FINs are still answered at once (the peer counts duplicate ACKs). The bound is
+       * TCP_BATCH_ACK_SEGS full-sized segments, 2 during quick-ack whatever it is. */
       t2s_tcp_ackq_add(c);
     } else {
       send_segment(c, c->snd.max, T2S_TCP_ACK, 0, 0, now);
