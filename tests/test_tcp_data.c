@@ -395,6 +395,50 @@ static void test_quickack_after_idle(void) {
   tfx_teardown(&f);
 }
 
+/* After loss (a segment filling a hole) or a duplicate, the next TCP_QUICKACKS segments are
+ * ACKed at once again (RFC 5681 4.2's immediate ACKs, Linux's quick-ack on both): the sender's
+ * recovery and the slow start after it are not paced by the delayed ACK. */
+static void test_quickack_after_hole_and_duplicate(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, 7, true, true);
+  quickacks_used_up(&f);
+  uint8_t buf[2000];
+  /* a segment beyond a hole: a duplicate ACK at once */
+  uint32_t hole = f.pseq;
+  feed_segment(&f, T2S_TCP_ACK | T2S_TCP_PSH, hole + 1000, f.pack, f.pwnd, NULL, data, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, hole, NULL);
+  /* the hole filled: ACK at once */
+  feed_data(&f, data, 1000);
+  f.pseq += 1000;
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 2000);
+  /* the next lone segment too (without quick-ack again it would wait TCP_DELACK_TIMEOUT) */
+  feed_data(&f, data, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 1000);
+  for (int i = 0; i < TCP_QUICKACKS; i++) { /* the rest of the quick-acks */
+    feed_data(&f, data, 1000);
+    CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 1000);
+  }
+  tick(&f, TCP_DELACK_TIMEOUT);
+  tfx_drain(&f);
+  feed_data(&f, data, 1000); /* then delayed again */
+  expect_nothing(&f);
+  tick(&f, TCP_DELACK_TIMEOUT);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 1000);
+  /* a retransmission overlapping what was received (half duplicate): ACK at once, and
+   * quick-ack again */
+  feed_segment(&f, T2S_TCP_ACK | T2S_TCP_PSH, f.pseq - 500, f.pack, f.pwnd, NULL, data, 1000);
+  f.pseq += 500;
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 500);
+  feed_data(&f, data, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+  tfx_teardown(&f);
+}
+
 /* Five 1000-byte segments in flight; the first is lost. */
 static uint32_t five_in_flight(tfx *f) {
   uint32_t una = f->pack;
@@ -731,6 +775,8 @@ int t2s_test_register_tcp_data(void) {
                    test_immediate_ack_ooo_and_hole) ||
       !CU_add_test(s, "quick-ack for the first 16 segments", test_quickack_first_segments) ||
       !CU_add_test(s, "quick-ack again after idle > RTO", test_quickack_after_idle) ||
+      !CU_add_test(s, "quick-ack again after a hole or a duplicate",
+                   test_quickack_after_hole_and_duplicate) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
       !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
       !CU_add_test(s, "SACK blocks fit in the MTU", test_sack_blocks_within_mtu) ||

@@ -387,6 +387,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now,
   bool ack_now = false; /* a duplicate, a hole filled or data cut short: ACK at once */
   if (t2s_seq_lt(seq, c->rcv.nxt)) {
     ack_now = true;
+    c->quickacks = TCP_QUICKACKS; /* RFC 5681 4.2 (as Linux): ACK at once for a while */
     uint32_t skip = c->rcv.nxt - seq;
     dsack_note(c, seq, seq + T2S_MIN(skip, len));
     if (skip >= len) {
@@ -424,6 +425,7 @@ static bool process_data(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tstamp now,
     if (c->nooo) {
       ack_now = true; /* the segment fills (part of) a hole */
       ooo_advance(c);
+      c->quickacks = TCP_QUICKACKS; /* RFC 5681 4.2 (as Linux): ACK at once for a while */
     }
     ack_policy(c, len, ack_now, now);
     return true;
