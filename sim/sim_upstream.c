@@ -10,102 +10,7 @@
 #include "sim_util.h"
 #include "sim_world.h"
 
-/* How long a multipath stream whose path died stalls before its bytes move to another path
- * (about an RTO: the kernel notices the dead subflow and reinjects on a live one). */
-#define SIM_MPTCP_SWITCH_NS (200 * T2S_MILLISECONDS)
-/* Bytes a stream accepts from the engine before a short write (its "socket buffer"). */
-#define SOCKBUF (256 * 1024)
-/* Largest chunk handed to the engine at once. */
-#define CHUNK (64 * 1024)
-/* Retry interval when the engine has no room but did not pause reading. */
-#define POLL_NS (10 * T2S_MILLISECONDS)
-
-typedef enum st_state { ST_CONNECTING = 0, ST_OPEN, ST_CLOSED } st_state;
-
-struct sim_up_stream {
-  sim_upstream *up;
-  uint64_t id;
-  size_t idx;      /* index in up->streams: the handle events carry */
-  t2s_addr dst;    /* what the engine connected to (the proxy, with a front) */
-  t2s_addr target; /* whose behaviour runs (dst, or what the front was asked for) */
-  sim_up_behaviour beh;
-  st_state state;
-  bool paused;
-  bool deliver_pending; /* a deliver event is queued */
-  bool want_writable;   /* a short write happened; writable follows when room opens */
-  bool eof_queued;      /* send EOF once out and the source are drained */
-  bool eof_sent;
-  bool reset_pending;
-  sim_bytes out;        /* toward the engine */
-  uint64_t source_left; /* SOURCE bytes still to generate */
-  uint64_t source_off;
-  uint64_t inflight; /* echo bytes accepted and not yet back */
-  uint64_t rx, tx, rx_bad, rx_hash;
-  const sim_up_front_ops *front_ops;
-  void *front;
-  int front_err;         /* set by sim_up_stream_front_fail */
-  bool connect_override; /* sim_up_stream_override_connect */
-  sim_up_kind connect_kind;
-  /* Seeded faults (sim_up_behaviour): */
-  t2s_tstamp fault_stall_until;   /* the far end reads and sends nothing before this */
-  t2s_tstamp write_blocked_until; /* no stream_writable before this (stall, slow read) */
-  uint64_t slow_tokens;           /* slow-read: bytes the far end may read now */
-  uint64_t tx_base;               /* tx when the front handed over (its own replies) */
-  t2s_tstamp slow_at;             /* slow-read: when slow_tokens was last refilled */
-  /* With a simulated network (sim_net.h): where the socket leaves from. While the path is
-   * dead (interface down, source address gone, machine asleep) the stream stalls: no bytes,
-   * no error, as a real socket would. */
-  bool has_path;
-  sim_net_path path;
-  int open_err;      /* the connect fails with this (no route) */
-  bool open_stalled; /* the connect waits for the path */
-  bool stalled;      /* delivery waits for the path */
-  /* Multipath TCP (sim_upstream_set_mptcp): a t2s_stream_mp; a multipath stream whose path
-   * died moves to the path of the route to its destination after SIM_MPTCP_SWITCH_NS. */
-  uint8_t mp;
-  bool switching;       /* a SEV_MP_SWITCH is queued */
-  uint32_t mp_subflows; /* what was last reported to the engine */
-};
-
-typedef struct up_dgram {
-  uint64_t id;
-  t2s_addr relay;
-  sim_up_behaviour beh;
-  bool open;
-  bool front; /* claimed by the datagram front (the proxy's relay) */
-  uint64_t rx, tx;
-  bool has_path; /* with a simulated network: datagrams on a dead path vanish */
-  sim_net_path path;
-  uint64_t lost;
-} up_dgram;
-
-typedef struct up_rule {
-  t2s_addr dst;
-  sim_up_behaviour beh;
-} up_rule;
-
-struct sim_upstream {
-  sim_world *w;
-  sim_up_behaviour def;
-  up_rule *rules;
-  size_t nrules;
-  sim_up_stream **streams; /* every stream ever opened, in order (freed at del) */
-  size_t nstreams, capstreams;
-  up_dgram *dgrams;
-  size_t ndgrams, capdgrams;
-  t2s_idmap smap; /* stream id -> sim_up_stream */
-  t2s_idmap dmap; /* datagram id -> index in dgrams, plus 1 */
-  uint64_t open_streams;
-  sim_up_front_factory front_factory;
-  void *front_arg;
-  t2s_rand rand; /* seeded faults of the far ends (drawn from the world's seed) */
-  uint64_t faults_refused, faults_reset, faults_stalled;
-  const sim_up_dgram_front_ops *dfront_ops;
-  void *dfront;
-  bool mptcp;         /* streams are opened with Multipath TCP (`engine mptcp`) */
-  bool has_mp_server; /* ... and this far end speaks it (`proxy ... mptcp`) */
-  t2s_addr mp_server;
-};
+#include "sim_upstream_internal.h"
 
 const char *sim_up_kind_name(sim_up_kind k) {
   static const char *const names[] = {"echo",   "sink",      "source",
@@ -192,7 +97,7 @@ const sim_up_behaviour *sim_upstream_lookup(const sim_upstream *up, const t2s_ad
   return b ? b : &up->def;
 }
 
-static bool dst_match(const t2s_addr *pattern, const t2s_addr *a) {
+bool sup_dst_match(const t2s_addr *pattern, const t2s_addr *a) {
   return pattern->port == 0 ? t2s_addr_ip_eq(pattern, a) : t2s_addr_eq(pattern, a);
 }
 
@@ -200,7 +105,7 @@ void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_
   memset(out, 0, sizeof(*out));
   for (size_t i = 0; i < up->nstreams; i++) {
     const sim_up_stream *s = up->streams[i];
-    if (!dst_match(dst, &s->target)) {
+    if (!sup_dst_match(dst, &s->target)) {
       continue;
     }
     out->streams++;
@@ -209,7 +114,7 @@ void sim_upstream_dst_stats(const sim_upstream *up, const t2s_addr *dst, sim_up_
     out->rx_bad_pattern += s->rx_bad;
   }
   for (size_t i = 0; i < up->ndgrams; i++) {
-    if (dst_match(dst, &up->dgrams[i].relay)) {
+    if (sup_dst_match(dst, &up->dgrams[i].relay)) {
       out->datagrams += up->dgrams[i].rx;
     }
   }
@@ -251,32 +156,19 @@ void sim_upstream_set_front_factory(sim_upstream *up, sim_up_front_factory f, vo
 
 /* ---------------- stream helpers ---------------- */
 
-enum {
-  SEV_OPEN = 1, /* the connect completes (or is refused) */
-  SEV_ECHO,     /* echoed bytes come back (data) */
-  SEV_PEER_EOF, /* the engine's EOF reached the far end */
-  SEV_DELIVER,  /* hand queued bytes / EOF / writable to the engine */
-  SEV_RESET,    /* the far end resets the stream */
-  SEV_DGRAM,    /* a datagram comes back (data) */
-  SEV_DGRAM_ERR,
-  SEV_MP_SWITCH, /* a multipath stream moves to another path */
-};
-
-static void stream_event(void *arg, sim_event *ev, t2s_tstamp now);
-
-static void schedule(sim_up_stream *s, t2s_tstamp at, int what, const uint8_t *data, size_t len) {
-  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, stream_event, s->up, s->idx,
+void sup_schedule(sim_up_stream *s, t2s_tstamp at, int what, const uint8_t *data, size_t len) {
+  sim_loop_schedule(&s->up->w->loop, at, SIM_EV_UPSTREAM, sup_stream_event, s->up, s->idx,
                     (uint64_t)what, data, len);
 }
 
-static void schedule_deliver(sim_up_stream *s, t2s_tstamp at) {
+void sup_schedule_deliver(sim_up_stream *s, t2s_tstamp at) {
   if (!s->deliver_pending) {
     s->deliver_pending = true;
-    schedule(s, at, SEV_DELIVER, NULL, 0);
+    sup_schedule(s, at, SEV_DELIVER, NULL, 0);
   }
 }
 
-static void log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
+void sup_log_stream(sim_up_stream *s, t2s_tstamp now, const char *ev) {
   sim_log *log = &s->up->w->log;
   sim_log_begin(log, now, ev);
   sim_log_u64(log, "id", s->id);
@@ -306,7 +198,7 @@ static uint32_t mp_subflows(const sim_up_stream *s) {
 
 /* Tells the engine what the stream is (after the connect) or that its subflows changed, as a
  * real connector would (t2s_engine_stream_multipath); logged as up_mptcp. */
-static void mp_report(sim_up_stream *s, t2s_tstamp now) {
+void sup_mp_report(sim_up_stream *s, t2s_tstamp now) {
   uint32_t n = s->mp == T2S_STREAM_MULTIPATH && s->has_path ? mp_subflows(s) : 0;
   if (s->mp == T2S_STREAM_MULTIPATH && n == 0) {
     n = 1;
@@ -333,15 +225,15 @@ static void mp_begin_switch(sim_up_stream *s) {
   }
   s->switching = true;
   t2s_tstamp now = s->up->w->loop.now;
-  log_stream(s, now, "up_mptcp_stall");
+  sup_log_stream(s, now, "up_mptcp_stall");
   sim_log_str(&s->up->w->log, "dev", s->path.ifname);
   sim_log_end(&s->up->w->log);
-  schedule(s, now + SIM_MPTCP_SWITCH_NS, SEV_MP_SWITCH, NULL, 0);
+  sup_schedule(s, now + SIM_MPTCP_SWITCH_NS, SEV_MP_SWITCH, NULL, 0);
 }
 
 /* True while the stream's path carries packets (always without a simulated network). A
  * multipath stream whose path died starts moving to another one. */
-static bool path_ok(sim_up_stream *s) {
+bool sup_path_ok(sim_up_stream *s) {
   if (!s->has_path || s->up->w->net == NULL || sim_net_path_alive(s->up->w->net, &s->path)) {
     return true;
   }
@@ -362,20 +254,20 @@ static void mp_switch(sim_up_stream *s, t2s_tstamp now) {
     }
     s->beh.latency = s->beh.latency - s->path.latency + p.latency;
     s->path = p;
-    log_stream(s, now, "up_mptcp_switch");
+    sup_log_stream(s, now, "up_mptcp_switch");
     log_path(&s->up->w->log, &s->path);
     sim_log_end(&s->up->w->log);
   }
   if (s->open_stalled) {
     s->open_stalled = false;
-    schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
+    sup_schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
   }
   if (s->stalled || s->want_writable) {
     s->stalled = false;
-    schedule_deliver(s, now);
+    sup_schedule_deliver(s, now);
   }
   if (s->state == ST_OPEN) {
-    mp_report(s, now);
+    sup_mp_report(s, now);
   }
 }
 
@@ -394,7 +286,7 @@ static void check_reset(sim_up_stream *s, t2s_tstamp now) {
   if (!s->reset_pending && s->beh.reset_after != UINT64_MAX &&
       s->rx + s->tx >= s->beh.reset_after) {
     s->reset_pending = true;
-    schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
+    sup_schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
   }
 }
 
@@ -414,7 +306,7 @@ static void log_fault(sim_up_stream *s, t2s_tstamp now, const char *kind) {
 }
 
 /* Draws the faults decided once per stream (refusal, reset point) when its behaviour is set. */
-static void draw_stream_faults(sim_up_stream *s, bool may_refuse, t2s_tstamp now) {
+void sup_draw_stream_faults(sim_up_stream *s, bool may_refuse, t2s_tstamp now) {
   sim_upstream *up = s->up;
   if (!up_faults_on(up, now)) {
     return;
@@ -483,7 +375,7 @@ static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_t
   if (stalled(s, now)) {
     s->want_writable = true;
     s->write_blocked_until = s->fault_stall_until;
-    schedule_deliver(s, s->fault_stall_until);
+    sup_schedule_deliver(s, s->fault_stall_until);
     return 0;
   }
   t2s_tstamp wait = 0;
@@ -492,7 +384,7 @@ static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_t
   if (len < offered) {
     s->want_writable = true;
     s->write_blocked_until = wait;
-    schedule_deliver(s, wait);
+    sup_schedule_deliver(s, wait);
     if (len == 0) {
       return 0;
     }
@@ -504,7 +396,7 @@ static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_t
     n = T2S_MIN(len, room);
     if (n > 0) {
       s->inflight += n;
-      schedule(s, now + s->beh.latency, SEV_ECHO, data, n);
+      sup_schedule(s, now + s->beh.latency, SEV_ECHO, data, n);
     }
   }
   if (n < len) {
@@ -518,11 +410,11 @@ static size_t beh_input(sim_up_stream *s, const uint8_t *data, size_t len, t2s_t
 }
 
 /* The connect succeeded: start the behaviour's own sending. */
-static void beh_start(sim_up_stream *s, t2s_tstamp now) {
+void sup_beh_start(sim_up_stream *s, t2s_tstamp now) {
   if (s->beh.kind == SIM_UP_SOURCE) {
     s->source_left = s->beh.source_len;
     s->eof_queued = true;
-    schedule_deliver(s, now);
+    sup_schedule_deliver(s, now);
   }
   check_reset(s, now);
 }
@@ -534,10 +426,10 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
     return;
   }
   if (stalled(s, now)) {
-    schedule_deliver(s, s->fault_stall_until);
+    sup_schedule_deliver(s, s->fault_stall_until);
     return;
   }
-  if (!path_ok(s)) {
+  if (!sup_path_ok(s)) {
     s->stalled = true; /* sim_upstream_paths_changed resumes it */
     return;
   }
@@ -560,7 +452,7 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
     size_t space = t2s_engine_stream_recv_space(e, s->id);
     if (space == 0) {
       if (!s->paused) {
-        schedule_deliver(s, now + POLL_NS);
+        sup_schedule_deliver(s, now + POLL_NS);
       }
       return;
     }
@@ -577,7 +469,7 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
     check_reset(s, now);
     if (taken < n) {
       if (!s->paused) {
-        schedule_deliver(s, now + POLL_NS);
+        sup_schedule_deliver(s, now + POLL_NS);
       }
       return;
     }
@@ -588,7 +480,7 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
   if (s->eof_queued && !s->eof_sent && sim_bytes_len(&s->out) == 0 && s->source_left == 0 &&
       s->inflight == 0) {
     s->eof_sent = true;
-    log_stream(s, now, "up_eof_out");
+    sup_log_stream(s, now, "up_eof_out");
     sim_log_u64(&up->w->log, "tx", s->tx);
     sim_log_end(&up->w->log);
     t2s_engine_stream_eof(e, s->id, now);
@@ -597,14 +489,14 @@ static void deliver(sim_upstream *up, sim_up_stream *s, t2s_tstamp now) {
     }
   }
   if (s->want_writable && now < s->write_blocked_until) {
-    schedule_deliver(s, s->write_blocked_until);
+    sup_schedule_deliver(s, s->write_blocked_until);
   } else if (s->want_writable && s->inflight + sim_bytes_len(&s->out) < SOCKBUF / 2) {
     s->want_writable = false;
     t2s_engine_stream_writable(e, s->id, now);
   }
 }
 
-static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
+void sup_stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
   sim_upstream *up = arg;
   int what = (int)ev->u64b;
   if (what == SEV_DGRAM || what == SEV_DGRAM_ERR) {
@@ -634,7 +526,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
   switch (what) {
   case SEV_OPEN:
     if (s->open_err != 0) {
-      log_stream(s, now, "up_unreachable");
+      sup_log_stream(s, now, "up_unreachable");
       sim_log_end(&up->w->log);
       uint64_t id = s->id;
       int err = s->open_err;
@@ -642,12 +534,12 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       t2s_engine_stream_opened(e, id, err, now);
       return;
     }
-    if (!path_ok(s)) {
+    if (!sup_path_ok(s)) {
       s->open_stalled = true; /* the SYN goes nowhere until the path returns */
       return;
     }
     if (s->beh.kind == SIM_UP_REFUSE || s->beh.kind == SIM_UP_UNREACHABLE) {
-      log_stream(s, now, "up_refused");
+      sup_log_stream(s, now, "up_refused");
       sim_log_end(&up->w->log);
       uint64_t id = s->id;
       int err = s->beh.kind == SIM_UP_REFUSE ? T2S_ERR_REFUSED : T2S_ERR_UNREACHABLE;
@@ -656,29 +548,29 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
       return;
     }
     s->state = ST_OPEN;
-    log_stream(s, now, "up_connected");
+    sup_log_stream(s, now, "up_connected");
     sim_log_end(&up->w->log);
     t2s_engine_stream_opened(e, s->id, 0, now);
     if (s->state == ST_OPEN && s->mp != T2S_STREAM_TCP) {
-      mp_report(s, now);
+      sup_mp_report(s, now);
     }
     if (s->state == ST_OPEN && s->front_ops == NULL) {
-      beh_start(s, now);
+      sup_beh_start(s, now);
     }
     break;
   case SEV_ECHO:
     s->inflight -= ev->len;
     sim_bytes_append(&s->out, ev->data, ev->len);
-    schedule_deliver(s, now);
+    sup_schedule_deliver(s, now);
     break;
   case SEV_PEER_EOF:
-    log_stream(s, now, "up_eof_in");
+    sup_log_stream(s, now, "up_eof_in");
     sim_log_u64(&up->w->log, "rx", s->rx);
     sim_log_end(&up->w->log);
     if (s->beh.kind != SIM_UP_SOURCE) {
       s->eof_queued = true;
     }
-    schedule_deliver(s, now);
+    sup_schedule_deliver(s, now);
     break;
   case SEV_DELIVER:
     deliver(up, s, now);
@@ -687,7 +579,7 @@ static void stream_event(void *arg, sim_event *ev, t2s_tstamp now) {
     mp_switch(s, now);
     break;
   case SEV_RESET: {
-    log_stream(s, now, "up_reset");
+    sup_log_stream(s, now, "up_reset");
     sim_log_u64(&up->w->log, "rx", s->rx);
     sim_log_u64(&up->w->log, "tx", s->tx);
     sim_log_end(&up->w->log);
@@ -770,18 +662,18 @@ static int op_stream_open(void *self, uint64_t id, const t2s_addr *dst, const t2
     s->beh.latency += s->path.latency;
   }
   if (s->front_ops == NULL) {
-    draw_stream_faults(s, true, now);
+    sup_draw_stream_faults(s, true, now);
   }
-  log_stream(s, now, "up_open");
+  sup_log_stream(s, now, "up_open");
   sim_log_str(&up->w->log, "behaviour", s->front_ops ? "front" : sim_up_kind_name(s->beh.kind));
   if (s->has_path && s->open_err == 0) {
     log_path(&up->w->log, &s->path);
   }
   sim_log_end(&up->w->log);
   if (s->open_err != 0) {
-    schedule(s, now, SEV_OPEN, NULL, 0); /* connect(): no route to host */
+    sup_schedule(s, now, SEV_OPEN, NULL, 0); /* connect(): no route to host */
   } else if (s->beh.kind != SIM_UP_BLACKHOLE) {
-    schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
+    sup_schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
   }
   return 0;
 }
@@ -793,7 +685,7 @@ static t2s_ssize op_stream_write(void *self, uint64_t id, const uint8_t *data, s
   if (s == NULL || s->state != ST_OPEN) {
     return T2S_ERR_CLOSED;
   }
-  if (!path_ok(s)) {
+  if (!sup_path_ok(s)) {
     s->want_writable = true; /* nothing leaves: the socket buffer stays full */
     s->stalled = true;
     return 0;
@@ -819,7 +711,7 @@ static int op_stream_shutdown_write(void *self, uint64_t id) {
   if (s == NULL) {
     return T2S_ERR_CLOSED;
   }
-  schedule(s, up->w->loop.now + s->beh.latency, SEV_PEER_EOF, NULL, 0);
+  sup_schedule(s, up->w->loop.now + s->beh.latency, SEV_PEER_EOF, NULL, 0);
   return 0;
 }
 
@@ -831,7 +723,7 @@ static void op_stream_pause_read(void *self, uint64_t id, bool paused) {
   }
   s->paused = paused;
   if (!paused) {
-    schedule_deliver(s, up->w->loop.now);
+    sup_schedule_deliver(s, up->w->loop.now);
   }
 }
 
@@ -841,7 +733,7 @@ static void op_stream_close(void *self, uint64_t id, bool abort) {
   if (s == NULL) {
     return;
   }
-  log_stream(s, up->w->loop.now, "up_close");
+  sup_log_stream(s, up->w->loop.now, "up_close");
   if (!t2s_addr_eq(&s->target, &s->dst)) {
     sim_log_addr(&up->w->log, "target", &s->target);
   }
@@ -853,7 +745,7 @@ static void op_stream_close(void *self, uint64_t id, bool abort) {
   stream_forget(s);
 }
 
-static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
+up_dgram *sup_find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
   uintptr_t v = (uintptr_t)t2s_idmap_get(&up->dmap, id);
   if (v == 0) {
     return NULL;
@@ -865,7 +757,7 @@ static up_dgram *find_dgram(sim_upstream *up, uint64_t id, size_t *pidx) {
 static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t2s_egress *egress) {
   sim_upstream *up = self;
   size_t idx;
-  if (id == 0 || find_dgram(up, id, &idx) != NULL) {
+  if (id == 0 || sup_find_dgram(up, id, &idx) != NULL) {
     return T2S_ERR_EXISTS;
   }
   if (up->ndgrams == up->capdgrams) {
@@ -910,7 +802,7 @@ static int op_dgram_open(void *self, uint64_t id, const t2s_addr *relay, const t
 static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t len) {
   sim_upstream *up = self;
   size_t idx;
-  up_dgram *d = find_dgram(up, id, &idx);
+  up_dgram *d = sup_find_dgram(up, id, &idx);
   if (d == NULL) {
     return T2S_ERR_CLOSED;
   }
@@ -927,13 +819,13 @@ static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t le
   switch (d->beh.kind) {
   case SIM_UP_ECHO:
   case SIM_UP_SOURCE:
-    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data,
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, sup_stream_event, up, idx, SEV_DGRAM, data,
                       len);
     break;
   case SIM_UP_REFUSE:
   case SIM_UP_UNREACHABLE:
-    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM_ERR, NULL,
-                      0);
+    sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, sup_stream_event, up, idx, SEV_DGRAM_ERR,
+                      NULL, 0);
     break;
   case SIM_UP_SINK:
   case SIM_UP_BLACKHOLE:
@@ -945,7 +837,7 @@ static int op_dgram_send(void *self, uint64_t id, const uint8_t *data, size_t le
 static void op_dgram_close(void *self, uint64_t id) {
   sim_upstream *up = self;
   size_t idx;
-  up_dgram *d = find_dgram(up, id, &idx);
+  up_dgram *d = sup_find_dgram(up, id, &idx);
   if (d == NULL) {
     return;
   }
@@ -973,162 +865,4 @@ static const t2s_upstream_ops sim_upstream_ops = {
 t2s_upstream sim_upstream_iface(sim_upstream *up) {
   t2s_upstream u = {&sim_upstream_ops, up};
   return u;
-}
-
-/* ---------------- fronts ---------------- */
-
-void sim_upstream_set_dgram_front(sim_upstream *up, const sim_up_dgram_front_ops *ops,
-                                  void *front) {
-  up->dfront_ops = ops;
-  up->dfront = front;
-}
-
-void sim_upstream_dgram_emit(sim_upstream *up, uint64_t id, const uint8_t *data, size_t len,
-                             t2s_tstamp at) {
-  size_t idx;
-  if (find_dgram(up, id, &idx) == NULL) {
-    return;
-  }
-  sim_loop_schedule(&up->w->loop, at, SIM_EV_UPSTREAM, stream_event, up, idx, SEV_DGRAM, data, len);
-}
-
-void sim_up_stream_set_front(sim_up_stream *s, const sim_up_front_ops *ops, void *front) {
-  s->front_ops = ops;
-  s->front = front;
-}
-
-void sim_up_stream_override_connect(sim_up_stream *s, sim_up_kind kind) {
-  s->connect_override = true;
-  s->connect_kind = kind;
-}
-
-size_t sim_upstream_reset_dst(sim_upstream *up, const t2s_addr *dst, t2s_tstamp now) {
-  size_t n = 0;
-  for (size_t i = 0; i < up->nstreams; i++) {
-    sim_up_stream *s = up->streams[i];
-    if (s->state == ST_CLOSED || s->reset_pending || !t2s_addr_eq(&s->dst, dst)) {
-      continue;
-    }
-    s->reset_pending = true;
-    s->front_err = T2S_ERR_RESET;
-    schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
-    n++;
-  }
-  return n;
-}
-
-const t2s_addr *sim_up_stream_dst(const sim_up_stream *s) {
-  return &s->dst;
-}
-
-int sim_up_stream_emit(sim_up_stream *s, const uint8_t *data, size_t len, t2s_tstamp now) {
-  if (s->state == ST_CLOSED) {
-    return T2S_ERR_CLOSED;
-  }
-  int rv = sim_bytes_append(&s->out, data, len);
-  if (rv == 0) {
-    schedule_deliver(s, now + s->beh.latency);
-  }
-  return rv;
-}
-
-void sim_up_stream_front_done(sim_up_stream *s, const t2s_addr *target, t2s_tstamp now) {
-  if (s->front_ops && s->front_ops->del) {
-    s->front_ops->del(s->front);
-  }
-  s->front_ops = NULL;
-  s->front = NULL;
-  s->beh = *sim_upstream_lookup(s->up, target);
-  s->beh.latency += s->path.latency; /* 0 without a simulated network */
-  s->target = *target;
-  draw_stream_faults(s, false, now);
-  log_stream(s, now, "up_front_done");
-  sim_log_addr(&s->up->w->log, "target", target);
-  sim_log_str(&s->up->w->log, "behaviour", sim_up_kind_name(s->beh.kind));
-  sim_log_end(&s->up->w->log);
-  /* Offsets of the pattern restart at the target's first byte. */
-  s->tx_base = s->tx + sim_bytes_len(&s->out); /* the front's replies, delivered or queued */
-  s->rx = 0;
-  s->rx_bad = 0;
-  s->rx_hash = SIM_FNV_INIT;
-  beh_start(s, now);
-}
-
-void sim_up_stream_set_target(sim_up_stream *s, const t2s_addr *target) {
-  s->target = *target;
-}
-
-void sim_up_stream_front_fail(sim_up_stream *s, int err, t2s_tstamp now) {
-  if (err == 0) {
-    s->eof_queued = true;
-    schedule_deliver(s, now + s->beh.latency);
-    return;
-  }
-  if (!s->reset_pending) {
-    s->reset_pending = true;
-    s->front_err = err;
-    schedule(s, now + s->beh.latency, SEV_RESET, NULL, 0);
-  }
-}
-
-/* ---------------- paths (sim_net.h) ---------------- */
-
-void sim_upstream_set_mptcp(sim_upstream *up, bool on, const t2s_addr *server) {
-  up->mptcp = on;
-  up->has_mp_server = server != NULL;
-  if (server != NULL) {
-    up->mp_server = *server;
-  }
-}
-
-void sim_upstream_paths_changed(sim_upstream *up, t2s_tstamp now) {
-  for (size_t i = 0; i < up->nstreams; i++) {
-    sim_up_stream *s = up->streams[i];
-    if (s->state == ST_OPEN && s->mp == T2S_STREAM_MULTIPATH && s->has_path) {
-      mp_report(s, now); /* a subflow on a path that appeared, or gone with one that died */
-    }
-    if (s->state == ST_CLOSED || !s->has_path || !path_ok(s)) {
-      continue;
-    }
-    if (s->open_stalled) {
-      s->open_stalled = false;
-      schedule(s, now + s->beh.latency, SEV_OPEN, NULL, 0);
-    }
-    if (s->stalled) {
-      s->stalled = false;
-      schedule_deliver(s, now + s->path.latency);
-    }
-  }
-}
-
-size_t sim_upstream_dst_ifaces(const sim_upstream *up, const t2s_addr *dst, char *buf,
-                               size_t buflen) {
-  size_t n = 0, used = 0;
-  buf[0] = 0;
-  for (size_t i = 0; i < up->nstreams + up->ndgrams; i++) {
-    const sim_net_path *p;
-    if (i < up->nstreams) {
-      const sim_up_stream *s = up->streams[i];
-      if (!s->has_path || s->open_err != 0 || !dst_match(dst, &s->target)) {
-        continue;
-      }
-      p = &s->path;
-    } else {
-      const up_dgram *d = &up->dgrams[i - up->nstreams];
-      if (!d->has_path || !dst_match(dst, &d->relay)) {
-        continue;
-      }
-      p = &d->path;
-    }
-    n++;
-    /* Distinct names, in the order first used. */
-    char key[T2S_IFNAMSIZ + 2];
-    snprintf(key, sizeof(key), ",%s,", p->ifname);
-    char padded[512];
-    snprintf(padded, sizeof(padded), ",%s,", buf);
-    if (strstr(padded, key) == NULL && used + strlen(p->ifname) + 2 < buflen) {
-      used += (size_t)snprintf(buf + used, buflen - used, "%s%s", used ? "," : "", p->ifname);
-    }
-  }
-  return n;
 }

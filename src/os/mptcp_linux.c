@@ -5,8 +5,11 @@
 #include <linux/mptcp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include "log.h"
 
 #ifndef SOL_MPTCP
 #define SOL_MPTCP 284
@@ -72,4 +75,22 @@ int t2s_mptcp_status_get(int fd, t2s_mptcp_status *out) {
     from_sockaddr(&ss, &out->local[i]);
   }
   return 0;
+}
+
+void t2s_mptcp_log_status(uint64_t id, const t2s_mptcp_status *st) {
+  if (st->mp == T2S_STREAM_FALLBACK) {
+    T2S_DEBUG("upstream stream %llu: fell back to TCP (the proxy or the path has no MPTCP)",
+              (unsigned long long)id);
+    return;
+  }
+  char list[T2S_MPTCP_MAX_SUBFLOW_ADDRS * 48] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < st->naddrs && used < sizeof(list); i++) {
+    char a[64];
+    t2s_addr_format(&st->local[i], false, a, sizeof(a));
+    used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", a);
+  }
+  T2S_DEBUG("upstream stream %llu: multipath, %u subflow%s%s%s%s", (unsigned long long)id,
+            st->subflows, st->subflows == 1 ? "" : "s", used ? " (from " : "", list,
+            used ? ")" : "");
 }

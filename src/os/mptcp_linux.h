@@ -32,5 +32,7 @@ bool t2s_mptcp_unsupported(int err);
 
 /* Asks connected MPTCP socket fd what it is now. Returns 0, or -errno when it cannot tell. */
 int t2s_mptcp_status_get(int fd, t2s_mptcp_status *out);
+/* Logs (debug) what upstream stream id turned out to be: fallen back, or its subflows. */
+void t2s_mptcp_log_status(uint64_t id, const t2s_mptcp_status *st);
 
 #endif

@@ -397,24 +397,6 @@ static void stream_write_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---------------- Multipath TCP (--mptcp) ---------------- */
 
-static void log_mptcp(const usock *s, const t2s_mptcp_status *st) {
-  if (st->mp == T2S_STREAM_FALLBACK) {
-    T2S_DEBUG("upstream stream %llu: fell back to TCP (the proxy or the path has no MPTCP)",
-              (unsigned long long)s->id);
-    return;
-  }
-  char list[T2S_MPTCP_MAX_SUBFLOW_ADDRS * 48] = "";
-  size_t used = 0;
-  for (size_t i = 0; i < st->naddrs && used < sizeof(list); i++) {
-    char a[64];
-    t2s_addr_format(&st->local[i], false, a, sizeof(a));
-    used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", a);
-  }
-  T2S_DEBUG("upstream stream %llu: multipath, %u subflow%s%s%s%s", (unsigned long long)s->id,
-            st->subflows, st->subflows == 1 ? "" : "s", used ? " (from " : "", list,
-            used ? ")" : "");
-}
-
 /* Asks stream s what it is now and tells the engine when that changed (the first time
  * always). */
 static void mptcp_report(usock *s) {
@@ -433,7 +415,7 @@ static void mptcp_report(usock *s) {
   }
   s->mp = (uint8_t)st.mp;
   s->subflows = st.subflows;
-  log_mptcp(s, &st);
+  t2s_mptcp_log_status(s->id, &st);
   t2s_tstamp now = t2s_clock_monotonic_ns();
   if (up->sink.stream_multipath) {
     up->sink.stream_multipath(up->sink_arg, up->engine, s->id, st.mp, st.subflows, now);
