@@ -196,6 +196,30 @@ static void test_config_fields_all_recorded(void) {
 static engine_fake F;
 static int finish_rv; /* t2s_rec_finish's result in the last record_session */
 
+/*
+ * An engine on the fake drivers (F) with a recorder made from o and cfg: the device, the
+ * upstream connector, the monitor and the hooks all go through the recorder. *r holds the
+ * wrapped ops, which the engine borrows: it must outlive the engine.
+ */
+typedef struct recorded {
+  t2s_rec *rec;
+  t2s_engine *e;
+  t2s_device dev;
+  t2s_upstream up;
+  t2s_monitor mon;
+  t2s_engine_hooks hooks;
+} recorded;
+
+static void recorded_start(recorded *r, const t2s_rec_opts *o, const t2s_engine_config *cfg) {
+  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&r->rec, o, cfg), 0);
+  t2s_rec_wrap_device(r->rec, &F.dev, &r->dev);
+  t2s_rec_wrap_upstream(r->rec, &F.up, &r->up);
+  t2s_rec_wrap_monitor(r->rec, &F.mon, &r->mon);
+  t2s_rec_wrap_hooks(r->rec, NULL, &r->hooks);
+  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&r->e, cfg, &r->dev, &r->up, &r->hooks), 0);
+  t2s_engine_set_monitor(r->e, &r->mon);
+}
+
 static void build_syn(uint8_t *buf, size_t *len, uint16_t sport) {
   t2s_addr src, dst;
   t2s_addr_parse("198.18.0.2", &src);
@@ -241,19 +265,10 @@ static t2s_rec_stats record_session(membuf *m, t2s_rec_mode mode, uint64_t max_b
   o.max_bytes = max_bytes;
   o.build = "test_recording";
   o.options = "record_session";
-  t2s_rec *rec;
-  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
-  t2s_device dev;
-  t2s_upstream up;
-  t2s_monitor mon;
-  t2s_engine_hooks hooks;
-  t2s_rec_wrap_device(rec, &F.dev, &dev);
-  t2s_rec_wrap_upstream(rec, &F.up, &up);
-  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
-  t2s_rec_wrap_hooks(rec, NULL, &hooks);
-  t2s_engine *e;
-  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
-  t2s_engine_set_monitor(e, &mon);
+  recorded r;
+  recorded_start(&r, &o, &cfg);
+  t2s_rec *rec = r.rec;
+  t2s_engine *e = r.e;
 
   t2s_tstamp now = 10 * MS;
   for (uint16_t sport = 40000; sport < 40002; sport++) {
@@ -587,19 +602,10 @@ static void record_fake_dns_session(membuf *m, const char *const *table_names, s
   o.sink.arg = m;
   o.build = "test_recording";
   o.options = "fake_dns_session";
-  t2s_rec *rec;
-  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
-  t2s_device dev;
-  t2s_upstream up;
-  t2s_engine_hooks hooks;
-  t2s_rec_wrap_device(rec, &F.dev, &dev);
-  t2s_rec_wrap_upstream(rec, &F.up, &up);
-  t2s_monitor mon;
-  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
-  t2s_rec_wrap_hooks(rec, NULL, &hooks);
-  t2s_engine *e;
-  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
-  t2s_engine_set_monitor(e, &mon);
+  recorded r;
+  recorded_start(&r, &o, &cfg);
+  t2s_rec *rec = r.rec;
+  t2s_engine *e = r.e;
   t2s_tstamp now = 5 * MS;
   /* an A query for a new name: answered at once from the table */
   uint8_t q[64] = {0x07, 0x07, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
@@ -734,19 +740,10 @@ static void record_proxies_session(membuf *m, bool with_set_proxies) {
   memset(&o, 0, sizeof(o));
   o.sink.write = mem_write;
   o.sink.arg = m;
-  t2s_rec *rec;
-  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
-  t2s_device dev;
-  t2s_upstream up;
-  t2s_monitor mon;
-  t2s_engine_hooks hooks;
-  t2s_rec_wrap_device(rec, &F.dev, &dev);
-  t2s_rec_wrap_upstream(rec, &F.up, &up);
-  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
-  t2s_rec_wrap_hooks(rec, NULL, &hooks);
-  t2s_engine *e;
-  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
-  t2s_engine_set_monitor(e, &mon);
+  recorded r;
+  recorded_start(&r, &o, &cfg);
+  t2s_rec *rec = r.rec;
+  t2s_engine *e = r.e;
   t2s_engine_proxy px[2] = {{.username = "alice", .password = "secret"}, {.username = NULL}};
   t2s_addr_parse("192.0.2.1:1080", &px[0].addr);
   /* proxy 1 is a name not resolved yet: family 0 until proxy_set_addr */
@@ -894,19 +891,10 @@ static void random_session(membuf *m, uint64_t seed, int steps) {
   memset(&o, 0, sizeof(o));
   o.sink.write = mem_write;
   o.sink.arg = m;
-  t2s_rec *rec;
-  CU_ASSERT_EQUAL_FATAL(t2s_rec_new(&rec, &o, &cfg), 0);
-  t2s_device dev;
-  t2s_upstream up;
-  t2s_monitor mon;
-  t2s_engine_hooks hooks;
-  t2s_rec_wrap_device(rec, &F.dev, &dev);
-  t2s_rec_wrap_upstream(rec, &F.up, &up);
-  t2s_rec_wrap_monitor(rec, &F.mon, &mon);
-  t2s_rec_wrap_hooks(rec, NULL, &hooks);
-  t2s_engine *e;
-  CU_ASSERT_EQUAL_FATAL(t2s_engine_new(&e, &cfg, &dev, &up, &hooks), 0);
-  t2s_engine_set_monitor(e, &mon);
+  recorded r;
+  recorded_start(&r, &o, &cfg);
+  t2s_rec *rec = r.rec;
+  t2s_engine *e = r.e;
   t2s_rand rnd;
   t2s_rand_init(&rnd, seed * 7919 + 1);
   t2s_tstamp now = MS;
