@@ -165,16 +165,10 @@ def _tell(h, line):
     wait_for(lambda: f"host: {line} -> 0" in h.output(), f"the host's '{line}'", proc=h)
 
 
-def test_host_fed_events_reset_and_recover_without_rtnetlink(world, example):
-    world.start_dante()
-    # A second uplink to the proxy's network, used once the host says so (sockets bound to it).
-    veth(world.c, "198.51.100.1/24", world.p, "198.51.100.2/24", a_dev="va2", b_dev="vb2")
-    h = _start_host(world, example, "host-events", stdin=subprocess.PIPE, text=True)
-    wait_for(lambda: "listener: default interface va" in h.output(), "the start", proc=h)
-    assert _rtnetlink_sockets(h.pid) == [], "host mode opened an rtnetlink socket"
-    world.get_hello(h)
-
-    # "The default interface changed": the running flow is reset, new ones use va2.
+def _host_fed_change_and_sleep(world, h):
+    """The host says "the default interface changed" to va2 (the proxy is reachable through
+    it): the running flow is reset and new ones leave through va2. Then pause / resume: the
+    flow open across the sleep is reset and new flows work after. rtnetlink stays closed."""
     world.c.ip("route", "add", f"{PROXY4}/32", "via", "198.51.100.2", "dev", "va2")
     dl = _slow_download(world, "before-change")
     _tell(h, "net va2")
@@ -197,6 +191,18 @@ def test_host_fed_events_reset_and_recover_without_rtnetlink(world, example):
     assert dl.p.returncode != 0, dl.output()
     world.get_hello(h)
     assert _rtnetlink_sockets(h.pid) == []
+
+
+def test_host_fed_events_reset_and_recover_without_rtnetlink(world, example):
+    world.start_dante()
+    # A second uplink to the proxy's network, used once the host says so (sockets bound to it).
+    veth(world.c, "198.51.100.1/24", world.p, "198.51.100.2/24", a_dev="va2", b_dev="vb2")
+    h = _start_host(world, example, "host-events", stdin=subprocess.PIPE, text=True)
+    wait_for(lambda: "listener: default interface va" in h.output(), "the start", proc=h)
+    assert _rtnetlink_sockets(h.pid) == [], "host mode opened an rtnetlink socket"
+    world.get_hello(h)
+
+    _host_fed_change_and_sleep(world, h)
     h.p.stdin.close()
     assert h.stop() == 0, h.output()[-3000:]
     m = re.search(r"flows reset (\d+)", h.output())
@@ -231,30 +237,7 @@ def test_packet_callbacks_protect_and_host_events_without_rtnetlink(world, examp
     # Byte-exact downloads over IPv4 and IPv6, every packet through the callbacks.
     _download_both(world, h)
 
-    # "The default interface changed" (protect follows it): the running flow is reset, new
-    # flows leave through va2.
-    world.c.ip("route", "add", f"{PROXY4}/32", "via", "198.51.100.2", "dev", "va2")
-    dl = _slow_download(world, "before-change")
-    _tell(h, "net va2")
-    wait_for(lambda: not dl.alive(), "the flow's reset", timeout=15, proc=h)
-    assert dl.p.returncode != 0, dl.output()
-    wait_for(lambda: "listener: default interface va2" in h.output(), "the decision", proc=h)
-    before = int(world.c.run("cat", "/sys/class/net/va2/statistics/tx_bytes").stdout)
-    world.get_hello(h)
-    after = int(world.c.run("cat", "/sys/class/net/va2/statistics/tx_bytes").stdout)
-    assert after - before > 300, "the new flow did not leave through va2"
-
-    # Pause / resume: the flow open across the sleep is reset; new flows work after.
-    dl = _slow_download(world, "before-sleep")
-    _tell(h, "pause")
-    wait_for(lambda: "listener: network paused" in h.output(), "on_network_paused", proc=h)
-    _tell(h, "resume 5000")
-    wait_for(lambda: "listener: network resumed after 5000 ms" in h.output(),
-             "on_network_resumed", proc=h)
-    wait_for(lambda: not dl.alive(), "the reset at resume", timeout=15, proc=h)
-    assert dl.p.returncode != 0, dl.output()
-    world.get_hello(h)
-    assert _rtnetlink_sockets(h.pid) == []
+    _host_fed_change_and_sleep(world, h)
     h.p.stdin.close()
     assert h.stop() == 0, h.output()[-3000:]
     out = h.output()
