@@ -244,6 +244,38 @@ S(("::", int(sys.argv[2])), H).serve_forever()
 """
 
 
+# A paced HTTP origin (argv: ADDRESS PORT [HELLO]): /hello.txt answers HELLO ("hello through a
+# proxy" by default); any other path is 64 MiB paced by the server (32 KiB every 20 ms), so the
+# client's socket never holds a backlog and curl sees a reset as soon as it arrives (a client
+# reading slowly would first drain megabytes queued before the RST).
+PACED_ORIGIN_PY = r"""
+import http.server, sys, time
+HELLO = (sys.argv[3] if len(sys.argv) > 3 else "hello through a proxy").encode() + b"\n"
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path == "/hello.txt":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(HELLO)))
+            self.end_headers()
+            self.wfile.write(HELLO)
+            return
+        total, chunk = 64 << 20, b"x" * 32768
+        self.send_response(200)
+        self.send_header("Content-Length", str(total))
+        self.end_headers()
+        sent = 0
+        try:
+            while sent < total:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                time.sleep(0.02)
+        except OSError:
+            pass
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+"""
+
+
 def listening(ns: Netns, port: int, proto: str = "t") -> bool:
     r = ns.run("ss", f"-l{proto}nH", f"sport = :{port}", check=False)
     return r.returncode == 0 and r.stdout.strip() != ""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from test_bin_util import Netns, Process, need, start_dante, start_tun2sock, veth, wait_for
+from test_bin_util import PACED_ORIGIN_PY, Netns, Process, need, start_dante, start_tun2sock, veth, wait_for
 
 pytestmark = [pytest.mark.root]
 
@@ -36,35 +36,6 @@ GW1, ME1, GW2, ME2 = "198.51.100.1", "198.51.100.2", "203.0.113.1", "203.0.113.2
 METRICS_PORT = 9472
 RESET_WITHIN_S, NEW_FLOW_WITHIN_S = 2.0, 3.0
 
-# The origin: /hello.txt, and /slow, 64 MiB paced by the server (32 KiB every 20 ms), so the
-# client's socket never holds a backlog and curl sees a reset as soon as it arrives (a client
-# reading slowly would first drain megabytes queued before the RST).
-ORIGIN_PY = r"""
-import http.server, sys, time
-class H(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def do_GET(self):
-        if self.path == "/hello.txt":
-            body = b"hello after the change\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        total, chunk = 64 << 20, b"x" * 32768
-        self.send_response(200)
-        self.send_header("Content-Length", str(total))
-        self.end_headers()
-        sent = 0
-        try:
-            while sent < total:
-                self.wfile.write(chunk)
-                sent += len(chunk)
-                time.sleep(0.02)
-        except OSError:
-            pass
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
-"""
 
 class World:
     def __init__(self, tmp: Path, tun2sock_bin: Path):
@@ -78,8 +49,9 @@ class World:
         self.s.ip("addr", "add", f"{PROXY}/32", "dev", "lo")
         self.s.ip("addr", "add", f"{ORIGIN}/32", "dev", "lo")
         origin = tmp / "origin.py"
-        origin.write_text(ORIGIN_PY)
-        self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT)], tmp / "http.log")
+        origin.write_text(PACED_ORIGIN_PY)
+        self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT),
+                      "hello after the change"], tmp / "http.log")
         d = start_dante(self.s, tmp, [PROXY], SOCKS_PORT, external="lo", commands="connect")
         self.dante = d
         wait_for(lambda: self._listening(f"{PROXY}:{SOCKS_PORT}") and

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from test_bin_util import Netns, Process, need, start_dante, start_tun2sock, veth, wait_for
+from test_bin_util import PACED_ORIGIN_PY, Netns, Process, need, start_dante, start_tun2sock, veth, wait_for
 
 pytestmark = [pytest.mark.root]
 
@@ -34,33 +34,6 @@ PORT, HTTP_PORT, METRICS_PORT = 1080, 8080, 9475
 NAME = "proxy.test"
 REFUSED_WITHIN_S = 1.0
 
-# /hello.txt, and /slow: 64 MiB paced by the server (32 KiB every 20 ms).
-ORIGIN_PY = r"""
-import http.server, sys, time
-class H(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def do_GET(self):
-        if self.path == "/hello.txt":
-            body = b"hello through a proxy\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        total, chunk = 64 << 20, b"x" * 32768
-        self.send_response(200)
-        self.send_header("Content-Length", str(total))
-        self.end_headers()
-        sent = 0
-        try:
-            while sent < total:
-                self.wfile.write(chunk)
-                sent += len(chunk)
-                time.sleep(0.02)
-        except OSError:
-            pass
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
-"""
 
 
 class World:
@@ -84,7 +57,7 @@ class World:
         for a in (PA, PB, ORIGIN):
             self.s.ip("addr", "add", f"{a}/32", "dev", "lo")
         origin = self.tmp / "origin.py"
-        origin.write_text(ORIGIN_PY)
+        origin.write_text(PACED_ORIGIN_PY)
         self.s.start(["/usr/bin/python3", str(origin), ORIGIN, str(HTTP_PORT)],
                      self.tmp / "http.log")
         self.dante = {}
