@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "packet.h"
+
 /* ---- device ---- */
 
 int engine_fake_send(void *self, const uint8_t *pkt, size_t len) {
@@ -183,4 +185,28 @@ void engine_fake_set_route(engine_fake *f, uint32_t ifindex, const char *ifname,
   strncpy(f->route.ifname, ifname, sizeof(f->route.ifname) - 1);
   t2s_addr_parse(src, &f->route.src);
   f->route.local = local;
+}
+
+void engine_fake_run_to(t2s_engine *e, t2s_tstamp t) {
+  for (int i = 0; i < 1000; i++) {
+    t2s_tstamp x = t2s_engine_get_expiry(e);
+    if (x > t) {
+      break;
+    }
+    t2s_engine_handle_expiry(e, x);
+  }
+}
+
+int engine_fake_syn(t2s_engine *e, uint16_t sport, t2s_tstamp now) {
+  t2s_addr src, dst;
+  t2s_addr_parse("198.18.0.2", &src);
+  t2s_addr_parse("203.0.113.10:80", &dst);
+  src.port = sport;
+  uint8_t buf[128];
+  t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &src, &dst, 1000u * sport, 0, T2S_TCP_SYN, 65535,
+                              NULL, NULL, 0, NULL, 0);
+  if (n <= 0) {
+    return T2S_ERR_NOBUF; /* not built (never with this buffer) */
+  }
+  return t2s_engine_input(e, buf, (size_t)n, now);
 }

@@ -88,4 +88,11 @@ int engine_fake_send(void *self, const uint8_t *pkt, size_t len);
 void engine_fake_set_route(engine_fake *f, uint32_t ifindex, const char *ifname, const char *src,
                            bool local);
 
+/* Runs every timer of e due at or before t (at most 1000 expiries). */
+void engine_fake_run_to(t2s_engine *e, t2s_tstamp t);
+/* Feeds e a SYN without options from the client 198.18.0.2:sport to 203.0.113.10:80 (ISN
+ * 1000 * sport) at now. Returns what t2s_engine_input returned, or T2S_ERR_NOBUF when the
+ * packet could not be built. */
+int engine_fake_syn(t2s_engine *e, uint16_t sport, t2s_tstamp now);
+
 #endif

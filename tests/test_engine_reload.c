@@ -46,25 +46,11 @@ static void teardown(void) {
 }
 
 static void run_to(t2s_tstamp t) {
-  for (int i = 0; i < 1000; i++) {
-    t2s_tstamp x = t2s_engine_get_expiry(EE);
-    if (x > t) {
-      break;
-    }
-    t2s_engine_handle_expiry(EE, x);
-  }
+  engine_fake_run_to(EE, t);
 }
 
 static void syn(uint16_t sport, t2s_tstamp now) {
-  t2s_addr src, dst;
-  t2s_addr_parse("198.18.0.2", &src);
-  t2s_addr_parse("203.0.113.10:80", &dst);
-  src.port = sport;
-  uint8_t buf[128];
-  t2s_ssize n = t2s_build_tcp(buf, sizeof(buf), &src, &dst, 1000u * sport, 0, T2S_TCP_SYN, 65535,
-                              NULL, NULL, 0, NULL, 0);
-  CU_ASSERT_FATAL(n > 0);
-  t2s_engine_input(EE, buf, (size_t)n, now);
+  CU_ASSERT_FATAL(engine_fake_syn(EE, sport, now) != T2S_ERR_NOBUF);
 }
 
 static size_t rsts_to(uint16_t sport) {
