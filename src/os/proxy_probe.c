@@ -215,27 +215,6 @@ void t2s_proxy_prober_del(t2s_proxy_prober *p) {
   free(p);
 }
 
-static int to_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t *plen) {
-  memset(ss, 0, sizeof(*ss));
-  if (a->family == T2S_AF_INET) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(a->port);
-    memcpy(&sin->sin_addr, a->ip, 4);
-    *plen = sizeof(*sin);
-    return 0;
-  }
-  if (a->family == T2S_AF_INET6) {
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(a->port);
-    memcpy(&sin6->sin6_addr, a->ip, 16);
-    *plen = sizeof(*sin6);
-    return 0;
-  }
-  return T2S_ERR_INVALID_ARGUMENT;
-}
-
 /* Without a connector: the mark and the interface (best effort, as before). */
 static int apply_egress(int fd, const t2s_egress *eg) {
   if (eg && eg->mark) {
@@ -264,7 +243,7 @@ int t2s_proxy_probe_start(t2s_proxy_prober *p, size_t index, const t2s_addr *add
   }
   struct sockaddr_storage ss;
   socklen_t sl;
-  if (to_sockaddr(addr, &ss, &sl) != 0) {
+  if (t2s_upstream_sock_sockaddr(addr, &ss, &sl) != 0) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
   pr->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);

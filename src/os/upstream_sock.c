@@ -281,7 +281,7 @@ static void after(t2s_upstream_sock *up) {
 
 /* ---------------- socket setup ---------------- */
 
-static int to_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t *plen) {
+int t2s_upstream_sock_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t *plen) {
   memset(ss, 0, sizeof(*ss));
   if (a->family == T2S_AF_INET) {
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -337,7 +337,7 @@ static int apply_egress(int fd, const t2s_addr *dst, const t2s_egress *eg, bool 
     src.port = 0;
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    if (to_sockaddr(&src, &ss, &len) != 0) {
+    if (t2s_upstream_sock_sockaddr(&src, &ss, &len) != 0) {
       return EAFNOSUPPORT;
     }
     if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
@@ -684,7 +684,7 @@ static int usock_open(t2s_upstream_sock *up, uint64_t id, usock_kind kind, const
   }
   struct sockaddr_storage ss;
   socklen_t sslen;
-  if (to_sockaddr(dst, &ss, &sslen) != 0) {
+  if (t2s_upstream_sock_sockaddr(dst, &ss, &sslen) != 0) {
     return T2S_ERR_INVALID_ARGUMENT;
   }
   int err = 0;

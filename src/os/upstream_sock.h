@@ -17,6 +17,7 @@
 #define T2S_UPSTREAM_SOCK_H
 
 #include <event2/event.h>
+#include <sys/socket.h>
 
 #include "engine.h"
 
@@ -76,6 +77,9 @@ void t2s_upstream_sock_set_sink(t2s_upstream_sock *up, const t2s_upstream_sink *
  * (the default) reports them directly. A sink over rec.h's t2s_rec_stream_* entry points, in
  * upstream_sock_rec.c: a program that never calls this does not link the recorder. */
 void t2s_upstream_sock_set_recorder(t2s_upstream_sock *up, t2s_rec *rec);
+/* Fills *ss and *plen with a (IPv4 or IPv6, with its port). Returns 0 or
+ * T2S_ERR_INVALID_ARGUMENT (another family). Also used by the proxy prober. */
+int t2s_upstream_sock_sockaddr(const t2s_addr *a, struct sockaddr_storage *ss, socklen_t *plen);
 /* Housekeeping at a safe point (outside any engine call): resumes reads of streams whose
  * engine-side room reopened, frees closed sockets. Bounded by the number of such sockets. */
 void t2s_upstream_sock_poll(t2s_upstream_sock *up);
