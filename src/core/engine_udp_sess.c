@@ -215,6 +215,27 @@ static void queue_free(t2s_mem *mem, usess *s) {
   s->kept_count = 0;
 }
 
+/* Appends a copy of data[0..len) for dst to the list head..tail (the setup queue or the kept
+ * DNS queries). Returns false when there is no memory (nothing appended). */
+static bool qitem_push(t2s_engine *e, qitem **head, qitem **tail, const t2s_addr *dst,
+                       const uint8_t *data, size_t len) {
+  qitem *q = t2s_malloc(e->mem, sizeof(*q) + len);
+  if (q == NULL) {
+    return false;
+  }
+  q->next = NULL;
+  q->dst = *dst;
+  q->len = len;
+  memcpy(q->data, data, len);
+  if (*tail) {
+    (*tail)->next = q;
+  } else {
+    *head = q;
+  }
+  *tail = q;
+  return true;
+}
+
 /* DNS_TCP: keeps a copy of a query written to the stream (not at DNS_KEPT_MAX or without
  * memory: that one is then lost in silence if the stream fails). */
 static void kept_add(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t *data,
@@ -222,21 +243,9 @@ static void kept_add(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8_t
   if (s->kept_count >= DNS_KEPT_MAX || len < 2) {
     return;
   }
-  qitem *q = t2s_malloc(e->mem, sizeof(*q) + len);
-  if (q == NULL) {
-    return;
+  if (qitem_push(e, &s->kept_head, &s->kept_tail, dst, data, len)) {
+    s->kept_count++;
   }
-  q->next = NULL;
-  q->dst = *dst;
-  q->len = len;
-  memcpy(q->data, data, len);
-  if (s->kept_tail) {
-    s->kept_tail->next = q;
-  } else {
-    s->kept_head = q;
-  }
-  s->kept_tail = q;
-  s->kept_count++;
 }
 
 void t2s_udp_kept_answered(t2s_engine *e, usess *s, bool have_id, uint16_t id) {
@@ -470,23 +479,12 @@ void t2s_udp_sess_send(t2s_engine *e, usess *s, const t2s_addr *dst, const uint8
                      T2S_DNS_SERVFAIL_QUEUE_FULL);
     return;
   }
-  qitem *q = t2s_malloc(e->mem, sizeof(*q) + len);
-  if (q == NULL) {
+  if (!qitem_push(e, &s->qhead, &s->qtail, dst, data, len)) {
     t2s_engine_drop(e, T2S_DROP_NO_BUFFER, now, NULL);
     t2s_udp_servfail(e, &s->client, t2s_udp_reply_src(e, s, dst), data, len,
                      T2S_DNS_SERVFAIL_QUEUE_FULL);
     return;
   }
-  q->next = NULL;
-  q->dst = *dst;
-  q->len = len;
-  memcpy(q->data, data, len);
-  if (s->qtail) {
-    s->qtail->next = q;
-  } else {
-    s->qhead = q;
-  }
-  s->qtail = q;
   s->qcount++;
   s->qbytes += len;
 }
