@@ -439,6 +439,33 @@ static void test_quickack_after_hole_and_duplicate(void) {
   tfx_teardown(&f);
 }
 
+/* A retransmission wholly below RCV.NXT (not acceptable: only its ACK, with a D-SACK block)
+ * also re-enters quick-ack, as Linux's tcp_send_dupack does: the peer retransmitted because our
+ * ACK was lost or its timer fired, so its window is small; the next TCP_QUICKACKS segments are
+ * ACKed at once instead of after TCP_DELACK_TIMEOUT. */
+static void test_quickack_after_old_duplicate(void) {
+  tfx f;
+  tfx_setup(&f, NULL);
+  established(&f, 7, true, true);
+  quickacks_used_up(&f);
+  uint8_t buf[1000];
+  tseg s;
+  feed_segment(&f, T2S_TCP_ACK | T2S_TCP_PSH, f.pseq - 2000, f.pack, f.pwnd, NULL, data, 1000);
+  expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, &s);
+  CU_ASSERT_FATAL(s.opts.nsack >= 1); /* D-SACK (RFC 2883) */
+  CU_ASSERT(s.opts.sack[0].left == f.pseq - 2000 && s.opts.sack[0].right == f.pseq - 1000);
+  CU_ASSERT(f.n_recv == TCP_QUICKACKS);
+  for (int i = 0; i < TCP_QUICKACKS; i++) { /* each ACKed at once, not after 40 ms */
+    feed_data(&f, data, 1000);
+    expect_segment(&f, T2S_TCP_ACK, f.pack, f.pseq, NULL);
+    CU_ASSERT(tfx_read(&f, buf, sizeof(buf)) == 1000);
+  }
+  feed_data(&f, data, 1000); /* then delayed again */
+  expect_nothing(&f);
+  CU_ASSERT(t2s_tcp_get_expiry(f.st) == f.now + TCP_DELACK_TIMEOUT);
+  tfx_teardown(&f);
+}
+
 /* Five 1000-byte segments in flight; the first is lost. */
 static uint32_t five_in_flight(tfx *f) {
   uint32_t una = f->pack;
@@ -777,6 +804,8 @@ int t2s_test_register_tcp_data(void) {
       !CU_add_test(s, "quick-ack again after idle > RTO", test_quickack_after_idle) ||
       !CU_add_test(s, "quick-ack again after a hole or a duplicate",
                    test_quickack_after_hole_and_duplicate) ||
+      !CU_add_test(s, "quick-ack again after a segment wholly below rcv.nxt",
+                   test_quickack_after_old_duplicate) ||
       !CU_add_test(s, "OOO FIN", test_ooo_fin) ||
       !CU_add_test(s, "OOO FIN at sequence 0", test_ooo_fin_at_zero) ||
       !CU_add_test(s, "SACK blocks fit in the MTU", test_sack_blocks_within_mtu) ||

@@ -572,8 +572,12 @@ t2s_drop_reason t2s_tcp_input_conn(t2s_tcp_conn *c, const t2s_pkt *pkt, t2s_tsta
   }
   if (!t2s_tcp_acceptable(c->rcv.nxt, th->seq, seglen, wnd)) {
     if (pkt->payload_len > 0 && t2s_seq_lt(th->seq, c->rcv.nxt)) {
-      /* Data the peer sent before: report it (a spurious retransmission, RFC 2883). */
+      /* Data the peer sent before: report it (a spurious retransmission, RFC 2883), and ACK
+       * the next segments at once (Linux's tcp_send_dupack): the peer retransmitted because
+       * our ACK was lost or its timer fired, so its window is small and it needs prompt ACKs,
+       * as after a duplicate that overlaps new data (process_data). */
       dsack_note(c, th->seq, t2s_seq_min(th->seq + (uint32_t)pkt->payload_len, c->rcv.nxt));
+      c->quickacks = TCP_QUICKACKS;
     }
     if (!(th->flags & T2S_TCP_RST)) {
       c->need_ack = true;
