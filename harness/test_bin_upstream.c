@@ -50,6 +50,11 @@ size_t t2s_engine_stream_recv_space(const t2s_engine *e, uint64_t id) {
   (void)e, (void)id;
   return space;
 }
+size_t t2s_engine_stream_recv_buf(t2s_engine *e, uint64_t id, size_t len, uint8_t **pbuf) {
+  (void)e, (void)id, (void)len;
+  *pbuf = NULL; /* no in-place room: the connector reads into its own buffer */
+  return 0;
+}
 size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *d, size_t len,
                               t2s_tstamp now) {
   (void)e, (void)id, (void)d, (void)now;

@@ -1122,6 +1122,51 @@ static void test_parse_l4_csum_valid(void) {
   }
 }
 
+/* The gathered builder (headers only, the payload where it is) gives the same bytes as the
+ * whole-packet builder, for every split of the payload into two pieces (odd first pieces
+ * included: the second then starts at an odd offset of the checksummed data), v4 and v6, with
+ * a full checksum and with a partial one. */
+static void test_tcp_hdr_gathered(void) {
+  uint8_t payload[301];
+  for (size_t i = 0; i < sizeof(payload); i++) {
+    payload[i] = (uint8_t)(i * 37 + 11);
+  }
+  t2s_tcp_opts o;
+  memset(&o, 0, sizeof(o));
+  o.has_ts = true;
+  o.ts_val = 0x01020304;
+  o.ts_ecr = 0x0a0b0c0d;
+  for (int v6 = 0; v6 <= 1; v6++) {
+    t2s_addr s = addr(v6 ? "[2001:db8::1]:4000" : "192.0.2.1:4000");
+    t2s_addr d = addr(v6 ? "[2001:db8::2]:80" : "198.51.100.7:80");
+    for (size_t partial = 0; partial <= 1; partial++) {
+      for (size_t total = 0; total <= sizeof(payload); total += 37) {
+        for (size_t l1 = 0; l1 <= total; l1 += (total > 10 ? 7 : 1)) {
+          uint8_t whole[512], hdr[128], joined[512];
+          size_t over = partial ? 100 : 0;
+          t2s_ssize n = t2s_build_tcp_ex(whole, sizeof(whole), &s, &d, 7, 9, T2S_TCP_ACK, 1000, &o,
+                                         payload, l1, payload + l1, total - l1, over);
+          t2s_ssize h = t2s_build_tcp_hdr(hdr, sizeof(hdr), &s, &d, 7, 9, T2S_TCP_ACK, 1000, &o,
+                                          payload, l1, payload + l1, total - l1, over);
+          CU_ASSERT_FATAL(n > 0 && h > 0);
+          CU_ASSERT_EQUAL_FATAL((size_t)n, (size_t)h + total);
+          memcpy(joined, hdr, (size_t)h);
+          memcpy(joined + h, payload, total);
+          CU_ASSERT_EQUAL_FATAL(memcmp(joined, whole, (size_t)n), 0);
+          if (!partial || (size_t)n <= over) {
+            t2s_pkt p;
+            CU_ASSERT_EQUAL(t2s_pkt_parse(joined, (size_t)n, &p), T2S_DROP_NONE);
+          }
+        }
+      }
+    }
+    /* Only the headers need room in the buffer. */
+    uint8_t small[80];
+    CU_ASSERT_TRUE(t2s_build_tcp_hdr(small, sizeof(small), &s, &d, 1, 2, T2S_TCP_ACK, 3, &o,
+                                     payload, sizeof(payload), NULL, 0, 0) > 0);
+  }
+}
+
 int t2s_test_register_packet(void) {
   CU_pSuite s = CU_add_suite("packet", NULL, NULL);
   if (s == NULL || !CU_add_test(s, "csum RFC 1071 vectors", test_csum_rfc1071) ||
@@ -1136,6 +1181,8 @@ int t2s_test_register_packet(void) {
       !CU_add_test(s, "icmp echo reply round trip v4/v6", test_icmp_echo_roundtrip) ||
       !CU_add_test(s, "icmp unreachable quoting limits", test_icmp_unreach) ||
       !CU_add_test(s, "builder errors", test_builder_errors) ||
+      !CU_add_test(s, "tcp headers for a gathered write equal the whole packet",
+                   test_tcp_hdr_gathered) ||
       !CU_add_test(s, "parse trailing bytes, options, tos", test_parse_trailing_and_fields) ||
       !CU_add_test(s, "parse ipv6 extension chain", test_parse_ipv6_ext) ||
       !CU_add_test(s, "drop: ip level", test_drop_ip_level) ||

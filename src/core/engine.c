@@ -95,6 +95,12 @@ static int tcp_output_cb(void *arg, const uint8_t *pkt, size_t len) {
   return t2s_engine_send(arg, pkt, len);
 }
 
+static int tcp_output_v_cb(void *arg, const uint8_t *hdr, size_t hdrlen, const uint8_t *p1,
+                           size_t l1, const uint8_t *p2, size_t l2) {
+  t2s_iovec iov[3] = {{hdr, hdrlen}, {p1, l1}, {p2, l2}};
+  return t2s_engine_sendv(arg, iov, l2 > 0 ? 3 : 2);
+}
+
 /* ---- the TCP stack's callbacks, dispatched by kind ----
  * A SYN goes to the kind that terminates such connections (with --fake-dns, port 53 is the
  * DNS responder's; everything else a TCP session's). Its on_syn makes the connection's user its
@@ -212,6 +218,8 @@ int t2s_engine_new(t2s_engine **pengine, const t2s_engine_config *cfg, const t2s
   t2s_engine_fakedns_tcp_callbacks(&e->conn_cbs[T2S_FLOW_DNS_LOCAL]);
   t2s_tcp_callbacks cbs = {
       .output = tcp_output_cb,
+      /* A device that writes a packet gathered takes a segment's payload from the ring. */
+      .output_v = e->dev.ops->sendv != NULL ? tcp_output_v_cb : NULL,
       .on_syn = conn_syn,
       .on_established = conn_established,
       .on_recv = conn_recv,
@@ -413,6 +421,13 @@ void t2s_engine_stream_opened(t2s_engine *e, uint64_t id, int err, t2s_tstamp no
 size_t t2s_engine_stream_recv_space(const t2s_engine *e, uint64_t id) {
   const t2s_flow *f = flow_of(e, id);
   return f != NULL && f->ops->stream_recv_space != NULL ? f->ops->stream_recv_space(e, f) : 0;
+}
+
+size_t t2s_engine_stream_recv_buf(t2s_engine *e, uint64_t id, size_t len, uint8_t **pbuf) {
+  t2s_flow *f = flow_of(e, id);
+  *pbuf = NULL;
+  return f != NULL && f->ops->stream_recv_buf != NULL ? f->ops->stream_recv_buf(e, f, len, pbuf)
+                                                      : 0;
 }
 
 size_t t2s_engine_stream_recv(t2s_engine *e, uint64_t id, const uint8_t *data, size_t len,

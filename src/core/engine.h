@@ -252,6 +252,11 @@ int t2s_engine_handle_expiry(t2s_engine *engine, t2s_tstamp now);
 void t2s_engine_stream_opened(t2s_engine *engine, uint64_t id, int err, t2s_tstamp now);
 /* How many bytes the engine can take now for stream id (the connector reads at most this). */
 size_t t2s_engine_stream_recv_space(const t2s_engine *engine, uint64_t id);
+/* Where the connector may read up to len bytes of stream id in place, into the flow's own
+ * buffer: *pbuf and the room there (0, *pbuf NULL: none; read into a buffer of its own). Bytes
+ * read there are then handed over with t2s_engine_stream_recv(engine, id, *pbuf, n, now), which
+ * takes them without a copy. Nothing else may be called for id in between. */
+size_t t2s_engine_stream_recv_buf(t2s_engine *engine, uint64_t id, size_t len, uint8_t **pbuf);
 /* Bytes arrived on stream id. Returns how many were taken (all, when len <= recv_space). */
 size_t t2s_engine_stream_recv(t2s_engine *engine, uint64_t id, const uint8_t *data, size_t len,
                               t2s_tstamp now);

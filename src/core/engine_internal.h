@@ -88,6 +88,8 @@ struct t2s_engine {
 
 /* Sends a packet toward the clients and counts it. */
 int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len);
+/* The same for a packet in pieces, through the device's sendv (which must be set). */
+int t2s_engine_sendv(t2s_engine *e, const t2s_iovec *iov, size_t niov);
 /* Sends toward the sender of *orig an ICMP destination unreachable from `from` (code: the
  * family's ICMP code, see t2s_build_icmp_unreach) quoting orig. Returns true when sent. */
 bool t2s_engine_send_unreach(t2s_engine *e, const t2s_addr *from, const t2s_pkt *orig,

@@ -52,6 +52,16 @@ int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len) {
   return 0;
 }
 
+int t2s_engine_sendv(t2s_engine *e, const t2s_iovec *iov, size_t niov) {
+  int rv = e->dev.ops->sendv(e->dev.self, iov, niov);
+  if (rv != 0) {
+    e->stats.drops[T2S_DROP_DEVICE_ERROR]++;
+    return rv;
+  }
+  e->stats.packets_out++;
+  return 0;
+}
+
 bool t2s_engine_send_unreach(t2s_engine *e, const t2s_addr *from, const t2s_pkt *orig,
                              uint8_t code) {
   t2s_ssize n = t2s_build_icmp_unreach(e->outbuf, sizeof(e->outbuf), from, orig, code);

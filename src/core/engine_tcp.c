@@ -540,6 +540,15 @@ static size_t tcp_stream_recv_space(const t2s_engine *e, const t2s_flow *f) {
   return t2s_tcp_send_space(s->conn);
 }
 
+static size_t tcp_stream_recv_buf(t2s_engine *e, t2s_flow *f, size_t len, uint8_t **pbuf) {
+  (void)e;
+  t2s_session *s = session_of(f);
+  if (s->conn == NULL || s->phase != PHASE_SPLICE) {
+    return 0;
+  }
+  return t2s_tcp_send_buf(s->conn, len, pbuf);
+}
+
 static size_t splice_down(t2s_session *s, const uint8_t *data, size_t len, t2s_tstamp now) {
   t2s_engine *e = s->engine;
   t2s_ssize n = t2s_tcp_send(s->conn, data, len, now);
@@ -635,6 +644,7 @@ static const t2s_flow_ops tcp_flow_ops = {
     .name = "tcp",
     .stream_opened = tcp_stream_opened,
     .stream_recv_space = tcp_stream_recv_space,
+    .stream_recv_buf = tcp_stream_recv_buf,
     .stream_recv = tcp_stream_recv,
     .stream_eof = tcp_stream_eof,
     .stream_writable = tcp_stream_writable,

@@ -62,6 +62,9 @@ typedef struct t2s_flow_ops {
   const char *name; /* "tcp", "udp", ... (logs, tests) */
   void (*stream_opened)(struct t2s_engine *e, t2s_flow *f, int err, t2s_tstamp now);
   size_t (*stream_recv_space)(const struct t2s_engine *e, const t2s_flow *f);
+  /* Optional: where up to len received bytes could be read in place (engine.h,
+   * t2s_engine_stream_recv_buf); 0 when the kind has no such room. */
+  size_t (*stream_recv_buf)(struct t2s_engine *e, t2s_flow *f, size_t len, uint8_t **pbuf);
   size_t (*stream_recv)(struct t2s_engine *e, t2s_flow *f, const uint8_t *data, size_t len,
                         t2s_tstamp now);
   void (*stream_eof)(struct t2s_engine *e, t2s_flow *f, t2s_tstamp now);

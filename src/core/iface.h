@@ -31,6 +31,12 @@ typedef struct t2s_device_caps {
   uint32_t offloads; /* T2S_DEVICE_OFFLOAD_* */
 } t2s_device_caps;
 
+/* A piece of a packet given in pieces (t2s_device_ops.sendv). */
+typedef struct t2s_iovec {
+  const uint8_t *base;
+  size_t len;
+} t2s_iovec;
+
 typedef struct t2s_device_ops {
   /* Receives one IP packet into buf. Returns its length, T2S_ERR_WOULDBLOCK when none is
    * waiting, or another negative error. The engine does not call this: the runner does, and
@@ -48,6 +54,11 @@ typedef struct t2s_device_ops {
    * returned, passed to t2s_engine_input_ex(); a TUN with checksum offload vouches for the
    * checksums of packets the local kernel sent (virtio NEEDS_CSUM / DATA_VALID). */
   unsigned (*rx_flags)(void *self);
+  /* Optional (may be NULL): send() of one packet given as niov pieces in order (at most 3;
+   * the first holds the IP and TCP headers whole), all borrowed for the call, so a TCP
+   * segment's payload goes from the send buffer to the device without a copy. NULL: the
+   * engine builds every packet whole and calls send(). */
+  int (*sendv)(void *self, const t2s_iovec *iov, size_t niov);
 } t2s_device_ops;
 
 typedef struct t2s_device {

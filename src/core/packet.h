@@ -173,6 +173,13 @@ t2s_ssize t2s_build_tcp_ex(uint8_t *buf, size_t buflen, const t2s_addr *src, con
                            uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
                            const t2s_tcp_opts *opts, const uint8_t *p1, size_t len1,
                            const uint8_t *p2, size_t len2, size_t partial_over);
+/* The same, but only the IP and TCP headers are written into buf: the packet is the headers
+ * (the length returned) followed by the payload pieces where they are, for a device that
+ * writes it gathered (t2s_device_ops.sendv). The checksum covers the pieces in place. */
+t2s_ssize t2s_build_tcp_hdr(uint8_t *buf, size_t buflen, const t2s_addr *src, const t2s_addr *dst,
+                            uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
+                            const t2s_tcp_opts *opts, const uint8_t *p1, size_t len1,
+                            const uint8_t *p2, size_t len2, size_t partial_over);
 
 /* Builds an IP+UDP datagram (ports from the addresses). Returns the length or T2S_ERR_NOBUF. */
 t2s_ssize t2s_build_udp(uint8_t *buf, size_t buflen, const t2s_addr *src, const t2s_addr *dst,

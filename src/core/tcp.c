@@ -402,6 +402,9 @@ size_t t2s_tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t
   T2S_ASSERT((uint64_t)off + len <= r->cap && r->head < r->cap);
   uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
   size_t first = T2S_MIN(len, (size_t)(r->cap - pos));
+  if (data == r->buf + pos && len == first) {
+    return len; /* read into the ring in place (t2s_tcp_send_buf) */
+  }
   memcpy(r->buf + pos, data, first);
   if (len > first) {
     memcpy(r->buf, data + first, len - first);
@@ -621,6 +624,19 @@ size_t t2s_tcp_send_space(const t2s_tcp_conn *c) {
     return 0;
   }
   return t2s_tcp_sbuf_space(c);
+}
+
+size_t t2s_tcp_send_buf(t2s_tcp_conn *c, size_t len, uint8_t **pbuf) {
+  *pbuf = NULL;
+  tcp_ring *r = &c->sbuf;
+  size_t n = T2S_MIN(len, t2s_tcp_send_space(c));
+  if (r->cap == 0 || n == 0 || c->sbuf_len >= r->cap) {
+    return 0;
+  }
+  uint32_t pos = (uint32_t)(((uint64_t)r->head + c->sbuf_len) % r->cap);
+  n = T2S_MIN(n, (size_t)(r->cap - c->sbuf_len));
+  *pbuf = r->buf + pos;
+  return T2S_MIN(n, (size_t)(r->cap - pos));
 }
 
 size_t t2s_tcp_send_queued(const t2s_tcp_conn *c) {

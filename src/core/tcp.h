@@ -69,6 +69,11 @@ void t2s_tcp_config_default(t2s_tcp_config *cfg);
 typedef struct t2s_tcp_callbacks {
   /* Sends one IP packet (borrowed for the call). Returns 0 or a negative error. */
   int (*output)(void *arg, const uint8_t *pkt, size_t len);
+  /* Optional (may be NULL): sends one data segment given as its IP and TCP headers (hdr,
+   * hdrlen) followed by its payload in two pieces of the send buffer (all borrowed for the
+   * call): no copy of the payload into a packet buffer. NULL: output gets every packet whole. */
+  int (*output_v)(void *arg, const uint8_t *hdr, size_t hdrlen, const uint8_t *p1, size_t l1,
+                  const uint8_t *p2, size_t l2);
   /* A SYN created connection c (state SYN_PENDING). Return 0 to hold it (the owner later calls
    * accept or refuse), or a negative error to refuse at once (RST). May be NULL: then the stack
    * accepts at once. */
@@ -135,6 +140,12 @@ int t2s_tcp_connect(t2s_tcp_stack *stack, const t2s_addr *local, const t2s_addr 
 t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tstamp now);
 /* Free bytes in the send buffer. */
 size_t t2s_tcp_send_space(const t2s_tcp_conn *c);
+/* Where up to len more bytes could be put into the send buffer in place (a socket read straight
+ * into it): *pbuf and the contiguous room there, within the buffer's current size (it is not
+ * grown: t2s_tcp_send grows it by what actually arrives). 0 (and *pbuf NULL) when there is
+ * none. Nothing is queued until t2s_tcp_send(c, *pbuf, n, now) takes the n bytes read there,
+ * without copying them. */
+size_t t2s_tcp_send_buf(t2s_tcp_conn *c, size_t len, uint8_t **pbuf);
 /* Bytes queued but not yet acknowledged by the peer. */
 size_t t2s_tcp_send_queued(const t2s_tcp_conn *c);
 

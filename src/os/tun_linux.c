@@ -151,14 +151,15 @@ static int tun_write(t2s_tun *tun, const struct iovec *iov, int niov) {
 
 /* A TCP packet over the MTU is a super-segment whose checksum field the engine already filled
  * with the pseudo-header sum (the device contract, iface.h): the kernel completes it for each
- * segment it cuts. Everything else goes out with an all-zero header. */
-static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
+ * segment it cuts. Everything else goes out with an all-zero header. The packet is pktlen
+ * bytes in niov pieces (at most 3) of which the first holds the IP and TCP headers whole. */
+static int tun_send_vnet(t2s_tun *tun, const t2s_iovec *piov, size_t niov, size_t pktlen) {
   struct virtio_net_hdr h;
   memset(&h, 0, sizeof(h));
   size_t ihl, thl;
   bool v6;
   if (pktlen > tun->mtu && (tun->offloads & T2S_DEVICE_OFFLOAD_TSO) &&
-      tcp_headers(pkt, pktlen, &ihl, &thl, &v6) && tun->mtu > ihl + thl) {
+      tcp_headers(piov[0].base, piov[0].len, &ihl, &thl, &v6) && tun->mtu > ihl + thl) {
     h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     h.gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
     h.hdr_len = (uint16_t)(ihl + thl);
@@ -167,9 +168,16 @@ static int tun_send_vnet(t2s_tun *tun, const uint8_t *pkt, size_t pktlen) {
     h.csum_offset = 16;
     tun->tx_gso++;
   }
-  struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
-                         {.iov_base = (void *)pkt, .iov_len = pktlen}};
-  return tun_write(tun, iov, 2);
+  struct iovec iov[4] = {{.iov_base = &h, .iov_len = sizeof(h)}};
+  int n = 1;
+  for (size_t i = 0; i < niov && i < 3; i++) {
+    if (piov[i].len > 0) {
+      iov[n].iov_base = (void *)piov[i].base;
+      iov[n].iov_len = piov[i].len;
+      n++;
+    }
+  }
+  return tun_write(tun, iov, n);
 }
 
 /* A failed read: the errno read here goes into the warning; the caller gets T2S_ERR_*. */
@@ -213,7 +221,8 @@ static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
 static int tun_send(void *self, const uint8_t *pkt, size_t pktlen) {
   t2s_tun *tun = self;
   if (tun->vnet) {
-    return tun_send_vnet(tun, pkt, pktlen);
+    t2s_iovec iov = {pkt, pktlen};
+    return tun_send_vnet(tun, &iov, 1, pktlen);
   }
   t2s_tun_uring *u = uring_of(tun);
   if (u) {
@@ -233,11 +242,29 @@ static unsigned tun_rx_flags(void *self) {
   return ((t2s_tun *)self)->rx_flags;
 }
 
+/* With IFF_VNET_HDR a segment is written gathered (header, then the payload where the engine
+ * holds it): one writev, no copy into a packet buffer. */
+static int tun_sendv(void *self, const t2s_iovec *iov, size_t niov) {
+  size_t len = 0;
+  for (size_t i = 0; i < niov; i++) {
+    len += iov[i].len;
+  }
+  return tun_send_vnet(self, iov, niov, len);
+}
+
 static const t2s_device_ops tun_ops = {
     .recv = tun_recv,
     .send = tun_send,
     .get_caps = tun_get_caps,
     .rx_flags = tun_rx_flags,
+};
+
+static const t2s_device_ops tun_vnet_ops = {
+    .recv = tun_recv,
+    .send = tun_send,
+    .get_caps = tun_get_caps,
+    .rx_flags = tun_rx_flags,
+    .sendv = tun_sendv,
 };
 
 int t2s_tun_flush(t2s_tun *tun) {
@@ -256,7 +283,7 @@ bool t2s_tun_rx_pending(const t2s_tun *tun) {
 }
 
 void t2s_tun_device(t2s_tun *tun, t2s_device *dev) {
-  dev->ops = &tun_ops;
+  dev->ops = tun->vnet ? &tun_vnet_ops : &tun_ops;
   dev->self = tun;
 }
 

@@ -547,9 +547,18 @@ static void stream_read_cb(evutil_socket_t fd, short what, void *arg) {
       break;
     }
     size_t want = T2S_MIN(space, sizeof(up->buf));
-    ssize_t n = recv(s->fd, up->buf, want, MSG_DONTWAIT);
+    /* Into the flow's send ring in place when it has the room in one piece (4 KiB, or all that
+     * is wanted): no copy through up->buf. A wrapping ring gives its start at the next read. */
+    uint8_t *dst = NULL;
+    size_t room = t2s_engine_stream_recv_buf(up->engine, s->id, want, &dst);
+    if (dst == NULL || room < T2S_MIN(want, 4096u)) {
+      dst = up->buf;
+    } else {
+      want = room;
+    }
+    ssize_t n = recv(s->fd, dst, want, MSG_DONTWAIT);
     if (n > 0) {
-      size_t took = up->sink.stream_recv(up->sink_arg, up->engine, s->id, up->buf, (size_t)n,
+      size_t took = up->sink.stream_recv(up->sink_arg, up->engine, s->id, dst, (size_t)n,
                                          t2s_clock_monotonic_ns());
       if (took < (size_t)n && !s->dead) {
         T2S_WARN("upstream stream %llu: engine took %zu of %zd bytes within its room",
