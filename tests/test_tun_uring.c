@@ -1,6 +1,8 @@
 /* test_tun_uring.c: the io_uring batching of a TUN without offloads (src/os/tun_linux_uring.c),
  * on a SOCK_SEQPACKET socketpair, which keeps packet boundaries as a TUN does (no root, no
- * TUN). Skipped (passes) when the build has no liburing or the kernel refuses io_uring. */
+ * TUN), and its fall back to plain reads and writes when io_uring fails later (the test hook
+ * t2s_tun_uring_test_fail). Skipped (passes) when the build has no liburing or the kernel
+ * refuses io_uring. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -138,6 +140,145 @@ static void test_writes_to_a_closed_fd_fail_without_hanging(void) {
   t2s_tun_uring_free(u);
 }
 
+/* The packets a peer sends: 60 + i bytes, pattern i. */
+static void peer_sends(int fd, unsigned from, unsigned n) {
+  uint8_t pkt[MAXPKT];
+  for (unsigned i = from; i < from + n; i++) {
+    fill(pkt, 60 + i, i);
+    CU_ASSERT(send(fd, pkt, 60 + i, 0) == (ssize_t)(60 + i));
+  }
+}
+
+/* The peer receives exactly packets [from, from + n) (as sent with t2s_tun_uring_send by
+ * our_sends) and nothing more. */
+static void peer_receives(int fd, unsigned from, unsigned n) {
+  uint8_t pkt[MAXPKT], got[MAXPKT + 1];
+  for (unsigned i = from; i < from + n; i++) {
+    fill(pkt, 100 + i, i);
+    ssize_t k = recv(fd, got, sizeof(got), MSG_DONTWAIT);
+    CU_ASSERT(k == (ssize_t)(100 + i) && memcmp(got, pkt, 100 + i) == 0);
+  }
+  CU_ASSERT(recv(fd, got, sizeof(got), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+}
+
+static void our_sends(t2s_tun_uring *u, unsigned from, unsigned n) {
+  uint8_t pkt[MAXPKT];
+  for (unsigned i = from; i < from + n; i++) {
+    fill(pkt, 100 + i, i);
+    CU_ASSERT(t2s_tun_uring_send(u, pkt, 100 + i) == 0);
+  }
+}
+
+/* We receive exactly packets [from, from + n) (peer_sends), then WOULDBLOCK. */
+static void we_receive(t2s_tun_uring *u, unsigned from, unsigned n) {
+  uint8_t pkt[MAXPKT], got[MAXPKT];
+  for (unsigned i = from; i < from + n; i++) {
+    fill(pkt, 60 + i, i);
+    t2s_ssize k = t2s_tun_uring_recv(u, got, sizeof(got));
+    CU_ASSERT(k == (t2s_ssize)(60 + i) && memcmp(got, pkt, 60 + i) == 0);
+  }
+  CU_ASSERT(t2s_tun_uring_recv(u, got, sizeof(got)) == T2S_ERR_WOULDBLOCK);
+  CU_ASSERT(!t2s_tun_uring_rx_pending(u));
+}
+
+/* After the fall back: packets go out at once and come in one read each, without io_uring. */
+static void plain_from_now_on(t2s_tun_uring *u, int peer, unsigned from) {
+  t2s_tun_uring_counters c0, c1;
+  t2s_tun_uring_get_counters(u, &c0);
+  our_sends(u, from, 3);
+  peer_receives(peer, from, 3); /* without a flush */
+  peer_sends(peer, from, 3);
+  we_receive(u, from, 3);
+  CU_ASSERT(t2s_tun_uring_flush(u) == 0);
+  t2s_tun_uring_get_counters(u, &c1);
+  CU_ASSERT(c1.enters == c0.enters && c1.fallbacks == 1);
+  CU_ASSERT(c1.tx_packets == c0.tx_packets + 3 && c1.rx_packets == c0.rx_packets + 3);
+}
+
+/* io_uring_enter fails after setup: the TUN falls back to plain I/O at once, the queued
+ * writes go out (in order) and a packet read before the failure is still returned. */
+static void test_submit_failure_falls_back_without_loss(void) {
+  int sv[2];
+  CU_ASSERT_FATAL(pair(sv));
+  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  if (!u) {
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
+  uint8_t got[MAXPKT];
+  peer_sends(sv[1], 0, 3);
+  CU_ASSERT(t2s_tun_uring_recv(u, got, sizeof(got)) == 60); /* a batch of 2: one pending */
+  CU_ASSERT(t2s_tun_uring_rx_pending(u));
+  our_sends(u, 0, 50);
+  t2s_tun_uring_counters c;
+  t2s_tun_uring_get_counters(u, &c);
+  t2s_tun_uring_test_fail(u, T2S_TUN_URING_FAIL_SUBMIT, 0);
+  CU_ASSERT(t2s_tun_uring_flush(u) == 0);
+  peer_receives(sv[1], 0, 50);
+  we_receive(u, 1, 2); /* the pending one, then a plain read */
+  t2s_tun_uring_get_counters(u, &c);
+  CU_ASSERT(c.fallbacks == 1 && c.tx_packets == 50 && c.tx_errors == 0 && c.rx_packets == 3);
+  plain_from_now_on(u, sv[1], 50);
+  t2s_tun_uring_free(u);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+/* Every read completes with EOPNOTSUPP (as on a kernel whose TUN lacks RWF_NOWAIT): a plain
+ * read works, so the TUN falls back; no packet is lost. Before, the TUN reported itself
+ * closed. */
+static void test_read_failure_falls_back_without_loss(void) {
+  int sv[2];
+  CU_ASSERT_FATAL(pair(sv));
+  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  if (!u) {
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
+  uint8_t got[MAXPKT];
+  peer_sends(sv[1], 0, 10);
+  CU_ASSERT(t2s_tun_uring_recv(u, got, sizeof(got)) == 60); /* a batch of 2: one pending */
+  t2s_tun_uring_test_fail(u, T2S_TUN_URING_FAIL_READS, 0);
+  we_receive(u, 1, 9);
+  t2s_tun_uring_counters c;
+  t2s_tun_uring_get_counters(u, &c);
+  CU_ASSERT(c.fallbacks == 1 && c.rx_packets == 10);
+  plain_from_now_on(u, sv[1], 10);
+  t2s_tun_uring_free(u);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+/* Every write completes with EOPNOTSUPP while a plain write works: each is written plainly
+ * (none lost, in order), and the TUN falls back. A write the device itself refuses (a closed
+ * fd, above) stays counted as an error without a fall back. */
+static void test_write_failure_falls_back_without_loss(void) {
+  int sv[2];
+  CU_ASSERT_FATAL(pair(sv));
+  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  if (!u) {
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
+  our_sends(u, 0, 5);
+  CU_ASSERT(t2s_tun_uring_flush(u) == 0);
+  peer_receives(sv[1], 0, 5);
+  t2s_tun_uring_test_fail(u, T2S_TUN_URING_FAIL_WRITES, 0);
+  our_sends(u, 5, 40);
+  CU_ASSERT(t2s_tun_uring_flush(u) == 0);
+  peer_receives(sv[1], 5, 40);
+  t2s_tun_uring_counters c;
+  t2s_tun_uring_get_counters(u, &c);
+  CU_ASSERT(c.fallbacks == 1 && c.tx_packets == 45 && c.tx_errors == 0);
+  plain_from_now_on(u, sv[1], 45);
+  t2s_tun_uring_free(u);
+  close(sv[0]);
+  close(sv[1]);
+}
+
 int t2s_test_register_tun_uring(void) {
   CU_pSuite s = CU_add_suite("tun_uring", NULL, NULL);
   if (s == NULL ||
@@ -145,7 +286,13 @@ int t2s_test_register_tun_uring(void) {
                    test_writes_queued_then_flushed_in_order) ||
       !CU_add_test(s, "reads in order, drained without a call", test_reads_in_order_and_drained) ||
       !CU_add_test(s, "writes to a closed fd fail without hanging",
-                   test_writes_to_a_closed_fd_fail_without_hanging)) {
+                   test_writes_to_a_closed_fd_fail_without_hanging) ||
+      !CU_add_test(s, "io_uring_enter failing: plain I/O, nothing lost",
+                   test_submit_failure_falls_back_without_loss) ||
+      !CU_add_test(s, "reads failing: plain I/O, nothing lost",
+                   test_read_failure_falls_back_without_loss) ||
+      !CU_add_test(s, "writes failing: plain I/O, nothing lost",
+                   test_write_failure_falls_back_without_loss)) {
     return -1;
   }
   return 0;
