@@ -46,6 +46,7 @@ static const struct {
     {"embed_abi", t2s_test_register_embed_abi},
     {"os_error", t2s_test_register_os_error},
     {"clock_test_offset", t2s_test_register_clock_test_offset},
+    {"runner_loop", t2s_test_register_runner_loop},
     {"scenario_parse", t2s_test_register_scenario_parse},
     {"proxy_health", t2s_test_register_proxy_health},
     {"config", t2s_test_register_config},

@@ -334,6 +334,27 @@ static void test_tcp_buffer_options(void) {
   }
 }
 
+/* --busy-poll USEC: off (0) by default, 0..100000, anything else refused with the range. */
+static void test_busy_poll_option(void) {
+  t2s_cli_opts o;
+  char err[512];
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.busy_poll_us, 0);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--busy-poll", "200", NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.busy_poll_us, 200);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--busy-poll", "100000", NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.busy_poll_us, 100000);
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--busy-poll", "0", NULL), T2S_CLI_RUN);
+  CU_ASSERT_EQUAL(o.busy_poll_us, 0);
+  static const char *const bad[] = {"100001", "-1", "", "50us", "1e3", "abc", "4294967346"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--busy-poll", bad[i], NULL), T2S_CLI_BAD);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--busy-poll"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "0..100000"));
+  }
+  CU_ASSERT_EQUAL(parse_t0(&o, err, sizeof(err), "--busy-poll", NULL), T2S_CLI_BAD);
+}
+
 /* --record, --record-max, --record-mode, --pcap, --pcap-snaplen, --device-fault (issue 15). */
 static void test_record_options(void) {
   t2s_cli_opts o;
@@ -548,6 +569,7 @@ int t2s_test_register_cli(void) {
       !CU_add_test(s, "host:port", test_hostport) || !CU_add_test(s, "options", test_options) ||
       !CU_add_test(s, "option errors name the option", test_option_errors_name_the_option) ||
       !CU_add_test(s, "tcp buffer options", test_tcp_buffer_options) ||
+      !CU_add_test(s, "busy-poll option", test_busy_poll_option) ||
       !CU_add_test(s, "record options", test_record_options) ||
       !CU_add_test(s, "network-change options", test_network_change_options) ||
       !CU_add_test(s, "auto-route options", test_auto_route_options) ||

@@ -31,6 +31,7 @@ static const struct {
     {"mtu", {"9000"}},
     {"no-offload", {NULL}},
     {"txqueuelen", {"2000"}},
+    {"busy-poll", {"50"}},
     {"interface", {"eth7"}},
     {"fwmark", {"0x162"}},
     {"tcp-connect-timeout", {"5s"}},

@@ -40,6 +40,7 @@ int t2s_test_register_embed_protect(void);
 int t2s_test_register_embed_abi(void);
 int t2s_test_register_os_error(void);
 int t2s_test_register_clock_test_offset(void);
+int t2s_test_register_runner_loop(void);
 int t2s_test_register_scenario_parse(void);
 int t2s_test_register_proxy_health(void);
 int t2s_test_register_config(void);

@@ -28,6 +28,7 @@ enum {
   OPT_MTU,
   OPT_NO_OFFLOAD,
   OPT_TXQUEUELEN,
+  OPT_BUSY_POLL,
   OPT_INTERFACE,
   OPT_FWMARK,
   OPT_TCP_CONNECT_TIMEOUT,
@@ -108,6 +109,7 @@ static const t2s_cli_option cli_options[] = {
     {"mtu", OPT_MTU, REQ, 0, {SPAN(mtu, mtu), NOSPAN}},
     {"no-offload", OPT_NO_OFFLOAD, NONE, 0, {SPAN(no_offload, no_offload), NOSPAN}},
     {"txqueuelen", OPT_TXQUEUELEN, REQ, 0, {SPAN(txqueuelen, txqueuelen_given), NOSPAN}},
+    {"busy-poll", OPT_BUSY_POLL, REQ, 0, {SPAN(busy_poll_us, busy_poll_us), NOSPAN}},
     {"interface", OPT_INTERFACE, REQ, 0, {SPAN(interface, interface), NOSPAN}},
     {"fwmark", OPT_FWMARK, REQ, 0, {SPAN(fwmark, fwmark), SPAN(fwmark_given, fwmark_given)}},
     {"tcp-connect-timeout",
@@ -464,6 +466,14 @@ const char *t2s_cli_apply(t2s_cli_opts *o, const t2s_cli_option *opt, const char
     }
     o->txqueuelen = (uint32_t)n;
     o->txqueuelen_given = true;
+    break;
+  }
+  case OPT_BUSY_POLL: {
+    uint64_t us;
+    if (t2s_parse_uint(v, 0, T2S_CLI_BUSY_POLL_MAX_US, &us, &why) != 0) {
+      return "must be a number of microseconds in 0..100000 (0 = off)";
+    }
+    o->busy_poll_us = (uint32_t)us;
     break;
   }
   case OPT_INTERFACE:

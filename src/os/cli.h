@@ -21,6 +21,9 @@
  * packets to a reader descheduled for 25 ms at 20,000 packets/s (a SYN flood on a loaded
  * machine). Applied to a TUN whose queue is shorter, never to an fd://N. */
 #define T2S_CLI_DEFAULT_TXQUEUELEN 10000
+/* --busy-poll's largest value (microseconds): a longer spin buys no latency a blocking wait
+ * would not give back. */
+#define T2S_CLI_BUSY_POLL_MAX_US 100000
 /* --memory-preset (docs/embedding.md, tun2sock.h's TUN2SOCK_MEMORY_*): default, or mobile for
  * a host killed above about 50 MB (an iOS NetworkExtension). */
 enum { T2S_CLI_MEMORY_DEFAULT = 0, T2S_CLI_MEMORY_MOBILE = 1 };
@@ -39,6 +42,7 @@ typedef struct t2s_cli_opts {
   bool no_offload;                  /* --no-offload: no IFF_VNET_HDR, checksum offload, TSO */
   uint32_t txqueuelen;              /* --txqueuelen, 0 = leave the kernel's */
   bool txqueuelen_given;            /* --txqueuelen was on the command line */
+  uint32_t busy_poll_us;            /* --busy-poll USEC: spin after I/O (runner_loop.h); 0 = off */
   char interface[T2S_CLI_IFNAMSIZ]; /* --interface: pinned egress; "" = route to the proxy */
   uint32_t fwmark;                  /* --fwmark, 0 = none */
   uint64_t tcp_connect_timeout_ns;  /* --tcp-connect-timeout, default 10 s */

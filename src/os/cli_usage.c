@@ -28,6 +28,8 @@ void t2s_cli_usage(FILE *out, const char *prog) {
           "                               TSO): one plain packet per read and write\n"
           "  --txqueuelen N               the TUN's queue of packets waiting for tun2sock\n"
           "                               (default: raised to 10000; 0 = the kernel's)\n"
+          "  --busy-poll USEC             after traffic, poll for USEC microseconds before\n"
+          "                               sleeping: lower latency for CPU (default 0 = off)\n"
           "  --interface IFNAME           pin upstream sockets to this interface (default:\n"
           "                               the interface of the route to the proxy)\n"
           "  --fwmark N                   SO_MARK for upstream sockets (decimal or 0x hex)\n"

@@ -461,13 +461,12 @@ static int metrics_start(t2s_runner *r) {
 }
 
 static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
-  /* The event base: precise timers (the engine's deadlines are in nanoseconds). */
-  struct event_config *ec = event_config_new();
-  if (ec) {
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    r->base = event_base_new_with_config(ec);
-    event_config_free(ec);
-  }
+  /* The event base, without EVENT_BASE_FLAG_PRECISE_TIMER: with it libevent's epoll backend
+   * sets a timerfd before every epoll_wait (two system calls per UDP round trip). The engine's
+   * nanosecond deadlines have their own timerfd, set only when a deadline moves earlier
+   * (clock_linux.h); libevent's own timers (probes, retries: 100 ms and more) are fine with
+   * its coarse clock. */
+  r->base = event_base_new();
   if (!r->base) {
     T2S_ERROR("cannot create the event loop");
     return T2S_ERR_NOMEM;
@@ -512,6 +511,7 @@ static int runner_build(t2s_runner *r, const t2s_runner_config *cfg) {
   if (rv != 0) {
     return rv;
   }
+  t2s_loop_set_busy_poll(&r->loop, r->opts.busy_poll_us); /* --busy-poll (runner_loop.h) */
   if ((rv = t2s_clock_linux_init(&r->clk, r->base, t2s_loop_on_timer, &r->loop)) != 0) {
     T2S_ERROR("cannot create the timer");
     return rv;

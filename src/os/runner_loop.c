@@ -7,7 +7,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "clock_linux.h"
 #include "log.h"
+
+/* --busy-poll: non-blocking polls per call of run_busy; t2s_loop_run checks for a stop
+ * between calls, and the window goes on in the next. */
+#define BUSY_POLLS_MAX 1024
 
 /* ---------------- after every callback ---------------- */
 
@@ -26,7 +31,9 @@ void t2s_loop_rearm(t2s_loop *l) {
   l->clock.ops->timer_arm(l->clock.self, t2s_engine_get_expiry(l->engine));
 }
 
-void t2s_loop_after(void *l) {
+void t2s_loop_after(void *arg) {
+  t2s_loop *l = arg;
+  l->io_events++; /* an upstream socket's callback */
   t2s_loop_rearm(l);
 }
 
@@ -79,6 +86,9 @@ static void device_readable(evutil_socket_t fd, short what, void *arg) {
   int cur = 0;
   unsigned flags = 0;
   t2s_ssize n = read_one(l, cur, &flags);
+  if (n > 0) {
+    l->io_events++;
+  }
   for (int i = 0; i < T2S_RUNNER_BATCH && n > 0; i++) {
     unsigned next_flags = 0;
     t2s_ssize next = i + 1 < T2S_RUNNER_BATCH ? read_one(l, 1 - cur, &next_flags) : 0;
@@ -209,12 +219,55 @@ int t2s_loop_handle_signals(t2s_loop *l) {
   return 0;
 }
 
+void t2s_loop_set_busy_poll(t2s_loop *l, uint32_t usec) {
+  l->busy_poll_ns = (t2s_tstamp)usec * 1000;
+}
+
+static bool loop_ending(const t2s_loop *l) {
+  return l->stopping || l->result != 0 || event_base_got_break(l->base);
+}
+
+/* --busy-poll: one blocking wait; when what it ran handled I/O, non-blocking polls until
+ * busy_poll_ns pass without I/O. After BUSY_POLLS_MAX polls it returns with the window still
+ * open (busy_open), and the next call goes on polling: the outer loop sees a stop between
+ * calls. The window is timed with the monotonic clock itself, not l->clock: a --record
+ * wrapper would log every read of that. Returns event_base_loop's result. */
+static int run_busy(t2s_loop *l) {
+  uint64_t seen = l->io_events;
+  int rv;
+  if (!l->busy_open) {
+    rv = event_base_loop(l->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
+    if (rv != 0 || loop_ending(l) || l->io_events == seen) {
+      return rv; /* a timer, a signal, or a stop: block again */
+    }
+    l->busy_open = true;
+    l->busy_last_io = t2s_clock_monotonic_ns();
+  }
+  for (int i = 0; i < BUSY_POLLS_MAX; i++) {
+    seen = l->io_events;
+    rv = event_base_loop(l->base, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY);
+    l->busy_polls++;
+    if (rv != 0 || loop_ending(l)) {
+      return rv;
+    }
+    t2s_tstamp now = t2s_clock_monotonic_ns();
+    if (l->io_events != seen) {
+      l->busy_hits++;
+      l->busy_last_io = now; /* the window starts again */
+    } else if (now - l->busy_last_io >= l->busy_poll_ns) {
+      l->busy_open = false;
+      break;
+    }
+  }
+  return 0;
+}
+
 int t2s_loop_run(t2s_loop *l) {
   l->result = 0;
   t2s_loop_rearm(l);
   /* Bounded by the loop's own life: it returns on loopbreak (stop, signal, fatal error). */
   while (!l->stopping && l->result == 0) {
-    int rv = event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    int rv = l->busy_poll_ns ? run_busy(l) : event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     if (rv < 0) {
       T2S_ERROR("event loop failed");
       l->result = T2S_ERR_INTERNAL;

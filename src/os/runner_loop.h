@@ -14,6 +14,13 @@
  *   SIGINT/SIGTERM/SIGQUIT, t2s_loop_stop() -> a clean stop; SIGHUP -> hooks.reload when set
  *   (--config), else a clean stop; SIGUSR1 -> hooks.stats, SIGUSR2 -> hooks.flush
  *
+ * Busy polling (--busy-poll USEC, off by default): after a wakeup that handled I/O (device
+ * packets or an upstream socket's callback; not a timer or a signal) the loop keeps polling
+ * without blocking (epoll_wait with a zero timeout) until USEC microseconds pass without I/O,
+ * then blocks again. A ping-pong then finds its next packet while tun2sock is still running,
+ * instead of paying a sleep and a wakeup per packet; the price is CPU spent spinning for up to
+ * USEC after each burst of traffic (none while idle).
+ *
  * The device is whatever t2s_device the root built (the TUN's ops, or a wrapper around them);
  * the loop knows only the fd to wait on.
  */
@@ -55,8 +62,14 @@ typedef struct t2s_loop {
   struct event *sig_ev[6];
   int stop_fd; /* eventfd written by t2s_loop_stop */
   struct event *stop_ev;
-  int result;    /* 0, or the T2S_ERR_* that stopped the loop */
-  bool stopping; /* a stop was asked for */
+  int result;              /* 0, or the T2S_ERR_* that stopped the loop */
+  bool stopping;           /* a stop was asked for */
+  t2s_tstamp busy_poll_ns; /* --busy-poll: spin this long after the last I/O; 0 = block */
+  uint64_t io_events;      /* callbacks that handled I/O (device packets, upstream sockets) */
+  uint64_t busy_polls;     /* non-blocking polls made while busy polling */
+  uint64_t busy_hits;      /* ... of which found I/O (a sleep and a wakeup saved) */
+  bool busy_open;          /* a busy-poll window is open (since busy_last_io) */
+  t2s_tstamp busy_last_io; /* the monotonic time of the window's last I/O */
   /* Two IP packets (a TSO super-packet is at most 64 KiB): the loop reads one ahead, so it knows
    * whether the packet it hands the engine ends the burst (T2S_INPUT_MORE). */
   uint8_t pkt[2][65536 + 256];
@@ -84,6 +97,10 @@ void t2s_loop_after(void *l);
 void t2s_loop_rearm(t2s_loop *l);
 /* Logs "what: error; stopping" and stops with err. */
 void t2s_loop_fatal(t2s_loop *l, const char *what, int err);
+
+/* --busy-poll: after a wakeup that handled I/O, poll without blocking until usec microseconds
+ * pass without I/O (0: off, the default). Call before t2s_loop_run. */
+void t2s_loop_set_busy_poll(t2s_loop *l, uint32_t usec);
 
 /* Runs until stopped. Returns 0 after a stop, or the T2S_ERR_* of a fatal error. */
 int t2s_loop_run(t2s_loop *l);
