@@ -378,13 +378,14 @@ class Bench:
             w.wait(lambda: w.listening(port, which=w.c), f"relay on {port}", proc=p)
             self.relays[tport] = p
 
-    def start_tunnel(self, name: str = "tun2sock", binary: Optional[str] = None) -> subprocess.Popen:
+    def start_tunnel(self, name: str = "tun2sock", binary: Optional[str] = None,
+                     more: Optional[List[str]] = None) -> subprocess.Popen:
         w = self.w
         self.cur_bin = binary or self.a.binary
         cmd = ["prlimit", "--nofile=16384", "taskset", "-c", T2S_CPU, str(self.cur_bin),
                "--device", TUN, "--proxy", f"socks5://{S_ADDR}:{self.socks_port}",
                "--address", "198.18.0.1/15", "--mtu", str(self.a.mtu), "--log-level", "warn",
-               *self.a.extra]
+               *self.a.extra, *(more or [])]
         p = w.start(w.c, cmd, name)
 
         def up():
@@ -413,6 +414,13 @@ class Bench:
         if fresh or self.t2s is None or self.cur_bin != want:
             self.stop_tunnel()
             self.start_tunnel(f"tun2sock-{path}", want)
+
+    def use_busy_poll(self, usec: int) -> None:
+        """The UDP test's variant 'tunnel-bpN': the tunnel binary restarted with --busy-poll
+        N; cur_bin is marked so that the next use() restarts the plain one."""
+        self.stop_tunnel()
+        self.start_tunnel(f"tun2sock-bp{usec}", self.a.binary, ["--busy-poll", str(usec)])
+        self.cur_bin = f"{self.a.binary} --busy-poll {usec}"
 
     def tun_counts(self):
         r = run(self.w.ns(self.w.c, "ip", "-s", "-j", "link", "show", "dev", TUN), check=False)
@@ -592,7 +600,10 @@ class Bench:
                 "peak_rss_kb": hwm}
 
     def udp(self, path: str) -> Dict:
-        self.use(path)
+        if path.startswith("tunnel-bp"):  # --udp-busy-poll N
+            self.use_busy_poll(int(path[len("tunnel-bp"):]))
+        else:
+            self.use(path)
         (self.tmp / "udp.py").write_text(UDP_PY)
         d = str(self.a.udp_duration)
         if path == "kernel":
@@ -602,8 +613,17 @@ class Bench:
         else:
             args = ["direct", TUN_DST, str(ECHO_PORT), d]
         prof = None
-        if self.a.perf and path in ("tunnel", "before"):
-            out = Path(self.a.perf) / "strace-udp.txt"
+        ours = path in ("tunnel", "before") or path.startswith("tunnel-bp")
+        stat_out = None
+        if self.a.perf and ours and self.a.perf_syscalls:
+            # Every system call of tun2sock during the ping-pong, divided by the round trips.
+            stat_out = Path(self.a.perf) / f"syscalls-udp-{path}.txt"
+            stat_out.parent.mkdir(parents=True, exist_ok=True)
+            prof = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "syscalls:sys_enter_*",
+                                     "-p", str(self.t2s.pid), "-o", str(stat_out)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elif self.a.perf and ours:
+            out = Path(self.a.perf) / f"strace-udp-{path}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
             prof = subprocess.Popen(["timeout", "2", "strace", "-tt", "-p", str(self.t2s.pid),
                                      "-o", str(out)], stdout=subprocess.DEVNULL,
@@ -614,13 +634,21 @@ class Bench:
         # through the tunnel against 2 for the ASSOCIATE client).
         cpu = T2S_CPU if path == "relay" or (self.a.udp_colocate and path != "kernel") \
             else LOAD_CPU
-        pid = self.t2s.pid if path in ("tunnel", "before") else None
+        pid = self.t2s.pid if ours else None
         c0 = proc_cpu_seconds(pid) if pid else 0.0
         r = run(self.w.ns(self.w.c, "taskset", "-c", cpu, PY, str(self.tmp / "udp.py"),
                           *args), check=False, timeout=self.a.udp_duration + 30)
         c1 = proc_cpu_seconds(pid) if pid else 0.0
         if prof is not None:
+            if stat_out is not None:
+                prof.send_signal(signal.SIGINT)
             prof.wait(timeout=30)
+        idle = None
+        if pid and self.a.udp_idle:
+            # tun2sock's CPU with no traffic right after the ping-pong (busy polling's price
+            # at rest: a window after the last datagram, then nothing).
+            time.sleep(self.a.udp_idle)
+            idle = (proc_cpu_seconds(pid) - c1) * 1e3 / self.a.udp_idle
         try:
             j = json.loads(r.stdout)
         except ValueError:
@@ -633,7 +661,27 @@ class Bench:
         if pid and j["sent"]:
             # tun2sock's CPU time per round trip: its share of each round trip's latency.
             out["cpu_us_per_rtt"] = (c1 - c0) * 1e6 / j["sent"]
+        if idle is not None:
+            out["idle_cpu_ms_per_s"] = idle
+        if stat_out is not None and j["sent"]:
+            out["syscalls_per_rtt"] = syscalls_per(stat_out, j["sent"])
         return out
+
+
+def syscalls_per(path: Path, n: int) -> Dict[str, float]:
+    """perf stat -x, output of syscalls:sys_enter_*: each call made, per round trip (the
+    ones made at least once per 20 round trips; the rest is setup and timers)."""
+    out = {}
+    try:
+        for line in path.read_text().splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].isdigit():
+                per = int(f[0]) / n
+                if per >= 0.05:
+                    out[f[2][len("syscalls:sys_enter_"):]] = round(per, 2)
+    except OSError:
+        pass
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def targets(res: Dict) -> Dict:
@@ -662,6 +710,10 @@ def targets(res: Dict) -> Dict:
     t, r = med("udp", "tunnel", "rate"), med("udp", "relay", "rate")
     if t and r:
         out["udp_rate_vs_associate"] = t / r
+    for p in res.get("udp", {}):
+        t = med("udp", p, "rate")
+        if p.startswith("tunnel-bp") and t and r:
+            out[f"udp_rate_vs_associate_{p[len('tunnel-'):]}"] = t / r
     rss = res.get("rss", {}).get("tunnel", {}).get("peak_rss_kb")
     if rss:
         out["idle_peak_rss_mb"] = rss / 1024
@@ -687,6 +739,12 @@ def main() -> int:
     ap.add_argument("--udp-colocate", action="store_true",
                     help="UDP ping-pong: the tunnel's client on the tunnel's CPU (as the "
                          "ASSOCIATE client), not on the load CPU")
+    ap.add_argument("--udp-busy-poll", default="", metavar="N,N",
+                    help="UDP ping-pong: also measure the tunnel binary with --busy-poll N for "
+                         "each N (paths tunnel-bpN, interleaved with the others)")
+    ap.add_argument("--udp-idle", type=int, default=0, metavar="S",
+                    help="UDP ping-pong: after each tunnel measurement, tun2sock's CPU over S "
+                         "seconds without traffic (idle_cpu_ms_per_s)")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS test")
     ap.add_argument("--mtu", type=int, default=1500, help="tun2sock --mtu")
     ap.add_argument("--paths", default="kernel,relay,tunnel")
@@ -788,15 +846,22 @@ def main() -> int:
                            for p, ms in raw.items()}
         if "udp" in tests:
             raw = {}
+            upaths = list(paths)
+            if "tunnel" in paths:
+                upaths += [f"tunnel-bp{int(n)}" for n in a.udp_busy_poll.split(",") if n]
             for r in range(a.runs):
-                for path in paths:
+                for path in upaths:
                     m = b.udp(path)
                     raw.setdefault(path, []).append(m)
                     log(f"run {r + 1} udp {path}: {m}")
-            res["udp"] = {p: {"rate": summary([m.get("rate") for m in ms]),
-                              "loss": summary([m.get("loss") for m in ms]),
-                              "p99_us": summary([m.get("p99_us") for m in ms])}
+            res["udp"] = {p: {k: summary([m.get(k) for m in ms])
+                              for k in ("rate", "loss", "p99_us", "cpu_us_per_rtt",
+                                        "idle_cpu_ms_per_s")
+                              if any(m.get(k) is not None for m in ms)}
                           for p, ms in raw.items()}
+            for p, ms in raw.items():
+                if any(m.get("syscalls_per_rtt") for m in ms):
+                    res["udp"][p]["syscalls_per_rtt"] = [m.get("syscalls_per_rtt") for m in ms]
             if "tunnel" in raw and all(m.get("rate") is None for m in raw["tunnel"]):
                 res["udp"]["tunnel"]["note"] = "not measured: no UDP echo came back through " \
                                                "the tunnel (UDP ASSOCIATE support missing?)"
