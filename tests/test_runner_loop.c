@@ -128,11 +128,15 @@ typedef struct loop_rig {
   t2s_loop *loop;
   int sv[2];         /* sv[0]: the loop's device; the test writes packets into sv[1] */
   unsigned packets;  /* packets the device handed over */
+  unsigned calls;    /* reads of the device (the ones that would block too) */
+  uint8_t proto;     /* the IPv4 protocol of the packets sent (default 17, UDP) */
+  unsigned burst;    /* packets sent at each send time (default 1) */
   uint64_t snapshot; /* busy_polls when the idle phase was checked */
 } loop_rig;
 
 static t2s_ssize dev_recv(void *self, uint8_t *buf, size_t buflen) {
   loop_rig *r = self;
+  r->calls++;
   ssize_t n = recv(r->sv[0], buf, buflen, MSG_DONTWAIT);
   if (n < 0) {
     return errno == EAGAIN || errno == EWOULDBLOCK ? T2S_ERR_WOULDBLOCK : T2S_ERR_CLOSED;
@@ -159,6 +163,8 @@ static const t2s_device_ops rig_dev_ops = {
 
 static void rig_init(loop_rig *r, uint32_t busy_poll_us) {
   memset(r, 0, sizeof(*r));
+  r->proto = 17;
+  r->burst = 1;
   r->base = event_base_new();
   CU_ASSERT_FATAL(r->base != NULL);
   CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, r->sv) ==
@@ -196,8 +202,11 @@ static void send_packet(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   loop_rig *r = arg;
-  static const uint8_t junk[40] = {0x45}; /* not a valid packet: the engine drops it */
-  CU_ASSERT(send(r->sv[1], junk, sizeof(junk), MSG_DONTWAIT) == (ssize_t)sizeof(junk));
+  uint8_t junk[40] = {0x45}; /* an IPv4 header with a bad checksum: the engine drops it */
+  junk[9] = r->proto;
+  for (unsigned i = 0; i < r->burst; i++) {
+    CU_ASSERT(send(r->sv[1], junk, sizeof(junk), MSG_DONTWAIT) == (ssize_t)sizeof(junk));
+  }
 }
 
 static void take_snapshot(evutil_socket_t fd, short what, void *arg) {
@@ -221,13 +230,13 @@ static struct event *at_ms(loop_rig *r, int ms, event_callback_fn cb) {
   return ev;
 }
 
-/* Packets at 10 and 20 ms (or none), the idle phase checked at check_ms, the stop 30 ms later. */
-static void rig_run(loop_rig *r, bool packets, int check_ms) {
+/* nsends (0..2) sends of r->burst packets at 10 and 20 ms, the idle phase checked at check_ms,
+ * the stop 30 ms later. */
+static void rig_run(loop_rig *r, int nsends, int check_ms) {
   struct event *ev[4];
   int n = 0;
-  if (packets) {
-    ev[n++] = at_ms(r, 10, send_packet);
-    ev[n++] = at_ms(r, 20, send_packet);
+  for (int i = 0; i < nsends && i < 2; i++) {
+    ev[n++] = at_ms(r, 10 * (i + 1), send_packet);
   }
   ev[n++] = at_ms(r, check_ms, take_snapshot);
   ev[n++] = at_ms(r, check_ms + 30, stop_loop);
@@ -243,7 +252,7 @@ static void rig_run(loop_rig *r, bool packets, int check_ms) {
 static void test_busy_poll_spins_after_io_then_blocks(void) {
   loop_rig r;
   rig_init(&r, 100000);
-  rig_run(&r, true, 400);
+  rig_run(&r, 2, 400);
   CU_ASSERT_EQUAL(r.packets, 2);
   CU_ASSERT(r.loop->busy_polls > 0);
   CU_ASSERT(r.loop->busy_hits >= 1);
@@ -255,7 +264,7 @@ static void test_busy_poll_spins_after_io_then_blocks(void) {
 static void test_busy_poll_off_never_polls(void) {
   loop_rig r;
   rig_init(&r, 0);
-  rig_run(&r, true, 50);
+  rig_run(&r, 2, 50);
   CU_ASSERT_EQUAL(r.packets, 2);
   CU_ASSERT_EQUAL(r.loop->busy_polls, 0);
   rig_free(&r);
@@ -265,9 +274,61 @@ static void test_busy_poll_off_never_polls(void) {
 static void test_busy_poll_not_after_timers(void) {
   loop_rig r;
   rig_init(&r, 30000);
-  rig_run(&r, false, 100);
+  rig_run(&r, 0, 100);
   CU_ASSERT_EQUAL(r.packets, 0);
   CU_ASSERT_EQUAL(r.loop->busy_polls, 0);
+  rig_free(&r);
+}
+
+/* ---------------- the read ahead ---------------- */
+
+/* With a TUN whose reads cost a system call each (offloads on: lone_skip), a lone datagram
+ * after a quiet spell is handed without the read ahead that would only fail (EAGAIN). */
+static void test_lone_datagram_not_read_ahead(void) {
+  loop_rig r;
+  rig_init(&r, 0);
+  r.loop->lone_skip = true;
+  rig_run(&r, 1, 50);
+  CU_ASSERT_EQUAL(r.packets, 1);
+  CU_ASSERT_EQUAL(r.calls, 1);
+  CU_ASSERT_EQUAL(r.loop->lone_packets, 1);
+  rig_free(&r);
+}
+
+/* Off (a TUN without offloads reads in batches; an embedder's fd): read ahead as always. */
+static void test_lone_datagram_read_ahead_when_off(void) {
+  loop_rig r;
+  rig_init(&r, 0);
+  rig_run(&r, 1, 50);
+  CU_ASSERT_EQUAL(r.packets, 1);
+  CU_ASSERT_EQUAL(r.calls, 2);
+  CU_ASSERT_EQUAL(r.loop->lone_packets, 0);
+  rig_free(&r);
+}
+
+/* A TCP segment is read ahead of: its burst's ACKs and upstream writes are coalesced. */
+static void test_tcp_segment_read_ahead(void) {
+  loop_rig r;
+  rig_init(&r, 0);
+  r.loop->lone_skip = true;
+  r.proto = 6;
+  rig_run(&r, 1, 50);
+  CU_ASSERT_EQUAL(r.packets, 1);
+  CU_ASSERT_EQUAL(r.calls, 2);
+  CU_ASSERT_EQUAL(r.loop->lone_packets, 0);
+  rig_free(&r);
+}
+
+/* Datagrams queued behind a lone one are not lost: the fd stays readable and the next wakeup,
+ * within the gap, reads the rest with the read ahead. */
+static void test_datagrams_behind_a_lone_one_are_read(void) {
+  loop_rig r;
+  rig_init(&r, 0);
+  r.loop->lone_skip = true;
+  r.burst = 5;
+  rig_run(&r, 2, 60);
+  CU_ASSERT_EQUAL(r.packets, 10);
+  CU_ASSERT(r.loop->lone_packets >= 2 && r.loop->lone_packets <= 10);
   rig_free(&r);
 }
 
@@ -282,7 +343,13 @@ int t2s_test_register_runner_loop(void) {
       !CU_add_test(s, "busy poll spins after I/O, then blocks",
                    test_busy_poll_spins_after_io_then_blocks) ||
       !CU_add_test(s, "busy poll off never polls", test_busy_poll_off_never_polls) ||
-      !CU_add_test(s, "busy poll not after timers", test_busy_poll_not_after_timers)) {
+      !CU_add_test(s, "busy poll not after timers", test_busy_poll_not_after_timers) ||
+      !CU_add_test(s, "a lone datagram is not read ahead of", test_lone_datagram_not_read_ahead) ||
+      !CU_add_test(s, "a lone datagram is read ahead of when off",
+                   test_lone_datagram_read_ahead_when_off) ||
+      !CU_add_test(s, "a TCP segment is read ahead of", test_tcp_segment_read_ahead) ||
+      !CU_add_test(s, "datagrams behind a lone one are read",
+                   test_datagrams_behind_a_lone_one_are_read)) {
     return -1;
   }
   return 0;

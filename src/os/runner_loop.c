@@ -9,6 +9,7 @@
 
 #include "clock_linux.h"
 #include "log.h"
+#include "packet.h"
 
 /* --busy-poll: non-blocking polls per call of run_busy; t2s_loop_run checks for a stop
  * between calls, and the window goes on in the next. */
@@ -74,11 +75,32 @@ static t2s_ssize read_one(t2s_loop *l, int slot, unsigned *pflags) {
   return n;
 }
 
+/* True when pkt is an IPv4 or IPv6 TCP segment (IPv6 extension headers are not followed: such
+ * a segment counts as not TCP, which costs at most its burst's coalescing). */
+static bool is_tcp(const uint8_t *pkt, size_t len) {
+  if (len >= 20 && pkt[0] >> 4 == 4) {
+    return pkt[9] == T2S_IPPROTO_TCP;
+  }
+  return len >= 40 && pkt[0] >> 4 == 6 && pkt[6] == T2S_IPPROTO_TCP;
+}
+
+/* The first packet of a wakeup is a lone one (no read ahead) when reading ahead costs a system
+ * call (lone_skip), it is not TCP (nothing to coalesce: a datagram goes upstream on its own
+ * anyway) and the device was quiet for LONE_GAP_NS before this wakeup: a request of a
+ * ping-pong, a DNS query. A burst (a UDP flood) brings the loop back within the gap and is read
+ * ahead as before; a packet left queued behind a lone one makes the level-triggered fd ready
+ * again at once (one epoll_wait instead of the read that would block: no worse). */
+static bool lone_packet(t2s_loop *l, const uint8_t *pkt, size_t len) {
+  return l->lone_skip && !is_tcp(pkt, len) &&
+         t2s_clock_monotonic_ns() - l->dev_last >= T2S_LOOP_LONE_GAP_NS;
+}
+
 /* The device's driver logs a read error with its errno; here only the code counts. The loop
  * reads one packet ahead: a packet goes to the engine with T2S_INPUT_MORE when the next one is
  * already read, so the last of the burst (the read after it would block, or the batch is full)
  * ends it and the engine sends one ACK and one upstream write per flow for the whole burst.
- * No extra system call: the read that would block was made before too. */
+ * No extra system call: the read that would block was made before too. A lone datagram
+ * (lone_packet) is not read ahead of: that read would only fail. */
 static void device_readable(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
@@ -86,12 +108,16 @@ static void device_readable(evutil_socket_t fd, short what, void *arg) {
   int cur = 0;
   unsigned flags = 0;
   t2s_ssize n = read_one(l, cur, &flags);
+  bool lone = false;
   if (n > 0) {
     l->io_events++;
+    lone = lone_packet(l, l->pkt[cur], (size_t)n);
+    l->lone_packets += lone;
   }
   for (int i = 0; i < T2S_RUNNER_BATCH && n > 0; i++) {
     unsigned next_flags = 0;
-    t2s_ssize next = i + 1 < T2S_RUNNER_BATCH ? read_one(l, 1 - cur, &next_flags) : 0;
+    t2s_ssize next =
+        i + 1 < T2S_RUNNER_BATCH && !(i == 0 && lone) ? read_one(l, 1 - cur, &next_flags) : 0;
     if (next > 0) {
       flags |= T2S_INPUT_MORE;
     }
@@ -113,6 +139,9 @@ static void device_readable(evutil_socket_t fd, short what, void *arg) {
     event_active(l->dev_ev, EV_READ, 0); /* read in a batch, not handed over yet */
   }
   t2s_loop_rearm(l);
+  if (l->lone_skip) {
+    l->dev_last = t2s_clock_monotonic_ns();
+  }
 }
 
 /* ---------------- signals and stop ---------------- */
@@ -194,6 +223,12 @@ void t2s_loop_attach(t2s_loop *l, t2s_engine *engine, const t2s_device *dev, con
 
 void t2s_loop_set_tun(t2s_loop *l, t2s_tun *tun) {
   l->tun = tun;
+  l->lone_skip = false;
+  if (tun) {
+    t2s_tun_info info;
+    t2s_tun_get_info(tun, &info);
+    l->lone_skip = info.vnet; /* readv per packet; without offloads io_uring reads in batches */
+  }
 }
 
 int t2s_loop_watch_device(t2s_loop *l, int fd) {

@@ -5,7 +5,8 @@
  *
  *   device readable -> dev.ops->recv() then t2s_engine_input_ex(), at most T2S_RUNNER_BATCH
  *     packets; each but the last of a burst with T2S_INPUT_MORE, so the engine coalesces ACKs
- *     and upstream writes over the burst;
+ *     and upstream writes over the burst (a lone datagram after a quiet spell is handed
+ *     without the read ahead that would only fail);
  *                      packets per wakeup
  *   timer           -> t2s_engine_handle_expiry() (t2s_loop_on_timer, given to the clock driver)
  *   after each callback that called the engine (its own, the connector's through
@@ -35,6 +36,9 @@
 #include "upstream_sock.h"
 
 #define T2S_RUNNER_BATCH 64 /* packets read from the device per wakeup */
+/* A non-TCP packet after this long without device wakeups is not read ahead of (see
+ * device_readable): longer than a burst's gap between wakeups, shorter than a round trip. */
+#define T2S_LOOP_LONE_GAP_NS (20 * T2S_MICROSECONDS)
 
 typedef struct t2s_loop_hooks {
   /* After an engine call that may have taken a network decision (the timer): started is the
@@ -68,6 +72,9 @@ typedef struct t2s_loop {
   uint64_t io_events;      /* callbacks that handled I/O (device packets, upstream sockets) */
   uint64_t busy_polls;     /* non-blocking polls made while busy polling */
   uint64_t busy_hits;      /* ... of which found I/O (a sleep and a wakeup saved) */
+  bool lone_skip;          /* reading ahead costs a system call (a TUN with offloads: readv) */
+  t2s_tstamp dev_last;     /* monotonic time the last device callback ended (with lone_skip) */
+  uint64_t lone_packets;   /* packets handed without reading ahead (a read that would block) */
   bool busy_open;          /* a busy-poll window is open (since busy_last_io) */
   t2s_tstamp busy_last_io; /* the monotonic time of the window's last I/O */
   /* Two IP packets (a TSO super-packet is at most 64 KiB): the loop reads one ahead, so it knows
