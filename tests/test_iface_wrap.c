@@ -39,7 +39,7 @@ static void in_caps(void *self, t2s_device_caps *caps) {
   caps->offloads = 0;
 }
 
-static const t2s_device_ops in_ops = {in_recv, in_send, in_caps, NULL, NULL};
+static const t2s_device_ops in_ops = {in_recv, in_send, in_caps, NULL, NULL, NULL};
 
 static t2s_tstamp clk_now(void *self) {
   return ((inner *)self)->now;

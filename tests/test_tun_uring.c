@@ -279,6 +279,52 @@ static void test_write_failure_falls_back_without_loss(void) {
   close(sv[1]);
 }
 
+/* Reads one ahead through t2s_tun_uring_recv_ref, as the runner does: each packet lent in
+ * place is still whole after the next one was read (batches fill the other half of the read
+ * buffer), also when io_uring failed and reads are plain. */
+static void test_reads_lent_in_place_survive_the_next(void) {
+  int sv[2];
+  CU_ASSERT_FATAL(pair(sv));
+  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  if (!u) {
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
+  uint8_t want[MAXPKT];
+  for (unsigned round = 0; round < 2; round++) {
+    unsigned base = round * 100, i = base;
+    if (round == 1) {
+      t2s_tun_uring_test_fail(u, T2S_TUN_URING_FAIL_READS, 0);
+    }
+    peer_sends(sv[1], base, 100);
+    const uint8_t *prev = NULL;
+    for (int calls = 0; calls < 200; calls++) {
+      const uint8_t *p = NULL;
+      t2s_ssize n = t2s_tun_uring_recv_ref(u, &p);
+      if (prev) { /* the packet before, read one call ago */
+        fill(want, 60 + i - 1, i - 1);
+        CU_ASSERT(memcmp(prev, want, 60 + i - 1) == 0);
+      }
+      if (n == T2S_ERR_WOULDBLOCK) {
+        break;
+      }
+      fill(want, 60 + i, i);
+      CU_ASSERT_FATAL(n == (t2s_ssize)(60 + i) && p != NULL);
+      CU_ASSERT(memcmp(p, want, 60 + i) == 0);
+      prev = p;
+      i++;
+    }
+    CU_ASSERT(i == base + 100);
+  }
+  t2s_tun_uring_counters c;
+  t2s_tun_uring_get_counters(u, &c);
+  CU_ASSERT(c.rx_packets == 200 && c.fallbacks == 1);
+  t2s_tun_uring_free(u);
+  close(sv[0]);
+  close(sv[1]);
+}
+
 int t2s_test_register_tun_uring(void) {
   CU_pSuite s = CU_add_suite("tun_uring", NULL, NULL);
   if (s == NULL ||
@@ -292,7 +338,9 @@ int t2s_test_register_tun_uring(void) {
       !CU_add_test(s, "reads failing: plain I/O, nothing lost",
                    test_read_failure_falls_back_without_loss) ||
       !CU_add_test(s, "writes failing: plain I/O, nothing lost",
-                   test_write_failure_falls_back_without_loss)) {
+                   test_write_failure_falls_back_without_loss) ||
+      !CU_add_test(s, "reads lent in place survive the next read",
+                   test_reads_lent_in_place_survive_the_next)) {
     return -1;
   }
   return 0;

@@ -59,6 +59,10 @@ typedef struct t2s_device_ops {
    * segment's payload goes from the send buffer to the device without a copy. NULL: the
    * engine builds every packet whole and calls send(). */
   int (*sendv)(void *self, const t2s_iovec *iov, size_t niov);
+  /* Optional (may be NULL): recv() without the copy: *ppkt points at the packet in the
+   * device's own buffer, valid until the second call after this one (the runner reads one
+   * packet ahead). T2S_ERR_UNSUPPORTED: not on this device now, use recv(). */
+  t2s_ssize (*recv_ref)(void *self, const uint8_t **ppkt);
 } t2s_device_ops;
 
 typedef struct t2s_device {

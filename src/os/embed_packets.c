@@ -136,7 +136,7 @@ static void ep_get_caps(void *self, t2s_device_caps *caps) {
   caps->offloads = 0;
 }
 
-static const t2s_device_ops embed_ops = {ep_recv, ep_send, ep_get_caps, NULL, NULL};
+static const t2s_device_ops embed_ops = {ep_recv, ep_send, ep_get_caps, NULL, NULL, NULL};
 
 void t2s_embed_packets_device(t2s_embed_packets *p, t2s_device *dev) {
   dev->ops = &embed_ops;

@@ -57,10 +57,16 @@ void t2s_loop_on_timer(void *arg, t2s_tstamp now) {
   t2s_loop_rearm(l);
 }
 
-/* Reads one packet into l->pkt[slot]; returns its length, 0 when the device has no more
- * (would block or a non-fatal error, logged), or a fatal error. */
-static t2s_ssize read_one(t2s_loop *l, int slot, unsigned *pflags) {
-  t2s_ssize n = l->dev.ops->recv(l->dev.self, l->pkt[slot], sizeof(l->pkt[slot]));
+/* Reads one packet, *ppkt: where the device lends it (recv_ref), else into l->pkt[slot];
+ * returns its length, 0 when the device has no more (would block or a non-fatal error,
+ * logged), or a fatal error. */
+static t2s_ssize read_one(t2s_loop *l, int slot, const uint8_t **ppkt, unsigned *pflags) {
+  t2s_ssize n =
+      l->dev.ops->recv_ref ? l->dev.ops->recv_ref(l->dev.self, ppkt) : T2S_ERR_UNSUPPORTED;
+  if (n == T2S_ERR_UNSUPPORTED) {
+    n = l->dev.ops->recv(l->dev.self, l->pkt[slot], sizeof(l->pkt[slot]));
+    *ppkt = l->pkt[slot];
+  }
   if (n == T2S_ERR_WOULDBLOCK) {
     return 0;
   }
@@ -107,21 +113,23 @@ static void device_readable(evutil_socket_t fd, short what, void *arg) {
   t2s_loop *l = arg;
   int cur = 0;
   unsigned flags = 0;
-  t2s_ssize n = read_one(l, cur, &flags);
+  const uint8_t *pkt[2] = {NULL, NULL};
+  t2s_ssize n = read_one(l, cur, &pkt[cur], &flags);
   bool lone = false;
   if (n > 0) {
     l->io_events++;
-    lone = lone_packet(l, l->pkt[cur], (size_t)n);
+    lone = lone_packet(l, pkt[cur], (size_t)n);
     l->lone_packets += lone;
   }
   for (int i = 0; i < T2S_RUNNER_BATCH && n > 0; i++) {
     unsigned next_flags = 0;
-    t2s_ssize next =
-        i + 1 < T2S_RUNNER_BATCH && !(i == 0 && lone) ? read_one(l, 1 - cur, &next_flags) : 0;
+    t2s_ssize next = i + 1 < T2S_RUNNER_BATCH && !(i == 0 && lone)
+                         ? read_one(l, 1 - cur, &pkt[1 - cur], &next_flags)
+                         : 0;
     if (next > 0) {
       flags |= T2S_INPUT_MORE;
     }
-    int rv = t2s_rec_input_ex(l->rec, l->engine, l->pkt[cur], (size_t)n, flags,
+    int rv = t2s_rec_input_ex(l->rec, l->engine, pkt[cur], (size_t)n, flags,
                               l->clock.ops->now(l->clock.self));
     if (t2s_err_is_fatal(rv)) {
       t2s_loop_fatal(l, "engine input", rv);

@@ -252,11 +252,25 @@ static int tun_sendv(void *self, const t2s_iovec *iov, size_t niov) {
   return tun_send_vnet(self, iov, niov, len);
 }
 
+/* Without IFF_VNET_HDR, through io_uring: the packet is lent where the ring read it (no copy
+ * into the runner's buffer). */
+static t2s_ssize tun_recv_ref(void *self, const uint8_t **ppkt) {
+  t2s_tun *tun = self;
+  t2s_tun_uring *u = uring_of(tun);
+  if (!u) {
+    return T2S_ERR_UNSUPPORTED;
+  }
+  tun->rx_flags = 0;
+  t2s_ssize n = t2s_tun_uring_recv_ref(u, ppkt);
+  return n >= 0 || n == T2S_ERR_WOULDBLOCK ? n : recv_error(tun, errno);
+}
+
 static const t2s_device_ops tun_ops = {
     .recv = tun_recv,
     .send = tun_send,
     .get_caps = tun_get_caps,
     .rx_flags = tun_rx_flags,
+    .recv_ref = tun_recv_ref,
 };
 
 static const t2s_device_ops tun_vnet_ops = {

@@ -41,9 +41,13 @@ struct t2s_tun_uring {
   uring_write wq[URING_MAX_WRITES];
   /* The last read batch: each slot's result, the next one to return, whether it drained the
    * device, the size of the next batch. */
-  uint8_t *rarena;
+  uint8_t *rarena;   /* two halves of rslots slots: a batch (or a plain read) fills the half
+                      * not holding the packet returned last, which so stays valid for one
+                      * more call (t2s_tun_uring_recv_ref) */
   size_t rslot;      /* bytes per read slot (the largest packet) */
-  unsigned rslots;   /* slots in rarena */
+  unsigned rslots;   /* slots in each half */
+  unsigned rhalf;    /* the half the last batch filled */
+  unsigned lent;     /* the half holding the packet returned last */
   unsigned rk;       /* reads in the next batch */
   unsigned rn, rpos; /* reads in the last batch, next slot to look at */
   int32_t rres[URING_MAX_READS];
@@ -81,13 +85,22 @@ static void fail_from_env(t2s_tun_uring *u) {
   }
 }
 
-/* One read of its own: the length, T2S_ERR_WOULDBLOCK, or T2S_ERR_CLOSED / T2S_ERR_FATAL with
- * errno set (as tun_linux.c's plain path). */
-static t2s_ssize plain_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen) {
+/* The first byte of slot i of half h. */
+static uint8_t *rslot_at(const t2s_tun_uring *u, unsigned h, unsigned i) {
+  return u->rarena + ((size_t)h * u->rslots + i) * u->rslot;
+}
+
+/* One read of its own (into the first slot of the other half, *ppkt): the length,
+ * T2S_ERR_WOULDBLOCK, or T2S_ERR_CLOSED / T2S_ERR_FATAL with errno set (as tun_linux.c's plain
+ * path). */
+static t2s_ssize plain_recv(t2s_tun_uring *u, const uint8_t **ppkt) {
   for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = read(u->fd, buf, buflen);
+    uint8_t *buf = rslot_at(u, 1 - u->lent, 0);
+    ssize_t n = read(u->fd, buf, u->rslot);
     if (n >= 0) {
+      u->lent = 1 - u->lent;
       u->cnt.rx_packets++;
+      *ppkt = buf;
       return (t2s_ssize)n;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -135,7 +148,7 @@ t2s_tun_uring *t2s_tun_uring_new(int fd, size_t max_pkt) {
   u->rk = 2;
   u->fail_mode = T2S_TUN_URING_FAIL_NONE;
   u->warena = malloc(URING_WARENA);
-  u->rarena = malloc(u->rslot * u->rslots);
+  u->rarena = malloc(2 * u->rslot * u->rslots);
   /* IORING_SETUP_SUBMIT_ALL (Linux 5.18): a request that fails at submission (kernels that
    * look the fd up then) does not stop the ones after it, so every request prepared completes
    * and the wait for them ends; without it the wait could block on requests never submitted:
@@ -287,13 +300,14 @@ bool t2s_tun_uring_rx_pending(const t2s_tun_uring *u) {
 /* One batch: rk reads, with the queued writes, in one submission. */
 static void read_batch(t2s_tun_uring *u) {
   unsigned k = u->rk;
+  u->rhalf = 1 - u->lent; /* the packet returned last stays where it is */
   for (unsigned i = 0; i < k; i++) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (!sqe) {
       k = i;
       break;
     }
-    io_uring_prep_read(sqe, u->fd, u->rarena + (size_t)i * u->rslot, (unsigned)u->rslot, 0);
+    io_uring_prep_read(sqe, u->fd, rslot_at(u, u->rhalf, i), (unsigned)u->rslot, 0);
     /* io_uring ignores O_NONBLOCK on a pollable file: without RWF_NOWAIT a read of an empty
      * TUN would wait for a packet instead of failing with EAGAIN. */
     sqe->rw_flags = RWF_NOWAIT;
@@ -326,15 +340,15 @@ static void read_batch(t2s_tun_uring *u) {
   u->rk = u->drained ? T2S_MAX(2u, T2S_MIN(2 * got, u->rslots)) : T2S_MIN(2 * k, u->rslots);
 }
 
-t2s_ssize t2s_tun_uring_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen) {
+t2s_ssize t2s_tun_uring_recv_ref(t2s_tun_uring *u, const uint8_t **ppkt) {
   for (int batches = 0; batches < 2; batches++) {
     while (u->rpos < u->rn) {
       unsigned i = u->rpos++;
       if (u->rres[i] >= 0) {
-        size_t n = T2S_MIN((size_t)u->rres[i], buflen);
-        memcpy(buf, u->rarena + (size_t)i * u->rslot, n);
+        *ppkt = rslot_at(u, u->rhalf, i);
+        u->lent = u->rhalf;
         u->cnt.rx_packets++;
-        return (t2s_ssize)n;
+        return u->rres[i];
       }
     }
     if (u->rerr) {
@@ -343,14 +357,14 @@ t2s_ssize t2s_tun_uring_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen) {
       int err = u->rerr;
       u->rerr = 0;
       u->drained = false;
-      t2s_ssize n = plain_recv(u, buf, buflen);
+      t2s_ssize n = plain_recv(u, ppkt);
       if (n >= 0 || n == T2S_ERR_WOULDBLOCK) {
         fall_back(u, "read", err);
       }
       return n;
     }
     if (u->plain) {
-      return plain_recv(u, buf, buflen);
+      return plain_recv(u, ppkt);
     }
     if (u->drained) {
       u->drained = false; /* the next recv reads again */
@@ -359,6 +373,16 @@ t2s_ssize t2s_tun_uring_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen) {
     read_batch(u);
   }
   return T2S_ERR_WOULDBLOCK;
+}
+
+t2s_ssize t2s_tun_uring_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen) {
+  const uint8_t *pkt;
+  t2s_ssize n = t2s_tun_uring_recv_ref(u, &pkt);
+  if (n > 0) {
+    n = (t2s_ssize)T2S_MIN((size_t)n, buflen);
+    memcpy(buf, pkt, (size_t)n);
+  }
+  return n;
 }
 
 void t2s_tun_uring_get_counters(const t2s_tun_uring *u, t2s_tun_uring_counters *c) {
@@ -398,6 +422,12 @@ t2s_ssize t2s_tun_uring_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen) {
   (void)u;
   (void)buf;
   (void)buflen;
+  return T2S_ERR_WOULDBLOCK;
+}
+
+t2s_ssize t2s_tun_uring_recv_ref(t2s_tun_uring *u, const uint8_t **ppkt) {
+  (void)u;
+  (void)ppkt;
   return T2S_ERR_WOULDBLOCK;
 }
 

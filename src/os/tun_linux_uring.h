@@ -60,6 +60,10 @@ int t2s_tun_uring_flush(t2s_tun_uring *u);
 /* The next packet read (copied into buf): its length, T2S_ERR_WOULDBLOCK when the device is
  * drained, or T2S_ERR_CLOSED / T2S_ERR_FATAL (errno set). */
 t2s_ssize t2s_tun_uring_recv(t2s_tun_uring *u, uint8_t *buf, size_t buflen);
+/* t2s_tun_uring_recv without the copy: *ppkt points at the packet in the ring's read buffer,
+ * valid until the second call after this one (of either function): a caller that reads one
+ * packet ahead hands the previous one over while the next is held. */
+t2s_ssize t2s_tun_uring_recv_ref(t2s_tun_uring *u, const uint8_t **ppkt);
 /* Packets already read and not yet returned by t2s_tun_uring_recv. */
 bool t2s_tun_uring_rx_pending(const t2s_tun_uring *u);
 void t2s_tun_uring_get_counters(const t2s_tun_uring *u, t2s_tun_uring_counters *c);

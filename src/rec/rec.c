@@ -313,7 +313,7 @@ static unsigned dev_rx_flags(void *self) {
   return rec->dev.ops->rx_flags ? rec->dev.ops->rx_flags(rec->dev.self) : 0;
 }
 
-static const t2s_device_ops rec_dev_ops = {dev_recv, dev_send, dev_caps, dev_rx_flags, NULL};
+static const t2s_device_ops rec_dev_ops = {dev_recv, dev_send, dev_caps, dev_rx_flags, NULL, NULL};
 
 void t2s_rec_wrap_device(t2s_rec *rec, const t2s_device *inner, t2s_device *out) {
   rec->dev = *inner;

@@ -226,7 +226,7 @@ static void dev_caps(void *self, t2s_device_caps *caps) {
   }
 }
 
-static const t2s_device_ops replay_dev_ops = {dev_recv, dev_send, dev_caps, NULL, NULL};
+static const t2s_device_ops replay_dev_ops = {dev_recv, dev_send, dev_caps, NULL, NULL, NULL};
 
 static bool id_same(rp *p, const t2s_rec_record *r, const char *what, uint64_t id) {
   if (r->id == id) {

@@ -305,7 +305,8 @@ static unsigned fault_rx_flags(void *self) {
   return f->last_flags;
 }
 
-static const t2s_device_ops fault_ops = {fault_recv, fault_send, fault_caps, fault_rx_flags, NULL};
+static const t2s_device_ops fault_ops = {fault_recv,     fault_send, fault_caps,
+                                         fault_rx_flags, NULL,       NULL};
 
 void t2s_fault_device(t2s_fault *f, t2s_device *out) {
   out->ops = &fault_ops;
@@ -368,7 +369,7 @@ static unsigned tee_rx_flags(void *self) {
   return t->inner.ops->rx_flags ? t->inner.ops->rx_flags(t->inner.self) : 0;
 }
 
-static const t2s_device_ops tee_ops = {tee_recv, tee_send, tee_caps, tee_rx_flags, NULL};
+static const t2s_device_ops tee_ops = {tee_recv, tee_send, tee_caps, tee_rx_flags, NULL, NULL};
 
 int t2s_pcap_tee_init(t2s_pcap_tee *t, const t2s_device *inner, const t2s_clock *clk,
                       uint32_t snaplen, uint64_t wall_base_ns,
