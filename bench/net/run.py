@@ -714,6 +714,16 @@ def targets(res: Dict) -> Dict:
         t = med("udp", p, "rate")
         if p.startswith("tunnel-bp") and t and r:
             out[f"udp_rate_vs_associate_{p[len('tunnel-'):]}"] = t / r
+    # The same ratio run by run (each path against the ASSOCIATE client measured seconds
+    # before it), then the median: steadier than a ratio of medians on a machine whose load
+    # moves between runs.
+    rel = res.get("udp", {}).get("relay", {}).get("rate", {}).get("runs") or []
+    for p, v in res.get("udp", {}).items():
+        runs = v.get("rate", {}).get("runs") or []
+        pairs = [a / b for a, b in zip(runs, rel) if a and b]
+        if p != "relay" and pairs:
+            name = "" if p == "tunnel" else "_" + p.replace("tunnel-", "")
+            out[f"udp_rate_vs_associate{name}_paired"] = statistics.median(pairs)
     rss = res.get("rss", {}).get("tunnel", {}).get("peak_rss_kb")
     if rss:
         out["idle_peak_rss_mb"] = rss / 1024
