@@ -59,7 +59,7 @@ static void setup(tfx *f, bool tso, uint16_t mss) {
  * packet against the rules and returns the largest payload seen. */
 static size_t send_all(tfx *f, bool expect_super) {
   CU_ASSERT(t2s_tcp_send(f->c, data, 100000, f->now) == 100000);
-  size_t total = 0, biggest = 0;
+  size_t total = 0, biggest = 0, tails = 0;
   for (int round = 0; round < 64 && total < 100000; round++) {
     size_t iplen;
     long n;
@@ -69,8 +69,10 @@ static size_t send_all(tfx *f, bool expect_super) {
       if (!expect_super) {
         CU_ASSERT(iplen <= 1500);
       } else if (iplen > 1500) {
-        /* A super-segment is whole MSS-sized segments: the device cuts it at the MTU. */
-        CU_ASSERT(n % f->c->mss == 0);
+        /* A super-segment is whole MSS-sized segments (the device cuts it at the MTU), but for
+         * the one that carries the end of what was queued: its last segment is short. */
+        CU_ASSERT(n % f->c->mss == 0 || total + (size_t)n == 100000);
+        tails += n % f->c->mss != 0;
         CU_ASSERT((size_t)f->c->mss + (iplen - (size_t)n) == 1500);
       }
       biggest = T2S_MAX(biggest, (size_t)n);
@@ -84,6 +86,7 @@ static size_t send_all(tfx *f, bool expect_super) {
   }
   CU_ASSERT(total == 100000);
   CU_ASSERT(t2s_tcp_send_queued(f->c) == 0);
+  CU_ASSERT(tails <= 1);
   return biggest;
 }
 
@@ -94,6 +97,62 @@ static void test_tso_super_segments(void) {
   CU_ASSERT(send_all(&f, true) > 1448); /* the initial window (10 MSS) went out as one */
   CU_ASSERT(f.n_partial > 0);
   tfx_teardown(&f);
+}
+
+/* What is queued goes out whole: 3 MSS and 100 bytes are one super-segment whose last segment
+ * is short, not 3 MSS and then the 100 bytes in a packet (a TUN write) of their own. */
+static void test_tso_tail_rides_along(void) {
+  tfx f;
+  setup(&f, true, 1460);
+  size_t want = 3 * 1448 + 100;
+  CU_ASSERT(t2s_tcp_send(f.c, data, want, f.now) == (t2s_ssize)want);
+  size_t iplen;
+  CU_ASSERT(pop_packet(&f, &iplen) == (long)want);
+  CU_ASSERT(iplen > 1500 && f.n_partial == 1);
+  expect_nothing(&f);
+  tfx_teardown(&f);
+}
+
+/* Acknowledges everything sent until nothing is left in flight (bounded). */
+static void ack_all(tfx *f) {
+  for (int round = 0; round < 64 && t2s_tcp_send_queued(f->c) > 0; round++) {
+    size_t iplen;
+    long n;
+    uint32_t acked = f->pack;
+    while ((n = pop_packet(f, &iplen)) >= 0) {
+      acked += (uint32_t)n;
+    }
+    f->now += T2S_MILLISECONDS;
+    f->ptsval++;
+    feed_ack(f, acked);
+    f->pack = acked;
+  }
+  CU_ASSERT(t2s_tcp_send_queued(f->c) == 0);
+}
+
+/* The room offered for an in-place read (t2s_tcp_send_buf) ends on a super-segment boundary
+ * with TSO: 64 KiB read there go out as one TUN write of 45 MSS, not that and 376 bytes in a
+ * second one. Without TSO the room is what the ring has. */
+static void test_tso_in_place_room_whole_super_segments(void) {
+  for (int tso = 1; tso >= 0; tso--) {
+    tfx f;
+    setup(&f, tso, 1460);
+    CU_ASSERT(t2s_tcp_send(f.c, data, 131072, f.now) == 131072); /* the ring grows to 128 KiB */
+    ack_all(&f);
+    uint8_t *p;
+    size_t room = t2s_tcp_send_buf(f.c, 65536, &p);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT_EQUAL(room, tso ? 45u * 1448 : 65536u);
+    memcpy(p, data, room);
+    f.c->cwnd = 1u << 20; /* past slow start: the window does not cut the segment */
+    CU_ASSERT(t2s_tcp_send(f.c, p, room, f.now) == (t2s_ssize)room);
+    size_t iplen;
+    if (tso) {
+      CU_ASSERT(pop_packet(&f, &iplen) == 45 * 1448);
+      expect_nothing(&f); /* one TUN write */
+    }
+    tfx_teardown(&f);
+  }
 }
 
 static void test_tso_off(void) {
@@ -176,6 +235,10 @@ int t2s_test_register_tcp_tso(void) {
   CU_pSuite s = CU_add_suite("tcp_tso", NULL, NULL);
   if (s == NULL || !CU_add_test(s, "TSO: whole-MSS super-segments", test_tso_super_segments) ||
       !CU_add_test(s, "TSO off: one MSS per segment", test_tso_off) ||
+      !CU_add_test(s, "TSO: in-place room ends on a super-segment boundary",
+                   test_tso_in_place_room_whole_super_segments) ||
+      !CU_add_test(s, "TSO: the queue's short tail rides in the last super-segment",
+                   test_tso_tail_rides_along) ||
       !CU_add_test(s, "TSO: no super-segments below a full MSS", test_tso_small_peer_mss) ||
       !CU_add_test(s, "TSO: a burst's GRO super-packets ACKed every second one",
                    test_tso_burst_acks_every_second_super_packet)) {

@@ -636,7 +636,7 @@ size_t t2s_tcp_send_buf(t2s_tcp_conn *c, size_t len, uint8_t **pbuf) {
   uint32_t pos = (uint32_t)(((uint64_t)r->head + c->sbuf_len) % r->cap);
   n = T2S_MIN(n, (size_t)(r->cap - c->sbuf_len));
   *pbuf = r->buf + pos;
-  return T2S_MIN(n, (size_t)(r->cap - pos));
+  return t2s_tcp_send_round(c, T2S_MIN(n, (size_t)(r->cap - pos)));
 }
 
 size_t t2s_tcp_send_queued(const t2s_tcp_conn *c) {

@@ -299,6 +299,9 @@ void t2s_tcp_tlp_send(t2s_tcp_conn *c, t2s_tstamp now);
 uint32_t t2s_tcp_rcv_window(const t2s_tcp_conn *c);
 /* Free bytes in the send buffer. */
 uint32_t t2s_tcp_sbuf_space(const t2s_tcp_conn *c);
+/* With TSO: n (> 0) less what would leave the unsent bytes a part of a super-segment behind
+ * the whole ones, when that much room remains; else n (tcp_out.c). */
+size_t t2s_tcp_send_round(const t2s_tcp_conn *c, size_t n);
 
 /* tcp_in.c */
 /* RFC 9293's acceptability test of a segment (seq, seglen) against [rcv_nxt, rcv_nxt + wnd). */
