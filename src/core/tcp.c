@@ -402,9 +402,6 @@ size_t t2s_tcp_ring_write(tcp_ring *r, uint32_t off, const uint8_t *data, size_t
   T2S_ASSERT((uint64_t)off + len <= r->cap && r->head < r->cap);
   uint32_t pos = (uint32_t)(((uint64_t)r->head + off) % r->cap);
   size_t first = T2S_MIN(len, (size_t)(r->cap - pos));
-  if (data == r->buf + pos && len == first) {
-    return len; /* read into the ring in place (t2s_tcp_send_buf) */
-  }
   memcpy(r->buf + pos, data, first);
   if (len > first) {
     memcpy(r->buf, data + first, len - first);
@@ -605,7 +602,9 @@ t2s_ssize t2s_tcp_send(t2s_tcp_conn *c, const uint8_t *data, size_t len, t2s_tst
       return 0;
     }
   }
-  t2s_tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
+  if ((uintptr_t)data - (uintptr_t)c->sbuf.buf >= c->sbuf.cap) {
+    t2s_tcp_ring_write(&c->sbuf, c->sbuf_len, data, n);
+  } /* else read into the ring in place (t2s_tcp_send_buf): already where it belongs */
   c->sbuf_len += (uint32_t)n;
   if (t2s_tcp_sbuf_space(c) == 0) {
     c->sbuf_was_full = true; /* on_sendable follows when space opens */

@@ -75,6 +75,15 @@ static void fill_opts(t2s_tcp_conn *c, uint8_t flags, t2s_tstamp now, t2s_tcp_op
  * 5 interleaved runs (scripts/bench --net, dante). Without offloads the bound is unchanged. */
 #define TCP_BATCH_ACK_GSO_SEGS 64u
 
+/* Full-sized segments an ACK may wait for inside a burst: 2 during quick-ack. */
+static inline uint32_t batch_ack_segs(const t2s_tcp_conn *c) {
+  if (c->quickacks > 0) {
+    return 2u;
+  }
+  return c->stack->cfg.tso ? T2S_MAX(TCP_BATCH_ACK_SEGS, TCP_BATCH_ACK_GSO_SEGS)
+                           : TCP_BATCH_ACK_SEGS;
+}
+
 /* Payload bytes a data segment may carry now: the MSS (which already leaves room for
  * timestamps) less the SACK blocks fill_opts() will add while we hold out-of-order data, so a
  * full-sized segment stays within the MTU. */
@@ -456,11 +465,8 @@ void t2s_tcp_output(t2s_tcp_conn *c, t2s_tstamp now) {
     /* A pure ACK carries snd.max, not snd.nxt (BSD's rule): after a retransmission timeout
      * rewound snd.nxt, a sequence number below the peer's rcv.nxt makes the ACK unacceptable
      * there, its ACK field is ignored, and two rewound peers answer each other's ACKs forever. */
-    uint32_t segs = c->quickacks > 0    ? 2u
-                    : c->stack->cfg.tso ? T2S_MAX(TCP_BATCH_ACK_SEGS, TCP_BATCH_ACK_GSO_SEGS)
-                                        : TCP_BATCH_ACK_SEGS;
     if (c->stack->batch && c->state == T2S_TCP_ESTABLISHED && c->nooo == 0 && !c->dsack_pending &&
-        c->rcv.nxt - c->last_ack_sent < segs * (uint32_t)c->rcv_mss) {
+        c->rcv.nxt - c->last_ack_sent < batch_ack_segs(c) * (uint32_t)c->rcv_mss) {
       /* Inside a burst an ACK for in-order data waits for its end (t2s_tcp_flush): one ACK
        * per connection per burst, as GRO gives a kernel. Out-of-order data, duplicates and
        * FINs are still answered at once (the peer counts duplicate ACKs). The bound is
