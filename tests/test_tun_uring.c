@@ -30,15 +30,30 @@ static bool pair(int sv[2]) {
   return true;
 }
 
-/* Writes are queued until the flush, then arrive whole and in order; 200 packets of up to
- * 1500 bytes take several flushes of the 256 KiB arena on the way. */
-static void test_writes_queued_then_flushed_in_order(void) {
-  int sv[2];
+/* The device under test on one end of a fresh pair (the peer on sv[1]); NULL, with the pair
+ * closed, when this build or kernel has no io_uring. */
+static t2s_tun_uring *rig_open(int sv[2]) {
   CU_ASSERT_FATAL(pair(sv));
   t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
   if (!u) {
     close(sv[0]);
     close(sv[1]);
+  }
+  return u;
+}
+
+static void rig_close(t2s_tun_uring *u, int sv[2]) {
+  t2s_tun_uring_free(u);
+  close(sv[0]);
+  close(sv[1]);
+}
+
+/* Writes are queued until the flush, then arrive whole and in order; 200 packets of up to
+ * 1500 bytes take several flushes of the 256 KiB arena on the way. */
+static void test_writes_queued_then_flushed_in_order(void) {
+  int sv[2];
+  t2s_tun_uring *u = rig_open(sv);
+  if (!u) {
     return; /* no io_uring here: the plain path is used */
   }
   uint8_t pkt[MAXPKT], got[MAXPKT + 1];
@@ -64,21 +79,16 @@ static void test_writes_queued_then_flushed_in_order(void) {
   t2s_tun_uring_get_counters(u, &c);
   CU_ASSERT(c.tx_packets == 201 && c.tx_errors == 0);
   CU_ASSERT(c.enters >= 2 && c.enters < 10); /* batched: not one call per packet */
-  t2s_tun_uring_free(u);
-  close(sv[0]);
-  close(sv[1]);
+  rig_close(u, sv);
 }
 
 /* Reads come in batches, in order; a batch that comes back short ends the burst with
  * WOULDBLOCK and no further call; packets left over are reported pending. */
 static void test_reads_in_order_and_drained(void) {
   int sv[2];
-  CU_ASSERT_FATAL(pair(sv));
-  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  t2s_tun_uring *u = rig_open(sv);
   if (!u) {
-    close(sv[0]);
-    close(sv[1]);
-    return;
+    return; /* no io_uring here: the plain path is used */
   }
   uint8_t pkt[MAXPKT], got[MAXPKT];
   CU_ASSERT(t2s_tun_uring_recv(u, got, sizeof(got)) == T2S_ERR_WOULDBLOCK); /* empty: no wait */
@@ -112,9 +122,7 @@ static void test_reads_in_order_and_drained(void) {
   }
   t2s_tun_uring_get_counters(u, &c1);
   CU_ASSERT(c1.rx_packets == 53);
-  t2s_tun_uring_free(u);
-  close(sv[0]);
-  close(sv[1]);
+  rig_close(u, sv);
 }
 
 /* Writes to an fd that is gone fail one by one (counted), and the flush returns: every request
@@ -199,12 +207,9 @@ static void plain_from_now_on(t2s_tun_uring *u, int peer, unsigned from) {
  * writes go out (in order) and a packet read before the failure is still returned. */
 static void test_submit_failure_falls_back_without_loss(void) {
   int sv[2];
-  CU_ASSERT_FATAL(pair(sv));
-  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  t2s_tun_uring *u = rig_open(sv);
   if (!u) {
-    close(sv[0]);
-    close(sv[1]);
-    return;
+    return; /* no io_uring here: the plain path is used */
   }
   uint8_t got[MAXPKT];
   peer_sends(sv[1], 0, 3);
@@ -220,9 +225,7 @@ static void test_submit_failure_falls_back_without_loss(void) {
   t2s_tun_uring_get_counters(u, &c);
   CU_ASSERT(c.fallbacks == 1 && c.tx_packets == 50 && c.tx_errors == 0 && c.rx_packets == 3);
   plain_from_now_on(u, sv[1], 50);
-  t2s_tun_uring_free(u);
-  close(sv[0]);
-  close(sv[1]);
+  rig_close(u, sv);
 }
 
 /* Every read completes with EOPNOTSUPP (as on a kernel whose TUN lacks RWF_NOWAIT): a plain
@@ -230,12 +233,9 @@ static void test_submit_failure_falls_back_without_loss(void) {
  * closed. */
 static void test_read_failure_falls_back_without_loss(void) {
   int sv[2];
-  CU_ASSERT_FATAL(pair(sv));
-  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  t2s_tun_uring *u = rig_open(sv);
   if (!u) {
-    close(sv[0]);
-    close(sv[1]);
-    return;
+    return; /* no io_uring here: the plain path is used */
   }
   uint8_t got[MAXPKT];
   peer_sends(sv[1], 0, 10);
@@ -246,9 +246,7 @@ static void test_read_failure_falls_back_without_loss(void) {
   t2s_tun_uring_get_counters(u, &c);
   CU_ASSERT(c.fallbacks == 1 && c.rx_packets == 10);
   plain_from_now_on(u, sv[1], 10);
-  t2s_tun_uring_free(u);
-  close(sv[0]);
-  close(sv[1]);
+  rig_close(u, sv);
 }
 
 /* Every write completes with EOPNOTSUPP while a plain write works: each is written plainly
@@ -256,12 +254,9 @@ static void test_read_failure_falls_back_without_loss(void) {
  * fd, above) stays counted as an error without a fall back. */
 static void test_write_failure_falls_back_without_loss(void) {
   int sv[2];
-  CU_ASSERT_FATAL(pair(sv));
-  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  t2s_tun_uring *u = rig_open(sv);
   if (!u) {
-    close(sv[0]);
-    close(sv[1]);
-    return;
+    return; /* no io_uring here: the plain path is used */
   }
   our_sends(u, 0, 5);
   CU_ASSERT(t2s_tun_uring_flush(u) == 0);
@@ -274,9 +269,7 @@ static void test_write_failure_falls_back_without_loss(void) {
   t2s_tun_uring_get_counters(u, &c);
   CU_ASSERT(c.fallbacks == 1 && c.tx_packets == 45 && c.tx_errors == 0);
   plain_from_now_on(u, sv[1], 45);
-  t2s_tun_uring_free(u);
-  close(sv[0]);
-  close(sv[1]);
+  rig_close(u, sv);
 }
 
 /* Reads one ahead through t2s_tun_uring_recv_ref, as the runner does: each packet lent in
@@ -284,12 +277,9 @@ static void test_write_failure_falls_back_without_loss(void) {
  * buffer), also when io_uring failed and reads are plain. */
 static void test_reads_lent_in_place_survive_the_next(void) {
   int sv[2];
-  CU_ASSERT_FATAL(pair(sv));
-  t2s_tun_uring *u = t2s_tun_uring_new(sv[0], MAXPKT);
+  t2s_tun_uring *u = rig_open(sv);
   if (!u) {
-    close(sv[0]);
-    close(sv[1]);
-    return;
+    return; /* no io_uring here: the plain path is used */
   }
   uint8_t want[MAXPKT];
   for (unsigned round = 0; round < 2; round++) {
@@ -320,9 +310,7 @@ static void test_reads_lent_in_place_survive_the_next(void) {
   t2s_tun_uring_counters c;
   t2s_tun_uring_get_counters(u, &c);
   CU_ASSERT(c.rx_packets == 200 && c.fallbacks == 1);
-  t2s_tun_uring_free(u);
-  close(sv[0]);
-  close(sv[1]);
+  rig_close(u, sv);
 }
 
 int t2s_test_register_tun_uring(void) {
