@@ -42,8 +42,8 @@ void t2s_engine_drop(t2s_engine *e, t2s_drop_reason reason, t2s_tstamp now, cons
                   (int)reason);
 }
 
-int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len) {
-  int rv = e->dev.ops->send(e->dev.self, pkt, len);
+/* One packet handed to the device: counted as sent, or as a device-error drop. */
+static int count_sent(t2s_engine *e, int rv) {
   if (rv != 0) {
     e->stats.drops[T2S_DROP_DEVICE_ERROR]++;
     return rv;
@@ -52,14 +52,12 @@ int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len) {
   return 0;
 }
 
+int t2s_engine_send(t2s_engine *e, const uint8_t *pkt, size_t len) {
+  return count_sent(e, e->dev.ops->send(e->dev.self, pkt, len));
+}
+
 int t2s_engine_sendv(t2s_engine *e, const t2s_iovec *iov, size_t niov) {
-  int rv = e->dev.ops->sendv(e->dev.self, iov, niov);
-  if (rv != 0) {
-    e->stats.drops[T2S_DROP_DEVICE_ERROR]++;
-    return rv;
-  }
-  e->stats.packets_out++;
-  return 0;
+  return count_sent(e, e->dev.ops->sendv(e->dev.self, iov, niov));
 }
 
 bool t2s_engine_send_unreach(t2s_engine *e, const t2s_addr *from, const t2s_pkt *orig,
