@@ -320,6 +320,16 @@ static void tc_open(t2s_engine *e, tclient *c, const char *src, const char *dst,
   }
 }
 
+/* The client closes at now: its FIN is answered with a FIN (no RST), and its last ACK at
+ * now + 1 ends the flow. */
+static void tc_close(t2s_engine *e, tclient *c, t2s_tstamp now) {
+  tc_seg(e, c, T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, now);
+  tc_read(c);
+  CU_ASSERT(c->fin);
+  CU_ASSERT_FALSE(c->rst);
+  tc_seg(e, c, T2S_TCP_ACK, NULL, 0, now + 1);
+}
+
 /* query() framed with its two-byte length, with ID id. */
 static size_t framed(uint8_t *buf, const char *name, uint16_t qtype, uint16_t id) {
   size_t n = query(buf + 2, name, qtype);
@@ -389,11 +399,7 @@ static void test_tcp_dns_answered_locally(void) {
   CU_ASSERT_EQUAL(t2s_engine_reset_all(e, 4), 0);
   CU_ASSERT_FALSE(c.rst);
   /* The client closes: FIN answered with FIN; the last ACK ends the flow. */
-  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, 5);
-  tc_read(&c);
-  CU_ASSERT(c.fin);
-  CU_ASSERT_FALSE(c.rst);
-  tc_seg(e, &c, T2S_TCP_ACK, NULL, 0, 6);
+  tc_close(e, &c, 5);
   t2s_engine_stats st;
   t2s_engine_get_stats(e, &st);
   CU_ASSERT_EQUAL(st.tcp_flows_active, 0);
@@ -614,11 +620,7 @@ static void test_tcp_dns_upstream_fails_servfail(void) {
   t2s_engine_get_stats(e, &st);
   CU_ASSERT_EQUAL(st.dns_servfail[T2S_DNS_SERVFAIL_TCP_UPSTREAM], 2);
   /* The client closes: FIN for FIN. */
-  tc_seg(e, &c, T2S_TCP_ACK | T2S_TCP_FIN, NULL, 0, 8);
-  tc_read(&c);
-  CU_ASSERT(c.fin);
-  CU_ASSERT_FALSE(c.rst);
-  tc_seg(e, &c, T2S_TCP_ACK, NULL, 0, 9);
+  tc_close(e, &c, 8);
 
   /* Half an answer relayed when the stream fails: the framing cannot be completed, RST. */
   tclient d;

@@ -356,6 +356,24 @@ static bool has_kind(const membuf *m, int kind) {
   return false;
 }
 
+/* Every kind in kinds[] has at least one record in the file; a missing one is named. */
+static void assert_has_kinds(const membuf *m, const int *kinds, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (!has_kind(m, kinds[i])) {
+      fprintf(stderr, "\nmissing record kind %s\n", t2s_rec_kind_name(kinds[i]));
+      CU_FAIL("a record kind is missing");
+    }
+  }
+}
+
+/* The file replays identically (the verdict's message printed when not). */
+static void assert_replays_identical(const membuf *m, t2s_replay_result *res) {
+  CU_ASSERT_EQUAL(t2s_replay_run(m->data, m->len, NULL, res), T2S_REPLAY_IDENTICAL);
+  if (res->status != T2S_REPLAY_IDENTICAL) {
+    fprintf(stderr, "\n%s\n", res->msg);
+  }
+}
+
 /* The offset of the body of the n-th record of kind (0-based), or 0. */
 static size_t find_record(const membuf *m, int kind, int nth) {
   static t2s_rec_reader rd;
@@ -384,17 +402,9 @@ static void test_session_replays_identical(void) {
                  T2S_REC_TIMER,        T2S_REC_DEV_SEND,     T2S_REC_STREAM_OPEN,
                  T2S_REC_STREAM_WRITE, T2S_REC_STREAM_CLOSE, T2S_REC_ROUTE_GET,
                  T2S_REC_EVENT,        T2S_REC_NOTE,         T2S_REC_END};
-  for (size_t i = 0; i < T2S_ARRAY_LEN(kinds); i++) {
-    if (!has_kind(&m, kinds[i])) {
-      fprintf(stderr, "\nmissing record kind %s\n", t2s_rec_kind_name(kinds[i]));
-      CU_FAIL("a record kind is missing");
-    }
-  }
+  assert_has_kinds(&m, kinds, T2S_ARRAY_LEN(kinds));
   t2s_replay_result res;
-  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
-  if (res.status != T2S_REPLAY_IDENTICAL) {
-    fprintf(stderr, "\n%s\n", res.msg);
-  }
+  assert_replays_identical(&m, &res);
   CU_ASSERT(res.ended);
   CU_ASSERT(res.engine_deleted);
   CU_ASSERT_EQUAL(res.leaked_blocks, 0);
@@ -666,10 +676,7 @@ static void test_fake_dns_session_replays_identical(void) {
   CU_ASSERT_PTR_NOT_NULL(memmem(r.data, r.datalen, "loaded.example", 14));
   CU_ASSERT(has_kind(&m, T2S_REC_STREAM_WRITE));
   t2s_replay_result res;
-  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
-  if (res.status != T2S_REPLAY_IDENTICAL) {
-    fprintf(stderr, "\n%s\n", res.msg);
-  }
+  assert_replays_identical(&m, &res);
   CU_ASSERT(res.engine_deleted);
   CU_ASSERT_EQUAL(res.leaked_blocks, 0);
 
@@ -801,17 +808,9 @@ static void test_proxies_and_reload_replay_identical(void) {
   record_proxies_session(&m, true);
   int kinds[] = {T2S_REC_SET_PROXIES,     T2S_REC_PROXY_SET_ADDR,   T2S_REC_PROXY_PROBE,
                  T2S_REC_REPLACE_PROXIES, T2S_REC_STREAM_MULTIPATH, T2S_REC_SET_RUNTIME};
-  for (size_t i = 0; i < T2S_ARRAY_LEN(kinds); i++) {
-    if (!has_kind(&m, kinds[i])) {
-      fprintf(stderr, "\nmissing record kind %s\n", t2s_rec_kind_name(kinds[i]));
-      CU_FAIL("a record kind is missing");
-    }
-  }
+  assert_has_kinds(&m, kinds, T2S_ARRAY_LEN(kinds));
   t2s_replay_result res;
-  CU_ASSERT_EQUAL(t2s_replay_run(m.data, m.len, NULL, &res), T2S_REPLAY_IDENTICAL);
-  if (res.status != T2S_REPLAY_IDENTICAL) {
-    fprintf(stderr, "\n%s\n", res.msg);
-  }
+  assert_replays_identical(&m, &res);
   CU_ASSERT(res.engine_deleted);
   CU_ASSERT_EQUAL(res.leaked_blocks, 0);
   /* the set_proxies record matters: cut it out and the replay differs */
