@@ -154,6 +154,16 @@ uint16_t t2s_csum_update32(uint16_t csum, uint32_t oldv, uint32_t newv);
 
 /* ---- builders: write a whole IP packet into buf, with correct checksums ---- */
 
+/* The protocol of an IPv4 packet or the first next header of an IPv6 one (extension headers
+ * are not followed), or 0 when len cannot hold its fixed header or the version is neither. A
+ * cheap peek for the OS layer, before any parse. */
+static inline uint8_t t2s_ip_l4proto(const uint8_t *pkt, size_t len) {
+  if (len >= 20 && pkt[0] >> 4 == 4) {
+    return pkt[9];
+  }
+  return len >= 40 && pkt[0] >> 4 == 6 ? pkt[6] : 0;
+}
+
 /* Length of the IP header the builders write for a family (20 or 40). */
 size_t t2s_ip_hdrlen(uint8_t family);
 

@@ -81,15 +81,6 @@ static t2s_ssize read_one(t2s_loop *l, int slot, const uint8_t **ppkt, unsigned 
   return n;
 }
 
-/* True when pkt is an IPv4 or IPv6 TCP segment (IPv6 extension headers are not followed: such
- * a segment counts as not TCP, which costs at most its burst's coalescing). */
-static bool is_tcp(const uint8_t *pkt, size_t len) {
-  if (len >= 20 && pkt[0] >> 4 == 4) {
-    return pkt[9] == T2S_IPPROTO_TCP;
-  }
-  return len >= 40 && pkt[0] >> 4 == 6 && pkt[6] == T2S_IPPROTO_TCP;
-}
-
 /* The first packet of a wakeup is a lone one (no read ahead) when reading ahead costs a system
  * call (lone_skip), it is not TCP (nothing to coalesce: a datagram goes upstream on its own
  * anyway) and the device was quiet for LONE_GAP_NS before this wakeup: a request of a
@@ -97,7 +88,9 @@ static bool is_tcp(const uint8_t *pkt, size_t len) {
  * ahead as before; a packet left queued behind a lone one makes the level-triggered fd ready
  * again at once (one epoll_wait instead of the read that would block: no worse). */
 static bool lone_packet(t2s_loop *l, const uint8_t *pkt, size_t len) {
-  return l->lone_skip && !is_tcp(pkt, len) &&
+  /* IPv6 extension headers are not followed: such a TCP segment counts as not TCP, which
+   * costs at most its burst's coalescing. */
+  return l->lone_skip && t2s_ip_l4proto(pkt, len) != T2S_IPPROTO_TCP &&
          t2s_clock_monotonic_ns() - l->dev_last >= T2S_LOOP_LONE_GAP_NS;
 }
 

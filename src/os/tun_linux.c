@@ -109,16 +109,12 @@ static t2s_ssize tun_recv_vnet(t2s_tun *tun, uint8_t *buf, size_t buflen) {
 
 /* The IP header length and TCP header length of a TCP packet, or false. */
 static bool tcp_headers(const uint8_t *pkt, size_t len, size_t *pihl, size_t *pthl, bool *pv6) {
-  size_t ihl;
-  if (len >= 20 && (pkt[0] >> 4) == 4 && pkt[9] == T2S_IPPROTO_TCP) {
-    ihl = (size_t)(pkt[0] & 0x0f) * 4;
-    *pv6 = false;
-  } else if (len >= 40 && (pkt[0] >> 4) == 6 && pkt[6] == T2S_IPPROTO_TCP) {
-    ihl = 40; /* the engine builds IPv6 TCP without extension headers */
-    *pv6 = true;
-  } else {
+  if (t2s_ip_l4proto(pkt, len) != T2S_IPPROTO_TCP) {
     return false;
   }
+  *pv6 = pkt[0] >> 4 == 6;
+  /* the engine builds IPv6 TCP without extension headers */
+  size_t ihl = *pv6 ? 40 : (size_t)(pkt[0] & 0x0f) * 4;
   if (len < ihl + 20) {
     return false;
   }
