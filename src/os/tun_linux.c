@@ -18,6 +18,7 @@
 #include "os_error.h"
 #include "packet.h"
 #include "tun_linux_uring.h"
+#include "tun_fd_linux.h"
 
 struct t2s_tun {
   int fd;
@@ -130,19 +131,13 @@ static bool tcp_headers(const uint8_t *pkt, size_t len, size_t *pihl, size_t *pt
 /* Writes one packet (its pieces in iov), retrying a signal a few times. Returns 0,
  * T2S_ERR_WOULDBLOCK (the kernel's queue is full) or T2S_ERR_CLOSED. */
 static int tun_write(t2s_tun *tun, const struct iovec *iov, int niov) {
-  for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = writev(tun->fd, iov, niov);
-    if (n >= 0) {
-      tun->tx_packets++;
-      return 0;
-    }
-    if (errno != EINTR) {
-      break;
-    }
+  int rv = t2s_tun_fd_writev(tun->fd, iov, niov);
+  if (rv == 0) {
+    tun->tx_packets++;
+  } else {
+    tun->tx_errors++;
   }
-  tun->tx_errors++;
-  return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? T2S_ERR_WOULDBLOCK
-                                                                     : T2S_ERR_CLOSED;
+  return rv;
 }
 
 /* A TCP packet over the MTU is a super-segment whose checksum field the engine already filled
@@ -178,14 +173,11 @@ static int tun_send_vnet(t2s_tun *tun, const t2s_iovec *piov, size_t niov, size_
 
 /* A failed read: the errno read here goes into the warning; the caller gets T2S_ERR_*. */
 static t2s_ssize recv_error(const t2s_tun *tun, int err) {
-  if (err == EAGAIN || err == EWOULDBLOCK) {
-    return T2S_ERR_WOULDBLOCK;
+  t2s_ssize rv = t2s_tun_fd_read_error(err);
+  if (rv == T2S_ERR_CLOSED) {
+    T2S_WARN("reading the TUN %s: %s", tun->ifname, strerror(err));
   }
-  if (err == EBADFD || err == EBADF) {
-    return T2S_ERR_FATAL;
-  }
-  T2S_WARN("reading the TUN %s: %s", tun->ifname, strerror(err));
-  return T2S_ERR_CLOSED;
+  return rv;
 }
 
 static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
@@ -200,18 +192,12 @@ static t2s_ssize tun_recv(void *self, uint8_t *buf, size_t buflen) {
     t2s_ssize n = t2s_tun_uring_recv(u, buf, buflen);
     return n >= 0 || n == T2S_ERR_WOULDBLOCK ? n : recv_error(tun, errno);
   }
-  /* Bounded: a signal may interrupt the read; retry a few times, then report nothing. */
-  for (int tries = 0; tries < 4; tries++) {
-    ssize_t n = read(tun->fd, buf, buflen);
-    if (n >= 0) {
-      tun->rx_packets++;
-      return (t2s_ssize)n;
-    }
-    if (errno != EINTR) {
-      return recv_error(tun, errno);
-    }
+  t2s_ssize n = t2s_tun_fd_read(tun->fd, buf, buflen);
+  if (n >= 0) {
+    tun->rx_packets++;
+    return n;
   }
-  return T2S_ERR_WOULDBLOCK;
+  return n == T2S_ERR_WOULDBLOCK ? n : recv_error(tun, errno);
 }
 
 static int tun_send(void *self, const uint8_t *pkt, size_t pktlen) {

@@ -7,9 +7,9 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
+#include "tun_fd_linux.h"
 
 #define URING_ENTRIES 256          /* submission queue */
 #define URING_WARENA (256u * 1024) /* queued writes, copied back to back */
@@ -91,43 +91,29 @@ static uint8_t *rslot_at(const t2s_tun_uring *u, unsigned h, unsigned i) {
 }
 
 /* One read of its own (into the first slot of the other half, *ppkt): the length,
- * T2S_ERR_WOULDBLOCK, or T2S_ERR_CLOSED / T2S_ERR_FATAL with errno set (as tun_linux.c's plain
- * path). */
+ * T2S_ERR_WOULDBLOCK, or T2S_ERR_CLOSED / T2S_ERR_FATAL with errno set. */
 static t2s_ssize plain_recv(t2s_tun_uring *u, const uint8_t **ppkt) {
-  for (int tries = 0; tries < 4; tries++) {
-    uint8_t *buf = rslot_at(u, 1 - u->lent, 0);
-    ssize_t n = read(u->fd, buf, u->rslot);
-    if (n >= 0) {
-      u->lent = 1 - u->lent;
-      u->cnt.rx_packets++;
-      *ppkt = buf;
-      return (t2s_ssize)n;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return T2S_ERR_WOULDBLOCK;
-    }
-    if (errno != EINTR) {
-      return errno == EBADF || errno == EBADFD ? T2S_ERR_FATAL : T2S_ERR_CLOSED;
-    }
+  uint8_t *buf = rslot_at(u, 1 - u->lent, 0);
+  t2s_ssize n = t2s_tun_fd_read(u->fd, buf, u->rslot);
+  if (n >= 0) {
+    u->lent = 1 - u->lent;
+    u->cnt.rx_packets++;
+    *ppkt = buf;
   }
-  return T2S_ERR_WOULDBLOCK;
+  return n;
 }
 
 /* One write of its own, counted: 0, T2S_ERR_WOULDBLOCK (the device's queue is full) or
- * T2S_ERR_CLOSED, errno set (as tun_linux.c's plain path). */
+ * T2S_ERR_CLOSED, errno set. */
 static int plain_send(t2s_tun_uring *u, const uint8_t *pkt, size_t len) {
-  for (int tries = 0; tries < 4; tries++) {
-    if (write(u->fd, pkt, len) >= 0) {
-      u->cnt.tx_packets++;
-      return 0;
-    }
-    if (errno != EINTR) {
-      break;
-    }
+  struct iovec iov = {.iov_base = (void *)pkt, .iov_len = len};
+  int rv = t2s_tun_fd_writev(u->fd, &iov, 1);
+  if (rv == 0) {
+    u->cnt.tx_packets++;
+  } else {
+    u->cnt.tx_errors++;
   }
-  u->cnt.tx_errors++;
-  return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? T2S_ERR_WOULDBLOCK
-                                                                     : T2S_ERR_CLOSED;
+  return rv;
 }
 
 t2s_tun_uring *t2s_tun_uring_new(int fd, size_t max_pkt) {
